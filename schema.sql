@@ -1,0 +1,118 @@
+-- Outpost durable store: the whole schema, version 1 (PRAGMA user_version = 1).
+--
+-- store::open applies this file, in one transaction, to a database whose
+-- user_version is 0 (a new file). A database at an older version is brought
+-- up by the step migrations in src/store/migrate.rs instead; this file always
+-- describes the newest version, and its last line sets that version.
+-- Fixtures: a database created from this file is the version-1 fixture that
+-- later migrations must upgrade.
+--
+-- Times are unix seconds (INTEGER). Foreign keys that the broker fills within
+-- one group commit are DEFERRABLE INITIALLY DEFERRED, so the order of writes
+-- inside a commit does not matter; they are still checked at COMMIT.
+
+-- Accounts that may connect and log in to the web pages.
+CREATE TABLE users (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT    NOT NULL UNIQUE,
+    password_hash TEXT    NOT NULL,
+    is_admin      INTEGER NOT NULL DEFAULT 0 CHECK (is_admin IN (0, 1)),
+    created_at    INTEGER NOT NULL DEFAULT (unixepoch())
+);
+
+-- Password-reset questions; the answer is hashed like a password.
+CREATE TABLE security_questions (
+    user_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    question    TEXT    NOT NULL,
+    answer_hash TEXT    NOT NULL,
+    PRIMARY KEY (user_id, question)
+) WITHOUT ROWID;
+
+-- Topic access rules. username NULL is a pattern rule for everyone; topic may
+-- contain %u (user name) and %c (client id).
+CREATE TABLE acl_rules (
+    id       INTEGER PRIMARY KEY,
+    username TEXT    REFERENCES users (name) ON DELETE CASCADE ON UPDATE CASCADE,
+    topic    TEXT    NOT NULL CHECK (length(topic) > 0),
+    access   TEXT    NOT NULL CHECK (access IN ('read', 'write', 'readwrite', 'deny'))
+);
+CREATE INDEX acl_rules_username ON acl_rules (username);
+
+-- Last connect and disconnect of every client id seen, for the web pages.
+CREATE TABLE client_records (
+    client_id         TEXT    PRIMARY KEY,
+    username          TEXT,
+    address           TEXT    NOT NULL,
+    protocol          INTEGER NOT NULL,
+    connected_at      INTEGER NOT NULL,
+    disconnected_at   INTEGER,
+    disconnect_reason TEXT
+) WITHOUT ROWID;
+
+-- Retained messages, one per topic. properties is the encoded MQTT 5
+-- property block, opaque to the store.
+CREATE TABLE retained (
+    topic      TEXT    PRIMARY KEY,
+    payload    BLOB    NOT NULL,
+    qos        INTEGER NOT NULL CHECK (qos BETWEEN 0 AND 2),
+    properties BLOB    NOT NULL,
+    expires_at INTEGER
+) WITHOUT ROWID;
+
+-- Message bodies stored once and referenced by every session queue row that
+-- delivers them; deleted when the last reference goes.
+CREATE TABLE messages (
+    id         INTEGER PRIMARY KEY CHECK (id >= 0),
+    topic      TEXT    NOT NULL,
+    payload    BLOB    NOT NULL,
+    qos        INTEGER NOT NULL CHECK (qos BETWEEN 0 AND 2),
+    retain     INTEGER NOT NULL CHECK (retain IN (0, 1)),
+    properties BLOB    NOT NULL,
+    expires_at INTEGER
+);
+
+-- Persistent sessions (clean start 0 or a non-zero expiry interval).
+-- disconnected_at is NULL while the client is connected.
+CREATE TABLE sessions (
+    client_id       TEXT    PRIMARY KEY,
+    expiry_interval INTEGER NOT NULL CHECK (expiry_interval BETWEEN 0 AND 4294967295),
+    username        TEXT,
+    disconnected_at INTEGER
+) WITHOUT ROWID;
+
+-- A session's subscriptions; filter is the full text, $share/group/ included.
+-- options is the MQTT 5 subscription options byte.
+CREATE TABLE subscriptions (
+    client_id  TEXT    NOT NULL REFERENCES sessions (client_id)
+                       ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    filter     TEXT    NOT NULL,
+    options    INTEGER NOT NULL CHECK (options BETWEEN 0 AND 255),
+    identifier INTEGER CHECK (identifier BETWEEN 1 AND 268435455),
+    PRIMARY KEY (client_id, filter)
+) WITHOUT ROWID;
+
+-- A session's outbound queue and in-flight window, in seq order.
+-- state: 0 queued, 1 sent awaiting PUBACK/PUBREC, 2 PUBREL sent awaiting PUBCOMP.
+CREATE TABLE session_queue (
+    client_id  TEXT    NOT NULL REFERENCES sessions (client_id)
+                       ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    seq        INTEGER NOT NULL CHECK (seq >= 0),
+    message_id INTEGER NOT NULL REFERENCES messages (id) DEFERRABLE INITIALLY DEFERRED,
+    qos        INTEGER NOT NULL CHECK (qos BETWEEN 0 AND 2),
+    packet_id  INTEGER CHECK (packet_id BETWEEN 1 AND 65535),
+    state      INTEGER NOT NULL CHECK (state BETWEEN 0 AND 2),
+    PRIMARY KEY (client_id, seq)
+) WITHOUT ROWID;
+-- Lets the orphan check after a delete find remaining references quickly.
+CREATE INDEX session_queue_message_id ON session_queue (message_id);
+
+-- Inbound QoS 2 packet ids received but not yet released (PUBREL), so
+-- exactly-once delivery survives a restart.
+CREATE TABLE qos2_received (
+    client_id TEXT    NOT NULL REFERENCES sessions (client_id)
+                      ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    packet_id INTEGER NOT NULL CHECK (packet_id BETWEEN 1 AND 65535),
+    PRIMARY KEY (client_id, packet_id)
+) WITHOUT ROWID;
+
+PRAGMA user_version = 1;

@@ -1,0 +1,3 @@
+//! Authentication helpers that do not touch the database.
+
+pub mod password;

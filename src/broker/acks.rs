@@ -1,0 +1,97 @@
+//! Inbound PUBACK, PUBREC, PUBREL and PUBCOMP: advance the QoS 1/2 handshakes and refill
+//! the client's in-flight window from its queue.
+
+use std::time::Instant;
+
+use super::session::InflightState;
+use super::{Broker, Violation};
+use crate::protocol::{Ack, Packet, Qos, ReasonCode};
+
+impl Broker {
+    pub(super) fn handle_puback(
+        &mut self,
+        _token: usize,
+        session: usize,
+        ack: Ack<'_>,
+        now: Instant,
+    ) -> Result<(), Violation> {
+        let s = &mut self.sessions[session];
+        match s.take_inflight(ack.packet_id, InflightState::Published) {
+            Some(done) if done.outbound.qos == Qos::AtLeastOnce => {}
+            Some(other) => {
+                s.inflight.push_front(other);
+                return Err(Violation::protocol("PUBACK for a QoS 2 message"));
+            }
+            // An ack for something no longer in flight (e.g. after a resend): harmless.
+            None => return Ok(()),
+        }
+        self.fill_window(session, now);
+        Ok(())
+    }
+
+    pub(super) fn handle_pubrec(
+        &mut self,
+        token: usize,
+        session: usize,
+        ack: Ack<'_>,
+        now: Instant,
+    ) -> Result<(), Violation> {
+        let s = &mut self.sessions[session];
+        let Some(pos) = s
+            .inflight
+            .iter()
+            .position(|i| i.packet_id == ack.packet_id && i.outbound.qos == Qos::ExactlyOnce)
+        else {
+            self.send_ack(
+                token,
+                Packet::PubRel,
+                ack.packet_id,
+                ReasonCode::PacketIdentifierNotFound,
+            );
+            return Ok(());
+        };
+        if ack.reason.is_error() {
+            // The receiver refused the message: the exchange ends here.
+            s.inflight.remove(pos);
+            self.fill_window(session, now);
+            return Ok(());
+        }
+        s.inflight[pos].state = InflightState::Released;
+        self.send_ack(token, Packet::PubRel, ack.packet_id, ReasonCode::Success);
+        Ok(())
+    }
+
+    pub(super) fn handle_pubrel(
+        &mut self,
+        token: usize,
+        session: usize,
+        ack: Ack<'_>,
+    ) -> Result<(), Violation> {
+        let known = self.sessions[session]
+            .incoming_qos2
+            .remove(&ack.packet_id.get());
+        let reason = if known {
+            ReasonCode::Success
+        } else {
+            ReasonCode::PacketIdentifierNotFound
+        };
+        self.send_ack(token, Packet::PubComp, ack.packet_id, reason);
+        Ok(())
+    }
+
+    pub(super) fn handle_pubcomp(
+        &mut self,
+        _token: usize,
+        session: usize,
+        ack: Ack<'_>,
+        now: Instant,
+    ) -> Result<(), Violation> {
+        if self.sessions[session]
+            .take_inflight(ack.packet_id, InflightState::Released)
+            .is_some()
+        {
+            self.fill_window(session, now);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,168 @@
+//! One network connection: its socket, read and write buffers, and the MQTT state
+//! negotiated at CONNECT.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+
+use crate::protocol::{self, Packet, ProtocolVersion, ReasonCode};
+
+/// Bytes read from the socket per `read` call.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Where the connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Accepted; no CONNECT yet. Closed if nothing arrives by `deadline`.
+    AwaitingConnect { deadline: Instant },
+    /// CONNECT accepted; bound to a session.
+    Connected { session: usize },
+}
+
+/// Why a connection is being closed, decided by whoever closes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseReason {
+    pub reason: ReasonCode,
+    /// Publish the will (every close but a normal DISCONNECT).
+    pub publish_will: bool,
+    /// Text for the disconnect log line.
+    pub detail: &'static str,
+}
+
+pub struct Connection {
+    pub socket: TcpStream,
+    pub addr: SocketAddr,
+    /// Unique for the life of the process, unlike the slab key, which is reused.
+    pub serial: u64,
+    pub phase: Phase,
+    pub version: ProtocolVersion,
+    pub client_id: Arc<str>,
+    /// Keep alive agreed at CONNECT (seconds, 0 = none).
+    pub keep_alive: u16,
+    /// When the last bytes arrived, for the keep-alive check.
+    pub last_read: Instant,
+    pub read_buf: Vec<u8>,
+    pub write_buf: Vec<u8>,
+    /// Largest packet the client accepts (MQTT 5 Maximum Packet Size).
+    pub max_packet_size: u32,
+    /// How many unacknowledged QoS 1/2 messages the client accepts from us.
+    pub receive_maximum: u16,
+    /// Topic aliases the client set up toward us (alias → topic).
+    pub inbound_aliases: HashMap<u16, Box<str>>,
+    /// Largest alias the client may use (our Topic Alias Maximum).
+    pub topic_alias_maximum: u16,
+    /// Set once the connection must close after its pending output is flushed.
+    pub closing: Option<CloseReason>,
+    /// True while WRITABLE interest is registered (only while output is pending).
+    pub wants_write: bool,
+    /// True while the connection is listed for a flush at the end of this turn.
+    pub in_flush_list: bool,
+    /// Counts of the bytes moved, for $SYS.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl Connection {
+    pub fn new(
+        socket: TcpStream,
+        addr: SocketAddr,
+        serial: u64,
+        connect_deadline: Instant,
+        now: Instant,
+    ) -> Self {
+        Connection {
+            socket,
+            addr,
+            serial,
+            phase: Phase::AwaitingConnect {
+                deadline: connect_deadline,
+            },
+            version: ProtocolVersion::V5,
+            client_id: Arc::from(""),
+            keep_alive: 0,
+            last_read: now,
+            read_buf: Vec::new(),
+            write_buf: Vec::new(),
+            max_packet_size: protocol::MAX_PACKET_SIZE,
+            receive_maximum: u16::MAX,
+            inbound_aliases: HashMap::new(),
+            topic_alias_maximum: 0,
+            closing: None,
+            wants_write: false,
+            in_flush_list: false,
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+
+    pub fn session(&self) -> Option<usize> {
+        match self.phase {
+            Phase::Connected { session } => Some(session),
+            Phase::AwaitingConnect { .. } => None,
+        }
+    }
+
+    /// When silence means the client is gone: 1.5 × keep alive after the last read.
+    pub fn keep_alive_deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::AwaitingConnect { deadline } => Some(deadline),
+            Phase::Connected { .. } if self.keep_alive > 0 => {
+                Some(self.last_read + Duration::from_millis(u64::from(self.keep_alive) * 1500))
+            }
+            Phase::Connected { .. } => None,
+        }
+    }
+
+    /// Reads until `WouldBlock`. Returns false on EOF or a read error.
+    pub fn read_available(&mut self) -> bool {
+        loop {
+            let len = self.read_buf.len();
+            self.read_buf.resize(len + READ_CHUNK, 0);
+            match self.socket.read(&mut self.read_buf[len..]) {
+                Ok(0) => {
+                    self.read_buf.truncate(len);
+                    return false;
+                }
+                Ok(n) => {
+                    self.read_buf.truncate(len + n);
+                    self.bytes_in += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.read_buf.truncate(len);
+                    return true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.read_buf.truncate(len),
+                Err(_) => {
+                    self.read_buf.truncate(len);
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Writes pending output until done or `WouldBlock`. Err means the peer is gone.
+    pub fn flush(&mut self) -> io::Result<()> {
+        let mut written = 0;
+        while written < self.write_buf.len() {
+            match self.socket.write(&self.write_buf[written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.bytes_out += written as u64;
+        self.write_buf.drain(..written);
+        Ok(())
+    }
+
+    /// Appends one packet to the write buffer; returns its size.
+    pub fn send(&mut self, packet: &Packet<'_>) -> usize {
+        protocol::encode(packet, self.version, &mut self.write_buf)
+    }
+}

@@ -1,0 +1,283 @@
+//! Routing a message to sessions: match subscriptions, pick one member per shared group,
+//! merge overlapping subscriptions into one copy, then send now (within the client's
+//! in-flight window) or queue it. Also resuming and ending sessions.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::message::{Delivery, Message};
+use super::session::{Inflight, InflightState, Outbound, Session, SubEntry};
+use super::Broker;
+use crate::protocol::{self, Ack, Packet, Properties, Qos, QosPid, ReasonCode};
+use crate::topic::SharedGroup;
+
+/// Output a connection may have pending before QoS 0 messages to it are dropped: a
+/// subscriber that does not read cannot make the broker's memory grow without bound.
+const MAX_PENDING_OUTPUT: usize = 4 * 1024 * 1024;
+
+impl Broker {
+    /// Delivers `message` to every matching session; returns how many sessions it went to.
+    pub(super) fn route(&mut self, message: Arc<Message>, now: Instant) -> usize {
+        let Broker {
+            trie,
+            sessions,
+            shared_cursors,
+            matches,
+            ..
+        } = self;
+        matches.clear();
+        let mut shared = Vec::new();
+        trie.for_each_match(
+            &message.topic,
+            |session, entry| matches.push((session, *entry)),
+            |group| shared.extend(pick_member(group, sessions, shared_cursors)),
+        );
+        matches.append(&mut shared);
+        if matches.is_empty() {
+            return 0;
+        }
+        // Overlapping subscriptions of one session become one copy at the highest QoS,
+        // carrying every matching subscription identifier.
+        let mut matches = std::mem::take(&mut self.matches);
+        matches.sort_unstable_by_key(|(session, _)| *session);
+        let mut delivered = 0;
+        let mut i = 0;
+        while i < matches.len() {
+            let session = matches[i].0;
+            let end = i + matches[i..]
+                .iter()
+                .take_while(|(s, _)| *s == session)
+                .count();
+            if let Some(outbound) = merge(&message, session, &matches[i..end]) {
+                self.enqueue(session, outbound, now);
+                delivered += 1;
+            }
+            i = end;
+        }
+        self.matches = matches;
+        delivered
+    }
+
+    /// Sends an outbound message to the session's connection, or queues it.
+    pub(super) fn enqueue(&mut self, session: usize, outbound: Outbound, now: Instant) {
+        let s = &mut self.sessions[session];
+        let Some(token) = s.connection else {
+            if outbound.qos != Qos::AtMostOnce || self.config.queue_qos0 {
+                self.push_queue(session, outbound);
+            }
+            return;
+        };
+        if outbound.qos == Qos::AtMostOnce {
+            if self.conns[token].write_buf.len() > MAX_PENDING_OUTPUT {
+                self.stats.messages_dropped += 1;
+                log::debug!(
+                    "client {}: output backlog, QoS 0 message dropped",
+                    s.client_id
+                );
+                return;
+            }
+            self.write_publish(token, &outbound, QosPid::AtMostOnce, false, now);
+        } else if s.queue.is_empty() && s.inflight.len() < self.window(token) {
+            self.send_inflight(session, token, outbound, now);
+        } else {
+            self.push_queue(session, outbound);
+        }
+    }
+
+    /// Sends queued messages while the client's in-flight window has room.
+    pub(super) fn fill_window(&mut self, session: usize, now: Instant) {
+        let Some(token) = self.sessions[session].connection else {
+            return;
+        };
+        let window = self.window(token);
+        while self.sessions[session].inflight.len() < window {
+            let Some(outbound) = self.sessions[session].queue.pop_front() else {
+                break;
+            };
+            if outbound.message.is_expired(now) {
+                self.stats.messages_dropped += 1;
+                continue;
+            }
+            if outbound.qos == Qos::AtMostOnce {
+                self.write_publish(token, &outbound, QosPid::AtMostOnce, false, now);
+            } else {
+                self.send_inflight(session, token, outbound, now);
+            }
+        }
+    }
+
+    /// On reconnect: resend unacknowledged messages with DUP (and PUBRELs), then the queue.
+    pub(super) fn resume_session(&mut self, session: usize, now: Instant) {
+        let Some(token) = self.sessions[session].connection else {
+            return;
+        };
+        let inflight: Vec<Inflight> = self.sessions[session].inflight.iter().cloned().collect();
+        for entry in &inflight {
+            match entry.state {
+                InflightState::Published => {
+                    let qos = qos_pid(entry.outbound.qos, entry.packet_id);
+                    self.write_publish(token, &entry.outbound, qos, true, now);
+                }
+                InflightState::Released => {
+                    self.conns[token].send(&Packet::PubRel(Ack {
+                        packet_id: entry.packet_id,
+                        reason: ReasonCode::Success,
+                        properties: Properties::default(),
+                    }));
+                }
+            }
+        }
+        self.mark_flush(token);
+        self.fill_window(session, now);
+    }
+
+    /// Removes a session and all its subscriptions.
+    pub(super) fn end_session(&mut self, session: usize) {
+        let s: Session = self.sessions.remove(session);
+        for filter in s.subscriptions.keys() {
+            self.remove_from_trie(session, filter);
+        }
+        self.session_ids.remove(&s.client_id);
+        if !s.queue.is_empty() || !s.inflight.is_empty() {
+            log::debug!(
+                "session {} ended with {} queued and {} in-flight messages",
+                s.client_id,
+                s.queue.len(),
+                s.inflight.len()
+            );
+        }
+    }
+
+    /// How many unacknowledged QoS 1/2 messages this connection may have.
+    fn window(&self, token: usize) -> usize {
+        usize::from(
+            self.conns[token]
+                .receive_maximum
+                .min(self.config.max_inflight),
+        )
+    }
+
+    fn send_inflight(&mut self, session: usize, token: usize, outbound: Outbound, now: Instant) {
+        let s = &mut self.sessions[session];
+        let packet_id = s.allocate_packet_id();
+        let qos = qos_pid(outbound.qos, packet_id);
+        if self.write_publish(token, &outbound, qos, false, now) {
+            self.sessions[session].inflight.push_back(Inflight {
+                packet_id,
+                state: InflightState::Published,
+                outbound,
+            });
+        }
+    }
+
+    /// Bounded queue: past `max_queued_messages` the new message is dropped, counted, logged.
+    fn push_queue(&mut self, session: usize, outbound: Outbound) {
+        let s = &mut self.sessions[session];
+        if s.queue.len() >= self.config.max_queued_messages {
+            self.stats.messages_dropped += 1;
+            log::warn!(
+                "client {}: queue full ({} messages), message on {} dropped",
+                s.client_id,
+                s.queue.len(),
+                outbound.message.topic
+            );
+            return;
+        }
+        s.queue.push_back(outbound);
+    }
+
+    /// Encodes one PUBLISH into the connection's write buffer. Returns false when the
+    /// message expired or exceeds the client's Maximum Packet Size (it is then dropped, as
+    /// the spec says, and counted).
+    fn write_publish(
+        &mut self,
+        token: usize,
+        outbound: &Outbound,
+        qos: QosPid,
+        dup: bool,
+        now: Instant,
+    ) -> bool {
+        let message = &outbound.message;
+        if message.is_expired(now) {
+            self.stats.messages_dropped += 1;
+            return false;
+        }
+        let conn = &mut self.conns[token];
+        let delivery = Delivery {
+            qos,
+            dup,
+            retain: outbound.retain,
+            subscription_ids: &outbound.subscription_ids,
+            topic_alias: None,
+            omit_topic: false,
+        };
+        let packet = Packet::Publish(message.to_publish(&delivery, now));
+        if protocol::encoded_len(&packet, conn.version) > conn.max_packet_size as usize {
+            self.stats.messages_dropped += 1;
+            log::debug!(
+                "client {}: message on {} exceeds its maximum packet size, dropped",
+                conn.client_id,
+                message.topic
+            );
+            return false;
+        }
+        conn.send(&packet);
+        self.stats.messages_sent += 1;
+        self.mark_flush(token);
+        true
+    }
+}
+
+/// One delivery for `session` from its matching subscriptions, or `None` when every one of
+/// them is No Local and the session published the message itself.
+fn merge(message: &Arc<Message>, session: usize, subs: &[(usize, SubEntry)]) -> Option<Outbound> {
+    let mut best: Option<Qos> = None;
+    let mut retain = false;
+    let mut subscription_ids = Vec::new();
+    for (_, entry) in subs {
+        if entry.options.no_local && message.publisher == Some(session) {
+            continue;
+        }
+        best = best.max(Some(entry.options.qos));
+        retain |= entry.options.retain_as_published && message.retain;
+        subscription_ids.extend(entry.identifier);
+    }
+    Some(Outbound {
+        message: message.clone(),
+        qos: best?.min(message.qos),
+        retain,
+        subscription_ids,
+    })
+}
+
+/// Round robin over a shared group's members, preferring online ones; an offline
+/// persistent member gets the message queued when nobody is online.
+fn pick_member(
+    group: &SharedGroup<SubEntry>,
+    sessions: &slab::Slab<Session>,
+    cursors: &mut std::collections::HashMap<Box<str>, usize>,
+) -> Option<(usize, SubEntry)> {
+    let n = group.members.len();
+    if n == 0 {
+        return None;
+    }
+    let key = format!("{}\0{}", group.group, group.filter);
+    let cursor = cursors.entry(key.into_boxed_str()).or_insert(0);
+    let start = *cursor % n;
+    let online = (0..n).map(|k| (start + k) % n).find(|&i| {
+        sessions
+            .get(group.members[i].0)
+            .is_some_and(|s| s.connection.is_some())
+    });
+    let chosen = online.unwrap_or(start);
+    *cursor = chosen + 1;
+    Some(group.members[chosen])
+}
+
+fn qos_pid(qos: Qos, packet_id: protocol::PacketId) -> QosPid {
+    match qos {
+        Qos::AtMostOnce => QosPid::AtMostOnce,
+        Qos::AtLeastOnce => QosPid::AtLeastOnce(packet_id),
+        Qos::ExactlyOnce => QosPid::ExactlyOnce(packet_id),
+    }
+}

@@ -1,0 +1,120 @@
+//! Ending connections: an inbound DISCONNECT, and what happens to the session and the
+//! will when a connection closes for any reason.
+
+use std::time::{Duration, Instant};
+
+use super::client::CloseReason;
+use super::timers::Timer;
+use super::{Broker, Violation};
+use crate::protocol::{Disconnect, ReasonCode};
+
+impl Broker {
+    pub(super) fn handle_disconnect(
+        &mut self,
+        token: usize,
+        session: usize,
+        disconnect: Disconnect<'_>,
+    ) -> Result<(), Violation> {
+        let s = &mut self.sessions[session];
+        if let Some(expiry) = disconnect.properties.session_expiry_interval {
+            if s.expiry_interval == 0 && expiry != 0 {
+                return Err(Violation::protocol(
+                    "session expiry set on DISCONNECT after 0 at CONNECT",
+                ));
+            }
+            s.expiry_interval = expiry.min(self.config.max_session_expiry);
+        }
+        let with_will = disconnect.reason == ReasonCode::DisconnectWithWill;
+        self.close(
+            token,
+            CloseReason {
+                reason: disconnect.reason,
+                publish_will: with_will,
+                detail: "client disconnected",
+            },
+        );
+        Ok(())
+    }
+
+    /// Detaches a closed connection from its session: publishes or schedules the will, and
+    /// ends the session now or schedules its expiry.
+    pub(super) fn detach(&mut self, token: usize, why: CloseReason, now: Instant) {
+        let Some(conn) = self.conns.get(token) else {
+            return;
+        };
+        log::info!(
+            "client {} from {} disconnected: {} ({:?})",
+            conn.client_id,
+            conn.addr,
+            why.detail,
+            why.reason
+        );
+        let Some(session) = conn.session() else {
+            return;
+        };
+        // After a takeover the session already belongs to the new connection.
+        if self.sessions.get(session).map(|s| s.connection) != Some(Some(token)) {
+            return;
+        }
+        let generation = self.next_generation();
+        let s = &mut self.sessions[session];
+        s.connection = None;
+        s.generation = generation;
+        let expiry = s.expiry_interval;
+        let will = s.will.take();
+        if let Some(will) = will.filter(|_| why.publish_will) {
+            if will.delay > 0 && expiry > 0 {
+                let delay = will.delay.min(expiry);
+                self.sessions[session].will = Some(will);
+                self.timers.schedule(
+                    now + Duration::from_secs(u64::from(delay)),
+                    Timer::WillDelay {
+                        session,
+                        generation,
+                    },
+                );
+            } else {
+                self.route(will.message, now);
+            }
+        }
+        match expiry {
+            0 => self.end_session(session),
+            u32::MAX => {}
+            secs => self.timers.schedule(
+                now + Duration::from_secs(u64::from(secs)),
+                Timer::SessionExpiry {
+                    session,
+                    generation,
+                },
+            ),
+        }
+    }
+
+    /// A will delay ran out while the session stayed offline: publish the will.
+    pub(super) fn will_delay_elapsed(&mut self, session: usize, generation: u64, now: Instant) {
+        let Some(s) = self.sessions.get_mut(session) else {
+            return;
+        };
+        if s.generation != generation || s.connection.is_some() {
+            return;
+        }
+        if let Some(will) = s.will.take() {
+            self.route(will.message, now);
+        }
+    }
+
+    /// A session's expiry ran out while it stayed offline: publish any pending will, end it.
+    pub(super) fn session_expired(&mut self, session: usize, generation: u64, now: Instant) {
+        let Some(s) = self.sessions.get_mut(session) else {
+            return;
+        };
+        if s.generation != generation || s.connection.is_some() {
+            return;
+        }
+        log::info!("session {} expired", s.client_id);
+        if let Some(will) = s.will.take() {
+            self.route(will.message, now);
+        }
+        self.end_session(session);
+    }
+}

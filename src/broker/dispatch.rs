@@ -1,0 +1,132 @@
+//! Decoding a connection's buffered frames, the one `match` from packet to handler, and the
+//! one place where a broken rule becomes a reason code on the wire and a log line.
+
+use std::time::Instant;
+
+use super::client::{CloseReason, Phase};
+use super::{Broker, Violation};
+use crate::protocol::{self, Disconnect, Packet, Properties, ProtocolVersion, ReasonCode};
+
+impl Broker {
+    /// Handles every whole frame in the connection's read buffer.
+    pub(super) fn handle_input(&mut self, token: usize, now: Instant) {
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
+        let buf = std::mem::take(&mut conn.read_buf);
+        let mut consumed = 0;
+        while consumed < buf.len() {
+            let Some(conn) = self.conns.get(token) else {
+                break;
+            };
+            if conn.closing.is_some() {
+                break;
+            }
+            match protocol::decode(&buf[consumed..], conn.version, self.config.max_packet_size) {
+                Ok(None) => break,
+                Ok(Some((packet, len))) => {
+                    consumed += len;
+                    if let Err(v) = self.dispatch(token, packet, now) {
+                        self.reject(token, v);
+                    }
+                }
+                Err(e) => {
+                    self.reject(token, Violation::new(e.reason, e.detail));
+                    break;
+                }
+            }
+        }
+        if let Some(conn) = self.conns.get_mut(token) {
+            let mut buf = buf;
+            buf.drain(..consumed);
+            // Keep a long-lived buffer small once a large frame has passed through it.
+            if buf.is_empty() && buf.capacity() > 64 * 1024 {
+                buf = Vec::new();
+            }
+            conn.read_buf = buf;
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        token: usize,
+        packet: Packet<'_>,
+        now: Instant,
+    ) -> Result<(), Violation> {
+        let session = match self.conns[token].phase {
+            Phase::AwaitingConnect { .. } => {
+                return match packet {
+                    Packet::Connect(connect) => self.handle_connect(token, connect, now),
+                    _ => Err(Violation::protocol("first packet is not CONNECT")),
+                };
+            }
+            Phase::Connected { session } => session,
+        };
+        match packet {
+            Packet::Publish(publish) => self.handle_publish(token, session, publish, now),
+            Packet::PubAck(ack) => self.handle_puback(token, session, ack, now),
+            Packet::PubRec(ack) => self.handle_pubrec(token, session, ack, now),
+            Packet::PubRel(ack) => self.handle_pubrel(token, session, ack),
+            Packet::PubComp(ack) => self.handle_pubcomp(token, session, ack, now),
+            Packet::Subscribe(subscribe) => self.handle_subscribe(token, session, subscribe, now),
+            Packet::Unsubscribe(unsubscribe) => {
+                self.handle_unsubscribe(token, session, unsubscribe)
+            }
+            Packet::PingReq => {
+                self.conns[token].send(&Packet::PingResp);
+                self.mark_flush(token);
+                Ok(())
+            }
+            Packet::Disconnect(disconnect) => self.handle_disconnect(token, session, disconnect),
+            Packet::Connect(_) => Err(Violation::protocol("second CONNECT")),
+            Packet::Auth(_) => Err(Violation::protocol("AUTH without an authentication method")),
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                Err(Violation::protocol("server-only packet sent by a client"))
+            }
+        }
+    }
+
+    /// Answers a broken rule: MQTT 5 clients past CONNECT get a DISCONNECT with the reason;
+    /// an unsupported protocol level gets the CONNACK the spec asks for; then the connection
+    /// closes and its will is published.
+    pub(super) fn reject(&mut self, token: usize, v: Violation) {
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
+        match (conn.phase, conn.version) {
+            (Phase::Connected { .. }, ProtocolVersion::V5) => {
+                conn.send(&Packet::Disconnect(Disconnect {
+                    reason: v.reason,
+                    properties: Properties::default(),
+                }));
+            }
+            (Phase::AwaitingConnect { .. }, _)
+                if v.reason == ReasonCode::UnsupportedProtocolVersion =>
+            {
+                // The client's version is unknown: answer in the 3.1.1 form every client reads.
+                conn.version = ProtocolVersion::V311;
+                conn.send(&Packet::ConnAck(protocol::ConnAck {
+                    session_present: false,
+                    reason: v.reason,
+                    properties: Properties::default(),
+                }));
+            }
+            _ => {}
+        }
+        log::info!(
+            "client {} from {}: {} ({:?}), closing",
+            conn.client_id,
+            conn.addr,
+            v.detail,
+            v.reason
+        );
+        self.close(
+            token,
+            CloseReason {
+                reason: v.reason,
+                publish_will: true,
+                detail: v.detail,
+            },
+        );
+    }
+}

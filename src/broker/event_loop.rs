@@ -1,0 +1,343 @@
+//! The event loop: one mio `Poll` owns the listeners and every client socket.
+//!
+//! One turn: poll (timeout = nearest deadline) → accept / read and handle every whole
+//! frame → run due timers → detach closed connections → flush write buffers → drop
+//! closed sockets. Write interest is registered only while output is pending.
+
+use std::fmt;
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+
+use super::client::{CloseReason, Connection, Phase};
+use super::timers::Timer;
+use super::{Broker, Violation};
+use crate::config::Config;
+use crate::protocol::{Disconnect, Packet, Properties, ProtocolVersion, ReasonCode};
+
+/// The signal pipe's token; listeners count down from the one below it.
+const SIGNAL: Token = Token(usize::MAX);
+const FIRST_LISTENER: usize = usize::MAX - 1;
+/// How long a graceful stop waits for pending output to drain.
+const STOP_GRACE: Duration = Duration::from_millis(500);
+
+/// Why the broker could not start or had to stop.
+#[derive(Debug)]
+pub enum RunError {
+    Bind(SocketAddr, io::Error),
+    Io(&'static str, io::Error),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            RunError::Io(what, e) => write!(f, "{what}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// Binds the listeners and runs the loop until SIGINT or SIGTERM.
+pub fn run(config: Config) -> Result<(), RunError> {
+    let mut poll = Poll::new().map_err(|e| RunError::Io("cannot create poll", e))?;
+    let mut listeners = Vec::new();
+    for (i, addr) in config.listen.iter().enumerate() {
+        let std_listener =
+            std::net::TcpListener::bind(addr).map_err(|e| RunError::Bind(*addr, e))?;
+        std_listener
+            .set_nonblocking(true)
+            .map_err(|e| RunError::Bind(*addr, e))?;
+        let mut listener = TcpListener::from_std(std_listener);
+        poll.registry()
+            .register(&mut listener, Token(FIRST_LISTENER - i), Interest::READABLE)
+            .map_err(|e| RunError::Bind(*addr, e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| RunError::Bind(*addr, e))?;
+        log::info!("mqtt listener on {local}");
+        listeners.push(listener);
+    }
+    let (mut signals, received) = register_signals(&poll)?;
+
+    let mut broker = Broker::new(config);
+    let mut events = Events::with_capacity(256);
+    loop {
+        let timeout = broker.timers.timeout(Instant::now());
+        if let Err(e) = poll.poll(&mut events, timeout) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(RunError::Io("poll failed", e));
+        }
+        let now = Instant::now();
+        let mut stop = false;
+        for event in events.iter() {
+            match event.token() {
+                SIGNAL => stop = drain(&mut signals),
+                Token(t) if t > FIRST_LISTENER - listeners.len() => {
+                    broker.accept(&poll, &listeners[FIRST_LISTENER - t], now);
+                }
+                Token(t) => {
+                    if event.is_readable() || event.is_read_closed() {
+                        broker.read(t, now);
+                    }
+                    if event.is_writable() {
+                        broker.mark_flush(t);
+                    }
+                }
+            }
+        }
+        broker.run_timers(now);
+        broker.end_turn(&poll, now);
+        if stop {
+            let name = match received.load(Ordering::Relaxed) {
+                n if n == signal_hook::consts::SIGINT as usize => "SIGINT",
+                _ => "SIGTERM",
+            };
+            log::info!("received {name}, stopping");
+            broker.stop(&mut poll, &mut events);
+            return Ok(());
+        }
+    }
+}
+
+/// SIGINT and SIGTERM write to a socket pair the poll watches; `received` says which.
+fn register_signals(poll: &Poll) -> Result<(mio::net::UnixStream, Arc<AtomicUsize>), RunError> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let err = |e| RunError::Io("cannot install signal handlers", e);
+    let (reader, writer) = UnixStream::pair().map_err(err)?;
+    reader.set_nonblocking(true).map_err(err)?;
+    writer.set_nonblocking(true).map_err(err)?;
+    let received = Arc::new(AtomicUsize::new(0));
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_usize(signal, received.clone(), signal as usize)
+            .map_err(err)?;
+        signal_hook::low_level::pipe::register(signal, writer.try_clone().map_err(err)?)
+            .map_err(err)?;
+    }
+    let mut reader = mio::net::UnixStream::from_std(reader);
+    poll.registry()
+        .register(&mut reader, SIGNAL, Interest::READABLE)
+        .map_err(err)?;
+    Ok((reader, received))
+}
+
+/// Empties the signal pipe; true if a signal arrived.
+fn drain(pipe: &mut mio::net::UnixStream) -> bool {
+    let mut buf = [0u8; 64];
+    let mut got = false;
+    while let Ok(n) = pipe.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got = true;
+    }
+    got
+}
+
+impl Broker {
+    fn accept(&mut self, poll: &Poll, listener: &TcpListener, now: Instant) {
+        loop {
+            let (mut socket, addr) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    log::warn!("accept failed: {e}");
+                    return;
+                }
+            };
+            let limit = self.config.max_connections;
+            if limit > 0 && self.conns.len() >= limit {
+                log::warn!("connection from {addr} refused: max_connections ({limit}) reached");
+                continue;
+            }
+            let _ = socket.set_nodelay(true);
+            let serial = self.next_generation();
+            let entry = self.conns.vacant_entry();
+            let token = entry.key();
+            if let Err(e) = poll
+                .registry()
+                .register(&mut socket, Token(token), Interest::READABLE)
+            {
+                log::warn!("cannot register connection from {addr}: {e}");
+                continue;
+            }
+            let deadline = now + Duration::from_secs(self.config.connect_timeout);
+            entry.insert(Connection::new(socket, addr, serial, deadline, now));
+            self.timers
+                .schedule(deadline, Timer::KeepAlive { token, serial });
+        }
+    }
+
+    fn read(&mut self, token: usize, now: Instant) {
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
+        if conn.closing.is_some() {
+            return;
+        }
+        let open = conn.read_available();
+        conn.last_read = now;
+        self.handle_input(token, now);
+        if !open {
+            self.close(
+                token,
+                CloseReason {
+                    reason: ReasonCode::UnspecifiedError,
+                    publish_will: true,
+                    detail: "connection lost",
+                },
+            );
+        }
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        while let Some(timer) = self.timers.pop_due(now) {
+            match timer {
+                Timer::KeepAlive { token, serial } => self.keep_alive_check(token, serial, now),
+                Timer::WillDelay {
+                    session,
+                    generation,
+                } => self.will_delay_elapsed(session, generation, now),
+                Timer::SessionExpiry {
+                    session,
+                    generation,
+                } => self.session_expired(session, generation, now),
+            }
+        }
+    }
+
+    /// Closes a connection silent past its deadline (CONNECT timeout or 1.5 × keep
+    /// alive), or sets the timer again for the new deadline.
+    fn keep_alive_check(&mut self, token: usize, serial: u64, now: Instant) {
+        let Some(conn) = self.conns.get(token).filter(|c| c.serial == serial) else {
+            return;
+        };
+        let Some(deadline) = conn.keep_alive_deadline() else {
+            return;
+        };
+        if deadline > now {
+            self.timers
+                .schedule(deadline, Timer::KeepAlive { token, serial });
+            return;
+        }
+        let v = match conn.phase {
+            Phase::AwaitingConnect { .. } => {
+                Violation::new(ReasonCode::MaximumConnectTime, "no CONNECT in time")
+            }
+            Phase::Connected { .. } => {
+                Violation::new(ReasonCode::KeepAliveTimeout, "keep alive timeout")
+            }
+        };
+        self.reject(token, v);
+    }
+
+    /// The end of a turn: detach closed connections (wills), flush output, drop sockets.
+    fn end_turn(&mut self, poll: &Poll, now: Instant) {
+        let closing = std::mem::take(&mut self.close_list);
+        for &token in &closing {
+            if let Some(why) = self.conns.get(token).and_then(|c| c.closing) {
+                self.detach(token, why, now);
+            }
+        }
+        let flush = std::mem::take(&mut self.flush_list);
+        for token in flush {
+            self.flush(poll, token);
+        }
+        for token in closing {
+            if self.conns.contains(token) {
+                let mut conn = self.conns.remove(token);
+                self.stats.bytes_received += conn.bytes_in;
+                self.stats.bytes_sent += conn.bytes_out;
+                let _ = poll.registry().deregister(&mut conn.socket);
+                let _ = conn.socket.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    fn flush(&mut self, poll: &Poll, token: usize) {
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
+        conn.in_flush_list = false;
+        if let Err(e) = conn.flush() {
+            log::debug!("client {}: write failed: {e}", conn.client_id);
+            conn.write_buf.clear();
+            self.close(
+                token,
+                CloseReason {
+                    reason: ReasonCode::UnspecifiedError,
+                    publish_will: true,
+                    detail: "connection lost",
+                },
+            );
+            return;
+        }
+        let pending = !conn.write_buf.is_empty();
+        if pending != conn.wants_write && conn.closing.is_none() {
+            let interest = if pending {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if poll
+                .registry()
+                .reregister(&mut conn.socket, Token(token), interest)
+                .is_ok()
+            {
+                conn.wants_write = pending;
+            }
+        }
+    }
+
+    /// Graceful stop: MQTT 5 clients get DISCONNECT 0x8B, pending output gets a short
+    /// grace period to drain, then every socket closes.
+    fn stop(&mut self, poll: &mut Poll, events: &mut Events) {
+        let tokens: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for &token in &tokens {
+            let conn = &mut self.conns[token];
+            if conn.version == ProtocolVersion::V5 && conn.session().is_some() {
+                conn.send(&Packet::Disconnect(Disconnect {
+                    reason: ReasonCode::ServerShuttingDown,
+                    properties: Properties::default(),
+                }));
+            }
+            let _ = conn.flush();
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        while self.conns.iter().any(|(_, c)| !c.write_buf.is_empty()) {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            for (token, conn) in self.conns.iter_mut() {
+                if !conn.write_buf.is_empty() && !conn.wants_write {
+                    let _ = poll.registry().reregister(
+                        &mut conn.socket,
+                        Token(token),
+                        Interest::READABLE | Interest::WRITABLE,
+                    );
+                    conn.wants_write = true;
+                }
+            }
+            let _ = poll.poll(events, Some(deadline - now));
+            for (_, conn) in self.conns.iter_mut() {
+                if conn.flush().is_err() {
+                    conn.write_buf.clear();
+                }
+            }
+        }
+        for (_, conn) in self.conns.iter_mut() {
+            let _ = conn.socket.shutdown(std::net::Shutdown::Both);
+        }
+        log::info!("stopped");
+    }
+}

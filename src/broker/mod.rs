@@ -1,0 +1,129 @@
+//! The broker: all state owned by the event loop, and the handlers that change it.
+//!
+//! - `event_loop` — mio `Poll`, tokens, accept, the turn (read → handle → flush → close).
+//! - `client`     — one connection: socket, buffers, negotiated state.
+//! - `dispatch`   — packet → handler, and the one place errors become reason codes.
+//! - `connect` `publish` `acks` `subscribe` `disconnect` — one handler file per inbound packet.
+//! - `delivery`   — routing a message to sessions: matching, QoS, queues, in-flight windows.
+//! - `session`    — what survives a connection: subscriptions, queue, in-flight, will.
+//! - `message`    — the shared, reference-counted copy of a published message.
+//! - `timers`     — the deadline heap that sets the poll timeout.
+//! - `stats`      — counters for logs and `$SYS`.
+
+mod acks;
+mod client;
+mod connect;
+mod delivery;
+mod disconnect;
+mod dispatch;
+mod event_loop;
+mod message;
+mod publish;
+mod session;
+mod stats;
+mod subscribe;
+mod timers;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use slab::Slab;
+
+use crate::config::Config;
+use crate::protocol::ReasonCode;
+use crate::topic::{RetainedTree, TopicTrie};
+use client::{CloseReason, Connection};
+use message::Message;
+use session::{Session, SubEntry};
+use stats::Stats;
+use timers::Timers;
+
+pub use event_loop::{run, RunError};
+
+/// A rule broken by a client: the reason code to answer with and a detail for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Violation {
+    pub reason: ReasonCode,
+    pub detail: &'static str,
+}
+
+impl Violation {
+    pub fn new(reason: ReasonCode, detail: &'static str) -> Self {
+        Violation { reason, detail }
+    }
+
+    pub fn protocol(detail: &'static str) -> Self {
+        Violation::new(ReasonCode::ProtocolError, detail)
+    }
+}
+
+/// Everything the loop owns besides the poll and the listeners.
+pub struct Broker {
+    config: Config,
+    conns: Slab<Connection>,
+    sessions: Slab<Session>,
+    /// Client id → key in `sessions`.
+    session_ids: HashMap<Box<str>, usize>,
+    trie: TopicTrie<SubEntry>,
+    retained: RetainedTree<Arc<Message>>,
+    timers: Timers,
+    stats: Stats,
+    /// Connections with output to flush at the end of this turn.
+    flush_list: Vec<usize>,
+    /// Connections to close at the end of this turn.
+    close_list: Vec<usize>,
+    /// Round-robin position per shared group, keyed by "group\0filter".
+    shared_cursors: HashMap<Box<str>, usize>,
+    /// Reused buffer of matching subscriptions, so routing does not allocate per message.
+    matches: Vec<(usize, SubEntry)>,
+    /// Last serial handed out (connection serials, session generations); timers name
+    /// what they are for by it, since slab keys are reused.
+    next_serial: u64,
+}
+
+impl Broker {
+    fn new(config: Config) -> Broker {
+        Broker {
+            config,
+            conns: Slab::new(),
+            sessions: Slab::new(),
+            session_ids: HashMap::new(),
+            trie: TopicTrie::new(),
+            retained: RetainedTree::new(),
+            timers: Timers::default(),
+            stats: Stats::default(),
+            flush_list: Vec::new(),
+            close_list: Vec::new(),
+            shared_cursors: HashMap::new(),
+            matches: Vec::new(),
+            next_serial: 0,
+        }
+    }
+
+    /// A number never handed out before: connection serials and session generations.
+    fn next_generation(&mut self) -> u64 {
+        self.next_serial += 1;
+        self.next_serial
+    }
+
+    /// Lists a connection for the end-of-turn flush.
+    fn mark_flush(&mut self, token: usize) {
+        if let Some(conn) = self.conns.get_mut(token) {
+            if !conn.in_flush_list {
+                conn.in_flush_list = true;
+                self.flush_list.push(token);
+            }
+        }
+    }
+
+    /// Marks a connection to close at the end of the turn, after its output is flushed.
+    fn close(&mut self, token: usize, why: CloseReason) {
+        if let Some(conn) = self.conns.get_mut(token) {
+            if conn.closing.is_none() {
+                conn.closing = Some(why);
+                self.close_list.push(token);
+                self.mark_flush(token);
+            }
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Inbound PUBLISH: resolve the topic alias, check what the broker allows, keep
+//! exactly-once state for QoS 2, update the retained tree, route, acknowledge.
+
+use std::time::Instant;
+
+use super::message::Message;
+use super::{Broker, Violation};
+use crate::protocol::{Ack, Packet, Properties, ProtocolVersion, Publish, QosPid, ReasonCode};
+use crate::topic;
+
+impl Broker {
+    pub(super) fn handle_publish(
+        &mut self,
+        token: usize,
+        session: usize,
+        publish: Publish<'_>,
+        now: Instant,
+    ) -> Result<(), Violation> {
+        if publish.qos.qos() as u8 > self.config.maximum_qos {
+            return Err(Violation::new(
+                ReasonCode::QosNotSupported,
+                "QoS above Maximum QoS",
+            ));
+        }
+        if publish.retain && !self.config.retain_available {
+            return Err(Violation::new(
+                ReasonCode::RetainNotSupported,
+                "retain not available",
+            ));
+        }
+        let topic = self.resolve_alias(token, &publish)?;
+        if !topic::valid_topic_name(&topic, self.config.max_topic_levels) {
+            return Err(Violation::new(
+                ReasonCode::TopicNameInvalid,
+                "invalid topic name",
+            ));
+        }
+        self.stats.messages_received += 1;
+
+        if let QosPid::ExactlyOnce(id) = publish.qos {
+            let incoming = &mut self.sessions[session].incoming_qos2;
+            if incoming.contains(&id.get()) {
+                // A resend of a message already taken: answer again, deliver nothing.
+                self.send_ack(token, Packet::PubRec, id, ReasonCode::Success);
+                return Ok(());
+            }
+            if incoming.len() >= usize::from(self.config.receive_maximum) {
+                return Err(Violation::new(
+                    ReasonCode::ReceiveMaximumExceeded,
+                    "more QoS 2 messages in flight than Receive Maximum",
+                ));
+            }
+        }
+
+        let reason = if topic.starts_with("$SYS") {
+            log::debug!(
+                "client {}: publish to {} denied",
+                self.conns[token].client_id,
+                topic
+            );
+            ReasonCode::NotAuthorized
+        } else {
+            let message = Message::from_publish(&topic, &publish, Some(session), now);
+            if publish.retain {
+                self.retain(&message);
+            }
+            if self.route(message, now) == 0 {
+                ReasonCode::NoMatchingSubscribers
+            } else {
+                ReasonCode::Success
+            }
+        };
+
+        match publish.qos {
+            QosPid::AtMostOnce => {}
+            QosPid::AtLeastOnce(id) => self.send_ack(token, Packet::PubAck, id, reason),
+            QosPid::ExactlyOnce(id) => {
+                if !reason.is_error() {
+                    self.sessions[session].incoming_qos2.insert(id.get());
+                }
+                self.send_ack(token, Packet::PubRec, id, reason);
+            }
+        }
+        Ok(())
+    }
+
+    /// The topic this PUBLISH is for, after applying (and learning) its Topic Alias.
+    fn resolve_alias<'p>(
+        &mut self,
+        token: usize,
+        publish: &Publish<'p>,
+    ) -> Result<std::borrow::Cow<'p, str>, Violation> {
+        let conn = &mut self.conns[token];
+        let Some(alias) = publish.properties.topic_alias else {
+            return if publish.topic.is_empty() {
+                Err(Violation::protocol("empty topic without a topic alias"))
+            } else {
+                Ok(publish.topic.into())
+            };
+        };
+        if alias == 0 || alias > conn.topic_alias_maximum {
+            return Err(Violation::new(
+                ReasonCode::TopicAliasInvalid,
+                "topic alias out of range",
+            ));
+        }
+        if publish.topic.is_empty() {
+            match conn.inbound_aliases.get(&alias) {
+                Some(topic) => Ok(String::from(&**topic).into()),
+                None => Err(Violation::protocol("unknown topic alias")),
+            }
+        } else {
+            conn.inbound_aliases.insert(alias, publish.topic.into());
+            Ok(publish.topic.into())
+        }
+    }
+
+    /// Sets, replaces or (with an empty payload) clears the retained message of its topic.
+    fn retain(&mut self, message: &std::sync::Arc<Message>) {
+        if message.payload.is_empty() {
+            self.retained.remove(&message.topic);
+        } else {
+            self.retained.insert(&message.topic, message.clone());
+        }
+    }
+
+    /// Queues PUBACK, PUBREC, PUBREL or PUBCOMP; 3.1.1 clients get the bare form.
+    pub(super) fn send_ack(
+        &mut self,
+        token: usize,
+        kind: fn(Ack<'static>) -> Packet<'static>,
+        packet_id: crate::protocol::PacketId,
+        reason: ReasonCode,
+    ) {
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
+        let reason = match conn.version {
+            ProtocolVersion::V5 => reason,
+            ProtocolVersion::V311 => ReasonCode::Success,
+        };
+        conn.send(&kind(Ack {
+            packet_id,
+            reason,
+            properties: Properties::default(),
+        }));
+        self.mark_flush(token);
+    }
+}

@@ -1,0 +1,190 @@
+//! SUBSCRIBE and UNSUBSCRIBE: validate each filter, update the trie and the session,
+//! answer SUBACK/UNSUBACK, then send the retained messages the subscription asks for.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::message::Message;
+use super::session::{Outbound, SubEntry};
+use super::{Broker, Violation};
+use crate::protocol::{
+    Packet, Properties, Qos, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
+    UnsubAck, Unsubscribe,
+};
+use crate::topic::{self, parse_shared};
+
+impl Broker {
+    pub(super) fn handle_subscribe(
+        &mut self,
+        token: usize,
+        session: usize,
+        subscribe: Subscribe<'_>,
+        now: Instant,
+    ) -> Result<(), Violation> {
+        let identifier = subscribe
+            .properties
+            .subscription_identifiers
+            .first()
+            .copied();
+        if identifier.is_some() && !self.config.subscription_identifiers {
+            return Err(Violation::new(
+                ReasonCode::SubscriptionIdentifiersNotSupported,
+                "subscription identifiers are disabled",
+            ));
+        }
+        let mut reasons = Vec::with_capacity(subscribe.filters.len());
+        let mut retained_for: Vec<(&str, SubscriptionOptions)> = Vec::new();
+        for &(filter, options) in &subscribe.filters {
+            let reason = self.subscribe_one(session, filter, options, identifier)?;
+            if let Ok(is_new) = reason {
+                let wants_retained = match options.retain_handling {
+                    RetainHandling::OnSubscribe => true,
+                    RetainHandling::OnNewSubscribe => is_new,
+                    RetainHandling::Never => false,
+                };
+                if wants_retained && parse_shared(filter).is_none() {
+                    retained_for.push((filter, options));
+                }
+            }
+            reasons.push(match reason {
+                Ok(_) => granted(options.qos.min(self.max_qos())),
+                Err(code) => code,
+            });
+        }
+        self.conns[token].send(&Packet::SubAck(SubAck {
+            packet_id: subscribe.packet_id,
+            properties: Properties::default(),
+            reasons,
+        }));
+        self.mark_flush(token);
+        for (filter, options) in retained_for {
+            self.send_retained(session, filter, options, identifier, now);
+        }
+        Ok(())
+    }
+
+    /// Adds one subscription. The outer error is a violation that closes the connection;
+    /// the inner result is the filter's SUBACK outcome (`Ok(is_new)` or a failure code).
+    fn subscribe_one(
+        &mut self,
+        session: usize,
+        filter: &str,
+        options: SubscriptionOptions,
+        identifier: Option<u32>,
+    ) -> Result<Result<bool, ReasonCode>, Violation> {
+        let (group, plain) = match parse_shared(filter) {
+            Some(Ok(shared)) => {
+                if options.no_local {
+                    return Err(Violation::protocol("No Local on a shared subscription"));
+                }
+                if !self.config.shared_subscriptions {
+                    return Ok(Err(ReasonCode::SharedSubscriptionsNotSupported));
+                }
+                (Some(shared.group), shared.filter)
+            }
+            Some(Err(())) => return Ok(Err(ReasonCode::TopicFilterInvalid)),
+            None => (None, filter),
+        };
+        if !topic::valid_filter(plain, self.config.max_topic_levels) {
+            return Ok(Err(ReasonCode::TopicFilterInvalid));
+        }
+        if !self.config.wildcard_subscriptions && (plain.contains('+') || plain.contains('#')) {
+            return Ok(Err(ReasonCode::WildcardSubscriptionsNotSupported));
+        }
+        let max_qos = self.max_qos();
+        let s = &mut self.sessions[session];
+        let limit = self.config.max_subscriptions_per_client;
+        if limit > 0 && s.subscriptions.len() >= limit && !s.subscriptions.contains_key(filter) {
+            return Ok(Err(ReasonCode::QuotaExceeded));
+        }
+        let entry = SubEntry {
+            options: SubscriptionOptions {
+                qos: options.qos.min(max_qos),
+                ..options
+            },
+            identifier,
+        };
+        s.subscriptions.insert(filter.into(), entry);
+        Ok(Ok(self.trie.subscribe(plain, group, session, entry)))
+    }
+
+    /// Sends the retained messages matching a new subscription, flagged retained.
+    fn send_retained(
+        &mut self,
+        session: usize,
+        filter: &str,
+        options: SubscriptionOptions,
+        identifier: Option<u32>,
+        now: Instant,
+    ) {
+        let mut found: Vec<Arc<Message>> = Vec::new();
+        self.retained
+            .for_each_match(filter, |_, message| found.push(message.clone()));
+        for message in found {
+            if message.is_expired(now) {
+                self.retained.remove(&message.topic);
+                continue;
+            }
+            let qos = options.qos.min(message.qos);
+            let outbound = Outbound {
+                message,
+                qos,
+                retain: true,
+                subscription_ids: identifier.into_iter().collect(),
+            };
+            self.enqueue(session, outbound, now);
+        }
+    }
+
+    pub(super) fn handle_unsubscribe(
+        &mut self,
+        token: usize,
+        session: usize,
+        unsubscribe: Unsubscribe<'_>,
+    ) -> Result<(), Violation> {
+        let mut reasons = Vec::with_capacity(unsubscribe.filters.len());
+        for filter in &unsubscribe.filters {
+            let existed = self.sessions[session]
+                .subscriptions
+                .remove(*filter)
+                .is_some();
+            if existed {
+                self.remove_from_trie(session, filter);
+            }
+            reasons.push(if existed {
+                ReasonCode::Success
+            } else {
+                ReasonCode::NoSubscriptionExisted
+            });
+        }
+        self.conns[token].send(&Packet::UnsubAck(UnsubAck {
+            packet_id: unsubscribe.packet_id,
+            properties: Properties::default(),
+            reasons,
+        }));
+        self.mark_flush(token);
+        Ok(())
+    }
+
+    /// Removes one of the session's filters (plain or `$share/…`) from the trie.
+    pub(super) fn remove_from_trie(&mut self, session: usize, filter: &str) {
+        match parse_shared(filter) {
+            Some(Ok(shared)) => self
+                .trie
+                .unsubscribe(shared.filter, Some(shared.group), session),
+            _ => self.trie.unsubscribe(filter, None, session),
+        };
+    }
+
+    fn max_qos(&self) -> Qos {
+        Qos::from_u8(self.config.maximum_qos).unwrap_or(Qos::ExactlyOnce)
+    }
+}
+
+fn granted(qos: Qos) -> ReasonCode {
+    match qos {
+        Qos::AtMostOnce => ReasonCode::Success,
+        Qos::AtLeastOnce => ReasonCode::GrantedQos1,
+        Qos::ExactlyOnce => ReasonCode::GrantedQos2,
+    }
+}

@@ -1,0 +1,612 @@
+//! Broker settings: every option, its default, TOML loading and validation.
+//!
+//! Precedence is defaults < config file < command-line flags; the file is
+//! read only when `--config` names it, so `outpost` with no arguments runs on
+//! the defaults below. `docs/config.md` explains each option and
+//! `assets/outpost.toml` lists them all at their defaults (a test keeps the
+//! three in step).
+
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Everything the broker can be told at start-up.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// MQTT/TCP listeners. Loopback only by default so a fresh install is not
+    /// an open broker on the network.
+    pub listen: Vec<SocketAddr>,
+    /// Where the web console listens; `None` when `http_enabled = false`.
+    /// Loopback by default for the same reason as `listen`.
+    pub http: Option<SocketAddr>,
+    /// Lets a config file turn the web console off (TOML has no null, so an
+    /// absent `http` cannot mean "off").
+    pub http_enabled: bool,
+    /// SQLite database holding users, ACLs, sessions, retained messages and
+    /// chat. Relative paths are relative to the working directory.
+    pub db: PathBuf,
+    /// How hard each group commit waits for the disk: trade durability of the
+    /// last commits on power loss against SD-card write latency.
+    pub sync: SyncMode,
+    /// Whether clients may connect without a username. Unset means: only on
+    /// listeners bound to a loopback address, so local tools work out of the
+    /// box while remote clients must log in.
+    pub allow_anonymous: Option<bool>,
+    /// bcrypt work factor for new passwords; each step doubles the hashing
+    /// time, which matters on a Raspberry-Pi-class CPU.
+    pub bcrypt_cost: u32,
+    /// Connection cap that protects memory and file descriptors; 0 = no cap.
+    pub max_connections: usize,
+    /// Seconds a new socket may take to send CONNECT before it is closed, so
+    /// idle sockets cannot pile up.
+    pub connect_timeout: u64,
+    /// Longest keep alive (seconds) a client may ask for; longer requests get
+    /// this value back as Server Keep Alive, so dead clients are noticed.
+    pub max_keepalive: u16,
+    /// Largest packet (bytes) we accept or send; bounds per-client buffers.
+    pub max_packet_size: u32,
+    /// How many unacknowledged QoS 1/2 publishes a client may send us at once
+    /// (flow control of inbound traffic).
+    pub receive_maximum: u16,
+    /// How many unacknowledged QoS 1/2 publishes we send one client at once;
+    /// the rest wait in its queue.
+    pub max_inflight: u16,
+    /// Messages queued per client (offline or behind) before new ones are
+    /// dropped, so one slow client cannot exhaust memory; 0 = no count limit.
+    pub max_queued_messages: usize,
+    /// Payload bytes queued per client, same purpose as
+    /// `max_queued_messages`; 0 = no byte limit.
+    pub max_queued_bytes: usize,
+    /// Whether QoS 0 messages are queued for offline persistent sessions.
+    /// Off by default: QoS 0 promises nothing and would fill the queue.
+    pub queue_qos0: bool,
+    /// Topic aliases a client may use towards us (saves uplink bytes on long
+    /// topics); 0 disables them.
+    pub topic_alias_maximum: u16,
+    /// Upper bound (seconds) on the session expiry a client may request;
+    /// `4294967295` means sessions may never expire.
+    pub max_session_expiry: u32,
+    /// Whether retained messages are supported; announced in CONNACK.
+    pub retain_available: bool,
+    /// Highest QoS we grant; announced in CONNACK and applied to subscriptions.
+    pub maximum_qos: u8,
+    /// Whether `+` and `#` filters are allowed; announced in CONNACK.
+    pub wildcard_subscriptions: bool,
+    /// Whether `$share/GROUP/filter` subscriptions are allowed; announced in
+    /// CONNACK.
+    pub shared_subscriptions: bool,
+    /// Whether subscription identifiers are supported; announced in CONNACK.
+    pub subscription_identifiers: bool,
+    /// Seconds between `$SYS` updates (only while someone subscribes to
+    /// `$SYS`); 0 disables `$SYS` entirely.
+    pub sys_interval: u64,
+    /// Deepest topic or filter (in levels) we accept; bounds trie depth and
+    /// matching cost. 0 = no limit.
+    pub max_topic_levels: usize,
+    /// Subscriptions one client may hold, so one client cannot bloat the
+    /// trie; 0 = no limit.
+    pub max_subscriptions_per_client: usize,
+}
+
+/// SQLite `synchronous` setting used for every group commit.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// fsync on every commit: an acknowledged message survives power loss.
+    #[default]
+    Full,
+    /// fsync only at WAL checkpoints: the last commits may be lost on power
+    /// loss, the database is never corrupted.
+    Normal,
+}
+
+impl SyncMode {
+    /// The value for `PRAGMA synchronous`.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            SyncMode::Full => "FULL",
+            SyncMode::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Default MQTT listener, also used in help texts.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1883));
+/// Default web console address.
+pub const DEFAULT_HTTP: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: vec![DEFAULT_LISTEN],
+            http: Some(DEFAULT_HTTP),
+            http_enabled: true,
+            db: PathBuf::from("outpost.db"),
+            sync: SyncMode::Full,
+            allow_anonymous: None,
+            bcrypt_cost: 10,
+            max_connections: 10_000,
+            connect_timeout: 10,
+            max_keepalive: 65_535,
+            max_packet_size: 1_048_576,
+            receive_maximum: 64,
+            max_inflight: 64,
+            max_queued_messages: 1000,
+            max_queued_bytes: 64 * 1024 * 1024,
+            queue_qos0: false,
+            topic_alias_maximum: 64,
+            max_session_expiry: u32::MAX,
+            retain_available: true,
+            maximum_qos: 2,
+            wildcard_subscriptions: true,
+            shared_subscriptions: true,
+            subscription_identifiers: true,
+            sys_interval: 10,
+            max_topic_levels: 32,
+            max_subscriptions_per_client: 1000,
+        }
+    }
+}
+
+/// Why a configuration could not be used. `Display` is one line.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Read { path: PathBuf, source: io::Error },
+    /// The TOML is malformed, names an unknown option or has a wrong type.
+    Parse {
+        path: Option<PathBuf>,
+        /// 1-based line of the offending text, when known.
+        line: Option<usize>,
+        message: String,
+    },
+    /// An option parsed but its value is not allowed.
+    Invalid {
+        path: Option<PathBuf>,
+        option: &'static str,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn with_path(mut self, file: &Path) -> Self {
+        match &mut self {
+            ConfigError::Parse { path, .. } | ConfigError::Invalid { path, .. } => {
+                *path = Some(file.to_path_buf())
+            }
+            ConfigError::Read { .. } => {}
+        }
+        self
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn prefix(f: &mut fmt::Formatter<'_>, path: &Option<PathBuf>) -> fmt::Result {
+            match path {
+                Some(p) => write!(f, "config {}: ", p.display()),
+                None => write!(f, "config: "),
+            }
+        }
+        match self {
+            ConfigError::Read { path, source } => {
+                write!(
+                    f,
+                    "cannot read config {}: {}",
+                    path.display(),
+                    io_reason(source)
+                )
+            }
+            ConfigError::Parse {
+                path,
+                line,
+                message,
+            } => {
+                prefix(f, path)?;
+                write!(f, "{message}")?;
+                match line {
+                    Some(n) => write!(f, " at line {n}"),
+                    None => Ok(()),
+                }
+            }
+            ConfigError::Invalid {
+                path,
+                option,
+                message,
+            } => {
+                prefix(f, path)?;
+                write!(f, "`{option}` {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Read { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// "No such file or directory (os error 2)" → "No such file or directory".
+fn io_reason(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+impl Config {
+    /// Parses a TOML document (options absent from it keep their defaults)
+    /// and validates the result.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        let config = toml::from_str::<Config>(text)
+            .map_err(|e| condense(text, &e))?
+            .normalize();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a config file; errors name the file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml_str(&text).map_err(|e| e.with_path(path))
+    }
+
+    /// Checks what serde cannot: value ranges and a non-empty `listen`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn range<T: PartialOrd + fmt::Display>(
+            option: &'static str,
+            value: T,
+            allowed: RangeInclusive<T>,
+        ) -> Result<(), ConfigError> {
+            if allowed.contains(&value) {
+                return Ok(());
+            }
+            Err(ConfigError::Invalid {
+                path: None,
+                option,
+                message: format!(
+                    "= {value} is out of range ({}..={})",
+                    allowed.start(),
+                    allowed.end()
+                ),
+            })
+        }
+        if self.listen.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: None,
+                option: "listen",
+                message: "must name at least one address".to_string(),
+            });
+        }
+        range("bcrypt_cost", self.bcrypt_cost, 4..=31)?;
+        range("connect_timeout", self.connect_timeout, 1..=u64::MAX)?;
+        range("max_keepalive", self.max_keepalive, 1..=u16::MAX)?;
+        range("max_packet_size", self.max_packet_size, 16..=268_435_455)?;
+        range("receive_maximum", self.receive_maximum, 1..=u16::MAX)?;
+        range("max_inflight", self.max_inflight, 1..=u16::MAX)?;
+        range("maximum_qos", self.maximum_qos, 0..=2)?;
+        Ok(())
+    }
+
+    /// Applies `http_enabled` so the rest of the program only looks at `http`.
+    fn normalize(mut self) -> Self {
+        if !self.http_enabled {
+            self.http = None;
+        }
+        self
+    }
+}
+
+/// Turns toml's multi-line error into one line: the option name, the reason
+/// and the line number.
+fn condense(text: &str, err: &toml::de::Error) -> ConfigError {
+    let raw = err.message().lines().collect::<Vec<_>>().join("; ");
+    let span = err.span();
+    let line = span
+        .as_ref()
+        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    let message = if let Some(rest) = raw.strip_prefix("unknown field ") {
+        let name = rest.split(',').next().unwrap_or(rest);
+        format!("unknown option {name}")
+    } else {
+        let reason = if raw == "invalid socket address syntax" {
+            "invalid address, expected IP:PORT such as 127.0.0.1:1883".to_string()
+        } else {
+            raw
+        };
+        match span.as_ref().and_then(|s| key_before(text, s.start)) {
+            Some(key) => format!("`{key}`: {reason}"),
+            None => reason,
+        }
+    };
+    ConfigError::Parse {
+        path: None,
+        line,
+        message,
+    }
+}
+
+/// The `key` of a `key = value` line when `offset` lies inside the value.
+fn key_before(text: &str, offset: usize) -> Option<&str> {
+    let start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let before = &text[start..offset.min(text.len())];
+    let (key, _) = before.split_once('=')?;
+    let key = key.trim();
+    let bare = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    (!key.is_empty() && key.chars().all(bare)).then_some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::from_toml_str(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        assert_eq!(Config::from_toml_str("").unwrap(), Config::default());
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn defaults_match_the_documented_values() {
+        let c = Config::default();
+        assert_eq!(c.listen, vec!["127.0.0.1:1883".parse().unwrap()]);
+        assert_eq!(c.http, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(c.db, PathBuf::from("outpost.db"));
+        assert_eq!(c.sync, SyncMode::Full);
+        assert_eq!(c.allow_anonymous, None);
+        assert_eq!(c.max_queued_bytes, 67_108_864);
+        assert_eq!(c.max_session_expiry, 4_294_967_295);
+    }
+
+    #[test]
+    fn example_file_parses_to_the_defaults() {
+        let text = include_str!("../assets/outpost.toml");
+        assert_eq!(Config::from_toml_str(text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn every_option_is_in_the_example_and_the_docs() {
+        let example = include_str!("../assets/outpost.toml");
+        let docs = include_str!("../docs/config.md");
+        for field in field_names() {
+            let set = format!("\n{field} =");
+            let commented = format!("\n# {field} =");
+            assert!(
+                example.contains(&set) || example.contains(&commented),
+                "assets/outpost.toml lacks `{field}`"
+            );
+            assert!(
+                docs.contains(&format!("`{field}`")),
+                "docs/config.md lacks `{field}`"
+            );
+        }
+    }
+
+    #[test]
+    fn options_override_defaults() {
+        let c = Config::from_toml_str(
+            "listen = [\"0.0.0.0:1883\", \"[::1]:1884\"]\n\
+             http = \"0.0.0.0:80\"\n\
+             db = \"/var/lib/outpost/outpost.db\"\n\
+             sync = \"normal\"\n\
+             allow_anonymous = false\n\
+             bcrypt_cost = 12\n\
+             maximum_qos = 1\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.listen[1], "[::1]:1884".parse().unwrap());
+        assert_eq!(c.http, Some("0.0.0.0:80".parse().unwrap()));
+        assert_eq!(c.db, PathBuf::from("/var/lib/outpost/outpost.db"));
+        assert_eq!(c.sync, SyncMode::Normal);
+        assert_eq!(c.sync.pragma(), "NORMAL");
+        assert_eq!(SyncMode::Full.pragma(), "FULL");
+        assert_eq!(c.allow_anonymous, Some(false));
+        assert_eq!(c.bcrypt_cost, 12);
+        assert_eq!(c.maximum_qos, 1);
+        assert_eq!(c.max_inflight, 64);
+    }
+
+    #[test]
+    fn http_enabled_false_turns_the_console_off() {
+        let c = Config::from_toml_str("http_enabled = false\n").unwrap();
+        assert_eq!(c.http, None);
+        let c = Config::from_toml_str("http = \"0.0.0.0:80\"\nhttp_enabled = false\n").unwrap();
+        assert_eq!(c.http, None);
+    }
+
+    #[test]
+    fn unknown_option_names_key_and_line() {
+        assert_eq!(
+            err("bcrypt_cost = 10\n\nfoo = 3\n"),
+            "config: unknown option `foo` at line 3"
+        );
+        assert_eq!(
+            err("[server]\nport = 1\n"),
+            "config: unknown option `server` at line 1"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_line() {
+        assert_eq!(
+            err("\nbcrypt_cost = \"ten\"\n"),
+            "config: `bcrypt_cost`: invalid type: string \"ten\", expected u32 at line 2"
+        );
+        assert_eq!(
+            err("sync = \"fast\"\n"),
+            "config: `sync`: unknown variant `fast`, expected `full` or `normal` at line 1"
+        );
+        assert_eq!(
+            err("listen = [\"127.0.0.1:1883\", \"localhost\"]\n"),
+            "config: `listen`: invalid address, expected IP:PORT such as 127.0.0.1:1883 at line 1"
+        );
+        assert_eq!(
+            err("max_inflight = -1\n"),
+            "config: `max_inflight`: invalid value: integer `-1`, expected u16 at line 1"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_are_one_line() {
+        let e = err("a = \n");
+        assert!(!e.contains('\n'), "{e}");
+        assert!(e.ends_with("at line 1"), "{e}");
+        let e = err("bcrypt_cost = 10\nbcrypt_cost = 11\n");
+        assert_eq!(
+            e,
+            "config: duplicate key `bcrypt_cost` in document root at line 2"
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_are_rejected() {
+        let cases = [
+            (
+                "bcrypt_cost = 3",
+                "`bcrypt_cost` = 3 is out of range (4..=31)",
+            ),
+            (
+                "bcrypt_cost = 32",
+                "`bcrypt_cost` = 32 is out of range (4..=31)",
+            ),
+            (
+                "connect_timeout = 0",
+                "`connect_timeout` = 0 is out of range",
+            ),
+            ("max_keepalive = 0", "`max_keepalive` = 0 is out of range"),
+            (
+                "max_packet_size = 15",
+                "`max_packet_size` = 15 is out of range",
+            ),
+            (
+                "max_packet_size = 268435456",
+                "`max_packet_size` = 268435456 is out of range",
+            ),
+            (
+                "receive_maximum = 0",
+                "`receive_maximum` = 0 is out of range",
+            ),
+            ("max_inflight = 0", "`max_inflight` = 0 is out of range"),
+            (
+                "maximum_qos = 3",
+                "`maximum_qos` = 3 is out of range (0..=2)",
+            ),
+            ("listen = []", "`listen` must name at least one address"),
+        ];
+        for (text, expected) in cases {
+            let e = err(text);
+            assert!(e.starts_with("config: "), "{e}");
+            assert!(e.contains(expected), "{text}: {e}");
+        }
+        for ok in [
+            "bcrypt_cost = 4",
+            "bcrypt_cost = 31",
+            "max_packet_size = 16",
+            "max_packet_size = 268435455",
+            "maximum_qos = 0",
+        ] {
+            assert!(Config::from_toml_str(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn load_reads_a_file_and_names_it_in_errors() {
+        let dir = std::env::temp_dir().join(format!("outpost-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.toml");
+        std::fs::write(&good, "db = \"x.db\"\n").unwrap();
+        assert_eq!(Config::load(&good).unwrap().db, PathBuf::from("x.db"));
+
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "db = \"x.db\"\nfoo = 1\n").unwrap();
+        assert_eq!(
+            Config::load(&bad).unwrap_err().to_string(),
+            format!("config {}: unknown option `foo` at line 2", bad.display())
+        );
+
+        let invalid = dir.join("invalid.toml");
+        std::fs::write(&invalid, "maximum_qos = 7\n").unwrap();
+        assert_eq!(
+            Config::load(&invalid).unwrap_err().to_string(),
+            format!(
+                "config {}: `maximum_qos` = 7 is out of range (0..=2)",
+                invalid.display()
+            )
+        );
+
+        let missing = dir.join("missing.toml");
+        let e = Config::load(&missing).unwrap_err();
+        assert!(std::error::Error::source(&e).is_some());
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot read config {}: No such file or directory",
+                missing.display()
+            )
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The field names serde knows, read by a deserializer that stops at
+    /// `deserialize_struct`, so new options cannot skip the docs.
+    fn field_names() -> &'static [&'static str] {
+        use serde::de::{self, Visitor};
+        #[derive(Debug)]
+        struct Fields(&'static [&'static str]);
+        impl fmt::Display for Fields {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "fields")
+            }
+        }
+        impl std::error::Error for Fields {}
+        impl de::Error for Fields {
+            fn custom<T: fmt::Display>(_: T) -> Self {
+                Fields(&[])
+            }
+        }
+        struct Probe;
+        impl<'de> de::Deserializer<'de> for Probe {
+            type Error = Fields;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Fields> {
+                Err(Fields(&[]))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Fields> {
+                Err(Fields(fields))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+                bytes byte_buf option unit unit_struct newtype_struct seq tuple
+                tuple_struct map enum identifier ignored_any
+            }
+        }
+        let fields = Config::deserialize(Probe).unwrap_err().0;
+        assert!(fields.len() > 20);
+        fields
+    }
+}

@@ -1,0 +1,20 @@
+//! Outpost: an MQTT 5 and 3.1.1 broker for small gateways on thin, flaky links.
+//!
+//! Module map:
+//! - `config`   — the `Config` struct, its defaults and TOML loading.
+//! - `cli`      — command-line parsing into a `Command`.
+//! - `protocol` — the codec: borrowed packet views, `decode` and `encode`; knows nothing of the broker.
+//! - `topic`    — topic validation, the subscription trie and the retained-message tree (pure data).
+//! - `broker`   — the single-threaded mio event loop and everything it does with packets.
+//! - `store`    — all SQL: the SQLite database, group commit, start-up loads, users, ACLs.
+//! - `auth`     — password hashing and checking (bcrypt, off the loop).
+//! - `user_cli` — the `outpost user …` / `outpost acl …` commands.
+
+pub mod auth;
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod protocol;
+pub mod store;
+pub mod topic;
+pub mod user_cli;

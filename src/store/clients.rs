@@ -1,0 +1,48 @@
+//! Client records: the last connect and disconnect of every client id, for
+//! the web pages. Written through [`super::Write::ClientConnected`] and
+//! [`super::Write::ClientDisconnected`].
+
+use super::{Store, StoreError};
+
+/// What is known of one client id's last connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    /// The client id the record is kept under.
+    pub client_id: String,
+    /// As authenticated on the last connect, if any.
+    pub username: Option<String>,
+    /// The peer address of the last connect.
+    pub address: String,
+    /// The MQTT protocol level of the last connect (4 or 5).
+    pub protocol: u8,
+    /// Unix seconds of the last connect.
+    pub connected_at: i64,
+    /// Unix seconds of the disconnect; `None` while connected (or if the
+    /// broker stopped before it could record one).
+    pub disconnected_at: Option<i64>,
+    /// Why it disconnected, in words.
+    pub disconnect_reason: Option<String>,
+}
+
+impl Store {
+    /// Every client record, most recent connect first.
+    pub fn client_records(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT client_id, username, address, protocol, connected_at,
+                    disconnected_at, disconnect_reason
+             FROM client_records ORDER BY connected_at DESC, client_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ClientRecord {
+                client_id: r.get(0)?,
+                username: r.get(1)?,
+                address: r.get(2)?,
+                protocol: r.get(3)?,
+                connected_at: r.get(4)?,
+                disconnected_at: r.get(5)?,
+                disconnect_reason: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

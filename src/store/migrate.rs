@@ -1,0 +1,77 @@
+//! Schema versions: creating a new database from `schema.sql` and stepping an
+//! older one up to [`SCHEMA_VERSION`].
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::StoreError;
+
+/// The schema version this build writes; `schema.sql` ends by setting it.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The newest schema in full, applied to a new (version 0) database.
+const SCHEMA: &str = include_str!("../../schema.sql");
+
+/// Step migrations: `MIGRATIONS[i]` takes a database from version `i + 1` to
+/// `i + 2` and ends with `PRAGMA user_version = i + 2`. Add a step here (and
+/// an old-database fixture test) whenever `schema.sql` changes.
+const MIGRATIONS: &[&str] = &[];
+
+/// Brings the database behind `conn` to [`SCHEMA_VERSION`] in one transaction.
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let open_error = |source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(open_error)?;
+    let found: i64 = tx
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(open_error)?;
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    if found < 0 {
+        return Err(StoreError::SchemaVersion {
+            expected: SCHEMA_VERSION,
+            found,
+        });
+    }
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_owned(),
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    if found == 0 {
+        log::info!(
+            "creating schema version {SCHEMA_VERSION} in {}",
+            path.display()
+        );
+        tx.execute_batch(SCHEMA).map_err(open_error)?;
+    } else {
+        log::info!(
+            "migrating {} from schema version {found} to {SCHEMA_VERSION}",
+            path.display()
+        );
+        for step in MIGRATIONS
+            .iter()
+            .skip(usize::try_from(found - 1).unwrap_or(0))
+        {
+            tx.execute_batch(step).map_err(open_error)?;
+        }
+    }
+    let reached: i64 = tx
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(open_error)?;
+    if reached != SCHEMA_VERSION {
+        return Err(StoreError::SchemaVersion {
+            expected: SCHEMA_VERSION,
+            found: reached,
+        });
+    }
+    tx.commit().map_err(open_error)
+}

@@ -1,0 +1,228 @@
+//! The durable store: the SQLite connection and the group commit. All SQL in
+//! Outpost lives under this module.
+//!
+//! The event loop stages [`Write`]s while it handles one turn's packets and
+//! calls [`Store::commit`] once at the end of the turn, before any
+//! acknowledgement is flushed (redis `beforeSleep`): one transaction, one
+//! fsync, however many clients were served. Start-up reads ([`load`]) bring
+//! sessions and retained messages into memory; users and ACL rules
+//! ([`users`], [`acl`]) are read and written directly, usually from another
+//! connection (the web thread, the user CLI).
+//!
+//! - `error.rs`: [`StoreError`].
+//! - `migrate.rs`: `schema.sql` and the version steps.
+//! - `write.rs`: [`Write`] and how each one becomes SQL.
+//! - `load.rs`: start-up loads of sessions, messages and retained messages.
+//! - `clients.rs`: the client records shown on the web pages.
+//! - `users.rs`, `acl.rs`: accounts and topic access rules.
+
+pub mod acl;
+pub mod clients;
+pub mod error;
+pub mod load;
+mod migrate;
+pub mod users;
+pub mod write;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+pub use acl::{Access, AclRule};
+pub use clients::ClientRecord;
+pub use error::StoreError;
+pub use load::{StoredQueued, StoredSession, StoredSubscription};
+pub use migrate::SCHEMA_VERSION;
+pub use users::UserRecord;
+pub use write::{StoredMessage, Write};
+
+/// How long a statement waits for another connection's lock before failing.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How hard SQLite works to make a commit survive power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// `synchronous = FULL`: every commit is on disk before it returns.
+    Full,
+    /// `synchronous = NORMAL`: in WAL mode a power loss may lose the last
+    /// commits but never corrupts the file; much cheaper on flash.
+    Normal,
+}
+
+impl SyncMode {
+    fn pragma_value(self) -> &'static str {
+        match self {
+            SyncMode::Full => "FULL",
+            SyncMode::Normal => "NORMAL",
+        }
+    }
+}
+
+/// One connection to the database plus the writes staged for the next commit.
+pub struct Store {
+    /// The connection every statement of this store runs on; prepared
+    /// statements are cached on it.
+    conn: Connection,
+    /// Writes of the current loop turn, committed together by [`Store::commit`].
+    staged: Vec<Write>,
+    /// The file, kept to name it in error messages.
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings it to
+    /// [`SCHEMA_VERSION`], waiting up to [`DEFAULT_BUSY_TIMEOUT`] for locks.
+    pub fn open(path: &Path, sync: SyncMode) -> Result<Store, StoreError> {
+        Self::open_with_busy_timeout(path, sync, DEFAULT_BUSY_TIMEOUT)
+    }
+
+    /// [`Store::open`] with another lock timeout.
+    pub fn open_with_busy_timeout(
+        path: &Path,
+        sync: SyncMode,
+        busy_timeout: Duration,
+    ) -> Result<Store, StoreError> {
+        let open_error = |source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_error)?;
+        conn.busy_timeout(busy_timeout).map_err(open_error)?;
+        // The first statement that reads the file: a corrupt file fails here.
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+            .map_err(open_error)?;
+        conn.pragma_update(None, "synchronous", sync.pragma_value())
+            .map_err(open_error)?;
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(open_error)?;
+        migrate::migrate(&mut conn, path)?;
+        Ok(Store {
+            conn,
+            staged: Vec::new(),
+            path: path.to_owned(),
+        })
+    }
+
+    /// The file this store was opened on.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues `w` for the next [`Store::commit`].
+    pub fn stage(&mut self, w: Write) {
+        self.staged.push(w);
+    }
+
+    /// True when a commit is due at the end of this turn.
+    pub fn has_staged(&self) -> bool {
+        !self.staged.is_empty()
+    }
+
+    /// Writes every staged write in one transaction and returns how many there
+    /// were. On error nothing of the batch is kept, the staged writes are
+    /// dropped, and the caller must answer the affected clients with failure
+    /// reason codes instead of acknowledgements.
+    pub fn commit(&mut self) -> Result<usize, StoreError> {
+        if self.staged.is_empty() {
+            return Ok(0);
+        }
+        let count = self.staged.len();
+        let result = write::apply_all(&mut self.conn, self.staged.drain(..));
+        match result {
+            Ok(()) => Ok(count),
+            Err(e) => {
+                log::warn!("commit of {count} staged writes rolled back: {e}");
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_twice_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outpost.db");
+        let store = Store::open(&path, SyncMode::Full).unwrap();
+        store.add_user("alice", "hash", false).unwrap();
+        drop(store);
+        let store = Store::open(&path, SyncMode::Normal).unwrap();
+        assert_eq!(store.list_users().unwrap().len(), 1);
+        let version: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let mode: String = store
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn corrupt_file_is_one_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("garbage.db");
+        std::fs::write(&path, vec![0xA5u8; 8192]).unwrap();
+        let err = Store::open(&path, SyncMode::Full).err().unwrap();
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::Open { .. }), "{text}");
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains("not an SQLite database"), "{text}");
+        assert!(!text.contains('\n'), "{text}");
+    }
+
+    #[test]
+    fn missing_directory_is_one_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no/such/dir/outpost.db");
+        let text = Store::open(&path, SyncMode::Full)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains("cannot open the file"), "{text}");
+    }
+
+    #[test]
+    fn locked_database_is_one_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("locked.db");
+        let holder = Connection::open(&path).unwrap();
+        holder
+            .execute_batch("CREATE TABLE t (x); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1);")
+            .unwrap();
+        let err = Store::open_with_busy_timeout(&path, SyncMode::Full, Duration::from_millis(50))
+            .err()
+            .unwrap();
+        let text = err.to_string();
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains("locked by another process"), "{text}");
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("future.db");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        let err = Store::open(&path, SyncMode::Full).err().unwrap();
+        assert!(matches!(err, StoreError::TooNew { found, .. } if found == SCHEMA_VERSION + 1));
+        assert!(err.to_string().contains("newer than this build knows"));
+    }
+
+    #[test]
+    fn commit_of_nothing_is_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("db"), SyncMode::Normal).unwrap();
+        assert!(!store.has_staged());
+        assert_eq!(store.commit().unwrap(), 0);
+    }
+}

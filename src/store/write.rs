@@ -1,0 +1,825 @@
+//! The writes the broker stages during a loop turn, and the SQL each becomes
+//! inside the turn's one transaction (see [`super::Store::commit`]).
+
+use rusqlite::{params, Connection, Transaction, TransactionBehavior};
+
+use super::StoreError;
+
+/// A message as it is kept on disk: owned, because it outlives the read
+/// buffer it was decoded from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Where it was published; subscribers are matched against it.
+    pub topic: String,
+    /// The application bytes, delivered unchanged.
+    pub payload: Vec<u8>,
+    /// The QoS it was published with; delivery uses the lower of this and the
+    /// subscription's.
+    pub qos: u8,
+    /// Whether it was published with RETAIN, which some subscribers keep
+    /// (retain-as-published). Always true for retained messages on load.
+    pub retain: bool,
+    /// The encoded MQTT 5 property block, forwarded as it came; the store does
+    /// not look inside.
+    pub properties: Vec<u8>,
+    /// Unix seconds after which it must not be delivered (message expiry).
+    pub expires_at: Option<i64>,
+}
+
+/// One change to durable state, staged with [`super::Store::stage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Sets the retained message of `msg.topic`.
+    RetainSet(StoredMessage),
+    /// Removes the retained message of `topic` (empty retained publish).
+    RetainClear {
+        /// The topic whose retained message goes.
+        topic: String,
+    },
+    /// Stores a message body once for every queue row that will reference it.
+    /// A body that no queue row references when the commit ends is deleted.
+    MessagePut {
+        /// The broker's id for the body, referenced by [`Write::QueuePut`].
+        id: u64,
+        /// The body.
+        msg: StoredMessage,
+    },
+    /// Creates or updates a persistent session.
+    SessionPut {
+        /// Whose session.
+        client_id: String,
+        /// Seconds the session outlives a disconnect.
+        expiry_interval: u32,
+        /// Who owns it, so a reconnect under another user can be refused.
+        username: Option<String>,
+        /// Unix seconds of the disconnect; `None` while connected. With the
+        /// interval it gives the session's expiry after a restart.
+        disconnected_at: Option<i64>,
+    },
+    /// Deletes a session with its subscriptions, queue and inbound QoS 2 ids.
+    SessionDelete {
+        /// Whose session.
+        client_id: String,
+    },
+    /// Creates or replaces a subscription of a session.
+    SubscriptionPut {
+        /// Whose subscription.
+        client_id: String,
+        /// The full filter text, `$share/group/` prefix included.
+        filter: String,
+        /// The MQTT 5 subscription options byte (QoS, no-local,
+        /// retain-as-published, retain handling).
+        options: u8,
+        /// The subscription identifier sent back with matching messages.
+        identifier: Option<u32>,
+    },
+    /// Removes a subscription of a session.
+    SubscriptionDelete {
+        /// Whose subscription.
+        client_id: String,
+        /// The full filter text, as put.
+        filter: String,
+    },
+    /// Creates or updates one row of a session's outbound queue. A row keeps
+    /// its `message_id` for life; re-putting it with another fails the commit.
+    QueuePut {
+        /// Whose queue.
+        client_id: String,
+        /// Position in the queue; delivery order after a restart.
+        seq: u64,
+        /// The body, stored by an earlier or the same commit's [`Write::MessagePut`].
+        message_id: u64,
+        /// The QoS of this delivery (already downgraded to the subscription's).
+        qos: u8,
+        /// The packet id once the message was sent with QoS 1 or 2.
+        packet_id: Option<u16>,
+        /// 0 queued, 1 sent awaiting PUBACK/PUBREC, 2 PUBREL sent awaiting PUBCOMP.
+        state: u8,
+    },
+    /// Removes one row of a session's outbound queue (delivered or dropped).
+    QueueDelete {
+        /// Whose queue.
+        client_id: String,
+        /// The row's position.
+        seq: u64,
+    },
+    /// An inbound QoS 2 PUBLISH was received: a resend with this id must not
+    /// be delivered again until it is released.
+    Qos2Received {
+        /// Who sent it.
+        client_id: String,
+        /// Its packet id.
+        packet_id: u16,
+    },
+    /// The PUBREL for an inbound QoS 2 packet id arrived; the id is free again.
+    Qos2Released {
+        /// Who sent it.
+        client_id: String,
+        /// Its packet id.
+        packet_id: u16,
+    },
+    /// A client connected; recorded for the web pages.
+    ClientConnected {
+        /// Who connected.
+        client_id: String,
+        /// As authenticated, if any.
+        username: Option<String>,
+        /// The peer address, as text.
+        address: String,
+        /// The MQTT protocol level (4 for 3.1.1, 5 for 5.0).
+        protocol: u8,
+        /// Unix seconds.
+        at: i64,
+    },
+    /// A client disconnected; recorded for the web pages.
+    ClientDisconnected {
+        /// Who disconnected.
+        client_id: String,
+        /// Unix seconds.
+        at: i64,
+        /// Why, in words (reason code name, timeout, error).
+        reason: String,
+    },
+}
+
+/// Applies `writes` in one transaction, then deletes the message bodies the
+/// batch left unreferenced. On error the transaction is rolled back and the
+/// rest of `writes` is dropped.
+pub(super) fn apply_all(
+    conn: &mut Connection,
+    writes: impl Iterator<Item = Write>,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Message ids whose last reference this batch may have removed.
+    let mut maybe_orphaned = Vec::new();
+    for w in writes {
+        apply(&tx, &w, &mut maybe_orphaned)?;
+    }
+    delete_orphans(&tx, &mut maybe_orphaned)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Runs the SQL of one write; pushes message ids it may have orphaned.
+fn apply(tx: &Transaction<'_>, w: &Write, maybe_orphaned: &mut Vec<u64>) -> Result<(), StoreError> {
+    match w {
+        Write::RetainSet(m) => {
+            tx.prepare_cached(
+                "INSERT INTO retained (topic, payload, qos, properties, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (topic) DO UPDATE SET payload = excluded.payload,
+                     qos = excluded.qos, properties = excluded.properties,
+                     expires_at = excluded.expires_at",
+            )?
+            .execute(params![
+                m.topic,
+                m.payload,
+                m.qos,
+                m.properties,
+                m.expires_at
+            ])?;
+        }
+        Write::RetainClear { topic } => {
+            tx.prepare_cached("DELETE FROM retained WHERE topic = ?1")?
+                .execute(params![topic])?;
+        }
+        Write::MessagePut { id, msg: m } => {
+            tx.prepare_cached(
+                "INSERT INTO messages (id, topic, payload, qos, retain, properties, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (id) DO UPDATE SET topic = excluded.topic,
+                     payload = excluded.payload, qos = excluded.qos, retain = excluded.retain,
+                     properties = excluded.properties, expires_at = excluded.expires_at",
+            )?
+            .execute(params![
+                id,
+                m.topic,
+                m.payload,
+                m.qos,
+                m.retain,
+                m.properties,
+                m.expires_at
+            ])?;
+            maybe_orphaned.push(*id);
+        }
+        Write::SessionPut {
+            client_id,
+            expiry_interval,
+            username,
+            disconnected_at,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO sessions (client_id, expiry_interval, username, disconnected_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (client_id) DO UPDATE SET
+                     expiry_interval = excluded.expiry_interval,
+                     username = excluded.username, disconnected_at = excluded.disconnected_at",
+            )?
+            .execute(params![
+                client_id,
+                expiry_interval,
+                username,
+                disconnected_at
+            ])?;
+        }
+        Write::SessionDelete { client_id } => {
+            let mut ids = tx.prepare_cached(
+                "SELECT DISTINCT message_id FROM session_queue WHERE client_id = ?1",
+            )?;
+            for id in ids.query_map(params![client_id], |r| r.get::<_, u64>(0))? {
+                maybe_orphaned.push(id?);
+            }
+            tx.prepare_cached("DELETE FROM sessions WHERE client_id = ?1")?
+                .execute(params![client_id])?;
+        }
+        Write::SubscriptionPut {
+            client_id,
+            filter,
+            options,
+            identifier,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO subscriptions (client_id, filter, options, identifier)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (client_id, filter) DO UPDATE SET
+                     options = excluded.options, identifier = excluded.identifier",
+            )?
+            .execute(params![client_id, filter, options, identifier])?;
+        }
+        Write::SubscriptionDelete { client_id, filter } => {
+            tx.prepare_cached("DELETE FROM subscriptions WHERE client_id = ?1 AND filter = ?2")?
+                .execute(params![client_id, filter])?;
+        }
+        Write::QueuePut {
+            client_id,
+            seq,
+            message_id,
+            qos,
+            packet_id,
+            state,
+        } => {
+            // The WHERE makes a re-put with another message change no row.
+            let changed = tx
+                .prepare_cached(
+                    "INSERT INTO session_queue (client_id, seq, message_id, qos, packet_id, state)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (client_id, seq) DO UPDATE SET qos = excluded.qos,
+                         packet_id = excluded.packet_id, state = excluded.state
+                     WHERE session_queue.message_id = excluded.message_id",
+                )?
+                .execute(params![client_id, seq, message_id, qos, packet_id, state])?;
+            if changed == 0 {
+                return Err(StoreError::QueueMessageChanged {
+                    client_id: client_id.clone(),
+                    seq: *seq,
+                });
+            }
+        }
+        Write::QueueDelete { client_id, seq } => {
+            let mut delete = tx.prepare_cached(
+                "DELETE FROM session_queue WHERE client_id = ?1 AND seq = ?2 RETURNING message_id",
+            )?;
+            for id in delete.query_map(params![client_id, seq], |r| r.get::<_, u64>(0))? {
+                maybe_orphaned.push(id?);
+            }
+        }
+        Write::Qos2Received {
+            client_id,
+            packet_id,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO qos2_received (client_id, packet_id) VALUES (?1, ?2)
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![client_id, packet_id])?;
+        }
+        Write::Qos2Released {
+            client_id,
+            packet_id,
+        } => {
+            tx.prepare_cached("DELETE FROM qos2_received WHERE client_id = ?1 AND packet_id = ?2")?
+                .execute(params![client_id, packet_id])?;
+        }
+        Write::ClientConnected {
+            client_id,
+            username,
+            address,
+            protocol,
+            at,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO client_records (client_id, username, address, protocol, connected_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (client_id) DO UPDATE SET username = excluded.username,
+                     address = excluded.address, protocol = excluded.protocol,
+                     connected_at = excluded.connected_at,
+                     disconnected_at = NULL, disconnect_reason = NULL",
+            )?
+            .execute(params![client_id, username, address, protocol, at])?;
+        }
+        Write::ClientDisconnected {
+            client_id,
+            at,
+            reason,
+        } => {
+            tx.prepare_cached(
+                "UPDATE client_records SET disconnected_at = ?2, disconnect_reason = ?3
+                 WHERE client_id = ?1",
+            )?
+            .execute(params![client_id, at, reason])?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes those of `ids` that no queue row references any more. Only ids
+/// this batch touched are checked, never the whole table.
+fn delete_orphans(tx: &Transaction<'_>, ids: &mut Vec<u64>) -> Result<(), StoreError> {
+    ids.sort_unstable();
+    ids.dedup();
+    let mut delete = tx.prepare_cached(
+        "DELETE FROM messages WHERE id = ?1
+         AND NOT EXISTS (SELECT 1 FROM session_queue WHERE message_id = ?1)",
+    )?;
+    for id in ids.iter() {
+        delete.execute(params![id])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{
+        ClientRecord, Store, StoredQueued, StoredSession, StoredSubscription, SyncMode,
+    };
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("writes.db"), SyncMode::Normal).unwrap();
+        (dir, store)
+    }
+
+    fn msg(topic: &str, expires_at: Option<i64>) -> StoredMessage {
+        StoredMessage {
+            topic: topic.into(),
+            payload: vec![0, 1, 2, 255],
+            qos: 1,
+            retain: false,
+            properties: vec![0x01, 0x01],
+            expires_at,
+        }
+    }
+
+    fn session(client_id: &str) -> Write {
+        Write::SessionPut {
+            client_id: client_id.into(),
+            expiry_interval: u32::MAX,
+            username: Some("alice".into()),
+            disconnected_at: None,
+        }
+    }
+
+    fn queued(client_id: &str, seq: u64, message_id: u64) -> Write {
+        Write::QueuePut {
+            client_id: client_id.into(),
+            seq,
+            message_id,
+            qos: 1,
+            packet_id: None,
+            state: 0,
+        }
+    }
+
+    fn commit(store: &mut Store, writes: Vec<Write>) -> Result<usize, StoreError> {
+        for w in writes {
+            store.stage(w);
+        }
+        store.commit()
+    }
+
+    fn message_ids(store: &Store) -> Vec<u64> {
+        store
+            .load_messages()
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    #[test]
+    fn every_write_round_trips() {
+        let (_dir, mut store) = store();
+        let retained = StoredMessage {
+            retain: true,
+            ..msg("r/1", Some(4_000_000_000))
+        };
+        let body = StoredMessage {
+            retain: true,
+            ..msg("a/b", None)
+        };
+        let writes = vec![
+            // Children before parents: foreign keys are checked at COMMIT.
+            queued("c1", 2, 7),
+            Write::RetainSet(retained.clone()),
+            Write::RetainSet(msg("r/2", None)),
+            Write::RetainClear {
+                topic: "r/2".into(),
+            },
+            Write::MessagePut {
+                id: 7,
+                msg: body.clone(),
+            },
+            session("c1"),
+            Write::SessionPut {
+                client_id: "c2".into(),
+                expiry_interval: 60,
+                username: None,
+                disconnected_at: Some(1_700_000_000),
+            },
+            Write::SubscriptionPut {
+                client_id: "c1".into(),
+                filter: "$share/g/a/+".into(),
+                options: 0b0010_1110,
+                identifier: Some(268_435_455),
+            },
+            Write::SubscriptionPut {
+                client_id: "c1".into(),
+                filter: "x".into(),
+                options: 0,
+                identifier: None,
+            },
+            Write::SubscriptionDelete {
+                client_id: "c1".into(),
+                filter: "x".into(),
+            },
+            Write::QueuePut {
+                client_id: "c1".into(),
+                seq: 1,
+                message_id: 7,
+                qos: 2,
+                packet_id: Some(65535),
+                state: 1,
+            },
+            queued("c1", 3, 7),
+            Write::QueueDelete {
+                client_id: "c1".into(),
+                seq: 3,
+            },
+            Write::Qos2Received {
+                client_id: "c1".into(),
+                packet_id: 9,
+            },
+            Write::Qos2Received {
+                client_id: "c1".into(),
+                packet_id: 9,
+            },
+            Write::Qos2Received {
+                client_id: "c1".into(),
+                packet_id: 10,
+            },
+            Write::Qos2Released {
+                client_id: "c1".into(),
+                packet_id: 10,
+            },
+            Write::ClientConnected {
+                client_id: "c1".into(),
+                username: Some("alice".into()),
+                address: "10.0.0.1:5000".into(),
+                protocol: 5,
+                at: 100,
+            },
+            Write::ClientDisconnected {
+                client_id: "c1".into(),
+                at: 200,
+                reason: "keep alive timeout".into(),
+            },
+            Write::ClientConnected {
+                client_id: "c2".into(),
+                username: None,
+                address: "[::1]:1".into(),
+                protocol: 4,
+                at: 150,
+            },
+        ];
+        assert_eq!(commit(&mut store, writes).unwrap(), 20);
+        assert!(!store.has_staged());
+
+        assert_eq!(store.load_retained().unwrap(), [retained]);
+        assert_eq!(store.load_messages().unwrap(), [(7, body)]);
+        assert_eq!(store.max_message_id().unwrap(), 7);
+        assert_eq!(
+            store.load_sessions().unwrap(),
+            [
+                StoredSession {
+                    client_id: "c1".into(),
+                    expiry_interval: u32::MAX,
+                    username: Some("alice".into()),
+                    disconnected_at: None,
+                    subscriptions: vec![StoredSubscription {
+                        filter: "$share/g/a/+".into(),
+                        options: 0b0010_1110,
+                        identifier: Some(268_435_455),
+                    }],
+                    queue: vec![
+                        StoredQueued {
+                            seq: 1,
+                            qos: 2,
+                            packet_id: Some(65535),
+                            state: 1,
+                            message_id: 7
+                        },
+                        StoredQueued {
+                            seq: 2,
+                            qos: 1,
+                            packet_id: None,
+                            state: 0,
+                            message_id: 7
+                        },
+                    ],
+                    qos2_received: vec![9],
+                },
+                StoredSession {
+                    client_id: "c2".into(),
+                    expiry_interval: 60,
+                    username: None,
+                    disconnected_at: Some(1_700_000_000),
+                    subscriptions: vec![],
+                    queue: vec![],
+                    qos2_received: vec![],
+                },
+            ]
+        );
+        assert_eq!(
+            store.client_records().unwrap(),
+            [
+                ClientRecord {
+                    client_id: "c2".into(),
+                    username: None,
+                    address: "[::1]:1".into(),
+                    protocol: 4,
+                    connected_at: 150,
+                    disconnected_at: None,
+                    disconnect_reason: None,
+                },
+                ClientRecord {
+                    client_id: "c1".into(),
+                    username: Some("alice".into()),
+                    address: "10.0.0.1:5000".into(),
+                    protocol: 5,
+                    connected_at: 100,
+                    disconnected_at: Some(200),
+                    disconnect_reason: Some("keep alive timeout".into()),
+                },
+            ]
+        );
+
+        // A reconnect clears the disconnect; the data survives reopening.
+        let path = store.path().to_owned();
+        commit(
+            &mut store,
+            vec![Write::ClientConnected {
+                client_id: "c1".into(),
+                username: None,
+                address: "a".into(),
+                protocol: 5,
+                at: 300,
+            }],
+        )
+        .unwrap();
+        drop(store);
+        let store = Store::open(&path, SyncMode::Full).unwrap();
+        let c1 = &store.client_records().unwrap()[0];
+        assert_eq!((c1.connected_at, c1.disconnected_at.as_ref()), (300, None));
+        assert_eq!(store.load_sessions().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_failing_write_rolls_back_the_whole_batch() {
+        let (_dir, mut store) = store();
+        let bad_qos = Write::RetainSet(StoredMessage {
+            qos: 3,
+            ..msg("bad", None)
+        });
+        let err = commit(
+            &mut store,
+            vec![Write::RetainSet(msg("good", None)), session("c1"), bad_qos],
+        );
+        assert!(matches!(err, Err(StoreError::Sqlite(_))));
+        assert!(!store.has_staged(), "a failed batch is dropped");
+        assert!(store.load_retained().unwrap().is_empty());
+        assert!(store.load_sessions().unwrap().is_empty());
+
+        // A foreign key broken at COMMIT time (queue row of no session).
+        let err = commit(
+            &mut store,
+            vec![
+                Write::RetainSet(msg("good", None)),
+                Write::MessagePut {
+                    id: 1,
+                    msg: msg("m", None),
+                },
+                queued("ghost", 1, 1),
+            ],
+        );
+        assert!(err.is_err());
+        assert!(store.load_retained().unwrap().is_empty());
+        assert!(store.load_messages().unwrap().is_empty());
+
+        // The store still works afterwards.
+        assert_eq!(
+            commit(&mut store, vec![Write::RetainSet(msg("good", None))]).unwrap(),
+            1
+        );
+        assert_eq!(store.load_retained().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_queue_row_keeps_its_message() {
+        let (_dir, mut store) = store();
+        commit(
+            &mut store,
+            vec![
+                session("c1"),
+                Write::MessagePut {
+                    id: 1,
+                    msg: msg("m", None),
+                },
+                Write::MessagePut {
+                    id: 2,
+                    msg: msg("m", None),
+                },
+                queued("c1", 1, 1),
+                queued("c1", 2, 2),
+            ],
+        )
+        .unwrap();
+        let err = commit(&mut store, vec![queued("c1", 1, 2)]).unwrap_err();
+        assert!(matches!(
+            err,
+            StoreError::QueueMessageChanged { seq: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn unreferenced_bodies_are_collected() {
+        let (_dir, mut store) = store();
+        commit(
+            &mut store,
+            vec![
+                session("c1"),
+                session("c2"),
+                Write::MessagePut {
+                    id: 1,
+                    msg: msg("shared", None),
+                },
+                Write::MessagePut {
+                    id: 2,
+                    msg: msg("one", None),
+                },
+                Write::MessagePut {
+                    id: 3,
+                    msg: msg("never queued", None),
+                },
+                queued("c1", 1, 1),
+                queued("c2", 1, 1),
+                queued("c1", 2, 2),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            message_ids(&store),
+            [1, 2],
+            "a body no row references is not kept"
+        );
+
+        commit(
+            &mut store,
+            vec![Write::QueueDelete {
+                client_id: "c1".into(),
+                seq: 1,
+            }],
+        )
+        .unwrap();
+        assert_eq!(message_ids(&store), [1, 2], "still referenced by c2");
+
+        commit(
+            &mut store,
+            vec![Write::QueueDelete {
+                client_id: "c2".into(),
+                seq: 1,
+            }],
+        )
+        .unwrap();
+        assert_eq!(message_ids(&store), [2]);
+
+        commit(
+            &mut store,
+            vec![Write::SessionDelete {
+                client_id: "c1".into(),
+            }],
+        )
+        .unwrap();
+        assert!(
+            message_ids(&store).is_empty(),
+            "a session delete frees its bodies"
+        );
+        assert_eq!(store.max_message_id().unwrap(), 0);
+    }
+
+    #[test]
+    fn session_delete_cascades() {
+        let (_dir, mut store) = store();
+        commit(
+            &mut store,
+            vec![
+                session("c1"),
+                Write::SubscriptionPut {
+                    client_id: "c1".into(),
+                    filter: "#".into(),
+                    options: 1,
+                    identifier: None,
+                },
+                Write::Qos2Received {
+                    client_id: "c1".into(),
+                    packet_id: 1,
+                },
+                Write::MessagePut {
+                    id: 1,
+                    msg: msg("m", None),
+                },
+                queued("c1", 1, 1),
+            ],
+        )
+        .unwrap();
+        commit(
+            &mut store,
+            vec![Write::SessionDelete {
+                client_id: "c1".into(),
+            }],
+        )
+        .unwrap();
+        assert!(store.load_sessions().unwrap().is_empty());
+        let rows: i64 = store
+            .conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM subscriptions) + (SELECT count(*) FROM session_queue)
+                      + (SELECT count(*) FROM qos2_received) + (SELECT count(*) FROM messages)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(rows, 0);
+    }
+
+    #[test]
+    fn purge_drops_expired_but_keeps_in_flight() {
+        let (_dir, mut store) = store();
+        commit(
+            &mut store,
+            vec![
+                session("c1"),
+                Write::RetainSet(msg("old", Some(50))),
+                Write::RetainSet(msg("new", Some(150))),
+                Write::MessagePut {
+                    id: 1,
+                    msg: msg("expired, queued", Some(50)),
+                },
+                Write::MessagePut {
+                    id: 2,
+                    msg: msg("expired, in flight", Some(50)),
+                },
+                Write::MessagePut {
+                    id: 3,
+                    msg: msg("fresh", None),
+                },
+                queued("c1", 1, 1),
+                Write::QueuePut {
+                    client_id: "c1".into(),
+                    seq: 2,
+                    message_id: 2,
+                    qos: 2,
+                    packet_id: Some(5),
+                    state: 2,
+                },
+                queued("c1", 3, 3),
+            ],
+        )
+        .unwrap();
+        assert_eq!(store.purge_expired(100).unwrap(), 3);
+        let topics: Vec<_> = store
+            .load_retained()
+            .unwrap()
+            .into_iter()
+            .map(|m| m.topic)
+            .collect();
+        assert_eq!(topics, ["new"]);
+        assert_eq!(message_ids(&store), [2, 3]);
+        let seqs: Vec<_> = store.load_sessions().unwrap()[0]
+            .queue
+            .iter()
+            .map(|q| q.seq)
+            .collect();
+        assert_eq!(seqs, [2, 3]);
+    }
+}
