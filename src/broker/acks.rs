@@ -17,7 +17,9 @@ impl Broker {
     ) -> Result<(), Violation> {
         let s = &mut self.sessions[session];
         match s.take_inflight(ack.packet_id, InflightState::Published) {
-            Some(done) if done.outbound.qos == Qos::AtLeastOnce => {}
+            Some(done) if done.outbound.qos == Qos::AtLeastOnce => {
+                self.stage_dequeue(session, &done.outbound);
+            }
             Some(other) => {
                 s.inflight.push_front(other);
                 return Err(Violation::protocol("PUBACK for a QoS 2 message"));
@@ -52,11 +54,21 @@ impl Broker {
         };
         if ack.reason.is_error() {
             // The receiver refused the message: the exchange ends here.
-            s.inflight.remove(pos);
+            if let Some(done) = s.inflight.remove(pos) {
+                self.stage_dequeue(session, &done.outbound);
+            }
             self.fill_window(session, now);
             return Ok(());
         }
         s.inflight[pos].state = InflightState::Released;
+        let outbound = s.inflight[pos].outbound.clone();
+        self.stage_queue(
+            session,
+            &outbound,
+            Some(ack.packet_id),
+            InflightState::Released,
+            now,
+        );
         self.send_ack(token, Packet::PubRel, ack.packet_id, ReasonCode::Success);
         Ok(())
     }
@@ -70,6 +82,9 @@ impl Broker {
         let known = self.sessions[session]
             .incoming_qos2
             .remove(&ack.packet_id.get());
+        if known {
+            self.stage_qos2(session, ack.packet_id.get(), false);
+        }
         let reason = if known {
             ReasonCode::Success
         } else {
@@ -86,10 +101,10 @@ impl Broker {
         ack: Ack<'_>,
         now: Instant,
     ) -> Result<(), Violation> {
-        if self.sessions[session]
-            .take_inflight(ack.packet_id, InflightState::Released)
-            .is_some()
+        if let Some(done) =
+            self.sessions[session].take_inflight(ack.packet_id, InflightState::Released)
         {
+            self.stage_dequeue(session, &done.outbound);
             self.fill_window(session, now);
         }
         Ok(())

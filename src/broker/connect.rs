@@ -6,12 +6,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::client::{CloseReason, Phase};
 use super::message::{ForwardedProperties, Message};
+use super::persist::unix_now;
 use super::session::{Session, Will};
 use super::timers::Timer;
 use super::{Broker, Violation};
 use crate::protocol::{
     self, ConnAck, Connect, Disconnect, Packet, Properties, ProtocolVersion, ReasonCode,
 };
+use crate::store::Write;
 use crate::topic;
 
 impl Broker {
@@ -33,7 +35,20 @@ impl Broker {
         let expiry = self.session_expiry(&connect);
         let (session, session_present) =
             self.take_session(client_id, connect.clean_start, expiry, now);
-        self.sessions[session].connection = Some(token);
+        let s = &mut self.sessions[session];
+        s.connection = Some(token);
+        s.username = connect.username.map(String::from);
+        self.stage_session(session, None, now);
+        self.store.stage(Write::ClientConnected {
+            client_id: client_id.to_string(),
+            username: connect.username.map(String::from),
+            address: self.conns[token].addr.to_string(),
+            protocol: match connect.version {
+                ProtocolVersion::V5 => 5,
+                ProtocolVersion::V311 => 4,
+            },
+            at: unix_now(),
+        });
         self.sessions[session].will = connect.will.as_ref().map(|w| Will {
             message: Arc::new(Message {
                 topic: w.topic.into(),
@@ -46,6 +61,7 @@ impl Broker {
                     .message_expiry_interval
                     .map(|s| now + Duration::from_secs(u64::from(s))),
                 publisher: None,
+                store_id: Default::default(),
             }),
             delay: w.properties.will_delay_interval.unwrap_or(0),
         });

@@ -59,11 +59,15 @@ impl Broker {
     }
 
     /// Sends an outbound message to the session's connection, or queues it.
-    pub(super) fn enqueue(&mut self, session: usize, outbound: Outbound, now: Instant) {
+    pub(super) fn enqueue(&mut self, session: usize, mut outbound: Outbound, now: Instant) {
         let s = &mut self.sessions[session];
+        if s.stored && outbound.qos != Qos::AtMostOnce {
+            outbound.seq = Some(s.next_seq);
+            s.next_seq += 1;
+        }
         let Some(token) = s.connection else {
             if outbound.qos != Qos::AtMostOnce || self.config.queue_qos0 {
-                self.push_queue(session, outbound);
+                self.push_queue(session, outbound, now);
             }
             return;
         };
@@ -80,7 +84,7 @@ impl Broker {
         } else if s.queue.is_empty() && s.inflight.len() < self.window(token) {
             self.send_inflight(session, token, outbound, now);
         } else {
-            self.push_queue(session, outbound);
+            self.push_queue(session, outbound, now);
         }
     }
 
@@ -96,6 +100,7 @@ impl Broker {
             };
             if outbound.message.is_expired(now) {
                 self.stats.messages_dropped += 1;
+                self.stage_dequeue(session, &outbound);
                 continue;
             }
             if outbound.qos == Qos::AtMostOnce {
@@ -134,6 +139,7 @@ impl Broker {
     /// Removes a session and all its subscriptions.
     pub(super) fn end_session(&mut self, session: usize) {
         let s: Session = self.sessions.remove(session);
+        self.stage_session_delete(&s);
         for filter in s.subscriptions.keys() {
             self.remove_from_trie(session, filter);
         }
@@ -162,16 +168,25 @@ impl Broker {
         let packet_id = s.allocate_packet_id();
         let qos = qos_pid(outbound.qos, packet_id);
         if self.write_publish(token, &outbound, qos, false, now) {
+            self.stage_queue(
+                session,
+                &outbound,
+                Some(packet_id),
+                InflightState::Published,
+                now,
+            );
             self.sessions[session].inflight.push_back(Inflight {
                 packet_id,
                 state: InflightState::Published,
                 outbound,
             });
+        } else {
+            self.stage_dequeue(session, &outbound);
         }
     }
 
     /// Bounded queue: past `max_queued_messages` the new message is dropped, counted, logged.
-    fn push_queue(&mut self, session: usize, outbound: Outbound) {
+    fn push_queue(&mut self, session: usize, outbound: Outbound, now: Instant) {
         let s = &mut self.sessions[session];
         if s.queue.len() >= self.config.max_queued_messages {
             self.stats.messages_dropped += 1;
@@ -183,7 +198,8 @@ impl Broker {
             );
             return;
         }
-        s.queue.push_back(outbound);
+        self.stage_queue(session, &outbound, None, InflightState::Published, now);
+        self.sessions[session].queue.push_back(outbound);
     }
 
     /// Encodes one PUBLISH into the connection's write buffer. Returns false when the
@@ -247,6 +263,7 @@ fn merge(message: &Arc<Message>, session: usize, subs: &[(usize, SubEntry)]) -> 
         qos: best?.min(message.qos),
         retain,
         subscription_ids,
+        seq: None,
     })
 }
 

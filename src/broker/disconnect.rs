@@ -4,9 +4,11 @@
 use std::time::{Duration, Instant};
 
 use super::client::CloseReason;
+use super::persist::unix_now;
 use super::timers::Timer;
 use super::{Broker, Violation};
 use crate::protocol::{Disconnect, ReasonCode};
+use crate::store::Write;
 
 impl Broker {
     pub(super) fn handle_disconnect(
@@ -52,6 +54,11 @@ impl Broker {
         let Some(session) = conn.session() else {
             return;
         };
+        self.store.stage(Write::ClientDisconnected {
+            client_id: conn.client_id.to_string(),
+            at: unix_now(),
+            reason: why.detail.to_string(),
+        });
         // After a takeover the session already belongs to the new connection.
         if self.sessions.get(session).map(|s| s.connection) != Some(Some(token)) {
             return;
@@ -76,6 +83,9 @@ impl Broker {
             } else {
                 self.route(will.message, now);
             }
+        }
+        if expiry > 0 {
+            self.stage_session(session, Some(unix_now()), now);
         }
         match expiry {
             0 => self.end_session(session),

@@ -20,6 +20,7 @@ use super::timers::Timer;
 use super::{Broker, Violation};
 use crate::config::Config;
 use crate::protocol::{Disconnect, Packet, Properties, ProtocolVersion, ReasonCode};
+use crate::store::{Store, StoreError};
 
 /// The signal pipe's token; listeners count down from the one below it.
 const SIGNAL: Token = Token(usize::MAX);
@@ -31,6 +32,7 @@ const STOP_GRACE: Duration = Duration::from_millis(500);
 #[derive(Debug)]
 pub enum RunError {
     Bind(SocketAddr, io::Error),
+    Store(StoreError),
     Io(&'static str, io::Error),
 }
 
@@ -38,6 +40,7 @@ impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RunError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            RunError::Store(e) => write!(f, "{e}"),
             RunError::Io(what, e) => write!(f, "{what}: {e}"),
         }
     }
@@ -47,6 +50,7 @@ impl std::error::Error for RunError {}
 
 /// Binds the listeners and runs the loop until SIGINT or SIGTERM.
 pub fn run(config: Config) -> Result<(), RunError> {
+    let store = Store::open(&config.db, config.sync).map_err(RunError::Store)?;
     let mut poll = Poll::new().map_err(|e| RunError::Io("cannot create poll", e))?;
     let mut listeners = Vec::new();
     for (i, addr) in config.listen.iter().enumerate() {
@@ -67,7 +71,8 @@ pub fn run(config: Config) -> Result<(), RunError> {
     }
     let (mut signals, received) = register_signals(&poll)?;
 
-    let mut broker = Broker::new(config);
+    let mut broker = Broker::new(config, store);
+    broker.load(Instant::now()).map_err(RunError::Store)?;
     let mut events = Events::with_capacity(256);
     loop {
         let timeout = broker.timers.timeout(Instant::now());
@@ -242,17 +247,27 @@ impl Broker {
 
     /// The end of a turn: detach closed connections (wills), flush output, drop sockets.
     fn end_turn(&mut self, poll: &Poll, now: Instant) {
-        let closing = std::mem::take(&mut self.close_list);
-        for &token in &closing {
-            if let Some(why) = self.conns.get(token).and_then(|c| c.closing) {
-                self.detach(token, why, now);
+        let mut closed = Vec::new();
+        // A second pass only runs when a failed commit closed more connections.
+        for _ in 0..2 {
+            let closing = std::mem::take(&mut self.close_list);
+            for &token in &closing {
+                if let Some(why) = self.conns.get(token).and_then(|c| c.closing) {
+                    self.detach(token, why, now);
+                }
+            }
+            closed.extend(closing);
+            self.commit();
+            if self.close_list.is_empty() {
+                break;
             }
         }
+        closed.append(&mut self.close_list);
         let flush = std::mem::take(&mut self.flush_list);
         for token in flush {
             self.flush(poll, token);
         }
-        for token in closing {
+        for token in closed {
             if self.conns.contains(token) {
                 let mut conn = self.conns.remove(token);
                 self.stats.bytes_received += conn.bytes_in;
@@ -310,6 +325,9 @@ impl Broker {
                     properties: Properties::default(),
                 }));
             }
+        }
+        self.commit();
+        for (_, conn) in self.conns.iter_mut() {
             let _ = conn.flush();
         }
         let deadline = Instant::now() + STOP_GRACE;

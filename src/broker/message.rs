@@ -2,7 +2,7 @@
 //! inbound PUBLISH into an `Arc` that every subscriber's queue, the retained tree and the
 //! store point to.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use crate::protocol::{Properties, Publish, Qos, QosPid};
@@ -22,6 +22,8 @@ pub struct Message {
     pub expires_at: Option<Instant>,
     /// The session that published it, for No Local subscriptions; `None` for wills and $SYS.
     pub publisher: Option<usize>,
+    /// Its id in the store, given the first time a persistent session queues it.
+    pub store_id: OnceLock<u64>,
 }
 
 /// The PUBLISH properties that travel with a message from publisher to subscribers.
@@ -67,6 +69,7 @@ impl Message {
             properties: ForwardedProperties::copy_from(&publish.properties),
             expires_at: expiry(publish.properties.message_expiry_interval, now),
             publisher,
+            store_id: OnceLock::new(),
         })
     }
 

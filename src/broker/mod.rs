@@ -18,19 +18,21 @@ mod disconnect;
 mod dispatch;
 mod event_loop;
 mod message;
+mod persist;
 mod publish;
 mod session;
 mod stats;
 mod subscribe;
 mod timers;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use slab::Slab;
 
 use crate::config::Config;
 use crate::protocol::ReasonCode;
+use crate::store::Store;
 use crate::topic::{RetainedTree, TopicTrie};
 use client::{CloseReason, Connection};
 use message::Message;
@@ -60,6 +62,12 @@ impl Violation {
 /// Everything the loop owns besides the poll and the listeners.
 pub struct Broker {
     config: Config,
+    /// The database; writes are staged during a turn and committed at its end.
+    store: Store,
+    /// Last message id handed out in the store.
+    next_message_id: u64,
+    /// Message bodies staged in this turn's commit, so each is written once.
+    staged_messages: HashSet<u64>,
     conns: Slab<Connection>,
     sessions: Slab<Session>,
     /// Client id → key in `sessions`.
@@ -82,9 +90,12 @@ pub struct Broker {
 }
 
 impl Broker {
-    fn new(config: Config) -> Broker {
+    fn new(config: Config, store: Store) -> Broker {
         Broker {
             config,
+            store,
+            next_message_id: 0,
+            staged_messages: HashSet::new(),
             conns: Slab::new(),
             sessions: Slab::new(),
             session_ids: HashMap::new(),

@@ -62,7 +62,7 @@ impl Broker {
         } else {
             let message = Message::from_publish(&topic, &publish, Some(session), now);
             if publish.retain {
-                self.retain(&message);
+                self.retain(&message, now);
             }
             if self.route(message, now) == 0 {
                 ReasonCode::NoMatchingSubscribers
@@ -77,6 +77,7 @@ impl Broker {
             QosPid::ExactlyOnce(id) => {
                 if !reason.is_error() {
                     self.sessions[session].incoming_qos2.insert(id.get());
+                    self.stage_qos2(session, id.get(), true);
                 }
                 self.send_ack(token, Packet::PubRec, id, reason);
             }
@@ -116,7 +117,8 @@ impl Broker {
     }
 
     /// Sets, replaces or (with an empty payload) clears the retained message of its topic.
-    fn retain(&mut self, message: &std::sync::Arc<Message>) {
+    fn retain(&mut self, message: &std::sync::Arc<Message>, now: Instant) {
+        self.stage_retained(message, now);
         if message.payload.is_empty() {
             self.retained.remove(&message.topic);
         } else {

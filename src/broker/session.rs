@@ -24,6 +24,8 @@ pub struct Outbound {
     pub retain: bool,
     /// Identifiers of every matching subscription (usually none or one).
     pub subscription_ids: Vec<u32>,
+    /// Its row in the store's queue of this session; `None` when not persisted.
+    pub seq: Option<u64>,
 }
 
 /// Where an outbound QoS 1/2 message stands in its handshake.
@@ -66,6 +68,12 @@ pub struct Session {
     /// Inbound QoS 2 packet ids whose PUBREC went out and whose PUBREL has not come yet.
     pub incoming_qos2: HashSet<u16>,
     pub will: Option<Will>,
+    /// The user who owns the session, kept for ACL checks and the store.
+    pub username: Option<String>,
+    /// True once the session has a row in the store (it has a non-zero expiry).
+    pub stored: bool,
+    /// Queue sequence number for the next persisted message.
+    pub next_seq: u64,
     /// Renewed whenever the session is attached or detached, so timers set for an earlier
     /// state (will delay, expiry) can tell they are stale.
     pub generation: u64,
@@ -83,6 +91,9 @@ impl Session {
             inflight: VecDeque::new(),
             incoming_qos2: HashSet::new(),
             will: None,
+            username: None,
+            stored: false,
+            next_seq: 1,
             generation: 0,
             next_packet_id: 1,
         }

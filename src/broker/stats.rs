@@ -11,4 +11,6 @@ pub struct Stats {
     pub messages_dropped: u64,
     pub bytes_received: u64,
     pub bytes_sent: u64,
+    /// Group commits that failed (disk full, I/O error); each closed its turn's clients.
+    pub store_failures: u64,
 }

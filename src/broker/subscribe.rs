@@ -105,6 +105,7 @@ impl Broker {
             identifier,
         };
         s.subscriptions.insert(filter.into(), entry);
+        self.stage_subscription(session, filter, Some(entry));
         Ok(Ok(self.trie.subscribe(plain, group, session, entry)))
     }
 
@@ -131,6 +132,7 @@ impl Broker {
                 qos,
                 retain: true,
                 subscription_ids: identifier.into_iter().collect(),
+                seq: None,
             };
             self.enqueue(session, outbound, now);
         }
@@ -150,6 +152,7 @@ impl Broker {
                 .is_some();
             if existed {
                 self.remove_from_trie(session, filter);
+                self.stage_subscription(session, filter, None);
             }
             reasons.push(if existed {
                 ReasonCode::Success

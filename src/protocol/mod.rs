@@ -24,7 +24,7 @@ pub use auth::Auth;
 pub use connack::ConnAck;
 pub use connect::{Connect, Will};
 pub use disconnect::Disconnect;
-pub use properties::{write_properties, Properties};
+pub use properties::{read_publish_properties, write_properties, Properties};
 pub use publish::Publish;
 pub use reason::ReasonCode;
 pub use subscribe::{RetainHandling, SubAck, Subscribe, SubscriptionOptions};

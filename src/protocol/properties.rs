@@ -357,6 +357,15 @@ impl<'a> Properties<'a> {
 /// Appends the property length (a variable byte integer) and every present property, in
 /// identifier order. Properties are written as given: which ones a packet may carry is the
 /// caller's concern when encoding.
+/// Reads back a PUBLISH property block written by [`write_properties`] (how the store keeps
+/// a message's properties); the whole of `buf` must be the block.
+pub fn read_publish_properties(buf: &[u8]) -> Result<Properties<'_>, DecodeError> {
+    let mut r = Reader::new(buf);
+    let props = read(&mut r, Context::Publish)?;
+    r.finish()?;
+    Ok(props)
+}
+
 pub fn write_properties(props: &Properties<'_>, out: &mut Vec<u8>) {
     put_vbi(out, props.body_len());
     props.for_each(|id, v| {

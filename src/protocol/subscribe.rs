@@ -42,6 +42,16 @@ const RETAIN_AS_PUBLISHED: u8 = 0x08;
 const RETAIN_HANDLING_SHIFT: u8 = 4;
 
 impl SubscriptionOptions {
+    /// The MQTT 5 options byte, as the store keeps it.
+    pub fn to_byte(self) -> u8 {
+        self.encode(ProtocolVersion::V5)
+    }
+
+    /// Reads an options byte written by [`SubscriptionOptions::to_byte`].
+    pub fn from_byte(b: u8) -> Option<Self> {
+        Self::decode(b, ProtocolVersion::V5).ok()
+    }
+
     /// MQTT 5 section 3.8.3.1; in 3.1.1 only the QoS bits exist (MQTT-3.8.3-4).
     fn decode(b: u8, version: ProtocolVersion) -> Result<Self, DecodeError> {
         let reserved = match version {

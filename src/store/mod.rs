@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub use crate::config::SyncMode;
 pub use acl::{Access, AclRule};
 pub use clients::ClientRecord;
 pub use error::StoreError;
@@ -39,25 +40,6 @@ pub use write::{StoredMessage, Write};
 
 /// How long a statement waits for another connection's lock before failing.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How hard SQLite works to make a commit survive power loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncMode {
-    /// `synchronous = FULL`: every commit is on disk before it returns.
-    Full,
-    /// `synchronous = NORMAL`: in WAL mode a power loss may lose the last
-    /// commits but never corrupts the file; much cheaper on flash.
-    Normal,
-}
-
-impl SyncMode {
-    fn pragma_value(self) -> &'static str {
-        match self {
-            SyncMode::Full => "FULL",
-            SyncMode::Normal => "NORMAL",
-        }
-    }
-}
 
 /// One connection to the database plus the writes staged for the next commit.
 pub struct Store {
@@ -92,7 +74,7 @@ impl Store {
         // The first statement that reads the file: a corrupt file fails here.
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
             .map_err(open_error)?;
-        conn.pragma_update(None, "synchronous", sync.pragma_value())
+        conn.pragma_update(None, "synchronous", sync.pragma())
             .map_err(open_error)?;
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(open_error)?;

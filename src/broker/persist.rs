@@ -1,0 +1,403 @@
+//! What the broker stages in the store during a turn, and what it loads back at start.
+//!
+//! Only what must survive a restart is written: retained messages, sessions with a
+//! non-zero expiry (their subscriptions, queued and in-flight QoS 1/2 messages, inbound
+//! QoS 2 ids), and client records. Writes are staged here and committed once per turn by
+//! the loop, before any acknowledgement is flushed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::message::{ForwardedProperties, Message};
+use super::session::{Inflight, InflightState, Outbound, Session, SubEntry};
+use super::timers::Timer;
+use super::Broker;
+use crate::protocol::{self, PacketId, Properties, Qos, SubscriptionOptions};
+use crate::store::{StoreError, StoredMessage, StoredSession, Write};
+use crate::topic::parse_shared;
+
+/// Queue row states, as the store keeps them.
+const QUEUED: u8 = 0;
+const PUBLISHED: u8 = 1;
+const RELEASED: u8 = 2;
+
+/// Seconds since the Unix epoch, the store's clock.
+pub(super) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Broker {
+    /// Stages the message body once per turn and returns its store id.
+    fn stage_message(&mut self, message: &Arc<Message>, now: Instant) -> u64 {
+        let id = *message.store_id.get_or_init(|| {
+            self.next_message_id += 1;
+            self.next_message_id
+        });
+        if self.staged_messages.insert(id) {
+            let msg = stored_message(message, now);
+            self.store.stage(Write::MessagePut { id, msg });
+        }
+        id
+    }
+
+    /// Records a queue entry of a persistent session (new, sent, or released).
+    pub(super) fn stage_queue(
+        &mut self,
+        session: usize,
+        outbound: &Outbound,
+        packet_id: Option<PacketId>,
+        state: InflightState,
+        now: Instant,
+    ) {
+        let (Some(seq), true) = (outbound.seq, self.sessions[session].stored) else {
+            return;
+        };
+        let message_id = self.stage_message(&outbound.message, now);
+        let state = match (packet_id, state) {
+            (None, _) => QUEUED,
+            (Some(_), InflightState::Published) => PUBLISHED,
+            (Some(_), InflightState::Released) => RELEASED,
+        };
+        self.store.stage(Write::QueuePut {
+            client_id: self.sessions[session].client_id.to_string(),
+            seq,
+            message_id,
+            qos: outbound.qos as u8,
+            packet_id: packet_id.map(|p| p.get()),
+            state,
+        });
+    }
+
+    /// Forgets a queue entry that was delivered, refused or dropped.
+    pub(super) fn stage_dequeue(&mut self, session: usize, outbound: &Outbound) {
+        let s = &self.sessions[session];
+        if let (Some(seq), true) = (outbound.seq, s.stored) {
+            self.store.stage(Write::QueueDelete {
+                client_id: s.client_id.to_string(),
+                seq,
+            });
+        }
+    }
+
+    /// Writes the session row (and, the first time, everything in it).
+    pub(super) fn stage_session(
+        &mut self,
+        session: usize,
+        disconnected_at: Option<i64>,
+        now: Instant,
+    ) {
+        let s = &mut self.sessions[session];
+        if s.expiry_interval == 0 {
+            if s.stored {
+                s.stored = false;
+                self.store.stage(Write::SessionDelete {
+                    client_id: s.client_id.to_string(),
+                });
+            }
+            return;
+        }
+        let first_time = !s.stored;
+        s.stored = true;
+        self.store.stage(Write::SessionPut {
+            client_id: s.client_id.to_string(),
+            expiry_interval: s.expiry_interval,
+            username: s.username.clone(),
+            disconnected_at,
+        });
+        if first_time {
+            self.stage_session_contents(session, now);
+        }
+    }
+
+    /// Everything a session holds, for a session that becomes persistent while it
+    /// already has state (a takeover that raises the expiry from 0).
+    fn stage_session_contents(&mut self, session: usize, now: Instant) {
+        let s = &self.sessions[session];
+        let client_id = s.client_id.to_string();
+        let subs: Vec<(String, SubEntry)> = s
+            .subscriptions
+            .iter()
+            .map(|(f, e)| (f.to_string(), *e))
+            .collect();
+        for (filter, entry) in subs {
+            self.store
+                .stage(subscription_put(&client_id, filter, entry));
+        }
+        for id in self.sessions[session].incoming_qos2.clone() {
+            self.store.stage(Write::Qos2Received {
+                client_id: client_id.clone(),
+                packet_id: id,
+            });
+        }
+        let mut entries: Vec<(Outbound, Option<PacketId>, InflightState)> = Vec::new();
+        let s = &mut self.sessions[session];
+        for i in s.inflight.iter_mut() {
+            i.outbound.seq = Some(s.next_seq);
+            s.next_seq += 1;
+            entries.push((i.outbound.clone(), Some(i.packet_id), i.state));
+        }
+        for o in s.queue.iter_mut() {
+            o.seq = Some(s.next_seq);
+            s.next_seq += 1;
+            entries.push((o.clone(), None, InflightState::Published));
+        }
+        for (outbound, packet_id, state) in entries {
+            self.stage_queue(session, &outbound, packet_id, state, now);
+        }
+    }
+
+    pub(super) fn stage_session_delete(&mut self, session: &Session) {
+        if session.stored {
+            self.store.stage(Write::SessionDelete {
+                client_id: session.client_id.to_string(),
+            });
+        }
+    }
+
+    pub(super) fn stage_subscription(
+        &mut self,
+        session: usize,
+        filter: &str,
+        entry: Option<SubEntry>,
+    ) {
+        let s = &self.sessions[session];
+        if !s.stored {
+            return;
+        }
+        let client_id = s.client_id.to_string();
+        self.store.stage(match entry {
+            Some(entry) => subscription_put(&client_id, filter.to_string(), entry),
+            None => Write::SubscriptionDelete {
+                client_id,
+                filter: filter.to_string(),
+            },
+        });
+    }
+
+    pub(super) fn stage_qos2(&mut self, session: usize, packet_id: u16, received: bool) {
+        let s = &self.sessions[session];
+        if !s.stored {
+            return;
+        }
+        let client_id = s.client_id.to_string();
+        self.store.stage(if received {
+            Write::Qos2Received {
+                client_id,
+                packet_id,
+            }
+        } else {
+            Write::Qos2Released {
+                client_id,
+                packet_id,
+            }
+        });
+    }
+
+    pub(super) fn stage_retained(&mut self, message: &Arc<Message>, now: Instant) {
+        self.store.stage(if message.payload.is_empty() {
+            Write::RetainClear {
+                topic: message.topic.to_string(),
+            }
+        } else {
+            Write::RetainSet(stored_message(message, now))
+        });
+    }
+
+    /// Group commit: one transaction for the turn's writes, before any reply leaves.
+    /// If it fails, nothing this turn produced may be acknowledged: the connections with
+    /// pending output are closed without flushing, so their clients retry.
+    pub(super) fn commit(&mut self) {
+        self.staged_messages.clear();
+        if let Err(e) = self.store.commit() {
+            self.stats.store_failures += 1;
+            log::error!("store commit failed, closing the turn's connections unacknowledged: {e}");
+            for token in std::mem::take(&mut self.flush_list) {
+                if let Some(conn) = self.conns.get_mut(token) {
+                    conn.write_buf.clear();
+                    conn.in_flush_list = false;
+                }
+                self.close(
+                    token,
+                    super::client::CloseReason {
+                        reason: crate::protocol::ReasonCode::UnspecifiedError,
+                        publish_will: false,
+                        detail: "store failure",
+                    },
+                );
+            }
+        }
+    }
+
+    /// Loads retained messages and persistent sessions at start.
+    pub(super) fn load(&mut self, now: Instant) -> Result<(), StoreError> {
+        let unix = unix_now();
+        let purged = self.store.purge_expired(unix)?;
+        if purged > 0 {
+            log::info!("{purged} expired messages removed from the store");
+        }
+        for stored in self.store.load_retained()? {
+            let message = loaded_message(&stored, now, unix);
+            self.retained.insert(&message.topic.clone(), message);
+        }
+        self.next_message_id = self.store.max_message_id()?;
+        let mut bodies: HashMap<u64, Arc<Message>> = HashMap::new();
+        for (id, stored) in self.store.load_messages()? {
+            let message = loaded_message(&stored, now, unix);
+            let _ = message.store_id.set(id);
+            bodies.insert(id, message);
+        }
+        let sessions = self.store.load_sessions()?;
+        let count = sessions.len();
+        for stored in sessions {
+            self.restore_session(stored, &bodies, now, unix);
+        }
+        log::info!(
+            "store loaded: {} retained messages, {} sessions, {} queued messages",
+            self.retained.len(),
+            count,
+            bodies.len()
+        );
+        Ok(())
+    }
+
+    fn restore_session(
+        &mut self,
+        stored: StoredSession,
+        bodies: &HashMap<u64, Arc<Message>>,
+        now: Instant,
+        unix: i64,
+    ) {
+        let mut session = Session::new(&stored.client_id, stored.expiry_interval);
+        session.stored = true;
+        session.username = stored.username;
+        session.incoming_qos2.extend(stored.qos2_received);
+        let mut subs = Vec::new();
+        for sub in stored.subscriptions {
+            let Some(options) = SubscriptionOptions::from_byte(sub.options) else {
+                continue;
+            };
+            let entry = SubEntry {
+                options,
+                identifier: sub.identifier,
+            };
+            session
+                .subscriptions
+                .insert(sub.filter.as_str().into(), entry);
+            subs.push((sub.filter, entry));
+        }
+        for row in stored.queue {
+            let Some(message) = bodies.get(&row.message_id) else {
+                continue;
+            };
+            let outbound = Outbound {
+                message: message.clone(),
+                qos: Qos::from_u8(row.qos).unwrap_or(Qos::AtLeastOnce),
+                retain: false,
+                subscription_ids: Vec::new(),
+                seq: Some(row.seq),
+            };
+            session.next_seq = session.next_seq.max(row.seq + 1);
+            let packet_id = row.packet_id.and_then(PacketId::new);
+            match (packet_id, row.state) {
+                (Some(packet_id), PUBLISHED | RELEASED) => session.inflight.push_back(Inflight {
+                    packet_id,
+                    state: if row.state == RELEASED {
+                        InflightState::Released
+                    } else {
+                        InflightState::Published
+                    },
+                    outbound,
+                }),
+                _ => session.queue.push_back(outbound),
+            }
+        }
+        let generation = self.next_generation();
+        session.generation = generation;
+        let expiry = session.expiry_interval;
+        let key = self.sessions.insert(session);
+        self.session_ids.insert(stored.client_id.into(), key);
+        for (filter, entry) in subs {
+            match parse_shared(&filter) {
+                Some(Ok(shared)) => {
+                    self.trie
+                        .subscribe(shared.filter, Some(shared.group), key, entry)
+                }
+                _ => self.trie.subscribe(&filter, None, key, entry),
+            };
+        }
+        if expiry != u32::MAX {
+            // A broker that stopped while the client was connected: count from now.
+            let since = stored
+                .disconnected_at
+                .map_or(0, |at| (unix - at).max(0) as u64);
+            let left = u64::from(expiry).saturating_sub(since);
+            self.timers.schedule(
+                now + Duration::from_secs(left),
+                Timer::SessionExpiry {
+                    session: key,
+                    generation,
+                },
+            );
+        }
+    }
+}
+
+fn subscription_put(client_id: &str, filter: String, entry: SubEntry) -> Write {
+    Write::SubscriptionPut {
+        client_id: client_id.to_string(),
+        filter,
+        options: entry.options.to_byte(),
+        identifier: entry.identifier,
+    }
+}
+
+/// The store's copy of a message: properties as an MQTT 5 property block.
+fn stored_message(message: &Message, now: Instant) -> StoredMessage {
+    let p = &message.properties;
+    let user_properties = p
+        .user_properties
+        .iter()
+        .map(|(k, v)| (&**k, &**v))
+        .collect();
+    let props = Properties {
+        payload_format_indicator: p.payload_format_indicator,
+        content_type: p.content_type.as_deref(),
+        response_topic: p.response_topic.as_deref(),
+        correlation_data: p.correlation_data.as_deref(),
+        user_properties,
+        ..Properties::default()
+    };
+    let mut properties = Vec::new();
+    protocol::write_properties(&props, &mut properties);
+    StoredMessage {
+        topic: message.topic.to_string(),
+        payload: message.payload.to_vec(),
+        qos: message.qos as u8,
+        retain: message.retain,
+        properties,
+        expires_at: message
+            .expires_at
+            .map(|at| unix_now() + at.saturating_duration_since(now).as_secs() as i64),
+    }
+}
+
+fn loaded_message(stored: &StoredMessage, now: Instant, unix: i64) -> Arc<Message> {
+    let properties = protocol::read_publish_properties(&stored.properties)
+        .map(|p| ForwardedProperties::copy_from(&p))
+        .unwrap_or_default();
+    Arc::new(Message {
+        topic: stored.topic.as_str().into(),
+        payload: stored.payload.as_slice().into(),
+        qos: Qos::from_u8(stored.qos).unwrap_or(Qos::AtMostOnce),
+        retain: stored.retain,
+        properties,
+        expires_at: stored
+            .expires_at
+            .map(|at| now + Duration::from_secs((at - unix).max(0) as u64)),
+        publisher: None,
+        store_id: Default::default(),
+    })
+}
