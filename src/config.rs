@@ -91,6 +91,11 @@ pub struct Config {
     /// Subscriptions one client may hold, so one client cannot bloat the
     /// trie; 0 = no limit.
     pub max_subscriptions_per_client: usize,
+    /// Topic filters nobody may subscribe to or receive from, whatever the ACL rules
+    /// say (Mosquitto-style `deny` rules kept in the config file).
+    pub deny_subscribe: Vec<String>,
+    /// Topic filters nobody may publish to, whatever the ACL rules say.
+    pub deny_publish: Vec<String>,
 }
 
 /// SQLite `synchronous` setting used for every group commit.
@@ -149,6 +154,8 @@ impl Default for Config {
             sys_interval: 10,
             max_topic_levels: 32,
             max_subscriptions_per_client: 1000,
+            deny_subscribe: Vec::new(),
+            deny_publish: Vec::new(),
         }
     }
 }
@@ -291,6 +298,18 @@ impl Config {
                 option: "listen",
                 message: "must name at least one address".to_string(),
             });
+        }
+        for (option, filters) in [
+            ("deny_subscribe", &self.deny_subscribe),
+            ("deny_publish", &self.deny_publish),
+        ] {
+            if let Some(bad) = filters.iter().find(|f| !crate::topic::valid_filter(f, 0)) {
+                return Err(ConfigError::Invalid {
+                    path: None,
+                    option,
+                    message: format!("has an invalid topic filter `{bad}`"),
+                });
+            }
         }
         range("bcrypt_cost", self.bcrypt_cost, 4..=31)?;
         range("connect_timeout", self.connect_timeout, 1..=u64::MAX)?;

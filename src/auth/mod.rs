@@ -1,3 +1,13 @@
-//! Authentication helpers that do not touch the database.
+//! Authentication and authorisation.
+//!
+//! - `password` — bcrypt hashing and checking (slow: never on the loop).
+//! - `worker`   — the threads that check CONNECT credentials and answer through the waker.
+//! - `cache`    — recently verified credentials, kept as salted digests, never plaintext.
+//! - `throttle` — slows down addresses that keep failing to log in.
+//! - `acl`      — topic access rules, evaluated on the loop.
 
+pub mod acl;
+pub mod cache;
 pub mod password;
+pub mod throttle;
+pub mod worker;

@@ -10,10 +10,6 @@ pub const DEFAULT_COST: u32 = bcrypt::DEFAULT_COST;
 /// passwords are refused rather than silently cut.
 pub const MAX_PASSWORD_BYTES: usize = 71;
 
-/// A valid hash at [`DEFAULT_COST`] of a password nobody uses, so that
-/// [`dummy_verify`] costs what a real check costs.
-const DUMMY_HASH: &str = "$2b$12$fzLUrKlL9q4Dlj8jdd7OoOn4vKSwOQ90HIigiObasJRHd6n.WTCqq";
-
 /// Why a password could not be hashed.
 #[derive(Debug)]
 pub enum PasswordError {
@@ -64,13 +60,6 @@ pub fn verify_password(plain: &[u8], hash: &str) -> bool {
     bcrypt::non_truncating_verify(plain, hash).unwrap_or(false)
 }
 
-/// Spends the time of one [`verify_password`] at [`DEFAULT_COST`] and
-/// discards the result: call it for unknown users so they take as long as a
-/// wrong password. (Hashes made at another cost take another time.)
-pub fn dummy_verify(plain: &[u8]) {
-    std::hint::black_box(verify_password(plain, DUMMY_HASH));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,12 +98,5 @@ mod tests {
     #[test]
     fn malformed_hash_never_matches() {
         assert!(!verify_password(b"x", "not a hash"));
-    }
-
-    #[test]
-    fn dummy_hash_is_valid_at_default_cost() {
-        let parts: bcrypt::HashParts = DUMMY_HASH.parse().unwrap();
-        assert_eq!(parts.get_cost(), DEFAULT_COST);
-        dummy_verify(b"anything");
     }
 }

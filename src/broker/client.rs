@@ -19,6 +19,8 @@ const READ_CHUNK: usize = 16 * 1024;
 pub enum Phase {
     /// Accepted; no CONNECT yet. Closed if nothing arrives by `deadline`.
     AwaitingConnect { deadline: Instant },
+    /// CONNECT received; its password is being checked off the loop. Input waits.
+    Authenticating { deadline: Instant },
     /// CONNECT accepted; bound to a session.
     Connected { session: usize },
 }
@@ -38,6 +40,8 @@ pub struct Connection {
     pub addr: SocketAddr,
     /// Unique for the life of the process, unlike the slab key, which is reused.
     pub serial: u64,
+    /// True when accepted on a loopback address (anonymous clients allowed by default).
+    pub local_is_loopback: bool,
     pub phase: Phase,
     pub version: ProtocolVersion,
     pub client_id: Arc<str>,
@@ -78,6 +82,7 @@ impl Connection {
             socket,
             addr,
             serial,
+            local_is_loopback: false,
             phase: Phase::AwaitingConnect {
                 deadline: connect_deadline,
             },
@@ -102,14 +107,16 @@ impl Connection {
     pub fn session(&self) -> Option<usize> {
         match self.phase {
             Phase::Connected { session } => Some(session),
-            Phase::AwaitingConnect { .. } => None,
+            Phase::AwaitingConnect { .. } | Phase::Authenticating { .. } => None,
         }
     }
 
     /// When silence means the client is gone: 1.5 × keep alive after the last read.
     pub fn keep_alive_deadline(&self) -> Option<Instant> {
         match self.phase {
-            Phase::AwaitingConnect { deadline } => Some(deadline),
+            Phase::AwaitingConnect { deadline } | Phase::Authenticating { deadline } => {
+                Some(deadline)
+            }
             Phase::Connected { .. } if self.keep_alive > 0 => {
                 Some(self.last_read + Duration::from_millis(u64::from(self.keep_alive) * 1500))
             }

@@ -1,5 +1,6 @@
-//! CONNECT: validate, take or create the session (takeover, clean start, will), answer
-//! CONNACK with what the broker supports, then resume whatever the session is owed.
+//! CONNECT: validate, authenticate (anonymous policy, credential cache, or the bcrypt
+//! worker), take or create the session (takeover, clean start, will), answer CONNACK
+//! with what the broker supports, then resume whatever the session is owed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -10,11 +11,42 @@ use super::persist::unix_now;
 use super::session::{Session, Will};
 use super::timers::Timer;
 use super::{Broker, Violation};
+use crate::auth::acl::ClientAcl;
+use crate::auth::cache::Credential;
+use crate::auth::worker::{AuthOutcome, AuthReply, AuthRequest};
 use crate::protocol::{
     self, ConnAck, Connect, Disconnect, Packet, Properties, ProtocolVersion, ReasonCode,
 };
 use crate::store::Write;
 use crate::topic;
+
+/// Response Information given to MQTT 5 clients that ask for it: the prefix of a topic
+/// the client may use to receive responses (its client id follows).
+const RESPONSE_TOPIC_PREFIX: &str = "responses/";
+
+/// What the broker keeps of a CONNECT once its frame is gone (while the password is
+/// checked off the loop).
+pub(super) struct ConnectRequest {
+    version: ProtocolVersion,
+    clean_start: bool,
+    keep_alive: u16,
+    client_id: String,
+    /// True when the broker made the client id up (sent back in CONNACK).
+    assigned: bool,
+    session_expiry: u32,
+    receive_maximum: u16,
+    max_packet_size: u32,
+    request_response_information: bool,
+    will: Option<Will>,
+    username: Option<String>,
+}
+
+/// A CONNECT waiting for the auth worker.
+pub(super) struct PendingConnect {
+    serial: u64,
+    request: ConnectRequest,
+    credential: Credential,
+}
 
 impl Broker {
     pub(super) fn handle_connect(
@@ -25,85 +57,103 @@ impl Broker {
     ) -> Result<(), Violation> {
         self.conns[token].version = connect.version;
         if let Err(reason) = self.check_connect(&connect) {
-            return self.refuse_connect(token, reason);
+            self.refuse_connect(token, reason);
+            return Ok(());
         }
-        let assigned = connect
-            .client_id
-            .is_empty()
-            .then(|| self.assign_client_id(token));
-        let client_id = assigned.as_deref().unwrap_or(connect.client_id);
-        let expiry = self.session_expiry(&connect);
-        let (session, session_present) =
-            self.take_session(client_id, connect.clean_start, expiry, now);
-        let s = &mut self.sessions[session];
-        s.connection = Some(token);
-        s.username = connect.username.map(String::from);
-        self.stage_session(session, None, now);
-        self.store.stage(Write::ClientConnected {
-            client_id: client_id.to_string(),
-            username: connect.username.map(String::from),
-            address: self.conns[token].addr.to_string(),
-            protocol: match connect.version {
-                ProtocolVersion::V5 => 5,
-                ProtocolVersion::V311 => 4,
+        let request = self.connect_request(token, &connect, now);
+        let Some(username) = connect.username else {
+            if self.anonymous_allowed(token) {
+                self.accept_connect(token, request, now);
+            } else {
+                self.refuse_connect(token, ReasonCode::NotAuthorized);
+            }
+            return Ok(());
+        };
+        let password = connect.password.unwrap_or_default();
+        let credential = self.credentials.credential(username, password);
+        if self.credentials.check(username, &credential, now) {
+            self.accept_connect(token, request, now);
+            return Ok(());
+        }
+        let conn = &mut self.conns[token];
+        let deadline = match conn.phase {
+            Phase::AwaitingConnect { deadline } => deadline,
+            _ => now,
+        };
+        conn.phase = Phase::Authenticating { deadline };
+        self.auth.submit(AuthRequest {
+            token,
+            serial: conn.serial,
+            username: username.to_string(),
+            password: password.to_vec(),
+            addr: conn.addr.ip(),
+        });
+        self.pending_connects.insert(
+            token,
+            PendingConnect {
+                serial: conn.serial,
+                request,
+                credential,
             },
-            at: unix_now(),
-        });
-        self.sessions[session].will = connect.will.as_ref().map(|w| Will {
-            message: Arc::new(Message {
-                topic: w.topic.into(),
-                payload: w.payload.into(),
-                qos: w.qos,
-                retain: w.retain,
-                properties: ForwardedProperties::copy_from(&w.properties),
-                expires_at: w
-                    .properties
-                    .message_expiry_interval
-                    .map(|s| now + Duration::from_secs(u64::from(s))),
-                publisher: None,
-                store_id: Default::default(),
-            }),
-            delay: w.properties.will_delay_interval.unwrap_or(0),
-        });
-
-        let server_keep_alive = self.server_keep_alive(&connect);
-        let conn = &mut self.conns[token];
-        conn.phase = Phase::Connected { session };
-        conn.client_id = Arc::from(client_id);
-        conn.keep_alive = server_keep_alive.unwrap_or(connect.keep_alive);
-        conn.last_read = now;
-        conn.receive_maximum = connect.properties.receive_maximum.unwrap_or(u16::MAX);
-        conn.max_packet_size = connect
-            .properties
-            .maximum_packet_size
-            .unwrap_or(protocol::MAX_PACKET_SIZE);
-        conn.topic_alias_maximum = self.config.topic_alias_maximum;
-        let serial = conn.serial;
-        if let Some(deadline) = conn.keep_alive_deadline() {
-            self.timers
-                .schedule(deadline, Timer::KeepAlive { token, serial });
-        }
-
-        let properties = self.connack_properties(&connect, assigned.as_deref(), server_keep_alive);
-        let conn = &mut self.conns[token];
-        conn.send(&Packet::ConnAck(ConnAck {
-            session_present,
-            reason: ReasonCode::Success,
-            properties,
-        }));
-        log::info!(
-            "client {} connected from {} (MQTT {}, keep alive {}s, clean start {}, session present {})",
-            client_id,
-            conn.addr,
-            if connect.version == ProtocolVersion::V5 { "5" } else { "3.1.1" },
-            conn.keep_alive,
-            connect.clean_start,
-            session_present
         );
-        self.stats.connections_total += 1;
-        self.mark_flush(token);
-        self.resume_session(session, now);
         Ok(())
+    }
+
+    /// The auth worker's verdict on a pending CONNECT.
+    pub(super) fn auth_replied(&mut self, reply: AuthReply, now: Instant) {
+        if let Some(rules) = reply.rules {
+            self.acl_rules = rules;
+        }
+        let Some(pending) = self.pending_connects.remove(&reply.token) else {
+            return;
+        };
+        if pending.serial != reply.serial {
+            self.pending_connects.insert(reply.token, pending);
+            return;
+        }
+        let token = reply.token;
+        let addr = self.conns[token].addr.ip();
+        let username = pending.request.username.clone().unwrap_or_default();
+        match reply.outcome {
+            AuthOutcome::Accepted => {
+                self.throttle.succeed(addr);
+                self.credentials
+                    .remember(&username, pending.credential, now);
+                self.accept_connect(token, pending.request, now);
+                // Packets pipelined behind CONNECT waited in the read buffer.
+                self.handle_input(token, now);
+            }
+            AuthOutcome::Rejected => {
+                log::info!(
+                    "client {} from {addr}: bad user name or password",
+                    pending.request.client_id
+                );
+                self.credentials.forget(&username);
+                let penalty = self.throttle.fail(addr, now);
+                if penalty.is_zero() {
+                    self.refuse_connect(token, ReasonCode::BadUserNameOrPassword);
+                } else {
+                    let serial = pending.serial;
+                    self.timers
+                        .schedule(now + penalty, Timer::DelayedRefusal { token, serial });
+                }
+            }
+            AuthOutcome::Unavailable => self.refuse_connect(token, ReasonCode::ServerUnavailable),
+        }
+    }
+
+    /// A refusal held back by the login throttle is due.
+    pub(super) fn delayed_refusal(&mut self, token: usize, serial: u64) {
+        if self.conns.get(token).is_some_and(|c| c.serial == serial) {
+            self.refuse_connect(token, ReasonCode::BadUserNameOrPassword);
+        }
+    }
+
+    /// Anonymous clients: as configured, or by default only on loopback listeners.
+    fn anonymous_allowed(&self, token: usize) -> bool {
+        self.config
+            .allow_anonymous
+            .unwrap_or(self.conns[token].local_is_loopback)
     }
 
     /// The checks whose failure is answered with a CONNACK reason code.
@@ -116,6 +166,9 @@ impl Broker {
             && !connect.clean_start
         {
             return Err(ReasonCode::ClientIdentifierNotValid);
+        }
+        if connect.password.is_some() && connect.username.is_none() {
+            return Err(ReasonCode::BadUserNameOrPassword);
         }
         if let Some(will) = &connect.will {
             if !topic::valid_topic_name(will.topic, self.config.max_topic_levels)
@@ -133,8 +186,133 @@ impl Broker {
         Ok(())
     }
 
+    fn connect_request(
+        &mut self,
+        token: usize,
+        connect: &Connect<'_>,
+        now: Instant,
+    ) -> ConnectRequest {
+        let assigned = connect.client_id.is_empty();
+        let client_id = if assigned {
+            self.assign_client_id(token)
+        } else {
+            connect.client_id.to_string()
+        };
+        let p = &connect.properties;
+        ConnectRequest {
+            version: connect.version,
+            clean_start: connect.clean_start,
+            keep_alive: connect.keep_alive,
+            client_id,
+            assigned,
+            session_expiry: self.session_expiry(connect),
+            receive_maximum: p.receive_maximum.unwrap_or(u16::MAX),
+            max_packet_size: p.maximum_packet_size.unwrap_or(protocol::MAX_PACKET_SIZE),
+            request_response_information: p.request_response_information == Some(1),
+            will: connect.will.as_ref().map(|w| Will {
+                message: Arc::new(Message {
+                    topic: w.topic.into(),
+                    payload: w.payload.into(),
+                    qos: w.qos,
+                    retain: w.retain,
+                    properties: ForwardedProperties::copy_from(&w.properties),
+                    expires_at: w
+                        .properties
+                        .message_expiry_interval
+                        .map(|s| now + Duration::from_secs(u64::from(s))),
+                    publisher: None,
+                    store_id: Default::default(),
+                }),
+                delay: w.properties.will_delay_interval.unwrap_or(0),
+            }),
+            username: connect.username.map(String::from),
+        }
+    }
+
+    /// Binds the connection to its session and answers CONNACK.
+    fn accept_connect(&mut self, token: usize, request: ConnectRequest, now: Instant) {
+        let ConnectRequest {
+            version,
+            clean_start,
+            keep_alive,
+            client_id,
+            assigned,
+            session_expiry,
+            receive_maximum,
+            max_packet_size,
+            request_response_information,
+            will,
+            username,
+        } = request;
+        let (session, session_present) =
+            self.take_session(&client_id, clean_start, session_expiry, now);
+        let acl = ClientAcl::for_client(
+            &self.acl_rules,
+            &self.config.deny_subscribe,
+            &self.config.deny_publish,
+            username.as_deref(),
+            &client_id,
+        );
+        let s = &mut self.sessions[session];
+        s.connection = Some(token);
+        s.will = will;
+        s.acl = acl;
+        s.username.clone_from(&username);
+        self.stage_session(session, None, now);
+        let conn = &self.conns[token];
+        self.store.stage(Write::ClientConnected {
+            client_id: client_id.clone(),
+            username,
+            address: conn.addr.to_string(),
+            protocol: match version {
+                ProtocolVersion::V5 => 5,
+                ProtocolVersion::V311 => 4,
+            },
+            at: unix_now(),
+        });
+
+        let server_keep_alive = self.server_keep_alive(version, keep_alive);
+        let response_information = (request_response_information && version == ProtocolVersion::V5)
+            .then(|| format!("{RESPONSE_TOPIC_PREFIX}{client_id}"));
+        let conn = &mut self.conns[token];
+        conn.phase = Phase::Connected { session };
+        conn.client_id = Arc::from(client_id.as_str());
+        conn.keep_alive = server_keep_alive.unwrap_or(keep_alive);
+        conn.last_read = now;
+        conn.receive_maximum = receive_maximum;
+        conn.max_packet_size = max_packet_size;
+        conn.topic_alias_maximum = self.config.topic_alias_maximum;
+        let serial = conn.serial;
+        if let Some(deadline) = conn.keep_alive_deadline() {
+            self.timers
+                .schedule(deadline, Timer::KeepAlive { token, serial });
+        }
+
+        let mut properties = self.connack_properties(version, server_keep_alive);
+        properties.assigned_client_identifier = assigned.then_some(client_id.as_str());
+        properties.response_information = response_information.as_deref();
+        let conn = &mut self.conns[token];
+        conn.send(&Packet::ConnAck(ConnAck {
+            session_present,
+            reason: ReasonCode::Success,
+            properties,
+        }));
+        log::info!(
+            "client {} connected from {} (MQTT {}, keep alive {}s, clean start {}, session present {})",
+            client_id,
+            conn.addr,
+            if version == ProtocolVersion::V5 { "5" } else { "3.1.1" },
+            conn.keep_alive,
+            clean_start,
+            session_present
+        );
+        self.stats.connections_total += 1;
+        self.mark_flush(token);
+        self.resume_session(session, now);
+    }
+
     /// Sends CONNACK with a failure code and closes without a will.
-    fn refuse_connect(&mut self, token: usize, reason: ReasonCode) -> Result<(), Violation> {
+    fn refuse_connect(&mut self, token: usize, reason: ReasonCode) {
         let conn = &mut self.conns[token];
         conn.send(&Packet::ConnAck(ConnAck {
             session_present: false,
@@ -150,7 +328,6 @@ impl Broker {
                 detail: "CONNECT refused",
             },
         );
-        Ok(())
     }
 
     fn assign_client_id(&mut self, token: usize) -> String {
@@ -177,10 +354,9 @@ impl Broker {
 
     /// The Server Keep Alive to impose when the client asks more than `max_keepalive`
     /// (or none at all while a maximum is configured). MQTT 5 only.
-    fn server_keep_alive(&self, connect: &Connect<'_>) -> Option<u16> {
+    fn server_keep_alive(&self, version: ProtocolVersion, asked: u16) -> Option<u16> {
         let max = self.config.max_keepalive;
-        let asked = connect.keep_alive;
-        (connect.version == ProtocolVersion::V5 && max < u16::MAX && (asked == 0 || asked > max))
+        (version == ProtocolVersion::V5 && max < u16::MAX && (asked == 0 || asked > max))
             .then_some(max)
     }
 
@@ -239,19 +415,18 @@ impl Broker {
             old,
             CloseReason {
                 reason: ReasonCode::SessionTakenOver,
-                publish_will: false,
+                publish_will: true,
                 detail: "session taken over",
             },
         );
     }
 
-    fn connack_properties<'a>(
+    fn connack_properties(
         &self,
-        connect: &Connect<'_>,
-        assigned: Option<&'a str>,
+        version: ProtocolVersion,
         server_keep_alive: Option<u16>,
-    ) -> Properties<'a> {
-        if connect.version != ProtocolVersion::V5 {
+    ) -> Properties<'static> {
+        if version != ProtocolVersion::V5 {
             return Properties::default();
         }
         let c = &self.config;
@@ -261,7 +436,6 @@ impl Broker {
             maximum_qos: (c.maximum_qos < 2).then_some(c.maximum_qos),
             retain_available: flag(c.retain_available),
             maximum_packet_size: Some(c.max_packet_size),
-            assigned_client_identifier: assigned,
             topic_alias_maximum: (c.topic_alias_maximum > 0).then_some(c.topic_alias_maximum),
             wildcard_subscription_available: flag(c.wildcard_subscriptions),
             subscription_identifier_available: flag(c.subscription_identifiers),

@@ -8,6 +8,7 @@ use std::time::Instant;
 use super::message::{Delivery, Message};
 use super::session::{Inflight, InflightState, Outbound, Session, SubEntry};
 use super::Broker;
+use crate::auth::acl::Action;
 use crate::protocol::{self, Ack, Packet, Properties, Qos, QosPid, ReasonCode};
 use crate::topic::SharedGroup;
 
@@ -48,7 +49,10 @@ impl Broker {
                 .iter()
                 .take_while(|(s, _)| *s == session)
                 .count();
-            if let Some(outbound) = merge(&message, session, &matches[i..end]) {
+            let acl = &self.sessions[session].acl;
+            let readable = acl.allows_everything() || acl.allows(Action::Read, &message.topic);
+            let outbound = merge(&message, session, &matches[i..end]).filter(|_| readable);
+            if let Some(outbound) = outbound {
                 self.enqueue(session, outbound, now);
                 delivered += 1;
             }

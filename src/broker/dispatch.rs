@@ -19,7 +19,7 @@ impl Broker {
             let Some(conn) = self.conns.get(token) else {
                 break;
             };
-            if conn.closing.is_some() {
+            if conn.closing.is_some() || matches!(conn.phase, Phase::Authenticating { .. }) {
                 break;
             }
             match protocol::decode(&buf[consumed..], conn.version, self.config.max_packet_size) {
@@ -61,6 +61,7 @@ impl Broker {
                 };
             }
             Phase::Connected { session } => session,
+            Phase::Authenticating { .. } => return Ok(()),
         };
         match packet {
             Packet::Publish(publish) => self.handle_publish(token, session, publish, now),

@@ -18,13 +18,15 @@ use mio::{Events, Interest, Poll, Token};
 use super::client::{CloseReason, Connection, Phase};
 use super::timers::Timer;
 use super::{Broker, Violation};
+use crate::auth::worker::AuthWorker;
 use crate::config::Config;
 use crate::protocol::{Disconnect, Packet, Properties, ProtocolVersion, ReasonCode};
 use crate::store::{Store, StoreError};
 
-/// The signal pipe's token; listeners count down from the one below it.
+/// The signal pipe's token, the waker's (auth replies), then listeners counting down.
 const SIGNAL: Token = Token(usize::MAX);
-const FIRST_LISTENER: usize = usize::MAX - 1;
+const WAKER: Token = Token(usize::MAX - 1);
+const FIRST_LISTENER: usize = usize::MAX - 2;
 /// How long a graceful stop waits for pending output to drain.
 const STOP_GRACE: Duration = Duration::from_millis(500);
 
@@ -71,7 +73,14 @@ pub fn run(config: Config) -> Result<(), RunError> {
     }
     let (mut signals, received) = register_signals(&poll)?;
 
-    let mut broker = Broker::new(config, store);
+    let waker = Arc::new(
+        mio::Waker::new(poll.registry(), WAKER)
+            .map_err(|e| RunError::Io("cannot create waker", e))?,
+    );
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let auth = AuthWorker::spawn(&config.db, config.sync, config.bcrypt_cost, threads, waker)
+        .map_err(|e| RunError::Io("cannot start the auth workers", e))?;
+    let mut broker = Broker::new(config, store, auth);
     broker.load(Instant::now()).map_err(RunError::Store)?;
     let mut events = Events::with_capacity(256);
     loop {
@@ -87,6 +96,11 @@ pub fn run(config: Config) -> Result<(), RunError> {
         for event in events.iter() {
             match event.token() {
                 SIGNAL => stop = drain(&mut signals),
+                WAKER => {
+                    while let Ok(reply) = broker.auth.replies.try_recv() {
+                        broker.auth_replied(reply, now);
+                    }
+                }
                 Token(t) if t > FIRST_LISTENER - listeners.len() => {
                     broker.accept(&poll, &listeners[FIRST_LISTENER - t], now);
                 }
@@ -166,6 +180,7 @@ impl Broker {
             }
             let _ = socket.set_nodelay(true);
             let serial = self.next_generation();
+            let local_is_loopback = socket.local_addr().is_ok_and(|a| a.ip().is_loopback());
             let entry = self.conns.vacant_entry();
             let token = entry.key();
             if let Err(e) = poll
@@ -176,7 +191,8 @@ impl Broker {
                 continue;
             }
             let deadline = now + Duration::from_secs(self.config.connect_timeout);
-            entry.insert(Connection::new(socket, addr, serial, deadline, now));
+            let conn = entry.insert(Connection::new(socket, addr, serial, deadline, now));
+            conn.local_is_loopback = local_is_loopback;
             self.timers
                 .schedule(deadline, Timer::KeepAlive { token, serial });
         }
@@ -208,6 +224,7 @@ impl Broker {
         while let Some(timer) = self.timers.pop_due(now) {
             match timer {
                 Timer::KeepAlive { token, serial } => self.keep_alive_check(token, serial, now),
+                Timer::DelayedRefusal { token, serial } => self.delayed_refusal(token, serial),
                 Timer::WillDelay {
                     session,
                     generation,
@@ -235,7 +252,7 @@ impl Broker {
             return;
         }
         let v = match conn.phase {
-            Phase::AwaitingConnect { .. } => {
+            Phase::AwaitingConnect { .. } | Phase::Authenticating { .. } => {
                 Violation::new(ReasonCode::MaximumConnectTime, "no CONNECT in time")
             }
             Phase::Connected { .. } => {
@@ -269,6 +286,7 @@ impl Broker {
         }
         for token in closed {
             if self.conns.contains(token) {
+                self.pending_connects.remove(&token);
                 let mut conn = self.conns.remove(token);
                 self.stats.bytes_received += conn.bytes_in;
                 self.stats.bytes_sent += conn.bytes_out;

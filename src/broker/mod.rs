@@ -30,9 +30,12 @@ use std::sync::Arc;
 
 use slab::Slab;
 
+use crate::auth::cache::CredentialCache;
+use crate::auth::throttle::LoginThrottle;
+use crate::auth::worker::AuthWorker;
 use crate::config::Config;
 use crate::protocol::ReasonCode;
-use crate::store::Store;
+use crate::store::{AclRule, Store};
 use crate::topic::{RetainedTree, TopicTrie};
 use client::{CloseReason, Connection};
 use message::Message;
@@ -76,6 +79,16 @@ pub struct Broker {
     retained: RetainedTree<Arc<Message>>,
     timers: Timers,
     stats: Stats,
+    /// The bcrypt worker threads.
+    auth: AuthWorker,
+    /// CONNECTs waiting for the auth worker, by connection.
+    pending_connects: HashMap<usize, connect::PendingConnect>,
+    /// Recently verified credentials (salted digests).
+    credentials: CredentialCache,
+    /// Addresses that keep failing to log in.
+    throttle: LoginThrottle,
+    /// Every ACL rule in the store, refreshed with each auth reply.
+    acl_rules: Arc<Vec<AclRule>>,
     /// Connections with output to flush at the end of this turn.
     flush_list: Vec<usize>,
     /// Connections to close at the end of this turn.
@@ -90,8 +103,13 @@ pub struct Broker {
 }
 
 impl Broker {
-    fn new(config: Config, store: Store) -> Broker {
+    fn new(config: Config, store: Store, auth: AuthWorker) -> Broker {
         Broker {
+            auth,
+            pending_connects: HashMap::new(),
+            credentials: CredentialCache::default(),
+            throttle: LoginThrottle::default(),
+            acl_rules: Arc::new(Vec::new()),
             config,
             store,
             next_message_id: 0,

@@ -13,6 +13,7 @@ use super::message::{ForwardedProperties, Message};
 use super::session::{Inflight, InflightState, Outbound, Session, SubEntry};
 use super::timers::Timer;
 use super::Broker;
+use crate::auth::acl::ClientAcl;
 use crate::protocol::{self, PacketId, Properties, Qos, SubscriptionOptions};
 use crate::store::{StoreError, StoredMessage, StoredSession, Write};
 use crate::topic::parse_shared;
@@ -242,6 +243,7 @@ impl Broker {
             let message = loaded_message(&stored, now, unix);
             self.retained.insert(&message.topic.clone(), message);
         }
+        self.acl_rules = Arc::new(self.store.list_acl_rules()?);
         self.next_message_id = self.store.max_message_id()?;
         let mut bodies: HashMap<u64, Arc<Message>> = HashMap::new();
         for (id, stored) in self.store.load_messages()? {
@@ -272,6 +274,13 @@ impl Broker {
     ) {
         let mut session = Session::new(&stored.client_id, stored.expiry_interval);
         session.stored = true;
+        session.acl = ClientAcl::for_client(
+            &self.acl_rules,
+            &self.config.deny_subscribe,
+            &self.config.deny_publish,
+            stored.username.as_deref(),
+            &stored.client_id,
+        );
         session.username = stored.username;
         session.incoming_qos2.extend(stored.qos2_received);
         let mut subs = Vec::new();

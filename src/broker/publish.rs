@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::message::Message;
 use super::{Broker, Violation};
+use crate::auth::acl::Action;
 use crate::protocol::{Ack, Packet, Properties, ProtocolVersion, Publish, QosPid, ReasonCode};
 use crate::topic;
 
@@ -52,8 +53,10 @@ impl Broker {
             }
         }
 
-        let reason = if topic.starts_with("$SYS") {
-            log::debug!(
+        let denied =
+            topic.starts_with("$SYS") || !self.sessions[session].acl.allows(Action::Write, &topic);
+        let reason = if denied {
+            log::info!(
                 "client {}: publish to {} denied",
                 self.conns[token].client_id,
                 topic

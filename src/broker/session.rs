@@ -6,6 +6,7 @@ use std::num::NonZeroU16;
 use std::sync::Arc;
 
 use super::message::Message;
+use crate::auth::acl::ClientAcl;
 use crate::protocol::{PacketId, Qos, SubscriptionOptions};
 
 /// One subscription of a session, as stored in the trie and in `Session::subscriptions`.
@@ -70,6 +71,8 @@ pub struct Session {
     pub will: Option<Will>,
     /// The user who owns the session, kept for ACL checks and the store.
     pub username: Option<String>,
+    /// The topic rules of this client, fixed when it connects.
+    pub acl: ClientAcl,
     /// True once the session has a row in the store (it has a non-zero expiry).
     pub stored: bool,
     /// Queue sequence number for the next persisted message.
@@ -92,6 +95,7 @@ impl Session {
             incoming_qos2: HashSet::new(),
             will: None,
             username: None,
+            acl: ClientAcl::default(),
             stored: false,
             next_seq: 1,
             generation: 0,

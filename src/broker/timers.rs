@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 pub enum Timer {
     /// CONNECT timeout or keep alive of the connection in slot `token` with `serial`.
     KeepAlive { token: usize, serial: u64 },
+    /// Send the CONNACK refusal the login throttle held back.
+    DelayedRefusal { token: usize, serial: u64 },
     /// Publish the will of session `session` if it is still at `generation` and offline.
     WillDelay { session: usize, generation: u64 },
     /// End session `session` if it is still at `generation` and offline.

@@ -1,0 +1,129 @@
+//! The auth worker: bcrypt runs here, never on the loop. The loop sends a request, the
+//! worker checks it against the users table on its own database connection, answers
+//! through a channel and wakes the loop with the mio `Waker`.
+
+use std::io;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use mio::Waker;
+
+use super::password::{hash_password, verify_password};
+use crate::config::SyncMode;
+use crate::store::{AclRule, Store};
+
+/// A CONNECT whose user name and password must be checked.
+pub struct AuthRequest {
+    /// The connection's slab key and serial, to find it again (or learn it is gone).
+    pub token: usize,
+    pub serial: u64,
+    pub username: String,
+    pub password: Vec<u8>,
+    pub addr: IpAddr,
+}
+
+/// The verdict on one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthOutcome {
+    Accepted,
+    /// Unknown user or wrong password: the same answer, after the same work.
+    Rejected,
+    /// The database could not be read.
+    Unavailable,
+}
+
+pub struct AuthReply {
+    pub token: usize,
+    pub serial: u64,
+    pub outcome: AuthOutcome,
+    /// Every ACL rule as of this check, so rule changes reach the loop without a restart.
+    pub rules: Option<Arc<Vec<AclRule>>>,
+}
+
+/// The loop's handle on the worker threads.
+pub struct AuthWorker {
+    requests: Sender<AuthRequest>,
+    pub replies: Receiver<AuthReply>,
+}
+
+impl AuthWorker {
+    /// Starts `threads` workers, each with its own connection to the database at `db`.
+    pub fn spawn(
+        db: &Path,
+        sync: SyncMode,
+        cost: u32,
+        threads: usize,
+        waker: Arc<Waker>,
+    ) -> io::Result<AuthWorker> {
+        let (requests, jobs) = mpsc::channel::<AuthRequest>();
+        let (answers, replies) = mpsc::channel();
+        let jobs = Arc::new(Mutex::new(jobs));
+        for i in 0..threads.max(1) {
+            let store = Store::open(db, sync).map_err(io::Error::other)?;
+            let jobs = jobs.clone();
+            let answers = answers.clone();
+            let waker = waker.clone();
+            thread::Builder::new()
+                .name(format!("auth-{i}"))
+                .spawn(move || work(store, cost, &jobs, &answers, &waker))?;
+        }
+        Ok(AuthWorker { requests, replies })
+    }
+
+    pub fn submit(&self, request: AuthRequest) {
+        // The workers live as long as the process; a send cannot fail while it runs.
+        let _ = self.requests.send(request);
+    }
+}
+
+fn work(
+    store: Store,
+    cost: u32,
+    jobs: &Mutex<Receiver<AuthRequest>>,
+    answers: &Sender<AuthReply>,
+    waker: &Waker,
+) {
+    // Unknown users are checked against this hash so they cost what a wrong password costs.
+    let dummy = hash_password("outpost-dummy-password", cost).unwrap_or_default();
+    loop {
+        let request = match jobs.lock() {
+            Ok(jobs) => match jobs.recv() {
+                Ok(request) => request,
+                Err(_) => return,
+            },
+            Err(_) => return,
+        };
+        let outcome = check(&store, &request, &dummy);
+        let rules = store.list_acl_rules().ok().map(Arc::new);
+        let reply = AuthReply {
+            token: request.token,
+            serial: request.serial,
+            outcome,
+            rules,
+        };
+        if answers.send(reply).is_err() {
+            return;
+        }
+        let _ = waker.wake();
+    }
+}
+
+fn check(store: &Store, request: &AuthRequest, dummy: &str) -> AuthOutcome {
+    match store.find_user(&request.username) {
+        Ok(Some(user)) if verify_password(&request.password, &user.password_hash) => {
+            AuthOutcome::Accepted
+        }
+        Ok(Some(_)) => AuthOutcome::Rejected,
+        Ok(None) => {
+            std::hint::black_box(verify_password(&request.password, dummy));
+            AuthOutcome::Rejected
+        }
+        Err(e) => {
+            log::error!("cannot check user {}: {e}", request.username);
+            AuthOutcome::Unavailable
+        }
+    }
+}
