@@ -25,6 +25,26 @@ pub enum Phase {
     Connected { session: usize },
 }
 
+/// The topic alias a PUBLISH to this client uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicAlias {
+    /// The client knows it: the topic is sent empty.
+    Known(u16),
+    /// Introduced by this PUBLISH: the topic is sent with it.
+    New(u16),
+}
+
+impl TopicAlias {
+    pub fn number(self) -> u16 {
+        match self {
+            TopicAlias::Known(n) | TopicAlias::New(n) => n,
+        }
+    }
+}
+
+/// Topics shorter than this gain nothing from an alias (the property costs 3 bytes).
+const MIN_ALIASED_TOPIC: usize = 4;
+
 /// Why a connection is being closed, decided by whoever closes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CloseReason {
@@ -59,6 +79,13 @@ pub struct Connection {
     pub inbound_aliases: HashMap<u16, Box<str>>,
     /// Largest alias the client may use (our Topic Alias Maximum).
     pub topic_alias_maximum: u16,
+    /// Largest alias we may use toward the client (its Topic Alias Maximum).
+    pub client_alias_maximum: u16,
+    /// Aliases we set up toward the client (topic → alias), first come first served.
+    pub outbound_aliases: HashMap<Box<str>, u16>,
+    /// Inbound QoS 1 publishes whose PUBACK has not been flushed yet, for Receive Maximum
+    /// (MQTT 5 only: a 3.1.1 client never agreed to a limit).
+    pub unflushed_qos1_acks: usize,
     /// Set once the connection must close after its pending output is flushed.
     pub closing: Option<CloseReason>,
     /// True while WRITABLE interest is registered (only while output is pending).
@@ -96,6 +123,9 @@ impl Connection {
             receive_maximum: u16::MAX,
             inbound_aliases: HashMap::new(),
             topic_alias_maximum: 0,
+            client_alias_maximum: 0,
+            outbound_aliases: HashMap::new(),
+            unflushed_qos1_acks: 0,
             closing: None,
             wants_write: false,
             in_flush_list: false,
@@ -165,7 +195,27 @@ impl Connection {
         }
         self.bytes_out += written as u64;
         self.write_buf.drain(..written);
+        // Lenient on purpose: acks still in the buffer are on their way.
+        self.unflushed_qos1_acks = 0;
         Ok(())
+    }
+
+    /// The alias to use for `topic`: one the client knows, a new one while the client's
+    /// maximum allows, or none. A new alias counts only once [`Self::remember_topic_alias`]
+    /// records that the PUBLISH carrying it was really sent.
+    pub fn topic_alias_for(&self, topic: &str) -> Option<TopicAlias> {
+        if self.client_alias_maximum == 0 || topic.len() < MIN_ALIASED_TOPIC {
+            return None;
+        }
+        if let Some(&known) = self.outbound_aliases.get(topic) {
+            return Some(TopicAlias::Known(known));
+        }
+        let next = u16::try_from(self.outbound_aliases.len() + 1).ok()?;
+        (next <= self.client_alias_maximum).then_some(TopicAlias::New(next))
+    }
+
+    pub fn remember_topic_alias(&mut self, topic: &str, alias: u16) {
+        self.outbound_aliases.insert(topic.into(), alias);
     }
 
     /// Appends one packet to the write buffer; returns its size.

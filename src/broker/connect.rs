@@ -36,6 +36,8 @@ pub(super) struct ConnectRequest {
     session_expiry: u32,
     receive_maximum: u16,
     max_packet_size: u32,
+    /// How many topic aliases the client accepts from us.
+    client_alias_maximum: u16,
     request_response_information: bool,
     will: Option<Will>,
     username: Option<String>,
@@ -208,6 +210,7 @@ impl Broker {
             session_expiry: self.session_expiry(connect),
             receive_maximum: p.receive_maximum.unwrap_or(u16::MAX),
             max_packet_size: p.maximum_packet_size.unwrap_or(protocol::MAX_PACKET_SIZE),
+            client_alias_maximum: p.topic_alias_maximum.unwrap_or(0),
             request_response_information: p.request_response_information == Some(1),
             will: connect.will.as_ref().map(|w| Will {
                 message: Arc::new(Message {
@@ -240,6 +243,7 @@ impl Broker {
             session_expiry,
             receive_maximum,
             max_packet_size,
+            client_alias_maximum,
             request_response_information,
             will,
             username,
@@ -281,6 +285,7 @@ impl Broker {
         conn.last_read = now;
         conn.receive_maximum = receive_maximum;
         conn.max_packet_size = max_packet_size;
+        conn.client_alias_maximum = client_alias_maximum;
         conn.topic_alias_maximum = self.config.topic_alias_maximum;
         let serial = conn.serial;
         if let Some(deadline) = conn.keep_alive_deadline() {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::client::TopicAlias;
 use super::message::{Delivery, Message};
 use super::session::{Inflight, InflightState, Outbound, Session, SubEntry};
 use super::Broker;
@@ -99,7 +100,7 @@ impl Broker {
         };
         let window = self.window(token);
         while self.sessions[session].inflight.len() < window {
-            let Some(outbound) = self.sessions[session].queue.pop_front() else {
+            let Some(outbound) = self.pop_queue(session) else {
                 break;
             };
             if outbound.message.is_expired(now) {
@@ -143,6 +144,8 @@ impl Broker {
     /// Removes a session and all its subscriptions.
     pub(super) fn end_session(&mut self, session: usize) {
         let s: Session = self.sessions.remove(session);
+        self.queued_messages -= s.queue.len();
+        self.queued_bytes -= s.queue.iter().map(queued_size).sum::<usize>();
         self.stage_session_delete(&s);
         for filter in s.subscriptions.keys() {
             self.remove_from_trie(session, filter);
@@ -190,20 +193,46 @@ impl Broker {
     }
 
     /// Bounded queue: past `max_queued_messages` the new message is dropped, counted, logged.
+    /// Bounded per session (`max_queued_messages`) and broker-wide (`max_queued_bytes`);
+    /// past either the new message is dropped, counted in `$SYS`, and logged.
     fn push_queue(&mut self, session: usize, outbound: Outbound, now: Instant) {
         let s = &mut self.sessions[session];
-        if s.queue.len() >= self.config.max_queued_messages {
+        let size = queued_size(&outbound);
+        let per_session = self.config.max_queued_messages;
+        let budget = self.config.max_queued_bytes;
+        let full = if per_session > 0 && s.queue.len() >= per_session {
+            Some("its queue is full")
+        } else if budget > 0 && self.queued_bytes + size > budget {
+            Some("the broker's queued-message memory budget is spent")
+        } else {
+            None
+        };
+        if let Some(why) = full {
             self.stats.messages_dropped += 1;
-            log::warn!(
-                "client {}: queue full ({} messages), message on {} dropped",
-                s.client_id,
-                s.queue.len(),
-                outbound.message.topic
-            );
+            s.dropped += 1;
+            // The first drop and every thousandth after it: visible, never a flood.
+            if s.dropped % 1000 == 1 {
+                log::warn!(
+                    "client {}: message on {} dropped because {why} ({} dropped so far)",
+                    s.client_id,
+                    outbound.message.topic,
+                    s.dropped
+                );
+            }
             return;
         }
         self.stage_queue(session, &outbound, None, InflightState::Published, now);
         self.sessions[session].queue.push_back(outbound);
+        self.queued_messages += 1;
+        self.queued_bytes += size;
+    }
+
+    /// Takes the oldest queued message of a session, keeping the budget's count.
+    fn pop_queue(&mut self, session: usize) -> Option<Outbound> {
+        let outbound = self.sessions[session].queue.pop_front()?;
+        self.queued_messages -= 1;
+        self.queued_bytes -= queued_size(&outbound);
+        Some(outbound)
     }
 
     /// Encodes one PUBLISH into the connection's write buffer. Returns false when the
@@ -223,13 +252,14 @@ impl Broker {
             return false;
         }
         let conn = &mut self.conns[token];
+        let alias = conn.topic_alias_for(&message.topic);
         let delivery = Delivery {
             qos,
             dup,
             retain: outbound.retain,
             subscription_ids: &outbound.subscription_ids,
-            topic_alias: None,
-            omit_topic: false,
+            topic_alias: alias.map(TopicAlias::number),
+            omit_topic: matches!(alias, Some(TopicAlias::Known(_))),
         };
         let packet = Packet::Publish(message.to_publish(&delivery, now));
         if protocol::encoded_len(&packet, conn.version) > conn.max_packet_size as usize {
@@ -242,6 +272,14 @@ impl Broker {
             return false;
         }
         conn.send(&packet);
+        // Counted net of the 3 bytes an alias property costs.
+        match alias {
+            Some(TopicAlias::Known(_)) => {
+                self.stats.alias_bytes_saved += (message.topic.len() as u64).saturating_sub(3);
+            }
+            Some(TopicAlias::New(number)) => conn.remember_topic_alias(&message.topic, number),
+            None => {}
+        }
         self.stats.messages_sent += 1;
         self.mark_flush(token);
         true
@@ -293,6 +331,11 @@ fn pick_member(
     let chosen = online.unwrap_or(start);
     *cursor = chosen + 1;
     Some(group.members[chosen])
+}
+
+/// What a queued message counts against the `max_queued_bytes` budget.
+pub(super) fn queued_size(outbound: &Outbound) -> usize {
+    outbound.message.payload.len() + outbound.message.topic.len()
 }
 
 fn qos_pid(qos: Qos, packet_id: protocol::PacketId) -> QosPid {

@@ -205,8 +205,10 @@ impl Broker {
         if conn.closing.is_some() {
             return;
         }
+        let before = conn.bytes_in;
         let open = conn.read_available();
         conn.last_read = now;
+        self.stats.bytes_received += conn.bytes_in - before;
         self.handle_input(token, now);
         if !open {
             self.close(
@@ -225,6 +227,7 @@ impl Broker {
             match timer {
                 Timer::KeepAlive { token, serial } => self.keep_alive_check(token, serial, now),
                 Timer::DelayedRefusal { token, serial } => self.delayed_refusal(token, serial),
+                Timer::Sys => self.sys_tick(now),
                 Timer::WillDelay {
                     session,
                     generation,
@@ -288,8 +291,6 @@ impl Broker {
             if self.conns.contains(token) {
                 self.pending_connects.remove(&token);
                 let mut conn = self.conns.remove(token);
-                self.stats.bytes_received += conn.bytes_in;
-                self.stats.bytes_sent += conn.bytes_out;
                 let _ = poll.registry().deregister(&mut conn.socket);
                 let _ = conn.socket.shutdown(std::net::Shutdown::Both);
             }
@@ -301,7 +302,10 @@ impl Broker {
             return;
         };
         conn.in_flush_list = false;
-        if let Err(e) = conn.flush() {
+        let before = conn.bytes_out;
+        let flushed = conn.flush();
+        self.stats.bytes_sent += conn.bytes_out - before;
+        if let Err(e) = flushed {
             log::debug!("client {}: write failed: {e}", conn.client_id);
             conn.write_buf.clear();
             self.close(

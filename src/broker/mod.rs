@@ -9,6 +9,8 @@
 //! - `message`    — the shared, reference-counted copy of a published message.
 //! - `timers`     — the deadline heap that sets the poll timeout.
 //! - `stats`      — counters for logs and `$SYS`.
+//! - `sys`        — the `$SYS` topics, published only while someone listens.
+//! - `persist`    — what is staged in the store each turn, and loaded back at start.
 
 mod acks;
 mod client;
@@ -23,10 +25,12 @@ mod publish;
 mod session;
 mod stats;
 mod subscribe;
+mod sys;
 mod timers;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use slab::Slab;
 
@@ -97,6 +101,14 @@ pub struct Broker {
     shared_cursors: HashMap<Box<str>, usize>,
     /// Reused buffer of matching subscriptions, so routing does not allocate per message.
     matches: Vec<(usize, SubEntry)>,
+    /// True while the `$SYS` timer is scheduled.
+    sys_running: bool,
+    load: sys::Load,
+    started: Instant,
+    /// Messages waiting in session queues, and their payload and topic bytes, against
+    /// the broker-wide `max_queued_bytes` budget.
+    queued_messages: usize,
+    queued_bytes: usize,
     /// Last serial handed out (connection serials, session generations); timers name
     /// what they are for by it, since slab keys are reused.
     next_serial: u64,
@@ -126,6 +138,11 @@ impl Broker {
             shared_cursors: HashMap::new(),
             matches: Vec::new(),
             next_serial: 0,
+            sys_running: false,
+            load: sys::Load::default(),
+            started: Instant::now(),
+            queued_messages: 0,
+            queued_bytes: 0,
         }
     }
 

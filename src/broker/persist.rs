@@ -320,7 +320,11 @@ impl Broker {
                     },
                     outbound,
                 }),
-                _ => session.queue.push_back(outbound),
+                _ => {
+                    self.queued_messages += 1;
+                    self.queued_bytes += super::delivery::queued_size(&outbound);
+                    session.queue.push_back(outbound);
+                }
             }
         }
         let generation = self.next_generation();
@@ -329,13 +333,18 @@ impl Broker {
         let key = self.sessions.insert(session);
         self.session_ids.insert(stored.client_id.into(), key);
         for (filter, entry) in subs {
-            match parse_shared(&filter) {
+            let plain = match parse_shared(&filter) {
                 Some(Ok(shared)) => {
                     self.trie
-                        .subscribe(shared.filter, Some(shared.group), key, entry)
+                        .subscribe(shared.filter, Some(shared.group), key, entry);
+                    shared.filter
                 }
-                _ => self.trie.subscribe(&filter, None, key, entry),
+                _ => {
+                    self.trie.subscribe(&filter, None, key, entry);
+                    &filter
+                }
             };
+            self.sys_wanted(plain, now);
         }
         if expiry != u32::MAX {
             // A broker that stopped while the client was connected: count from now.

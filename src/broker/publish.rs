@@ -38,18 +38,27 @@ impl Broker {
         }
         self.stats.messages_received += 1;
 
+        let unacknowledged =
+            self.sessions[session].incoming_qos2.len() + self.conns[token].unflushed_qos1_acks;
+        if publish.qos != QosPid::AtMostOnce
+            && self.conns[token].version == ProtocolVersion::V5
+            && unacknowledged >= usize::from(self.config.receive_maximum)
+            && !self.is_qos2_resend(session, &publish)
+        {
+            return Err(Violation::new(
+                ReasonCode::ReceiveMaximumExceeded,
+                "more unacknowledged QoS 1/2 publishes than Receive Maximum",
+            ));
+        }
+        if let QosPid::AtLeastOnce(_) = publish.qos {
+            self.conns[token].unflushed_qos1_acks += 1;
+        }
         if let QosPid::ExactlyOnce(id) = publish.qos {
             let incoming = &mut self.sessions[session].incoming_qos2;
             if incoming.contains(&id.get()) {
                 // A resend of a message already taken: answer again, deliver nothing.
                 self.send_ack(token, Packet::PubRec, id, ReasonCode::Success);
                 return Ok(());
-            }
-            if incoming.len() >= usize::from(self.config.receive_maximum) {
-                return Err(Violation::new(
-                    ReasonCode::ReceiveMaximumExceeded,
-                    "more QoS 2 messages in flight than Receive Maximum",
-                ));
             }
         }
 
@@ -86,6 +95,13 @@ impl Broker {
             }
         }
         Ok(())
+    }
+
+    fn is_qos2_resend(&self, session: usize, publish: &Publish<'_>) -> bool {
+        match publish.qos {
+            QosPid::ExactlyOnce(id) => self.sessions[session].incoming_qos2.contains(&id.get()),
+            _ => false,
+        }
     }
 
     /// The topic this PUBLISH is for, after applying (and learning) its Topic Alias.

@@ -73,6 +73,8 @@ pub struct Session {
     pub username: Option<String>,
     /// The topic rules of this client, fixed when it connects.
     pub acl: ClientAcl,
+    /// Messages dropped for this session because its queue was full (for the log).
+    pub dropped: u64,
     /// True once the session has a row in the store (it has a non-zero expiry).
     pub stored: bool,
     /// Queue sequence number for the next persisted message.
@@ -97,6 +99,7 @@ impl Session {
             username: None,
             acl: ClientAcl::default(),
             stored: false,
+            dropped: 0,
             next_seq: 1,
             generation: 0,
             next_packet_id: 1,

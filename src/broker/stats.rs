@@ -13,4 +13,6 @@ pub struct Stats {
     pub bytes_sent: u64,
     /// Group commits that failed (disk full, I/O error); each closed its turn's clients.
     pub store_failures: u64,
+    /// Bytes not sent because a topic alias stood for the topic.
+    pub alias_bytes_saved: u64,
 }

@@ -36,7 +36,7 @@ impl Broker {
         let mut reasons = Vec::with_capacity(subscribe.filters.len());
         let mut retained_for: Vec<(&str, SubscriptionOptions)> = Vec::new();
         for &(filter, options) in &subscribe.filters {
-            let reason = self.subscribe_one(session, filter, options, identifier)?;
+            let reason = self.subscribe_one(session, filter, options, identifier, now)?;
             if let Ok(is_new) = reason {
                 let wants_retained = match options.retain_handling {
                     RetainHandling::OnSubscribe => true,
@@ -72,6 +72,7 @@ impl Broker {
         filter: &str,
         options: SubscriptionOptions,
         identifier: Option<u32>,
+        now: Instant,
     ) -> Result<Result<bool, ReasonCode>, Violation> {
         let (group, plain) = match parse_shared(filter) {
             Some(Ok(shared)) => {
@@ -114,6 +115,7 @@ impl Broker {
         };
         s.subscriptions.insert(filter.into(), entry);
         self.stage_subscription(session, filter, Some(entry));
+        self.sys_wanted(plain, now);
         Ok(Ok(self.trie.subscribe(plain, group, session, entry)))
     }
 

@@ -17,6 +17,8 @@ pub enum Timer {
     DelayedRefusal { token: usize, serial: u64 },
     /// Publish the will of session `session` if it is still at `generation` and offline.
     WillDelay { session: usize, generation: u64 },
+    /// Publish `$SYS` (only scheduled while someone subscribes to it).
+    Sys,
     /// End session `session` if it is still at `generation` and offline.
     SessionExpiry { session: usize, generation: u64 },
 }

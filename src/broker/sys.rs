@@ -1,0 +1,159 @@
+//! `$SYS` statistics, named as Mosquitto names them, published as retained QoS 0
+//! messages every `sys_interval` seconds — and only while someone subscribes to a
+//! `$SYS` filter, so an idle broker never wakes up for them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::message::{ForwardedProperties, Message};
+use super::timers::Timer;
+use super::Broker;
+use crate::protocol::Qos;
+
+/// A topic every `$SYS` subscriber's filter is expected to match (`$SYS/#`,
+/// `$SYS/broker/#`, `$SYS/broker/+` …); the timer runs while any subscription matches it.
+const PROBE_TOPICS: [&str; 3] = [
+    "$SYS/broker/uptime",
+    "$SYS/broker/clients/connected",
+    "$SYS/broker/load/messages/received/1min",
+];
+
+/// Exponentially decayed per-minute rates, like Mosquitto's `load/*/1min`.
+#[derive(Debug, Default)]
+pub struct Load {
+    last: Option<(Instant, [u64; 5])>,
+    per_minute: [f64; 5],
+}
+
+impl Load {
+    /// Folds the counters' growth since the last update into the 1-minute averages.
+    fn update(&mut self, now: Instant, counters: [u64; 5]) -> [f64; 5] {
+        if let Some((then, before)) = self.last {
+            let dt = now.saturating_duration_since(then).as_secs_f64();
+            if dt > 0.0 {
+                let keep = (-dt / 60.0).exp();
+                for i in 0..5 {
+                    let rate = counters[i].saturating_sub(before[i]) as f64 * 60.0 / dt;
+                    self.per_minute[i] = self.per_minute[i] * keep + rate * (1.0 - keep);
+                }
+            }
+        }
+        self.last = Some((now, counters));
+        self.per_minute
+    }
+}
+
+impl Broker {
+    /// Starts the `$SYS` timer when a subscription could want it and it is not running.
+    pub(super) fn sys_wanted(&mut self, filter: &str, now: Instant) {
+        if self.config.sys_interval > 0 && !self.sys_running && filter.starts_with('$') {
+            self.sys_running = true;
+            self.timers.schedule(now, Timer::Sys);
+        }
+    }
+
+    /// The `$SYS` interval is due: publish, and keep the timer only while someone listens.
+    pub(super) fn sys_tick(&mut self, now: Instant) {
+        let mut plain = false;
+        let mut shared = false;
+        for topic in PROBE_TOPICS {
+            self.trie
+                .for_each_match(topic, |_, _| plain = true, |_| shared = true);
+        }
+        let listening = plain || shared;
+        if !listening {
+            self.sys_running = false;
+            return;
+        }
+        self.publish_sys(now);
+        let interval = Duration::from_secs(self.config.sys_interval);
+        self.timers.schedule(now + interval, Timer::Sys);
+    }
+
+    fn publish_sys(&mut self, now: Instant) {
+        let connected = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.session().is_some())
+            .count();
+        let sessions = self.sessions.len();
+        let s = self.stats.clone();
+        let load = self.load.update(
+            now,
+            [
+                s.messages_received,
+                s.messages_sent,
+                s.bytes_received,
+                s.bytes_sent,
+                s.connections_total,
+            ],
+        );
+        let uptime = now.saturating_duration_since(self.started).as_secs();
+        let values: [(&str, String); 20] = [
+            ("version", format!("outpost {}", env!("CARGO_PKG_VERSION"))),
+            ("uptime", format!("{uptime} seconds")),
+            ("clients/connected", connected.to_string()),
+            (
+                "clients/disconnected",
+                (sessions.saturating_sub(connected)).to_string(),
+            ),
+            ("clients/total", sessions.max(connected).to_string()),
+            ("messages/received", s.messages_received.to_string()),
+            ("messages/sent", s.messages_sent.to_string()),
+            ("messages/dropped", s.messages_dropped.to_string()),
+            ("bytes/received", s.bytes_received.to_string()),
+            ("bytes/sent", s.bytes_sent.to_string()),
+            (
+                "bytes/saved by topic aliases",
+                s.alias_bytes_saved.to_string(),
+            ),
+            ("subscriptions/count", self.trie.len().to_string()),
+            ("retained messages/count", self.retained.len().to_string()),
+            ("store/messages/queued", self.queued_messages.to_string()),
+            ("store/failures", s.store_failures.to_string()),
+            ("load/messages/received/1min", format!("{:.2}", load[0])),
+            ("load/messages/sent/1min", format!("{:.2}", load[1])),
+            ("load/bytes/received/1min", format!("{:.2}", load[2])),
+            ("load/bytes/sent/1min", format!("{:.2}", load[3])),
+            ("load/connections/1min", format!("{:.2}", load[4])),
+        ];
+        for (name, value) in values {
+            let message = Arc::new(Message {
+                topic: format!("$SYS/broker/{name}").into(),
+                payload: value.into_bytes().into(),
+                qos: Qos::AtMostOnce,
+                retain: true,
+                properties: ForwardedProperties::default(),
+                expires_at: None,
+                publisher: None,
+                store_id: Default::default(),
+            });
+            // Kept in memory only: $SYS values are not worth a disk write.
+            self.retained
+                .insert(&message.topic.clone(), message.clone());
+            self.route(message, now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_converges_to_the_steady_rate() {
+        let start = Instant::now();
+        let mut load = Load::default();
+        assert_eq!(load.update(start, [0; 5]), [0.0; 5]);
+        let mut out = [0.0; 5];
+        for step in 1..=60u64 {
+            // 10 messages every 10 s = 60 per minute.
+            out = load.update(
+                start + Duration::from_secs(step * 10),
+                [step * 10, 0, 0, 0, 0],
+            );
+        }
+        assert!((out[0] - 60.0).abs() < 1.0, "{out:?}");
+        assert_eq!(out[1], 0.0);
+    }
+}
