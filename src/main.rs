@@ -32,7 +32,6 @@ fn main() -> ExitCode {
             match outpost::broker::run(*config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    log::error!("{e}");
                     eprintln!("outpost: {e}");
                     ExitCode::from(2)
                 }

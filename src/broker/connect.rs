@@ -382,7 +382,7 @@ impl Broker {
             // the session, and published now if the session is about to end.
             if let Some(will) = self.sessions[key].will.take() {
                 if clean_start || will.delay == 0 {
-                    self.route(will.message, now);
+                    self.publish_will(will.message, now);
                 }
             }
             if clean_start {

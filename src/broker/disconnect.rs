@@ -81,7 +81,7 @@ impl Broker {
                     },
                 );
             } else {
-                self.route(will.message, now);
+                self.publish_will(will.message, now);
             }
         }
         if expiry > 0 {
@@ -109,7 +109,7 @@ impl Broker {
             return;
         }
         if let Some(will) = s.will.take() {
-            self.route(will.message, now);
+            self.publish_will(will.message, now);
         }
     }
 
@@ -123,7 +123,7 @@ impl Broker {
         }
         log::info!("session {} expired", s.client_id);
         if let Some(will) = s.will.take() {
-            self.route(will.message, now);
+            self.publish_will(will.message, now);
         }
         self.end_session(session);
     }

@@ -52,7 +52,6 @@ impl std::error::Error for RunError {}
 
 /// Binds the listeners and runs the loop until SIGINT or SIGTERM.
 pub fn run(config: Config) -> Result<(), RunError> {
-    let store = Store::open(&config.db, config.sync).map_err(RunError::Store)?;
     let mut poll = Poll::new().map_err(|e| RunError::Io("cannot create poll", e))?;
     let mut listeners = Vec::new();
     for (i, addr) in config.listen.iter().enumerate() {
@@ -65,11 +64,13 @@ pub fn run(config: Config) -> Result<(), RunError> {
         poll.registry()
             .register(&mut listener, Token(FIRST_LISTENER - i), Interest::READABLE)
             .map_err(|e| RunError::Bind(*addr, e))?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| RunError::Bind(*addr, e))?;
-        log::info!("mqtt listener on {local}");
         listeners.push(listener);
+    }
+    let store = Store::open(&config.db, config.sync).map_err(RunError::Store)?;
+    for listener in &listeners {
+        if let Ok(local) = listener.local_addr() {
+            log::info!("mqtt listener on {local}");
+        }
     }
     let (mut signals, received) = register_signals(&poll)?;
 

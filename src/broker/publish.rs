@@ -1,6 +1,7 @@
 //! Inbound PUBLISH: resolve the topic alias, check what the broker allows, keep
 //! exactly-once state for QoS 2, update the retained tree, route, acknowledge.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::message::Message;
@@ -73,10 +74,7 @@ impl Broker {
             ReasonCode::NotAuthorized
         } else {
             let message = Message::from_publish(&topic, &publish, Some(session), now);
-            if publish.retain {
-                self.retain(&message, now);
-            }
-            if self.route(message, now) == 0 {
+            if self.distribute(message, now) == 0 {
                 ReasonCode::NoMatchingSubscribers
             } else {
                 ReasonCode::Success
@@ -135,8 +133,21 @@ impl Broker {
         }
     }
 
+    /// A will is published like any message: retained if flagged, then routed.
+    pub(super) fn publish_will(&mut self, message: Arc<Message>, now: Instant) {
+        self.distribute(message, now);
+    }
+
+    /// Retains (if flagged) and routes a message; returns how many sessions it went to.
+    fn distribute(&mut self, message: Arc<Message>, now: Instant) -> usize {
+        if message.retain {
+            self.retain(&message, now);
+        }
+        self.route(message, now)
+    }
+
     /// Sets, replaces or (with an empty payload) clears the retained message of its topic.
-    fn retain(&mut self, message: &std::sync::Arc<Message>, now: Instant) {
+    fn retain(&mut self, message: &Arc<Message>, now: Instant) {
         self.stage_retained(message, now);
         if message.payload.is_empty() {
             self.retained.remove(&message.topic);

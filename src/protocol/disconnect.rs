@@ -28,27 +28,26 @@ impl<'a> Disconnect<'a> {
         Ok(disconnect)
     }
 
+    /// A reason code is always followed by its property length (even 0): the spec lets it
+    /// be left out, but some clients (rumqttc 0.24) cannot read the shorter form.
     pub(super) fn body_len(&self, version: ProtocolVersion) -> usize {
         match version {
             ProtocolVersion::V311 => 0,
-            ProtocolVersion::V5 if self.properties.is_empty() => {
-                usize::from(self.reason != ReasonCode::Success)
+            ProtocolVersion::V5
+                if self.properties.is_empty() && self.reason == ReasonCode::Success =>
+            {
+                0
             }
             ProtocolVersion::V5 => 1 + self.properties.encoded_len(),
         }
     }
 
     pub(super) fn write_body(&self, version: ProtocolVersion, out: &mut Vec<u8>) {
-        if version == ProtocolVersion::V311 {
+        if self.body_len(version) == 0 {
             return;
         }
-        let props = !self.properties.is_empty();
-        if props || self.reason != ReasonCode::Success {
-            out.push(self.reason as u8);
-        }
-        if props {
-            write_properties(&self.properties, out);
-        }
+        out.push(self.reason as u8);
+        write_properties(&self.properties, out);
     }
 }
 
@@ -70,7 +69,9 @@ mod tests {
             reason: ReasonCode::DisconnectWithWill,
             properties: Properties::default(),
         });
-        assert_eq!(round_trip(&with_will, V5), [0xE0, 0x01, 0x04]);
+        assert_eq!(round_trip(&with_will, V5), [0xE0, 0x02, 0x04, 0x00]);
+        // The short form a client may send still decodes.
+        assert_eq!(decode_ok(&[0xE0, 0x01, 0x04], V5), with_will);
         let moved = Packet::Disconnect(Disconnect {
             reason: ReasonCode::ServerMoved,
             properties: Properties {

@@ -1,0 +1,193 @@
+//! Shared harness for the integration tests: starts the real `outpost` binary on port 0 with a
+//! temporary database, captures its log, and hands out real and raw clients.
+#![allow(dead_code)] // every test binary uses a different part of the harness
+
+pub mod clients;
+pub mod frames;
+pub mod raw;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_outpost");
+
+/// Log text that announces a listener; the port follows the address's colon.
+const LISTENER_MARK: &str = "mqtt listener on 127.0.0.1:";
+
+/// A running broker, killed when dropped. Its stderr and stdout are drained by threads into
+/// `log` so the pipes never fill up and tests can assert on log lines.
+pub struct Broker {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<Vec<String>>>,
+    dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// Starts the broker with the default configuration.
+    pub fn start() -> Broker {
+        Broker::spawn(None)
+    }
+
+    /// Starts the broker with `toml` written to a config file and passed with `--config`.
+    pub fn with_config(toml: &str) -> Broker {
+        Broker::spawn(Some(toml))
+    }
+
+    fn spawn(config: Option<&str>) -> Broker {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--db")
+            .arg(dir.path().join("outpost.db"))
+            // Parallel tests each run a broker; the web console's fixed default port would clash.
+            .arg("--http")
+            .arg("off");
+        if let Some(toml) = config {
+            let path = dir.path().join("outpost.toml");
+            std::fs::write(&path, toml).unwrap();
+            cmd.arg("--config").arg(path);
+        }
+        cmd.env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn the outpost binary");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        drain(child.stderr.take().unwrap(), log.clone());
+        drain(child.stdout.take().unwrap(), log.clone());
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let port = log.lock().unwrap().iter().find_map(|l| parse_port(l));
+            if let Some(port) = port {
+                return Broker {
+                    child,
+                    port,
+                    log,
+                    dir,
+                };
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(50)); // let the drain threads finish
+                panic!(
+                    "outpost exited ({status}) before announcing a listener; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "no `{LISTENER_MARK}PORT` log line within 10 s; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("outpost.db")
+    }
+
+    /// Every log line so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until a log line satisfies `pred`; returns it.
+    pub fn wait_for_log(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        wait_until(timeout, || {
+            self.log.lock().unwrap().iter().find(|l| pred(l)).cloned()
+        })
+    }
+
+    /// Sends `signal` and waits up to `timeout` for the process to exit; returns its status and
+    /// how long the exit took, or None if it was still running.
+    pub fn signal_and_wait(
+        &mut self,
+        signal: i32,
+        timeout: Duration,
+    ) -> Option<(ExitStatus, Duration)> {
+        let pid = i32::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+        let start = Instant::now();
+        let status = wait_until(timeout, || self.child.try_wait().unwrap())?;
+        std::thread::sleep(Duration::from_millis(50)); // let the drain threads finish
+        Some((status, start.elapsed()))
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- outpost log (port {}) ---\n{}\n--- end of log ---",
+                self.port,
+                self.log.lock().unwrap().join("\n")
+            );
+        }
+    }
+}
+
+fn drain(pipe: impl Read + Send + 'static, log: Arc<Mutex<Vec<String>>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            match line {
+                Ok(line) => log.lock().unwrap().push(line),
+                Err(_) => break,
+            }
+        }
+    });
+}
+
+fn parse_port(line: &str) -> Option<u16> {
+    let rest = &line[line.find(LISTENER_MARK)? + LISTENER_MARK.len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Polls `f` every 10 ms until it returns Some or `timeout` passes.
+pub fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A unique-enough suffix so client ids and topics of parallel tests never collide in logs.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
