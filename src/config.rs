@@ -42,6 +42,15 @@ pub struct Config {
     pub bcrypt_cost: u32,
     /// Connection cap that protects memory and file descriptors; 0 = no cap.
     pub max_connections: usize,
+    /// Connections one IP address may hold, so one host cannot take them all; 0 = no cap.
+    pub max_connections_per_address: usize,
+    /// Bytes of output a client may leave unread before QoS 0 messages to it are
+    /// dropped, so a subscriber that never reads cannot grow the broker's memory.
+    pub max_output_buffer: usize,
+    /// Seconds a client may stay over `max_output_buffer` before it is disconnected.
+    pub slow_consumer_timeout: u64,
+    /// Longest topic name or filter, in bytes; 0 = the protocol's 65535.
+    pub max_topic_length: usize,
     /// Seconds a new socket may take to send CONNECT before it is closed, so
     /// idle sockets cannot pile up.
     pub connect_timeout: u64,
@@ -136,6 +145,10 @@ impl Default for Config {
             allow_anonymous: None,
             bcrypt_cost: 10,
             max_connections: 10_000,
+            max_connections_per_address: 100,
+            max_output_buffer: 4 * 1024 * 1024,
+            slow_consumer_timeout: 60,
+            max_topic_length: 4096,
             connect_timeout: 10,
             max_keepalive: 65_535,
             max_packet_size: 1_048_576,

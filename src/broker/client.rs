@@ -86,6 +86,8 @@ pub struct Connection {
     /// Inbound QoS 1 publishes whose PUBACK has not been flushed yet, for Receive Maximum
     /// (MQTT 5 only: a 3.1.1 client never agreed to a limit).
     pub unflushed_qos1_acks: usize,
+    /// Since when the client has left more than `max_output_buffer` unread.
+    pub backlog_since: Option<Instant>,
     /// Set once the connection must close after its pending output is flushed.
     pub closing: Option<CloseReason>,
     /// True while WRITABLE interest is registered (only while output is pending).
@@ -127,6 +129,7 @@ impl Connection {
             outbound_aliases: HashMap::new(),
             unflushed_qos1_acks: 0,
             closing: None,
+            backlog_since: None,
             wants_write: false,
             in_flush_list: false,
             bytes_in: 0,

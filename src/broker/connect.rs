@@ -18,7 +18,6 @@ use crate::protocol::{
     self, ConnAck, Connect, Disconnect, Packet, Properties, ProtocolVersion, ReasonCode,
 };
 use crate::store::Write;
-use crate::topic;
 
 /// Response Information given to MQTT 5 clients that ask for it: the prefix of a topic
 /// the client may use to receive responses (its client id follows).
@@ -173,9 +172,7 @@ impl Broker {
             return Err(ReasonCode::BadUserNameOrPassword);
         }
         if let Some(will) = &connect.will {
-            if !topic::valid_topic_name(will.topic, self.config.max_topic_levels)
-                || will.topic.starts_with("$SYS")
-            {
+            if !self.valid_topic(will.topic) || will.topic.starts_with("$SYS") {
                 return Err(ReasonCode::TopicNameInvalid);
             }
             if will.qos as u8 > self.config.maximum_qos {

@@ -3,19 +3,15 @@
 //! in-flight window) or queue it. Also resuming and ending sessions.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::client::TopicAlias;
 use super::message::{Delivery, Message};
 use super::session::{Inflight, InflightState, Outbound, Session, SubEntry};
-use super::Broker;
+use super::{Broker, Violation};
 use crate::auth::acl::Action;
 use crate::protocol::{self, Ack, Packet, Properties, Qos, QosPid, ReasonCode};
 use crate::topic::SharedGroup;
-
-/// Output a connection may have pending before QoS 0 messages to it are dropped: a
-/// subscriber that does not read cannot make the broker's memory grow without bound.
-const MAX_PENDING_OUTPUT: usize = 4 * 1024 * 1024;
 
 impl Broker {
     /// Delivers `message` to every matching session; returns how many sessions it went to.
@@ -77,12 +73,8 @@ impl Broker {
             return;
         };
         if outbound.qos == Qos::AtMostOnce {
-            if self.conns[token].write_buf.len() > MAX_PENDING_OUTPUT {
-                self.stats.messages_dropped += 1;
-                log::debug!(
-                    "client {}: output backlog, QoS 0 message dropped",
-                    s.client_id
-                );
+            if self.conns[token].write_buf.len() > self.config.max_output_buffer {
+                self.slow_consumer(token, now);
                 return;
             }
             self.write_publish(token, &outbound, QosPid::AtMostOnce, false, now);
@@ -90,6 +82,31 @@ impl Broker {
             self.send_inflight(session, token, outbound, now);
         } else {
             self.push_queue(session, outbound, now);
+        }
+    }
+
+    /// A QoS 0 message cannot be sent because the client leaves its output unread: drop it
+    /// (counted), and disconnect the client once this has lasted `slow_consumer_timeout`.
+    fn slow_consumer(&mut self, token: usize, now: Instant) {
+        self.stats.messages_dropped += 1;
+        let conn = &mut self.conns[token];
+        let since = *conn.backlog_since.get_or_insert(now);
+        if since == now {
+            log::warn!(
+                "client {}: {} bytes of output unread, dropping QoS 0 messages to it",
+                conn.client_id,
+                conn.write_buf.len()
+            );
+        }
+        let timeout = Duration::from_secs(self.config.slow_consumer_timeout);
+        if now.saturating_duration_since(since) >= timeout {
+            self.reject(
+                token,
+                Violation::new(
+                    ReasonCode::QuotaExceeded,
+                    "slow consumer: output unread for too long",
+                ),
+            );
         }
     }
 

@@ -179,6 +179,14 @@ impl Broker {
                 log::warn!("connection from {addr} refused: max_connections ({limit}) reached");
                 continue;
             }
+            let per_address = self.config.max_connections_per_address;
+            let from_here = self.per_address.get(&addr.ip()).copied().unwrap_or(0);
+            if per_address > 0 && from_here >= per_address {
+                log::warn!(
+                    "connection from {addr} refused: max_connections_per_address ({per_address}) reached"
+                );
+                continue;
+            }
             let _ = socket.set_nodelay(true);
             let serial = self.next_generation();
             let local_is_loopback = socket.local_addr().is_ok_and(|a| a.ip().is_loopback());
@@ -194,6 +202,7 @@ impl Broker {
             let deadline = now + Duration::from_secs(self.config.connect_timeout);
             let conn = entry.insert(Connection::new(socket, addr, serial, deadline, now));
             conn.local_is_loopback = local_is_loopback;
+            *self.per_address.entry(addr.ip()).or_insert(0) += 1;
             self.timers
                 .schedule(deadline, Timer::KeepAlive { token, serial });
         }
@@ -292,6 +301,12 @@ impl Broker {
             if self.conns.contains(token) {
                 self.pending_connects.remove(&token);
                 let mut conn = self.conns.remove(token);
+                if let Some(count) = self.per_address.get_mut(&conn.addr.ip()) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.per_address.remove(&conn.addr.ip());
+                    }
+                }
                 let _ = poll.registry().deregister(&mut conn.socket);
                 let _ = conn.socket.shutdown(std::net::Shutdown::Both);
             }
@@ -318,6 +333,9 @@ impl Broker {
                 },
             );
             return;
+        }
+        if conn.write_buf.len() <= self.config.max_output_buffer {
+            conn.backlog_since = None;
         }
         let pending = !conn.write_buf.is_empty();
         if pending != conn.wants_write && conn.closing.is_none() {

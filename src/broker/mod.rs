@@ -29,6 +29,7 @@ mod sys;
 mod timers;
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -40,7 +41,7 @@ use crate::auth::worker::AuthWorker;
 use crate::config::Config;
 use crate::protocol::ReasonCode;
 use crate::store::{AclRule, Store};
-use crate::topic::{RetainedTree, TopicTrie};
+use crate::topic::{self, RetainedTree, TopicTrie};
 use client::{CloseReason, Connection};
 use message::Message;
 use session::{Session, SubEntry};
@@ -95,6 +96,8 @@ pub struct Broker {
     acl_rules: Arc<Vec<AclRule>>,
     /// Connections with output to flush at the end of this turn.
     flush_list: Vec<usize>,
+    /// Open connections per client IP address, for `max_connections_per_address`.
+    per_address: HashMap<IpAddr, usize>,
     /// Connections to close at the end of this turn.
     close_list: Vec<usize>,
     /// Round-robin position per shared group, keyed by "group\0filter".
@@ -135,6 +138,7 @@ impl Broker {
             stats: Stats::default(),
             flush_list: Vec::new(),
             close_list: Vec::new(),
+            per_address: HashMap::new(),
             shared_cursors: HashMap::new(),
             matches: Vec::new(),
             next_serial: 0,
@@ -150,6 +154,20 @@ impl Broker {
     fn next_generation(&mut self) -> u64 {
         self.next_serial += 1;
         self.next_serial
+    }
+
+    /// A topic name a client may publish to (or name in a will), within the limits.
+    fn valid_topic(&self, topic: &str) -> bool {
+        self.within_length(topic) && topic::valid_topic_name(topic, self.config.max_topic_levels)
+    }
+
+    /// A filter a client may subscribe to, within the limits.
+    fn valid_filter(&self, filter: &str) -> bool {
+        self.within_length(filter) && topic::valid_filter(filter, self.config.max_topic_levels)
+    }
+
+    fn within_length(&self, topic: &str) -> bool {
+        self.config.max_topic_length == 0 || topic.len() <= self.config.max_topic_length
     }
 
     /// Lists a connection for the end-of-turn flush.

@@ -8,7 +8,6 @@ use super::message::Message;
 use super::{Broker, Violation};
 use crate::auth::acl::Action;
 use crate::protocol::{Ack, Packet, Properties, ProtocolVersion, Publish, QosPid, ReasonCode};
-use crate::topic;
 
 impl Broker {
     pub(super) fn handle_publish(
@@ -31,7 +30,7 @@ impl Broker {
             ));
         }
         let topic = self.resolve_alias(token, &publish)?;
-        if !topic::valid_topic_name(&topic, self.config.max_topic_levels) {
+        if !self.valid_topic(&topic) {
             return Err(Violation::new(
                 ReasonCode::TopicNameInvalid,
                 "invalid topic name",

@@ -12,7 +12,7 @@ use crate::protocol::{
     Packet, Properties, Qos, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
     UnsubAck, Unsubscribe,
 };
-use crate::topic::{self, parse_shared};
+use crate::topic::parse_shared;
 
 impl Broker {
     pub(super) fn handle_subscribe(
@@ -87,7 +87,7 @@ impl Broker {
             Some(Err(())) => return Ok(Err(ReasonCode::TopicFilterInvalid)),
             None => (None, filter),
         };
-        if !topic::valid_filter(plain, self.config.max_topic_levels) {
+        if !self.valid_filter(plain) {
             return Ok(Err(ReasonCode::TopicFilterInvalid));
         }
         if !self.config.wildcard_subscriptions && (plain.contains('+') || plain.contains('#')) {
