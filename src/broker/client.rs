@@ -11,8 +11,19 @@ use mio::net::TcpStream;
 
 use crate::protocol::{self, Packet, ProtocolVersion, ReasonCode};
 
-/// Bytes read from the socket per `read` call.
-const READ_CHUNK: usize = 16 * 1024;
+/// Bytes read from the socket per `read` call, into the loop's shared scratch buffer.
+pub const READ_CHUNK: usize = 16 * 1024;
+/// A connection's buffer larger than this is freed once empty.
+const IDLE_BUFFER: usize = 4 * 1024;
+
+/// What one read from a socket gave.
+pub enum ReadOutcome {
+    Data(usize),
+    /// Nothing more for now (`WouldBlock`).
+    Drained,
+    /// End of stream or an error: the peer is gone.
+    Closed,
+}
 
 /// Where the connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +80,8 @@ pub struct Connection {
     pub keep_alive: u16,
     /// When the last bytes arrived, for the keep-alive check.
     pub last_read: Instant,
+    /// Bytes of an incomplete frame (or of frames waiting for authentication); empty
+    /// most of the time, since whole frames are decoded straight from the scratch buffer.
     pub read_buf: Vec<u8>,
     pub write_buf: Vec<u8>,
     /// Largest packet the client accepts (MQTT 5 Maximum Packet Size).
@@ -157,30 +170,19 @@ impl Connection {
         }
     }
 
-    /// Reads until `WouldBlock`. Returns false on EOF or a read error.
-    pub fn read_available(&mut self) -> bool {
+    /// One `read` from the socket into the loop's scratch buffer.
+    pub fn read_into(&mut self, scratch: &mut [u8]) -> ReadOutcome {
         loop {
-            let len = self.read_buf.len();
-            self.read_buf.resize(len + READ_CHUNK, 0);
-            match self.socket.read(&mut self.read_buf[len..]) {
-                Ok(0) => {
-                    self.read_buf.truncate(len);
-                    return false;
-                }
+            return match self.socket.read(scratch) {
+                Ok(0) => ReadOutcome::Closed,
                 Ok(n) => {
-                    self.read_buf.truncate(len + n);
                     self.bytes_in += n as u64;
+                    ReadOutcome::Data(n)
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.read_buf.truncate(len);
-                    return true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.read_buf.truncate(len),
-                Err(_) => {
-                    self.read_buf.truncate(len);
-                    return false;
-                }
-            }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ReadOutcome::Drained,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => ReadOutcome::Closed,
+            };
         }
     }
 
@@ -198,6 +200,10 @@ impl Connection {
         }
         self.bytes_out += written as u64;
         self.write_buf.drain(..written);
+        if self.write_buf.is_empty() && self.write_buf.capacity() > IDLE_BUFFER {
+            // An idle connection keeps no big buffer around.
+            self.write_buf = Vec::new();
+        }
         // Lenient on purpose: acks still in the buffer are on their way.
         self.unflushed_qos1_acks = 0;
         Ok(())

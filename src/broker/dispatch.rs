@@ -8,12 +8,43 @@ use super::{Broker, Violation};
 use crate::protocol::{self, Disconnect, Packet, Properties, ProtocolVersion, ReasonCode};
 
 impl Broker {
-    /// Handles every whole frame in the connection's read buffer.
+    /// New bytes from the socket: decoded straight from `data` when nothing is buffered;
+    /// only an incomplete frame is copied into the connection's own buffer.
+    pub(super) fn take_input(&mut self, token: usize, data: &[u8], now: Instant) {
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
+        if !conn.read_buf.is_empty() {
+            conn.read_buf.extend_from_slice(data);
+            self.handle_input(token, now);
+            return;
+        }
+        let used = self.handle_frames(token, data, now);
+        if let Some(conn) = self.conns.get_mut(token) {
+            if conn.closing.is_none() {
+                conn.read_buf.extend_from_slice(&data[used..]);
+            }
+        }
+    }
+
+    /// Handles every whole frame in the connection's own buffer.
     pub(super) fn handle_input(&mut self, token: usize, now: Instant) {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
-        let buf = std::mem::take(&mut conn.read_buf);
+        let mut buf = std::mem::take(&mut conn.read_buf);
+        let used = self.handle_frames(token, &buf, now);
+        if let Some(conn) = self.conns.get_mut(token) {
+            buf.drain(..used);
+            if buf.is_empty() {
+                buf = Vec::new();
+            }
+            conn.read_buf = buf;
+        }
+    }
+
+    /// Decodes and handles whole frames from the front of `buf`; returns the bytes used.
+    fn handle_frames(&mut self, token: usize, buf: &[u8], now: Instant) -> usize {
         let mut consumed = 0;
         while consumed < buf.len() {
             let Some(conn) = self.conns.get(token) else {
@@ -36,15 +67,7 @@ impl Broker {
                 }
             }
         }
-        if let Some(conn) = self.conns.get_mut(token) {
-            let mut buf = buf;
-            buf.drain(..consumed);
-            // Keep a long-lived buffer small once a large frame has passed through it.
-            if buf.is_empty() && buf.capacity() > 64 * 1024 {
-                buf = Vec::new();
-            }
-            conn.read_buf = buf;
-        }
+        consumed
     }
 
     fn dispatch(

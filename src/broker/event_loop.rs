@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
-use super::client::{CloseReason, Connection, Phase};
+use super::client::{CloseReason, Connection, Phase, ReadOutcome, READ_CHUNK};
 use super::timers::Timer;
 use super::{Broker, Violation};
 use crate::auth::worker::AuthWorker;
@@ -215,11 +215,23 @@ impl Broker {
         if conn.closing.is_some() {
             return;
         }
-        let before = conn.bytes_in;
-        let open = conn.read_available();
-        conn.last_read = now;
-        self.stats.bytes_received += conn.bytes_in - before;
-        self.handle_input(token, now);
+        let mut scratch = std::mem::take(&mut self.read_scratch);
+        scratch.resize(READ_CHUNK, 0);
+        let open = loop {
+            let Some(conn) = self.conns.get_mut(token).filter(|c| c.closing.is_none()) else {
+                break true;
+            };
+            match conn.read_into(&mut scratch) {
+                ReadOutcome::Data(n) => {
+                    conn.last_read = now;
+                    self.stats.bytes_received += n as u64;
+                    self.take_input(token, &scratch[..n], now);
+                }
+                ReadOutcome::Drained => break true,
+                ReadOutcome::Closed => break false,
+            }
+        };
+        self.read_scratch = scratch;
         if !open {
             self.close(
                 token,

@@ -102,6 +102,8 @@ pub struct Broker {
     close_list: Vec<usize>,
     /// Round-robin position per shared group, keyed by "group\0filter".
     shared_cursors: HashMap<Box<str>, usize>,
+    /// The one buffer every socket is read into; whole frames are decoded from it directly.
+    read_scratch: Vec<u8>,
     /// Reused buffer of matching subscriptions, so routing does not allocate per message.
     matches: Vec<(usize, SubEntry)>,
     /// True while the `$SYS` timer is scheduled.
@@ -141,6 +143,7 @@ impl Broker {
             per_address: HashMap::new(),
             shared_cursors: HashMap::new(),
             matches: Vec::new(),
+            read_scratch: Vec::new(),
             next_serial: 0,
             sys_running: false,
             load: sys::Load::default(),
