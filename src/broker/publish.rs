@@ -65,7 +65,7 @@ impl Broker {
         let denied =
             topic.starts_with("$SYS") || !self.sessions[session].acl.allows(Action::Write, &topic);
         let reason = if denied {
-            log::info!(
+            log::debug!(
                 "client {}: publish to {} denied",
                 self.conns[token].client_id,
                 topic
