@@ -33,6 +33,8 @@ pub(super) struct ConnectRequest {
     /// True when the broker made the client id up (sent back in CONNACK).
     assigned: bool,
     session_expiry: u32,
+    /// True when `session_expiry` is lower than asked: CONNACK must then say so.
+    session_expiry_capped: bool,
     receive_maximum: u16,
     max_packet_size: u32,
     /// How many topic aliases the client accepts from us.
@@ -205,6 +207,9 @@ impl Broker {
             client_id,
             assigned,
             session_expiry: self.session_expiry(connect),
+            session_expiry_capped: connect.version == ProtocolVersion::V5
+                && connect.properties.session_expiry_interval.unwrap_or(0)
+                    > self.config.max_session_expiry,
             receive_maximum: p.receive_maximum.unwrap_or(u16::MAX),
             max_packet_size: p.maximum_packet_size.unwrap_or(protocol::MAX_PACKET_SIZE),
             client_alias_maximum: p.topic_alias_maximum.unwrap_or(0),
@@ -238,6 +243,7 @@ impl Broker {
             client_id,
             assigned,
             session_expiry,
+            session_expiry_capped,
             receive_maximum,
             max_packet_size,
             client_alias_maximum,
@@ -293,6 +299,7 @@ impl Broker {
         let mut properties = self.connack_properties(version, server_keep_alive);
         properties.assigned_client_identifier = assigned.then_some(client_id.as_str());
         properties.response_information = response_information.as_deref();
+        properties.session_expiry_interval = session_expiry_capped.then_some(session_expiry);
         let conn = &mut self.conns[token];
         conn.send(&Packet::ConnAck(ConnAck {
             session_present,

@@ -26,7 +26,8 @@ impl Broker {
             }
             s.expiry_interval = expiry.min(self.config.max_session_expiry);
         }
-        let with_will = disconnect.reason == ReasonCode::DisconnectWithWill;
+        // Only a normal disconnection (0x00) discards the will (MQTT 5 §3.1.2.5).
+        let with_will = disconnect.reason != ReasonCode::Success;
         self.close(
             token,
             CloseReason {
