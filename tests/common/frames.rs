@@ -353,3 +353,94 @@ pub fn parse_properties(buf: &[u8]) -> Vec<(u8, Vec<u8>)> {
     }
     out
 }
+
+// ---------------------------------------------------------------------------------------------
+// MQTT 5 extras for the feature tests (sessions, subscriptions, shared, properties, $SYS).
+
+/// More MQTT 5 property identifiers.
+pub mod prop5 {
+    pub const PAYLOAD_FORMAT_INDICATOR: u8 = 0x01;
+    pub const MESSAGE_EXPIRY_INTERVAL: u8 = 0x02;
+    pub const CONTENT_TYPE: u8 = 0x03;
+    pub const RESPONSE_TOPIC: u8 = 0x08;
+    pub const CORRELATION_DATA: u8 = 0x09;
+    pub const SUBSCRIPTION_IDENTIFIER: u8 = 0x0B;
+    pub const AUTHENTICATION_METHOD: u8 = 0x15;
+    pub const REQUEST_RESPONSE_INFORMATION: u8 = 0x19;
+    pub const RESPONSE_INFORMATION: u8 = 0x1A;
+    pub const USER_PROPERTY: u8 = 0x26;
+    pub const WILDCARD_SUBSCRIPTION_AVAILABLE: u8 = 0x28;
+    pub const SUBSCRIPTION_IDENTIFIER_AVAILABLE: u8 = 0x29;
+    pub const SHARED_SUBSCRIPTION_AVAILABLE: u8 = 0x2A;
+}
+
+/// SUBSCRIBE options byte: QoS, No Local, Retain As Published, Retain Handling.
+pub fn sub_options(qos: u8, no_local: bool, retain_as_published: bool, retain_handling: u8) -> u8 {
+    qos | (u8::from(no_local) << 2) | (u8::from(retain_as_published) << 3) | (retain_handling << 4)
+}
+
+/// A SUBSCRIBE with a property block (MQTT 5) and any number of (filter, options byte) pairs.
+pub fn subscribe_with(
+    version: Version,
+    packet_id: u16,
+    properties: &[u8],
+    filters: &[(&str, u8)],
+) -> Vec<u8> {
+    let mut b = Bytes::new().u16(packet_id);
+    if version == Version::V5 {
+        b = b.varint(properties.len()).raw(properties);
+    }
+    for (filter, options) in filters {
+        b = b.str(filter).u8(*options);
+    }
+    b.packet(SUBSCRIBE)
+}
+
+/// An MQTT 5 DISCONNECT with a reason code and a property block.
+pub fn disconnect_with(reason: u8, properties: &[u8]) -> Vec<u8> {
+    Bytes::new()
+        .u8(reason)
+        .varint(properties.len())
+        .raw(properties)
+        .packet(DISCONNECT)
+}
+
+impl Frame {
+    /// MQTT 5 PUBLISH properties as (identifier, value bytes) pairs, in wire order.
+    pub fn publish_properties(&self) -> Vec<(u8, Vec<u8>)> {
+        assert_eq!(self.kind(), PUBLISH, "not a PUBLISH: {self:?}");
+        let qos = (self.first_byte >> 1) & 3;
+        let len = usize::from(u16::from_be_bytes([self.body[0], self.body[1]]));
+        let at = 2 + len + if qos > 0 { 2 } else { 0 };
+        parse_properties(&self.body[at..])
+    }
+
+    /// The value of the first property `id` of a PUBLISH, if present.
+    pub fn publish_property(&self, id: u8) -> Option<Vec<u8>> {
+        self.publish_properties()
+            .into_iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, v)| v)
+    }
+
+    /// SUBACK reason codes (after the property block in MQTT 5).
+    pub fn suback_reasons(&self, version: Version) -> Vec<u8> {
+        assert_eq!(self.kind(), SUBACK, "not a SUBACK: {self:?}");
+        let mut at = 2;
+        if version == Version::V5 {
+            let (len, used) = read_varint(&self.body[at..]).expect("property length");
+            at += used + len;
+        }
+        self.body[at..].to_vec()
+    }
+
+    /// The reason code of a PUBACK/PUBREC/PUBREL/PUBCOMP (0x00 for the short form).
+    pub fn ack_reason(&self) -> u8 {
+        self.body.get(2).copied().unwrap_or(0)
+    }
+
+    /// The packet id of a PUBACK/PUBREC/PUBREL/PUBCOMP/SUBACK.
+    pub fn packet_id(&self) -> u16 {
+        u16::from_be_bytes([self.body[0], self.body[1]])
+    }
+}

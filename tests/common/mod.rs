@@ -4,7 +4,9 @@
 
 pub mod clients;
 pub mod frames;
+pub mod proxy;
 pub mod raw;
+pub mod sys;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -24,6 +26,10 @@ pub struct Broker {
     port: u16,
     log: Arc<Mutex<Vec<String>>>,
     dir: tempfile::TempDir,
+    /// Whether `dir` holds an `outpost.toml` to pass with `--config` (again on restart).
+    configured: bool,
+    /// The logs of earlier runs on the same database (see `restart`), printed on failure.
+    earlier_logs: Vec<String>,
 }
 
 impl Broker {
@@ -37,57 +43,49 @@ impl Broker {
         Broker::spawn(Some(toml))
     }
 
-    fn spawn(config: Option<&str>) -> Broker {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--db")
-            .arg(dir.path().join("outpost.db"))
-            // Parallel tests each run a broker; the web console's fixed default port would clash.
-            .arg("--http")
-            .arg("off");
+    /// Starts the broker on a database prepared beforehand as `outpost.db` in `dir` (users and
+    /// ACL rules created with the CLI, say), with `toml` as its config file if given.
+    pub fn start_in(dir: tempfile::TempDir, config: Option<&str>) -> Broker {
         if let Some(toml) = config {
-            let path = dir.path().join("outpost.toml");
-            std::fs::write(&path, toml).unwrap();
-            cmd.arg("--config").arg(path);
+            std::fs::write(dir.path().join("outpost.toml"), toml).unwrap();
         }
-        cmd.env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn the outpost binary");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        drain(child.stderr.take().unwrap(), log.clone());
-        drain(child.stdout.take().unwrap(), log.clone());
+        let (child, port, log) = launch(dir.path(), config.is_some());
+        Broker {
+            child,
+            port,
+            log,
+            dir,
+            configured: config.is_some(),
+            earlier_logs: Vec::new(),
+        }
+    }
 
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let port = log.lock().unwrap().iter().find_map(|l| parse_port(l));
-            if let Some(port) = port {
-                return Broker {
-                    child,
-                    port,
-                    log,
-                    dir,
-                };
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(50)); // let the drain threads finish
-                panic!(
-                    "outpost exited ({status}) before announcing a listener; log:\n{}",
-                    log.lock().unwrap().join("\n")
-                );
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!(
-                    "no `{LISTENER_MARK}PORT` log line within 10 s; log:\n{}",
-                    log.lock().unwrap().join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
+    fn spawn(config: Option<&str>) -> Broker {
+        Broker::start_in(tempfile::tempdir().expect("temp dir"), config)
+    }
+
+    /// Kills the broker with SIGKILL (no chance to flush or clean up) and reaps it.
+    pub fn kill9(&mut self) {
+        if self.child.try_wait().unwrap().is_none() {
+            let _ = self.child.kill(); // Child::kill sends SIGKILL on Unix
         }
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(50)); // let the drain threads finish
+    }
+
+    /// Starts the broker again on the same database and config, killing it with SIGKILL first
+    /// if it still runs. The new process listens on a new port; `log` starts afresh.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.earlier_logs.push(format!(
+            "--- outpost log of an earlier run (port {}) ---\n{}",
+            self.port,
+            self.log.lock().unwrap().join("\n")
+        ));
+        let (child, port, log) = launch(self.dir.path(), self.configured);
+        self.child = child;
+        self.port = port;
+        self.log = log;
     }
 
     pub fn port(&self) -> u16 {
@@ -141,12 +139,62 @@ impl Drop for Broker {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
+            for earlier in &self.earlier_logs {
+                eprintln!("{earlier}");
+            }
             eprintln!(
                 "--- outpost log (port {}) ---\n{}\n--- end of log ---",
                 self.port,
                 self.log.lock().unwrap().join("\n")
             );
         }
+    }
+}
+
+/// Runs the binary on `dir/outpost.db` (and `dir/outpost.toml` when `configured`) and waits
+/// for its listener's port.
+fn launch(dir: &Path, configured: bool) -> (Child, u16, Arc<Mutex<Vec<String>>>) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--db")
+        .arg(dir.join("outpost.db"))
+        // Parallel tests each run a broker; the web console's fixed default port would clash.
+        .arg("--http")
+        .arg("off");
+    if configured {
+        cmd.arg("--config").arg(dir.join("outpost.toml"));
+    }
+    cmd.env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn the outpost binary");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    drain(child.stderr.take().unwrap(), log.clone());
+    drain(child.stdout.take().unwrap(), log.clone());
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let port = log.lock().unwrap().iter().find_map(|l| parse_port(l));
+        if let Some(port) = port {
+            return (child, port, log);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            std::thread::sleep(Duration::from_millis(50)); // let the drain threads finish
+            panic!(
+                "outpost exited ({status}) before announcing a listener; log:\n{}",
+                log.lock().unwrap().join("\n")
+            );
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "no `{LISTENER_MARK}PORT` log line within 10 s; log:\n{}",
+                log.lock().unwrap().join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
