@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
+use super::alias::OutboundAliases;
 use crate::protocol::{self, Packet, ProtocolVersion, ReasonCode};
 
 /// Bytes read from the socket per `read` call, into the loop's shared scratch buffer.
@@ -35,26 +36,6 @@ pub enum Phase {
     /// CONNECT accepted; bound to a session.
     Connected { session: usize },
 }
-
-/// The topic alias a PUBLISH to this client uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TopicAlias {
-    /// The client knows it: the topic is sent empty.
-    Known(u16),
-    /// Introduced by this PUBLISH: the topic is sent with it.
-    New(u16),
-}
-
-impl TopicAlias {
-    pub fn number(self) -> u16 {
-        match self {
-            TopicAlias::Known(n) | TopicAlias::New(n) => n,
-        }
-    }
-}
-
-/// Topics shorter than this gain nothing from an alias (the property costs 3 bytes).
-const MIN_ALIASED_TOPIC: usize = 4;
 
 /// Why a connection is being closed, decided by whoever closes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,10 +73,8 @@ pub struct Connection {
     pub inbound_aliases: HashMap<u16, Box<str>>,
     /// Largest alias the client may use (our Topic Alias Maximum).
     pub topic_alias_maximum: u16,
-    /// Largest alias we may use toward the client (its Topic Alias Maximum).
-    pub client_alias_maximum: u16,
-    /// Aliases we set up toward the client (topic → alias), first come first served.
-    pub outbound_aliases: HashMap<Box<str>, u16>,
+    /// Aliases we set up toward the client (up to its Topic Alias Maximum).
+    pub outbound_aliases: OutboundAliases,
     /// Inbound QoS 1 publishes whose PUBACK has not been flushed yet, for Receive Maximum
     /// (MQTT 5 only: a 3.1.1 client never agreed to a limit).
     pub unflushed_qos1_acks: usize,
@@ -138,8 +117,7 @@ impl Connection {
             receive_maximum: u16::MAX,
             inbound_aliases: HashMap::new(),
             topic_alias_maximum: 0,
-            client_alias_maximum: 0,
-            outbound_aliases: HashMap::new(),
+            outbound_aliases: OutboundAliases::default(),
             unflushed_qos1_acks: 0,
             closing: None,
             backlog_since: None,
@@ -207,24 +185,6 @@ impl Connection {
         // Lenient on purpose: acks still in the buffer are on their way.
         self.unflushed_qos1_acks = 0;
         Ok(())
-    }
-
-    /// The alias to use for `topic`: one the client knows, a new one while the client's
-    /// maximum allows, or none. A new alias counts only once [`Self::remember_topic_alias`]
-    /// records that the PUBLISH carrying it was really sent.
-    pub fn topic_alias_for(&self, topic: &str) -> Option<TopicAlias> {
-        if self.client_alias_maximum == 0 || topic.len() < MIN_ALIASED_TOPIC {
-            return None;
-        }
-        if let Some(&known) = self.outbound_aliases.get(topic) {
-            return Some(TopicAlias::Known(known));
-        }
-        let next = u16::try_from(self.outbound_aliases.len() + 1).ok()?;
-        (next <= self.client_alias_maximum).then_some(TopicAlias::New(next))
-    }
-
-    pub fn remember_topic_alias(&mut self, topic: &str, alias: u16) {
-        self.outbound_aliases.insert(topic.into(), alias);
     }
 
     /// Appends one packet to the write buffer; returns its size.

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::alias::OutboundAliases;
 use super::client::{CloseReason, Phase};
 use super::message::{ForwardedProperties, Message};
 use super::persist::unix_now;
@@ -288,7 +289,7 @@ impl Broker {
         conn.last_read = now;
         conn.receive_maximum = receive_maximum;
         conn.max_packet_size = max_packet_size;
-        conn.client_alias_maximum = client_alias_maximum;
+        conn.outbound_aliases = OutboundAliases::new(client_alias_maximum);
         conn.topic_alias_maximum = self.config.topic_alias_maximum;
         let serial = conn.serial;
         if let Some(deadline) = conn.keep_alive_deadline() {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::client::TopicAlias;
+use super::alias::TopicAlias;
 use super::message::{Delivery, Message};
 use super::session::{Inflight, InflightState, Outbound, Session, SubEntry};
 use super::{Broker, Violation};
@@ -269,7 +269,7 @@ impl Broker {
             return false;
         }
         let conn = &mut self.conns[token];
-        let alias = conn.topic_alias_for(&message.topic);
+        let alias = conn.outbound_aliases.lookup(&message.topic);
         let delivery = Delivery {
             qos,
             dup,
@@ -290,12 +290,11 @@ impl Broker {
         }
         conn.send(&packet);
         // Counted net of the 3 bytes an alias property costs.
-        match alias {
-            Some(TopicAlias::Known(_)) => {
+        if let Some(alias) = alias {
+            conn.outbound_aliases.used(&message.topic, alias);
+            if let TopicAlias::Known(_) = alias {
                 self.stats.alias_bytes_saved += (message.topic.len() as u64).saturating_sub(3);
             }
-            Some(TopicAlias::New(number)) => conn.remember_topic_alias(&message.topic, number),
-            None => {}
         }
         self.stats.messages_sent += 1;
         self.mark_flush(token);

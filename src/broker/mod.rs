@@ -4,6 +4,7 @@
 //! - `client`     — one connection: socket, buffers, negotiated state.
 //! - `dispatch`   — packet → handler, and the one place errors become reason codes.
 //! - `connect` `publish` `acks` `subscribe` `disconnect` — one handler file per inbound packet.
+//! - `alias`      — topic aliases the broker sets up toward a client (LRU remapping).
 //! - `delivery`   — routing a message to sessions: matching, QoS, queues, in-flight windows.
 //! - `session`    — what survives a connection: subscriptions, queue, in-flight, will.
 //! - `message`    — the shared, reference-counted copy of a published message.
@@ -13,6 +14,7 @@
 //! - `persist`    — what is staged in the store each turn, and loaded back at start.
 
 mod acks;
+mod alias;
 mod client;
 mod connect;
 mod delivery;
