@@ -387,7 +387,7 @@ impl Broker {
             // the session, and published now if the session is about to end.
             if let Some(will) = self.sessions[key].will.take() {
                 if clean_start || will.delay == 0 {
-                    self.publish_will(will.message, now);
+                    self.distribute(will.message, now);
                 }
             }
             if clean_start {

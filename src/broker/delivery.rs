@@ -14,8 +14,8 @@ use crate::protocol::{self, Ack, Packet, Properties, Qos, QosPid, ReasonCode};
 use crate::topic::SharedGroup;
 
 impl Broker {
-    /// Delivers `message` to every matching session; returns how many sessions it went to.
-    pub(super) fn route(&mut self, message: Arc<Message>, now: Instant) -> usize {
+    /// Delivers `message` to every matching session.
+    pub(super) fn route(&mut self, message: Arc<Message>, now: Instant) {
         let Broker {
             trie,
             sessions,
@@ -32,13 +32,12 @@ impl Broker {
         );
         matches.append(&mut shared);
         if matches.is_empty() {
-            return 0;
+            return;
         }
         // Overlapping subscriptions of one session become one copy at the highest QoS,
         // carrying every matching subscription identifier.
         let mut matches = std::mem::take(&mut self.matches);
         matches.sort_unstable_by_key(|(session, _)| *session);
-        let mut delivered = 0;
         let mut i = 0;
         while i < matches.len() {
             let session = matches[i].0;
@@ -51,12 +50,10 @@ impl Broker {
             let outbound = merge(&message, session, &matches[i..end]).filter(|_| readable);
             if let Some(outbound) = outbound {
                 self.enqueue(session, outbound, now);
-                delivered += 1;
             }
             i = end;
         }
         self.matches = matches;
-        delivered
     }
 
     /// Sends an outbound message to the session's connection, or queues it.

@@ -82,7 +82,7 @@ impl Broker {
                     },
                 );
             } else {
-                self.publish_will(will.message, now);
+                self.distribute(will.message, now);
             }
         }
         if expiry > 0 {
@@ -110,7 +110,7 @@ impl Broker {
             return;
         }
         if let Some(will) = s.will.take() {
-            self.publish_will(will.message, now);
+            self.distribute(will.message, now);
         }
     }
 
@@ -124,7 +124,7 @@ impl Broker {
         }
         log::info!("session {} expired", s.client_id);
         if let Some(will) = s.will.take() {
-            self.publish_will(will.message, now);
+            self.distribute(will.message, now);
         }
         self.end_session(session);
     }

@@ -72,12 +72,11 @@ impl Broker {
             );
             ReasonCode::NotAuthorized
         } else {
+            // No 0x10 (no matching subscribers) even when nobody got it: on a thin link
+            // that byte on every such acknowledgement buys the publisher nothing.
             let message = Message::from_publish(&topic, &publish, Some(session), now);
-            if self.distribute(message, now) == 0 {
-                ReasonCode::NoMatchingSubscribers
-            } else {
-                ReasonCode::Success
-            }
+            self.distribute(message, now);
+            ReasonCode::Success
         };
 
         match publish.qos {
@@ -132,13 +131,8 @@ impl Broker {
         }
     }
 
-    /// A will is published like any message: retained if flagged, then routed.
-    pub(super) fn publish_will(&mut self, message: Arc<Message>, now: Instant) {
-        self.distribute(message, now);
-    }
-
-    /// Retains (if flagged) and routes a message; returns how many sessions it went to.
-    fn distribute(&mut self, message: Arc<Message>, now: Instant) -> usize {
+    /// Retains (if flagged) and routes a message: a client's publish, or a will.
+    pub(super) fn distribute(&mut self, message: Arc<Message>, now: Instant) {
         if message.retain {
             self.retain(&message, now);
         }
