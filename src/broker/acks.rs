@@ -79,9 +79,9 @@ impl Broker {
         session: usize,
         ack: Ack<'_>,
     ) -> Result<(), Violation> {
-        let known = self.sessions[session]
-            .incoming_qos2
-            .remove(&ack.packet_id.get());
+        let incoming = &mut self.sessions[session].incoming_qos2;
+        let position = incoming.iter().position(|&id| id == ack.packet_id.get());
+        let known = position.map(|i| incoming.swap_remove(i)).is_some();
         if known {
             self.stage_qos2(session, ack.packet_id.get(), false);
         }

@@ -1,4 +1,5 @@
-//! Topic aliases the broker sets up toward one MQTT 5 client, so a repeated topic costs
+//! Topic aliases of one MQTT 5 connection. Inbound: what the client set up. Outbound:
+//! what the broker sets up toward the client, so a repeated topic costs
 //! an empty string and a 3-byte property instead of its length. Slots are handed out
 //! while the client's Topic Alias Maximum allows; after that the least recently used
 //! slot is given to the new topic (the spec lets a server remap an alias).
@@ -25,6 +26,22 @@ impl TopicAlias {
         match self {
             TopicAlias::Known(n) | TopicAlias::New(n) => n,
         }
+    }
+}
+
+/// Topic aliases a client set up toward us (alias → topic).
+#[derive(Debug, Default)]
+pub struct InboundAliases {
+    by_alias: HashMap<u16, Box<str>>,
+}
+
+impl InboundAliases {
+    pub fn get(&self, alias: u16) -> Option<&str> {
+        self.by_alias.get(&alias).map(|t| &**t)
+    }
+
+    pub fn set(&mut self, alias: u16, topic: &str) {
+        self.by_alias.insert(alias, topic.into());
     }
 }
 

@@ -1,7 +1,6 @@
 //! One network connection: its socket, read and write buffers, and the MQTT state
 //! negotiated at CONNECT.
 
-use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
-use super::alias::OutboundAliases;
+use super::alias::{InboundAliases, OutboundAliases};
 use crate::protocol::{self, Packet, ProtocolVersion, ReasonCode};
 
 /// Bytes read from the socket per `read` call, into the loop's shared scratch buffer.
@@ -70,11 +69,14 @@ pub struct Connection {
     /// How many unacknowledged QoS 1/2 messages the client accepts from us.
     pub receive_maximum: u16,
     /// Topic aliases the client set up toward us (alias → topic).
-    pub inbound_aliases: HashMap<u16, Box<str>>,
+    /// Boxed and made on first use: most clients never use aliases, and an idle
+    /// connection should stay small.
+    pub inbound_aliases: Option<Box<InboundAliases>>,
     /// Largest alias the client may use (our Topic Alias Maximum).
     pub topic_alias_maximum: u16,
     /// Aliases we set up toward the client (up to its Topic Alias Maximum).
-    pub outbound_aliases: OutboundAliases,
+    /// `None` when the client accepts no aliases.
+    pub outbound_aliases: Option<Box<OutboundAliases>>,
     /// Inbound QoS 1 publishes whose PUBACK has not been flushed yet, for Receive Maximum
     /// (MQTT 5 only: a 3.1.1 client never agreed to a limit).
     pub unflushed_qos1_acks: usize,
@@ -115,9 +117,9 @@ impl Connection {
             write_buf: Vec::new(),
             max_packet_size: protocol::MAX_PACKET_SIZE,
             receive_maximum: u16::MAX,
-            inbound_aliases: HashMap::new(),
+            inbound_aliases: None,
             topic_alias_maximum: 0,
-            outbound_aliases: OutboundAliases::default(),
+            outbound_aliases: None,
             unflushed_qos1_acks: 0,
             closing: None,
             backlog_since: None,

@@ -12,7 +12,6 @@ use super::persist::unix_now;
 use super::session::{Session, Will};
 use super::timers::Timer;
 use super::{Broker, Violation};
-use crate::auth::acl::ClientAcl;
 use crate::auth::cache::Credential;
 use crate::auth::worker::{AuthOutcome, AuthReply, AuthRequest};
 use crate::protocol::{
@@ -254,13 +253,7 @@ impl Broker {
         } = request;
         let (session, session_present) =
             self.take_session(&client_id, clean_start, session_expiry, now);
-        let acl = ClientAcl::for_client(
-            &self.acl_rules,
-            &self.config.deny_subscribe,
-            &self.config.deny_publish,
-            username.as_deref(),
-            &client_id,
-        );
+        let acl = self.acl_for(username.as_deref(), &client_id);
         let s = &mut self.sessions[session];
         s.connection = Some(token);
         s.will = will;
@@ -284,12 +277,13 @@ impl Broker {
             .then(|| format!("{RESPONSE_TOPIC_PREFIX}{client_id}"));
         let conn = &mut self.conns[token];
         conn.phase = Phase::Connected { session };
-        conn.client_id = Arc::from(client_id.as_str());
+        conn.client_id = self.sessions[session].client_id.clone();
         conn.keep_alive = server_keep_alive.unwrap_or(keep_alive);
         conn.last_read = now;
         conn.receive_maximum = receive_maximum;
         conn.max_packet_size = max_packet_size;
-        conn.outbound_aliases = OutboundAliases::new(client_alias_maximum);
+        conn.outbound_aliases = (client_alias_maximum > 0)
+            .then(|| Box::new(OutboundAliases::new(client_alias_maximum)));
         conn.topic_alias_maximum = self.config.topic_alias_maximum;
         let serial = conn.serial;
         if let Some(deadline) = conn.keep_alive_deadline() {
@@ -400,8 +394,11 @@ impl Broker {
                 return (key, true);
             }
         }
-        let key = self.sessions.insert(Session::new(client_id, expiry));
-        self.session_ids.insert(client_id.into(), key);
+        let client_id: Arc<str> = client_id.into();
+        let key = self
+            .sessions
+            .insert(Session::new(client_id.clone(), expiry));
+        self.session_ids.insert(client_id, key);
         (key, false)
     }
 

@@ -266,7 +266,10 @@ impl Broker {
             return false;
         }
         let conn = &mut self.conns[token];
-        let alias = conn.outbound_aliases.lookup(&message.topic);
+        let alias = conn
+            .outbound_aliases
+            .as_ref()
+            .and_then(|a| a.lookup(&message.topic));
         let delivery = Delivery {
             qos,
             dup,
@@ -287,8 +290,8 @@ impl Broker {
         }
         conn.send(&packet);
         // Counted net of the 3 bytes an alias property costs.
-        if let Some(alias) = alias {
-            conn.outbound_aliases.used(&message.topic, alias);
+        if let (Some(alias), Some(aliases)) = (alias, conn.outbound_aliases.as_mut()) {
+            aliases.used(&message.topic, alias);
             if let TopicAlias::Known(_) = alias {
                 self.stats.alias_bytes_saved += (message.topic.len() as u64).saturating_sub(3);
             }

@@ -37,6 +37,7 @@ use std::time::Instant;
 
 use slab::Slab;
 
+use crate::auth::acl::ClientAcl;
 use crate::auth::cache::CredentialCache;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::worker::AuthWorker;
@@ -81,7 +82,7 @@ pub struct Broker {
     conns: Slab<Connection>,
     sessions: Slab<Session>,
     /// Client id → key in `sessions`.
-    session_ids: HashMap<Box<str>, usize>,
+    session_ids: HashMap<Arc<str>, usize>,
     trie: TopicTrie<SubEntry>,
     retained: RetainedTree<Arc<Message>>,
     timers: Timers,
@@ -96,6 +97,8 @@ pub struct Broker {
     throttle: LoginThrottle,
     /// Every ACL rule in the store, refreshed with each auth reply.
     acl_rules: Arc<Vec<AclRule>>,
+    /// The last client ACL built, handed out again to clients whose rules are the same.
+    last_acl: Arc<ClientAcl>,
     /// Connections with output to flush at the end of this turn.
     flush_list: Vec<usize>,
     /// Open connections per client IP address, for `max_connections_per_address`.
@@ -129,6 +132,7 @@ impl Broker {
             credentials: CredentialCache::default(),
             throttle: LoginThrottle::default(),
             acl_rules: Arc::new(Vec::new()),
+            last_acl: Arc::default(),
             config,
             store,
             next_message_id: 0,
@@ -159,6 +163,21 @@ impl Broker {
     fn next_generation(&mut self) -> u64 {
         self.next_serial += 1;
         self.next_serial
+    }
+
+    /// The rules for one client, shared with the previous client when they are the same.
+    fn acl_for(&mut self, username: Option<&str>, client_id: &str) -> Arc<ClientAcl> {
+        let acl = ClientAcl::for_client(
+            &self.acl_rules,
+            &self.config.deny_subscribe,
+            &self.config.deny_publish,
+            username,
+            client_id,
+        );
+        if *self.last_acl != acl {
+            self.last_acl = Arc::new(acl);
+        }
+        self.last_acl.clone()
     }
 
     /// A topic name a client may publish to (or name in a will), within the limits.

@@ -13,7 +13,6 @@ use super::message::{ForwardedProperties, Message};
 use super::session::{Inflight, InflightState, Outbound, Session, SubEntry};
 use super::timers::Timer;
 use super::Broker;
-use crate::auth::acl::ClientAcl;
 use crate::protocol::{self, PacketId, Properties, Qos, SubscriptionOptions};
 use crate::store::{StoreError, StoredMessage, StoredSession, Write};
 use crate::topic::parse_shared;
@@ -272,15 +271,10 @@ impl Broker {
         now: Instant,
         unix: i64,
     ) {
-        let mut session = Session::new(&stored.client_id, stored.expiry_interval);
+        let client_id: Arc<str> = stored.client_id.as_str().into();
+        let mut session = Session::new(client_id.clone(), stored.expiry_interval);
         session.stored = true;
-        session.acl = ClientAcl::for_client(
-            &self.acl_rules,
-            &self.config.deny_subscribe,
-            &self.config.deny_publish,
-            stored.username.as_deref(),
-            &stored.client_id,
-        );
+        session.acl = self.acl_for(stored.username.as_deref(), &client_id);
         session.username = stored.username;
         session.incoming_qos2.extend(stored.qos2_received);
         let mut subs = Vec::new();
@@ -331,7 +325,7 @@ impl Broker {
         session.generation = generation;
         let expiry = session.expiry_interval;
         let key = self.sessions.insert(session);
-        self.session_ids.insert(stored.client_id.into(), key);
+        self.session_ids.insert(client_id, key);
         for (filter, entry) in subs {
             let plain = match parse_shared(&filter) {
                 Some(Ok(shared)) => {

@@ -84,7 +84,7 @@ impl Broker {
             QosPid::AtLeastOnce(id) => self.send_ack(token, Packet::PubAck, id, reason),
             QosPid::ExactlyOnce(id) => {
                 if !reason.is_error() {
-                    self.sessions[session].incoming_qos2.insert(id.get());
+                    self.sessions[session].incoming_qos2.push(id.get());
                     self.stage_qos2(session, id.get(), true);
                 }
                 self.send_ack(token, Packet::PubRec, id, reason);
@@ -121,12 +121,14 @@ impl Broker {
             ));
         }
         if publish.topic.is_empty() {
-            match conn.inbound_aliases.get(&alias) {
-                Some(topic) => Ok(String::from(&**topic).into()),
+            match conn.inbound_aliases.as_ref().and_then(|a| a.get(alias)) {
+                Some(topic) => Ok(String::from(topic).into()),
                 None => Err(Violation::protocol("unknown topic alias")),
             }
         } else {
-            conn.inbound_aliases.insert(alias, publish.topic.into());
+            conn.inbound_aliases
+                .get_or_insert_with(Default::default)
+                .set(alias, publish.topic);
             Ok(publish.topic.into())
         }
     }

@@ -1,7 +1,7 @@
 //! A session: what the broker keeps for a client id across connections — subscriptions,
 //! the offline queue, in-flight messages in both directions, and the will.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU16;
 use std::sync::Arc;
 
@@ -55,7 +55,8 @@ pub struct Will {
 
 #[derive(Debug)]
 pub struct Session {
-    pub client_id: Box<str>,
+    /// Shared with the connection and the `session_ids` key: one allocation per client.
+    pub client_id: Arc<str>,
     /// Slab key of the connection that owns the session now; `None` while offline.
     pub connection: Option<usize>,
     /// Seconds the session outlives its connection; `u32::MAX` never expires.
@@ -66,13 +67,15 @@ pub struct Session {
     pub queue: VecDeque<Outbound>,
     /// Sent QoS 1/2 messages not yet fully acknowledged, oldest first.
     pub inflight: VecDeque<Inflight>,
-    /// Inbound QoS 2 packet ids whose PUBREC went out and whose PUBREL has not come yet.
-    pub incoming_qos2: HashSet<u16>,
+    /// Inbound QoS 2 packet ids whose PUBREC went out and whose PUBREL has not come yet
+    /// (a few at most: bounded by our Receive Maximum).
+    pub incoming_qos2: Vec<u16>,
     pub will: Option<Will>,
     /// The user who owns the session, kept for ACL checks and the store.
     pub username: Option<String>,
-    /// The topic rules of this client, fixed when it connects.
-    pub acl: ClientAcl,
+    /// The topic rules of this client, fixed when it connects; shared between clients
+    /// whose rules are the same (all anonymous clients, usually).
+    pub acl: Arc<ClientAcl>,
     /// Messages dropped for this session because its queue was full (for the log).
     pub dropped: u64,
     /// True once the session has a row in the store (it has a non-zero expiry).
@@ -86,18 +89,18 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(client_id: &str, expiry_interval: u32) -> Session {
+    pub fn new(client_id: Arc<str>, expiry_interval: u32) -> Session {
         Session {
-            client_id: client_id.into(),
+            client_id,
             connection: None,
             expiry_interval,
             subscriptions: HashMap::new(),
             queue: VecDeque::new(),
             inflight: VecDeque::new(),
-            incoming_qos2: HashSet::new(),
+            incoming_qos2: Vec::new(),
             will: None,
             username: None,
-            acl: ClientAcl::default(),
+            acl: Arc::default(),
             stored: false,
             dropped: 0,
             next_seq: 1,
