@@ -1,0 +1,449 @@
+//! `loadgen`: runs the issue #4 load scenarios against Outpost and
+//! Mosquitto, one broker after the other with the same load, and writes the
+//! figures as markdown tables, JSON and an SVG plot of the ratios.
+//!
+//! Modules: `mqtt` (the minimal client), `broker` (start/stop the brokers),
+//! `scenarios` (the loads), `stats` (clocks, percentiles, `/proc`),
+//! `report` (tables, JSON, SVG).
+//!
+//! ```text
+//! loadgen [--quick] [--outpost BIN] [--mosquitto BIN] [--out DIR]
+//!                 [--only GROUP,...] [--brokers outpost,mosquitto]
+//!                 [--mqtt 5|3] [--auth USER:PASS] [--sync full|normal]
+//! ```
+
+mod broker;
+mod mqtt;
+mod report;
+mod scenarios;
+mod stats;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use broker::{Broker, Kind, Setup};
+use report::{BrokerRun, Case, Outcome};
+use scenarios::{PubSub, Target};
+
+struct Args {
+    quick: bool,
+    out: PathBuf,
+    only: Option<Vec<String>>,
+    brokers: Vec<Kind>,
+    version: mqtt::Version,
+    setup: Setup,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: loadgen [--quick] [--outpost BIN] [--mosquitto BIN] [--out DIR]\n\
+         \x20                      [--only fan-in,fan-out,idle,chat,reconnect]\n\
+         \x20                      [--brokers outpost,mosquitto] [--mqtt 5|3]\n\
+         \x20                      [--auth USER:PASS] [--sync full|normal]"
+    );
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        quick: std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0"),
+        out: PathBuf::from("target/bench"),
+        only: None,
+        brokers: vec![Kind::Outpost, Kind::Mosquitto],
+        version: mqtt::Version::V5,
+        setup: Setup {
+            outpost_bin: PathBuf::from("target/release/outpost"),
+            mosquitto_bin: PathBuf::from("mosquitto"),
+            mosquitto_passwd_bin: PathBuf::from("mosquitto_passwd"),
+            work: PathBuf::new(),
+            sync: "normal".into(),
+            auth: None,
+        },
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut val = || it.next().unwrap_or_else(|| usage());
+        match arg.as_str() {
+            "--quick" => a.quick = true,
+            "--outpost" => a.setup.outpost_bin = val().into(),
+            "--mosquitto" => a.setup.mosquitto_bin = val().into(),
+            "--mosquitto-passwd" => a.setup.mosquitto_passwd_bin = val().into(),
+            "--out" => a.out = val().into(),
+            "--only" => a.only = Some(val().split(',').map(str::to_string).collect()),
+            "--sync" => a.setup.sync = val(),
+            "--brokers" => {
+                a.brokers = val()
+                    .split(',')
+                    .map(|b| match b {
+                        "outpost" => Kind::Outpost,
+                        "mosquitto" => Kind::Mosquitto,
+                        _ => usage(),
+                    })
+                    .collect()
+            }
+            "--mqtt" => {
+                a.version = match val().as_str() {
+                    "5" => mqtt::Version::V5,
+                    "3" | "3.1.1" | "4" => mqtt::Version::V311,
+                    _ => usage(),
+                }
+            }
+            "--auth" => {
+                let v = val();
+                let (u, p) = v.split_once(':').unwrap_or_else(|| usage());
+                a.setup.auth = Some((u.into(), p.into()));
+            }
+            _ => usage(),
+        }
+    }
+    a.setup.work = a.out.join("work");
+    a
+}
+
+/// How a case runs against one broker.
+type Runner = Box<dyn Fn(&Target) -> Result<Outcome, String>>;
+
+/// One case of a scenario: its name, parameters and how to run it.
+struct Plan {
+    group: &'static str,
+    name: String,
+    params: Vec<(&'static str, String)>,
+    /// Log in with `--auth` credentials (otherwise anonymous).
+    auth: bool,
+    run: Runner,
+}
+
+fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
+    let mut v = Vec::new();
+    let secs = if quick { 1.0 } else { 5.0 };
+    let pubsub_case = |group: &'static str, pubs, subs, qos: u8, payload: usize| {
+        let size = if payload >= 1024 {
+            format!("{}KiB", payload / 1024)
+        } else {
+            format!("{payload}B")
+        };
+        let name = format!("{group} q{qos} {size}");
+        let tag = name.replace(' ', "-");
+        let s = PubSub {
+            tag,
+            pubs,
+            subs,
+            qos,
+            payload,
+            window: 64,
+            duration: Duration::from_secs_f64(secs),
+            wildcard: group == "fan-in",
+            // Below the brokers' max_queued_messages (1000) in total.
+            ahead: 800 / pubs as u64,
+        };
+        Plan {
+            group,
+            name,
+            params: vec![
+                ("publishers", pubs.to_string()),
+                ("subscribers", subs.to_string()),
+                ("qos", qos.to_string()),
+                ("payload_bytes", payload.to_string()),
+                ("window", if qos > 0 { "64".into() } else { "-".into() }),
+                ("ahead_per_publisher", (800 / pubs).to_string()),
+                ("seconds", secs.to_string()),
+            ],
+            auth: false,
+            run: Box::new(move |t: &Target| scenarios::pubsub(t, &s)),
+        }
+    };
+    for qos in [0, 1] {
+        for payload in [64, 4096] {
+            v.push(pubsub_case("fan-in", 8, 1, qos, payload));
+        }
+    }
+    for qos in [0, 1] {
+        v.push(pubsub_case("fan-out", 1, 16, qos, 64));
+    }
+    let (idle_clients, idle_secs) = (10_000, if quick { 10 } else { 60 });
+    v.push(Plan {
+        group: "idle",
+        name: format!("idle {}k", idle_clients / 1000),
+        params: vec![
+            ("clients", idle_clients.to_string()),
+            ("keep_alive", "60".into()),
+            ("idle_seconds", idle_secs.to_string()),
+        ],
+        auth: false,
+        run: Box::new(move |t: &Target| {
+            scenarios::idle(t, idle_clients, Duration::from_secs(idle_secs))
+        }),
+    });
+    let (chat_clients, chat_secs) = (1000, if quick { 5 } else { 20 });
+    v.push(Plan {
+        group: "chat",
+        name: "chat 1k/10 rooms".into(),
+        params: vec![
+            ("clients", chat_clients.to_string()),
+            ("rooms", "10".into()),
+            ("rate_per_client", "1/s".into()),
+            ("qos", "1".into()),
+            ("seconds", chat_secs.to_string()),
+        ],
+        auth: false,
+        run: Box::new(move |t: &Target| {
+            scenarios::chat(t, chat_clients, 10, Duration::from_secs(chat_secs))
+        }),
+    });
+    let rounds = if quick { 2 } else { 5 };
+    for auth in [false, true] {
+        if auth && !with_auth {
+            continue;
+        }
+        v.push(Plan {
+            group: "reconnect",
+            name: format!("reconnect 200{}", if auth { " password" } else { "" }),
+            params: vec![
+                ("clients", "200".into()),
+                ("rounds", rounds.to_string()),
+                ("observers", "4".into()),
+                ("auth", if auth { "password" } else { "anonymous" }.into()),
+            ],
+            auth,
+            run: Box::new(move |t: &Target| scenarios::reconnect(t, 200, rounds)),
+        });
+    }
+    v
+}
+
+fn run_case(plan: &Plan, kind: Kind, args: &Args) -> BrokerRun {
+    let tag = plan.name.replace([' ', '/'], "-");
+    let mut run = BrokerRun {
+        broker: kind.name(),
+        outcome: None,
+        error: None,
+    };
+    let mut setup = args.setup.clone();
+    if !plan.auth {
+        setup.auth = None;
+    }
+    let mut b = match Broker::start(kind, &setup, &tag) {
+        Ok(b) => b,
+        Err(e) => {
+            run.error = Some(format!("did not start: {e}"));
+            return run;
+        }
+    };
+    let target = Target {
+        addr: b.addr,
+        pid: b.pid,
+        version: args.version,
+        auth: setup.auth.clone(),
+    };
+    let result = (plan.run)(&target);
+    let died = b.exited();
+    let log = b.log.clone();
+    let stopped = b.stop();
+    match result {
+        Ok(mut o) => {
+            o.hold.clear();
+            run.outcome = Some(o);
+        }
+        Err(e) => run.error = Some(e),
+    }
+    if let Some(d) = died.or(stopped.died) {
+        let prev = run
+            .error
+            .take()
+            .map(|e| format!("{e}; "))
+            .unwrap_or_default();
+        run.error = Some(format!("{prev}{d}"));
+    }
+    // Anything the broker logged (at warn and above) is worth a look,
+    // except Mosquitto's complaint about running as root.
+    let logged = broker::tail(&log, 50);
+    let last = logged
+        .lines()
+        .rev()
+        .find(|l| !l.contains("should not be run as root") && !l.trim().is_empty());
+    if let (Some(line), Some(o)) = (last, run.outcome.as_mut()) {
+        o.notes.push(format!("broker log: {line}"));
+    }
+    run
+}
+
+fn read_first_line(cmd: &str, arg: &str) -> String {
+    Command::new(cmd)
+        .arg(arg)
+        .output()
+        .map(|o| {
+            let text = if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            };
+            String::from_utf8_lossy(&text)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .unwrap_or_else(|e| format!("unavailable: {e}"))
+}
+
+/// The commit of the tree the bench runs in, marked `-dirty` if it differs.
+fn git_commit() -> String {
+    let out = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match out(&["rev-parse", "--short", "HEAD"]) {
+        Some(c) => {
+            let dirty = out(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            format!("{c}{}", if dirty { "-dirty" } else { "" })
+        }
+        None => "unknown".into(),
+    }
+}
+
+fn machine() -> Vec<(&'static str, String)> {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
+    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem = meminfo.lines().next().unwrap_or("").to_string();
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    vec![
+        ("cpus", cpus.to_string()),
+        ("cpu_model", model),
+        ("memory", mem.replace("MemTotal:", "").trim().to_string()),
+        ("kernel", kernel.trim().to_string()),
+    ]
+}
+
+fn main() -> ExitCode {
+    let args = parse_args();
+    let started = Instant::now();
+    if let Err(e) = fs::create_dir_all(&args.setup.work) {
+        eprintln!("cannot create {}: {e}", args.setup.work.display());
+        return ExitCode::FAILURE;
+    }
+    let plans: Vec<Plan> = plans(args.quick, args.setup.auth.is_some())
+        .into_iter()
+        .filter(|p| {
+            args.only
+                .as_ref()
+                .is_none_or(|o| o.iter().any(|g| g == p.group))
+        })
+        .collect();
+    let mut cases = Vec::new();
+    for plan in &plans {
+        let mut runs = Vec::new();
+        for &kind in &args.brokers {
+            eprint!(
+                "[{:>5.1}s] {:<22} {:<10} ",
+                started.elapsed().as_secs_f64(),
+                plan.name,
+                kind
+            );
+            let t = Instant::now();
+            let run = run_case(plan, kind, &args);
+            match (&run.outcome, &run.error) {
+                (Some(o), err) => {
+                    let brief: Vec<String> = o
+                        .metrics
+                        .iter()
+                        .take(4)
+                        .map(|m| format!("{}={:.1}", m.key, m.value))
+                        .collect();
+                    eprintln!("{:>5.1}s  {}", t.elapsed().as_secs_f64(), brief.join(" "));
+                    for n in &o.notes {
+                        eprintln!("          note: {n}");
+                    }
+                    if let Some(e) = err {
+                        eprintln!("          ERROR: {e}");
+                    }
+                }
+                (None, e) => eprintln!("FAILED: {}", e.as_deref().unwrap_or("?")),
+            }
+            runs.push(run);
+        }
+        cases.push(Case {
+            group: plan.group,
+            name: plan.name.clone(),
+            params: plan.params.clone(),
+            runs,
+        });
+    }
+    let mut meta = vec![
+        (
+            "mode",
+            if args.quick { "quick" } else { "full" }.to_string(),
+        ),
+        (
+            "mqtt",
+            match args.version {
+                mqtt::Version::V5 => "5".to_string(),
+                mqtt::Version::V311 => "3.1.1".to_string(),
+            },
+        ),
+        (
+            "auth",
+            if args.setup.auth.is_some() {
+                "anonymous; password for the reconnect storm's second case"
+            } else {
+                "anonymous"
+            }
+            .into(),
+        ),
+        ("outpost_sync", args.setup.sync.clone()),
+        (
+            "outpost",
+            read_first_line(&args.setup.outpost_bin.to_string_lossy(), "--version"),
+        ),
+        (
+            "mosquitto",
+            read_first_line(&args.setup.mosquitto_bin.to_string_lossy(), "-h"),
+        ),
+        ("outpost_commit", git_commit()),
+        ("seconds", format!("{:.0}", started.elapsed().as_secs_f64())),
+    ];
+    meta.extend(machine());
+    let tables = report::tables(&cases);
+    println!("{tables}");
+    let write = |name: &str, text: &str| {
+        let path = args.out.join(name);
+        match fs::write(&path, text) {
+            Ok(()) => eprintln!("wrote {}", path.display()),
+            Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+        }
+    };
+    write("results.md", &tables);
+    write("results.json", &report::json(&meta, &cases));
+    let title = format!(
+        "Outpost vs Mosquitto ({} mode, MQTT {})",
+        meta[0].1, meta[1].1
+    );
+    write("results.svg", &report::svg(&title, &cases));
+    let failed = cases
+        .iter()
+        .flat_map(|c| &c.runs)
+        .filter(|r| r.outcome.is_none() && r.broker == "mosquitto")
+        .count();
+    // A failing Outpost run is a finding, reported above; a failing
+    // Mosquitto run means the bench itself is broken.
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
