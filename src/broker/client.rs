@@ -63,7 +63,9 @@ pub struct Connection {
     /// Bytes of an incomplete frame (or of frames waiting for authentication); empty
     /// most of the time, since whole frames are decoded straight from the scratch buffer.
     pub read_buf: Vec<u8>,
-    pub write_buf: Vec<u8>,
+    write_buf: Vec<u8>,
+    /// How much of `write_buf` the socket has taken already.
+    write_pos: usize,
     /// Largest packet the client accepts (MQTT 5 Maximum Packet Size).
     pub max_packet_size: u32,
     /// How many unacknowledged QoS 1/2 messages the client accepts from us.
@@ -115,6 +117,7 @@ impl Connection {
             last_read: now,
             read_buf: Vec::new(),
             write_buf: Vec::new(),
+            write_pos: 0,
             max_packet_size: protocol::MAX_PACKET_SIZE,
             receive_maximum: u16::MAX,
             inbound_aliases: None,
@@ -168,25 +171,51 @@ impl Connection {
 
     /// Writes pending output until done or `WouldBlock`. Err means the peer is gone.
     pub fn flush(&mut self) -> io::Result<()> {
-        let mut written = 0;
-        while written < self.write_buf.len() {
-            match self.socket.write(&self.write_buf[written..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+        let result = loop {
+            let Some(pending) = self
+                .write_buf
+                .get(self.write_pos..)
+                .filter(|p| !p.is_empty())
+            else {
+                break Ok(());
+            };
+            match self.socket.write(pending) {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.write_pos += n;
+                    self.bytes_out += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => break Err(e),
             }
-        }
-        self.bytes_out += written as u64;
-        self.write_buf.drain(..written);
-        if self.write_buf.is_empty() && self.write_buf.capacity() > IDLE_BUFFER {
-            // An idle connection keeps no big buffer around.
-            self.write_buf = Vec::new();
+        };
+        if self.write_pos == self.write_buf.len() {
+            self.discard_output();
+        } else if self.write_pos > self.write_buf.len() / 2 {
+            // Compact only once most of the buffer is sent: a slow reader costs O(n), not
+            // a memmove of the whole backlog on every partial write.
+            self.write_buf.drain(..self.write_pos);
+            self.write_pos = 0;
         }
         // Lenient on purpose: acks still in the buffer are on their way.
         self.unflushed_qos1_acks = 0;
-        Ok(())
+        result
+    }
+
+    /// Bytes queued for the socket and not yet written.
+    pub fn pending_output(&self) -> usize {
+        self.write_buf.len() - self.write_pos
+    }
+
+    /// Forgets unsent output (the peer is gone, or it must not be acknowledged).
+    pub fn discard_output(&mut self) {
+        self.write_buf.clear();
+        self.write_pos = 0;
+        if self.write_buf.capacity() > IDLE_BUFFER {
+            // An idle connection keeps no big buffer around.
+            self.write_buf = Vec::new();
+        }
     }
 
     /// Appends one packet to the write buffer; returns its size.

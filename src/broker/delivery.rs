@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::alias::TopicAlias;
+use super::client::CloseReason;
 use super::message::{Delivery, Message};
 use super::session::{Inflight, InflightState, Outbound, Session, SubEntry};
-use super::{Broker, Violation};
+use super::Broker;
 use crate::auth::acl::Action;
 use crate::protocol::{self, Ack, Packet, Properties, Qos, QosPid, ReasonCode};
 use crate::topic::SharedGroup;
@@ -70,7 +71,7 @@ impl Broker {
             return;
         };
         if outbound.qos == Qos::AtMostOnce {
-            if self.conns[token].write_buf.len() > self.config.max_output_buffer {
+            if self.output_full(token) {
                 self.slow_consumer(token, now);
                 return;
             }
@@ -82,27 +83,60 @@ impl Broker {
         }
     }
 
+    /// True when the client has more than `max_output_buffer` unsent even after a write
+    /// now. Writing mid-turn must not let an acknowledgement overtake its commit, so the
+    /// turn's staged writes are committed first.
+    fn output_full(&mut self, token: usize) -> bool {
+        let limit = self.config.max_output_buffer;
+        if self.conns[token].pending_output() <= limit {
+            return false;
+        }
+        if self.store.has_staged() {
+            self.commit();
+        }
+        let conn = &mut self.conns[token];
+        if conn.closing.is_some() {
+            return true;
+        }
+        let before = conn.bytes_out;
+        // A write error shows up again at the end-of-turn flush, which closes the client.
+        let _ = conn.flush();
+        self.stats.bytes_sent += conn.bytes_out - before;
+        conn.pending_output() > limit
+    }
+
     /// A QoS 0 message cannot be sent because the client leaves its output unread: drop it
     /// (counted), and disconnect the client once this has lasted `slow_consumer_timeout`.
     fn slow_consumer(&mut self, token: usize, now: Instant) {
         self.stats.messages_dropped += 1;
         let conn = &mut self.conns[token];
+        if conn.closing.is_some() {
+            return;
+        }
+        let first = conn.backlog_since.is_none();
         let since = *conn.backlog_since.get_or_insert(now);
-        if since == now {
+        if first {
             log::warn!(
                 "client {}: {} bytes of output unread, dropping QoS 0 messages to it",
                 conn.client_id,
-                conn.write_buf.len()
+                conn.pending_output()
             );
         }
         let timeout = Duration::from_secs(self.config.slow_consumer_timeout);
         if now.saturating_duration_since(since) >= timeout {
-            self.reject(
+            // No DISCONNECT: it could not get past the unread backlog anyway.
+            log::info!(
+                "client {} from {}: slow consumer: output unread for too long, closing",
+                conn.client_id,
+                conn.addr
+            );
+            self.close(
                 token,
-                Violation::new(
-                    ReasonCode::QuotaExceeded,
-                    "slow consumer: output unread for too long",
-                ),
+                CloseReason {
+                    reason: ReasonCode::QuotaExceeded,
+                    publish_will: true,
+                    detail: "slow consumer",
+                },
             );
         }
     }

@@ -114,13 +114,20 @@ impl Broker {
     /// an unsupported protocol level gets the CONNACK the spec asks for; then the connection
     /// closes and its will is published.
     pub(super) fn reject(&mut self, token: usize, v: Violation) {
-        let Some(conn) = self.conns.get_mut(token) else {
+        let Some(conn) = self.conns.get_mut(token).filter(|c| c.closing.is_none()) else {
             return;
         };
         match (conn.phase, conn.version) {
             (Phase::Connected { .. }, ProtocolVersion::V5) => {
+                // E.g. a second CONNECT with an unknown level decodes to 0x84, which only a
+                // CONNACK may carry: after CONNECT any such error is a Protocol Error.
+                let reason = if v.reason.is_disconnect_reason() {
+                    v.reason
+                } else {
+                    ReasonCode::ProtocolError
+                };
                 conn.send(&Packet::Disconnect(Disconnect {
-                    reason: v.reason,
+                    reason,
                     properties: Properties::default(),
                 }));
             }

@@ -27,6 +27,9 @@ use crate::store::{Store, StoreError};
 const SIGNAL: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
 const FIRST_LISTENER: usize = usize::MAX - 2;
+/// Reads from one connection in one turn (of up to 16 KiB each) before the others, the
+/// flush and the timers get their turn; the rest is read in the next turn.
+const READS_PER_TURN: usize = 16;
 /// How long a graceful stop waits for pending output to drain.
 const STOP_GRACE: Duration = Duration::from_millis(500);
 
@@ -55,12 +58,9 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let mut poll = Poll::new().map_err(|e| RunError::Io("cannot create poll", e))?;
     let mut listeners = Vec::new();
     for (i, addr) in config.listen.iter().enumerate() {
-        let std_listener =
-            std::net::TcpListener::bind(addr).map_err(|e| RunError::Bind(*addr, e))?;
-        std_listener
-            .set_nonblocking(true)
-            .map_err(|e| RunError::Bind(*addr, e))?;
-        let mut listener = TcpListener::from_std(std_listener);
+        // mio's bind asks for a 1024-connection backlog (std's is 128), so a reconnect
+        // storm after a link drop does not lose SYNs to a full accept queue.
+        let mut listener = TcpListener::bind(*addr).map_err(|e| RunError::Bind(*addr, e))?;
         poll.registry()
             .register(&mut listener, Token(FIRST_LISTENER - i), Interest::READABLE)
             .map_err(|e| RunError::Bind(*addr, e))?;
@@ -85,7 +85,11 @@ pub fn run(config: Config) -> Result<(), RunError> {
     broker.load(Instant::now()).map_err(RunError::Store)?;
     let mut events = Events::with_capacity(256);
     loop {
-        let timeout = broker.timers.timeout(Instant::now());
+        let timeout = if broker.read_again.is_empty() {
+            broker.timers.timeout(Instant::now())
+        } else {
+            Some(Duration::ZERO)
+        };
         if let Err(e) = poll.poll(&mut events, timeout) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
@@ -94,6 +98,9 @@ pub fn run(config: Config) -> Result<(), RunError> {
         }
         let now = Instant::now();
         let mut stop = false;
+        for token in std::mem::take(&mut broker.read_again) {
+            broker.read(token, now);
+        }
         for event in events.iter() {
             match event.token() {
                 SIGNAL => stop = drain(&mut signals),
@@ -217,10 +224,19 @@ impl Broker {
         }
         let mut scratch = std::mem::take(&mut self.read_scratch);
         scratch.resize(READ_CHUNK, 0);
+        let mut reads = 0;
         let open = loop {
             let Some(conn) = self.conns.get_mut(token).filter(|c| c.closing.is_none()) else {
                 break true;
             };
+            if reads == READS_PER_TURN {
+                // Edge-triggered readiness will not fire again: come back next turn.
+                if !self.read_again.contains(&token) {
+                    self.read_again.push(token);
+                }
+                break true;
+            }
+            reads += 1;
             match conn.read_into(&mut scratch) {
                 ReadOutcome::Data(n) => {
                     conn.last_read = now;
@@ -335,7 +351,7 @@ impl Broker {
         self.stats.bytes_sent += conn.bytes_out - before;
         if let Err(e) = flushed {
             log::debug!("client {}: write failed: {e}", conn.client_id);
-            conn.write_buf.clear();
+            conn.discard_output();
             self.close(
                 token,
                 CloseReason {
@@ -346,10 +362,10 @@ impl Broker {
             );
             return;
         }
-        if conn.write_buf.len() <= self.config.max_output_buffer {
+        if conn.pending_output() <= self.config.max_output_buffer {
             conn.backlog_since = None;
         }
-        let pending = !conn.write_buf.is_empty();
+        let pending = conn.pending_output() > 0;
         if pending != conn.wants_write && conn.closing.is_none() {
             let interest = if pending {
                 Interest::READABLE | Interest::WRITABLE
@@ -384,13 +400,13 @@ impl Broker {
             let _ = conn.flush();
         }
         let deadline = Instant::now() + STOP_GRACE;
-        while self.conns.iter().any(|(_, c)| !c.write_buf.is_empty()) {
+        while self.conns.iter().any(|(_, c)| c.pending_output() > 0) {
             let now = Instant::now();
             if now >= deadline {
                 break;
             }
             for (token, conn) in self.conns.iter_mut() {
-                if !conn.write_buf.is_empty() && !conn.wants_write {
+                if conn.pending_output() > 0 && !conn.wants_write {
                     let _ = poll.registry().reregister(
                         &mut conn.socket,
                         Token(token),
@@ -402,7 +418,7 @@ impl Broker {
             let _ = poll.poll(events, Some(deadline - now));
             for (_, conn) in self.conns.iter_mut() {
                 if conn.flush().is_err() {
-                    conn.write_buf.clear();
+                    conn.discard_output();
                 }
             }
         }

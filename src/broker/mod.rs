@@ -103,6 +103,8 @@ pub struct Broker {
     flush_list: Vec<usize>,
     /// Open connections per client IP address, for `max_connections_per_address`.
     per_address: HashMap<IpAddr, usize>,
+    /// Connections that had more to read when their per-turn share ran out.
+    read_again: Vec<usize>,
     /// Connections to close at the end of this turn.
     close_list: Vec<usize>,
     /// Round-robin position per shared group, keyed by "group\0filter".
@@ -146,6 +148,7 @@ impl Broker {
             stats: Stats::default(),
             flush_list: Vec::new(),
             close_list: Vec::new(),
+            read_again: Vec::new(),
             per_address: HashMap::new(),
             shared_cursors: HashMap::new(),
             matches: Vec::new(),

@@ -216,7 +216,7 @@ impl Broker {
             log::error!("store commit failed, closing the turn's connections unacknowledged: {e}");
             for token in std::mem::take(&mut self.flush_list) {
                 if let Some(conn) = self.conns.get_mut(token) {
-                    conn.write_buf.clear();
+                    conn.discard_output();
                     conn.in_flush_list = false;
                 }
                 self.close(

@@ -74,6 +74,9 @@ impl Broker {
         identifier: Option<u32>,
         now: Instant,
     ) -> Result<Result<bool, ReasonCode>, Violation> {
+        if !self.within_length(filter) {
+            return Ok(Err(ReasonCode::TopicFilterInvalid));
+        }
         let (group, plain) = match parse_shared(filter) {
             Some(Ok(shared)) => {
                 if options.no_local {

@@ -110,6 +110,11 @@ impl ReasonCode {
     }
 
     /// The 3.1.1 CONNACK return code standing for this reason code.
+    /// True when a DISCONNECT may carry this code (CONNACK-only codes such as 0x84 may not).
+    pub fn is_disconnect_reason(self) -> bool {
+        DISCONNECT.contains(&self)
+    }
+
     pub fn to_v311_connack(self) -> u8 {
         match self {
             Success => 0,

@@ -444,3 +444,18 @@ impl Frame {
         u16::from_be_bytes([self.body[0], self.body[1]])
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// UNSUBSCRIBE, for the resource-limit tests (a freed subscription slot).
+
+pub const UNSUBSCRIBE: u8 = 0xA2;
+pub const UNSUBACK: u8 = 0xB0;
+
+/// An UNSUBSCRIBE for one filter (with an empty property block in MQTT 5).
+pub fn unsubscribe(version: Version, packet_id: u16, filter: &str) -> Vec<u8> {
+    let mut b = Bytes::new().u16(packet_id);
+    if version == Version::V5 {
+        b = b.varint(0);
+    }
+    b.str(filter).packet(UNSUBSCRIBE)
+}

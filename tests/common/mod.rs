@@ -96,6 +96,20 @@ impl Broker {
         self.child.id()
     }
 
+    /// The broker's resident set size in bytes (`VmRSS` in `/proc/<pid>/status`), for tests
+    /// that bound its memory under load. Linux only.
+    pub fn rss_bytes(&self) -> u64 {
+        let path = format!("/proc/{}/status", self.child.id());
+        let status = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no VmRSS line in {path}:\n{status}"));
+        kib * 1024
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
