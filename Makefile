@@ -27,3 +27,25 @@ test:
 
 clean:
 	$(CARGO) clean
+
+# Outpost vs Mosquitto under the same loads, then the micro-benches; about
+# 8 minutes (BENCH_QUICK=1: about 1). Results in target/bench/, method in
+# docs/performance.md.
+.PHONY: bench
+bench:
+	CARGO="$(CARGO)" bash scripts/bench.sh
+
+# Runs each fuzz target for FUZZ_SECONDS (see docs/fuzzing.md); installs cargo-fuzz when
+# missing. cargo-fuzz needs nightly flags, which RUSTC_BOOTSTRAP unlocks on stable.
+# New inputs go to fuzz/work/<target>/ (ignored), crashes to fuzz/artifacts/<target>/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= decode_v5 decode_v311 connection
+
+.PHONY: fuzz
+fuzz:
+	$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		mkdir -p work/$$t && \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t work/$$t corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=30 || exit 1; \
+	done
