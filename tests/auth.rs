@@ -11,7 +11,6 @@ use common::clients::{QoS5, V4, V5, WAIT};
 use common::frames::{self, sub_options, Bytes, Version};
 use common::raw::{Next, Raw};
 use common::{Broker, BIN};
-use rumqttc::v5::mqttbytes::v5::ConnectProperties;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -648,13 +647,8 @@ fn subscriber_to_everything_receives_only_what_it_may_read() {
     let dir = prepare(FAST, &[("carol", "pw"), ("dave", "pw")]);
     let mut broker = Broker::start_in(dir, Some(FAST));
     let carol_opts = |port| {
-        let mut opts = V5::options(port, "acl-carol");
+        let mut opts = V5::persistent_options(port, "acl-carol", 300);
         opts.set_credentials("carol", "pw");
-        opts.set_clean_start(false);
-        opts.set_connect_properties(ConnectProperties {
-            session_expiry_interval: Some(300),
-            ..ConnectProperties::new()
-        });
         opts
     };
     let carol = V5::connect_with(carol_opts(broker.port()));

@@ -7,6 +7,7 @@ use common::clients::{QoS5, V4, V5, WAIT};
 use common::frames::{self, Connect, Version};
 use common::raw::Raw;
 use common::{Broker, BIN};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -83,41 +84,42 @@ fn unknown_option_exits_2_with_one_line() {
     );
 }
 
-#[test]
-fn malformed_config_file_exits_2_with_one_line() {
+/// Starts the binary listening on `listen` (HTTP off) with a fresh database and, if given,
+/// `--config config`; runs it to completion.
+fn run_listener(listen: &str, config: Option<&Path>) -> Output {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bad.toml");
-    std::fs::write(&config, "max_keepalive = [not toml\n").unwrap();
     let db = dir.path().join("outpost.db");
-    let out = run(&[
+    let mut args = vec![
         "--listen",
-        "127.0.0.1:0",
+        listen,
         "--http",
         "off",
         "--db",
         db.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ]);
+    ];
+    if let Some(config) = config {
+        args.extend(["--config", config.to_str().unwrap()]);
+    }
+    run(&args)
+}
+
+/// Writes `toml` to a config file and runs the binary with it on a free port.
+fn run_with_config(toml: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, toml).unwrap();
+    run_listener("127.0.0.1:0", Some(&config))
+}
+
+#[test]
+fn malformed_config_file_exits_2_with_one_line() {
+    let out = run_with_config("max_keepalive = [not toml\n");
     assert_startup_error(&out, "malformed config");
 }
 
 #[test]
 fn config_with_wrong_type_exits_2_with_one_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bad.toml");
-    std::fs::write(&config, "connect_timeout = \"soon\"\n").unwrap();
-    let db = dir.path().join("outpost.db");
-    let out = run(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "off",
-        "--db",
-        db.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ]);
+    let out = run_with_config("connect_timeout = \"soon\"\n");
     let stderr = assert_startup_error(&out, "wrong type in config");
     assert!(
         stderr.contains("connect_timeout"),
@@ -128,18 +130,8 @@ fn config_with_wrong_type_exits_2_with_one_line() {
 #[test]
 fn missing_config_file_exits_2_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("outpost.db");
     let missing = dir.path().join("missing.toml");
-    let out = run(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "off",
-        "--db",
-        db.to_str().unwrap(),
-        "--config",
-        missing.to_str().unwrap(),
-    ]);
+    let out = run_listener("127.0.0.1:0", Some(&missing));
     assert_startup_error(&out, "missing config file");
 }
 
@@ -147,16 +139,7 @@ fn missing_config_file_exits_2_with_one_line() {
 fn busy_port_exits_2_with_one_line() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("outpost.db");
-    let out = run(&[
-        "--listen",
-        &addr,
-        "--http",
-        "off",
-        "--db",
-        db.to_str().unwrap(),
-    ]);
+    let out = run_listener(&addr, None);
     let stderr = assert_startup_error(&out, "busy port");
     assert!(stderr.contains(&addr), "should name the address: {stderr}");
 }

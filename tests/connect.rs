@@ -7,7 +7,7 @@ use common::clients::{server_disconnect_reason, QoS4, QoS5, V4, V5, WAIT};
 use common::frames::{self, prop, Connect, Version};
 use common::raw::Raw;
 use common::Broker;
-use rumqttc::v5::mqttbytes::v5::{ConnectProperties, DisconnectReasonCode};
+use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -228,12 +228,7 @@ fn v311_clean_session_discards_the_stored_session() {
 #[test]
 fn v5_session_with_expiry_is_resumed_with_session_present() {
     let broker = Broker::start();
-    let mut opts = V5::options(broker.port(), "v5-keeper");
-    opts.set_clean_start(false);
-    opts.set_connect_properties(ConnectProperties {
-        session_expiry_interval: Some(60),
-        ..ConnectProperties::new()
-    });
+    let opts = V5::persistent_options(broker.port(), "v5-keeper", 60);
     let first = V5::connect_with(opts.clone());
     assert!(!first.connack.session_present);
     first.subscribe("v5keep/t", QoS5::AtLeastOnce);
@@ -268,12 +263,7 @@ fn v5_session_without_expiry_ends_at_disconnect() {
 #[test]
 fn v5_clean_start_discards_an_existing_session() {
     let broker = Broker::start();
-    let mut opts = V5::options(broker.port(), "v5-restart");
-    opts.set_clean_start(false);
-    opts.set_connect_properties(ConnectProperties {
-        session_expiry_interval: Some(60),
-        ..ConnectProperties::new()
-    });
+    let mut opts = V5::persistent_options(broker.port(), "v5-restart", 60);
     V5::connect_with(opts.clone()).disconnect();
     opts.set_clean_start(true);
     let again = V5::connect_with(opts);

@@ -23,6 +23,21 @@ fn connack_property(port: u16, id: u8) -> Option<Vec<u8>> {
         .map(|(_, v)| v)
 }
 
+/// A v5 PUBLISH (retain off) carrying Topic Alias `alias`.
+fn publish_with_alias(topic: &str, qos: u8, packet_id: u16, alias: u16, payload: &[u8]) -> Vec<u8> {
+    let [hi, lo] = alias.to_be_bytes();
+    let properties = [prop::TOPIC_ALIAS, hi, lo];
+    frames::publish_with(
+        Version::V5,
+        topic,
+        qos,
+        false,
+        packet_id,
+        &properties,
+        payload,
+    )
+}
+
 #[test]
 fn v5_packet_larger_than_max_packet_size_gets_0x95() {
     let broker = Broker::with_config("max_packet_size = 1024\n");
@@ -86,25 +101,8 @@ fn v5_topic_alias_is_resolved_for_subscribers() {
     let sub = V5::connect(broker.port(), "alias-sub");
     sub.subscribe("alias/#", QoS5::AtLeastOnce);
     let (mut raw, _) = Raw::connect(broker.port(), &Connect::new(Version::V5, "aliaser"));
-    let alias = [prop::TOPIC_ALIAS, 0, 3];
-    raw.send(&frames::publish_with(
-        Version::V5,
-        "alias/long",
-        1,
-        false,
-        1,
-        &alias,
-        b"one",
-    ));
-    raw.send(&frames::publish_with(
-        Version::V5,
-        "",
-        1,
-        false,
-        2,
-        &alias,
-        b"two",
-    ));
+    raw.send(&publish_with_alias("alias/long", 1, 1, 3, b"one"));
+    raw.send(&publish_with_alias("", 1, 2, 3, b"two"));
     for payload in [&b"one"[..], b"two"] {
         let got = sub.expect_publish();
         assert_eq!(&got.topic[..], b"alias/long", "alias must be resolved");
@@ -119,16 +117,7 @@ fn v5_topic_alias_above_maximum_gets_0x94() {
     let broker = Broker::with_config("topic_alias_maximum = 2\n");
     let observer = Observer::connect(broker.port());
     let (mut raw, _) = Raw::connect(broker.port(), &Connect::new(Version::V5, "alias-high"));
-    let alias = [prop::TOPIC_ALIAS, 0, 3];
-    raw.send(&frames::publish_with(
-        Version::V5,
-        "a/b",
-        0,
-        false,
-        0,
-        &alias,
-        b"x",
-    ));
+    raw.send(&publish_with_alias("a/b", 0, 0, 3, b"x"));
     raw.expect_disconnect_and_close(0x94);
     observer.assert_healthy();
 }
@@ -137,16 +126,7 @@ fn v5_topic_alias_above_maximum_gets_0x94() {
 fn v5_topic_alias_zero_gets_0x94() {
     let broker = Broker::start();
     let (mut raw, _) = Raw::connect(broker.port(), &Connect::new(Version::V5, "alias-zero"));
-    let alias = [prop::TOPIC_ALIAS, 0, 0];
-    raw.send(&frames::publish_with(
-        Version::V5,
-        "a/b",
-        0,
-        false,
-        0,
-        &alias,
-        b"x",
-    ));
+    raw.send(&publish_with_alias("a/b", 0, 0, 0, b"x"));
     raw.expect_disconnect_and_close(0x94);
 }
 
@@ -154,16 +134,7 @@ fn v5_topic_alias_zero_gets_0x94() {
 fn v5_unknown_topic_alias_with_empty_topic_is_a_protocol_error() {
     let broker = Broker::start();
     let (mut raw, _) = Raw::connect(broker.port(), &Connect::new(Version::V5, "alias-unset"));
-    let alias = [prop::TOPIC_ALIAS, 0, 1];
-    raw.send(&frames::publish_with(
-        Version::V5,
-        "",
-        0,
-        false,
-        0,
-        &alias,
-        b"x",
-    ));
+    raw.send(&publish_with_alias("", 0, 0, 1, b"x"));
     raw.expect_disconnect_and_close(0x82);
 }
 

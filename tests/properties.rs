@@ -9,8 +9,7 @@ use common::frames::{self, prop, prop5, Bytes, Connect, Frame, Version, Will};
 use common::raw::{Next, Raw};
 use common::sys::{number, sys_client, wait_sys};
 use common::Broker;
-use rumqttc::v5::mqttbytes::v5::{ConnectProperties, PublishProperties};
-use rumqttc::v5::MqttOptions;
+use rumqttc::v5::mqttbytes::v5::PublishProperties;
 use std::time::{Duration, Instant};
 
 /// Long enough for a message that is not coming to have arrived on loopback.
@@ -70,23 +69,6 @@ fn connack_property(connack: &Frame, id: u8) -> Option<Vec<u8>> {
 /// A two-byte-length-prefixed property value as text.
 fn text(value: &[u8]) -> String {
     String::from_utf8(value[2..].to_vec()).unwrap()
-}
-
-fn wait_disconnected(broker: &Broker, id: &str) {
-    let mark = format!("client {id} from");
-    broker
-        .wait_for_log(WAIT, |l| l.contains(&mark) && l.contains("disconnected"))
-        .unwrap_or_else(|| panic!("no disconnect log line for {id}"));
-}
-
-fn persistent(port: u16, id: &str) -> MqttOptions {
-    let mut opts = V5::options(port, id);
-    opts.set_clean_start(false);
-    opts.set_connect_properties(ConnectProperties {
-        session_expiry_interval: Some(60),
-        ..ConnectProperties::new()
-    });
-    opts
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -232,11 +214,11 @@ fn expiring(secs: u32) -> PublishProperties {
 #[test]
 fn expired_queued_message_is_not_delivered() {
     let broker = Broker::start();
-    let opts = persistent(broker.port(), "expiry-sub");
+    let opts = V5::persistent_options(broker.port(), "expiry-sub", 60);
     let sub = V5::connect_with(opts.clone());
     sub.subscribe("exp/t", QoS5::AtLeastOnce);
     sub.disconnect();
-    wait_disconnected(&broker, "expiry-sub");
+    broker.wait_disconnected("expiry-sub");
 
     let publisher = V5::connect(broker.port(), "expiry-pub");
     publish_with(&publisher, "exp/t", b"short-lived", expiring(1));
@@ -255,11 +237,11 @@ fn expired_queued_message_is_not_delivered() {
 #[test]
 fn forwarded_expiry_interval_is_reduced_by_the_time_queued() {
     let broker = Broker::start();
-    let opts = persistent(broker.port(), "reduce-sub");
+    let opts = V5::persistent_options(broker.port(), "reduce-sub", 60);
     let sub = V5::connect_with(opts.clone());
     sub.subscribe("reduce/t", QoS5::AtLeastOnce);
     sub.disconnect();
-    wait_disconnected(&broker, "reduce-sub");
+    broker.wait_disconnected("reduce-sub");
 
     let publisher = V5::connect(broker.port(), "reduce-pub");
     publish_with(&publisher, "reduce/t", b"queued", expiring(60));
@@ -483,7 +465,7 @@ fn disconnect_can_lower_the_session_expiry_to_end_the_session() {
         &[prop::SESSION_EXPIRY_INTERVAL, 0, 0, 0, 0],
     ));
     raw.expect_closed(WAIT);
-    wait_disconnected(&broker, "disc-expiry");
+    broker.wait_disconnected("disc-expiry");
     let (_raw, present) = Raw::connect(broker.port(), &connect);
     assert!(
         !present,

@@ -43,6 +43,11 @@ fn v4_until_marker(c: &V4, marker: &str) -> Vec<(String, Vec<u8>, QoS4)> {
     }
 }
 
+/// The topics of what `v5_until_marker` or `v4_until_marker` returned.
+fn topics_before<Q>(seen: Vec<(String, Vec<u8>, Q)>) -> Vec<String> {
+    seen.into_iter().map(|m| m.0).collect()
+}
+
 #[test]
 fn v5_qos_0_1_2_round_trip() {
     let broker = Broker::start();
@@ -177,10 +182,7 @@ fn single_level_wildcard_matches_exactly_one_level() {
     for topic in ["s/c", "s/b/c/d", "s/b/x", "t/b/c", "s/b/c", "s//c", "end"] {
         publisher.publish(topic, QoS5::AtLeastOnce, false, topic);
     }
-    let topics: Vec<String> = v5_until_marker(&sub, "end")
-        .into_iter()
-        .map(|m| m.0)
-        .collect();
+    let topics = topics_before(v5_until_marker(&sub, "end"));
     assert_eq!(topics, ["s/b/c", "s//c"]);
 }
 
@@ -195,10 +197,7 @@ fn multi_level_wildcard_matches_parent_and_descendants() {
     for topic in ["mx/a", "n/m", "m", "m/a", "m/a/b/c", "m/", "end"] {
         publisher.publish(topic, QoS4::AtLeastOnce, false, topic);
     }
-    let topics: Vec<String> = v4_until_marker(&sub, "end")
-        .into_iter()
-        .map(|m| m.0)
-        .collect();
+    let topics = topics_before(v4_until_marker(&sub, "end"));
     assert_eq!(topics, ["m", "m/a", "m/a/b/c", "m/"]);
 }
 
@@ -211,10 +210,7 @@ fn hash_alone_matches_every_normal_topic() {
     for topic in ["a", "a/b", "/leading", "trailing/", "x/y/z", "end"] {
         publisher.publish(topic, QoS4::AtLeastOnce, false, topic);
     }
-    let topics: Vec<String> = v5_until_marker(&sub, "end")
-        .into_iter()
-        .map(|m| m.0)
-        .collect();
+    let topics = topics_before(v5_until_marker(&sub, "end"));
     assert_eq!(topics, ["a", "a/b", "/leading", "trailing/", "x/y/z"]);
 }
 
@@ -240,28 +236,19 @@ fn wildcards_at_the_first_level_do_not_match_dollar_topics() {
     for topic in ["$foo/x", "$foo", "end/x"] {
         publisher.publish(topic, QoS5::AtLeastOnce, false, topic);
     }
-    let to_hash: Vec<String> = v5_until_marker(&hash, "end/x")
-        .into_iter()
-        .map(|m| m.0)
-        .collect();
+    let to_hash = topics_before(v5_until_marker(&hash, "end/x"));
     assert_eq!(
         to_hash,
         Vec::<String>::new(),
         "'#' must not match topics starting with '$'"
     );
-    let to_plus: Vec<String> = v4_until_marker(&plus, "end/x")
-        .into_iter()
-        .map(|m| m.0)
-        .collect();
+    let to_plus = topics_before(v4_until_marker(&plus, "end/x"));
     assert_eq!(
         to_plus,
         Vec::<String>::new(),
         "'+/x' must not match topics starting with '$'"
     );
-    let to_dollar: Vec<String> = v5_until_marker(&dollar, "end/x")
-        .into_iter()
-        .map(|m| m.0)
-        .collect();
+    let to_dollar = topics_before(v5_until_marker(&dollar, "end/x"));
     assert_eq!(
         to_dollar,
         ["$foo/x", "$foo"],

@@ -9,49 +9,21 @@ use common::frames::{self, prop, Connect, Version};
 use common::raw::Raw;
 use common::sys::{number, sys_client, wait_sys};
 use common::Broker;
-use rumqttc::v5::mqttbytes::v5::{ConnectProperties, LastWill, LastWillProperties};
+use rumqttc::v5::mqttbytes::v5::{LastWill, LastWillProperties, Publish};
 use rumqttc::v5::MqttOptions;
 use std::time::{Duration, Instant};
 
 /// Long enough for a message that is not coming to have arrived on loopback.
 const QUIET: Duration = Duration::from_millis(400);
 
-/// Options for a client that resumes its session (clean start 0) with `expiry` seconds.
-fn persistent(port: u16, id: &str, expiry: u32) -> MqttOptions {
-    let mut opts = V5::options(port, id);
-    opts.set_clean_start(false);
-    opts.set_connect_properties(ConnectProperties {
-        session_expiry_interval: Some(expiry),
-        ..ConnectProperties::new()
-    });
-    opts
-}
-
-/// Waits until the broker has logged the end of `id`'s connection.
-fn wait_disconnected(broker: &Broker, id: &str) {
-    let mark = format!("client {id} from");
-    broker
-        .wait_for_log(WAIT, |l| l.contains(&mark) && l.contains("disconnected"))
-        .unwrap_or_else(|| panic!("no disconnect log line for {id}"));
-}
-
-/// Payloads of the PUBLISHes that arrive until none comes for `QUIET`.
-fn drain_payloads(client: &V5) -> Vec<String> {
-    let mut out = Vec::new();
-    while let Some(p) = client.recv_publish(QUIET) {
-        out.push(String::from_utf8_lossy(&p.payload).into_owned());
-    }
-    out
-}
-
 #[test]
 fn session_expiry_0_ends_the_session_and_its_subscriptions_at_disconnect() {
     let broker = Broker::start();
-    let opts = persistent(broker.port(), "expiry-zero", 0);
+    let opts = V5::persistent_options(broker.port(), "expiry-zero", 0);
     let first = V5::connect_with(opts.clone());
     first.subscribe("zero/t", QoS5::AtLeastOnce);
     first.disconnect();
-    wait_disconnected(&broker, "expiry-zero");
+    broker.wait_disconnected("expiry-zero");
 
     let again = V5::connect_with(opts);
     assert!(
@@ -69,11 +41,11 @@ fn session_expiry_0_ends_the_session_and_its_subscriptions_at_disconnect() {
 #[test]
 fn session_expiry_1s_keeps_the_session_within_and_ends_it_after() {
     let broker = Broker::start();
-    let opts = persistent(broker.port(), "expiry-one", 1);
+    let opts = V5::persistent_options(broker.port(), "expiry-one", 1);
     let first = V5::connect_with(opts.clone());
     first.subscribe("one/t", QoS5::AtLeastOnce);
     first.drop_connection();
-    wait_disconnected(&broker, "expiry-one");
+    broker.wait_disconnected("expiry-one");
 
     let within = V5::connect_with(opts.clone());
     assert!(
@@ -107,18 +79,18 @@ fn session_expiry_1s_keeps_the_session_within_and_ends_it_after() {
 #[test]
 fn session_expiry_max_never_expires_and_keeps_queued_messages() {
     let broker = Broker::start();
-    let opts = persistent(broker.port(), "expiry-max", u32::MAX);
+    let opts = V5::persistent_options(broker.port(), "expiry-max", u32::MAX);
     let first = V5::connect_with(opts.clone());
     first.subscribe("max/t", QoS5::ExactlyOnce);
     first.drop_connection();
-    wait_disconnected(&broker, "expiry-max");
+    broker.wait_disconnected("expiry-max");
 
     let publisher = V5::connect(broker.port(), "expiry-max-pub");
     publisher.publish("max/t", QoS5::AtLeastOnce, false, "q1");
     publisher.publish("max/t", QoS5::ExactlyOnce, false, "q2");
     let again = V5::connect_with(opts);
     assert!(again.connack.session_present);
-    assert_eq!(drain_payloads(&again), ["q1", "q2"]);
+    assert_eq!(again.payloads_until_quiet(QUIET), ["q1", "q2"]);
     assert!(
         !broker.log().iter().any(|l| l.contains("expired")),
         "a 0xFFFFFFFF session must never expire"
@@ -128,11 +100,11 @@ fn session_expiry_max_never_expires_and_keeps_queued_messages() {
 #[test]
 fn offline_queue_keeps_qos1_and_qos2_but_not_qos0_by_default() {
     let broker = Broker::start();
-    let opts = persistent(broker.port(), "offline-default", 60);
+    let opts = V5::persistent_options(broker.port(), "offline-default", 60);
     let first = V5::connect_with(opts.clone());
     first.subscribe("offline/t", QoS5::ExactlyOnce);
     first.disconnect();
-    wait_disconnected(&broker, "offline-default");
+    broker.wait_disconnected("offline-default");
 
     let publisher = V5::connect(broker.port(), "offline-default-pub");
     publisher.publish("offline/t", QoS5::AtMostOnce, false, "zero");
@@ -141,7 +113,7 @@ fn offline_queue_keeps_qos1_and_qos2_but_not_qos0_by_default() {
     let again = V5::connect_with(opts);
     assert!(again.connack.session_present);
     assert_eq!(
-        drain_payloads(&again),
+        again.payloads_until_quiet(QUIET),
         ["one", "two"],
         "QoS 1/2 queued in order, QoS 0 not queued unless queue_qos0 = true"
     );
@@ -150,17 +122,17 @@ fn offline_queue_keeps_qos1_and_qos2_but_not_qos0_by_default() {
 #[test]
 fn queue_qos0_config_queues_qos0_for_offline_sessions() {
     let broker = Broker::with_config("queue_qos0 = true\n");
-    let opts = persistent(broker.port(), "offline-qos0", 60);
+    let opts = V5::persistent_options(broker.port(), "offline-qos0", 60);
     let first = V5::connect_with(opts.clone());
     first.subscribe("offline0/t", QoS5::AtLeastOnce);
     first.disconnect();
-    wait_disconnected(&broker, "offline-qos0");
+    broker.wait_disconnected("offline-qos0");
 
     let publisher = V5::connect(broker.port(), "offline-qos0-pub");
     publisher.publish("offline0/t", QoS5::AtMostOnce, false, "zero");
     publisher.publish("offline0/t", QoS5::AtLeastOnce, false, "one");
     let again = V5::connect_with(opts);
-    assert_eq!(drain_payloads(&again), ["zero", "one"]);
+    assert_eq!(again.payloads_until_quiet(QUIET), ["zero", "one"]);
 }
 
 #[test]
@@ -171,11 +143,11 @@ fn max_queued_messages_drops_extras_and_counts_them_in_sys_and_the_log() {
         .expect("no $SYS/broker/messages/dropped");
     assert_eq!(before, "0");
 
-    let opts = persistent(broker.port(), "queue-small", 60);
+    let opts = V5::persistent_options(broker.port(), "queue-small", 60);
     let first = V5::connect_with(opts.clone());
     first.subscribe("small/t", QoS5::AtLeastOnce);
     first.disconnect();
-    wait_disconnected(&broker, "queue-small");
+    broker.wait_disconnected("queue-small");
 
     let publisher = V5::connect(broker.port(), "queue-small-pub");
     for i in 0..8 {
@@ -196,7 +168,7 @@ fn max_queued_messages_drops_extras_and_counts_them_in_sys_and_the_log() {
 
     let again = V5::connect_with(opts);
     assert_eq!(
-        drain_payloads(&again),
+        again.payloads_until_quiet(QUIET),
         ["m0", "m1", "m2", "m3", "m4"],
         "the oldest 5 are kept, later ones dropped"
     );
@@ -226,7 +198,7 @@ fn v5_unacknowledged_qos1_is_resent_with_dup_on_resume() {
     assert_eq!(first.first_byte & 0x08, 0, "first delivery without DUP");
     let (_, id, _) = first.publish(Version::V5);
     raw.drop_socket();
-    wait_disconnected(&broker, "resend-v5");
+    broker.wait_disconnected("resend-v5");
 
     let (mut raw, present) = Raw::connect(broker.port(), &connect);
     assert!(present);
@@ -261,7 +233,7 @@ fn v5_qos2_deliveries_resume_with_pubrel_or_dup_publish_as_they_stood() {
     let rel = raw.expect_frame(frames::PUBREL, WAIT);
     assert_eq!(rel.packet_id(), a_id.unwrap());
     raw.drop_socket(); // neither PUBCOMP for a nor PUBREC for b
-    wait_disconnected(&broker, "resend-qos2");
+    broker.wait_disconnected("resend-qos2");
 
     let (mut raw, present) = Raw::connect(broker.port(), &connect);
     assert!(present);
@@ -297,7 +269,7 @@ fn v5_qos2_deliveries_resume_with_pubrel_or_dup_publish_as_they_stood() {
 
 /// Options for a client with a will on `topic` delayed by `delay` s and a session of `expiry` s.
 fn with_will(port: u16, id: &str, topic: &str, delay: u32, expiry: u32) -> MqttOptions {
-    let mut opts = persistent(port, id, expiry);
+    let mut opts = V5::persistent_options(port, id, expiry);
     opts.set_last_will(LastWill::new(
         topic,
         "gone",
@@ -330,13 +302,23 @@ fn watcher(port: u16, id: &str, topic: &str) -> V5 {
     watcher
 }
 
+/// Connects with `opts`, drops the connection without DISCONNECT and waits for the will on
+/// `watcher` (failing with `missing`); returns it and how long after the drop it came.
+fn drop_and_await_will(opts: MqttOptions, watcher: &V5, missing: &str) -> (Publish, Duration) {
+    let client = V5::connect_with(opts);
+    let dropped = Instant::now();
+    client.drop_connection();
+    let will = watcher.recv_publish(WAIT).expect(missing);
+    (will, dropped.elapsed())
+}
+
 #[test]
 fn will_delay_is_cancelled_by_a_reconnect_within_the_delay() {
     let broker = Broker::start();
     let watcher = watcher(broker.port(), "wd-watch-1", "wd/cancel");
     let opts = with_will(broker.port(), "wd-cancel", "wd/cancel", 1, 60);
     V5::connect_with(opts.clone()).drop_connection();
-    wait_disconnected(&broker, "wd-cancel");
+    broker.wait_disconnected("wd-cancel");
     let again = V5::connect_with(opts);
     assert!(again.connack.session_present);
     assert!(
@@ -351,11 +333,7 @@ fn will_is_published_after_the_will_delay() {
     let broker = Broker::start();
     let watcher = watcher(broker.port(), "wd-watch-2", "wd/late");
     let opts = with_will(broker.port(), "wd-late", "wd/late", 1, 60);
-    let client = V5::connect_with(opts);
-    let dropped = Instant::now();
-    client.drop_connection();
-    let will = watcher.recv_publish(WAIT).expect("will not published");
-    let took = dropped.elapsed();
+    let (will, took) = drop_and_await_will(opts, &watcher, "will not published");
     assert_eq!(&will.payload[..], b"gone");
     assert!(
         took >= Duration::from_millis(900),
@@ -368,13 +346,11 @@ fn will_is_published_when_the_session_expires_before_the_will_delay() {
     let broker = Broker::start();
     let watcher = watcher(broker.port(), "wd-watch-3", "wd/expiry");
     let opts = with_will(broker.port(), "wd-expiry", "wd/expiry", 60, 1);
-    let client = V5::connect_with(opts);
-    let dropped = Instant::now();
-    client.drop_connection();
-    let will = watcher
-        .recv_publish(WAIT)
-        .expect("will not published when the session ended before the will delay");
-    let took = dropped.elapsed();
+    let (will, took) = drop_and_await_will(
+        opts,
+        &watcher,
+        "will not published when the session ended before the will delay",
+    );
     assert_eq!(&will.payload[..], b"gone");
     assert!(
         took >= Duration::from_millis(900),
@@ -387,13 +363,12 @@ fn will_with_delay_is_published_at_once_when_the_session_ends_at_close() {
     let broker = Broker::start();
     let watcher = watcher(broker.port(), "wd-watch-4", "wd/now");
     let opts = with_will(broker.port(), "wd-now", "wd/now", 30, 0);
-    let client = V5::connect_with(opts);
-    let dropped = Instant::now();
-    client.drop_connection();
-    watcher
-        .recv_publish(WAIT)
-        .expect("session expiry 0 ends the session at close, so the will goes now");
-    assert!(dropped.elapsed() < Duration::from_secs(2));
+    let (_, took) = drop_and_await_will(
+        opts,
+        &watcher,
+        "session expiry 0 ends the session at close, so the will goes now",
+    );
+    assert!(took < Duration::from_secs(2));
 }
 
 #[test]
@@ -438,11 +413,11 @@ fn sys_dropped_counter_is_only_touched_by_drops() {
     // Guard for the queue test above: a normal offline queue within its limit drops nothing.
     let broker = Broker::with_config("max_queued_messages = 5\nsys_interval = 1\n");
     let sys = sys_client(broker.port(), "queue-sys-ok");
-    let opts = persistent(broker.port(), "queue-ok", 60);
+    let opts = V5::persistent_options(broker.port(), "queue-ok", 60);
     let first = V5::connect_with(opts.clone());
     first.subscribe("ok/t", QoS5::AtLeastOnce);
     first.disconnect();
-    wait_disconnected(&broker, "queue-ok");
+    broker.wait_disconnected("queue-ok");
     let publisher = V5::connect(broker.port(), "queue-ok-pub");
     for i in 0..5 {
         publisher.publish("ok/t", QoS5::AtLeastOnce, false, format!("m{i}"));
@@ -455,7 +430,7 @@ fn sys_dropped_counter_is_only_touched_by_drops() {
     let dropped = wait_sys(&sys, "messages/dropped", Duration::from_secs(3), |_| true);
     assert_eq!(dropped, Ok("0".to_string()));
     let again = V5::connect_with(opts);
-    assert_eq!(drain_payloads(&again).len(), 5);
+    assert_eq!(again.payloads_until_quiet(QUIET).len(), 5);
 }
 
 #[test]

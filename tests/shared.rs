@@ -7,33 +7,12 @@ use common::clients::{QoS5, V5, WAIT};
 use common::frames::{self, sub_options, Connect, Version};
 use common::raw::Raw;
 use common::Broker;
-use rumqttc::v5::mqttbytes::v5::ConnectProperties;
-use rumqttc::v5::MqttOptions;
 use std::time::Duration;
 
 /// Long enough for a message that is not coming to have arrived on loopback.
 const QUIET: Duration = Duration::from_millis(400);
 
 const GROUP: &str = "$share/workers/jobs/#";
-
-fn persistent(port: u16, id: &str) -> MqttOptions {
-    let mut opts = V5::options(port, id);
-    opts.set_clean_start(false);
-    opts.set_connect_properties(ConnectProperties {
-        session_expiry_interval: Some(60),
-        ..ConnectProperties::new()
-    });
-    opts
-}
-
-/// Payloads that arrive until none comes for `QUIET`.
-fn drain(client: &V5) -> Vec<String> {
-    let mut out = Vec::new();
-    while let Some(p) = client.recv_publish(QUIET) {
-        out.push(String::from_utf8_lossy(&p.payload).into_owned());
-    }
-    out
-}
 
 fn publish_jobs(port: u16, n: usize) -> Vec<String> {
     let publisher = V5::connect(port, "jobs-pub");
@@ -42,13 +21,6 @@ fn publish_jobs(port: u16, n: usize) -> Vec<String> {
         publisher.publish("jobs/new", QoS5::AtLeastOnce, false, job.clone());
     }
     jobs
-}
-
-fn wait_disconnected(broker: &Broker, id: &str) {
-    let mark = format!("client {id} from");
-    broker
-        .wait_for_log(WAIT, |l| l.contains(&mark) && l.contains("disconnected"))
-        .unwrap_or_else(|| panic!("no disconnect log line for {id}"));
 }
 
 #[test]
@@ -74,7 +46,7 @@ fn two_online_members_receive_alternate_messages_once_each() {
     a.subscribe(GROUP, QoS5::AtLeastOnce);
     b.subscribe(GROUP, QoS5::AtLeastOnce);
     let jobs = publish_jobs(broker.port(), 10);
-    let (got_a, got_b) = (drain(&a), drain(&b));
+    let (got_a, got_b) = (a.payloads_until_quiet(QUIET), b.payloads_until_quiet(QUIET));
     assert_eq!(got_a.len(), 5, "a got {got_a:?}, b got {got_b:?}");
     assert_eq!(got_b.len(), 5, "a got {got_a:?}, b got {got_b:?}");
     let mut all: Vec<String> = got_a.iter().chain(&got_b).cloned().collect();
@@ -100,9 +72,9 @@ fn different_groups_and_plain_subscribers_each_get_a_copy() {
     let plain = V5::connect(broker.port(), "group-plain");
     plain.subscribe("jobs/#", QoS5::AtLeastOnce);
     let jobs = publish_jobs(broker.port(), 3);
-    assert_eq!(drain(&g1), jobs);
-    assert_eq!(drain(&g2), jobs);
-    assert_eq!(drain(&plain), jobs);
+    assert_eq!(g1.payloads_until_quiet(QUIET), jobs);
+    assert_eq!(g2.payloads_until_quiet(QUIET), jobs);
+    assert_eq!(plain.payloads_until_quiet(QUIET), jobs);
 }
 
 #[test]
@@ -110,18 +82,22 @@ fn messages_go_to_the_online_member_while_the_other_is_offline() {
     let broker = Broker::start();
     let online = V5::connect(broker.port(), "member-online");
     online.subscribe(GROUP, QoS5::AtLeastOnce);
-    let opts = persistent(broker.port(), "member-away");
+    let opts = V5::persistent_options(broker.port(), "member-away", 60);
     let away = V5::connect_with(opts.clone());
     away.subscribe(GROUP, QoS5::AtLeastOnce);
     away.disconnect();
-    wait_disconnected(&broker, "member-away");
+    broker.wait_disconnected("member-away");
 
     let jobs = publish_jobs(broker.port(), 4);
-    assert_eq!(drain(&online), jobs, "all messages to the online member");
+    assert_eq!(
+        online.payloads_until_quiet(QUIET),
+        jobs,
+        "all messages to the online member"
+    );
     let back = V5::connect_with(opts);
     assert!(back.connack.session_present);
     assert_eq!(
-        drain(&back),
+        back.payloads_until_quiet(QUIET),
         Vec::<String>::new(),
         "nothing was queued for the offline member"
     );
@@ -132,17 +108,17 @@ fn messages_are_queued_when_every_member_is_offline_and_delivered_on_reconnect()
     let broker = Broker::start();
     let ids = ["member-x", "member-y"];
     for id in ids {
-        let c = V5::connect_with(persistent(broker.port(), id));
+        let c = V5::connect_with(V5::persistent_options(broker.port(), id, 60));
         c.subscribe(GROUP, QoS5::AtLeastOnce);
         c.disconnect();
-        wait_disconnected(&broker, id);
+        broker.wait_disconnected(id);
     }
     let jobs = publish_jobs(broker.port(), 4);
     let mut all = Vec::new();
     for id in ids {
-        let c = V5::connect_with(persistent(broker.port(), id));
+        let c = V5::connect_with(V5::persistent_options(broker.port(), id, 60));
         assert!(c.connack.session_present);
-        all.extend(drain(&c));
+        all.extend(c.payloads_until_quiet(QUIET));
     }
     all.sort();
     assert_eq!(all, jobs, "each queued message delivered exactly once");
@@ -161,8 +137,8 @@ fn unsubscribed_member_stops_receiving_and_the_rest_get_everything() {
         "UNSUBACK",
     );
     let jobs = publish_jobs(broker.port(), 4);
-    assert_eq!(drain(&stays), jobs);
-    assert!(drain(&leaves).is_empty());
+    assert_eq!(stays.payloads_until_quiet(QUIET), jobs);
+    assert!(leaves.payloads_until_quiet(QUIET).is_empty());
 }
 
 #[test]

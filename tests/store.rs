@@ -8,7 +8,6 @@ use common::clients::{QoS4, QoS5, V4, V5, WAIT};
 use common::frames::{self, prop, prop5, Connect, Frame, Version};
 use common::raw::{Next, Raw};
 use common::{Broker, BIN};
-use rumqttc::v5::mqttbytes::v5::ConnectProperties;
 use std::collections::HashMap;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -134,15 +133,7 @@ fn acknowledged_qos1_and_qos2_messages_survive_kill_9_mid_traffic() {
     let v4 = V4::connect_with(v4_opts);
     v4.subscribe("t/#", QoS4::AtLeastOnce);
     v4.disconnect();
-    let v5_opts = |port| {
-        let mut opts = V5::options(port, "durable-v5");
-        opts.set_clean_start(false);
-        opts.set_connect_properties(ConnectProperties {
-            session_expiry_interval: Some(3600),
-            ..ConnectProperties::new()
-        });
-        opts
-    };
+    let v5_opts = |port| V5::persistent_options(port, "durable-v5", 3600);
     let v5 = V5::connect_with(v5_opts(broker.port()));
     v5.subscribe("t/#", QoS5::ExactlyOnce);
     v5.disconnect();

@@ -166,6 +166,18 @@ impl V5 {
         opts
     }
 
+    /// Options for a client that starts or resumes its session (clean start 0) with a Session
+    /// Expiry Interval of `expiry` seconds.
+    pub fn persistent_options(port: u16, id: &str, expiry: u32) -> v5::MqttOptions {
+        let mut opts = V5::options(port, id);
+        opts.set_clean_start(false);
+        opts.set_connect_properties(p5::ConnectProperties {
+            session_expiry_interval: Some(expiry),
+            ..p5::ConnectProperties::new()
+        });
+        opts
+    }
+
     pub fn connect(port: u16, id: &str) -> V5 {
         V5::connect_with(V5::options(port, id))
     }
@@ -249,6 +261,15 @@ impl V5 {
             Some(V5Packet::Publish(p)) => Some(p),
             _ => None,
         }
+    }
+
+    /// Payloads of the PUBLISHes that arrive until none comes for `quiet`.
+    pub fn payloads_until_quiet(&self, quiet: Duration) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(p) = self.recv_publish(quiet) {
+            out.push(String::from_utf8_lossy(&p.payload).into_owned());
+        }
+        out
     }
 
     pub fn expect_publish(&self) -> p5::Publish {

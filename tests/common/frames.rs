@@ -459,3 +459,30 @@ pub fn unsubscribe(version: Version, packet_id: u16, filter: &str) -> Vec<u8> {
     }
     b.str(filter).packet(UNSUBSCRIBE)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Byte-level CONNECT and property builders for the malformed-packet tests.
+
+/// A clean-session CONNECT whose client id is raw bytes (possibly invalid UTF-8), with
+/// `properties` as the MQTT 5 property block content.
+pub fn connect_raw_id(
+    version: Version,
+    client_id: &[u8],
+    keep_alive: u16,
+    properties: &[u8],
+) -> Vec<u8> {
+    let level = match version {
+        Version::V311 => 4,
+        Version::V5 => 5,
+    };
+    let mut b = Bytes::new().str("MQTT").u8(level).u8(0x02).u16(keep_alive);
+    if version == Version::V5 {
+        b = b.varint(properties.len()).raw(properties);
+    }
+    b.str(client_id).packet(CONNECT)
+}
+
+/// One MQTT 5 User Property (0x26) with raw key and value bytes.
+pub fn user_property(key: &[u8], value: &[u8]) -> Vec<u8> {
+    Bytes::new().u8(prop5::USER_PROPERTY).str(key).str(value).0
+}

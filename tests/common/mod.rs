@@ -123,6 +123,15 @@ impl Broker {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits until the broker has logged the end of `id`'s connection.
+    pub fn wait_disconnected(&self, id: &str) {
+        let mark = format!("client {id} from");
+        self.wait_for_log(clients::WAIT, |l| {
+            l.contains(&mark) && l.contains("disconnected")
+        })
+        .unwrap_or_else(|| panic!("no disconnect log line for {id}"));
+    }
+
     /// Waits until a log line satisfies `pred`; returns it.
     pub fn wait_for_log(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
         wait_until(timeout, || {

@@ -6,46 +6,17 @@ The right password connects and round-trips a QoS 1 message; a wrong password is
 "Bad user name or password"; no credentials are refused with "Not authorized".
 Prints OK or FAIL: <reason>; exits 0 or 1.
 """
-import queue
 import sys
-import threading
-import time
 
-import paho.mqtt.client as mqtt
-
-PROTOCOLS = {"311": mqtt.MQTTv311, "5": mqtt.MQTTv5}
-TIMEOUT = 5
-
-
-def fail(message):
-    print("FAIL:", message)
-    sys.exit(1)
-
-
-def client(client_id, protocol, user, password):
-    c = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        protocol=PROTOCOLS[protocol],
-    )
-    if user is not None:
-        c.username_pw_set(user, password)
-    return c
+from paho_common import connect_by_hand, disconnect_all, fail, new_client, next_message
+from paho_common import publish_acknowledged, receive_into_queue, subscribe
 
 
 def connack(port, client_id, protocol, user, password):
     """Connects without a background thread (so paho never retries); returns the CONNACK
     reason code's name and the client."""
-    c = client(client_id, protocol, user, password)
-    result = []
-    c.on_connect = lambda _c, _u, _f, reason_code, _p: result.append(str(reason_code))
-    c.connect("127.0.0.1", port, keepalive=30)
-    deadline = time.monotonic() + TIMEOUT
-    while not result and time.monotonic() < deadline:
-        c.loop(timeout=0.05)
-    if not result:
-        fail(f"{client_id}: no CONNACK")
-    return result[0], c
+    c = new_client(client_id, protocol, user, password)
+    return str(connect_by_hand(c, port, client_id)), c
 
 
 def main():
@@ -61,26 +32,14 @@ def main():
     reason, c = connack(port, f"paho-user-{protocol}", protocol, user, password)
     if reason != "Success":
         fail(f"right password answered {reason!r}")
-    received = queue.Queue()
-    subscribed = threading.Event()
-    c.on_message = lambda _c, _u, message: received.put(message)
-    c.on_subscribe = lambda *_args: subscribed.set()
+    received = receive_into_queue(c)
     c.loop_start()
-    c.subscribe("paho/auth", 1)
-    if not subscribed.wait(TIMEOUT):
-        fail("no SUBACK")
-    info = c.publish("paho/auth", b"logged in", qos=1)
-    info.wait_for_publish(TIMEOUT)
-    if not info.is_published():
-        fail("publish not acknowledged")
-    try:
-        message = received.get(timeout=TIMEOUT)
-    except queue.Empty:
-        fail("own message not delivered")
+    subscribe(c, "paho/auth", 1)
+    publish_acknowledged(c, "paho/auth", b"logged in", 1)
+    message = next_message(received, "own message not delivered")
     if message.payload != b"logged in":
         fail(f"got {message.payload!r}")
-    c.disconnect()
-    c.loop_stop()
+    disconnect_all(c)
     print("OK")
 
 

@@ -5,46 +5,19 @@ PUBLISH properties forwarded to subscribers unaltered.
 Usage: python3 v5_properties.py PORT
 Prints OK or FAIL: <reason>; exits 0 or 1.
 """
-import queue
 import sys
-import threading
 
-import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-TIMEOUT = 5
-
-
-def fail(message):
-    print("FAIL:", message)
-    sys.exit(1)
-
-
-def connect(port, client_id):
-    """Returns (client, CONNACK properties)."""
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
-    )
-    connected = threading.Event()
-    connack = {}
-
-    def on_connect(_client, _userdata, _flags, reason_code, properties):
-        if not reason_code.is_failure:
-            connack["properties"] = properties
-            connected.set()
-
-    client.on_connect = on_connect
-    client.connect("127.0.0.1", port, keepalive=30)
-    client.loop_start()
-    if not connected.wait(TIMEOUT):
-        fail(f"{client_id!r}: no successful CONNACK")
-    return client, connack["properties"]
+from paho_common import TIMEOUT, connect, disconnect_all, fail, next_message, receive_into_queue
+from paho_common import subscribe
 
 
 def main():
     port = int(sys.argv[1])
-    anonymous, props = connect(port, "")
+    anonymous = connect(port, "", "5")
+    props = anonymous.connack_properties
     assigned = getattr(props, "AssignedClientIdentifier", None)
     if not assigned:
         fail(f"no Assigned Client Identifier for an empty client id: {props}")
@@ -52,14 +25,9 @@ def main():
         if getattr(props, name, None) is None:
             fail(f"CONNACK does not advertise {name}: {props}")
 
-    received = queue.Queue()
-    sub, _ = connect(port, "paho-v5-sub")
-    sub.on_message = lambda _c, _u, message: received.put(message)
-    subscribed = threading.Event()
-    sub.on_subscribe = lambda *_args: subscribed.set()
-    sub.subscribe("paho/v5/#", 1)
-    if not subscribed.wait(TIMEOUT):
-        fail("no SUBACK")
+    sub = connect(port, "paho-v5-sub", "5")
+    received = receive_into_queue(sub)
+    subscribe(sub, "paho/v5/#", 1)
 
     sent = Properties(PacketTypes.PUBLISH)
     sent.PayloadFormatIndicator = 1
@@ -69,10 +37,7 @@ def main():
     sent.UserProperty = [("k", "v"), ("k", "second")]
     info = anonymous.publish("paho/v5/props", b"with properties", qos=1, properties=sent)
     info.wait_for_publish(TIMEOUT)
-    try:
-        message = received.get(timeout=TIMEOUT)
-    except queue.Empty:
-        fail("message with properties not delivered")
+    message = next_message(received, "message with properties not delivered")
     got = message.properties
     checks = {
         "PayloadFormatIndicator": 1,
@@ -85,9 +50,7 @@ def main():
         if getattr(got, name, None) != expected:
             fail(f"{name} forwarded as {getattr(got, name, None)!r}, expected {expected!r}")
 
-    for client in (anonymous, sub):
-        client.disconnect()
-        client.loop_stop()
+    disconnect_all(anonymous, sub)
     print("OK")
 
 
