@@ -58,7 +58,8 @@ pub struct Connection {
     pub client_id: Arc<str>,
     /// Keep alive agreed at CONNECT (seconds, 0 = none).
     pub keep_alive: u16,
-    /// When the last bytes arrived, for the keep-alive check.
+    /// When the last whole packet arrived, for the keep-alive check (bytes of an unfinished
+    /// packet do not count, so a trickle cannot hold a connection open).
     pub last_read: Instant,
     /// Bytes of an incomplete frame (or of frames waiting for authentication); empty
     /// most of the time, since whole frames are decoded straight from the scratch buffer.

@@ -57,6 +57,9 @@ impl Broker {
                 Ok(None) => break,
                 Ok(Some((packet, len))) => {
                     consumed += len;
+                    if let Some(conn) = self.conns.get_mut(token) {
+                        conn.last_read = now;
+                    }
                     if let Err(v) = self.dispatch(token, packet, now) {
                         self.reject(token, v);
                     }

@@ -239,7 +239,6 @@ impl Broker {
             reads += 1;
             match conn.read_into(&mut scratch) {
                 ReadOutcome::Data(n) => {
-                    conn.last_read = now;
                     self.stats.bytes_received += n as u64;
                     self.take_input(token, &scratch[..n], now);
                 }
