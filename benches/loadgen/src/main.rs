@@ -39,7 +39,7 @@ struct Args {
 fn usage() -> ! {
     eprintln!(
         "usage: loadgen [--quick] [--outpost BIN] [--mosquitto BIN] [--out DIR]\n\
-         \x20                      [--only fan-in,fan-out,idle,chat,reconnect]\n\
+         \x20                      [--only fan-in,fan-out,durable,idle,chat,reconnect]\n\
          \x20                      [--brokers outpost,mosquitto] [--mqtt 5|3]\n\
          \x20                      [--auth USER:PASS] [--sync full|normal]"
     );
@@ -112,55 +112,83 @@ struct Plan {
     params: Vec<(&'static str, String)>,
     /// Log in with `--auth` credentials (otherwise anonymous).
     auth: bool,
+    /// Outpost's `sync` for this case, overriding `--sync`.
+    sync: Option<&'static str>,
     run: Runner,
 }
 
 fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
     let mut v = Vec::new();
     let secs = if quick { 1.0 } else { 5.0 };
-    let pubsub_case = |group: &'static str, pubs, subs, qos: u8, payload: usize| {
-        let size = if payload >= 1024 {
-            format!("{}KiB", payload / 1024)
-        } else {
-            format!("{payload}B")
+    // `sync`: only for the durable group, whose subscriber has a persistent
+    // session; it names Outpost's `sync` setting for the case.
+    let pubsub_case =
+        |group: &'static str, pubs, subs, qos: u8, payload: usize, sync: Option<&'static str>| {
+            let size = if payload >= 1024 {
+                format!("{}KiB", payload / 1024)
+            } else {
+                format!("{payload}B")
+            };
+            let mut name = format!("{group} q{qos} {size}");
+            if let Some(sync) = sync {
+                name.push_str(&format!(" sync={sync}"));
+            }
+            let tag = name.replace(' ', "-");
+            let s = PubSub {
+                tag,
+                pubs,
+                subs,
+                qos,
+                payload,
+                window: 64,
+                duration: Duration::from_secs_f64(secs),
+                wildcard: pubs > 1,
+                // Below the brokers' max_queued_messages (1000) in total.
+                ahead: 800 / pubs as u64,
+                durable: sync.is_some(),
+            };
+            Plan {
+                group,
+                name,
+                params: vec![
+                    ("publishers", pubs.to_string()),
+                    ("subscribers", subs.to_string()),
+                    ("qos", qos.to_string()),
+                    ("payload_bytes", payload.to_string()),
+                    ("window", if qos > 0 { "64".into() } else { "-".into() }),
+                    ("ahead_per_publisher", (800 / pubs).to_string()),
+                    ("seconds", secs.to_string()),
+                    (
+                        "subscriber_session",
+                        if sync.is_some() {
+                            format!(
+                                "persistent (expiry {}s / clean_session=0)",
+                                scenarios::SESSION_EXPIRY
+                            )
+                        } else {
+                            "clean".into()
+                        },
+                    ),
+                    ("outpost_sync", sync.unwrap_or("(--sync)").into()),
+                ],
+                auth: false,
+                sync,
+                run: Box::new(move |t: &Target| scenarios::pubsub(t, &s)),
+            }
         };
-        let name = format!("{group} q{qos} {size}");
-        let tag = name.replace(' ', "-");
-        let s = PubSub {
-            tag,
-            pubs,
-            subs,
-            qos,
-            payload,
-            window: 64,
-            duration: Duration::from_secs_f64(secs),
-            wildcard: group == "fan-in",
-            // Below the brokers' max_queued_messages (1000) in total.
-            ahead: 800 / pubs as u64,
-        };
-        Plan {
-            group,
-            name,
-            params: vec![
-                ("publishers", pubs.to_string()),
-                ("subscribers", subs.to_string()),
-                ("qos", qos.to_string()),
-                ("payload_bytes", payload.to_string()),
-                ("window", if qos > 0 { "64".into() } else { "-".into() }),
-                ("ahead_per_publisher", (800 / pubs).to_string()),
-                ("seconds", secs.to_string()),
-            ],
-            auth: false,
-            run: Box::new(move |t: &Target| scenarios::pubsub(t, &s)),
-        }
-    };
     for qos in [0, 1] {
         for payload in [64, 4096] {
-            v.push(pubsub_case("fan-in", 8, 1, qos, payload));
+            v.push(pubsub_case("fan-in", 8, 1, qos, payload, None));
         }
     }
     for qos in [0, 1] {
-        v.push(pubsub_case("fan-out", 1, 16, qos, 64));
+        v.push(pubsub_case("fan-out", 1, 16, qos, 64, None));
+    }
+    // Issue #4: QoS 1 to a persistent session with every commit fsynced, and
+    // the same with Outpost's cheaper sync for reference; Mosquitto keeps
+    // its sessions in memory (`persistence false`) in both.
+    for sync in ["full", "normal"] {
+        v.push(pubsub_case("durable", 8, 1, 1, 64, Some(sync)));
     }
     let (idle_clients, idle_secs) = (10_000, if quick { 10 } else { 60 });
     v.push(Plan {
@@ -172,6 +200,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             ("idle_seconds", idle_secs.to_string()),
         ],
         auth: false,
+        sync: None,
         run: Box::new(move |t: &Target| {
             scenarios::idle(t, idle_clients, Duration::from_secs(idle_secs))
         }),
@@ -188,6 +217,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             ("seconds", chat_secs.to_string()),
         ],
         auth: false,
+        sync: None,
         run: Box::new(move |t: &Target| {
             scenarios::chat(t, chat_clients, 10, Duration::from_secs(chat_secs))
         }),
@@ -207,6 +237,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
                 ("auth", if auth { "password" } else { "anonymous" }.into()),
             ],
             auth,
+            sync: None,
             run: Box::new(move |t: &Target| scenarios::reconnect(t, 200, rounds)),
         });
     }
@@ -223,6 +254,9 @@ fn run_case(plan: &Plan, kind: Kind, args: &Args) -> BrokerRun {
     let mut setup = args.setup.clone();
     if !plan.auth {
         setup.auth = None;
+    }
+    if let Some(sync) = plan.sync {
+        setup.sync = sync.into();
     }
     let mut b = match Broker::start(kind, &setup, &tag) {
         Ok(b) => b,

@@ -42,6 +42,9 @@ pub struct ConnectOptions {
     pub client_id: String,
     pub keep_alive: u16,
     pub clean_start: bool,
+    /// MQTT 5 Session Expiry Interval in seconds; 0 = the session ends with
+    /// the connection (the property is then left out).
+    pub session_expiry: u32,
     pub username: Option<String>,
     pub password: Option<String>,
 }
@@ -53,9 +56,21 @@ impl ConnectOptions {
             client_id: client_id.into(),
             keep_alive: 60,
             clean_start: true,
+            session_expiry: 0,
             username: None,
             password: None,
         }
+    }
+
+    /// Asks for a session that outlives the connection, so the broker keeps
+    /// (and Outpost stores) its subscriptions and QoS 1 messages: MQTT 5
+    /// Session Expiry `secs`, or MQTT 3.1.1 clean session = 0.
+    pub fn persistent(mut self, secs: u32) -> Self {
+        match self.version {
+            Version::V5 => self.session_expiry = secs,
+            Version::V311 => self.clean_start = false,
+        }
+        self
     }
 }
 
@@ -236,7 +251,13 @@ impl Conn {
         body.push(flags);
         body.extend_from_slice(&o.keep_alive.to_be_bytes());
         if o.version == Version::V5 {
-            body.push(0); // no properties
+            if o.session_expiry > 0 {
+                // Properties: 5 bytes, Session Expiry Interval (0x11).
+                body.extend_from_slice(&[5, 0x11]);
+                body.extend_from_slice(&o.session_expiry.to_be_bytes());
+            } else {
+                body.push(0); // no properties
+            }
         }
         put_str(&mut body, o.client_id.as_bytes());
         if let Some(u) = &o.username {

@@ -82,6 +82,7 @@ fn describe(key: &str) -> (&'static str, bool, bool) {
         "calm_p99_us" => ("p99 calm", false, false),
         "peak_rss_kb" => ("peak RSS", false, true),
         "cpu_pct" => ("CPU", false, true),
+        "disk_b_msg" => ("disk B/msg", false, false),
         "sent" => ("sent", true, false),
         "lost_pct" => ("lost", false, false),
         "clients" => ("clients", true, false),
@@ -117,6 +118,7 @@ fn format_value(key: &str, v: f64) -> String {
             }
         }
         "lost_pct" => format!("{v:.2}%"),
+        "disk_b_msg" => format!("{v:.0}"),
         "rss_per_conn_b" => format!("{:.1} KiB", v / 1024.0),
         "idle_cpu_ms" | "storm_ms" | "storm_max_ms" => format!("{v:.0} ms"),
         "client_back_ms" => format!("{v:.1} ms"),

@@ -63,7 +63,14 @@ pub struct PubSub {
     /// subscribers have received, so broker queues stay below their limit and
     /// the figure is the sustainable rate, not the rate of dropping.
     pub ahead: u64,
+    /// Subscribers keep a persistent session (see
+    /// `ConnectOptions::persistent`), so Outpost stages every message to them
+    /// in its store and acknowledges the publish only after the commit.
+    pub durable: bool,
 }
+
+/// How long a durable subscriber's session outlives its connection.
+pub const SESSION_EXPIRY: u32 = 3600;
 
 /// Deliveries per publisher, counted by the subscribers, read by the
 /// publishers to keep within their end-to-end credit.
@@ -120,9 +127,12 @@ pub fn pubsub(t: &Target, s: &PubSub) -> Result<Outcome, String> {
     });
     let mut sub_threads = Vec::new();
     for i in 0..s.subs {
-        let mut c = t
-            .connect(format!("{}-sub{i}", s.tag))
-            .map_err(|e| format!("subscriber {i} connect: {e}"))?;
+        let mut o = t.options(format!("{}-sub{i}", s.tag));
+        if s.durable {
+            o = o.persistent(SESSION_EXPIRY);
+        }
+        let mut c =
+            Conn::connect(t.addr, &o).map_err(|e| format!("subscriber {i} connect: {e}"))?;
         c.subscribe(&filter, s.qos)
             .map_err(|e| format!("subscriber {i} subscribe: {e}"))?;
         let (done, expected, flow) = (done.clone(), expected.clone(), flow.clone());
@@ -215,6 +225,13 @@ pub fn pubsub(t: &Target, s: &PubSub) -> Result<Outcome, String> {
     m.extend(latency_metrics(&mut lat, "p50_us", "p99_us"));
     m.push(Metric::new("peak_rss_kb", after.hwm_kb as f64));
     m.push(Metric::new("cpu_pct", stats::cpu_pct(&before, &after)));
+    if s.durable {
+        let written = after.write_bytes.saturating_sub(before.write_bytes);
+        m.push(Metric::new(
+            "disk_b_msg",
+            written as f64 / msgs.max(1) as f64,
+        ));
+    }
     m.push(Metric::new("sent", sent as f64));
     m.push(Metric::new(
         "lost_pct",

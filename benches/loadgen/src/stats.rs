@@ -64,6 +64,9 @@ pub struct ProcSample {
     /// Voluntary + involuntary context switches of all threads: a proxy for
     /// wake-ups.
     pub ctx_switches: u64,
+    /// Bytes the process caused to be written to storage (`/proc/PID/io`
+    /// `write_bytes`, counted when pages are dirtied): what persistence costs.
+    pub write_bytes: u64,
     pub at: Option<Instant>,
 }
 
@@ -85,6 +88,9 @@ pub fn proc_sample(pid: u32) -> ProcSample {
                 + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
             s.cpu_s = ticks / clock_ticks() as f64;
         }
+    }
+    if let Ok(io) = fs::read_to_string(format!("/proc/{pid}/io")) {
+        s.write_bytes = status_num(&io, "write_bytes:");
     }
     if let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) {
         for t in tasks.flatten() {
