@@ -85,6 +85,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     broker.load(Instant::now()).map_err(RunError::Store)?;
     let mut events = Events::with_capacity(256);
     loop {
+        broker.prune_connect_deadlines();
         let timeout = if broker.read_again.is_empty() {
             broker.timers.timeout(Instant::now())
         } else {
@@ -210,8 +211,7 @@ impl Broker {
             let conn = entry.insert(Connection::new(socket, addr, serial, deadline, now));
             conn.local_is_loopback = local_is_loopback;
             *self.per_address.entry(addr.ip()).or_insert(0) += 1;
-            self.timers
-                .schedule(deadline, Timer::KeepAlive { token, serial });
+            self.timers.schedule_connect(deadline, token, serial);
         }
     }
 
@@ -263,6 +263,12 @@ impl Broker {
         while let Some(timer) = self.timers.pop_due(now) {
             match timer {
                 Timer::KeepAlive { token, serial } => self.keep_alive_check(token, serial, now),
+                Timer::ConnectDeadline { token, serial } => {
+                    // Connected since: its keep-alive timer is already in the heap.
+                    if self.conns.get(token).is_some_and(|c| c.session().is_none()) {
+                        self.keep_alive_check(token, serial, now);
+                    }
+                }
                 Timer::DelayedRefusal { token, serial } => self.delayed_refusal(token, serial),
                 Timer::Sys => self.sys_tick(now),
                 Timer::WillDelay {
@@ -275,6 +281,18 @@ impl Broker {
                 } => self.session_expired(session, generation, now),
             }
         }
+    }
+
+    /// Forgets CONNECT deadlines of sockets that have connected or closed since, so an
+    /// idle broker does not wake up for them.
+    fn prune_connect_deadlines(&mut self) {
+        let conns = &self.conns;
+        self.timers.prune_connect_deadlines(|token, serial| {
+            conns
+                .get(token)
+                .filter(|c| c.serial == serial)
+                .is_none_or(|c| c.session().is_some())
+        });
     }
 
     /// Closes a connection silent past its deadline (CONNECT timeout or 1.5 × keep

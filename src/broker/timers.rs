@@ -3,15 +3,21 @@
 //! Timers are never cancelled: each names what it is for (a connection by its serial,
 //! a session by its generation), and a timer that fires for something that has moved on
 //! is ignored. That keeps cancellation free and the heap small.
+//!
+//! CONNECT timeouts have their own queue: they all last `connect_timeout`, so they come
+//! due in accept order, and entries for sockets that have connected since are dropped
+//! from its front without waking the loop (`prune_connect_deadlines`).
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// What a deadline is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Timer {
-    /// CONNECT timeout or keep alive of the connection in slot `token` with `serial`.
+    /// CONNECT timeout of the socket in slot `token` with `serial`.
+    ConnectDeadline { token: usize, serial: u64 },
+    /// Keep alive of the connection in slot `token` with `serial`.
     KeepAlive { token: usize, serial: u64 },
     /// Send the CONNACK refusal the login throttle held back.
     DelayedRefusal { token: usize, serial: u64 },
@@ -26,6 +32,8 @@ pub enum Timer {
 #[derive(Debug, Default)]
 pub struct Timers {
     heap: BinaryHeap<Reverse<(Instant, Timer)>>,
+    /// CONNECT deadlines in the order they come due: (deadline, token, serial).
+    connects: VecDeque<(Instant, usize, u64)>,
 }
 
 impl Timers {
@@ -33,15 +41,41 @@ impl Timers {
         self.heap.push(Reverse((at, timer)));
     }
 
+    /// Adds a CONNECT deadline; every one lasts the same, so they arrive in order.
+    pub fn schedule_connect(&mut self, at: Instant, token: usize, serial: u64) {
+        self.connects.push_back((at, token, serial));
+    }
+
+    /// Drops CONNECT deadlines from the front while `settled` says their socket has
+    /// connected (or closed) since.
+    pub fn prune_connect_deadlines(&mut self, mut settled: impl FnMut(usize, u64) -> bool) {
+        while let Some(&(_, token, serial)) = self.connects.front() {
+            if !settled(token, serial) {
+                break;
+            }
+            self.connects.pop_front();
+        }
+    }
+
     /// Time until the nearest deadline, `None` when there is none (sleep until an event).
     pub fn timeout(&self, now: Instant) -> Option<Duration> {
-        self.heap
-            .peek()
-            .map(|Reverse((at, _))| at.saturating_duration_since(now))
+        let heap = self.heap.peek().map(|Reverse((at, _))| *at);
+        let connect = self.connects.front().map(|(at, _, _)| *at);
+        let next = match (heap, connect) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        next.map(|at| at.saturating_duration_since(now))
     }
 
     /// Removes and returns the next timer due at or before `now`.
     pub fn pop_due(&mut self, now: Instant) -> Option<Timer> {
+        if let Some(&(at, token, serial)) = self.connects.front() {
+            if at <= now {
+                self.connects.pop_front();
+                return Some(Timer::ConnectDeadline { token, serial });
+            }
+        }
         match self.heap.peek() {
             Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse((_, t))| t),
             _ => None,
@@ -73,5 +107,26 @@ mod tests {
         assert_eq!(timers.pop_due(now + Duration::from_secs(2)), None);
         assert_eq!(timers.pop_due(now + Duration::from_secs(5)), Some(late));
         assert_eq!(timers.timeout(now), None);
+    }
+
+    #[test]
+    fn connect_deadlines_fire_in_order_unless_pruned() {
+        let now = Instant::now();
+        let mut timers = Timers::default();
+        timers.schedule_connect(now + Duration::from_secs(1), 1, 10);
+        timers.schedule_connect(now + Duration::from_secs(2), 2, 11);
+        timers.schedule(now + Duration::from_secs(3), Timer::Sys);
+        timers.prune_connect_deadlines(|token, _| token == 1);
+        assert_eq!(timers.timeout(now), Some(Duration::from_secs(2)));
+        let later = now + Duration::from_secs(5);
+        assert_eq!(
+            timers.pop_due(later),
+            Some(Timer::ConnectDeadline {
+                token: 2,
+                serial: 11
+            })
+        );
+        assert_eq!(timers.pop_due(later), Some(Timer::Sys));
+        assert_eq!(timers.pop_due(later), None);
     }
 }
