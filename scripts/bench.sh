@@ -42,7 +42,9 @@ if [ "$HARD" -lt 10300 ]; then
 	echo "warning: fd limit $HARD is below what the idle scenario needs (10 300)" >&2
 fi
 
-# Password variant of the reconnect storm, once `outpost user add` works.
+# Password cases (the reconnect storm's second case and the issue #3 login
+# burst, whose 50 distinct accounts loadgen creates the same way), once
+# `outpost user add` works.
 ARGS=()
 PROBE=$(mktemp -d)
 PW="bench-$RANDOM$RANDOM"

@@ -44,6 +44,9 @@ pub struct Setup {
     pub sync: String,
     /// Username and password every client logs in with; `None` = anonymous.
     pub auth: Option<(String, String)>,
+    /// Further accounts (username, password) created before the broker
+    /// starts, each with its own password hash; only with `auth`.
+    pub accounts: Vec<(String, String)>,
 }
 
 /// A running broker.
@@ -174,31 +177,10 @@ fn outpost_command(setup: &Setup, dir: &Path, addr: SocketAddr) -> Result<Comman
     );
     let conf_path = dir.join("outpost.toml");
     fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
-    if let Some((user, pass)) = &setup.auth {
-        let mut child = Command::new(&setup.outpost_bin)
-            .arg("--config")
-            .arg(&conf_path)
-            .arg("--db")
-            .arg(&db)
-            .args(["user", "add", user, "--password-stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("outpost user add: {e}"))?;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{pass}\n").as_bytes())
-            .map_err(|e| e.to_string())?;
-        let out = child.wait_with_output().map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(format!(
-                "outpost user add failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
+    // The same path as an operator's `outpost user add`, one process per
+    // account, hashing at the configured (default) bcrypt cost.
+    for (user, pass) in setup.auth.iter().chain(&setup.accounts) {
+        outpost_user_add(setup, &conf_path, &db, user, pass)?;
     }
     let mut cmd = Command::new(&setup.outpost_bin);
     cmd.arg("--config")
@@ -208,6 +190,40 @@ fn outpost_command(setup: &Setup, dir: &Path, addr: SocketAddr) -> Result<Comman
         .arg("--db")
         .arg(&db);
     Ok(cmd)
+}
+
+fn outpost_user_add(
+    setup: &Setup,
+    conf_path: &Path,
+    db: &Path,
+    user: &str,
+    pass: &str,
+) -> Result<(), String> {
+    let mut child = Command::new(&setup.outpost_bin)
+        .arg("--config")
+        .arg(conf_path)
+        .arg("--db")
+        .arg(db)
+        .args(["user", "add", user, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("outpost user add: {e}"))?;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{pass}\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "outpost user add {user} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
 }
 
 fn mosquitto_command(setup: &Setup, dir: &Path, port: u16) -> Result<Command, String> {
@@ -229,17 +245,21 @@ fn mosquitto_command(setup: &Setup, dir: &Path, port: u16) -> Result<Command, St
     );
     match &setup.auth {
         None => conf.push_str("allow_anonymous true\n"),
-        Some((user, pass)) => {
+        Some(first) => {
             let pwfile = dir.join("passwd");
-            let st = Command::new(&setup.mosquitto_passwd_bin)
-                .args(["-b", "-c"])
-                .arg(&pwfile)
-                .args([user, pass])
-                .stdout(Stdio::null())
-                .status()
-                .map_err(|e| format!("mosquitto_passwd: {e}"))?;
-            if !st.success() {
-                return Err("mosquitto_passwd failed".into());
+            for (i, (user, pass)) in std::iter::once(first).chain(&setup.accounts).enumerate() {
+                let st = Command::new(&setup.mosquitto_passwd_bin)
+                    .arg("-b")
+                    // The first creates the file, the others add to it.
+                    .args((i == 0).then_some("-c"))
+                    .arg(&pwfile)
+                    .args([user, pass])
+                    .stdout(Stdio::null())
+                    .status()
+                    .map_err(|e| format!("mosquitto_passwd: {e}"))?;
+                if !st.success() {
+                    return Err(format!("mosquitto_passwd failed for {user}"));
+                }
             }
             conf.push_str(&format!(
                 "allow_anonymous false\npassword_file {}\n",

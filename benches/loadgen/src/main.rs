@@ -39,7 +39,7 @@ struct Args {
 fn usage() -> ! {
     eprintln!(
         "usage: loadgen [--quick] [--outpost BIN] [--mosquitto BIN] [--out DIR]\n\
-         \x20                      [--only fan-in,fan-out,durable,idle,chat,reconnect]\n\
+         \x20                      [--only fan-in,fan-out,durable,idle,chat,reconnect,login]\n\
          \x20                      [--brokers outpost,mosquitto] [--mqtt 5|3]\n\
          \x20                      [--auth USER:PASS] [--sync full|normal]"
     );
@@ -60,6 +60,7 @@ fn parse_args() -> Args {
             work: PathBuf::new(),
             sync: "normal".into(),
             auth: None,
+            accounts: Vec::new(),
         },
     };
     let mut it = std::env::args().skip(1);
@@ -114,6 +115,8 @@ struct Plan {
     auth: bool,
     /// Outpost's `sync` for this case, overriding `--sync`.
     sync: Option<&'static str>,
+    /// Distinct accounts to create besides the `--auth` one (with `auth`).
+    accounts: usize,
     run: Runner,
 }
 
@@ -173,6 +176,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
                 ],
                 auth: false,
                 sync,
+                accounts: 0,
                 run: Box::new(move |t: &Target| scenarios::pubsub(t, &s)),
             }
         };
@@ -201,6 +205,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
         ],
         auth: false,
         sync: None,
+        accounts: 0,
         run: Box::new(move |t: &Target| {
             scenarios::idle(t, idle_clients, Duration::from_secs(idle_secs))
         }),
@@ -218,6 +223,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
         ],
         auth: false,
         sync: None,
+        accounts: 0,
         run: Box::new(move |t: &Target| {
             scenarios::chat(t, chat_clients, 10, Duration::from_secs(chat_secs))
         }),
@@ -238,7 +244,28 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             ],
             auth,
             sync: None,
+            accounts: 0,
             run: Box::new(move |t: &Target| scenarios::reconnect(t, 200, rounds)),
+        });
+    }
+    // Issue #3: established clients' round trips while 50 password logins,
+    // each with its own account, are checked (bcrypt, no cache hit).
+    if with_auth {
+        let (logins, observers, calm) = (50, 4, Duration::from_secs(2));
+        v.push(Plan {
+            group: "login",
+            name: format!("login burst {logins}"),
+            params: vec![
+                ("logins", logins.to_string()),
+                ("accounts", format!("{logins} distinct")),
+                ("observers", observers.to_string()),
+                ("calm_seconds", calm.as_secs().to_string()),
+                ("outpost_bcrypt_cost", "10 (default)".into()),
+            ],
+            auth: true,
+            sync: None,
+            accounts: logins,
+            run: Box::new(move |t: &Target| scenarios::login_burst(t, observers, calm)),
         });
     }
     v
@@ -258,6 +285,11 @@ fn run_case(plan: &Plan, kind: Kind, args: &Args) -> BrokerRun {
     if let Some(sync) = plan.sync {
         setup.sync = sync.into();
     }
+    if let Some((_, pass)) = &setup.auth {
+        setup.accounts = (0..plan.accounts)
+            .map(|i| (format!("login{i}"), format!("{pass}-{i}")))
+            .collect();
+    }
     let mut b = match Broker::start(kind, &setup, &tag) {
         Ok(b) => b,
         Err(e) => {
@@ -270,6 +302,7 @@ fn run_case(plan: &Plan, kind: Kind, args: &Args) -> BrokerRun {
         pid: b.pid,
         version: args.version,
         auth: setup.auth.clone(),
+        accounts: setup.accounts.clone(),
     };
     let result = (plan.run)(&target);
     let died = b.exited();
@@ -433,7 +466,7 @@ fn main() -> ExitCode {
         (
             "auth",
             if args.setup.auth.is_some() {
-                "anonymous; password for the reconnect storm's second case"
+                "anonymous; password for the reconnect storm's second case and the login burst"
             } else {
                 "anonymous"
             }

@@ -156,13 +156,20 @@ pub struct Conn {
 impl Conn {
     /// Connects, sends CONNECT and waits for a successful CONNACK.
     pub fn connect(addr: SocketAddr, opts: &ConnectOptions) -> io::Result<Conn> {
+        let mut c = Conn::open(addr, opts.version)?;
+        c.login(opts)?;
+        Ok(c)
+    }
+
+    /// Opens the TCP connection only; `login` sends the CONNECT.
+    pub fn open(addr: SocketAddr, version: Version) -> io::Result<Conn> {
         let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
         // A broker that stops reading must not hang the load generator.
         stream.set_write_timeout(Some(Duration::from_secs(10)))?;
         let mut c = Conn {
             stream,
-            version: opts.version,
+            version,
             rbuf: vec![0; 256],
             rstart: 0,
             rend: 0,
@@ -171,9 +178,14 @@ impl Conn {
             timeout: None,
         };
         c.set_timeout(Some(Duration::from_secs(30)))?;
-        c.queue_connect(opts);
-        c.flush()?;
-        let p = c.expect(CONNACK)?;
+        Ok(c)
+    }
+
+    /// Sends CONNECT on an open connection and waits for a successful CONNACK.
+    pub fn login(&mut self, opts: &ConnectOptions) -> io::Result<()> {
+        self.queue_connect(opts);
+        self.flush()?;
+        let p = self.expect(CONNACK)?;
         let code = *p.body.get(1).ok_or_else(|| bad("short CONNACK"))?;
         if code != 0 {
             return Err(io::Error::new(
@@ -181,7 +193,7 @@ impl Conn {
                 format!("CONNACK refused with code {code:#04x}"),
             ));
         }
-        Ok(c)
+        Ok(())
     }
 
     /// The next packet id, skipping 0.

@@ -93,6 +93,12 @@ fn describe(key: &str) -> (&'static str, bool, bool) {
         "storm_ms" => ("all back (median)", false, true),
         "storm_max_ms" => ("all back (max)", false, false),
         "client_back_ms" => ("one back (p50)", false, false),
+        "burst_ms" => ("all logged in", false, false),
+        "login_p50_ms" => ("one login (p50)", false, false),
+        "max_us" => ("max", false, false),
+        "calm_max_us" => ("max calm", false, false),
+        "during_n" => ("RTTs in burst", true, false),
+        "burst_cpu_ms" => ("CPU time (burst, ≥1 s)", false, false),
         _ => ("?", false, false),
     }
 }
@@ -100,7 +106,7 @@ fn describe(key: &str) -> (&'static str, bool, bool) {
 fn format_value(key: &str, v: f64) -> String {
     match key {
         "msgs_s" | "sent" | "connects_s" => count(v),
-        "clients" => format!("{v:.0}"),
+        "clients" | "during_n" => format!("{v:.0}"),
         "mb_s" => format!("{v:.1}"),
         k if k.ends_with("_us") => {
             if v < 1000.0 {
@@ -120,8 +126,8 @@ fn format_value(key: &str, v: f64) -> String {
         "lost_pct" => format!("{v:.2}%"),
         "disk_b_msg" => format!("{v:.0}"),
         "rss_per_conn_b" => format!("{:.1} KiB", v / 1024.0),
-        "idle_cpu_ms" | "storm_ms" | "storm_max_ms" => format!("{v:.0} ms"),
-        "client_back_ms" => format!("{v:.1} ms"),
+        "idle_cpu_ms" | "storm_ms" | "storm_max_ms" | "burst_cpu_ms" => format!("{v:.0} ms"),
+        "client_back_ms" | "burst_ms" | "login_p50_ms" => format!("{v:.1} ms"),
         "wakeups_s" => format!("{v:.1}"),
         _ => format!("{v}"),
     }
@@ -199,7 +205,7 @@ pub fn tables(cases: &[Case]) -> String {
                 let _ = write!(out, "| {} | **Outpost/Mosquitto** |", c.name);
                 for k in &keys {
                     let cell = match (c.ratio(k), describe(k).0) {
-                        (_, "sent" | "lost" | "clients") => String::new(),
+                        (_, "sent" | "lost" | "clients" | "RTTs in burst") => String::new(),
                         (Some(r), _) => format!("{r:.2}×"),
                         (None, _) => String::new(),
                     };

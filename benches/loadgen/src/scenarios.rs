@@ -19,6 +19,8 @@ pub struct Target {
     pub pid: u32,
     pub version: Version,
     pub auth: Option<(String, String)>,
+    /// Distinct accounts (username, password) the broker knows besides `auth`.
+    pub accounts: Vec<(String, String)>,
 }
 
 impl Target {
@@ -765,20 +767,7 @@ fn chat_drain(c: &mut Conn, r: &mut ChatResult) -> io::Result<()> {
 /// while a few established clients keep measuring their round trips.
 pub fn reconnect(t: &Target, clients: usize, rounds: usize) -> Result<Outcome, String> {
     let stop = Arc::new(AtomicBool::new(false));
-    let mut observers = Vec::new();
-    for k in 0..4 {
-        let mut c = t
-            .connect(format!("observer-{k}"))
-            .map_err(|e| format!("observer {k}: {e}"))?;
-        let topic = format!("bench/observer/{k}");
-        c.subscribe(&topic, 1)
-            .map_err(|e| format!("observer {k}: {e}"))?;
-        let stop = stop.clone();
-        observers.push(
-            spawn(format!("observer{k}"), move || observer(c, topic, stop))
-                .map_err(|e| e.to_string())?,
-        );
-    }
+    let observers = start_observers(t, 4, &stop)?;
     // Establish the crowd.
     let mut conns = Vec::with_capacity(clients);
     for i in 0..clients {
@@ -878,8 +867,154 @@ pub fn reconnect(t: &Target, clients: usize, rounds: usize) -> Result<Outcome, S
     Ok(Outcome::new(m, notes))
 }
 
+/// Round trips of one observer: (sent at, `now_ns` clock; round trip, ns).
+type Samples = Result<Vec<(u64, u64)>, String>;
+
+/// Connects `n` established clients, each subscribed to its own topic and
+/// timing QoS 1 round trips through the broker until `stop`.
+fn start_observers(
+    t: &Target,
+    n: usize,
+    stop: &Arc<AtomicBool>,
+) -> Result<Vec<thread::JoinHandle<Samples>>, String> {
+    let mut observers = Vec::new();
+    for k in 0..n {
+        let mut c = t
+            .connect(format!("observer-{k}"))
+            .map_err(|e| format!("observer {k}: {e}"))?;
+        let topic = format!("bench/observer/{k}");
+        c.subscribe(&topic, 1)
+            .map_err(|e| format!("observer {k}: {e}"))?;
+        let stop = stop.clone();
+        observers.push(
+            spawn(format!("observer{k}"), move || observer(c, topic, stop))
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    Ok(observers)
+}
+
+/// Login burst (issue #3): a few established clients time QoS 1 round trips
+/// through the broker; after a calm period, one client per account in
+/// `t.accounts` logs in at the same moment with its own password, so every
+/// CONNECT costs a full password check (no credential cache hit). The TCP
+/// connections are opened beforehand, so the burst is of CONNECTs, not SYNs.
+pub fn login_burst(t: &Target, observers: usize, calm: Duration) -> Result<Outcome, String> {
+    let n = t.accounts.len();
+    if n == 0 {
+        return Err("no accounts to log in with".into());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let handles = start_observers(t, observers, &stop)?;
+    let mut socks = Vec::with_capacity(n);
+    for i in 0..n {
+        socks.push(Conn::open(t.addr, t.version).map_err(|e| format!("login {i}: open: {e}"))?);
+    }
+    // Let the observers settle, then measure the calm.
+    thread::sleep(Duration::from_millis(200));
+    let calm_from = now_ns();
+    thread::sleep(calm);
+    let go = Arc::new(Barrier::new(n + 1));
+    let mut logins = Vec::with_capacity(n);
+    for (i, mut c) in socks.into_iter().enumerate() {
+        let (user, pass) = t.accounts[i].clone();
+        let mut o = ConnectOptions::new(t.version, format!("login-{i}"));
+        o.username = Some(user);
+        o.password = Some(pass);
+        let go = go.clone();
+        logins.push(
+            spawn(
+                format!("login{i}"),
+                move || -> Result<(Conn, u64), String> {
+                    go.wait();
+                    c.login(&o).map_err(|e| e.to_string())?;
+                    Ok((c, now_ns()))
+                },
+            )
+            .map_err(|e| e.to_string())?,
+        );
+    }
+    let before = proc_sample(t.pid);
+    let start = now_ns();
+    go.wait();
+    let mut end = start;
+    let mut per_login = Latencies::default();
+    let mut conns = Vec::with_capacity(n);
+    let mut notes = Vec::new();
+    let mut failures = 0;
+    for h in logins {
+        match h.join().map_err(|_| "login thread panicked".to_string())? {
+            Ok((c, at)) => {
+                end = end.max(at);
+                per_login.record_ns(at - start);
+                conns.push(c);
+            }
+            Err(e) => {
+                failures += 1;
+                if failures == 1 {
+                    notes.push(format!("login failed: {e}"));
+                }
+            }
+        }
+    }
+    // CPU over at least a second from the start, so that a burst shorter
+    // than the 10 ms clock tick still gets a meaningful percentage.
+    let min_end = start + CPU_WINDOW.as_nanos() as u64;
+    thread::sleep(Duration::from_nanos(min_end.saturating_sub(now_ns())));
+    let after = proc_sample(t.pid);
+    stop.store(true, Ordering::SeqCst);
+    if failures > 0 {
+        notes.push(format!("{failures} of {n} logins failed"));
+    }
+    let mut during = Latencies::default();
+    let mut calm_lat = Latencies::default();
+    for h in handles {
+        let samples = h.join().map_err(|_| "observer panicked".to_string())??;
+        // A round trip counts for the burst if it overlaps it at all.
+        for (sent_at, rtt) in samples {
+            if sent_at <= end && sent_at + rtt >= start {
+                during.record_ns(rtt);
+            } else if sent_at >= calm_from && sent_at + rtt < start {
+                calm_lat.record_ns(rtt);
+            }
+        }
+    }
+    for c in conns {
+        c.disconnect();
+    }
+    let mut m = vec![Metric::new("burst_ms", (end - start) as f64 / 1e6)];
+    if let Some(us) = per_login.percentile(50.0) {
+        m.push(Metric::new("login_p50_ms", us / 1000.0));
+    }
+    m.extend(latency_metrics(&mut during, "p50_us", "p99_us"));
+    if let Some(v) = during.percentile(100.0) {
+        m.push(Metric::new("max_us", v));
+    }
+    m.extend(latency_metrics(&mut calm_lat, "calm_p50_us", "calm_p99_us"));
+    if let Some(v) = calm_lat.percentile(100.0) {
+        m.push(Metric::new("calm_max_us", v));
+    }
+    m.push(Metric::new("during_n", during.0.len() as f64));
+    m.push(Metric::new(
+        "burst_cpu_ms",
+        (after.cpu_s - before.cpu_s) * 1000.0,
+    ));
+    m.push(Metric::new("cpu_pct", stats::cpu_pct(&before, &after)));
+    m.push(Metric::new("peak_rss_kb", after.hwm_kb as f64));
+    if during.0.len() < 20 {
+        notes.push(format!(
+            "only {} observer round trips fell inside the burst",
+            during.0.len()
+        ));
+    }
+    Ok(Outcome::new(m, notes))
+}
+
+/// The shortest window the login burst's CPU figures cover.
+const CPU_WINDOW: Duration = Duration::from_secs(1);
+
 /// Publishes to its own topic every 2 ms and times the round trip.
-fn observer(mut c: Conn, topic: String, stop: Arc<AtomicBool>) -> Result<Vec<(u64, u64)>, String> {
+fn observer(mut c: Conn, topic: String, stop: Arc<AtomicBool>) -> Samples {
     let mut samples = Vec::new();
     let mut payload = vec![0u8; 64];
     let version = c.version;
