@@ -78,7 +78,8 @@ pub fn run(config: Config) -> Result<(), RunError> {
         mio::Waker::new(poll.registry(), WAKER)
             .map_err(|e| RunError::Io("cannot create waker", e))?,
     );
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    // One core stays free for the loop: a login burst must not starve established clients.
+    let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() - 1).clamp(1, 3));
     let auth = AuthWorker::spawn(&config.db, config.sync, config.bcrypt_cost, threads, waker)
         .map_err(|e| RunError::Io("cannot start the auth workers", e))?;
     let mut broker = Broker::new(config, store, auth);
