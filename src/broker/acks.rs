@@ -21,7 +21,7 @@ impl Broker {
                 self.stage_dequeue(session, &done.outbound);
             }
             Some(other) => {
-                s.inflight.push_front(other);
+                s.flight_mut().inflight.push_front(other);
                 return Err(Violation::protocol("PUBACK for a QoS 2 message"));
             }
             // An ack for something no longer in flight (e.g. after a resend): harmless.
@@ -40,6 +40,7 @@ impl Broker {
     ) -> Result<(), Violation> {
         let s = &mut self.sessions[session];
         let Some(pos) = s
+            .flight()
             .inflight
             .iter()
             .position(|i| i.packet_id == ack.packet_id && i.outbound.qos == Qos::ExactlyOnce)
@@ -54,14 +55,15 @@ impl Broker {
         };
         if ack.reason.is_error() {
             // The receiver refused the message: the exchange ends here.
-            if let Some(done) = s.inflight.remove(pos) {
+            if let Some(done) = s.remove_inflight(pos) {
                 self.stage_dequeue(session, &done.outbound);
             }
             self.fill_window(session, now);
             return Ok(());
         }
-        s.inflight[pos].state = InflightState::Released;
-        let outbound = s.inflight[pos].outbound.clone();
+        let entry = &mut s.flight_mut().inflight[pos];
+        entry.state = InflightState::Released;
+        let outbound = entry.outbound.clone();
         self.stage_queue(
             session,
             &outbound,
@@ -79,9 +81,7 @@ impl Broker {
         session: usize,
         ack: Ack<'_>,
     ) -> Result<(), Violation> {
-        let incoming = &mut self.sessions[session].incoming_qos2;
-        let position = incoming.iter().position(|&id| id == ack.packet_id.get());
-        let known = position.map(|i| incoming.swap_remove(i)).is_some();
+        let known = self.sessions[session].remove_incoming_qos2(ack.packet_id.get());
         if known {
             self.stage_qos2(session, ack.packet_id.get(), false);
         }

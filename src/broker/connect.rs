@@ -40,7 +40,7 @@ pub(super) struct ConnectRequest {
     /// How many topic aliases the client accepts from us.
     client_alias_maximum: u16,
     request_response_information: bool,
-    will: Option<Will>,
+    will: Option<Box<Will>>,
     username: Option<String>,
 }
 
@@ -79,11 +79,7 @@ impl Broker {
             return Ok(());
         }
         let conn = &mut self.conns[token];
-        let deadline = match conn.phase {
-            Phase::AwaitingConnect { deadline } => deadline,
-            _ => now,
-        };
-        conn.phase = Phase::Authenticating { deadline };
+        conn.phase = Phase::Authenticating;
         self.auth.submit(AuthRequest {
             token,
             serial: conn.serial,
@@ -214,21 +210,23 @@ impl Broker {
             max_packet_size: p.maximum_packet_size.unwrap_or(protocol::MAX_PACKET_SIZE),
             client_alias_maximum: p.topic_alias_maximum.unwrap_or(0),
             request_response_information: p.request_response_information == Some(1),
-            will: connect.will.as_ref().map(|w| Will {
-                message: Arc::new(Message {
-                    topic: w.topic.into(),
-                    payload: w.payload.into(),
-                    qos: w.qos,
-                    retain: w.retain,
-                    properties: ForwardedProperties::copy_from(&w.properties),
-                    expires_at: w
-                        .properties
-                        .message_expiry_interval
-                        .map(|s| now + Duration::from_secs(u64::from(s))),
-                    publisher: None,
-                    store_id: Default::default(),
-                }),
-                delay: w.properties.will_delay_interval.unwrap_or(0),
+            will: connect.will.as_ref().map(|w| {
+                Box::new(Will {
+                    message: Arc::new(Message {
+                        topic: w.topic.into(),
+                        payload: w.payload.into(),
+                        qos: w.qos,
+                        retain: w.retain,
+                        properties: ForwardedProperties::copy_from(&w.properties),
+                        expires_at: w
+                            .properties
+                            .message_expiry_interval
+                            .map(|s| now + Duration::from_secs(u64::from(s))),
+                        publisher: None,
+                        store_id: Default::default(),
+                    }),
+                    delay: w.properties.will_delay_interval.unwrap_or(0),
+                })
             }),
             username: connect.username.map(String::from),
         }
@@ -258,7 +256,7 @@ impl Broker {
         s.connection = Some(token);
         s.will = will;
         s.acl = acl;
-        s.username.clone_from(&username);
+        s.username = username.as_deref().map(Box::from);
         self.stage_session(session, None, now);
         let conn = &self.conns[token];
         self.store.stage(Write::ClientConnected {

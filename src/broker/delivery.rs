@@ -76,7 +76,7 @@ impl Broker {
                 return;
             }
             self.write_publish(token, &outbound, QosPid::AtMostOnce, false, now);
-        } else if s.queue.is_empty() && s.inflight.len() < self.window(token) {
+        } else if s.flight().queue.is_empty() && s.flight().inflight.len() < self.window(token) {
             self.send_inflight(session, token, outbound, now);
         } else {
             self.push_queue(session, outbound, now);
@@ -98,10 +98,8 @@ impl Broker {
         if conn.closing.is_some() {
             return true;
         }
-        let before = conn.bytes_out;
         // A write error shows up again at the end-of-turn flush, which closes the client.
-        let _ = conn.flush();
-        self.stats.bytes_sent += conn.bytes_out - before;
+        let _ = conn.flush(&mut self.stats.bytes_sent);
         conn.pending_output() > limit
     }
 
@@ -113,8 +111,7 @@ impl Broker {
         if conn.closing.is_some() {
             return;
         }
-        let first = conn.backlog_since.is_none();
-        let since = *conn.backlog_since.get_or_insert(now);
+        let (since, first) = conn.note_backlog(now);
         if first {
             log::warn!(
                 "client {}: {} bytes of output unread, dropping QoS 0 messages to it",
@@ -147,7 +144,7 @@ impl Broker {
             return;
         };
         let window = self.window(token);
-        while self.sessions[session].inflight.len() < window {
+        while self.sessions[session].flight().inflight.len() < window {
             let Some(outbound) = self.pop_queue(session) else {
                 break;
             };
@@ -169,7 +166,12 @@ impl Broker {
         let Some(token) = self.sessions[session].connection else {
             return;
         };
-        let inflight: Vec<Inflight> = self.sessions[session].inflight.iter().cloned().collect();
+        let inflight: Vec<Inflight> = self.sessions[session]
+            .flight()
+            .inflight
+            .iter()
+            .cloned()
+            .collect();
         for entry in &inflight {
             match entry.state {
                 InflightState::Published => {
@@ -192,19 +194,20 @@ impl Broker {
     /// Removes a session and all its subscriptions.
     pub(super) fn end_session(&mut self, session: usize) {
         let s: Session = self.sessions.remove(session);
-        self.queued_messages -= s.queue.len();
-        self.queued_bytes -= s.queue.iter().map(queued_size).sum::<usize>();
+        let flight = s.flight();
+        self.queued_messages -= flight.queue.len();
+        self.queued_bytes -= flight.queue.iter().map(queued_size).sum::<usize>();
         self.stage_session_delete(&s);
-        for filter in s.subscriptions.keys() {
+        for (filter, _) in s.subscriptions() {
             self.remove_from_trie(session, filter);
         }
         self.session_ids.remove(&s.client_id);
-        if !s.queue.is_empty() || !s.inflight.is_empty() {
+        if !flight.queue.is_empty() || !flight.inflight.is_empty() {
             log::debug!(
                 "session {} ended with {} queued and {} in-flight messages",
                 s.client_id,
-                s.queue.len(),
-                s.inflight.len()
+                flight.queue.len(),
+                flight.inflight.len()
             );
         }
     }
@@ -230,11 +233,14 @@ impl Broker {
                 InflightState::Published,
                 now,
             );
-            self.sessions[session].inflight.push_back(Inflight {
-                packet_id,
-                state: InflightState::Published,
-                outbound,
-            });
+            self.sessions[session]
+                .flight_mut()
+                .inflight
+                .push_back(Inflight {
+                    packet_id,
+                    state: InflightState::Published,
+                    outbound,
+                });
         } else {
             self.stage_dequeue(session, &outbound);
         }
@@ -248,7 +254,7 @@ impl Broker {
         let size = queued_size(&outbound);
         let per_session = self.config.max_queued_messages;
         let budget = self.config.max_queued_bytes;
-        let full = if per_session > 0 && s.queue.len() >= per_session {
+        let full = if per_session > 0 && s.flight().queue.len() >= per_session {
             Some("its queue is full")
         } else if budget > 0 && self.queued_bytes + size > budget {
             Some("the broker's queued-message memory budget is spent")
@@ -270,14 +276,17 @@ impl Broker {
             return;
         }
         self.stage_queue(session, &outbound, None, InflightState::Published, now);
-        self.sessions[session].queue.push_back(outbound);
+        self.sessions[session]
+            .flight_mut()
+            .queue
+            .push_back(outbound);
         self.queued_messages += 1;
         self.queued_bytes += size;
     }
 
     /// Takes the oldest queued message of a session, keeping the budget's count.
     fn pop_queue(&mut self, session: usize) -> Option<Outbound> {
-        let outbound = self.sessions[session].queue.pop_front()?;
+        let outbound = self.sessions[session].pop_queue()?;
         self.queued_messages -= 1;
         self.queued_bytes -= queued_size(&outbound);
         Some(outbound)

@@ -14,15 +14,15 @@ impl Broker {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
-        if !conn.read_buf.is_empty() {
-            conn.read_buf.extend_from_slice(data);
+        if conn.has_buffered_input() {
+            conn.buffer_input(data);
             self.handle_input(token, now);
             return;
         }
         let used = self.handle_frames(token, data, now);
         if let Some(conn) = self.conns.get_mut(token) {
             if conn.closing.is_none() {
-                conn.read_buf.extend_from_slice(&data[used..]);
+                conn.buffer_input(&data[used..]);
             }
         }
     }
@@ -32,14 +32,11 @@ impl Broker {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
-        let mut buf = std::mem::take(&mut conn.read_buf);
+        let mut buf = conn.take_input();
         let used = self.handle_frames(token, &buf, now);
         if let Some(conn) = self.conns.get_mut(token) {
             buf.drain(..used);
-            if buf.is_empty() {
-                buf = Vec::new();
-            }
-            conn.read_buf = buf;
+            conn.keep_input(buf);
         }
     }
 
@@ -50,7 +47,7 @@ impl Broker {
             let Some(conn) = self.conns.get(token) else {
                 break;
             };
-            if conn.closing.is_some() || matches!(conn.phase, Phase::Authenticating { .. }) {
+            if conn.closing.is_some() || matches!(conn.phase, Phase::Authenticating) {
                 break;
             }
             match protocol::decode(&buf[consumed..], conn.version, self.config.max_packet_size) {
@@ -80,14 +77,14 @@ impl Broker {
         now: Instant,
     ) -> Result<(), Violation> {
         let session = match self.conns[token].phase {
-            Phase::AwaitingConnect { .. } => {
+            Phase::AwaitingConnect => {
                 return match packet {
                     Packet::Connect(connect) => self.handle_connect(token, connect, now),
                     _ => Err(Violation::protocol("first packet is not CONNECT")),
                 };
             }
             Phase::Connected { session } => session,
-            Phase::Authenticating { .. } => return Ok(()),
+            Phase::Authenticating => return Ok(()),
         };
         match packet {
             Packet::Publish(publish) => self.handle_publish(token, session, publish, now),
@@ -134,9 +131,7 @@ impl Broker {
                     properties: Properties::default(),
                 }));
             }
-            (Phase::AwaitingConnect { .. }, _)
-                if v.reason == ReasonCode::UnsupportedProtocolVersion =>
-            {
+            (Phase::AwaitingConnect, _) if v.reason == ReasonCode::UnsupportedProtocolVersion => {
                 // The client's version is unknown: answer in the 3.1.1 form every client reads.
                 conn.version = ProtocolVersion::V311;
                 conn.send(&Packet::ConnAck(protocol::ConnAck {

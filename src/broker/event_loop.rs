@@ -209,7 +209,7 @@ impl Broker {
                 continue;
             }
             let deadline = now + Duration::from_secs(self.config.connect_timeout);
-            let conn = entry.insert(Connection::new(socket, addr, serial, deadline, now));
+            let conn = entry.insert(Connection::new(socket, addr, serial, now));
             conn.local_is_loopback = local_is_loopback;
             *self.per_address.entry(addr.ip()).or_insert(0) += 1;
             self.timers.schedule_connect(deadline, token, serial);
@@ -302,19 +302,20 @@ impl Broker {
         let Some(conn) = self.conns.get(token).filter(|c| c.serial == serial) else {
             return;
         };
-        let Some(deadline) = conn.keep_alive_deadline() else {
-            return;
-        };
-        if deadline > now {
-            self.timers
-                .schedule(deadline, Timer::KeepAlive { token, serial });
-            return;
-        }
         let v = match conn.phase {
-            Phase::AwaitingConnect { .. } | Phase::Authenticating { .. } => {
+            // Only the CONNECT deadline fires before CONNECT, and only once it has passed.
+            Phase::AwaitingConnect | Phase::Authenticating => {
                 Violation::new(ReasonCode::MaximumConnectTime, "no CONNECT in time")
             }
             Phase::Connected { .. } => {
+                let Some(deadline) = conn.keep_alive_deadline() else {
+                    return;
+                };
+                if deadline > now {
+                    self.timers
+                        .schedule(deadline, Timer::KeepAlive { token, serial });
+                    return;
+                }
                 Violation::new(ReasonCode::KeepAliveTimeout, "keep alive timeout")
             }
         };
@@ -328,7 +329,11 @@ impl Broker {
         for _ in 0..2 {
             let closing = std::mem::take(&mut self.close_list);
             for &token in &closing {
-                if let Some(why) = self.conns.get(token).and_then(|c| c.closing) {
+                if let Some(why) = self
+                    .conns
+                    .get(token)
+                    .and_then(|c| c.closing.as_deref().copied())
+                {
                     self.detach(token, why, now);
                 }
             }
@@ -364,9 +369,7 @@ impl Broker {
             return;
         };
         conn.in_flush_list = false;
-        let before = conn.bytes_out;
-        let flushed = conn.flush();
-        self.stats.bytes_sent += conn.bytes_out - before;
+        let flushed = conn.flush(&mut self.stats.bytes_sent);
         if let Err(e) = flushed {
             log::debug!("client {}: write failed: {e}", conn.client_id);
             conn.discard_output();
@@ -381,7 +384,7 @@ impl Broker {
             return;
         }
         if conn.pending_output() <= self.config.max_output_buffer {
-            conn.backlog_since = None;
+            conn.clear_backlog();
         }
         let pending = conn.pending_output() > 0;
         if pending != conn.wants_write && conn.closing.is_none() {
@@ -415,7 +418,7 @@ impl Broker {
         }
         self.commit();
         for (_, conn) in self.conns.iter_mut() {
-            let _ = conn.flush();
+            let _ = conn.flush(&mut self.stats.bytes_sent);
         }
         let deadline = Instant::now() + STOP_GRACE;
         while self.conns.iter().any(|(_, c)| c.pending_output() > 0) {
@@ -435,7 +438,7 @@ impl Broker {
             }
             let _ = poll.poll(events, Some(deadline - now));
             for (_, conn) in self.conns.iter_mut() {
-                if conn.flush().is_err() {
+                if conn.flush(&mut self.stats.bytes_sent).is_err() {
                     conn.discard_output();
                 }
             }

@@ -211,7 +211,7 @@ impl Broker {
     fn close(&mut self, token: usize, why: CloseReason) {
         if let Some(conn) = self.conns.get_mut(token) {
             if conn.closing.is_none() {
-                conn.closing = Some(why);
+                conn.closing = Some(Box::new(why));
                 self.close_list.push(token);
                 self.mark_flush(token);
             }

@@ -104,7 +104,7 @@ impl Broker {
         self.store.stage(Write::SessionPut {
             client_id: s.client_id.to_string(),
             expiry_interval: s.expiry_interval,
-            username: s.username.clone(),
+            username: s.username.as_deref().map(String::from),
             disconnected_at,
         });
         if first_time {
@@ -118,15 +118,14 @@ impl Broker {
         let s = &self.sessions[session];
         let client_id = s.client_id.to_string();
         let subs: Vec<(String, SubEntry)> = s
-            .subscriptions
-            .iter()
+            .subscriptions()
             .map(|(f, e)| (f.to_string(), *e))
             .collect();
         for (filter, entry) in subs {
             self.store
                 .stage(subscription_put(&client_id, filter, entry));
         }
-        for id in self.sessions[session].incoming_qos2.clone() {
+        for id in self.sessions[session].flight().incoming_qos2.clone() {
             self.store.stage(Write::Qos2Received {
                 client_id: client_id.clone(),
                 packet_id: id,
@@ -134,16 +133,20 @@ impl Broker {
         }
         let mut entries: Vec<(Outbound, Option<PacketId>, InflightState)> = Vec::new();
         let s = &mut self.sessions[session];
-        for i in s.inflight.iter_mut() {
-            i.outbound.seq = Some(s.next_seq);
-            s.next_seq += 1;
+        let mut next_seq = s.next_seq;
+        let flight = s.flight_mut();
+        for i in flight.inflight.iter_mut() {
+            i.outbound.seq = Some(next_seq);
+            next_seq += 1;
             entries.push((i.outbound.clone(), Some(i.packet_id), i.state));
         }
-        for o in s.queue.iter_mut() {
-            o.seq = Some(s.next_seq);
-            s.next_seq += 1;
+        for o in flight.queue.iter_mut() {
+            o.seq = Some(next_seq);
+            next_seq += 1;
             entries.push((o.clone(), None, InflightState::Published));
         }
+        s.next_seq = next_seq;
+        s.settle();
         for (outbound, packet_id, state) in entries {
             self.stage_queue(session, &outbound, packet_id, state, now);
         }
@@ -275,8 +278,13 @@ impl Broker {
         let mut session = Session::new(client_id.clone(), stored.expiry_interval);
         session.stored = true;
         session.acl = self.acl_for(stored.username.as_deref(), &client_id);
-        session.username = stored.username;
-        session.incoming_qos2.extend(stored.qos2_received);
+        session.username = stored.username.map(String::into_boxed_str);
+        if !stored.qos2_received.is_empty() {
+            session
+                .flight_mut()
+                .incoming_qos2
+                .extend(stored.qos2_received);
+        }
         let mut subs = Vec::new();
         for sub in stored.subscriptions {
             let Some(options) = SubscriptionOptions::from_byte(sub.options) else {
@@ -286,9 +294,7 @@ impl Broker {
                 options,
                 identifier: sub.identifier,
             };
-            session
-                .subscriptions
-                .insert(sub.filter.as_str().into(), entry);
+            session.subscribe(&sub.filter, entry);
             subs.push((sub.filter, entry));
         }
         for row in stored.queue {
@@ -305,19 +311,21 @@ impl Broker {
             session.next_seq = session.next_seq.max(row.seq + 1);
             let packet_id = row.packet_id.and_then(PacketId::new);
             match (packet_id, row.state) {
-                (Some(packet_id), PUBLISHED | RELEASED) => session.inflight.push_back(Inflight {
-                    packet_id,
-                    state: if row.state == RELEASED {
-                        InflightState::Released
-                    } else {
-                        InflightState::Published
-                    },
-                    outbound,
-                }),
+                (Some(packet_id), PUBLISHED | RELEASED) => {
+                    session.flight_mut().inflight.push_back(Inflight {
+                        packet_id,
+                        state: if row.state == RELEASED {
+                            InflightState::Released
+                        } else {
+                            InflightState::Published
+                        },
+                        outbound,
+                    })
+                }
                 _ => {
                     self.queued_messages += 1;
                     self.queued_bytes += super::delivery::queued_size(&outbound);
-                    session.queue.push_back(outbound);
+                    session.flight_mut().queue.push_back(outbound);
                 }
             }
         }

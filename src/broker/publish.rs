@@ -38,8 +38,8 @@ impl Broker {
         }
         self.stats.messages_received += 1;
 
-        let unacknowledged =
-            self.sessions[session].incoming_qos2.len() + self.conns[token].unflushed_qos1_acks;
+        let unacknowledged = self.sessions[session].flight().incoming_qos2.len()
+            + usize::from(self.conns[token].unflushed_qos1_acks);
         if publish.qos != QosPid::AtMostOnce
             && self.conns[token].version == ProtocolVersion::V5
             && unacknowledged >= usize::from(self.config.receive_maximum)
@@ -51,11 +51,16 @@ impl Broker {
             ));
         }
         if let QosPid::AtLeastOnce(_) = publish.qos {
-            self.conns[token].unflushed_qos1_acks += 1;
+            let conn = &mut self.conns[token];
+            // Saturating: only compared with a Receive Maximum, itself a u16.
+            conn.unflushed_qos1_acks = conn.unflushed_qos1_acks.saturating_add(1);
         }
         if let QosPid::ExactlyOnce(id) = publish.qos {
-            let incoming = &mut self.sessions[session].incoming_qos2;
-            if incoming.contains(&id.get()) {
+            if self.sessions[session]
+                .flight()
+                .incoming_qos2
+                .contains(&id.get())
+            {
                 // A resend of a message already taken: answer again, deliver nothing.
                 self.send_ack(token, Packet::PubRec, id, ReasonCode::Success);
                 return Ok(());
@@ -84,7 +89,10 @@ impl Broker {
             QosPid::AtLeastOnce(id) => self.send_ack(token, Packet::PubAck, id, reason),
             QosPid::ExactlyOnce(id) => {
                 if !reason.is_error() {
-                    self.sessions[session].incoming_qos2.push(id.get());
+                    self.sessions[session]
+                        .flight_mut()
+                        .incoming_qos2
+                        .push(id.get());
                     self.stage_qos2(session, id.get(), true);
                 }
                 self.send_ack(token, Packet::PubRec, id, reason);
@@ -95,7 +103,10 @@ impl Broker {
 
     fn is_qos2_resend(&self, session: usize, publish: &Publish<'_>) -> bool {
         match publish.qos {
-            QosPid::ExactlyOnce(id) => self.sessions[session].incoming_qos2.contains(&id.get()),
+            QosPid::ExactlyOnce(id) => self.sessions[session]
+                .flight()
+                .incoming_qos2
+                .contains(&id.get()),
             _ => false,
         }
     }

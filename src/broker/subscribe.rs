@@ -106,7 +106,7 @@ impl Broker {
         let max_qos = self.max_qos();
         let s = &mut self.sessions[session];
         let limit = self.config.max_subscriptions_per_client;
-        if limit > 0 && s.subscriptions.len() >= limit && !s.subscriptions.contains_key(filter) {
+        if limit > 0 && s.subscription_count() >= limit && !s.is_subscribed(filter) {
             return Ok(Err(ReasonCode::QuotaExceeded));
         }
         let entry = SubEntry {
@@ -116,7 +116,7 @@ impl Broker {
             },
             identifier,
         };
-        s.subscriptions.insert(filter.into(), entry);
+        s.subscribe(filter, entry);
         self.stage_subscription(session, filter, Some(entry));
         self.sys_wanted(plain, now);
         Ok(Ok(self.trie.subscribe(plain, group, session, entry)))
@@ -159,10 +159,7 @@ impl Broker {
     ) -> Result<(), Violation> {
         let mut reasons = Vec::with_capacity(unsubscribe.filters.len());
         for filter in &unsubscribe.filters {
-            let existed = self.sessions[session]
-                .subscriptions
-                .remove(*filter)
-                .is_some();
+            let existed = self.sessions[session].unsubscribe(filter);
             if existed {
                 self.remove_from_trie(session, filter);
                 self.stage_subscription(session, filter, None);

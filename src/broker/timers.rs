@@ -7,6 +7,9 @@
 //! CONNECT timeouts have their own queue: they all last `connect_timeout`, so they come
 //! due in accept order, and entries for sockets that have connected since are dropped
 //! from its front without waking the loop (`prune_connect_deadlines`).
+//!
+//! Deadlines are kept as nanoseconds from when the `Timers` were made: 8 bytes, where an
+//! `Instant` takes 16, in an entry every connection with a keep alive has.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -29,20 +32,43 @@ pub enum Timer {
     SessionExpiry { session: usize, generation: u64 },
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, Timer)>>,
+    /// What deadlines are counted from.
+    base: Instant,
+    heap: BinaryHeap<Reverse<(i64, Timer)>>,
     /// CONNECT deadlines in the order they come due: (deadline, token, serial).
-    connects: VecDeque<(Instant, usize, u64)>,
+    connects: VecDeque<(i64, usize, u64)>,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            base: Instant::now(),
+            heap: BinaryHeap::new(),
+            connects: VecDeque::new(),
+        }
+    }
 }
 
 impl Timers {
+    /// `at` in nanoseconds from `base` (negative before it; ±292 years).
+    fn nanos(&self, at: Instant) -> i64 {
+        let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        match at.checked_duration_since(self.base) {
+            Some(after) => nanos(after),
+            None => -nanos(self.base - at),
+        }
+    }
+
     pub fn schedule(&mut self, at: Instant, timer: Timer) {
+        let at = self.nanos(at);
         self.heap.push(Reverse((at, timer)));
     }
 
     /// Adds a CONNECT deadline; every one lasts the same, so they arrive in order.
     pub fn schedule_connect(&mut self, at: Instant, token: usize, serial: u64) {
+        let at = self.nanos(at);
         self.connects.push_back((at, token, serial));
     }
 
@@ -65,11 +91,13 @@ impl Timers {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        next.map(|at| at.saturating_duration_since(now))
+        let now = self.nanos(now);
+        next.map(|at| Duration::from_nanos(u64::try_from(at.saturating_sub(now)).unwrap_or(0)))
     }
 
     /// Removes and returns the next timer due at or before `now`.
     pub fn pop_due(&mut self, now: Instant) -> Option<Timer> {
+        let now = self.nanos(now);
         if let Some(&(at, token, serial)) = self.connects.front() {
             if at <= now {
                 self.connects.pop_front();
