@@ -41,6 +41,9 @@ pub use write::{StoredMessage, Write};
 /// How long a statement waits for another connection's lock before failing.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Page cache per database connection, in KiB (`PRAGMA cache_size`).
+const PAGE_CACHE_KIB: i64 = 256;
+
 /// One connection to the database plus the writes staged for the next commit.
 pub struct Store {
     /// The connection every statement of this store runs on; prepared
@@ -77,6 +80,10 @@ impl Store {
         conn.pragma_update(None, "synchronous", sync.pragma())
             .map_err(open_error)?;
         conn.pragma_update(None, "foreign_keys", true)
+            .map_err(open_error)?;
+        // SQLite's default page cache is 2 MiB per connection; on a small gateway the
+        // working set (sessions, queues, recent client records) fits in far less.
+        conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)
             .map_err(open_error)?;
         migrate::migrate(&mut conn, path)?;
         Ok(Store {
