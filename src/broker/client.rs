@@ -32,7 +32,9 @@ pub enum Phase {
     /// The CONNECT deadline still applies.
     Authenticating,
     /// CONNECT accepted; bound to a session.
-    Connected { session: usize },
+    /// The session's slab key, as u32 to keep idle connections small (keys stay far
+    /// below 2^32: they are bounded by the number of sessions).
+    Connected { session: u32 },
 }
 
 /// Why a connection is being closed, decided by whoever closes it.
@@ -131,7 +133,7 @@ impl Connection {
 
     pub fn session(&self) -> Option<usize> {
         match self.phase {
-            Phase::Connected { session } => Some(session),
+            Phase::Connected { session } => Some(session as usize),
             Phase::AwaitingConnect | Phase::Authenticating => None,
         }
     }

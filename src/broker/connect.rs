@@ -253,7 +253,7 @@ impl Broker {
             self.take_session(&client_id, clean_start, session_expiry, now);
         let acl = self.acl_for(username.as_deref(), &client_id);
         let s = &mut self.sessions[session];
-        s.connection = Some(token);
+        s.set_connection(Some(token));
         s.will = will;
         s.acl = acl;
         s.username = username.as_deref().map(Box::from);
@@ -274,7 +274,9 @@ impl Broker {
         let response_information = (request_response_information && version == ProtocolVersion::V5)
             .then(|| format!("{RESPONSE_TOPIC_PREFIX}{client_id}"));
         let conn = &mut self.conns[token];
-        conn.phase = Phase::Connected { session };
+        conn.phase = Phase::Connected {
+            session: session as u32,
+        };
         conn.client_id = self.sessions[session].client_id.clone();
         conn.keep_alive = server_keep_alive.unwrap_or(keep_alive);
         conn.last_read = now;
@@ -371,8 +373,9 @@ impl Broker {
         expiry: u32,
         now: Instant,
     ) -> (usize, bool) {
-        if let Some(&key) = self.session_ids.get(client_id) {
-            if let Some(old) = self.sessions[key].connection.take() {
+        if let Some(key) = self.session_ids.find(client_id, &self.sessions) {
+            if let Some(old) = self.sessions[key].connection() {
+                self.sessions[key].set_connection(None);
                 self.take_over(old);
             }
             // A will still waiting on its delay is cancelled by a reconnect that resumes
@@ -392,11 +395,8 @@ impl Broker {
                 return (key, true);
             }
         }
-        let client_id: Arc<str> = client_id.into();
-        let key = self
-            .sessions
-            .insert(Session::new(client_id.clone(), expiry));
-        self.session_ids.insert(client_id, key);
+        let key = self.sessions.insert(Session::new(client_id.into(), expiry));
+        self.session_ids.insert(key, &self.sessions);
         (key, false)
     }
 

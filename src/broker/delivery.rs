@@ -64,7 +64,7 @@ impl Broker {
             outbound.seq = Some(s.next_seq);
             s.next_seq += 1;
         }
-        let Some(token) = s.connection else {
+        let Some(token) = s.connection() else {
             if outbound.qos != Qos::AtMostOnce || self.config.queue_qos0 {
                 self.push_queue(session, outbound, now);
             }
@@ -140,7 +140,7 @@ impl Broker {
 
     /// Sends queued messages while the client's in-flight window has room.
     pub(super) fn fill_window(&mut self, session: usize, now: Instant) {
-        let Some(token) = self.sessions[session].connection else {
+        let Some(token) = self.sessions[session].connection() else {
             return;
         };
         let window = self.window(token);
@@ -163,7 +163,7 @@ impl Broker {
 
     /// On reconnect: resend unacknowledged messages with DUP (and PUBRELs), then the queue.
     pub(super) fn resume_session(&mut self, session: usize, now: Instant) {
-        let Some(token) = self.sessions[session].connection else {
+        let Some(token) = self.sessions[session].connection() else {
             return;
         };
         let inflight: Vec<Inflight> = self.sessions[session]
@@ -193,6 +193,8 @@ impl Broker {
 
     /// Removes a session and all its subscriptions.
     pub(super) fn end_session(&mut self, session: usize) {
+        let client_id = self.sessions[session].client_id.clone();
+        self.session_ids.remove(&client_id, session);
         let s: Session = self.sessions.remove(session);
         let flight = s.flight();
         self.queued_messages -= flight.queue.len();
@@ -201,7 +203,6 @@ impl Broker {
         for (filter, _) in s.subscriptions() {
             self.remove_from_trie(session, filter);
         }
-        self.session_ids.remove(&s.client_id);
         if !flight.queue.is_empty() || !flight.inflight.is_empty() {
             log::debug!(
                 "session {} ended with {} queued and {} in-flight messages",
@@ -385,7 +386,7 @@ fn pick_member(
     let online = (0..n).map(|k| (start + k) % n).find(|&i| {
         sessions
             .get(group.members[i].0)
-            .is_some_and(|s| s.connection.is_some())
+            .is_some_and(|s| s.connection().is_some())
     });
     let chosen = online.unwrap_or(start);
     *cursor = chosen + 1;

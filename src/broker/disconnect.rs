@@ -61,12 +61,12 @@ impl Broker {
             reason: why.detail.to_string(),
         });
         // After a takeover the session already belongs to the new connection.
-        if self.sessions.get(session).map(|s| s.connection) != Some(Some(token)) {
+        if self.sessions.get(session).map(|s| s.connection()) != Some(Some(token)) {
             return;
         }
         let generation = self.next_generation();
         let s = &mut self.sessions[session];
-        s.connection = None;
+        s.set_connection(None);
         s.generation = generation;
         let expiry = s.expiry_interval;
         let will = s.will.take();
@@ -106,7 +106,7 @@ impl Broker {
         let Some(s) = self.sessions.get_mut(session) else {
             return;
         };
-        if s.generation != generation || s.connection.is_some() {
+        if s.generation != generation || s.connection().is_some() {
             return;
         }
         if let Some(will) = s.will.take() {
@@ -119,7 +119,7 @@ impl Broker {
         let Some(s) = self.sessions.get_mut(session) else {
             return;
         };
-        if s.generation != generation || s.connection.is_some() {
+        if s.generation != generation || s.connection().is_some() {
             return;
         }
         log::info!("session {} expired", s.client_id);

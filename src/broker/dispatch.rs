@@ -83,7 +83,7 @@ impl Broker {
                     _ => Err(Violation::protocol("first packet is not CONNECT")),
                 };
             }
-            Phase::Connected { session } => session,
+            Phase::Connected { session } => session as usize,
             Phase::Authenticating => return Ok(()),
         };
         match packet {

@@ -6,6 +6,7 @@
 //! - `connect` `publish` `acks` `subscribe` `disconnect` — one handler file per inbound packet.
 //! - `alias`      — topic aliases the broker sets up toward a client (LRU remapping).
 //! - `delivery`   — routing a message to sessions: matching, QoS, queues, in-flight windows.
+//! - `index`      — sessions by client id (slab keys only; the id lives in the session).
 //! - `session`    — what survives a connection: subscriptions, queue, in-flight, will.
 //! - `message`    — the shared, reference-counted copy of a published message.
 //! - `timers`     — the deadline heap that sets the poll timeout.
@@ -21,6 +22,7 @@ mod delivery;
 mod disconnect;
 mod dispatch;
 mod event_loop;
+mod index;
 mod message;
 mod persist;
 mod publish;
@@ -82,7 +84,7 @@ pub struct Broker {
     conns: Slab<Connection>,
     sessions: Slab<Session>,
     /// Client id → key in `sessions`.
-    session_ids: HashMap<Arc<str>, usize>,
+    session_ids: index::SessionIndex,
     trie: TopicTrie<SubEntry>,
     retained: RetainedTree<Arc<Message>>,
     timers: Timers,
@@ -141,7 +143,7 @@ impl Broker {
             staged_messages: HashSet::new(),
             conns: Slab::new(),
             sessions: Slab::new(),
-            session_ids: HashMap::new(),
+            session_ids: index::SessionIndex::default(),
             trie: TopicTrie::new(),
             retained: RetainedTree::new(),
             timers: Timers::default(),

@@ -333,7 +333,7 @@ impl Broker {
         session.generation = generation;
         let expiry = session.expiry_interval;
         let key = self.sessions.insert(session);
-        self.session_ids.insert(client_id, key);
+        self.session_ids.insert(key, &self.sessions);
         for (filter, entry) in subs {
             let plain = match parse_shared(&filter) {
                 Some(Ok(shared)) => {

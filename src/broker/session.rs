@@ -80,10 +80,12 @@ static NO_FLIGHT: Flight = Flight {
 
 #[derive(Debug)]
 pub struct Session {
-    /// Shared with the connection and the `session_ids` key: one allocation per client.
+    /// Shared with the connection (the session index hashes it in place): one
+    /// allocation per client.
     pub client_id: Arc<str>,
     /// Slab key of the connection that owns the session now; `None` while offline.
-    pub connection: Option<usize>,
+    /// As u32 to keep idle sessions small; see `connection()`.
+    connection: Option<u32>,
     /// Seconds the session outlives its connection; `u32::MAX` never expires.
     pub expiry_interval: u32,
     /// Filter (with any `$share/group/` prefix) → options; mirrors the trie for this session.
@@ -145,6 +147,17 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Slab key of the connection that owns the session now; `None` while offline.
+    pub fn connection(&self) -> Option<usize> {
+        self.connection.map(|token| token as usize)
+    }
+
+    /// Connection slab keys are bounded by `max_connections` (and the fd limit), far
+    /// below 2^32.
+    pub fn set_connection(&mut self, token: Option<usize>) {
+        self.connection = token.map(|token| token as u32);
     }
 
     /// Every subscription: filter and options.
