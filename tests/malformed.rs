@@ -4,7 +4,7 @@
 mod common;
 
 use common::clients::Observer;
-use common::frames::{self, Bytes, Connect, Version};
+use common::frames::{self, assert_rejected, Bytes, Connect, Version};
 use common::raw::Raw;
 use common::Broker;
 use std::time::Duration;
@@ -24,24 +24,7 @@ fn misbehave_after_connect(version: Version, bad: &[u8], v5_reason: u8) {
     let (mut raw, _) = Raw::connect(broker.port(), &Connect::new(version, "misbehaving"));
     raw.send(bad);
     let frames = raw.expect_closed(CLOSE);
-    match version {
-        Version::V5 => {
-            assert_eq!(
-                frames.len(),
-                1,
-                "expected exactly one DISCONNECT ({v5_reason:#04x}) before close, got {frames:?}"
-            );
-            assert_eq!(
-                frames[0].disconnect_reason(),
-                v5_reason,
-                "DISCONNECT reason code (frames: {frames:?})"
-            );
-        }
-        Version::V311 => assert!(
-            frames.is_empty(),
-            "a 3.1.1 client must just be closed, got {frames:?}"
-        ),
-    }
+    assert_rejected(version, &frames, v5_reason);
     observer.assert_healthy();
 }
 

@@ -5,7 +5,7 @@
 mod common;
 
 use common::clients::{Observer, QoS5, V5, WAIT};
-use common::frames::{self, prop5, Bytes, Connect, Frame, Version};
+use common::frames::{self, assert_rejected, prop5, Bytes, Connect, Frame, Version};
 use common::raw::{Next, Raw};
 use common::{unique, Broker};
 use std::time::{Duration, Instant};
@@ -69,29 +69,6 @@ fn assert_logged(broker: &Broker, id: &str, detail: &str, reason: &str) {
         "no log line `{head}…: …{detail}… {tail}`; log:\n{}",
         broker.log().join("\n")
     );
-}
-
-/// The frames a misbehaving client received before the close: exactly one DISCONNECT with
-/// `v5_reason` for MQTT 5, nothing at all for 3.1.1.
-fn assert_rejected(version: Version, frames: &[Frame], v5_reason: u8) {
-    match version {
-        Version::V5 => {
-            assert_eq!(
-                frames.len(),
-                1,
-                "expected exactly one DISCONNECT ({v5_reason:#04x}) before close, got {frames:?}"
-            );
-            assert_eq!(
-                frames[0].disconnect_reason(),
-                v5_reason,
-                "DISCONNECT reason code (frames: {frames:?})"
-            );
-        }
-        Version::V311 => assert!(
-            frames.is_empty(),
-            "a 3.1.1 client must just be closed, got {frames:?}"
-        ),
-    }
 }
 
 /// Connects a raw client of `version` after a healthy observer, sends `bad`, and checks the

@@ -486,3 +486,26 @@ pub fn connect_raw_id(
 pub fn user_property(key: &[u8], value: &[u8]) -> Vec<u8> {
     Bytes::new().u8(prop5::USER_PROPERTY).str(key).str(value).0
 }
+
+/// The frames a misbehaving client received before the close: exactly one DISCONNECT with
+/// `v5_reason` for MQTT 5, nothing at all for 3.1.1.
+pub fn assert_rejected(version: Version, frames: &[Frame], v5_reason: u8) {
+    match version {
+        Version::V5 => {
+            assert_eq!(
+                frames.len(),
+                1,
+                "expected exactly one DISCONNECT ({v5_reason:#04x}) before close, got {frames:?}"
+            );
+            assert_eq!(
+                frames[0].disconnect_reason(),
+                v5_reason,
+                "DISCONNECT reason code (frames: {frames:?})"
+            );
+        }
+        Version::V311 => assert!(
+            frames.is_empty(),
+            "a 3.1.1 client must just be closed, got {frames:?}"
+        ),
+    }
+}
