@@ -52,7 +52,10 @@ fn stopping_a_listener_disconnects_its_clients_and_refuses_new_ones_until_starte
     );
     v5.expect_disconnect_and_close(0x8B);
     let frames = v311.expect_closed(WAIT);
-    assert!(frames.is_empty(), "3.1.1 has no server DISCONNECT: {frames:?}");
+    assert!(
+        frames.is_empty(),
+        "3.1.1 has no server DISCONNECT: {frames:?}"
+    );
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 
     let ConsoleAnswer::Listeners(stopped) = answer(&inbox, ConsoleAsk::Listeners) else {
