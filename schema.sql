@@ -1,4 +1,4 @@
--- Outpost durable store: the whole schema, version 1 (PRAGMA user_version = 1).
+-- Outpost durable store: the whole schema, version 2 (PRAGMA user_version = 2).
 --
 -- store::open applies this file, in one transaction, to a database whose
 -- user_version is 0 (a new file). A database at an older version is brought
@@ -115,4 +115,22 @@ CREATE TABLE qos2_received (
     PRIMARY KEY (client_id, packet_id)
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 1;
+-- Each bridge's forward queue: messages bound upstream, in seq order, kept
+-- until the upstream acknowledged them. state: 0 waiting, 1 sent awaiting
+-- PUBACK/PUBREC (QoS 2 rows record their packet id before the PUBLISH
+-- leaves), 2 PUBREL sent awaiting PUBCOMP. topic is the upstream topic.
+CREATE TABLE bridge_queue (
+    bridge     TEXT    NOT NULL,
+    seq        INTEGER NOT NULL CHECK (seq >= 0),
+    topic      TEXT    NOT NULL,
+    payload    BLOB    NOT NULL,
+    qos        INTEGER NOT NULL CHECK (qos BETWEEN 1 AND 2),
+    retain     INTEGER NOT NULL CHECK (retain IN (0, 1)),
+    properties BLOB    NOT NULL,
+    expires_at INTEGER,
+    packet_id  INTEGER CHECK (packet_id BETWEEN 1 AND 65535),
+    state      INTEGER NOT NULL DEFAULT 0 CHECK (state BETWEEN 0 AND 2),
+    PRIMARY KEY (bridge, seq)
+) WITHOUT ROWID;
+
+PRAGMA user_version = 2;

@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::bridge::config::{BridgeProtocol, Direction};
+use crate::bridge::BridgeConfig;
+
 /// Everything the broker can be told at start-up.
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -105,6 +108,17 @@ pub struct Config {
     pub deny_subscribe: Vec<String>,
     /// Topic filters nobody may publish to, whatever the ACL rules say.
     pub deny_publish: Vec<String>,
+    /// MQTT over TLS listeners (8883 by convention); they need `tls_cert` and `tls_key`.
+    pub tls_listen: Vec<SocketAddr>,
+    /// PEM certificate chain the TLS listeners present.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates; when set, TLS clients must present a certificate signed by
+    /// one of them.
+    pub tls_client_ca: Option<PathBuf>,
+    /// Upstream brokers to bridge to (`[[bridge]]` sections; docs/bridge.md).
+    pub bridge: Vec<BridgeConfig>,
 }
 
 /// SQLite `synchronous` setting used for every group commit.
@@ -169,6 +183,11 @@ impl Default for Config {
             max_subscriptions_per_client: 1000,
             deny_subscribe: Vec::new(),
             deny_publish: Vec::new(),
+            tls_listen: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            bridge: Vec::new(),
         }
     }
 }
@@ -324,6 +343,14 @@ impl Config {
                 });
             }
         }
+        if !self.tls_listen.is_empty() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            return Err(ConfigError::Invalid {
+                path: None,
+                option: "tls_listen",
+                message: "needs `tls_cert` and `tls_key`".to_string(),
+            });
+        }
+        self.validate_bridges()?;
         range("bcrypt_cost", self.bcrypt_cost, 4..=31)?;
         range("connect_timeout", self.connect_timeout, 1..=u64::MAX)?;
         range("max_keepalive", self.max_keepalive, 1..=u16::MAX)?;
@@ -331,6 +358,37 @@ impl Config {
         range("receive_maximum", self.receive_maximum, 1..=u16::MAX)?;
         range("max_inflight", self.max_inflight, 1..=u16::MAX)?;
         range("maximum_qos", self.maximum_qos, 0..=2)?;
+        Ok(())
+    }
+
+    fn validate_bridges(&self) -> Result<(), ConfigError> {
+        let invalid = |option, message| {
+            Err(ConfigError::Invalid {
+                path: None,
+                option,
+                message,
+            })
+        };
+        for (i, bridge) in self.bridge.iter().enumerate() {
+            if let Some((option, message)) = bridge.problem() {
+                return invalid(option, format!("{message} (bridge {:?})", bridge.name));
+            }
+            if self.bridge[..i].iter().any(|b| b.name == bridge.name) {
+                return invalid("bridge.name", format!("{:?} is used twice", bridge.name));
+            }
+            // 3.1.1 has no No Local: a `both` rule would echo our own messages back.
+            let both = bridge.topic.iter().any(|r| r.direction == Direction::Both);
+            if bridge.protocol == BridgeProtocol::V311 && both {
+                return invalid(
+                    "bridge.topic.direction",
+                    format!(
+                        "`both` needs protocol v5 (No Local); on v311 use separate out and in \
+                         rules with distinct remote prefixes (bridge {:?})",
+                        bridge.name
+                    ),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -420,11 +478,12 @@ mod tests {
     fn every_option_is_in_the_example_and_the_docs() {
         let example = include_str!("../assets/outpost.toml");
         let docs = include_str!("../docs/config.md");
-        for field in field_names() {
+        for field in field_names::<Config>() {
             let set = format!("\n{field} =");
             let commented = format!("\n# {field} =");
+            let section = format!("\n# [[{field}]]");
             assert!(
-                example.contains(&set) || example.contains(&commented),
+                example.contains(&set) || example.contains(&commented) || example.contains(&section),
                 "assets/outpost.toml lacks `{field}`"
             );
             assert!(
@@ -432,6 +491,59 @@ mod tests {
                 "docs/config.md lacks `{field}`"
             );
         }
+    }
+
+    #[test]
+    fn every_bridge_option_is_in_the_example_and_the_bridge_docs() {
+        let example = include_str!("../assets/outpost.toml");
+        let docs = include_str!("../docs/bridge.md");
+        let fields = field_names::<BridgeConfig>()
+            .iter()
+            .chain(field_names::<crate::bridge::TopicRule>());
+        for field in fields {
+            let set = format!("\n# {field} =");
+            let section = format!("\n# [[bridge.{field}]]");
+            assert!(
+                example.contains(&set) || example.contains(&section),
+                "assets/outpost.toml lacks `{field}` in its [[bridge]] example"
+            );
+            assert!(
+                docs.contains(&format!("`{field}`")),
+                "docs/bridge.md lacks `{field}`"
+            );
+        }
+    }
+
+    #[test]
+    fn bridge_sections_parse_and_are_checked() {
+        let text = "[[bridge]]\nname = \"cloud\"\naddress = \"broker.example.com:8883\"\n\
+                    tls = true\n[[bridge.topic]]\nfilter = \"sensors/#\"\ndirection = \"out\"\n\
+                    remote_prefix = \"site1/\"\n";
+        let c = Config::from_toml_str(text).unwrap();
+        let b = &c.bridge[0];
+        assert_eq!(b.host(), "broker.example.com");
+        assert_eq!(b.client_id(), "outpost-cloud");
+        assert_eq!(b.inflight, 32);
+        assert_eq!(b.topic[0].qos, 1);
+        let bad = [
+            (text.replace("cloud", "a b"), "`bridge.name`"),
+            (text.replace(":8883", ""), "`bridge.address` must be HOST:PORT"),
+            (text.replace("sensors/#", "a/#/b"), "not a valid filter"),
+            (
+                text.replace("direction = \"out\"", "direction = \"both\"\nqos = 2")
+                    .replace("tls = true", "protocol = \"v311\""),
+                "`both` needs protocol v5",
+            ),
+            (
+                format!("{text}{}", text.replace("8883", "1883")),
+                "\"cloud\" is used twice",
+            ),
+        ];
+        for (text, expected) in bad {
+            let e = err(&text);
+            assert!(e.contains(expected), "{e}");
+        }
+        assert!(err("tls_listen = [\"127.0.0.1:8883\"]\n").contains("needs `tls_cert`"));
     }
 
     #[test]
@@ -602,7 +714,7 @@ mod tests {
 
     /// The field names serde knows, read by a deserializer that stops at
     /// `deserialize_struct`, so new options cannot skip the docs.
-    fn field_names() -> &'static [&'static str] {
+    fn field_names<T: Deserialize<'static> + fmt::Debug>() -> &'static [&'static str] {
         use serde::de::{self, Visitor};
         #[derive(Debug)]
         struct Fields(&'static [&'static str]);
@@ -637,8 +749,8 @@ mod tests {
                 tuple_struct map enum identifier ignored_any
             }
         }
-        let fields = Config::deserialize(Probe).unwrap_err().0;
-        assert!(fields.len() > 20);
+        let fields = T::deserialize(Probe).unwrap_err().0;
+        assert!(fields.len() > 3);
         fields
     }
 }

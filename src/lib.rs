@@ -8,9 +8,11 @@
 //! - `broker`   — the single-threaded mio event loop and everything it does with packets.
 //! - `store`    — all SQL: the SQLite database, group commit, start-up loads, users, ACLs.
 //! - `auth`     — password hashing and checking (bcrypt, off the loop).
+//! - `bridge`   — the uplink to an upstream broker: topic rules, forward queue, client session.
 //! - `user_cli` — the `outpost user …` / `outpost acl …` commands.
 
 pub mod auth;
+pub mod bridge;
 pub mod broker;
 pub mod cli;
 pub mod config;

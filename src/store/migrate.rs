@@ -8,7 +8,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The schema version this build writes; `schema.sql` ends by setting it.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The newest schema in full, applied to a new (version 0) database.
 const SCHEMA: &str = include_str!("../../schema.sql");
@@ -16,7 +16,23 @@ const SCHEMA: &str = include_str!("../../schema.sql");
 /// Step migrations: `MIGRATIONS[i]` takes a database from version `i + 1` to
 /// `i + 2` and ends with `PRAGMA user_version = i + 2`. Add a step here (and
 /// an old-database fixture test) whenever `schema.sql` changes.
-const MIGRATIONS: &[&str] = &[];
+const MIGRATIONS: &[&str] = &[
+    // 1 → 2: the bridges' forward queues.
+    "CREATE TABLE bridge_queue (
+        bridge     TEXT    NOT NULL,
+        seq        INTEGER NOT NULL CHECK (seq >= 0),
+        topic      TEXT    NOT NULL,
+        payload    BLOB    NOT NULL,
+        qos        INTEGER NOT NULL CHECK (qos BETWEEN 1 AND 2),
+        retain     INTEGER NOT NULL CHECK (retain IN (0, 1)),
+        properties BLOB    NOT NULL,
+        expires_at INTEGER,
+        packet_id  INTEGER CHECK (packet_id BETWEEN 1 AND 65535),
+        state      INTEGER NOT NULL DEFAULT 0 CHECK (state BETWEEN 0 AND 2),
+        PRIMARY KEY (bridge, seq)
+    ) WITHOUT ROWID;
+    PRAGMA user_version = 2;",
+];
 
 /// Brings the database behind `conn` to [`SCHEMA_VERSION`] in one transaction.
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
@@ -74,4 +90,27 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
         });
     }
     tx.commit().map_err(open_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_database_is_upgraded_and_keeps_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../../tests/fixtures/schema-v1.sql"))
+            .unwrap();
+        conn.execute(
+            "INSERT INTO sessions (client_id, expiry_interval) VALUES ('kept', 60)",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let store = super::super::Store::open(&path, crate::store::SyncMode::Normal).unwrap();
+        assert_eq!(store.load_sessions().unwrap()[0].client_id, "kept");
+        assert_eq!(store.forward_totals("any").unwrap().count, 0);
+    }
 }

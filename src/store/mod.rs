@@ -15,8 +15,10 @@
 //! - `load.rs`: start-up loads of sessions, messages and retained messages.
 //! - `clients.rs`: the client records shown on the web pages.
 //! - `users.rs`, `acl.rs`: accounts and topic access rules.
+//! - `bridge.rs`: the bridges' forward queues.
 
 pub mod acl;
+pub mod bridge;
 pub mod clients;
 pub mod error;
 pub mod load;
@@ -31,6 +33,7 @@ use rusqlite::Connection;
 
 pub use crate::config::SyncMode;
 pub use acl::{Access, AclRule};
+pub use bridge::{BridgeWrite, ForwardRow, ForwardTotals};
 pub use clients::ClientRecord;
 pub use error::StoreError;
 pub use load::{StoredQueued, StoredSession, StoredSubscription};

@@ -140,6 +140,8 @@ pub enum Write {
         /// Why, in words (reason code name, timeout, error).
         reason: String,
     },
+    /// A change to a bridge's forward queue (`store::bridge`).
+    Bridge(super::bridge::BridgeWrite),
 }
 
 /// Applies `writes` in one transaction, then deletes the message bodies the
@@ -328,6 +330,7 @@ fn apply(tx: &Transaction<'_>, w: &Write, maybe_orphaned: &mut Vec<u64>) -> Resu
             )?
             .execute(params![client_id, at, reason])?;
         }
+        Write::Bridge(b) => super::bridge::apply(tx, b)?,
     }
     Ok(())
 }

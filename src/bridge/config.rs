@@ -1,0 +1,227 @@
+//! The `[[bridge]]` sections of the config file: where the upstream broker is, how to log
+//! in, which topics cross the link in which direction, and how much may wait on disk.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// One upstream broker and the rules for what crosses to and from it.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeConfig {
+    /// Names the bridge in logs, `$SYS` and its queue in the store; renaming a bridge
+    /// starts a new, empty queue.
+    pub name: String,
+    /// The upstream's `host:port`; a host name is resolved off the loop at each connect.
+    pub address: String,
+    /// MQTT version spoken to the upstream.
+    #[serde(default)]
+    pub protocol: BridgeProtocol,
+    /// The client id the upstream knows us by; it keeps our session under it.
+    /// Default: `outpost-` and the bridge name.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Login at the upstream, when it asks for one.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Seconds of silence after which we send PINGREQ; long on a thin link, since
+    /// every forwarded message already proves the link is up.
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive: u16,
+    /// Seconds the upstream keeps our session (subscriptions, in-flight QoS 2 state)
+    /// across an outage; clean start is always off.
+    #[serde(default = "default_session_expiry")]
+    pub session_expiry: u32,
+    /// Unacknowledged QoS 1/2 messages in flight toward the upstream (also capped by
+    /// its Receive Maximum); sized for a link's bandwidth × round trip.
+    #[serde(default = "default_inflight")]
+    pub inflight: u16,
+    /// Bytes (topic + payload + properties) the forward queue may hold on disk while
+    /// the link is down; the default holds about a day of a typical site.
+    #[serde(default = "default_max_queue_bytes")]
+    pub max_queue_bytes: u64,
+    /// What happens to a message bound upstream when the queue is at `max_queue_bytes`.
+    #[serde(default)]
+    pub queue_full: QueueFull,
+    /// First wait (seconds) before reconnecting; doubled after each failure.
+    #[serde(default = "default_reconnect_delay")]
+    pub reconnect_delay: u64,
+    /// Longest wait (seconds) between attempts.
+    #[serde(default = "default_reconnect_delay_max")]
+    pub reconnect_delay_max: u64,
+    /// Speak TLS to the upstream.
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM file of the CA(s) the upstream's certificate must chain to; without it, the
+    /// system's roots (the Mozilla set built in).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate chain and key for a client certificate, if the upstream asks.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// The name the upstream's certificate must carry; default: the host of `address`.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Which topics cross, in which direction.
+    #[serde(default)]
+    pub topic: Vec<TopicRule>,
+}
+
+/// One topic rule: `[[bridge.topic]]`.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TopicRule {
+    /// The filter, as seen locally (without `local_prefix`) and upstream (without
+    /// `remote_prefix`).
+    pub filter: String,
+    /// `out` (local → upstream), `in` (upstream → local) or `both`.
+    pub direction: Direction,
+    /// Highest QoS used across the link for this rule (a message keeps a lower QoS).
+    #[serde(default = "default_qos")]
+    pub qos: u8,
+    /// Prepended to the local topic: local `{local_prefix}{topic}` ↔ remote
+    /// `{remote_prefix}{topic}`.
+    #[serde(default)]
+    pub local_prefix: String,
+    #[serde(default)]
+    pub remote_prefix: String,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BridgeProtocol {
+    #[default]
+    V5,
+    V311,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Out,
+    In,
+    Both,
+}
+
+impl Direction {
+    pub fn outbound(self) -> bool {
+        matches!(self, Direction::Out | Direction::Both)
+    }
+
+    pub fn inbound(self) -> bool {
+        matches!(self, Direction::In | Direction::Both)
+    }
+}
+
+/// The policy when the forward queue is full.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueFull {
+    /// Drop the oldest queued messages to make room: the upstream gets the latest data.
+    #[default]
+    DropOldest,
+    /// Keep what is queued and drop the new message.
+    DropNew,
+}
+
+impl fmt::Display for QueueFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            QueueFull::DropOldest => "drop_oldest",
+            QueueFull::DropNew => "drop_new",
+        })
+    }
+}
+
+fn default_keep_alive() -> u16 {
+    300
+}
+fn default_session_expiry() -> u32 {
+    7 * 24 * 3600
+}
+fn default_inflight() -> u16 {
+    32
+}
+fn default_max_queue_bytes() -> u64 {
+    512 * 1024 * 1024
+}
+fn default_reconnect_delay() -> u64 {
+    1
+}
+fn default_reconnect_delay_max() -> u64 {
+    120
+}
+fn default_qos() -> u8 {
+    1
+}
+
+impl BridgeConfig {
+    pub fn client_id(&self) -> String {
+        self.client_id
+            .clone()
+            .unwrap_or_else(|| format!("outpost-{}", self.name))
+    }
+
+    /// The host part of `address` (brackets of an IPv6 literal removed).
+    pub fn host(&self) -> &str {
+        let host = self
+            .address
+            .rsplit_once(':')
+            .map_or(&*self.address, |(h, _)| h);
+        host.trim_start_matches('[').trim_end_matches(']')
+    }
+
+    /// What is wrong with this section, as (option, message), if anything.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        let bad = |option, message: &str| Some((option, message.to_string()));
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return bad(
+                "bridge.name",
+                "must be letters, digits, `-` or `_` (it names $SYS topics)",
+            );
+        }
+        let port = self.address.rsplit_once(':').map(|(_, p)| p.parse::<u16>());
+        if !matches!(port, Some(Ok(p)) if p > 0) || self.host().is_empty() {
+            return bad("bridge.address", "must be HOST:PORT");
+        }
+        if self.inflight == 0 {
+            return bad("bridge.inflight", "must be at least 1");
+        }
+        if self.reconnect_delay == 0 || self.reconnect_delay_max < self.reconnect_delay {
+            return bad(
+                "bridge.reconnect_delay",
+                "must be at least 1 and at most reconnect_delay_max",
+            );
+        }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return bad("bridge.cert_file", "and key_file go together");
+        }
+        if self.topic.is_empty() {
+            return bad("bridge.topic", "needs at least one [[bridge.topic]] rule");
+        }
+        for rule in &self.topic {
+            if !crate::topic::valid_filter(&rule.filter, 0) {
+                return Some(("bridge.topic.filter", format!("`{}` is not a valid filter", rule.filter)));
+            }
+            if rule.qos > 2 {
+                return bad("bridge.topic.qos", "must be 0, 1 or 2");
+            }
+            for prefix in [&rule.local_prefix, &rule.remote_prefix] {
+                if prefix.contains(['+', '#']) {
+                    return bad("bridge.topic.local_prefix", "must not contain wildcards");
+                }
+            }
+        }
+        None
+    }
+}

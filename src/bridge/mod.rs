@@ -1,0 +1,22 @@
+//! The uplink: a store-and-forward bridge to an upstream MQTT broker.
+//!
+//! Everything here is pure decision-making the broker drives: `config` (the `[[bridge]]`
+//! sections), `rules` (which topics cross, renamed how), `queue` (the forward queue and its
+//! in-flight window), `session` (the MQTT client side: CONNECT, acks, keep alive),
+//! `backoff` (reconnect delays). The socket, the store writes and the local routing live
+//! in `broker::bridge`, which owns one [`session::Session`] per bridge.
+
+pub mod backoff;
+pub mod config;
+pub mod queue;
+pub mod rules;
+pub mod session;
+
+pub use config::{BridgeConfig, Direction, QueueFull, TopicRule};
+
+/// Seconds since the Unix epoch, the store's clock (message expiry).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

@@ -1,0 +1,565 @@
+//! The MQTT client side of one bridge, without sockets: what to send on connect, what each
+//! packet from the upstream means, when to ping, and which queued messages go out next.
+//! Bytes to send are appended to an output buffer; what the broker must do (deliver a
+//! message locally, forget or record a queue row) comes back as [`Effect`]s.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use super::config::{BridgeConfig, BridgeProtocol};
+use super::queue::{Acked, ForwardQueue, InFlight, Outgoing, Stage};
+use super::rules::Rules;
+use crate::protocol::{
+    self, Ack, Connect, DecodeError, Packet, PacketId, Properties, ProtocolVersion, Publish, Qos,
+    QosPid, ReasonCode, RetainHandling, Subscribe, SubscriptionOptions,
+};
+
+/// How long a CONNECT (TCP, TLS and CONNACK together) may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a PINGREQ may wait for its answer before the link counts as dead.
+const PING_TIMEOUT: Duration = Duration::from_secs(30);
+/// Topic aliases we set up toward the upstream at most (it may allow fewer).
+const MAX_ALIASES: u16 = 64;
+/// Topics shorter than this are not worth an alias (the property takes 3 bytes).
+const MIN_ALIASED_TOPIC: usize = 4;
+
+/// Why the link went down (or never came up); its text is the bridge's `last_error`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkError {
+    Resolve(String),
+    Io(String),
+    Tls(String),
+    Closed,
+    Timeout(&'static str),
+    Refused(ReasonCode),
+    Decode(DecodeError),
+    Protocol(&'static str),
+    Disconnected(ReasonCode),
+}
+
+impl fmt::Display for LinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkError::Resolve(e) => write!(f, "cannot resolve the address: {e}"),
+            LinkError::Io(e) => write!(f, "connection failed: {e}"),
+            LinkError::Tls(e) => write!(f, "TLS: {e}"),
+            LinkError::Closed => f.write_str("connection closed by the upstream"),
+            LinkError::Timeout(what) => write!(f, "timed out: {what}"),
+            LinkError::Refused(r) => write!(f, "CONNECT refused: {r:?}"),
+            LinkError::Decode(e) => write!(f, "bad packet from the upstream: {} ({:?})", e.detail, e.reason),
+            LinkError::Protocol(e) => write!(f, "protocol error from the upstream: {e}"),
+            LinkError::Disconnected(r) => write!(f, "upstream sent DISCONNECT: {r:?}"),
+        }
+    }
+}
+
+impl std::error::Error for LinkError {}
+
+/// What the broker must do after a packet from the upstream.
+#[derive(Debug, PartialEq)]
+pub enum Effect<'p> {
+    /// Publish this locally (under `topic`, at most at `qos`) as a message from the bridge.
+    Deliver {
+        topic: String,
+        qos: Qos,
+        publish: Publish<'p>,
+    },
+    /// Queue row `seq` is done with: delete it.
+    Forget { seq: u64, refused: bool },
+    /// Queue row `seq` (QoS 2) was sent with this id and is at this stage: record it, so a
+    /// restart sends the same id again and the upstream can tell a resend from a new one.
+    Record {
+        seq: u64,
+        packet_id: PacketId,
+        stage: Stage,
+    },
+}
+
+/// Counters for `$SYS` and the console.
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    pub forwarded: u64,
+    pub received: u64,
+    /// Messages bound upstream that were dropped: budget, refused, expired, QoS 0 while down.
+    pub dropped: u64,
+    pub connects: u64,
+    pub last_error: Option<String>,
+}
+
+/// What was agreed at CONNACK.
+#[derive(Debug)]
+struct Up {
+    window: usize,
+    alias_max: u16,
+    aliases: HashMap<Box<str>, u16>,
+    max_packet_size: u32,
+    maximum_qos: Qos,
+    retain_available: bool,
+    /// Packet id of our SUBSCRIBE until its SUBACK.
+    subscribing: Option<u16>,
+    keep_alive: Duration,
+    ping_sent: Option<Instant>,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Not connected; the broker schedules the next attempt.
+    Down,
+    /// TCP (and TLS) under way, then CONNECT sent: waiting for CONNACK.
+    Connecting { since: Instant },
+    Up(Up),
+}
+
+pub struct Session {
+    pub name: Box<str>,
+    version: ProtocolVersion,
+    client_id: String,
+    username: Option<String>,
+    password: Option<String>,
+    keep_alive: u16,
+    session_expiry: u32,
+    inflight: u16,
+    pub rules: Rules,
+    pub queue: ForwardQueue,
+    state: State,
+    /// Inbound QoS 2 packet ids delivered whose PUBREL has not come yet.
+    incoming_qos2: Vec<u16>,
+    last_sent: Instant,
+    last_received: Instant,
+    pub counters: Counters,
+}
+
+impl Session {
+    pub fn new(config: &BridgeConfig, queue: ForwardQueue, now: Instant) -> Session {
+        Session {
+            name: config.name.as_str().into(),
+            version: match config.protocol {
+                BridgeProtocol::V5 => ProtocolVersion::V5,
+                BridgeProtocol::V311 => ProtocolVersion::V311,
+            },
+            client_id: config.client_id(),
+            username: config.username.clone(),
+            password: config.password.clone(),
+            keep_alive: config.keep_alive,
+            session_expiry: config.session_expiry,
+            inflight: config.inflight,
+            rules: Rules::new(config.topic.clone()),
+            queue,
+            state: State::Down,
+            incoming_qos2: Vec::new(),
+            last_sent: now,
+            last_received: now,
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    pub fn is_up(&self) -> bool {
+        matches!(self.state, State::Up(_))
+    }
+
+    pub fn is_down(&self) -> bool {
+        matches!(self.state, State::Down)
+    }
+
+    /// The largest packet the upstream takes from us, while up.
+    pub fn max_packet_size(&self) -> u32 {
+        match &self.state {
+            State::Up(up) => up.max_packet_size,
+            _ => protocol::MAX_PACKET_SIZE,
+        }
+    }
+
+    /// A connection attempt begins (the socket is being opened).
+    pub fn connecting(&mut self, now: Instant) {
+        self.state = State::Connecting { since: now };
+    }
+
+    /// The socket is open (and TLS, if any, set up): send CONNECT.
+    pub fn send_connect(&mut self, out: &mut Vec<u8>, now: Instant) {
+        let properties = match self.version {
+            ProtocolVersion::V5 => Properties {
+                session_expiry_interval: Some(self.session_expiry),
+                receive_maximum: Some(self.inflight.max(16)),
+                ..Properties::default()
+            },
+            ProtocolVersion::V311 => Properties::default(),
+        };
+        let connect = Connect {
+            version: self.version,
+            clean_start: false,
+            keep_alive: self.keep_alive,
+            properties,
+            client_id: &self.client_id,
+            will: None,
+            username: self.username.as_deref(),
+            password: self.password.as_deref().map(str::as_bytes),
+        };
+        protocol::encode(&Packet::Connect(connect), self.version, out);
+        self.last_sent = now;
+    }
+
+    /// The link is gone; in-flight messages wait for the next connection.
+    pub fn link_lost(&mut self, error: &LinkError) {
+        if !self.is_down() {
+            self.counters.last_error = Some(error.to_string());
+        }
+        self.state = State::Down;
+    }
+
+    /// When [`Self::check`] must run next (connect timeout, keep alive), if at all.
+    pub fn deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::Down => None,
+            State::Connecting { since } => Some(*since + CONNECT_TIMEOUT),
+            State::Up(up) => Some(match up.ping_sent {
+                Some(at) => at + PING_TIMEOUT.min(up.keep_alive.max(Duration::from_secs(1))),
+                None => self.last_sent.min(self.last_received) + up.keep_alive,
+            }),
+        }
+    }
+
+    /// Time-based duties: gives up on a slow connect or an unanswered ping, or pings
+    /// when the link has been quiet for the keep alive.
+    pub fn check(&mut self, out: &mut Vec<u8>, now: Instant) -> Result<(), LinkError> {
+        let Some(deadline) = self.deadline() else {
+            return Ok(());
+        };
+        if now < deadline {
+            return Ok(());
+        }
+        match &mut self.state {
+            State::Down => Ok(()),
+            State::Connecting { .. } => Err(LinkError::Timeout("no CONNACK")),
+            State::Up(up) if up.ping_sent.is_some() => Err(LinkError::Timeout("no PINGRESP")),
+            State::Up(up) if up.keep_alive.is_zero() => Ok(()),
+            State::Up(up) => {
+                up.ping_sent = Some(now);
+                protocol::encode(&Packet::PingReq, self.version, out);
+                self.last_sent = now;
+                Ok(())
+            }
+        }
+    }
+
+    /// Handles one packet from the upstream.
+    pub fn on_packet<'p>(
+        &mut self,
+        packet: Packet<'p>,
+        out: &mut Vec<u8>,
+        effects: &mut Vec<Effect<'p>>,
+        now: Instant,
+    ) -> Result<(), LinkError> {
+        self.last_received = now;
+        if let State::Up(up) = &mut self.state {
+            up.ping_sent = None;
+        }
+        match (&self.state, packet) {
+            (State::Connecting { .. }, Packet::ConnAck(ack)) => {
+                if ack.reason.is_error() {
+                    return Err(LinkError::Refused(ack.reason));
+                }
+                self.connected(&ack, out, effects, now);
+                Ok(())
+            }
+            (State::Connecting { .. }, _) => Err(LinkError::Protocol("packet before CONNACK")),
+            (State::Up(_), Packet::Publish(p)) => self.incoming(p, out, effects),
+            (State::Up(_), Packet::PubRel(ack)) => {
+                self.incoming_qos2.retain(|id| *id != ack.packet_id.get());
+                self.send_ack(Packet::PubComp, ack.packet_id, out);
+                Ok(())
+            }
+            (State::Up(_), Packet::PubAck(ack)) => {
+                let done = self.queue.puback(ack.packet_id, ack.reason.is_error());
+                self.acked(done, out, effects);
+                Ok(())
+            }
+            (State::Up(_), Packet::PubRec(ack)) => {
+                let done = self.queue.pubrec(ack.packet_id, ack.reason.is_error());
+                if done.is_none() {
+                    // Not ours (a resend after we forgot it): release it so the upstream
+                    // can free the id.
+                    self.send_ack(Packet::PubRel, ack.packet_id, out);
+                }
+                self.acked(done, out, effects);
+                Ok(())
+            }
+            (State::Up(_), Packet::PubComp(ack)) => {
+                let done = self.queue.pubcomp(ack.packet_id);
+                self.acked(done, out, effects);
+                Ok(())
+            }
+            (State::Up(up), Packet::SubAck(ack)) if up.subscribing == Some(ack.packet_id.get()) => {
+                let filters = self.rules.subscriptions();
+                for ((filter, _), reason) in filters.iter().zip(&ack.reasons) {
+                    if reason.is_error() {
+                        log::warn!(
+                            "bridge {}: upstream refused the subscription to {filter}: {reason:?}",
+                            self.name
+                        );
+                        self.counters.last_error =
+                            Some(format!("subscription to {filter} refused: {reason:?}"));
+                    }
+                }
+                if let State::Up(up) = &mut self.state {
+                    up.subscribing = None;
+                }
+                self.pump(out, effects, now);
+                Ok(())
+            }
+            (State::Up(_), Packet::PingResp) => Ok(()),
+            (State::Up(_), Packet::Disconnect(d)) => Err(LinkError::Disconnected(d.reason)),
+            (_, _) => Err(LinkError::Protocol("unexpected packet")),
+        }
+    }
+
+    /// Sends what the window allows; QoS 2 sends are recorded.
+    pub fn pump<'p>(&mut self, out: &mut Vec<u8>, effects: &mut Vec<Effect<'p>>, now: Instant) {
+        let State::Up(up) = &mut self.state else {
+            return;
+        };
+        let reserved: Vec<u16> = up.subscribing.into_iter().collect();
+        let unix = super::unix_now();
+        loop {
+            if let Some(seq) = self.queue.expire_front(unix) {
+                self.counters.dropped += 1;
+                effects.push(Effect::Forget { seq, refused: true });
+                continue;
+            }
+            let Some(item) = self.queue.next_to_send(up.window, &reserved) else {
+                break;
+            };
+            let (seq, packet_id, qos) = (item.entry.seq, item.packet_id, item.entry.msg.qos);
+            write_publish(self.version, up, item, false, out);
+            self.last_sent = now;
+            if qos == Qos::ExactlyOnce {
+                effects.push(Effect::Record {
+                    seq,
+                    packet_id,
+                    stage: Stage::Published,
+                });
+            }
+        }
+    }
+
+    /// Sends a QoS 0 message now if the link is up; false if it was dropped.
+    pub fn send_now(&mut self, msg: &Outgoing, out: &mut Vec<u8>, now: Instant) -> bool {
+        let State::Up(up) = &mut self.state else {
+            return false;
+        };
+        let item = InFlight {
+            entry: super::queue::Entry {
+                seq: 0,
+                msg: msg.clone(),
+            },
+            packet_id: PacketId::MIN,
+            stage: Stage::Published,
+        };
+        write_publish(self.version, up, &item, false, out);
+        self.last_sent = now;
+        self.counters.forwarded += 1;
+        true
+    }
+
+    fn connected<'p>(
+        &mut self,
+        ack: &protocol::ConnAck<'_>,
+        out: &mut Vec<u8>,
+        effects: &mut Vec<Effect<'p>>,
+        now: Instant,
+    ) {
+        let p = &ack.properties;
+        let receive_maximum = p.receive_maximum.unwrap_or(u16::MAX);
+        let keep_alive = p.server_keep_alive.unwrap_or(self.keep_alive);
+        let mut up = Up {
+            window: usize::from(self.inflight.min(receive_maximum)),
+            alias_max: p.topic_alias_maximum.unwrap_or(0).min(MAX_ALIASES),
+            aliases: HashMap::new(),
+            max_packet_size: p.maximum_packet_size.unwrap_or(protocol::MAX_PACKET_SIZE),
+            maximum_qos: p.maximum_qos.and_then(Qos::from_u8).unwrap_or(Qos::ExactlyOnce),
+            retain_available: p.retain_available != Some(0),
+            subscribing: None,
+            keep_alive: Duration::from_secs(u64::from(keep_alive)),
+            ping_sent: None,
+        };
+        if !ack.session_present {
+            self.incoming_qos2.clear();
+        }
+        for seq in self.queue.reconnected(ack.session_present) {
+            effects.push(Effect::Forget {
+                seq,
+                refused: false,
+            });
+            self.counters.forwarded += 1;
+        }
+        for item in self.queue.inflight() {
+            match item.stage {
+                Stage::Published => write_publish(self.version, &mut up, item, true, out),
+                Stage::Released => {
+                    let rel = Packet::PubRel(Ack {
+                        packet_id: item.packet_id,
+                        reason: ReasonCode::Success,
+                        properties: Properties::default(),
+                    });
+                    protocol::encode(&rel, self.version, out);
+                }
+            };
+        }
+        let filters = self.rules.subscriptions();
+        if !filters.is_empty() {
+            if let Some(packet_id) = self.queue.free_id(&[]) {
+                let subscribe = Subscribe {
+                    packet_id,
+                    properties: Properties::default(),
+                    filters: filters
+                        .iter()
+                        .map(|(f, qos)| {
+                            let options = SubscriptionOptions {
+                                qos: (*qos).min(up.maximum_qos),
+                                // Loop prevention: what we forward must not come back.
+                                no_local: true,
+                                retain_as_published: true,
+                                // A reconnect on a thin link should not fetch every
+                                // retained message again.
+                                retain_handling: RetainHandling::OnNewSubscribe,
+                            };
+                            (f.as_str(), options)
+                        })
+                        .collect(),
+                };
+                protocol::encode(&Packet::Subscribe(subscribe), self.version, out);
+                up.subscribing = Some(packet_id.get());
+            }
+        }
+        self.last_sent = now;
+        self.counters.connects += 1;
+        log::info!(
+            "bridge {}: connected (session {}, window {}, {} queued)",
+            self.name,
+            if ack.session_present { "resumed" } else { "new" },
+            up.window,
+            self.queue.len()
+        );
+        self.state = State::Up(up);
+        self.pump(out, effects, now);
+    }
+
+    fn incoming<'p>(
+        &mut self,
+        publish: Publish<'p>,
+        out: &mut Vec<u8>,
+        effects: &mut Vec<Effect<'p>>,
+    ) -> Result<(), LinkError> {
+        if publish.topic.is_empty() {
+            return Err(LinkError::Protocol("topic alias we did not allow"));
+        }
+        let fresh = match publish.qos {
+            QosPid::AtMostOnce => true,
+            QosPid::AtLeastOnce(id) => {
+                self.send_ack(Packet::PubAck, id, out);
+                true
+            }
+            QosPid::ExactlyOnce(id) => {
+                let fresh = !self.incoming_qos2.contains(&id.get());
+                if fresh {
+                    self.incoming_qos2.push(id.get());
+                }
+                self.send_ack(Packet::PubRec, id, out);
+                fresh
+            }
+        };
+        if !fresh {
+            return Ok(());
+        }
+        match self.rules.inbound(publish.topic, publish.qos.qos()) {
+            Some(mapped) => {
+                self.counters.received += 1;
+                effects.push(Effect::Deliver {
+                    topic: mapped.topic,
+                    qos: mapped.qos,
+                    publish,
+                });
+            }
+            None => log::debug!(
+                "bridge {}: {} from the upstream matches no in rule, dropped",
+                self.name,
+                publish.topic
+            ),
+        }
+        Ok(())
+    }
+
+    fn acked<'p>(&mut self, done: Option<Acked>, out: &mut Vec<u8>, effects: &mut Vec<Effect<'p>>) {
+        match done {
+            None => {}
+            Some(Acked::Done { seq, refused }) => {
+                if refused {
+                    self.counters.dropped += 1;
+                } else {
+                    self.counters.forwarded += 1;
+                }
+                effects.push(Effect::Forget { seq, refused });
+            }
+            Some(Acked::Release { seq, packet_id }) => {
+                effects.push(Effect::Record {
+                    seq,
+                    packet_id,
+                    stage: Stage::Released,
+                });
+                self.send_ack(Packet::PubRel, packet_id, out);
+            }
+        }
+    }
+
+    fn send_ack(&mut self, kind: fn(Ack<'static>) -> Packet<'static>, packet_id: PacketId, out: &mut Vec<u8>) {
+        let ack = kind(Ack {
+            packet_id,
+            reason: ReasonCode::Success,
+            properties: Properties::default(),
+        });
+        protocol::encode(&ack, self.version, out);
+    }
+}
+
+/// Encodes one forwarded PUBLISH, using (and setting up) a topic alias when allowed.
+fn write_publish(version: ProtocolVersion, up: &mut Up, item: &InFlight, dup: bool, out: &mut Vec<u8>) {
+    let msg = &item.entry.msg;
+    let qos = msg.qos.min(up.maximum_qos);
+    let qos = match qos {
+        Qos::AtMostOnce => QosPid::AtMostOnce,
+        Qos::AtLeastOnce => QosPid::AtLeastOnce(item.packet_id),
+        Qos::ExactlyOnce => QosPid::ExactlyOnce(item.packet_id),
+    };
+    let mut properties = match version {
+        ProtocolVersion::V5 => protocol::read_publish_properties(&msg.properties).unwrap_or_default(),
+        ProtocolVersion::V311 => Properties::default(),
+    };
+    if let Some(at) = msg.expires_at {
+        properties.message_expiry_interval =
+            Some(u32::try_from((at - super::unix_now()).max(1)).unwrap_or(u32::MAX));
+    }
+    let mut topic: &str = &msg.topic;
+    if version == ProtocolVersion::V5 && topic.len() >= MIN_ALIASED_TOPIC {
+        if let Some(&alias) = up.aliases.get(topic) {
+            properties.topic_alias = Some(alias);
+            topic = "";
+        } else if up.aliases.len() < usize::from(up.alias_max) {
+            let alias = up.aliases.len() as u16 + 1;
+            up.aliases.insert(topic.into(), alias);
+            properties.topic_alias = Some(alias);
+        }
+    }
+    let publish = Publish {
+        dup: dup && qos != QosPid::AtMostOnce,
+        qos,
+        retain: msg.retain && up.retain_available,
+        topic,
+        properties,
+        payload: &msg.payload,
+    };
+    protocol::encode(&Packet::Publish(publish), version, out);
+}
