@@ -483,7 +483,9 @@ mod tests {
             let commented = format!("\n# {field} =");
             let section = format!("\n# [[{field}]]");
             assert!(
-                example.contains(&set) || example.contains(&commented) || example.contains(&section),
+                example.contains(&set)
+                    || example.contains(&commented)
+                    || example.contains(&section),
                 "assets/outpost.toml lacks `{field}`"
             );
             assert!(
@@ -527,7 +529,10 @@ mod tests {
         assert_eq!(b.topic[0].qos, 1);
         let bad = [
             (text.replace("cloud", "a b"), "`bridge.name`"),
-            (text.replace(":8883", ""), "`bridge.address` must be HOST:PORT"),
+            (
+                text.replace(":8883", ""),
+                "`bridge.address` must be HOST:PORT",
+            ),
             (text.replace("sensors/#", "a/#/b"), "not a valid filter"),
             (
                 text.replace("direction = \"out\"", "direction = \"both\"\nqos = 2")

@@ -9,6 +9,7 @@
 //! - `store`    — all SQL: the SQLite database, group commit, start-up loads, users, ACLs.
 //! - `auth`     — password hashing and checking (bcrypt, off the loop).
 //! - `bridge`   — the uplink to an upstream broker: topic rules, forward queue, client session.
+//! - `tls`      — TLS (rustls) as a framing layer: ciphertext in, plaintext out; PEM loading.
 //! - `user_cli` — the `outpost user …` / `outpost acl …` commands.
 
 pub mod auth;
@@ -18,5 +19,6 @@ pub mod cli;
 pub mod config;
 pub mod protocol;
 pub mod store;
+pub mod tls;
 pub mod topic;
 pub mod user_cli;

@@ -58,7 +58,11 @@ mod tests {
         let steps: Vec<Duration> = (0..6).map(|_| b.next_delay()).collect();
         for (d, cap) in steps.iter().zip([1u64, 2, 4, 8, 8, 8]) {
             let cap = Duration::from_secs(cap);
-            assert!(*d >= cap / 2 && *d <= cap, "{d:?} not in [{:?}, {cap:?}]", cap / 2);
+            assert!(
+                *d >= cap / 2 && *d <= cap,
+                "{d:?} not in [{:?}, {cap:?}]",
+                cap / 2
+            );
         }
         b.reset();
         assert!(b.next_delay() <= Duration::from_secs(1));

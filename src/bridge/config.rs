@@ -211,7 +211,10 @@ impl BridgeConfig {
         }
         for rule in &self.topic {
             if !crate::topic::valid_filter(&rule.filter, 0) {
-                return Some(("bridge.topic.filter", format!("`{}` is not a valid filter", rule.filter)));
+                return Some((
+                    "bridge.topic.filter",
+                    format!("`{}` is not a valid filter", rule.filter),
+                ));
             }
             if rule.qos > 2 {
                 return bad("bridge.topic.qos", "must be 0, 1 or 2");

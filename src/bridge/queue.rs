@@ -134,8 +134,8 @@ impl ForwardQueue {
         self.next_seq += 1;
         self.count += 1;
         self.bytes += msg.size();
-        let in_memory =
-            self.on_disk_from.is_none() && self.waiting.len() + self.inflight.len() < MEMORY_ENTRIES;
+        let in_memory = self.on_disk_from.is_none()
+            && self.waiting.len() + self.inflight.len() < MEMORY_ENTRIES;
         if in_memory {
             self.waiting.push_back(Entry { seq, msg });
         } else {
@@ -172,11 +172,7 @@ impl ForwardQueue {
     /// Rows read from the store, in seq order from [`Self::wants_refill`]'s seq.
     /// `complete` says the read reached the end of the stored queue. Rows that were sent
     /// before a restart (`packet_id` set) go in flight, to be sent again on connect.
-    pub fn loaded(
-        &mut self,
-        rows: Vec<(Entry, Option<(PacketId, Stage)>)>,
-        complete: bool,
-    ) {
+    pub fn loaded(&mut self, rows: Vec<(Entry, Option<(PacketId, Stage)>)>, complete: bool) {
         let mut last = None;
         for (entry, sent) in rows {
             last = Some(entry.seq);
@@ -432,7 +428,11 @@ mod tests {
         assert_eq!(q.next_to_send(10, &[2]).map(|i| i.packet_id.get()), Some(3));
         q.last_id = u16::MAX - 1;
         assert_eq!(q.free_id(&[]).map(|p| p.get()), Some(u16::MAX));
-        assert_eq!(q.free_id(&[]).map(|p| p.get()), Some(2), "wraps, skipping 1 and 3");
+        assert_eq!(
+            q.free_id(&[]).map(|p| p.get()),
+            Some(2),
+            "wraps, skipping 1 and 3"
+        );
     }
 
     #[test]

@@ -47,7 +47,11 @@ impl fmt::Display for LinkError {
             LinkError::Closed => f.write_str("connection closed by the upstream"),
             LinkError::Timeout(what) => write!(f, "timed out: {what}"),
             LinkError::Refused(r) => write!(f, "CONNECT refused: {r:?}"),
-            LinkError::Decode(e) => write!(f, "bad packet from the upstream: {} ({:?})", e.detail, e.reason),
+            LinkError::Decode(e) => write!(
+                f,
+                "bad packet from the upstream: {} ({:?})",
+                e.detail, e.reason
+            ),
             LinkError::Protocol(e) => write!(f, "protocol error from the upstream: {e}"),
             LinkError::Disconnected(r) => write!(f, "upstream sent DISCONNECT: {r:?}"),
         }
@@ -63,7 +67,8 @@ pub enum Effect<'p> {
     Deliver {
         topic: String,
         qos: Qos,
-        publish: Publish<'p>,
+        /// Boxed: the other effects are a few words.
+        publish: Box<Publish<'p>>,
     },
     /// Queue row `seq` is done with: delete it.
     Forget { seq: u64, refused: bool },
@@ -107,7 +112,9 @@ enum State {
     /// Not connected; the broker schedules the next attempt.
     Down,
     /// TCP (and TLS) under way, then CONNECT sent: waiting for CONNACK.
-    Connecting { since: Instant },
+    Connecting {
+        since: Instant,
+    },
     Up(Up),
 }
 
@@ -380,7 +387,10 @@ impl Session {
             alias_max: p.topic_alias_maximum.unwrap_or(0).min(MAX_ALIASES),
             aliases: HashMap::new(),
             max_packet_size: p.maximum_packet_size.unwrap_or(protocol::MAX_PACKET_SIZE),
-            maximum_qos: p.maximum_qos.and_then(Qos::from_u8).unwrap_or(Qos::ExactlyOnce),
+            maximum_qos: p
+                .maximum_qos
+                .and_then(Qos::from_u8)
+                .unwrap_or(Qos::ExactlyOnce),
             retain_available: p.retain_available != Some(0),
             subscribing: None,
             keep_alive: Duration::from_secs(u64::from(keep_alive)),
@@ -440,7 +450,11 @@ impl Session {
         log::info!(
             "bridge {}: connected (session {}, window {}, {} queued)",
             self.name,
-            if ack.session_present { "resumed" } else { "new" },
+            if ack.session_present {
+                "resumed"
+            } else {
+                "new"
+            },
             up.window,
             self.queue.len()
         );
@@ -481,7 +495,7 @@ impl Session {
                 effects.push(Effect::Deliver {
                     topic: mapped.topic,
                     qos: mapped.qos,
-                    publish,
+                    publish: Box::new(publish),
                 });
             }
             None => log::debug!(
@@ -515,7 +529,12 @@ impl Session {
         }
     }
 
-    fn send_ack(&mut self, kind: fn(Ack<'static>) -> Packet<'static>, packet_id: PacketId, out: &mut Vec<u8>) {
+    fn send_ack(
+        &mut self,
+        kind: fn(Ack<'static>) -> Packet<'static>,
+        packet_id: PacketId,
+        out: &mut Vec<u8>,
+    ) {
         let ack = kind(Ack {
             packet_id,
             reason: ReasonCode::Success,
@@ -526,7 +545,13 @@ impl Session {
 }
 
 /// Encodes one forwarded PUBLISH, using (and setting up) a topic alias when allowed.
-fn write_publish(version: ProtocolVersion, up: &mut Up, item: &InFlight, dup: bool, out: &mut Vec<u8>) {
+fn write_publish(
+    version: ProtocolVersion,
+    up: &mut Up,
+    item: &InFlight,
+    dup: bool,
+    out: &mut Vec<u8>,
+) {
     let msg = &item.entry.msg;
     let qos = msg.qos.min(up.maximum_qos);
     let qos = match qos {
@@ -535,7 +560,9 @@ fn write_publish(version: ProtocolVersion, up: &mut Up, item: &InFlight, dup: bo
         Qos::ExactlyOnce => QosPid::ExactlyOnce(item.packet_id),
     };
     let mut properties = match version {
-        ProtocolVersion::V5 => protocol::read_publish_properties(&msg.properties).unwrap_or_default(),
+        ProtocolVersion::V5 => {
+            protocol::read_publish_properties(&msg.properties).unwrap_or_default()
+        }
         ProtocolVersion::V311 => Properties::default(),
     };
     if let Some(at) = msg.expires_at {

@@ -108,6 +108,9 @@ impl Server {
         .map_err(|e| RunError::Io("cannot start the auth workers", e))?;
         let mut broker = Broker::new(config, store, auth, registry, listeners, inbox_rx);
         broker.load(Instant::now()).map_err(RunError::Store)?;
+        broker
+            .start_bridges(inbox.clone(), Instant::now())
+            .map_err(RunError::Store)?;
         Ok(Server {
             poll,
             broker,
@@ -161,6 +164,11 @@ impl Server {
                 match event.token() {
                     SIGNAL => stop = drain(&mut signals),
                     WAKER => broker.drain_inbox(now),
+                    token if broker.bridges.index_of(token).is_some() => {
+                        if let Some(index) = broker.bridges.index_of(token) {
+                            broker.bridge_event(index, event, now);
+                        }
+                    }
                     token => match broker.listeners.id_of(token) {
                         Some(listener) => broker.accept(listener, now),
                         None => {
@@ -230,6 +238,7 @@ impl Broker {
             match message {
                 Inbound::Auth(reply) => self.auth_replied(reply, now),
                 Inbound::Console(request) => self.answer_console(request),
+                Inbound::BridgeResolved(resolved) => self.bridge_resolved(resolved, now),
             }
         }
     }
@@ -337,6 +346,7 @@ impl Broker {
                     session,
                     generation,
                 } => self.session_expired(session, generation, now),
+                Timer::Bridge { index } => self.bridge_timer(index, now),
             }
         }
     }
@@ -381,6 +391,7 @@ impl Broker {
 
     /// The end of a turn: detach closed connections (wills), flush output, drop sockets.
     fn end_turn(&mut self, now: Instant) {
+        let failures = self.stats.store_failures;
         let mut closed = Vec::new();
         // A second pass only runs when a failed commit closed more connections.
         for _ in 0..2 {
@@ -405,6 +416,7 @@ impl Broker {
         for token in flush {
             self.flush(token);
         }
+        self.flush_bridges(self.stats.store_failures != failures, now);
         for token in closed {
             if self.conns.contains(token) {
                 self.pending_connects.remove(&token);

@@ -1,5 +1,5 @@
-//! The loop's one inbox: every other thread (the auth workers, the web console, later the
-//! bridge) sends the loop an [`Inbound`] through one bounded channel and wakes it with the
+//! The loop's one inbox: every other thread (the auth workers, the web console, the bridges'
+//! resolvers) sends the loop an [`Inbound`] through one bounded channel and wakes it with the
 //! poll's single `Waker`. The loop drains it once per wake-up and handles each kind in one
 //! place (`Broker::handle_inbound`); answers go back on a channel the message carries.
 
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use mio::Waker;
 
+use super::bridge::Resolved;
 use super::console::ConsoleRequest;
 use crate::auth::worker::AuthReply;
 
@@ -26,6 +27,8 @@ pub enum Inbound {
     /// The web console asks for live state or gives a command; the answer goes back on
     /// the request's own channel.
     Console(ConsoleRequest),
+    /// A bridge's upstream host name, resolved off the loop.
+    BridgeResolved(Resolved),
 }
 
 /// The inbox could not take a message: the loop has stopped, or stayed full for

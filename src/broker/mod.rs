@@ -8,6 +8,7 @@
 //! - `dispatch`   — packet → handler.
 //! - `close`      — why connections end: the one place that turns it into reason codes.
 //! - `connect` `publish` `acks` `subscribe` `disconnect` — one handler file per inbound packet.
+//! - `bridge`     — the bridges' outbound connections, forward queues and local delivery.
 //! - `alias`      — topic aliases the broker sets up toward a client (LRU remapping).
 //! - `delivery`   — routing a message to sessions: matching, QoS, queues, in-flight windows.
 //! - `index`      — sessions by client id (slab keys only; the id lives in the session).
@@ -20,6 +21,7 @@
 
 mod acks;
 mod alias;
+mod bridge;
 mod client;
 mod close;
 mod connect;
@@ -140,6 +142,8 @@ pub struct Broker {
     /// the broker-wide `max_queued_bytes` budget.
     queued_messages: usize,
     queued_bytes: usize,
+    /// The uplinks to upstream brokers.
+    bridges: bridge::Bridges,
     /// Last serial handed out (connection serials, session generations); timers name
     /// what they are for by it, since slab keys are reused.
     next_serial: u64,
@@ -188,6 +192,7 @@ impl Broker {
             started: Instant::now(),
             queued_messages: 0,
             queued_bytes: 0,
+            bridges: bridge::Bridges::default(),
         }
     }
 

@@ -146,9 +146,21 @@ impl Broker {
 
     /// Retains (if flagged) and routes a message: a client's publish, or a will.
     pub(super) fn distribute(&mut self, message: Arc<Message>, now: Instant) {
+        self.distribute_from(message, None, now)
+    }
+
+    /// [`Self::distribute`] for a message that may have come in over bridge `bridge`,
+    /// which does not get it back. Bridges whose `out` rules match get it too.
+    pub(super) fn distribute_from(
+        &mut self,
+        message: Arc<Message>,
+        bridge: Option<usize>,
+        now: Instant,
+    ) {
         if message.retain {
             self.retain(&message, now);
         }
+        self.forward_to_bridges(&message, bridge, now);
         self.route(message, now)
     }
 

@@ -66,6 +66,7 @@ impl Broker {
             return;
         }
         self.publish_sys(now);
+        self.publish_bridge_sys(now);
         let interval = Duration::from_secs(self.config.sys_interval);
         self.timers.schedule(now + interval, Timer::Sys);
     }

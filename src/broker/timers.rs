@@ -30,6 +30,8 @@ pub enum Timer {
     Sys,
     /// End session `session` if it is still at `generation` and offline.
     SessionExpiry { session: usize, generation: u64 },
+    /// Bridge `index` has a deadline: reconnect, CONNACK timeout or keep alive.
+    Bridge { index: usize },
 }
 
 #[derive(Debug)]

@@ -198,8 +198,14 @@ mod tests {
         );
         let rows = store.load_forward("a", 0, 10).unwrap();
         assert_eq!(rows.len(), 2);
-        assert_eq!((rows[0].seq, rows[0].packet_id, rows[0].state), (1, Some(7), 2));
-        assert_eq!((rows[1].seq, rows[1].packet_id, rows[1].state), (3, None, 0));
+        assert_eq!(
+            (rows[0].seq, rows[0].packet_id, rows[0].state),
+            (1, Some(7), 2)
+        );
+        assert_eq!(
+            (rows[1].seq, rows[1].packet_id, rows[1].state),
+            (3, None, 0)
+        );
         assert_eq!(rows[1].msg, msg("t/3"));
         assert_eq!(store.load_forward("a", 2, 10).unwrap().len(), 1);
         assert_eq!(store.load_forward("a", 0, 1).unwrap().len(), 1);

@@ -7,6 +7,7 @@ pub mod frames;
 pub mod proxy;
 pub mod raw;
 pub mod sys;
+pub mod upstream;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,738 @@
+//! The bridges on the loop: each one's outbound socket, its [`Session`], and what its
+//! packets do to the broker (local delivery, forward-queue rows in the turn's commit),
+//! the reconnect timer and `$SYS`. The decisions are in `crate::bridge`; this file only
+//! carries them out.
+//!
+//! Bridge `i` polls under the token `FIRST - i`, below the listeners'. Its output is
+//! flushed at the end of the turn, after the commit, like every client's: a PUBACK to the
+//! upstream leaves only once the message is in the local queues on disk, and a QoS 2
+//! PUBLISH only once its packet id is recorded.
+
+use std::io::{self, Read, Write as _};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+
+use super::inbox::{Inbound, InboxSender};
+use super::message::{ForwardedProperties, Message};
+use super::timers::Timer;
+use super::Broker;
+use crate::bridge::backoff::Backoff;
+use crate::bridge::queue::{Entry, ForwardQueue, Outgoing, Stage, Totals, MEMORY_ENTRIES};
+use crate::bridge::session::{Effect, LinkError, Session};
+use crate::bridge::{BridgeConfig, QueueFull};
+use crate::protocol::{self, PacketId, Properties, Qos, QosPid};
+use crate::store::{BridgeWrite, ForwardRow, StoredMessage, Write};
+use crate::tls::{self, TlsSession};
+
+/// Bridge tokens count down from here, far below the listeners' (at most 256).
+const FIRST: usize = usize::MAX - 1024;
+/// Bytes read from the upstream per `read` call.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// A host name resolved off the loop, for the attempt `serial` of bridge `index`.
+pub struct Resolved {
+    pub index: usize,
+    pub serial: u64,
+    pub result: Result<Vec<SocketAddr>, String>,
+}
+
+/// One open (or opening) connection to the upstream.
+struct Link {
+    socket: TcpStream,
+    /// False until the non-blocking connect has completed.
+    connected: bool,
+    tls: Option<TlsSession>,
+    /// Bytes of an unfinished packet.
+    read_buf: Vec<u8>,
+    /// MQTT bytes waiting for the socket (plaintext when TLS is on).
+    out: Vec<u8>,
+    /// Bytes ready for the socket: `out` itself without TLS, ciphertext with it.
+    wire: Vec<u8>,
+    wants_write: bool,
+}
+
+pub struct Bridge {
+    config: BridgeConfig,
+    session: Session,
+    link: Option<Link>,
+    backoff: Backoff,
+    /// Counts connection attempts; a resolver reply for an older attempt is ignored.
+    serial: u64,
+    /// When a `Timer::Bridge` is due, so the heap holds one per bridge at most (or a
+    /// stale one that finds nothing to do).
+    timer_at: Option<Instant>,
+    /// When the next connection attempt is due, while down.
+    retry_at: Option<Instant>,
+    /// True while the queue is at its budget, so the drops are logged once per episode.
+    full: bool,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// The bridges and what they need from outside the loop.
+#[derive(Default)]
+pub struct Bridges {
+    list: Vec<Bridge>,
+    /// For the resolver threads' answers.
+    inbox: Option<InboxSender>,
+}
+
+impl Bridges {
+    /// The bridge a poll token belongs to.
+    pub fn index_of(&self, token: Token) -> Option<usize> {
+        let i = FIRST.checked_sub(token.0)?;
+        (i < self.list.len()).then_some(i)
+    }
+}
+
+impl Broker {
+    /// Sets up every configured bridge from its queue in the store and schedules its first
+    /// connection attempt now. A bridge whose TLS settings cannot be loaded is refused.
+    pub(super) fn start_bridges(
+        &mut self,
+        inbox: InboxSender,
+        now: Instant,
+    ) -> Result<(), crate::store::StoreError> {
+        self.bridges.inbox = Some(inbox);
+        for config in self.config.bridge.clone() {
+            let totals = self.store.forward_totals(&config.name)?;
+            let queue = ForwardQueue::resume(Totals {
+                count: totals.count,
+                bytes: totals.bytes,
+                last_seq: totals.last_seq,
+            });
+            let tls = match config.tls.then(|| tls::client_config(&config)) {
+                Some(Ok(c)) => Some(c),
+                Some(Err(e)) => {
+                    log::error!("bridge {}: {e}; the bridge stays off", config.name);
+                    continue;
+                }
+                None => None,
+            };
+            let seed = now.elapsed().as_nanos() as u64 ^ u64::from(std::process::id()) << 32;
+            let backoff = Backoff::new(
+                Duration::from_secs(config.reconnect_delay),
+                Duration::from_secs(config.reconnect_delay_max),
+                seed ^ self.bridges.list.len() as u64,
+            );
+            log::info!(
+                "bridge {} to {}: {} messages ({} bytes) queued",
+                config.name,
+                config.address,
+                totals.count,
+                totals.bytes
+            );
+            let session = Session::new(&config, queue, now);
+            self.bridges.list.push(Bridge {
+                config,
+                session,
+                link: None,
+                backoff,
+                serial: 0,
+                timer_at: None,
+                retry_at: Some(now),
+                full: false,
+                tls,
+            });
+            let index = self.bridges.list.len() - 1;
+            self.refill_bridge(index);
+            self.schedule_bridge(index, now);
+        }
+        Ok(())
+    }
+
+    /// Sends a local message to every bridge whose `out` rules take it, except the bridge
+    /// it came from. QoS 1/2 copies are staged in this turn's commit.
+    pub(super) fn forward_to_bridges(
+        &mut self,
+        message: &Message,
+        from: Option<usize>,
+        now: Instant,
+    ) {
+        for index in 0..self.bridges.list.len() {
+            if Some(index) == from {
+                continue;
+            }
+            let bridge = &mut self.bridges.list[index];
+            let Some(mapped) = bridge.session.rules.outbound(&message.topic, message.qos) else {
+                continue;
+            };
+            let outgoing = outgoing(message, mapped.topic, mapped.qos, now);
+            if mapped.qos == Qos::AtMostOnce {
+                let sent = match bridge.link.as_mut() {
+                    Some(link) => bridge.session.send_now(&outgoing, &mut link.out, now),
+                    None => false,
+                };
+                if !sent {
+                    bridge.session.counters.dropped += 1;
+                }
+                continue;
+            }
+            if !self.make_room(index, outgoing.size()) {
+                continue;
+            }
+            let bridge = &mut self.bridges.list[index];
+            let stored = stored(&outgoing);
+            let pushed = bridge.session.queue.push(outgoing);
+            let name = bridge.config.name.clone();
+            self.store.stage(Write::Bridge(BridgeWrite::Put {
+                bridge: name,
+                seq: pushed.seq,
+                msg: stored,
+            }));
+            self.pump_bridge(index, now);
+        }
+    }
+
+    /// Applies the queue budget before a message of `size` bytes joins bridge `index`'s
+    /// queue; false when the new message must be dropped.
+    fn make_room(&mut self, index: usize, size: u64) -> bool {
+        loop {
+            let bridge = &mut self.bridges.list[index];
+            let budget = bridge.config.max_queue_bytes;
+            if !bridge.session.queue.over_budget(size, budget) {
+                bridge.full = false;
+                return true;
+            }
+            if !bridge.full {
+                bridge.full = true;
+                log::warn!(
+                    "bridge {}: forward queue full ({} messages, {} bytes of max_queue_bytes \
+                     {budget}); queue_full = {}",
+                    bridge.config.name,
+                    bridge.session.queue.len(),
+                    bridge.session.queue.bytes(),
+                    bridge.config.queue_full
+                );
+            }
+            bridge.session.counters.dropped += 1;
+            if bridge.config.queue_full == QueueFull::DropNew {
+                return false;
+            }
+            match bridge.session.queue.drop_oldest() {
+                Some(seq) => {
+                    let name = bridge.config.name.clone();
+                    self.store
+                        .stage(Write::Bridge(BridgeWrite::Delete { bridge: name, seq }));
+                }
+                None if bridge.session.queue.wants_refill().is_some()
+                    && bridge.session.queue.refill_room() > 0 =>
+                {
+                    // The counted drop is the one about to happen from the refilled front.
+                    bridge.session.counters.dropped -= 1;
+                    self.refill_bridge(index);
+                }
+                // Everything queued is in flight: the new message is the one to go.
+                None => return false,
+            }
+        }
+    }
+
+    /// Reads the next part of bridge `index`'s queue from the store when the part in
+    /// memory runs low. The turn's staged rows are committed first, so the read sees them.
+    fn refill_bridge(&mut self, index: usize) {
+        let bridge = &self.bridges.list[index];
+        let Some(from) = bridge.session.queue.wants_refill() else {
+            return;
+        };
+        let room = bridge.session.queue.refill_room().min(MEMORY_ENTRIES);
+        if room == 0 {
+            return;
+        }
+        if self.store.has_staged() {
+            self.commit();
+        }
+        let name = self.bridges.list[index].config.name.clone();
+        match self.store.load_forward(&name, from, room) {
+            Ok(rows) => {
+                let complete = rows.len() < room;
+                let rows = rows.into_iter().map(loaded_row).collect();
+                self.bridges.list[index]
+                    .session
+                    .queue
+                    .loaded(rows, complete);
+            }
+            Err(e) => log::error!("bridge {name}: cannot read the forward queue: {e}"),
+        }
+    }
+
+    /// Sends what the window allows and records the QoS 2 sends.
+    fn pump_bridge(&mut self, index: usize, now: Instant) {
+        let bridge = &mut self.bridges.list[index];
+        let Some(link) = bridge.link.as_mut() else {
+            return;
+        };
+        let mut effects = Vec::new();
+        bridge.session.pump(&mut link.out, &mut effects, now);
+        self.bridge_effects(index, effects, now);
+        self.refill_bridge(index);
+    }
+
+    /// Carries out what the session decided.
+    fn bridge_effects(&mut self, index: usize, effects: Vec<Effect<'_>>, now: Instant) {
+        for effect in effects {
+            let name = self.bridges.list[index].config.name.clone();
+            match effect {
+                Effect::Forget { seq, .. } => self
+                    .store
+                    .stage(Write::Bridge(BridgeWrite::Delete { bridge: name, seq })),
+                Effect::Record {
+                    seq,
+                    packet_id,
+                    stage,
+                } => self.store.stage(Write::Bridge(BridgeWrite::Sent {
+                    bridge: name,
+                    seq,
+                    packet_id: packet_id.get(),
+                    state: match stage {
+                        Stage::Published => 1,
+                        Stage::Released => 2,
+                    },
+                })),
+                Effect::Deliver {
+                    topic,
+                    qos,
+                    publish,
+                } => {
+                    if !self.valid_topic(&topic) || topic.starts_with('$') {
+                        log::warn!("bridge {name}: {topic} from the upstream is not a valid local topic, dropped");
+                        continue;
+                    }
+                    let mut publish = *publish;
+                    publish.qos = match qos {
+                        Qos::AtMostOnce => QosPid::AtMostOnce,
+                        Qos::AtLeastOnce => QosPid::AtLeastOnce(PacketId::MIN),
+                        Qos::ExactlyOnce => QosPid::ExactlyOnce(PacketId::MIN),
+                    };
+                    publish.properties.topic_alias = None;
+                    self.stats.messages_received += 1;
+                    let message = Message::from_publish(&topic, &publish, None, now);
+                    self.distribute_from(message, Some(index), now);
+                }
+            }
+        }
+    }
+
+    /// A timer of bridge `index` is due: connect, time out, or ping.
+    pub(super) fn bridge_timer(&mut self, index: usize, now: Instant) {
+        let Some(bridge) = self.bridges.list.get_mut(index) else {
+            return;
+        };
+        bridge.timer_at = None;
+        if bridge.link.is_none() && bridge.retry_at.is_some_and(|at| at <= now) {
+            bridge.retry_at = None;
+            self.connect_bridge(index, now);
+        }
+        let bridge = &mut self.bridges.list[index];
+        // Without a link (a resolver still at work) a ping has nowhere to go.
+        let mut nowhere = Vec::new();
+        let out = bridge.link.as_mut().map_or(&mut nowhere, |l| &mut l.out);
+        if let Err(e) = bridge.session.check(out, now) {
+            self.bridge_down(index, e, now);
+        }
+        self.schedule_bridge(index, now);
+    }
+
+    /// Keeps one timer in the heap for the bridge's nearest deadline.
+    fn schedule_bridge(&mut self, index: usize, now: Instant) {
+        let bridge = &mut self.bridges.list[index];
+        let next = match (bridge.retry_at, bridge.session.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let Some(next) = next else {
+            return;
+        };
+        if bridge.timer_at.is_some_and(|at| at <= next) {
+            return;
+        }
+        bridge.timer_at = Some(next);
+        self.timers.schedule(next.max(now), Timer::Bridge { index });
+    }
+
+    /// Starts a connection attempt: straight to the address, or through a resolver thread.
+    fn connect_bridge(&mut self, index: usize, now: Instant) {
+        let bridge = &mut self.bridges.list[index];
+        bridge.serial += 1;
+        bridge.session.connecting(now);
+        if let Ok(addr) = bridge.config.address.parse::<SocketAddr>() {
+            self.open_bridge(index, addr, now);
+            return;
+        }
+        let (address, serial) = (bridge.config.address.clone(), bridge.serial);
+        let Some(inbox) = self.bridges.inbox.clone() else {
+            return;
+        };
+        std::thread::spawn(move || {
+            let result = address
+                .to_socket_addrs()
+                .map(Iterator::collect)
+                .map_err(|e| e.to_string());
+            let _ = inbox.send(Inbound::BridgeResolved(Resolved {
+                index,
+                serial,
+                result,
+            }));
+        });
+    }
+
+    /// The resolver thread's answer.
+    pub(super) fn bridge_resolved(&mut self, resolved: Resolved, now: Instant) {
+        let Some(bridge) = self.bridges.list.get(resolved.index) else {
+            return;
+        };
+        if bridge.serial != resolved.serial || bridge.link.is_some() {
+            return;
+        }
+        match resolved.result.as_deref() {
+            Ok([addr, ..]) => self.open_bridge(resolved.index, *addr, now),
+            Ok([]) => self.bridge_down(
+                resolved.index,
+                LinkError::Resolve("no addresses".into()),
+                now,
+            ),
+            Err(e) => self.bridge_down(resolved.index, LinkError::Resolve(e.clone()), now),
+        }
+        self.schedule_bridge(resolved.index, now);
+    }
+
+    fn open_bridge(&mut self, index: usize, addr: SocketAddr, now: Instant) {
+        let bridge = &mut self.bridges.list[index];
+        let mut socket = match TcpStream::connect(addr) {
+            Ok(s) => s,
+            Err(e) => return self.bridge_down(index, LinkError::Io(e.to_string()), now),
+        };
+        let token = Token(FIRST - index);
+        if let Err(e) =
+            self.registry
+                .register(&mut socket, token, Interest::READABLE | Interest::WRITABLE)
+        {
+            return self.bridge_down(index, LinkError::Io(e.to_string()), now);
+        }
+        let tls = match &bridge.tls {
+            Some(config) => match tls::client(config.clone(), &bridge.config) {
+                Ok(t) => Some(t),
+                Err(e) => return self.bridge_down(index, LinkError::Tls(e.to_string()), now),
+            },
+            None => None,
+        };
+        bridge.link = Some(Link {
+            socket,
+            connected: false,
+            tls,
+            read_buf: Vec::new(),
+            out: Vec::new(),
+            wire: Vec::new(),
+            wants_write: true,
+        });
+    }
+
+    /// A poll event for bridge `index`.
+    pub(super) fn bridge_event(&mut self, index: usize, event: &mio::event::Event, now: Instant) {
+        let Some(link) = self.bridges.list[index].link.as_mut() else {
+            return;
+        };
+        if !link.connected {
+            if event.is_error() || event.is_write_closed() {
+                let e = link.socket.take_error().ok().flatten();
+                let why = e.map_or_else(|| "connection refused".to_string(), |e| e.to_string());
+                return self.bridge_down(index, LinkError::Io(why), now);
+            }
+            if !event.is_writable() {
+                return;
+            }
+            match link.socket.peer_addr() {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => return self.bridge_down(index, LinkError::Io(e.to_string()), now),
+            }
+            let _ = link.socket.set_nodelay(true);
+            link.connected = true;
+            let bridge = &mut self.bridges.list[index];
+            let link = bridge.link.as_mut().expect("checked above");
+            // With TLS the CONNECT waits in `out` until the handshake is done.
+            bridge.session.send_connect(&mut link.out, now);
+        }
+        if event.is_readable() || event.is_read_closed() {
+            self.read_bridge(index, now);
+        }
+        // Output (and what is left of the last write, on a writable event) goes at the end
+        // of the turn, after the commit.
+    }
+
+    fn read_bridge(&mut self, index: usize, now: Instant) {
+        let mut scratch = std::mem::take(&mut self.read_scratch);
+        scratch.resize(READ_CHUNK, 0);
+        let result = loop {
+            let Some(link) = self.bridges.list[index].link.as_mut() else {
+                break Ok(());
+            };
+            let n = match link.socket.read(&mut scratch) {
+                Ok(0) => break Err(LinkError::Closed),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(LinkError::Io(e.to_string())),
+            };
+            self.stats.bytes_received += n as u64;
+            let mut input = std::mem::take(&mut link.read_buf);
+            match link.tls.as_mut() {
+                Some(tls) => {
+                    if let Err(e) = tls.read_ciphertext(&scratch[..n], &mut input) {
+                        break Err(LinkError::Tls(e.to_string()));
+                    }
+                }
+                None => input.extend_from_slice(&scratch[..n]),
+            }
+            if let Err(e) = self.bridge_input(index, &mut input, now) {
+                break Err(e);
+            }
+            if let Some(link) = self.bridges.list[index].link.as_mut() {
+                link.read_buf = input;
+            }
+        };
+        self.read_scratch = scratch;
+        if let Err(e) = result {
+            self.bridge_down(index, e, now);
+        }
+    }
+
+    /// Decodes and handles every whole packet in `input`, keeping the rest there.
+    fn bridge_input(
+        &mut self,
+        index: usize,
+        input: &mut Vec<u8>,
+        now: Instant,
+    ) -> Result<(), LinkError> {
+        let mut used = 0;
+        let result = loop {
+            let bridge = &mut self.bridges.list[index];
+            let version = bridge.session.version();
+            let max = self.config.max_packet_size;
+            let (packet, len) = match protocol::decode(&input[used..], version, max) {
+                Ok(Some(decoded)) => decoded,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(LinkError::Decode(e)),
+            };
+            used += len;
+            let was_up = bridge.session.is_up();
+            let Some(link) = bridge.link.as_mut() else {
+                break Ok(());
+            };
+            let mut effects = Vec::new();
+            if let Err(e) = bridge
+                .session
+                .on_packet(packet, &mut link.out, &mut effects, now)
+            {
+                break Err(e);
+            }
+            if !was_up && bridge.session.is_up() {
+                bridge.backoff.reset();
+                bridge.session.counters.last_error = None;
+            }
+            self.bridge_effects(index, effects, now);
+        };
+        input.drain(..used);
+        if result.is_ok() {
+            self.pump_bridge(index, now);
+            self.schedule_bridge(index, now);
+        }
+        result
+    }
+
+    /// Writes what bridge `index` has for the socket; called at the end of the turn
+    /// (after the commit) and when the socket becomes writable.
+    fn flush_bridge(&mut self, index: usize, now: Instant) {
+        let Some(link) = self.bridges.list[index].link.as_mut() else {
+            return;
+        };
+        if !link.connected {
+            return;
+        }
+        match link.tls.as_mut() {
+            Some(tls) => {
+                if let Err(e) = tls.write_plaintext(&mut link.out, &mut link.wire) {
+                    return self.bridge_down(index, LinkError::Tls(e.to_string()), now);
+                }
+            }
+            None if link.wire.is_empty() => std::mem::swap(&mut link.wire, &mut link.out),
+            None => {
+                link.wire.extend_from_slice(&link.out);
+                link.out.clear();
+            }
+        }
+        let mut written = 0;
+        let result = loop {
+            if written == link.wire.len() {
+                break Ok(());
+            }
+            match link.socket.write(&link.wire[written..]) {
+                Ok(0) => break Err(LinkError::Closed),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(LinkError::Io(e.to_string())),
+            }
+        };
+        link.wire.drain(..written);
+        self.stats.bytes_sent += written as u64;
+        if let Err(e) = result {
+            return self.bridge_down(index, e, now);
+        }
+        let pending = !link.wire.is_empty();
+        if pending != link.wants_write {
+            let interest = if pending {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let token = Token(FIRST - index);
+            if self
+                .registry
+                .reregister(&mut link.socket, token, interest)
+                .is_ok()
+            {
+                link.wants_write = pending;
+            }
+        }
+    }
+
+    /// The end of a turn, after the commit: every bridge's output goes out. If the commit
+    /// failed, that output may acknowledge what is not on disk: the links are dropped
+    /// instead, and the next connection sends again what is unacknowledged.
+    pub(super) fn flush_bridges(&mut self, commit_failed: bool, now: Instant) {
+        for index in 0..self.bridges.list.len() {
+            let has_link = self.bridges.list[index].link.is_some();
+            if commit_failed && has_link {
+                self.bridge_down(index, LinkError::Io("local store failure".into()), now);
+            } else {
+                self.flush_bridge(index, now);
+            }
+        }
+    }
+
+    /// The link is gone or could not be made: log it and schedule the next attempt.
+    fn bridge_down(&mut self, index: usize, error: LinkError, now: Instant) {
+        let bridge = &mut self.bridges.list[index];
+        if let Some(mut link) = bridge.link.take() {
+            let _ = self.registry.deregister(&mut link.socket);
+        }
+        let was_up = bridge.session.is_up();
+        bridge.session.link_lost(&error);
+        let delay = bridge.backoff.next_delay();
+        bridge.retry_at = Some(now + delay);
+        let what = if was_up {
+            "link lost"
+        } else {
+            "cannot connect"
+        };
+        log::warn!(
+            "bridge {} to {}: {what}: {error}; next attempt in {:.1} s ({} queued)",
+            bridge.config.name,
+            bridge.config.address,
+            delay.as_secs_f64(),
+            bridge.session.queue.len()
+        );
+        self.schedule_bridge(index, now);
+    }
+
+    /// `$SYS/broker/bridge/NAME/...` for every bridge.
+    pub(super) fn publish_bridge_sys(&mut self, now: Instant) {
+        let mut values = Vec::new();
+        for bridge in &self.bridges.list {
+            let s = &bridge.session;
+            let c = &s.counters;
+            let name = &bridge.config.name;
+            for (key, value) in [
+                ("connected", u8::from(s.is_up()).to_string()),
+                ("queued", s.queue.len().to_string()),
+                ("queued/bytes", s.queue.bytes().to_string()),
+                ("forwarded", c.forwarded.to_string()),
+                ("received", c.received.to_string()),
+                ("dropped", c.dropped.to_string()),
+                ("connects", c.connects.to_string()),
+                ("last_error", c.last_error.clone().unwrap_or_default()),
+            ] {
+                values.push((format!("$SYS/broker/bridge/{name}/{key}"), value));
+            }
+        }
+        for (topic, value) in values {
+            let message = Arc::new(Message {
+                topic: topic.into(),
+                payload: value.into_bytes().into(),
+                qos: Qos::AtMostOnce,
+                retain: true,
+                properties: ForwardedProperties::default(),
+                expires_at: None,
+                publisher: None,
+                store_id: Default::default(),
+            });
+            self.retained
+                .insert(&message.topic.clone(), message.clone());
+            self.route(message, now);
+        }
+    }
+}
+
+/// A local message as it goes upstream under `topic` at `qos`.
+fn outgoing(message: &Message, topic: String, qos: Qos, now: Instant) -> Outgoing {
+    let p = &message.properties;
+    let props = Properties {
+        payload_format_indicator: p.payload_format_indicator,
+        content_type: p.content_type.as_deref(),
+        response_topic: p.response_topic.as_deref(),
+        correlation_data: p.correlation_data.as_deref(),
+        user_properties: p
+            .user_properties
+            .iter()
+            .map(|(k, v)| (&**k, &**v))
+            .collect(),
+        ..Properties::default()
+    };
+    let mut properties = Vec::new();
+    protocol::write_properties(&props, &mut properties);
+    Outgoing {
+        topic: topic.into(),
+        payload: message.payload.clone(),
+        qos,
+        retain: message.retain,
+        properties: properties.into(),
+        expires_at: message.expires_at.map(|at| {
+            crate::bridge::unix_now() + at.saturating_duration_since(now).as_secs() as i64
+        }),
+    }
+}
+
+fn stored(o: &Outgoing) -> StoredMessage {
+    StoredMessage {
+        topic: o.topic.to_string(),
+        payload: o.payload.to_vec(),
+        qos: o.qos as u8,
+        retain: o.retain,
+        properties: o.properties.to_vec(),
+        expires_at: o.expires_at,
+    }
+}
+
+fn loaded_row(row: ForwardRow) -> (Entry, Option<(PacketId, Stage)>) {
+    let sent = match (row.packet_id.and_then(PacketId::new), row.state) {
+        (Some(id), 1) => Some((id, Stage::Published)),
+        (Some(id), 2) => Some((id, Stage::Released)),
+        _ => None,
+    };
+    let entry = Entry {
+        seq: row.seq,
+        msg: Outgoing {
+            topic: row.msg.topic.into(),
+            payload: row.msg.payload.into(),
+            qos: Qos::from_u8(row.msg.qos).unwrap_or(Qos::AtLeastOnce),
+            retain: row.msg.retain,
+            properties: row.msg.properties.into(),
+            expires_at: row.msg.expires_at,
+        },
+    };
+    (entry, sent)
+}

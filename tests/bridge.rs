@@ -1,0 +1,298 @@
+//! The bridge to an upstream broker: a real Mosquitto upstream, reached through the thin-link
+//! proxy (300 ms one way, 64 kbit/s, cuts every few seconds), with mosquitto_sub/pub on the
+//! upstream side and rumqttc clients on the local side.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::clients::{QoS5, V5Packet, V5};
+use common::proxy::{Link, Proxy};
+use common::sys::{number, sys_client, wait_sys};
+use common::upstream::{Mosquitto, Sub};
+use common::{unique, Broker};
+
+fn thin_link(cuts: bool) -> Link {
+    Link {
+        latency: Duration::from_millis(300),
+        rate_bps: Some(64_000),
+        cut_every: cuts.then_some((Duration::from_secs(2), Duration::from_secs(4))),
+        seed: std::env::var("THIN_LINK_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok()),
+    }
+}
+
+/// Outpost with one bridge `up` to `127.0.0.1:port`: local `sensors/#` goes up as
+/// `site1/sensors/#`, upstream `site1/cmd/#` comes down as `cmd/#`, `chat/#` both ways.
+fn bridge_config(port: u16, protocol: &str, inflight: u16, extra: &str) -> String {
+    let both = if protocol == "v5" {
+        "[[bridge.topic]]\nfilter = \"chat/#\"\ndirection = \"both\"\nremote_prefix = \"site1/\"\n"
+    } else {
+        ""
+    };
+    format!(
+        "sync = \"normal\"\nsys_interval = 1\n\
+         [[bridge]]\nname = \"up\"\naddress = \"127.0.0.1:{port}\"\nprotocol = \"{protocol}\"\n\
+         client_id = \"{}\"\nkeep_alive = 20\ninflight = {inflight}\n\
+         reconnect_delay = 1\nreconnect_delay_max = 2\n{extra}\n\
+         [[bridge.topic]]\nfilter = \"sensors/#\"\ndirection = \"out\"\nqos = 2\nremote_prefix = \"site1/\"\n\
+         [[bridge.topic]]\nfilter = \"cmd/#\"\ndirection = \"in\"\nqos = 1\nremote_prefix = \"site1/\"\n\
+         {both}",
+        unique("gw")
+    )
+}
+
+/// Publishes `n` messages `m-00000`… on `sensors/<i % 10>` and waits for every
+/// acknowledgement.
+fn publish_many(broker: &Broker, n: usize, qos: QoS5) {
+    let client = V5::connect(broker.port(), &unique("pub"));
+    for i in 0..n {
+        client
+            .client
+            .publish(
+                format!("sensors/{}", i % 10),
+                qos,
+                false,
+                format!("m-{i:05}"),
+            )
+            .unwrap();
+    }
+    let done = |p: &V5Packet| match qos {
+        QoS5::AtLeastOnce => matches!(p, V5Packet::PubAck(_)),
+        _ => matches!(p, V5Packet::PubComp(_)),
+    };
+    for i in 0..n {
+        client
+            .take(Duration::from_secs(30), done)
+            .unwrap_or_else(|| panic!("no acknowledgement for message {i}"));
+    }
+    client.disconnect();
+}
+
+/// Every message 0..n exactly as sent (topic and payload), first arrivals in order.
+/// Returns how many arrived more than once.
+fn check_all_arrived(got: &[(String, String)], n: usize) -> usize {
+    let mut seen = HashSet::new();
+    let mut last = None;
+    for (topic, payload) in got {
+        let i: usize = payload
+            .strip_prefix("m-")
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected payload {payload:?} on {topic}"));
+        assert_eq!(topic, &format!("site1/sensors/{}", i % 10), "message {i}");
+        if seen.insert(i) {
+            assert!(
+                last < Some(i),
+                "message {i} overtook {last:?}: out of order"
+            );
+            last = Some(i);
+        }
+    }
+    let missing: Vec<usize> = (0..n).filter(|i| !seen.contains(i)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {n} missing, first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    got.len() - n
+}
+
+fn distinct(got: &[(String, String)]) -> usize {
+    got.iter().map(|(_, p)| p).collect::<HashSet<_>>().len()
+}
+
+/// 1000 QoS 1 messages published locally while the link is cut every few seconds all
+/// reach the upstream subscriber, exactly as sent and in order; a command published
+/// upstream arrives locally.
+#[test]
+fn thousand_messages_cross_a_flapping_thin_link() {
+    const N: usize = 1000;
+    let upstream = Mosquitto::start();
+    let sub = Sub::start(upstream.port, "site1/sensors/#", 1, &[]);
+    let proxy = Proxy::start(upstream.port, thin_link(true));
+    let broker = Broker::with_config(&bridge_config(proxy.port(), "v5", 64, ""));
+    let started = Instant::now();
+    publish_many(&broker, N, QoS5::AtLeastOnce);
+    // Everything is on disk and acknowledged locally; the link keeps flapping for a while.
+    let during = sub.wait(Duration::from_secs(20), |m| distinct(m) >= N);
+    proxy.stop_cutting();
+    let got = sub.wait(Duration::from_secs(60), |m| distinct(m) >= N);
+    let dups = check_all_arrived(&got, N);
+    eprintln!(
+        "{N} messages in {:.1} s, {} cuts, {} connections, {dups} QoS 1 resends delivered twice, \
+         {} arrived while cutting (seed {})",
+        started.elapsed().as_secs_f64(),
+        proxy.cuts(),
+        proxy.connections(),
+        distinct(&during),
+        proxy.seed()
+    );
+    assert!(proxy.cuts() > 0, "the link was never cut");
+
+    // Commands come down once the link is steady.
+    let local = V5::connect(broker.port(), &unique("cmd"));
+    local.subscribe("cmd/#", QoS5::AtLeastOnce);
+    upstream.publish("site1/cmd/reboot", "now", 1);
+    let p = local
+        .recv_publish(Duration::from_secs(15))
+        .expect("the command reached the local subscriber");
+    assert_eq!(
+        (&p.topic[..], &p.payload[..]),
+        (&b"cmd/reboot"[..], &b"now"[..])
+    );
+
+    let sys = sys_client(broker.port(), &unique("sys"));
+    let forwarded = wait_sys(&sys, "bridge/up/forwarded", Duration::from_secs(10), |v| {
+        number(v) >= N as u64
+    });
+    assert!(forwarded.is_ok(), "$SYS forwarded: {forwarded:?}");
+    let queued = wait_sys(&sys, "bridge/up/queued", Duration::from_secs(10), |v| {
+        v == "0"
+    });
+    assert!(queued.is_ok(), "$SYS queued: {queued:?}");
+}
+
+/// kill -9 of Outpost in the middle of forwarding QoS 2 messages: after a restart on the
+/// same database every message reaches the upstream exactly once.
+#[test]
+fn kill_9_mid_forwarding_loses_and_duplicates_nothing() {
+    const N: usize = 300;
+    let upstream = Mosquitto::start();
+    let sub = Sub::start(upstream.port, "site1/sensors/#", 2, &[]);
+    let proxy = Proxy::start(upstream.port, thin_link(false));
+    let mut broker = Broker::with_config(&bridge_config(proxy.port(), "v5", 16, ""));
+    publish_many(&broker, N, QoS5::ExactlyOnce);
+    let before = sub.wait(Duration::from_secs(30), |m| m.len() >= N / 5);
+    assert!(
+        before.len() < N,
+        "forwarding finished before the kill; make N larger"
+    );
+    broker.restart(); // SIGKILL, then the same database and config again
+    let got = sub.wait(Duration::from_secs(60), |m| distinct(m) >= N);
+    // A duplicate would come after the last new message: give it time to show.
+    std::thread::sleep(Duration::from_secs(2));
+    let got = if got.len() >= N { sub.messages() } else { got };
+    let dups = check_all_arrived(&got, N);
+    assert_eq!(dups, 0, "QoS 2 messages delivered twice upstream");
+    assert!(
+        broker
+            .wait_for_log(Duration::from_secs(1), |l| l.contains("bridge up to")
+                && l.contains("queued"))
+            .is_some(),
+        "the restart loaded the forward queue"
+    );
+}
+
+/// MQTT 5 `both` rule: a local message goes up and is not echoed back (No Local); a
+/// message from upstream comes down and is not sent back up.
+#[test]
+fn both_rule_does_not_loop_on_mqtt5() {
+    let upstream = Mosquitto::start();
+    let up_sub = Sub::start(upstream.port, "site1/chat/#", 1, &[]);
+    let proxy = Proxy::start(upstream.port, Link::default());
+    let broker = Broker::with_config(&bridge_config(proxy.port(), "v5", 16, ""));
+    broker
+        .wait_for_log(Duration::from_secs(10), |l| {
+            l.contains("bridge up: connected")
+        })
+        .expect("bridge connected");
+    let local = V5::connect(broker.port(), &unique("chat"));
+    local.subscribe("chat/#", QoS5::AtLeastOnce);
+    local.publish("chat/room", QoS5::AtLeastOnce, false, "hello");
+    let echo = local
+        .recv_publish(Duration::from_secs(5))
+        .expect("own message");
+    assert_eq!(&echo.payload[..], b"hello");
+    up_sub.wait(Duration::from_secs(10), |m| !m.is_empty());
+    upstream.publish("site1/chat/room", "from-cloud", 1);
+    let down = local
+        .recv_publish(Duration::from_secs(10))
+        .expect("upstream message");
+    assert_eq!(&down.payload[..], b"from-cloud");
+    assert!(
+        local.recv_publish(Duration::from_secs(2)).is_none(),
+        "a message came back twice"
+    );
+    let up = up_sub.wait(Duration::from_secs(2), |m| m.len() > 2);
+    assert_eq!(
+        up,
+        vec![
+            ("site1/chat/room".to_string(), "hello".to_string()),
+            ("site1/chat/room".to_string(), "from-cloud".to_string()),
+        ],
+        "the upstream saw each message once"
+    );
+}
+
+/// MQTT 3.1.1 bridge: messages go up, commands come down.
+#[test]
+fn mqtt311_bridge_forwards_both_ways() {
+    let upstream = Mosquitto::start();
+    let sub = Sub::start(upstream.port, "site1/sensors/#", 1, &[]);
+    let proxy = Proxy::start(upstream.port, thin_link(false));
+    let broker = Broker::with_config(&bridge_config(proxy.port(), "v311", 16, ""));
+    publish_many(&broker, 50, QoS5::AtLeastOnce);
+    let got = sub.wait(Duration::from_secs(30), |m| distinct(m) >= 50);
+    check_all_arrived(&got, 50);
+    let local = V5::connect(broker.port(), &unique("cmd"));
+    local.subscribe("cmd/#", QoS5::AtLeastOnce);
+    upstream.publish("site1/cmd/x", "go", 1);
+    let p = local
+        .recv_publish(Duration::from_secs(15))
+        .expect("command");
+    assert_eq!(&p.payload[..], b"go");
+}
+
+/// A link that is down when messages are published: they wait on disk, within the budget;
+/// beyond it the oldest are dropped, counted in `$SYS` and logged. When the link comes
+/// back (after a kill -9 and restart, for good measure) the newest ones arrive.
+#[test]
+fn the_disk_budget_drops_the_oldest_and_says_so() {
+    let upstream = Mosquitto::start();
+    let sub = Sub::start(upstream.port, "site1/sensors/#", 1, &[]);
+    // Nothing listens here: the bridge keeps failing to connect.
+    let dead = common::upstream::free_port();
+    // 40 messages: topic "site1/sensors/N" (15) + payload (7) + empty property block (1).
+    let budget = 40 * 23;
+    let extra = format!("max_queue_bytes = {budget}");
+    let mut broker = Broker::with_config(&bridge_config(dead, "v5", 16, &extra));
+    publish_many(&broker, 100, QoS5::AtLeastOnce);
+    broker
+        .wait_for_log(Duration::from_secs(5), |l| l.contains("forward queue full"))
+        .expect("a log line when the budget is reached");
+    let sys = sys_client(broker.port(), &unique("sys"));
+    let dropped = wait_sys(&sys, "bridge/up/dropped", Duration::from_secs(5), |v| {
+        v == "60"
+    });
+    assert!(dropped.is_ok(), "$SYS dropped: {dropped:?}");
+    let queued = wait_sys(&sys, "bridge/up/queued", Duration::from_secs(5), |v| {
+        v == "40"
+    });
+    assert!(queued.is_ok(), "$SYS queued: {queued:?}");
+    let connected = wait_sys(&sys, "bridge/up/connected", Duration::from_secs(5), |v| {
+        v == "0"
+    });
+    assert!(connected.is_ok(), "{connected:?}");
+    let error = wait_sys(&sys, "bridge/up/last_error", Duration::from_secs(5), |v| {
+        v.contains("refused")
+    });
+    assert!(error.is_ok(), "$SYS last_error: {error:?}");
+    drop(sys);
+
+    let config = bridge_config(upstream.port, "v5", 16, &extra);
+    std::fs::write(broker.dir().join("outpost.toml"), config).unwrap();
+    broker.restart();
+    let got = sub.wait(Duration::from_secs(20), |m| distinct(m) >= 40);
+    std::thread::sleep(Duration::from_millis(500));
+    let payloads: Vec<String> = sub.messages().into_iter().map(|(_, p)| p).collect();
+    let expected: Vec<String> = (60..100).map(|i| format!("m-{i:05}")).collect();
+    assert_eq!(
+        payloads,
+        expected,
+        "the 40 newest, in order ({} seen)",
+        got.len()
+    );
+}
