@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs besides the Rust toolchain: mosquitto_pub and
-# mosquitto_sub (interop tests) and paho-mqtt 2.x for Python (conformance
-# scripts), plus the rustfmt and clippy components. Idempotent: when
+# mosquitto_sub (interop tests), the mosquitto broker (the bridge's upstream in
+# tests/bridge.rs), openssl (the TLS tests' certificates) and paho-mqtt 2.x for
+# Python (conformance scripts), plus the rustfmt and clippy components. Idempotent: when
 # everything is present it changes nothing. Meant for a fresh Debian or Ubuntu
 # machine run as root; as another user it only says what is missing.
 set -euo pipefail
@@ -13,6 +14,10 @@ have_mosquitto() {
     for tool in mosquitto_pub mosquitto_sub; do
         [ -x "$(command -v "$tool")" ] || return 1
     done
+}
+
+have_mosquitto_broker() {
+    [ -x /usr/sbin/mosquitto ]
 }
 
 have_paho() {
@@ -45,6 +50,8 @@ done
 # --- System and Python packages -------------------------------------------------
 apt_packages=()
 have_mosquitto || apt_packages+=(mosquitto-clients)
+have_mosquitto_broker || apt_packages+=(mosquitto)
+command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 need_paho=0
 if ! have_paho; then
     need_paho=1
@@ -86,5 +93,6 @@ if [ "$need_paho" -eq 1 ]; then
 fi
 
 have_mosquitto || { say "mosquitto_pub/mosquitto_sub still missing"; exit 1; }
+have_mosquitto_broker || { say "/usr/sbin/mosquitto still missing"; exit 1; }
 have_paho || { say "paho-mqtt 2.x still not importable by python3"; exit 1; }
 say "ok: mosquitto clients and paho-mqtt $(python3 -c 'import paho.mqtt; print(paho.mqtt.__version__)')"

@@ -11,6 +11,7 @@ use mio::net::TcpStream;
 use super::alias::{InboundAliases, OutboundAliases};
 use super::listeners::ListenerId;
 use crate::protocol::{self, Packet, ProtocolVersion, ReasonCode};
+use crate::tls;
 
 /// Bytes read from the socket per `read` call, into the loop's shared scratch buffer.
 pub const READ_CHUNK: usize = 16 * 1024;
@@ -106,6 +107,9 @@ pub struct Connection {
     pub wants_write: bool,
     /// True while the connection is listed for a flush at the end of this turn.
     pub in_flush_list: bool,
+    /// The TLS layer between the socket and the MQTT buffers, on a TLS listener's
+    /// connections. Boxed: plain connections pay one pointer.
+    pub tls: Option<Box<tls::Layer>>,
 }
 
 impl Connection {
@@ -138,6 +142,7 @@ impl Connection {
             closing: None,
             wants_write: false,
             in_flush_list: false,
+            tls: None,
         }
     }
 
@@ -159,17 +164,36 @@ impl Connection {
         }
     }
 
-    /// One `read` from the socket into the loop's scratch buffer.
+    /// One `read` from the socket into the loop's scratch buffer (through the TLS layer,
+    /// if any: then the scratch buffer gets plaintext).
     pub fn read_into(&mut self, scratch: &mut [u8]) -> ReadOutcome {
         loop {
-            return match self.socket.read(scratch) {
-                Ok(0) => ReadOutcome::Closed,
-                Ok(n) => ReadOutcome::Data(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ReadOutcome::Drained,
+            if let Some(tls) = self.tls.as_mut() {
+                let n = tls.take_plaintext(scratch);
+                if n > 0 {
+                    return ReadOutcome::Data(n);
+                }
+            }
+            let n = match self.socket.read(scratch) {
+                Ok(0) => return ReadOutcome::Closed,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Drained,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => ReadOutcome::Closed,
+                Err(_) => return ReadOutcome::Closed,
             };
+            let Some(tls) = self.tls.as_mut() else {
+                return ReadOutcome::Data(n);
+            };
+            if let Err(e) = tls.feed(&scratch[..n]) {
+                log::info!("TLS connection from {}: {e}, closing", self.addr);
+                return ReadOutcome::Closed;
+            }
         }
+    }
+
+    /// True when the TLS layer has handshake bytes to send (the caller lists a flush).
+    pub fn tls_has_output(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.pending() > 0)
     }
 
     /// Writes pending output until done or `WouldBlock`, adding the bytes written to
@@ -177,6 +201,9 @@ impl Connection {
     pub fn flush(&mut self, sent: &mut u64) -> io::Result<()> {
         // Lenient on purpose: acks still in the buffer are on their way.
         self.unflushed_qos1_acks = 0;
+        if self.tls.is_some() {
+            return self.flush_tls(sent);
+        }
         let Some(out) = self.output.as_mut() else {
             return Ok(());
         };
@@ -206,6 +233,38 @@ impl Connection {
         result
     }
 
+    /// [`Self::flush`] through the TLS layer: the pending plaintext is encrypted (once the
+    /// handshake is done), then the ciphertext is written until done or `WouldBlock`.
+    fn flush_tls(&mut self, sent: &mut u64) -> io::Result<()> {
+        let Some(tls) = self.tls.as_mut() else {
+            return Ok(());
+        };
+        if let Some(out) = self.output.as_mut() {
+            let mut plain = out.buf.split_off(out.pos);
+            out.buf.clear();
+            out.pos = 0;
+            let encrypted = tls.encrypt(&mut plain);
+            out.buf = plain;
+            if out.buf.is_empty() && out.backlog_since.is_none() {
+                self.output = None;
+            }
+            encrypted.map_err(io::Error::other)?;
+        }
+        while tls.pending() > 0 {
+            match self.socket.write(tls.wire()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    tls.written(n);
+                    *sent += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// True while part of a frame (or frames waiting for authentication) is buffered.
     pub fn has_buffered_input(&self) -> bool {
         self.read_buf.is_some()
@@ -232,7 +291,9 @@ impl Connection {
 
     /// Bytes queued for the socket and not yet written.
     pub fn pending_output(&self) -> usize {
-        self.output
+        let tls = self.tls.as_ref().map_or(0, |t| t.pending());
+        tls + self
+            .output
             .as_ref()
             .map_or(0, |out| out.buf.len() - out.pos)
     }

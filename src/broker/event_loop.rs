@@ -40,6 +40,7 @@ const STOP_GRACE: Duration = Duration::from_millis(500);
 pub enum RunError {
     Bind(SocketAddr, io::Error),
     Store(StoreError),
+    Tls(crate::tls::TlsError),
     Io(&'static str, io::Error),
 }
 
@@ -48,6 +49,7 @@ impl fmt::Display for RunError {
         match self {
             RunError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             RunError::Store(e) => write!(f, "{e}"),
+            RunError::Tls(e) => write!(f, "TLS listener: {e}"),
             RunError::Io(what, e) => write!(f, "{what}: {e}"),
         }
     }
@@ -86,6 +88,18 @@ impl Server {
                 .add(&registry, ListenerKind::Mqtt, *addr)
                 .map_err(|e| RunError::Bind(*addr, e))?;
         }
+        let tls_server = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) if !config.tls_listen.is_empty() => Some(
+                crate::tls::server_config(cert, key, config.tls_client_ca.as_deref())
+                    .map_err(RunError::Tls)?,
+            ),
+            _ => None,
+        };
+        for addr in &config.tls_listen {
+            listeners
+                .add(&registry, ListenerKind::Tls, *addr)
+                .map_err(|e| RunError::Bind(*addr, e))?;
+        }
         let store = Store::open(&config.db, config.sync).map_err(RunError::Store)?;
         for (_, listener) in listeners.iter() {
             log::info!("{} listener on {}", listener.kind, listener.addr);
@@ -107,6 +121,7 @@ impl Server {
         )
         .map_err(|e| RunError::Io("cannot start the auth workers", e))?;
         let mut broker = Broker::new(config, store, auth, registry, listeners, inbox_rx);
+        broker.tls_server = tls_server;
         broker.load(Instant::now()).map_err(RunError::Store)?;
         broker
             .start_bridges(inbox.clone(), Instant::now())
@@ -282,8 +297,24 @@ impl Broker {
                 continue;
             }
             let deadline = now + Duration::from_secs(self.config.connect_timeout);
+            let tls = match (
+                self.listeners.get(listener).map(|l| l.kind),
+                &self.tls_server,
+            ) {
+                (Some(ListenerKind::Tls), Some(config)) => match crate::tls::server(config.clone())
+                {
+                    Ok(session) => Some(Box::new(crate::tls::Layer::new(session))),
+                    Err(e) => {
+                        log::warn!("TLS connection from {addr} refused: {e}");
+                        let _ = self.registry.deregister(&mut socket);
+                        continue;
+                    }
+                },
+                _ => None,
+            };
             let conn = entry.insert(Connection::new(socket, addr, listener, serial, now));
             conn.local_is_loopback = local_is_loopback;
+            conn.tls = tls;
             *self.per_address.entry(addr.ip()).or_insert(0) += 1;
             self.timers.schedule_connect(deadline, token, serial);
         }
@@ -323,6 +354,9 @@ impl Broker {
         self.read_scratch = scratch;
         if !open {
             self.end_connection(token, Ending::Lost);
+        } else if self.conns.get(token).is_some_and(|c| c.tls_has_output()) {
+            // TLS handshake messages to send.
+            self.mark_flush(token);
         }
     }
 

@@ -23,12 +23,15 @@ pub struct ListenerId(pub u8);
 pub enum ListenerKind {
     /// MQTT straight over TCP.
     Mqtt,
+    /// MQTT over TLS (`tls_listen`).
+    Tls,
 }
 
 impl fmt::Display for ListenerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ListenerKind::Mqtt => "mqtt",
+            ListenerKind::Tls => "mqtts",
         })
     }
 }

@@ -144,6 +144,8 @@ pub struct Broker {
     queued_bytes: usize,
     /// The uplinks to upstream brokers.
     bridges: bridge::Bridges,
+    /// Certificate and key of the TLS listeners, when there are any.
+    tls_server: Option<Arc<rustls::ServerConfig>>,
     /// Last serial handed out (connection serials, session generations); timers name
     /// what they are for by it, since slab keys are reused.
     next_serial: u64,
@@ -193,6 +195,7 @@ impl Broker {
             queued_messages: 0,
             queued_bytes: 0,
             bridges: bridge::Bridges::default(),
+            tls_server: None,
         }
     }
 

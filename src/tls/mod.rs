@@ -92,17 +92,24 @@ impl TlsSession {
         plain: &mut Vec<u8>,
         wire: &mut Vec<u8>,
     ) -> Result<(), TlsError> {
-        if !self.conn.is_handshaking() && !plain.is_empty() {
-            self.conn
-                .writer()
-                .write_all(plain)
-                .map_err(|e| TlsError::Config(e.to_string()))?;
-            plain.clear();
+        let io = |e: io::Error| TlsError::Config(e.to_string());
+        let mut taken = 0;
+        if !self.conn.is_handshaking() {
+            // rustls buffers a bounded amount: hand it a piece, collect the records, repeat.
+            while taken < plain.len() {
+                let n = self.conn.writer().write(&plain[taken..]).map_err(io)?;
+                taken += n;
+                while self.conn.wants_write() {
+                    self.conn.write_tls(wire).map_err(io)?;
+                }
+                if n == 0 {
+                    break;
+                }
+            }
         }
+        plain.drain(..taken);
         while self.conn.wants_write() {
-            self.conn
-                .write_tls(wire)
-                .map_err(|e| TlsError::Config(e.to_string()))?;
+            self.conn.write_tls(wire).map_err(io)?;
         }
         Ok(())
     }
@@ -110,6 +117,74 @@ impl TlsSession {
     /// True until the handshake has completed.
     pub fn is_handshaking(&self) -> bool {
         self.conn.is_handshaking()
+    }
+}
+
+/// A [`TlsSession`] with the buffers a connection keeps around it: plaintext decrypted
+/// and not yet taken, ciphertext not yet written.
+#[derive(Debug)]
+pub struct Layer {
+    session: TlsSession,
+    plain: Vec<u8>,
+    plain_pos: usize,
+    wire: Vec<u8>,
+    wire_pos: usize,
+}
+
+impl Layer {
+    pub fn new(session: TlsSession) -> Layer {
+        Layer {
+            session,
+            plain: Vec::new(),
+            plain_pos: 0,
+            wire: Vec::new(),
+            wire_pos: 0,
+        }
+    }
+
+    /// Copies decrypted plaintext into `buf`; 0 when there is none waiting.
+    pub fn take_plaintext(&mut self, buf: &mut [u8]) -> usize {
+        let waiting = &self.plain[self.plain_pos..];
+        let n = waiting.len().min(buf.len());
+        buf[..n].copy_from_slice(&waiting[..n]);
+        self.plain_pos += n;
+        if self.plain_pos == self.plain.len() {
+            self.plain.clear();
+            self.plain_pos = 0;
+        }
+        n
+    }
+
+    /// Feeds ciphertext read from the socket.
+    pub fn feed(&mut self, ciphertext: &[u8]) -> Result<(), TlsError> {
+        self.session.read_ciphertext(ciphertext, &mut self.plain)?;
+        // Handshake answers go out with the next flush.
+        self.session
+            .write_plaintext(&mut Vec::new(), &mut self.wire)
+    }
+
+    /// Encrypts what of `plain` the session takes (all of it once the handshake is done).
+    pub fn encrypt(&mut self, plain: &mut Vec<u8>) -> Result<(), TlsError> {
+        self.session.write_plaintext(plain, &mut self.wire)
+    }
+
+    /// Ciphertext to write to the socket next.
+    pub fn wire(&self) -> &[u8] {
+        &self.wire[self.wire_pos..]
+    }
+
+    /// The socket took `n` bytes of [`Self::wire`].
+    pub fn written(&mut self, n: usize) {
+        self.wire_pos += n;
+        if self.wire_pos == self.wire.len() {
+            self.wire.clear();
+            self.wire_pos = 0;
+        }
+    }
+
+    /// Bytes of ciphertext waiting for the socket.
+    pub fn pending(&self) -> usize {
+        self.wire.len() - self.wire_pos
     }
 }
 

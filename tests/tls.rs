@@ -1,0 +1,141 @@
+//! The TLS listener (`tls_listen`): mosquitto_pub/sub with `--cafile` against it, client
+//! certificates when `tls_client_ca` is set, and clear refusals of bad peers while everyone
+//! else keeps being served.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::certs::Certs;
+use common::clients::{QoS5, V5};
+use common::upstream::{free_port, Sub};
+use common::{unique, Broker};
+
+fn tls_broker(certs: &Certs, client_ca: bool) -> (Broker, u16) {
+    let port = free_port();
+    let mut config = format!(
+        "tls_listen = [\"127.0.0.1:{port}\"]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        certs.arg("server.pem"),
+        certs.arg("server.key")
+    );
+    if client_ca {
+        config.push_str(&format!("tls_client_ca = \"{}\"\n", certs.arg("ca.pem")));
+    }
+    let broker = Broker::with_config(&config);
+    broker
+        .wait_for_log(Duration::from_secs(5), |l| l.contains("mqtts listener on"))
+        .expect("the TLS listener is announced");
+    (broker, port)
+}
+
+fn mosquitto_pub(port: u16, tls: &[&str], message: &str) -> Output {
+    Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            "secure/a",
+            "-q",
+            "1",
+        ])
+        .args(["-m", message])
+        .args(tls)
+        .output()
+        .expect("run mosquitto_pub")
+}
+
+#[test]
+fn mosquitto_clients_talk_mqtt_over_tls() {
+    let certs = Certs::make();
+    let (broker, port) = tls_broker(&certs, false);
+    let ca = certs.arg("ca.pem");
+    for version in ["mqttv5", "mqttv311"] {
+        let sub = Sub::start(port, "secure/#", 1, &["--cafile", &ca, "-V", version]);
+        let out = mosquitto_pub(port, &["--cafile", &ca, "-V", version], version);
+        assert!(out.status.success(), "mosquitto_pub over TLS: {out:?}");
+        let got = sub.wait(Duration::from_secs(10), |m| !m.is_empty());
+        assert_eq!(got, vec![("secure/a".to_string(), version.to_string())]);
+    }
+    // A plain client on the plain listener still works alongside.
+    let plain = V5::connect(broker.port(), &unique("plain"));
+    plain.publish("x", QoS5::AtLeastOnce, false, "y");
+}
+
+#[test]
+fn a_client_that_does_not_trust_our_certificate_is_refused_and_logged() {
+    let certs = Certs::make();
+    let (broker, port) = tls_broker(&certs, false);
+    let out = mosquitto_pub(port, &["--cafile", &certs.arg("other-ca.pem")], "no");
+    assert!(
+        !out.status.success(),
+        "a client with the wrong CA got through"
+    );
+    broker
+        .wait_for_log(Duration::from_secs(5), |l| {
+            l.contains("TLS connection from")
+        })
+        .expect("a log line for the failed handshake");
+    // Plain TCP to the TLS port is not MQTT for it either.
+    let out = mosquitto_pub(port, &[], "plain");
+    assert!(
+        !out.status.success(),
+        "plain MQTT on the TLS listener got through"
+    );
+    // Everyone else is still served.
+    let ok = mosquitto_pub(port, &["--cafile", &certs.arg("ca.pem")], "yes");
+    assert!(ok.status.success(), "{ok:?}");
+}
+
+#[test]
+fn client_certificates_are_required_when_a_client_ca_is_set() {
+    let certs = Certs::make();
+    let (broker, port) = tls_broker(&certs, true);
+    let ca = certs.arg("ca.pem");
+    let out = mosquitto_pub(port, &["--cafile", &ca], "no cert");
+    assert!(
+        !out.status.success(),
+        "a client without a certificate got through"
+    );
+    broker
+        .wait_for_log(Duration::from_secs(5), |l| {
+            l.contains("TLS connection from")
+        })
+        .expect("a log line for the refused client");
+    let with_cert = [
+        "--cafile",
+        &ca,
+        "--cert",
+        &certs.arg("client.pem"),
+        "--key",
+        &certs.arg("client.key"),
+    ];
+    let sub = Sub::start(port, "secure/#", 1, &with_cert);
+    let out = mosquitto_pub(port, &with_cert, "with cert");
+    assert!(out.status.success(), "{out:?}");
+    let got = sub.wait(Duration::from_secs(10), |m| !m.is_empty());
+    assert_eq!(got, vec![("secure/a".to_string(), "with cert".to_string())]);
+}
+
+#[test]
+fn a_tls_listener_without_readable_files_stops_outpost_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let config = format!(
+        "tls_listen = [\"127.0.0.1:0\"]\ntls_cert = \"{0}\"\ntls_key = \"{0}\"\n",
+        missing.display()
+    );
+    std::fs::write(dir.path().join("outpost.toml"), config).unwrap();
+    let out = Command::new(common::BIN)
+        .args(["--listen", "127.0.0.1:0", "--http", "off", "--config"])
+        .arg(dir.path().join("outpost.toml"))
+        .arg("--db")
+        .arg(dir.path().join("db"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("missing.pem"), "{stderr}");
+}
