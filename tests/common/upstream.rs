@@ -58,8 +58,10 @@ impl Mosquitto {
         let port = free_port();
         // Receive Maximum and the queue are generous so the broker under test, not
         // Mosquitto's limits, decides how the link is used.
+        // `user root`: started as root, Mosquitto would switch to its own user, which cannot
+        // read the certificates in our temporary directory (ignored when not root).
         let mut conf = format!(
-            "per_listener_settings false\nallow_anonymous true\npersistence false\n\
+            "user root\nper_listener_settings false\nallow_anonymous true\npersistence false\n\
              max_inflight_messages 1000\nmax_queued_messages 100000\n\
              log_dest stdout\nlog_type error\nlog_type warning\nlog_type notice\n\
              listener {port} 127.0.0.1\n"
