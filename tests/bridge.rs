@@ -376,3 +376,46 @@ fn tls_bridge_refuses_a_certificate_for_another_name() {
     });
     assert!(error.is_ok(), "{error:?}");
 }
+
+/// Bytes on the upstream socket per forwarded message (docs/bandwidth.md#bridge): 100
+/// messages `21.50` on `sensors/1/temp` (upstream `site1/sensors/1/temp`), counted by the
+/// proxy from the first PUBLISH to the last acknowledgement.
+#[test]
+fn bytes_per_forwarded_message() {
+    let mut rows = Vec::new();
+    for (protocol, qos, bound) in [
+        ("v5", QoS5::AtLeastOnce, (15, 4)),
+        ("v5", QoS5::ExactlyOnce, (19, 8)),
+        ("v311", QoS5::AtLeastOnce, (31, 4)),
+        ("v311", QoS5::ExactlyOnce, (35, 8)),
+    ] {
+        const N: u64 = 100;
+        let upstream = Mosquitto::start();
+        let sub = Sub::start(upstream.port, "site1/sensors/#", 2, &[]);
+        let proxy = Proxy::start(upstream.port, Link::default());
+        let broker = Broker::with_config(&bridge_config(proxy.port(), protocol, 16, ""));
+        broker
+            .wait_for_log(Duration::from_secs(10), |l| l.contains("bridge up: connected"))
+            .expect("bridge connected");
+        // Let the SUBACK of the `in` rule come back before counting.
+        std::thread::sleep(Duration::from_millis(300));
+        let before = proxy.bytes();
+        let client = V5::connect(broker.port(), &unique("pub"));
+        for _ in 0..N {
+            client.publish("sensors/1/temp", qos, false, "21.50");
+        }
+        let got = sub.wait(Duration::from_secs(20), |m| m.len() as u64 >= N);
+        assert_eq!(got.len() as u64, N);
+        let sys = sys_client(broker.port(), &unique("sys"));
+        let queued = wait_sys(&sys, "bridge/up/queued", Duration::from_secs(10), |v| v == "0");
+        assert!(queued.is_ok(), "{queued:?}");
+        let used = proxy.bytes().since(before);
+        let (up, down) = (used.up as f64 / N as f64, used.down as f64 / N as f64);
+        rows.push(format!("{protocol} {qos:?}: {up:.2} up / {down:.2} down per message"));
+        assert!(
+            up <= f64::from(bound.0) + 0.5 && down <= f64::from(bound.1) + 0.5,
+            "{protocol} {qos:?}: {up:.2} / {down:.2} bytes per message, more than {bound:?}"
+        );
+    }
+    eprintln!("{}", rows.join("\n"));
+}
