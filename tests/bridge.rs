@@ -395,7 +395,9 @@ fn bytes_per_forwarded_message() {
         let proxy = Proxy::start(upstream.port, Link::default());
         let broker = Broker::with_config(&bridge_config(proxy.port(), protocol, 16, ""));
         broker
-            .wait_for_log(Duration::from_secs(10), |l| l.contains("bridge up: connected"))
+            .wait_for_log(Duration::from_secs(10), |l| {
+                l.contains("bridge up: connected")
+            })
             .expect("bridge connected");
         // Let the SUBACK of the `in` rule come back before counting.
         std::thread::sleep(Duration::from_millis(300));
@@ -407,11 +409,15 @@ fn bytes_per_forwarded_message() {
         let got = sub.wait(Duration::from_secs(20), |m| m.len() as u64 >= N);
         assert_eq!(got.len() as u64, N);
         let sys = sys_client(broker.port(), &unique("sys"));
-        let queued = wait_sys(&sys, "bridge/up/queued", Duration::from_secs(10), |v| v == "0");
+        let queued = wait_sys(&sys, "bridge/up/queued", Duration::from_secs(10), |v| {
+            v == "0"
+        });
         assert!(queued.is_ok(), "{queued:?}");
         let used = proxy.bytes().since(before);
         let (up, down) = (used.up as f64 / N as f64, used.down as f64 / N as f64);
-        rows.push(format!("{protocol} {qos:?}: {up:.2} up / {down:.2} down per message"));
+        rows.push(format!(
+            "{protocol} {qos:?}: {up:.2} up / {down:.2} down per message"
+        ));
         assert!(
             up <= f64::from(bound.0) + 0.5 && down <= f64::from(bound.1) + 0.5,
             "{protocol} {qos:?}: {up:.2} / {down:.2} bytes per message, more than {bound:?}"

@@ -590,3 +590,356 @@ fn write_publish(
     };
     protocol::encode(&Packet::Publish(publish), version, out);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bridge::config::{Direction, TopicRule};
+    use crate::bridge::queue::ForwardQueue;
+    use crate::protocol::ConnAck;
+
+    fn config(version: BridgeProtocol) -> BridgeConfig {
+        let rule = |filter: &str, direction| TopicRule {
+            filter: filter.into(),
+            direction,
+            qos: 2,
+            local_prefix: String::new(),
+            remote_prefix: "site1/".into(),
+        };
+        let text = "name = \"up\"\naddress = \"127.0.0.1:1883\"\nkeep_alive = 60\n";
+        let mut c: BridgeConfig = toml::from_str(text).unwrap();
+        c.protocol = version;
+        c.inflight = 2;
+        c.topic = vec![
+            rule("sensors/#", Direction::Out),
+            rule("cmd/#", Direction::In),
+        ];
+        c
+    }
+
+    fn outgoing(n: u8, qos: Qos) -> Outgoing {
+        Outgoing {
+            topic: format!("site1/sensors/{n}").into(),
+            payload: vec![n].into(),
+            qos,
+            retain: false,
+            properties: vec![0].into(),
+            expires_at: None,
+        }
+    }
+
+    fn session(version: BridgeProtocol, queued: &[Qos], now: Instant) -> Session {
+        let mut queue = ForwardQueue::default();
+        for (n, qos) in queued.iter().enumerate() {
+            queue.push(outgoing(n as u8, *qos));
+        }
+        Session::new(&config(version), queue, now)
+    }
+
+    fn packets(out: &[u8], version: ProtocolVersion) -> Vec<Packet<'_>> {
+        let mut all = Vec::new();
+        let mut pos = 0;
+        while let Some((p, len)) = protocol::decode(&out[pos..], version, u32::MAX).unwrap() {
+            all.push(p);
+            pos += len;
+        }
+        assert_eq!(pos, out.len(), "whole packets only");
+        all
+    }
+
+    fn connack(session_present: bool, receive_maximum: Option<u16>) -> Packet<'static> {
+        Packet::ConnAck(ConnAck {
+            session_present,
+            reason: ReasonCode::Success,
+            properties: Properties {
+                receive_maximum,
+                topic_alias_maximum: Some(10),
+                ..Properties::default()
+            },
+        })
+    }
+
+    fn ack(kind: fn(Ack<'static>) -> Packet<'static>, id: u16) -> Packet<'static> {
+        kind(Ack {
+            packet_id: PacketId::new(id).unwrap(),
+            reason: ReasonCode::Success,
+            properties: Properties::default(),
+        })
+    }
+
+    /// Connects `s` with the given CONNACK; returns what it sent after CONNECT.
+    fn connect(
+        s: &mut Session,
+        ack: Packet<'static>,
+        now: Instant,
+    ) -> (Vec<u8>, Vec<Effect<'static>>) {
+        let mut out = Vec::new();
+        s.connecting(now);
+        s.send_connect(&mut out, now);
+        match packets(&out, s.version()).as_slice() {
+            [Packet::Connect(c)] => {
+                assert!(!c.clean_start, "the upstream must keep our session");
+                assert_eq!(c.client_id, "outpost-up");
+                if s.version() == ProtocolVersion::V5 {
+                    assert_eq!(c.properties.session_expiry_interval, Some(604_800));
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut out = Vec::new();
+        let mut effects = Vec::new();
+        s.on_packet(ack, &mut out, &mut effects, now).unwrap();
+        assert!(s.is_up());
+        (out, effects)
+    }
+
+    #[test]
+    fn connack_subscribes_with_no_local_and_fills_the_window_in_order() {
+        let now = Instant::now();
+        let mut s = session(
+            BridgeProtocol::V5,
+            &[Qos::AtLeastOnce, Qos::ExactlyOnce, Qos::AtLeastOnce],
+            now,
+        );
+        let (out, effects) = connect(&mut s, connack(false, Some(5)), now);
+        let sent = packets(&out, ProtocolVersion::V5);
+        let Packet::Subscribe(sub) = &sent[0] else {
+            panic!("{sent:?}")
+        };
+        assert_eq!(sub.filters[0].0, "site1/cmd/#");
+        assert!(sub.filters[0].1.no_local);
+        assert_eq!(
+            sub.filters[0].1.retain_handling,
+            RetainHandling::OnNewSubscribe
+        );
+        let publishes: Vec<_> = sent[1..]
+            .iter()
+            .map(|p| match p {
+                Packet::Publish(p) => (p.topic, p.qos, p.properties.topic_alias),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let id = |n| PacketId::new(n).unwrap();
+        assert_eq!(
+            publishes,
+            vec![
+                ("site1/sensors/0", QosPid::AtLeastOnce(id(2)), Some(1)),
+                ("site1/sensors/1", QosPid::ExactlyOnce(id(3)), Some(2)),
+            ],
+            "window = min(inflight 2, Receive Maximum 5); each new topic sets up an alias"
+        );
+        assert_eq!(
+            effects,
+            vec![Effect::Record {
+                seq: 1,
+                packet_id: id(3),
+                stage: Stage::Published
+            }],
+            "a QoS 2 send is recorded before it leaves"
+        );
+
+        // PUBACK frees the window: forget row 0, send row 2.
+        let mut out = Vec::new();
+        let mut effects = Vec::new();
+        s.on_packet(ack(Packet::PubAck, 2), &mut out, &mut effects, now)
+            .unwrap();
+        s.pump(&mut out, &mut effects, now);
+        assert_eq!(
+            effects,
+            vec![Effect::Forget {
+                seq: 0,
+                refused: false
+            }]
+        );
+        assert!(
+            matches!(&packets(&out, ProtocolVersion::V5)[..], [Packet::Publish(p)] if p.topic == "site1/sensors/2")
+        );
+
+        // PUBREC → record Released, send PUBREL; PUBCOMP → forget.
+        let mut out = Vec::new();
+        let mut effects = Vec::new();
+        s.on_packet(ack(Packet::PubRec, 3), &mut out, &mut effects, now)
+            .unwrap();
+        s.on_packet(ack(Packet::PubComp, 3), &mut out, &mut effects, now)
+            .unwrap();
+        assert_eq!(
+            effects,
+            vec![
+                Effect::Record {
+                    seq: 1,
+                    packet_id: id(3),
+                    stage: Stage::Released
+                },
+                Effect::Forget {
+                    seq: 1,
+                    refused: false
+                },
+            ]
+        );
+        assert!(
+            matches!(&packets(&out, ProtocolVersion::V5)[..], [Packet::PubRel(a)] if a.packet_id == id(3))
+        );
+        assert_eq!(s.counters.forwarded, 2);
+    }
+
+    #[test]
+    fn a_reconnect_resends_what_is_in_flight_with_dup_and_the_same_ids() {
+        let now = Instant::now();
+        let mut s = session(
+            BridgeProtocol::V311,
+            &[Qos::ExactlyOnce, Qos::AtLeastOnce],
+            now,
+        );
+        connect(&mut s, connack(false, None), now);
+        let mut sink = (Vec::new(), Vec::new());
+        s.on_packet(ack(Packet::PubRec, 2), &mut sink.0, &mut sink.1, now)
+            .unwrap();
+        s.link_lost(&LinkError::Closed);
+        assert_eq!(
+            s.counters.last_error.as_deref(),
+            Some("connection closed by the upstream")
+        );
+        let (out, _) = connect(&mut s, connack(true, None), now);
+        let sent = packets(&out, ProtocolVersion::V311);
+        assert!(
+            matches!(&sent[0], Packet::PubRel(a) if a.packet_id.get() == 2),
+            "{sent:?}"
+        );
+        assert!(
+            matches!(&sent[1], Packet::Publish(p) if p.dup && p.qos == QosPid::AtLeastOnce(PacketId::new(3).unwrap()) && p.topic == "site1/sensors/1"),
+            "{sent:?}"
+        );
+        assert!(matches!(&sent[2], Packet::Subscribe(_)), "{sent:?}");
+    }
+
+    #[test]
+    fn messages_from_upstream_are_mapped_acknowledged_and_delivered_once() {
+        let now = Instant::now();
+        let mut s = session(BridgeProtocol::V5, &[], now);
+        connect(&mut s, connack(false, None), now);
+        let publish = |qos| {
+            Packet::Publish(Publish {
+                dup: false,
+                qos,
+                retain: false,
+                topic: "site1/cmd/reboot",
+                properties: Properties::default(),
+                payload: b"now",
+            })
+        };
+        let id = PacketId::new(7).unwrap();
+        let mut out = Vec::new();
+        let mut effects = Vec::new();
+        for _ in 0..2 {
+            s.on_packet(
+                publish(QosPid::ExactlyOnce(id)),
+                &mut out,
+                &mut effects,
+                now,
+            )
+            .unwrap();
+        }
+        s.on_packet(ack(Packet::PubRel, 7), &mut out, &mut effects, now)
+            .unwrap();
+        s.on_packet(
+            publish(QosPid::AtLeastOnce(id)),
+            &mut out,
+            &mut effects,
+            now,
+        )
+        .unwrap();
+        let delivered: Vec<_> = effects
+            .iter()
+            .map(|e| match e {
+                Effect::Deliver { topic, qos, .. } => (topic.as_str(), *qos),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            delivered,
+            vec![
+                ("cmd/reboot", Qos::ExactlyOnce),
+                ("cmd/reboot", Qos::AtLeastOnce)
+            ],
+            "the QoS 2 resend is not delivered twice"
+        );
+        let kinds: Vec<_> = packets(&out, ProtocolVersion::V5)
+            .iter()
+            .map(|p| match p {
+                Packet::PubRec(_) => "PUBREC",
+                Packet::PubComp(_) => "PUBCOMP",
+                Packet::PubAck(_) => "PUBACK",
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(kinds, ["PUBREC", "PUBREC", "PUBCOMP", "PUBACK"]);
+        assert_eq!(s.counters.received, 2);
+    }
+
+    #[test]
+    fn keep_alive_pings_only_when_quiet_and_gives_up_without_an_answer() {
+        let now = Instant::now();
+        let mut s = session(BridgeProtocol::V5, &[], now);
+        connect(&mut s, connack(false, None), now);
+        let ka = Duration::from_secs(60);
+        assert_eq!(s.deadline(), Some(now + ka));
+        let mut out = Vec::new();
+        s.check(&mut out, now + ka / 2).unwrap();
+        assert!(out.is_empty(), "no ping before the keep alive");
+        s.check(&mut out, now + ka).unwrap();
+        assert_eq!(packets(&out, ProtocolVersion::V5), vec![Packet::PingReq]);
+        let mut sink = (Vec::new(), Vec::new());
+        s.on_packet(Packet::PingResp, &mut sink.0, &mut sink.1, now + ka)
+            .unwrap();
+        assert_eq!(
+            s.deadline(),
+            Some(now + ka + ka),
+            "the answer resets the wait"
+        );
+        s.check(&mut out, now + 2 * ka).unwrap();
+        assert_eq!(
+            s.check(&mut out, now + 2 * ka + PING_TIMEOUT),
+            Err(LinkError::Timeout("no PINGRESP"))
+        );
+    }
+
+    #[test]
+    fn a_refusal_or_silence_ends_the_attempt() {
+        let now = Instant::now();
+        let mut s = session(BridgeProtocol::V5, &[], now);
+        s.connecting(now);
+        let refused = Packet::ConnAck(ConnAck {
+            session_present: false,
+            reason: ReasonCode::NotAuthorized,
+            properties: Properties::default(),
+        });
+        let mut sink = (Vec::new(), Vec::new());
+        assert_eq!(
+            s.on_packet(refused, &mut sink.0, &mut sink.1, now),
+            Err(LinkError::Refused(ReasonCode::NotAuthorized))
+        );
+        s.connecting(now);
+        assert_eq!(s.deadline(), Some(now + CONNECT_TIMEOUT));
+        assert_eq!(
+            s.check(&mut Vec::new(), now + CONNECT_TIMEOUT),
+            Err(LinkError::Timeout("no CONNACK"))
+        );
+        assert_eq!(
+            s.on_packet(Packet::PingResp, &mut sink.0, &mut sink.1, now),
+            Err(LinkError::Protocol("packet before CONNACK"))
+        );
+    }
+
+    #[test]
+    fn qos0_goes_out_only_while_up() {
+        let now = Instant::now();
+        let mut s = session(BridgeProtocol::V5, &[], now);
+        let mut out = Vec::new();
+        assert!(!s.send_now(&outgoing(1, Qos::AtMostOnce), &mut out, now));
+        connect(&mut s, connack(false, None), now);
+        assert!(s.send_now(&outgoing(1, Qos::AtMostOnce), &mut out, now));
+        assert!(
+            matches!(&packets(&out, ProtocolVersion::V5)[..], [Packet::Publish(p)] if p.qos == QosPid::AtMostOnce)
+        );
+    }
+}
