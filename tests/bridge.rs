@@ -425,3 +425,41 @@ fn bytes_per_forwarded_message() {
     }
     eprintln!("{}", rows.join("\n"));
 }
+
+/// The console sees each bridge's link state, queue and counters, asked through the
+/// loop's inbox as the web thread asks.
+#[test]
+fn the_console_sees_the_bridge_state() {
+    use outpost::broker::console::{ask, ConsoleAnswer, ConsoleAsk};
+    let dir = tempfile::tempdir().unwrap();
+    let dead = common::upstream::free_port();
+    let toml = format!(
+        "listen = [\"127.0.0.1:0\"]\ndb = \"{}\"\nhttp_enabled = false\n{}",
+        dir.path().join("outpost.db").display(),
+        bridge_config(dead, "v5", 16, "")
+    );
+    let server =
+        outpost::broker::Server::bind(outpost::config::Config::from_toml_str(&toml).unwrap())
+            .unwrap();
+    let inbox = server.inbox();
+    let port = server.listen_addrs()[0].port();
+    std::thread::spawn(move || server.run());
+    let client = V5::connect(port, &unique("pub"));
+    for i in 0..3 {
+        client.publish(&format!("sensors/{i}"), QoS5::AtLeastOnce, false, "x");
+    }
+    let info = common::wait_until(Duration::from_secs(10), || {
+        match ask(&inbox, ConsoleAsk::Bridges, Duration::from_secs(5)).unwrap() {
+            ConsoleAnswer::Bridges(b) if b[0].last_error.is_some() => Some(b),
+            _ => None,
+        }
+    })
+    .expect("a failed attempt shows");
+    let b = &info[0];
+    assert_eq!((b.name.as_str(), b.connected, b.queued), ("up", false, 3));
+    assert_eq!(b.queued_bytes, 3 * (15 + 1 + 1));
+    assert!(
+        b.last_error.as_deref().unwrap().contains("refused"),
+        "{b:?}"
+    );
+}

@@ -40,6 +40,24 @@ pub struct Resolved {
     pub result: Result<Vec<SocketAddr>, String>,
 }
 
+/// One bridge as the console shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeInfo {
+    pub name: String,
+    pub address: String,
+    pub connected: bool,
+    /// Messages waiting for the upstream's acknowledgement, and their bytes.
+    pub queued: u64,
+    pub queued_bytes: u64,
+    /// The disk budget and what happens when it is reached.
+    pub max_queue_bytes: u64,
+    pub queue_full: QueueFull,
+    pub forwarded: u64,
+    pub received: u64,
+    pub dropped: u64,
+    pub last_error: Option<String>,
+}
+
 /// One open (or opening) connection to the upstream.
 struct Link {
     socket: TcpStream,
@@ -637,6 +655,30 @@ impl Broker {
             bridge.session.queue.len()
         );
         self.schedule_bridge(index, now);
+    }
+
+    /// What the console shows of each bridge.
+    pub(super) fn bridge_infos(&self) -> Vec<BridgeInfo> {
+        self.bridges
+            .list
+            .iter()
+            .map(|b| {
+                let (s, c) = (&b.session, &b.session.counters);
+                BridgeInfo {
+                    name: b.config.name.clone(),
+                    address: b.config.address.clone(),
+                    connected: s.is_up(),
+                    queued: s.queue.len(),
+                    queued_bytes: s.queue.bytes(),
+                    max_queue_bytes: b.config.max_queue_bytes,
+                    queue_full: b.config.queue_full,
+                    forwarded: c.forwarded,
+                    received: c.received,
+                    dropped: c.dropped,
+                    last_error: c.last_error.clone(),
+                }
+            })
+            .collect()
     }
 
     /// `$SYS/broker/bridge/NAME/...` for every bridge.

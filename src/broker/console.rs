@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub use super::bridge::BridgeInfo;
 use super::close::Ending;
 use super::inbox::{Inbound, InboxSender, SendError};
 use super::listeners::{ListenerId, ListenerKind};
@@ -20,12 +21,15 @@ pub enum ConsoleAsk {
     StopListener(ListenerId),
     /// Bind a stopped listener again.
     StartListener(ListenerId),
+    /// Every bridge with its link state and queue.
+    Bridges,
 }
 
 /// The loop's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsoleAnswer {
     Listeners(Vec<ListenerInfo>),
+    Bridges(Vec<BridgeInfo>),
     /// The command was carried out (or there was nothing to do).
     Done,
     /// The request names something that does not exist.
@@ -79,6 +83,7 @@ impl Broker {
             ConsoleAsk::Listeners => ConsoleAnswer::Listeners(self.listener_infos()),
             ConsoleAsk::StopListener(id) => self.stop_listener(id),
             ConsoleAsk::StartListener(id) => self.start_listener(id),
+            ConsoleAsk::Bridges => ConsoleAnswer::Bridges(self.bridge_infos()),
         };
         // The web thread may have timed out and gone; nothing to do then.
         let _ = request.reply.send(answer);
