@@ -341,6 +341,20 @@ impl Session {
                 break;
             };
             let (seq, packet_id, qos) = (item.entry.seq, item.packet_id, item.entry.msg.qos);
+            if largest_publish(&item.entry.msg) > up.max_packet_size as usize {
+                log::warn!(
+                    "bridge {}: a message on {} is larger than the upstream's Maximum Packet \
+                     Size ({} bytes), dropped",
+                    self.name,
+                    item.entry.msg.topic,
+                    up.max_packet_size
+                );
+                if let Some(Acked::Done { seq, .. }) = self.queue.puback(packet_id, true) {
+                    self.counters.dropped += 1;
+                    effects.push(Effect::Forget { seq, refused: true });
+                }
+                continue;
+            }
             write_publish(self.version, up, item, false, out);
             self.last_sent = now;
             if qos == Qos::ExactlyOnce {
@@ -353,11 +367,14 @@ impl Session {
         }
     }
 
-    /// Sends a QoS 0 message now if the link is up; false if it was dropped.
+    /// Sends a QoS 0 message now if the link is up (and takes it); false if it was dropped.
     pub fn send_now(&mut self, msg: &Outgoing, out: &mut Vec<u8>, now: Instant) -> bool {
         let State::Up(up) = &mut self.state else {
             return false;
         };
+        if largest_publish(msg) > up.max_packet_size as usize {
+            return false;
+        }
         let item = InFlight {
             entry: super::queue::Entry {
                 seq: 0,
@@ -542,6 +559,13 @@ impl Session {
         });
         protocol::encode(&ack, self.version, out);
     }
+}
+
+/// An upper bound on the PUBLISH a message becomes: fixed header (5), topic length and
+/// packet id (4), property length (4), topic alias and expiry (3 + 5), topic, payload and
+/// forwarded properties.
+fn largest_publish(msg: &Outgoing) -> usize {
+    21 + msg.topic.len() + msg.payload.len() + msg.properties.len()
 }
 
 /// Encodes one forwarded PUBLISH, using (and setting up) a topic alias when allowed.
@@ -928,6 +952,39 @@ mod tests {
             s.on_packet(Packet::PingResp, &mut sink.0, &mut sink.1, now),
             Err(LinkError::Protocol("packet before CONNACK"))
         );
+    }
+
+    #[test]
+    fn a_message_over_the_upstreams_maximum_packet_size_is_dropped_not_sent() {
+        let now = Instant::now();
+        let mut s = session(BridgeProtocol::V5, &[], now);
+        let mut big = outgoing(0, Qos::AtLeastOnce);
+        big.payload = vec![0; 200].into();
+        s.queue.push(big);
+        s.queue.push(outgoing(1, Qos::AtLeastOnce));
+        let ack = Packet::ConnAck(ConnAck {
+            session_present: false,
+            reason: ReasonCode::Success,
+            properties: Properties {
+                maximum_packet_size: Some(100),
+                ..Properties::default()
+            },
+        });
+        let (out, effects) = connect(&mut s, ack, now);
+        assert_eq!(
+            effects,
+            vec![Effect::Forget {
+                seq: 0,
+                refused: true
+            }]
+        );
+        let sent = packets(&out, ProtocolVersion::V5);
+        assert!(
+            matches!(&sent[1], Packet::Publish(p) if p.topic == "site1/sensors/1"),
+            "{sent:?}"
+        );
+        assert_eq!(sent.len(), 2);
+        assert_eq!(s.counters.dropped, 1);
     }
 
     #[test]

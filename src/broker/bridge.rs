@@ -85,6 +85,8 @@ pub struct Bridge {
     timer_at: Option<Instant>,
     /// When the next connection attempt is due, while down.
     retry_at: Option<Instant>,
+    /// Resolved addresses not tried yet in this attempt (tried in order before backing off).
+    addrs: Vec<SocketAddr>,
     /// True while the queue is at its budget, so the drops are logged once per episode.
     full: bool,
     tls: Option<Arc<rustls::ClientConfig>>,
@@ -152,6 +154,7 @@ impl Broker {
                 serial: 0,
                 timer_at: None,
                 retry_at: Some(now),
+                addrs: Vec::new(),
                 full: false,
                 tls,
             });
@@ -180,9 +183,14 @@ impl Broker {
             };
             let outgoing = outgoing(message, mapped.topic, mapped.qos, now);
             if mapped.qos == Qos::AtMostOnce {
+                // QoS 0 promises nothing: on a link that cannot keep up it is dropped
+                // rather than piling up in memory.
+                let limit = self.config.max_output_buffer;
                 let sent = match bridge.link.as_mut() {
-                    Some(link) => bridge.session.send_now(&outgoing, &mut link.out, now),
-                    None => false,
+                    Some(link) if link.out.len() + link.wire.len() <= limit => {
+                        bridge.session.send_now(&outgoing, &mut link.out, now)
+                    }
+                    _ => false,
                 };
                 if !sent {
                     bridge.session.counters.dropped += 1;
@@ -405,14 +413,18 @@ impl Broker {
         if bridge.serial != resolved.serial || bridge.link.is_some() {
             return;
         }
-        match resolved.result.as_deref() {
-            Ok([addr, ..]) => self.open_bridge(resolved.index, *addr, now),
-            Ok([]) => self.bridge_down(
+        match resolved.result {
+            Ok(mut addrs) if !addrs.is_empty() => {
+                let first = addrs.remove(0);
+                self.bridges.list[resolved.index].addrs = addrs;
+                self.open_bridge(resolved.index, first, now);
+            }
+            Ok(_) => self.bridge_down(
                 resolved.index,
                 LinkError::Resolve("no addresses".into()),
                 now,
             ),
-            Err(e) => self.bridge_down(resolved.index, LinkError::Resolve(e.clone()), now),
+            Err(e) => self.bridge_down(resolved.index, LinkError::Resolve(e), now),
         }
         self.schedule_bridge(resolved.index, now);
     }
@@ -549,7 +561,7 @@ impl Broker {
             }
             if !was_up && bridge.session.is_up() {
                 bridge.backoff.reset();
-                bridge.session.counters.last_error = None;
+                bridge.addrs.clear();
             }
             self.bridge_effects(index, effects, now);
         };
@@ -639,6 +651,12 @@ impl Broker {
             let _ = self.registry.deregister(&mut link.socket);
         }
         let was_up = bridge.session.is_up();
+        if !was_up && !bridge.addrs.is_empty() {
+            // The name has more addresses (IPv6 and IPv4, say): try the next one now.
+            let next = bridge.addrs.remove(0);
+            log::info!("bridge {}: {error}; trying {next}", bridge.config.name);
+            return self.open_bridge(index, next, now);
+        }
         bridge.session.link_lost(&error);
         let delay = bridge.backoff.next_delay();
         bridge.retry_at = Some(now + delay);
