@@ -9,6 +9,7 @@ use super::alias::TopicAlias;
 use super::close::Ending;
 use super::message::{Delivery, Message};
 use super::session::{Inflight, InflightState, Outbound, Session, SubEntry};
+use super::shared::SharedCursors;
 use super::Broker;
 use crate::auth::acl::Action;
 use crate::protocol::{self, Ack, Packet, Properties, Qos, QosPid, ReasonCode};
@@ -362,14 +363,13 @@ fn merge(message: &Arc<Message>, session: usize, subs: &[(usize, SubEntry)]) -> 
 fn pick_member(
     group: &SharedGroup<SubEntry>,
     sessions: &slab::Slab<Session>,
-    cursors: &mut std::collections::HashMap<Box<str>, usize>,
+    cursors: &mut SharedCursors,
 ) -> Option<(usize, SubEntry)> {
     let n = group.members.len();
     if n == 0 {
         return None;
     }
-    let key = format!("{}\0{}", group.group, group.filter);
-    let cursor = cursors.entry(key.into_boxed_str()).or_insert(0);
+    let cursor = cursors.get_mut(&group.group, &group.filter);
     let start = *cursor % n;
     let online = (0..n).map(|k| (start + k) % n).find(|&i| {
         sessions
