@@ -312,7 +312,7 @@ impl Broker {
             omit_topic: matches!(alias, Some(TopicAlias::Known(_))),
         };
         let packet = Packet::Publish(message.to_publish(&delivery, now));
-        if protocol::encoded_len(&packet, conn.version) > conn.max_packet_size as usize {
+        if !conn.send_within_limit(&packet) {
             self.stats.messages_dropped += 1;
             log::debug!(
                 "client {}: message on {} exceeds its maximum packet size, dropped",
@@ -321,7 +321,6 @@ impl Broker {
             );
             return false;
         }
-        conn.send(&packet);
         // Counted net of the 3 bytes an alias property costs.
         if let (Some(alias), Some(aliases)) = (alias, conn.outbound_aliases.as_mut()) {
             aliases.used(&message.topic, alias);
