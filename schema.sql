@@ -133,4 +133,12 @@ CREATE TABLE bridge_queue (
     PRIMARY KEY (bridge, seq)
 ) WITHOUT ROWID;
 
+-- Inbound QoS 2 packet ids a bridge's upstream sent, delivered locally and
+-- not yet released (PUBREL), so a resend after a restart is not delivered twice.
+CREATE TABLE bridge_qos2_in (
+    bridge    TEXT    NOT NULL,
+    packet_id INTEGER NOT NULL CHECK (packet_id BETWEEN 1 AND 65535),
+    PRIMARY KEY (bridge, packet_id)
+) WITHOUT ROWID;
+
 PRAGMA user_version = 2;

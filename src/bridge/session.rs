@@ -79,6 +79,9 @@ pub enum Effect<'p> {
         packet_id: PacketId,
         stage: Stage,
     },
+    /// An inbound QoS 2 id was delivered (`held`) or released: record it, so a resend
+    /// after a restart is recognised and not delivered twice.
+    Inbound { packet_id: u16, held: bool },
 }
 
 /// Counters for `$SYS` and the console.
@@ -159,6 +162,11 @@ impl Session {
             last_received: now,
             counters: Counters::default(),
         }
+    }
+
+    /// Inbound QoS 2 ids delivered before a restart and not released yet.
+    pub fn hold_inbound(&mut self, ids: Vec<u16>) {
+        self.incoming_qos2 = ids;
     }
 
     pub fn version(&self) -> ProtocolVersion {
@@ -276,7 +284,14 @@ impl Session {
             (State::Connecting { .. }, _) => Err(LinkError::Protocol("packet before CONNACK")),
             (State::Up(_), Packet::Publish(p)) => self.incoming(p, out, effects),
             (State::Up(_), Packet::PubRel(ack)) => {
-                self.incoming_qos2.retain(|id| *id != ack.packet_id.get());
+                let id = ack.packet_id.get();
+                if self.incoming_qos2.contains(&id) {
+                    self.incoming_qos2.retain(|held| *held != id);
+                    effects.push(Effect::Inbound {
+                        packet_id: id,
+                        held: false,
+                    });
+                }
                 self.send_ack(Packet::PubComp, ack.packet_id, out);
                 Ok(())
             }
@@ -414,7 +429,12 @@ impl Session {
             ping_sent: None,
         };
         if !ack.session_present {
-            self.incoming_qos2.clear();
+            for packet_id in self.incoming_qos2.drain(..) {
+                effects.push(Effect::Inbound {
+                    packet_id,
+                    held: false,
+                });
+            }
         }
         for seq in self.queue.reconnected(ack.session_present) {
             effects.push(Effect::Forget {
@@ -498,6 +518,10 @@ impl Session {
                 let fresh = !self.incoming_qos2.contains(&id.get());
                 if fresh {
                     self.incoming_qos2.push(id.get());
+                    effects.push(Effect::Inbound {
+                        packet_id: id.get(),
+                        held: true,
+                    });
                 }
                 self.send_ack(Packet::PubRec, id, out);
                 fresh
@@ -874,11 +898,23 @@ mod tests {
         .unwrap();
         let delivered: Vec<_> = effects
             .iter()
-            .map(|e| match e {
-                Effect::Deliver { topic, qos, .. } => (topic.as_str(), *qos),
-                other => panic!("{other:?}"),
+            .filter_map(|e| match e {
+                Effect::Deliver { topic, qos, .. } => Some((topic.as_str(), *qos)),
+                _ => None,
             })
             .collect();
+        let held: Vec<_> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Inbound { packet_id, held } => Some((*packet_id, *held)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            held,
+            vec![(7, true), (7, false)],
+            "the id is recorded, then released"
+        );
         assert_eq!(
             delivered,
             vec![

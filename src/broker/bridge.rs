@@ -145,7 +145,8 @@ impl Broker {
                 totals.count,
                 totals.bytes
             );
-            let session = Session::new(&config, queue, now);
+            let mut session = Session::new(&config, queue, now);
+            session.hold_inbound(self.store.load_bridge_inbound(&config.name)?);
             self.bridges.list.push(Bridge {
                 config,
                 session,
@@ -318,6 +319,13 @@ impl Broker {
                         Stage::Released => 2,
                     },
                 })),
+                Effect::Inbound { packet_id, held } => {
+                    self.store.stage(Write::Bridge(BridgeWrite::Inbound {
+                        bridge: name,
+                        packet_id,
+                        held,
+                    }))
+                }
                 Effect::Deliver {
                     topic,
                     qos,

@@ -1,6 +1,7 @@
 //! The bridges' forward queues (`bridge_queue`): one row per message bound upstream,
 //! written in the group commit that acknowledges it locally, updated when a QoS 2 message
-//! is sent or released, deleted once the upstream acknowledged it.
+//! is sent or released, deleted once the upstream acknowledged it. Also the inbound QoS 2
+//! ids delivered and not yet released (`bridge_qos2_in`).
 
 use rusqlite::{params, Transaction};
 
@@ -25,6 +26,12 @@ pub enum BridgeWrite {
     },
     /// Row `seq` is acknowledged upstream, refused, expired or dropped.
     Delete { bridge: String, seq: u64 },
+    /// An inbound QoS 2 id from the upstream was delivered locally (`held`), or released.
+    Inbound {
+        bridge: String,
+        packet_id: u16,
+        held: bool,
+    },
 }
 
 /// One row read back.
@@ -81,6 +88,24 @@ pub(super) fn apply(tx: &Transaction<'_>, w: &BridgeWrite) -> Result<(), StoreEr
             tx.prepare_cached("DELETE FROM bridge_queue WHERE bridge = ?1 AND seq = ?2")?
                 .execute(params![bridge, seq])?;
         }
+        BridgeWrite::Inbound {
+            bridge,
+            packet_id,
+            held: true,
+        } => {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO bridge_qos2_in (bridge, packet_id) VALUES (?1, ?2)",
+            )?
+            .execute(params![bridge, packet_id])?;
+        }
+        BridgeWrite::Inbound {
+            bridge,
+            packet_id,
+            held: false,
+        } => {
+            tx.prepare_cached("DELETE FROM bridge_qos2_in WHERE bridge = ?1 AND packet_id = ?2")?
+                .execute(params![bridge, packet_id])?;
+        }
     }
     Ok(())
 }
@@ -103,6 +128,17 @@ impl Store {
             })
         })?;
         Ok(totals)
+    }
+
+    /// The inbound QoS 2 ids of bridge `bridge` delivered and not released yet.
+    pub fn load_bridge_inbound(&self, bridge: &str) -> Result<Vec<u16>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT packet_id FROM bridge_qos2_in WHERE bridge = ?1 ORDER BY packet_id",
+        )?;
+        let ids = stmt
+            .query_map(params![bridge], |r| r.get(0))?
+            .collect::<Result<Vec<u16>, _>>()?;
+        Ok(ids)
     }
 
     /// Up to `limit` rows of bridge `bridge` from `from_seq` on, in order.
@@ -209,6 +245,30 @@ mod tests {
         assert_eq!(rows[1].msg, msg("t/3"));
         assert_eq!(store.load_forward("a", 2, 10).unwrap().len(), 1);
         assert_eq!(store.load_forward("a", 0, 1).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn inbound_ids_are_held_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("db"), SyncMode::Normal).unwrap();
+        let inbound = |id, held| {
+            Write::Bridge(BridgeWrite::Inbound {
+                bridge: "a".into(),
+                packet_id: id,
+                held,
+            })
+        };
+        for w in [
+            inbound(9, true),
+            inbound(9, true),
+            inbound(3, true),
+            inbound(9, false),
+        ] {
+            store.stage(w);
+        }
+        store.commit().unwrap();
+        assert_eq!(store.load_bridge_inbound("a").unwrap(), vec![3]);
+        assert!(store.load_bridge_inbound("b").unwrap().is_empty());
     }
 
     #[test]

@@ -31,6 +31,11 @@ const MIGRATIONS: &[&str] = &[
         state      INTEGER NOT NULL DEFAULT 0 CHECK (state BETWEEN 0 AND 2),
         PRIMARY KEY (bridge, seq)
     ) WITHOUT ROWID;
+    CREATE TABLE bridge_qos2_in (
+        bridge    TEXT    NOT NULL,
+        packet_id INTEGER NOT NULL CHECK (packet_id BETWEEN 1 AND 65535),
+        PRIMARY KEY (bridge, packet_id)
+    ) WITHOUT ROWID;
     PRAGMA user_version = 2;",
 ];
 
