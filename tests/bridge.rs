@@ -38,7 +38,7 @@ fn bridge_config(port: u16, protocol: &str, inflight: u16, extra: &str) -> Strin
          client_id = \"{}\"\nkeep_alive = 20\ninflight = {inflight}\n\
          reconnect_delay = 1\nreconnect_delay_max = 2\n{extra}\n\
          [[bridge.topic]]\nfilter = \"sensors/#\"\ndirection = \"out\"\nqos = 2\nremote_prefix = \"site1/\"\n\
-         [[bridge.topic]]\nfilter = \"cmd/#\"\ndirection = \"in\"\nqos = 1\nremote_prefix = \"site1/\"\n\
+         [[bridge.topic]]\nfilter = \"cmd/#\"\ndirection = \"in\"\nqos = 2\nremote_prefix = \"site1/\"\n\
          {both}",
         unique("gw")
     )
@@ -140,7 +140,7 @@ fn thousand_messages_cross_a_flapping_thin_link() {
     // Commands come down once the link is steady.
     let local = V5::connect(broker.port(), &unique("cmd"));
     local.subscribe("cmd/#", QoS5::AtLeastOnce);
-    upstream.publish("site1/cmd/reboot", "now", 1);
+    upstream.publish("site1/cmd/reboot", "now", 2);
     let p = local
         .recv_publish(Duration::from_secs(15))
         .expect("the command reached the local subscriber");
