@@ -90,6 +90,32 @@ fn a_client_that_does_not_trust_our_certificate_is_refused_and_logged() {
 }
 
 #[test]
+fn a_stalled_handshake_is_closed_and_logged() {
+    let certs = Certs::make();
+    let port = free_port();
+    let config = format!(
+        "connect_timeout = 1\ntls_listen = [\"127.0.0.1:{port}\"]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        certs.arg("server.pem"),
+        certs.arg("server.key")
+    );
+    let broker = Broker::with_config(&config);
+    let mut silent = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    broker
+        .wait_for_log(Duration::from_secs(5), |l| {
+            l.contains("TLS handshake not finished in time")
+        })
+        .expect("a log line for the stalled handshake");
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let n = std::io::Read::read(&mut silent, &mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the stalled socket is closed");
+    let ok = mosquitto_pub(port, &["--cafile", &certs.arg("ca.pem")], "still served");
+    assert!(ok.status.success(), "{ok:?}");
+}
+
+#[test]
 fn client_certificates_are_required_when_a_client_ca_is_set() {
     let certs = Certs::make();
     let (broker, port) = tls_broker(&certs, true);

@@ -365,6 +365,17 @@ impl Broker {
         let mut nowhere = Vec::new();
         let out = bridge.link.as_mut().map_or(&mut nowhere, |l| &mut l.out);
         if let Err(e) = bridge.session.check(out, now) {
+            let handshaking = bridge
+                .link
+                .as_ref()
+                .and_then(|l| l.tls.as_ref())
+                .is_some_and(|t| t.is_handshaking());
+            let e = match e {
+                LinkError::Timeout(_) if handshaking => {
+                    LinkError::Tls("handshake did not finish in time".into())
+                }
+                e => e,
+            };
             self.bridge_down(index, e, now);
         }
         self.schedule_bridge(index, now);

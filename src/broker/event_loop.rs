@@ -405,6 +405,12 @@ impl Broker {
         };
         let v = match conn.phase {
             // Only the CONNECT deadline fires before CONNECT, and only once it has passed.
+            Phase::AwaitingConnect if conn.tls.as_ref().is_some_and(|t| t.is_handshaking()) => {
+                Violation::new(
+                    ReasonCode::MaximumConnectTime,
+                    "TLS handshake not finished in time",
+                )
+            }
             Phase::AwaitingConnect | Phase::Authenticating => {
                 Violation::new(ReasonCode::MaximumConnectTime, "no CONNECT in time")
             }

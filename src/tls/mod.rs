@@ -186,6 +186,11 @@ impl Layer {
     pub fn pending(&self) -> usize {
         self.wire.len() - self.wire_pos
     }
+
+    /// True until the handshake has completed.
+    pub fn is_handshaking(&self) -> bool {
+        self.session.is_handshaking()
+    }
 }
 
 fn provider() -> Arc<CryptoProvider> {
