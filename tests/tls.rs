@@ -146,7 +146,7 @@ fn client_certificates_are_required_when_a_client_ca_is_set() {
 }
 
 #[test]
-fn a_tls_listener_without_readable_files_stops_outpost_with_one_line() {
+fn missing_tls_files_stop_outpost_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.pem");
     let config = format!(
@@ -164,4 +164,25 @@ fn a_tls_listener_without_readable_files_stops_outpost_with_one_line() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("missing.pem"), "{stderr}");
+
+    // The same for a bridge's CA file.
+    let config = format!(
+        "[[bridge]]\nname = \"up\"\naddress = \"127.0.0.1:1\"\ntls = true\nca_file = \"{}\"\n\
+         [[bridge.topic]]\nfilter = \"#\"\ndirection = \"out\"\n",
+        missing.display()
+    );
+    std::fs::write(dir.path().join("outpost.toml"), config).unwrap();
+    let out = Command::new(common::BIN)
+        .args(["--listen", "127.0.0.1:0", "--http", "off", "--config"])
+        .arg(dir.path().join("outpost.toml"))
+        .arg("--db")
+        .arg(dir.path().join("db"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bridge up: ") && stderr.contains("missing.pem"),
+        "{stderr}"
+    );
 }

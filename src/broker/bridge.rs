@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 
+use super::event_loop::RunError;
 use super::inbox::{Inbound, InboxSender};
 use super::message::{ForwardedProperties, Message};
 use super::timers::Timer;
@@ -110,15 +111,18 @@ impl Bridges {
 
 impl Broker {
     /// Sets up every configured bridge from its queue in the store and schedules its first
-    /// connection attempt now. A bridge whose TLS settings cannot be loaded is refused.
+    /// connection attempt now. TLS files that cannot be loaded stop the start.
     pub(super) fn start_bridges(
         &mut self,
         inbox: InboxSender,
         now: Instant,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), RunError> {
         self.bridges.inbox = Some(inbox);
         for config in self.config.bridge.clone() {
-            let totals = self.store.forward_totals(&config.name)?;
+            let totals = self
+                .store
+                .forward_totals(&config.name)
+                .map_err(RunError::Store)?;
             let queue = ForwardQueue::resume(Totals {
                 count: totals.count,
                 bytes: totals.bytes,
@@ -126,13 +130,14 @@ impl Broker {
             });
             let tls = match config.tls.then(|| tls::client_config(&config)) {
                 Some(Ok(c)) => Some(c),
-                Some(Err(e)) => {
-                    log::error!("bridge {}: {e}; the bridge stays off", config.name);
-                    continue;
-                }
+                Some(Err(e)) => return Err(RunError::Bridge(config.name.clone(), e)),
                 None => None,
             };
-            let seed = now.elapsed().as_nanos() as u64 ^ u64::from(std::process::id()) << 32;
+            // Jitter differs between gateways (clock, pid) and between bridges.
+            let clock = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            let seed = clock ^ u64::from(std::process::id()) << 32;
             let backoff = Backoff::new(
                 Duration::from_secs(config.reconnect_delay),
                 Duration::from_secs(config.reconnect_delay_max),
@@ -146,7 +151,11 @@ impl Broker {
                 totals.bytes
             );
             let mut session = Session::new(&config, queue, now);
-            session.hold_inbound(self.store.load_bridge_inbound(&config.name)?);
+            let inbound = self
+                .store
+                .load_bridge_inbound(&config.name)
+                .map_err(RunError::Store)?;
+            session.hold_inbound(inbound);
             self.bridges.list.push(Bridge {
                 config,
                 session,

@@ -41,6 +41,8 @@ pub enum RunError {
     Bind(SocketAddr, io::Error),
     Store(StoreError),
     Tls(crate::tls::TlsError),
+    /// A bridge's TLS files could not be loaded.
+    Bridge(String, crate::tls::TlsError),
     Io(&'static str, io::Error),
 }
 
@@ -50,6 +52,7 @@ impl fmt::Display for RunError {
             RunError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             RunError::Store(e) => write!(f, "{e}"),
             RunError::Tls(e) => write!(f, "TLS listener: {e}"),
+            RunError::Bridge(name, e) => write!(f, "bridge {name}: {e}"),
             RunError::Io(what, e) => write!(f, "{what}: {e}"),
         }
     }
@@ -123,9 +126,7 @@ impl Server {
         let mut broker = Broker::new(config, store, auth, registry, listeners, inbox_rx);
         broker.tls_server = tls_server;
         broker.load(Instant::now()).map_err(RunError::Store)?;
-        broker
-            .start_bridges(inbox.clone(), Instant::now())
-            .map_err(RunError::Store)?;
+        broker.start_bridges(inbox.clone(), Instant::now())?;
         Ok(Server {
             poll,
             broker,
