@@ -466,3 +466,20 @@ fn the_console_sees_the_bridge_state() {
         "{b:?}"
     );
 }
+
+/// A queue longer than the part kept in memory (512 messages) with a window wider than
+/// it: after the outage every message is read back from disk and arrives, in order.
+#[test]
+fn a_long_queue_is_read_back_from_disk_through_a_wide_window() {
+    const N: usize = 1500;
+    let upstream = Mosquitto::start();
+    let sub = Sub::start(upstream.port, "site1/sensors/#", 1, &[]);
+    let dead = common::upstream::free_port();
+    let mut broker = Broker::with_config(&bridge_config(dead, "v5", 900, ""));
+    publish_many(&broker, N, QoS5::AtLeastOnce);
+    let config = bridge_config(upstream.port, "v5", 900, "");
+    std::fs::write(broker.dir().join("outpost.toml"), config).unwrap();
+    broker.restart();
+    let got = sub.wait(Duration::from_secs(30), |m| distinct(m) >= N);
+    assert_eq!(check_all_arrived(&got, N), 0, "no cuts, so no resends");
+}

@@ -169,7 +169,7 @@ impl Broker {
                 tls,
             });
             let index = self.bridges.list.len() - 1;
-            self.refill_bridge(index);
+            let _ = self.refill_bridge(index);
             self.schedule_bridge(index, now);
         }
         Ok(())
@@ -257,9 +257,11 @@ impl Broker {
                 None if bridge.session.queue.wants_refill().is_some()
                     && bridge.session.queue.refill_room() > 0 =>
                 {
-                    // The counted drop is the one about to happen from the refilled front.
-                    bridge.session.counters.dropped -= 1;
-                    self.refill_bridge(index);
+                    if !self.refill_bridge(index) {
+                        return false;
+                    }
+                    // The drop counted above happens from the refilled front, next round.
+                    self.bridges.list[index].session.counters.dropped -= 1;
                 }
                 // Everything queued is in flight: the new message is the one to go.
                 None => return false,
@@ -268,15 +270,16 @@ impl Broker {
     }
 
     /// Reads the next part of bridge `index`'s queue from the store when the part in
-    /// memory runs low. The turn's staged rows are committed first, so the read sees them.
-    fn refill_bridge(&mut self, index: usize) {
+    /// memory runs low; true if it read any. The turn's staged rows are committed first,
+    /// so the read sees them.
+    fn refill_bridge(&mut self, index: usize) -> bool {
         let bridge = &self.bridges.list[index];
         let Some(from) = bridge.session.queue.wants_refill() else {
-            return;
+            return false;
         };
         let room = bridge.session.queue.refill_room().min(MEMORY_ENTRIES);
         if room == 0 {
-            return;
+            return false;
         }
         if self.store.has_staged() {
             self.commit();
@@ -285,26 +288,36 @@ impl Broker {
         match self.store.load_forward(&name, from, room) {
             Ok(rows) => {
                 let complete = rows.len() < room;
+                let any = !rows.is_empty();
                 let rows = rows.into_iter().map(loaded_row).collect();
                 self.bridges.list[index]
                     .session
                     .queue
                     .loaded(rows, complete);
+                any
             }
-            Err(e) => log::error!("bridge {name}: cannot read the forward queue: {e}"),
+            Err(e) => {
+                log::error!("bridge {name}: cannot read the forward queue: {e}");
+                false
+            }
         }
     }
 
-    /// Sends what the window allows and records the QoS 2 sends.
+    /// Sends what the window allows and records the QoS 2 sends, reading more of the
+    /// queue from the store as the part in memory drains.
     fn pump_bridge(&mut self, index: usize, now: Instant) {
-        let bridge = &mut self.bridges.list[index];
-        let Some(link) = bridge.link.as_mut() else {
-            return;
-        };
-        let mut effects = Vec::new();
-        bridge.session.pump(&mut link.out, &mut effects, now);
-        self.bridge_effects(index, effects, now);
-        self.refill_bridge(index);
+        loop {
+            let bridge = &mut self.bridges.list[index];
+            let Some(link) = bridge.link.as_mut() else {
+                return;
+            };
+            let mut effects = Vec::new();
+            bridge.session.pump(&mut link.out, &mut effects, now);
+            self.bridge_effects(index, effects, now);
+            if !self.refill_bridge(index) {
+                return;
+            }
+        }
     }
 
     /// Carries out what the session decided.
