@@ -8,7 +8,7 @@ use std::fmt;
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,7 @@ use super::client::{CloseReason, Connection, Phase, ReadOutcome, READ_CHUNK};
 use super::timers::Timer;
 use super::{Broker, Violation};
 use crate::auth::worker::AuthWorker;
+use crate::cli::ConfigSource;
 use crate::config::Config;
 use crate::protocol::{Disconnect, Packet, Properties, ProtocolVersion, ReasonCode};
 use crate::store::{Store, StoreError};
@@ -53,8 +54,8 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-/// Binds the listeners and runs the loop until SIGINT or SIGTERM.
-pub fn run(config: Config) -> Result<(), RunError> {
+/// Binds the listeners and runs the loop until SIGINT or SIGTERM; SIGHUP reloads from `source`.
+pub fn run(config: Config, source: ConfigSource) -> Result<(), RunError> {
     let mut poll = Poll::new().map_err(|e| RunError::Io("cannot create poll", e))?;
     let mut listeners = Vec::new();
     for (i, addr) in config.listen.iter().enumerate() {
@@ -72,7 +73,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
             log::info!("mqtt listener on {local}");
         }
     }
-    let (mut signals, received) = register_signals(&poll)?;
+    let (mut signals, received, hangup) = register_signals(&poll)?;
 
     let waker = Arc::new(
         mio::Waker::new(poll.registry(), WAKER)
@@ -105,7 +106,13 @@ pub fn run(config: Config) -> Result<(), RunError> {
         }
         for event in events.iter() {
             match event.token() {
-                SIGNAL => stop = drain(&mut signals),
+                SIGNAL => {
+                    drain(&mut signals);
+                    stop = received.load(Ordering::Relaxed) != 0;
+                    if hangup.swap(false, Ordering::Relaxed) {
+                        broker.reload(&source);
+                    }
+                }
                 WAKER => {
                     while let Ok(reply) = broker.auth.replies.try_recv() {
                         broker.auth_replied(reply, now);
@@ -138,9 +145,13 @@ pub fn run(config: Config) -> Result<(), RunError> {
     }
 }
 
-/// SIGINT and SIGTERM write to a socket pair the poll watches; `received` says which.
-fn register_signals(poll: &Poll) -> Result<(mio::net::UnixStream, Arc<AtomicUsize>), RunError> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
+/// The signal pipe, which stop signal arrived, and whether a SIGHUP did.
+type Signals = (mio::net::UnixStream, Arc<AtomicUsize>, Arc<AtomicBool>);
+
+/// SIGINT, SIGTERM and SIGHUP write to a socket pair the poll watches; `received` says
+/// which stop signal came, the flag says a SIGHUP did.
+fn register_signals(poll: &Poll) -> Result<Signals, RunError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let err = |e| RunError::Io("cannot install signal handlers", e);
     let (reader, writer) = UnixStream::pair().map_err(err)?;
     reader.set_nonblocking(true).map_err(err)?;
@@ -152,11 +163,14 @@ fn register_signals(poll: &Poll) -> Result<(mio::net::UnixStream, Arc<AtomicUsiz
         signal_hook::low_level::pipe::register(signal, writer.try_clone().map_err(err)?)
             .map_err(err)?;
     }
+    let hangup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(SIGHUP, hangup.clone()).map_err(err)?;
+    signal_hook::low_level::pipe::register(SIGHUP, writer).map_err(err)?;
     let mut reader = mio::net::UnixStream::from_std(reader);
     poll.registry()
         .register(&mut reader, SIGNAL, Interest::READABLE)
         .map_err(err)?;
-    Ok((reader, received))
+    Ok((reader, received, hangup))
 }
 
 /// Empties the signal pipe; true if a signal arrived.

@@ -13,6 +13,7 @@
 //! - `stats`      — counters for logs and `$SYS`.
 //! - `sys`        — the `$SYS` topics, published only while someone listens.
 //! - `persist`    — what is staged in the store each turn, and loaded back at start.
+//! - `reload`     — SIGHUP: the config file and ACL rules read again, clients kept.
 
 mod acks;
 mod alias;
@@ -26,6 +27,7 @@ mod index;
 mod message;
 mod persist;
 mod publish;
+mod reload;
 mod session;
 mod stats;
 mod subscribe;
