@@ -164,13 +164,14 @@ impl Broker {
                 sorted.restart.join(", ")
             );
         }
-        if sorted.applied.contains(&"log_level") && !logging::set_level(sorted.config.log_level) {
-            log::warn!("reload: log_level not applied: RUST_LOG is set and takes precedence");
-        }
+        // Logged before a new log level applies, so a quieter level still shows it.
         if sorted.applied.is_empty() {
             log::info!("reload: no reloadable option changed");
         } else {
             log::info!("reload: applied {}", sorted.applied.join(", "));
+        }
+        if sorted.applied.contains(&"log_level") && !logging::set_level(sorted.config.log_level) {
+            log::warn!("reload: log_level not applied: RUST_LOG is set and takes precedence");
         }
         self.config = sorted.config;
     }
