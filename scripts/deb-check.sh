@@ -126,6 +126,18 @@ else
     echo "skip: systemd-analyze is not installed"
 fi
 
+# Where systemd runs (not in this CI's containers), the postinst started the service: check
+# it is up and serving, then stop it so the runs below own the database alone.
+if [ -d /run/systemd/system ]; then
+    systemctl is-active --quiet outpost || fail "systemd did not start outpost: $(systemctl status outpost)"
+    mosquitto_pub -h 127.0.0.1 -p 1883 -i deb-systemd -t deb/systemd -m up -q 1 ||
+        fail "the systemd service does not answer on 127.0.0.1:1883"
+    ok "systemd runs the service and it answers mosquitto_pub"
+    systemctl stop outpost
+else
+    echo "note: systemd is not PID 1 here; the service is run by hand as its unit says"
+fi
+
 # --- 2. Run it as the unit would ------------------------------------------------------------
 unit_value() { sed -n "s/^$1=//p" "$UNIT" | head -n 1; }
 user=$(unit_value User)
@@ -236,6 +248,8 @@ for step in "reinstall $(basename "$deb")" "upgrade to $(basename "$bumped")"; d
     [[ $step == upgrade* ]] && pkg=$bumped
     # What unattended upgrades do: keep a locally changed conffile, never ask.
     dpkg -i --force-confdef --force-confold "$pkg" >/dev/null </dev/null
+    # Where systemd runs, the postinst restarted the service; the runs here need it stopped.
+    if [ -d /run/systemd/system ]; then systemctl stop outpost; fi
     check_kept "$step"
 done
 same "$(dpkg-query -W -f='${Version}' outpost)" "$upstream-$((revision + 1))" "the upgraded version is installed"
