@@ -80,13 +80,16 @@ deb-check: deb
 	bash scripts/deb-check.sh
 
 # arm64 package from an x86-64 Debian machine: the Rust target, and Debian's cross C
-# compiler for the bundled SQLite, are installed when missing.
+# compiler for the bundled SQLite and qemu-user, are installed when missing. Written to
+# target/debian/ (cargo-deb clears the other packages there), then checked: a stripped
+# AArch64 binary that serves MQTT under qemu-aarch64.
 ARM64 := aarch64-unknown-linux-gnu
 deb-arm64: packaged-config
 	@$(MAKE) --no-print-directory cargo-deb
 	rustup target list --installed | grep -qx $(ARM64) || rustup target add $(ARM64)
-	command -v aarch64-linux-gnu-gcc >/dev/null || \
-		{ apt-get update -qq && apt-get install -y -qq gcc-aarch64-linux-gnu; }
+	command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq gcc-aarch64-linux-gnu qemu-user; }
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
 	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
 		$(CARGO) deb --strip --target $(ARM64)
+	bash scripts/deb-arm64-check.sh
