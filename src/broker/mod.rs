@@ -2,12 +2,17 @@
 //!
 //! - `event_loop` — mio `Poll`, tokens, accept, the turn (read → handle → flush → close).
 //! - `client`     — one connection: socket, buffers, negotiated state.
-//! - `dispatch`   — packet → handler, and the one place errors become reason codes.
+//! - `listeners`  — the listener table: kinds, addresses, stop and start at run time.
+//! - `inbox`      — the one channel other threads (auth, web console) reach the loop by.
+//! - `console`    — what the web console may ask the loop, and the answers.
+//! - `dispatch`   — packet → handler.
+//! - `close`      — why connections end: the one place that turns it into reason codes.
 //! - `connect` `publish` `acks` `subscribe` `disconnect` — one handler file per inbound packet.
 //! - `alias`      — topic aliases the broker sets up toward a client (LRU remapping).
 //! - `delivery`   — routing a message to sessions: matching, QoS, queues, in-flight windows.
 //! - `index`      — sessions by client id (slab keys only; the id lives in the session).
 //! - `session`    — what survives a connection: subscriptions, queue, in-flight, will.
+//! - `shared`     — round-robin positions of shared-subscription groups.
 //! - `message`    — the shared, reference-counted copy of a published message.
 //! - `timers`     — the deadline heap that sets the poll timeout.
 //! - `stats`      — counters for logs and `$SYS`.
@@ -18,17 +23,22 @@
 mod acks;
 mod alias;
 mod client;
+mod close;
 mod connect;
+pub mod console;
 mod delivery;
 mod disconnect;
 mod dispatch;
 mod event_loop;
+mod inbox;
 mod index;
+mod listeners;
 mod message;
 mod persist;
 mod publish;
 mod reload;
 mod session;
+mod shared;
 mod stats;
 mod subscribe;
 mod sys;
@@ -49,13 +59,17 @@ use crate::config::Config;
 use crate::protocol::ReasonCode;
 use crate::store::{AclRule, Store};
 use crate::topic::{self, RetainedTree, TopicTrie};
-use client::{CloseReason, Connection};
+use client::Connection;
+use inbox::Inbox;
+use listeners::Listeners;
 use message::Message;
 use session::{Session, SubEntry};
 use stats::Stats;
 use timers::Timers;
 
-pub use event_loop::{run, RunError};
+pub use event_loop::{run, RunError, Server};
+pub use inbox::{Inbound, InboxSender, SendError};
+pub use listeners::{ListenerId, ListenerKind};
 
 /// A rule broken by a client: the reason code to answer with and a detail for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,9 +88,14 @@ impl Violation {
     }
 }
 
-/// Everything the loop owns besides the poll and the listeners.
+/// Everything the loop owns besides the poll itself.
 pub struct Broker {
     config: Config,
+    /// The poll's registry, to register sockets from any handler.
+    registry: mio::Registry,
+    listeners: Listeners,
+    /// What other threads send the loop.
+    inbox: Inbox,
     /// The database; writes are staged during a turn and committed at its end.
     store: Store,
     /// Last message id handed out in the store.
@@ -111,8 +130,8 @@ pub struct Broker {
     read_again: Vec<usize>,
     /// Connections to close at the end of this turn.
     close_list: Vec<usize>,
-    /// Round-robin position per shared group, keyed by "group\0filter".
-    shared_cursors: HashMap<Box<str>, usize>,
+    /// Round-robin position per shared group.
+    shared_cursors: shared::SharedCursors,
     /// The one buffer every socket is read into; whole frames are decoded from it directly.
     read_scratch: Vec<u8>,
     /// Reused buffer of matching subscriptions, so routing does not allocate per message.
@@ -131,8 +150,18 @@ pub struct Broker {
 }
 
 impl Broker {
-    fn new(config: Config, store: Store, auth: AuthWorker) -> Broker {
+    fn new(
+        config: Config,
+        store: Store,
+        auth: AuthWorker,
+        registry: mio::Registry,
+        listeners: Listeners,
+        inbox: Inbox,
+    ) -> Broker {
         Broker {
+            registry,
+            listeners,
+            inbox,
             auth,
             pending_connects: HashMap::new(),
             credentials: CredentialCache::default(),
@@ -154,7 +183,7 @@ impl Broker {
             close_list: Vec::new(),
             read_again: Vec::new(),
             per_address: HashMap::new(),
-            shared_cursors: HashMap::new(),
+            shared_cursors: shared::SharedCursors::default(),
             matches: Vec::new(),
             read_scratch: Vec::new(),
             next_serial: 0,
@@ -207,17 +236,6 @@ impl Broker {
             if !conn.in_flush_list {
                 conn.in_flush_list = true;
                 self.flush_list.push(token);
-            }
-        }
-    }
-
-    /// Marks a connection to close at the end of the turn, after its output is flushed.
-    fn close(&mut self, token: usize, why: CloseReason) {
-        if let Some(conn) = self.conns.get_mut(token) {
-            if conn.closing.is_none() {
-                conn.closing = Some(Box::new(why));
-                self.close_list.push(token);
-                self.mark_flush(token);
             }
         }
     }

@@ -127,16 +127,18 @@ fn sort(old: &Config, new: Config) -> Sorted {
 }
 
 impl Broker {
-    /// Reads `source` again and applies what can change while clients stay connected;
-    /// reloads the ACL rules from the store and forgets cached logins. Logs each step.
-    pub(super) fn reload(&mut self, source: &ConfigSource) {
-        match source.file() {
+    /// Reads `source` again (when the broker has one) and applies what can change while
+    /// clients stay connected; reloads the ACL rules from the store and forgets cached
+    /// logins. Logs each step.
+    pub(super) fn reload(&mut self, source: Option<&ConfigSource>) {
+        match source.and_then(ConfigSource::file) {
             Some(file) => log::info!("SIGHUP: reloading {} and the ACL rules", file.display()),
             None => log::info!("SIGHUP: no config file; reloading the ACL rules"),
         }
-        match source.load() {
-            Ok(new) => self.apply_config(new),
-            Err(e) => log::error!("reload: {e}; keeping every running setting"),
+        match source.map(ConfigSource::load) {
+            Some(Ok(new)) => self.apply_config(new),
+            Some(Err(e)) => log::error!("reload: {e}; keeping every running setting"),
+            None => {}
         }
         self.credentials = CredentialCache::default();
         match self.store.list_acl_rules() {
