@@ -1,7 +1,8 @@
 //! Running Outpost as a service, day two: `check-config` (effective settings, or exit 2 with
 //! the offending line), `backup` of a live database while a client keeps writing (consistent,
-//! and a broker started on the copy has the data), and SIGHUP (config and ACL rules read
-//! again, clients kept, what needs a restart logged, a broken file changes nothing).
+//! and a broker started on the copy has the data), SIGHUP (config and ACL rules read
+//! again, clients kept, what needs a restart logged, a broken file changes nothing), and
+//! log lines with syslog priorities when standard error is the journal.
 
 mod common;
 
@@ -406,4 +407,55 @@ fn sighup_changes_the_log_level() {
         "logged at warn level:\n{}",
         broker.log.lock().unwrap().join("\n")
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The journal
+
+/// Starts the broker with standard error appended to `file` and `JOURNAL_STREAM` set to
+/// `stream`; returns the first line that names the listener.
+fn listener_line(dir: &Path, file: &Path, stream: &str) -> String {
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--http", "off", "--db"])
+        .arg(dir.join("outpost.db"))
+        .env_remove("RUST_LOG")
+        .env("JOURNAL_STREAM", stream)
+        .stdin(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn outpost");
+    let line = common::wait_until(WAIT, || {
+        let text = std::fs::read_to_string(file).ok()?;
+        text.lines()
+            .find(|l| l.contains("listener on 127.0.0.1:"))
+            .map(str::to_string)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    line.expect("a listener line")
+}
+
+#[test]
+fn lines_carry_syslog_priorities_when_stderr_is_the_journal() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    // systemd names the stream it connected by device and inode; here that is a file.
+    let file = dir.path().join("journal");
+    std::fs::File::create(&file).unwrap();
+    let meta = std::fs::metadata(&file).unwrap();
+    let stream = format!("{}:{}", meta.dev(), meta.ino());
+    let journal = listener_line(dir.path(), &file, &stream);
+    assert!(
+        journal.starts_with("<6>outpost::broker::event_loop: mqtt listener on 127.0.0.1:"),
+        "{journal}"
+    );
+    // A stream variable inherited by a process whose stderr goes elsewhere is ignored.
+    let plain = listener_line(dir.path(), &dir.path().join("elsewhere"), &stream);
+    assert!(plain.starts_with('['), "{plain}");
+    assert!(plain.contains(" INFO "), "{plain}");
 }
