@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make deb-arm64` calls this on the package it built: the control fields, and the binary
-# inside must be a stripped AArch64 executable. When qemu-aarch64 (Debian's qemu-user) is
+# inside must be a stripped AArch64 executable (readelf; `file` too when installed). When qemu-aarch64 (Debian's qemu-user) is
 # installed, the binary also runs under it against the cross libc: --version, then one
 # retained message through mosquitto_pub/mosquitto_sub on a free loopback port.
 set -euo pipefail
@@ -19,11 +19,16 @@ trap 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi; rm -rf "$work"
 [ "$(dpkg-deb -f "$deb" Architecture)" = arm64 ] || fail "$deb: Architecture is not arm64"
 dpkg-deb -x "$deb" "$work/root"
 bin=$work/root/usr/bin/outpost
-described=$(file -b "$bin")
-echo "$deb: $described"
-[[ $described == *"ARM aarch64"* && $described == *", stripped"* ]] ||
-    fail "not a stripped AArch64 executable"
+if command -v file >/dev/null; then
+    described=$(file -b "$bin")
+    echo "$deb: $described"
+    [[ $described == *"ARM aarch64"* && $described == *", stripped"* ]] ||
+        fail "file: not a stripped AArch64 executable"
+fi
 readelf -h "$bin" | grep -q 'Machine:.*AArch64' || fail "readelf: machine is not AArch64"
+if readelf -S --wide "$bin" | grep -qE ' \.(symtab|debug_info|debug_line) '; then
+    fail "readelf: the binary is not stripped"
+fi
 echo "ok: $(basename "$deb") holds a stripped AArch64 binary ($(stat -c %s "$bin") bytes)"
 
 if ! command -v qemu-aarch64 >/dev/null; then
