@@ -11,12 +11,16 @@
 //! - `bridge`   — the uplink to an upstream broker: topic rules, forward queue, client session.
 //! - `tls`      — TLS (rustls) as a framing layer: ciphertext in, plaintext out; PEM loading.
 //! - `user_cli` — the `outpost user …` / `outpost acl …` commands.
+//! - `check_config` — `outpost check-config FILE`: validate and print the effective settings.
+//! - `logging`  — stderr/journal logging at a level SIGHUP can change.
 
 pub mod auth;
 pub mod bridge;
 pub mod broker;
+pub mod check_config;
 pub mod cli;
 pub mod config;
+pub mod logging;
 pub mod protocol;
 pub mod store;
 pub mod tls;

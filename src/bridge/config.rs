@@ -4,10 +4,10 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One upstream broker and the rules for what crosses to and from it.
-#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct BridgeConfig {
     /// Names the bridge in logs, `$SYS` and its queue in the store; renaming a bridge
@@ -73,7 +73,7 @@ pub struct BridgeConfig {
 }
 
 /// One topic rule: `[[bridge.topic]]`.
-#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TopicRule {
     /// The filter, as seen locally (without `local_prefix`) and upstream (without
@@ -92,7 +92,7 @@ pub struct TopicRule {
     pub remote_prefix: String,
 }
 
-#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum BridgeProtocol {
     #[default]
@@ -100,7 +100,7 @@ pub enum BridgeProtocol {
     V311,
 }
 
-#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Out,
@@ -119,7 +119,7 @@ impl Direction {
 }
 
 /// The policy when the forward queue is full.
-#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum QueueFull {
     /// Drop the oldest queued messages to make room: the upstream gets the latest data.
