@@ -19,8 +19,8 @@
 //! - `bridge.rs`: the bridges' forward queues.
 
 pub mod acl;
-pub mod bridge;
 pub mod backup;
+pub mod bridge;
 pub mod clients;
 pub mod error;
 pub mod load;
@@ -35,8 +35,8 @@ use rusqlite::Connection;
 
 pub use crate::config::SyncMode;
 pub use acl::{Access, AclRule};
-pub use bridge::{BridgeWrite, ForwardRow, ForwardTotals};
 pub use backup::{backup, BackupSummary};
+pub use bridge::{BridgeWrite, ForwardRow, ForwardTotals};
 pub use clients::ClientRecord;
 pub use error::StoreError;
 pub use load::{StoredQueued, StoredSession, StoredSubscription};
