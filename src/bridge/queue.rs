@@ -124,10 +124,6 @@ impl ForwardQueue {
         self.bytes
     }
 
-    pub fn inflight_len(&self) -> usize {
-        self.inflight.len()
-    }
-
     /// Appends a message; the caller stages its row with the returned seq.
     pub fn push(&mut self, msg: Outgoing) -> Pushed {
         let seq = self.next_seq;

@@ -181,14 +181,6 @@ impl Session {
         matches!(self.state, State::Down)
     }
 
-    /// The largest packet the upstream takes from us, while up.
-    pub fn max_packet_size(&self) -> u32 {
-        match &self.state {
-            State::Up(up) => up.max_packet_size,
-            _ => protocol::MAX_PACKET_SIZE,
-        }
-    }
-
     /// A connection attempt begins (the socket is being opened).
     pub fn connecting(&mut self, now: Instant) {
         self.state = State::Connecting { since: now };
