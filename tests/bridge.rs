@@ -160,6 +160,27 @@ fn thousand_messages_cross_a_flapping_thin_link() {
     assert!(queued.is_ok(), "$SYS queued: {queued:?}");
 }
 
+/// The same over MQTT 3.1.1 (no Receive Maximum, no aliases, clean session 0), with
+/// fewer messages to keep the run short.
+#[test]
+fn mqtt311_messages_cross_a_flapping_thin_link() {
+    const N: usize = 300;
+    let upstream = Mosquitto::start();
+    let sub = Sub::start(upstream.port, "site1/sensors/#", 1, &[]);
+    let proxy = Proxy::start(upstream.port, thin_link(true));
+    let broker = Broker::with_config(&bridge_config(proxy.port(), "v311", 32, ""));
+    publish_many(&broker, N, QoS5::AtLeastOnce);
+    sub.wait(Duration::from_secs(15), |m| distinct(m) >= N);
+    proxy.stop_cutting();
+    let got = sub.wait(Duration::from_secs(60), |m| distinct(m) >= N);
+    let dups = check_all_arrived(&got, N);
+    eprintln!(
+        "3.1.1: {N} messages, {} cuts, {dups} delivered twice (seed {})",
+        proxy.cuts(),
+        proxy.seed()
+    );
+}
+
 /// kill -9 of Outpost in the middle of forwarding QoS 2 messages: after a restart on the
 /// same database every message reaches the upstream exactly once.
 #[test]
