@@ -501,3 +501,24 @@ fn a_long_queue_is_read_back_from_disk_through_a_wide_window() {
     let got = sub.wait(Duration::from_secs(30), |m| distinct(m) >= N);
     assert_eq!(check_all_arrived(&got, N), 0, "no cuts, so no resends");
 }
+
+/// An upstream that is not there costs one attempt per (growing, jittered) delay: never a
+/// tight loop. With delays of 1 s doubling to 2 s, 4 s hold at most 5 attempts.
+#[test]
+fn a_missing_upstream_is_retried_with_backoff_not_in_a_loop() {
+    let dead = common::upstream::free_port();
+    let broker = Broker::with_config(&bridge_config(dead, "v5", 16, ""));
+    broker
+        .wait_for_log(Duration::from_secs(5), |l| l.contains("cannot connect"))
+        .expect("a first failed attempt");
+    std::thread::sleep(Duration::from_secs(4));
+    let attempts = broker
+        .log()
+        .iter()
+        .filter(|l| l.contains("cannot connect"))
+        .count();
+    assert!(
+        (2..=6).contains(&attempts),
+        "{attempts} attempts in about 4 s"
+    );
+}

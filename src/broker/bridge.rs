@@ -33,6 +33,10 @@ use crate::tls::{self, TlsSession};
 const FIRST: usize = usize::MAX - 1024;
 /// Bytes read from the upstream per `read` call.
 const READ_CHUNK: usize = 16 * 1024;
+/// A connection that stayed up this long starts the reconnect delays over. One that
+/// drops sooner (an upstream that takes our CONNECT and then closes, another gateway
+/// with our client id) keeps backing off instead of reconnecting every second.
+const STABLE: Duration = Duration::from_secs(30);
 
 /// A host name resolved off the loop, for the attempt `serial` of bridge `index`.
 pub struct Resolved {
@@ -88,6 +92,8 @@ pub struct Bridge {
     retry_at: Option<Instant>,
     /// Resolved addresses not tried yet in this attempt (tried in order before backing off).
     addrs: Vec<SocketAddr>,
+    /// Since when the link has been up (CONNACK).
+    up_since: Option<Instant>,
     /// True while the queue is at its budget, so the drops are logged once per episode.
     full: bool,
     tls: Option<Arc<rustls::ClientConfig>>,
@@ -165,6 +171,7 @@ impl Broker {
                 timer_at: None,
                 retry_at: Some(now),
                 addrs: Vec::new(),
+                up_since: None,
                 full: false,
                 tls,
             });
@@ -601,7 +608,7 @@ impl Broker {
                 break Err(e);
             }
             if !was_up && bridge.session.is_up() {
-                bridge.backoff.reset();
+                bridge.up_since = Some(now);
                 bridge.addrs.clear();
             }
             self.bridge_effects(index, effects, now);
@@ -699,6 +706,13 @@ impl Broker {
             return self.open_bridge(index, next, now);
         }
         bridge.session.link_lost(&error);
+        if bridge
+            .up_since
+            .take()
+            .is_some_and(|since| now.saturating_duration_since(since) >= STABLE)
+        {
+            bridge.backoff.reset();
+        }
         let delay = bridge.backoff.next_delay();
         bridge.retry_at = Some(now + delay);
         let what = if was_up {
