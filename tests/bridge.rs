@@ -335,6 +335,7 @@ fn tls_bridge_delivers_what_was_published_during_an_outage_across_a_kill_9() {
         ca: certs.path("ca.pem"),
         cert: certs.path("server.pem"),
         key: certs.path("server.key"),
+        require_client_cert: false,
     };
     let upstream = Mosquitto::with_tls(&files);
     let sub = Sub::start(upstream.port, "site1/sensors/#", 2, &[]);
@@ -378,6 +379,7 @@ fn tls_bridge_refuses_a_certificate_for_another_name() {
         ca: certs.path("ca.pem"),
         cert: certs.path("server.pem"),
         key: certs.path("server.key"),
+        require_client_cert: false,
     };
     let upstream = Mosquitto::with_tls(&files);
     let tls = format!(
@@ -521,4 +523,38 @@ fn a_missing_upstream_is_retried_with_backoff_not_in_a_loop() {
         (2..=6).contains(&attempts),
         "{attempts} attempts in about 4 s"
     );
+}
+
+/// An upstream that asks for client certificates: the bridge's `cert_file`/`key_file`
+/// get it through; without them the attempt fails and says so.
+#[test]
+fn tls_bridge_presents_its_client_certificate() {
+    let certs = common::certs::Certs::make();
+    let files = common::upstream::TlsFiles {
+        ca: certs.path("ca.pem"),
+        cert: certs.path("server.pem"),
+        key: certs.path("server.key"),
+        require_client_cert: true,
+    };
+    let upstream = Mosquitto::with_tls(&files);
+    let sub = Sub::start(upstream.port, "site1/sensors/#", 1, &[]);
+    let port = upstream.tls_port.unwrap();
+    let ca = format!("tls = true\nca_file = \"{}\"", certs.arg("ca.pem"));
+    let without = Broker::with_config(&bridge_config(port, "v5", 16, &ca));
+    without
+        .wait_for_log(Duration::from_secs(10), |l| {
+            l.contains("bridge up to") && (l.contains("TLS") || l.contains("closed"))
+        })
+        .expect("a failed attempt without a client certificate");
+    drop(without);
+
+    let with = format!(
+        "{ca}\ncert_file = \"{}\"\nkey_file = \"{}\"",
+        certs.arg("client.pem"),
+        certs.arg("client.key")
+    );
+    let broker = Broker::with_config(&bridge_config(port, "v5", 16, &with));
+    publish_many(&broker, 5, QoS5::AtLeastOnce);
+    let got = sub.wait(Duration::from_secs(15), |m| distinct(m) >= 5);
+    check_all_arrived(&got, 5);
 }

@@ -28,6 +28,8 @@ pub struct TlsFiles {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// Clients must present a certificate signed by `ca`.
+    pub require_client_cert: bool,
 }
 
 /// A running Mosquitto, killed when dropped.
@@ -69,10 +71,12 @@ impl Mosquitto {
         let tls_port = tls.map(|t| {
             let p = free_port();
             conf.push_str(&format!(
-                "listener {p} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n",
+                "listener {p} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n\
+                 require_certificate {}\n",
                 t.ca.display(),
                 t.cert.display(),
-                t.key.display()
+                t.key.display(),
+                t.require_client_cert
             ));
             p
         });
