@@ -558,3 +558,28 @@ fn tls_bridge_presents_its_client_certificate() {
     let got = sub.wait(Duration::from_secs(15), |m| distinct(m) >= 5);
     check_all_arrived(&got, 5);
 }
+
+/// SIGTERM: the bridge says DISCONNECT (normal) before Outpost exits, so the upstream
+/// sees a clean end and keeps our session.
+#[test]
+fn a_graceful_stop_disconnects_from_the_upstream() {
+    let upstream = Mosquitto::start();
+    let mut broker = Broker::with_config(&bridge_config(upstream.port, "v5", 16, ""));
+    broker
+        .wait_for_log(Duration::from_secs(10), |l| {
+            l.contains("bridge up: connected")
+        })
+        .expect("bridge connected");
+    broker
+        .signal_and_wait(libc::SIGTERM, Duration::from_secs(5))
+        .expect("Outpost stops on SIGTERM");
+    let clean = common::wait_until(Duration::from_secs(5), || {
+        upstream
+            .log()
+            .iter()
+            .find(|l| l.contains("Client gw-") && l.contains("disconnect"))
+            .cloned()
+    });
+    let line = clean.unwrap_or_else(|| panic!("no disconnect line: {:?}", upstream.log()));
+    assert!(!line.contains("closed its connection"), "{line}");
+}

@@ -210,6 +210,18 @@ impl Session {
         self.last_sent = now;
     }
 
+    /// A graceful stop: DISCONNECT (normal; the upstream keeps our session), if up.
+    pub fn send_disconnect(&mut self, out: &mut Vec<u8>) {
+        if self.is_up() {
+            let disconnect = protocol::Disconnect {
+                reason: ReasonCode::Success,
+                properties: Properties::default(),
+            };
+            protocol::encode(&Packet::Disconnect(disconnect), self.version, out);
+            self.state = State::Down;
+        }
+    }
+
     /// The link is gone; in-flight messages wait for the next connection.
     pub fn link_lost(&mut self, error: &LinkError) {
         if !self.is_down() {

@@ -692,6 +692,18 @@ impl Broker {
         }
     }
 
+    /// A graceful stop: each connected bridge says DISCONNECT, best effort, after the
+    /// final commit.
+    pub(super) fn stop_bridges(&mut self, now: Instant) {
+        for index in 0..self.bridges.list.len() {
+            let bridge = &mut self.bridges.list[index];
+            if let Some(link) = bridge.link.as_mut() {
+                bridge.session.send_disconnect(&mut link.out);
+                self.flush_bridge(index, now);
+            }
+        }
+    }
+
     /// The link is gone or could not be made: log it and schedule the next attempt.
     fn bridge_down(&mut self, index: usize, error: LinkError, now: Instant) {
         let bridge = &mut self.bridges.list[index];

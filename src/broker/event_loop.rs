@@ -546,6 +546,7 @@ impl Broker {
             }
         }
         self.commit();
+        self.stop_bridges(Instant::now());
         for (_, conn) in self.conns.iter_mut() {
             let _ = conn.flush(&mut self.stats.bytes_sent);
         }

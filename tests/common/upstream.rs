@@ -65,7 +65,7 @@ impl Mosquitto {
         let mut conf = format!(
             "user root\nper_listener_settings false\nallow_anonymous true\npersistence false\n\
              max_inflight_messages 1000\nmax_queued_messages 100000\n\
-             log_dest stdout\nlog_type error\nlog_type warning\nlog_type notice\n\
+             log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n\
              listener {port} 127.0.0.1\n"
         );
         let tls_port = tls.map(|t| {
