@@ -191,7 +191,6 @@ impl Session {
         let properties = match self.version {
             ProtocolVersion::V5 => Properties {
                 session_expiry_interval: Some(self.session_expiry),
-                receive_maximum: Some(self.inflight.max(16)),
                 ..Properties::default()
             },
             ProtocolVersion::V311 => Properties::default(),
