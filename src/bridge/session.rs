@@ -130,6 +130,10 @@ pub struct Session {
     keep_alive: u16,
     session_expiry: u32,
     inflight: u16,
+    /// The largest packet we take from the upstream (our `max_packet_size`), announced in
+    /// CONNECT so that an MQTT 5 upstream drops a larger message instead of sending it,
+    /// failing the link, and sending it again after every reconnect.
+    max_packet_size: u32,
     pub rules: Rules,
     pub queue: ForwardQueue,
     state: State,
@@ -141,7 +145,12 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(config: &BridgeConfig, queue: ForwardQueue, now: Instant) -> Session {
+    pub fn new(
+        config: &BridgeConfig,
+        queue: ForwardQueue,
+        max_packet_size: u32,
+        now: Instant,
+    ) -> Session {
         Session {
             name: config.name.as_str().into(),
             version: match config.protocol {
@@ -154,6 +163,7 @@ impl Session {
             keep_alive: config.keep_alive,
             session_expiry: config.session_expiry,
             inflight: config.inflight,
+            max_packet_size,
             rules: Rules::new(config.topic.clone()),
             queue,
             state: State::Down,
@@ -191,6 +201,7 @@ impl Session {
         let properties = match self.version {
             ProtocolVersion::V5 => Properties {
                 session_expiry_interval: Some(self.session_expiry),
+                maximum_packet_size: Some(self.max_packet_size),
                 ..Properties::default()
             },
             ProtocolVersion::V311 => Properties::default(),
@@ -684,7 +695,7 @@ mod tests {
         for (n, qos) in queued.iter().enumerate() {
             queue.push(outgoing(n as u8, *qos));
         }
-        Session::new(&config(version), queue, now)
+        Session::new(&config(version), queue, 65_536, now)
     }
 
     fn packets(out: &[u8], version: ProtocolVersion) -> Vec<Packet<'_>> {
@@ -733,6 +744,7 @@ mod tests {
                 assert_eq!(c.client_id, "outpost-up");
                 if s.version() == ProtocolVersion::V5 {
                     assert_eq!(c.properties.session_expiry_interval, Some(604_800));
+                    assert_eq!(c.properties.maximum_packet_size, Some(65_536));
                 }
             }
             other => panic!("{other:?}"),

@@ -156,7 +156,7 @@ impl Broker {
                 totals.count,
                 totals.bytes
             );
-            let mut session = Session::new(&config, queue, now);
+            let mut session = Session::new(&config, queue, self.config.max_packet_size, now);
             let inbound = self
                 .store
                 .load_bridge_inbound(&config.name)
