@@ -17,6 +17,7 @@
 //! - `stats`      — counters for logs and `$SYS`.
 //! - `sys`        — the `$SYS` topics, published only while someone listens.
 //! - `persist`    — what is staged in the store each turn, and loaded back at start.
+//! - `services`   — the internal services beside the broker (chat): claimed topics, effects.
 
 mod acks;
 mod alias;
@@ -34,6 +35,7 @@ mod listeners;
 mod message;
 mod persist;
 mod publish;
+mod services;
 mod session;
 mod stats;
 mod subscribe;
@@ -92,6 +94,8 @@ pub struct Broker {
     listeners: Listeners,
     /// What other threads send the loop.
     inbox: Inbox,
+    /// The chat service, unless `chat = false`.
+    chat: Option<crate::chat::ChatService>,
     /// The database; writes are staged during a turn and committed at its end.
     store: Store,
     /// Last message id handed out in the store.
@@ -158,6 +162,7 @@ impl Broker {
             registry,
             listeners,
             inbox,
+            chat: None,
             auth,
             pending_connects: HashMap::new(),
             credentials: CredentialCache::default(),
