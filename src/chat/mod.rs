@@ -285,3 +285,6 @@ impl ChatService {
         out
     }
 }
+
+#[cfg(test)]
+mod tests;
