@@ -1,0 +1,409 @@
+//! The chat service over real sockets: a scripted conversation between paho-mqtt 3.1.1
+//! (tests/python/chat.py), rumqttc MQTT 5 and a `mosquitto_sub` watching a room — accounts,
+//! rooms, likes, history, every bad request, private reply topics — then a kill -9, a restart
+//! and a history catch-up; a flood that is rate-limited while others are served.
+
+mod common;
+
+use common::clients::{QoS5, V5, WAIT};
+use common::frames::{self, Bytes, Version};
+use common::raw::Raw;
+use common::{wait_until, Broker};
+use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties, SubscribeReasonCode};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python");
+/// The python side waits up to 20 s for each step.
+const CONVERSATION: Duration = Duration::from_secs(60);
+
+/// Fast bcrypt, and a burst large enough for the scripted conversation.
+const CONFIG: &str = "bcrypt_cost = 4\nchat_request_burst = 1000\n";
+
+/// A child process whose output lines are collected as they come.
+struct Watched {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Watched {
+    fn spawn(cmd: &mut Command) -> Watched {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e} (run `make test` to install it)"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        Watched { child, lines }
+    }
+
+    fn wait_line(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        wait_until(timeout, || {
+            self.lines.lock().unwrap().iter().find(|l| pred(l)).cloned()
+        })
+    }
+
+    fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(p: &Publish) -> String {
+    String::from_utf8_lossy(&p.payload).into_owned()
+}
+
+fn topic(p: &Publish) -> String {
+    String::from_utf8_lossy(&p.topic).into_owned()
+}
+
+/// The next PUBLISH on `topic` whose payload satisfies `pred`.
+fn expect_on(client: &V5, on: &str, pred: impl Fn(&str) -> bool, what: &str) -> Publish {
+    let found = client.take(CONVERSATION, |p| match p {
+        Packet::Publish(p) => topic(p) == on && pred(&text(p)),
+        _ => false,
+    });
+    match found {
+        Some(Packet::Publish(p)) => p,
+        _ => panic!("{}: no {what} on {on}", client.id),
+    }
+}
+
+/// Publishes a request with a Response Topic and Correlation Data; returns the reply.
+fn request_v5(client: &V5, op: &str, payload: &str, response: &str, correlation: &str) -> Publish {
+    let properties = PublishProperties {
+        response_topic: Some(response.to_owned()),
+        correlation_data: Some(correlation.as_bytes().to_vec().into()),
+        ..PublishProperties::default()
+    };
+    client
+        .client
+        .publish_with_properties(
+            format!("chat/x/{op}"),
+            QoS5::AtLeastOnce,
+            false,
+            payload.as_bytes().to_vec(),
+            properties,
+        )
+        .unwrap();
+    let reply = client.take(WAIT, |p| match p {
+        Packet::Publish(p) => p
+            .properties
+            .as_ref()
+            .and_then(|pp| pp.correlation_data.as_ref())
+            .is_some_and(|c| c.as_ref() == correlation.as_bytes()),
+        _ => false,
+    });
+    let reply = match reply {
+        Some(Packet::Publish(p)) => p,
+        _ => panic!("{}: no reply to {op} ({correlation})", client.id),
+    };
+    client.expect(|p| matches!(p, Packet::PubAck(_)), "PUBACK of the request");
+    reply
+}
+
+/// Publishes a request at QoS 1 and waits for its PUBACK.
+fn send(client: &V5, topic: &str, payload: String) {
+    client.publish(topic, QoS5::AtLeastOnce, false, payload);
+}
+
+fn user(port: u16, id: &str, name: &str, password: &str) -> V5 {
+    let mut opts = V5::options(port, id);
+    opts.set_credentials(name, password);
+    V5::connect_with(opts)
+}
+
+/// A raw MQTT 5 login (rumqttc ends its connection on a refused SUBACK; this one stays up).
+fn raw_user(port: u16, id: &str, name: &str, password: &str) -> Raw {
+    let connect = Bytes::new()
+        .str("MQTT")
+        .u8(5)
+        .u8(0xC2) // user name, password, clean start
+        .u16(60)
+        .varint(0)
+        .str(id)
+        .str(name)
+        .str(password)
+        .packet(frames::CONNECT);
+    let mut raw = Raw::open(port, Version::V5);
+    raw.send(&connect);
+    let (_, code) = raw.expect_frame(frames::CONNACK, WAIT).connack();
+    assert_eq!(code, 0, "{name} login");
+    raw
+}
+
+/// SUBACK codes for `filters`, one SUBSCRIBE each.
+fn suback_codes(raw: &mut Raw, filters: &[&str]) -> Vec<u8> {
+    filters
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| {
+            raw.send(&frames::subscribe_with(
+                Version::V5,
+                i as u16 + 1,
+                &[],
+                &[(f, 1)],
+            ));
+            raw.expect_frame(frames::SUBACK, WAIT)
+                .suback_reasons(Version::V5)
+        })
+        .collect()
+}
+
+/// The id in a room event `m <id> …`.
+fn message_id(payload: &str) -> u64 {
+    payload.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn three_clients_converse_then_history_survives_kill_9() {
+    let mut broker = Broker::with_config(CONFIG);
+    let port = broker.port();
+
+    // A room watcher: plain mosquitto_sub, anonymous, MQTT 3.1.1.
+    let watcher = Watched::spawn(
+        Command::new("stdbuf")
+            .args(["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p"])
+            .arg(port.to_string())
+            .args(["-V", "mqttv311", "-q", "1", "-v", "-t", "chat/r/general"]),
+    );
+
+    // bob registers over MQTT 5: the reply comes on his Response Topic with his Correlation Data.
+    let kiosk = V5::connect(port, "bob-kiosk");
+    kiosk.subscribe("kiosk/bob", QoS5::AtLeastOnce);
+    let reply = request_v5(&kiosk, "register", "bob bobsecret1", "kiosk/bob", "c1");
+    assert_eq!(
+        (topic(&reply), text(&reply)),
+        ("kiosk/bob".into(), "ok registered bob".into())
+    );
+    kiosk.disconnect();
+
+    let bob = user(port, "bob-laptop", "bob", "bobsecret1");
+    assert_eq!(
+        bob.subscribe("chat/#", QoS5::AtLeastOnce),
+        [SubscribeReasonCode::Success(QoS5::AtLeastOnce)]
+    );
+    bob.subscribe("bob/inbox", QoS5::AtLeastOnce);
+    // Reply topics are private: 0x87 for anyone else's, granted for one's own.
+    let mut probe = raw_user(port, "bob-probe", "bob", "bobsecret1");
+    let filters = [
+        "chat/u/pat",
+        "chat/u/+",
+        "chat/+/#",
+        "chat/a/paho-kiosk",
+        "chat/u/bob/#",
+        "chat/a/bob-probe",
+    ];
+    assert_eq!(
+        suback_codes(&mut probe, &filters),
+        [0x87, 0x87, 0x87, 0x87, 1, 1],
+        "{filters:?}"
+    );
+    assert!(
+        probe.is_quiet(Duration::from_millis(100)),
+        "the connection stays up"
+    );
+
+    let paho = Watched::spawn(
+        Command::new("python3")
+            .arg(format!("{SCRIPTS}/chat.py"))
+            .arg(port.to_string()),
+    );
+
+    // pat (paho, 3.1.1) says hello; bob answers; pat likes the answer.
+    let hello = expect_on(
+        &bob,
+        "chat/r/general",
+        |t| t.ends_with(" pat hello from paho"),
+        "pat's hello",
+    );
+    let hello_id = message_id(&text(&hello));
+    bob.publish("chat/r/general", QoS5::AtLeastOnce, false, "hi pat");
+    let mine = expect_on(
+        &bob,
+        "chat/r/general",
+        |t| t.ends_with(" bob hi pat"),
+        "bob's own message",
+    );
+    let hi_id = message_id(&text(&mine));
+    assert!(hi_id > hello_id);
+    expect_on(
+        &bob,
+        "chat/r/general",
+        |t| t == format!("l {hi_id} 1"),
+        "pat's like",
+    );
+    expect_on(
+        &bob,
+        "chat/r/camp",
+        |t| t.ends_with(" pat camp fire at 8"),
+        "pat in camp",
+    );
+    let ready = paho.wait_line(CONVERSATION, |l| {
+        l == "bad requests ok" || l.starts_with("FAIL")
+    });
+    assert_eq!(
+        ready.as_deref(),
+        Some("bad requests ok"),
+        "{}",
+        paho.output()
+    );
+
+    // The rooms, from MQTT 5 with Correlation Data: general has pat, bob and the watcher.
+    let rooms = request_v5(&bob, "rooms", "", "bob/inbox", "r1");
+    assert_eq!(text(&rooms), "ok 2 rooms\ncamp 2 1\ngeneral 3 2");
+    // A Response Topic in a room or in someone's replies is refused, to bob's own topic.
+    for (i, bad) in ["chat/r/general", "chat/u/pat"].iter().enumerate() {
+        let reply = request_v5(&bob, "rooms", "", bad, &format!("bad{i}"));
+        assert_eq!(topic(&reply), "chat/u/bob");
+        assert!(
+            text(&reply).starts_with("bad_response_topic "),
+            "{}",
+            text(&reply)
+        );
+    }
+    let reply = request_v5(&bob, "like", "1 2", "bob/inbox", "wrong-type");
+    assert!(text(&reply).starts_with("bad_request "), "{}", text(&reply));
+    bob.publish("chat/r/general", QoS5::AtLeastOnce, false, "go on pat");
+
+    let done = paho.wait_line(CONVERSATION, |l| l == "OK" || l.starts_with("FAIL"));
+    assert_eq!(done.as_deref(), Some("OK"), "paho side:\n{}", paho.output());
+
+    // bob, subscribed to chat/#, never saw pat's or the kiosk's replies.
+    while let Some(p) = bob.recv_publish(Duration::from_millis(200)) {
+        let t = topic(&p);
+        assert!(
+            !t.starts_with("chat/u/pat") && !t.starts_with("chat/a/"),
+            "leaked {t}: {}",
+            text(&p)
+        );
+    }
+    // The watcher saw the room as it happened, senders as authenticated.
+    for line in [
+        format!("chat/r/general m {hello_id} "),
+        format!("chat/r/general m {hi_id} "),
+        format!("chat/r/general l {hi_id} 1"),
+    ] {
+        assert!(
+            watcher.wait_line(WAIT, |l| l.starts_with(&line)).is_some(),
+            "watcher lacks {line:?}:\n{}",
+            watcher.output()
+        );
+    }
+    assert!(watcher.output().contains(" pat hello from paho"));
+    assert!(!watcher.output().contains("anonymous words"));
+
+    // Five more messages, each acknowledged, then kill -9 at once.
+    for i in 1..=5 {
+        bob.publish(
+            "chat/r/camp",
+            QoS5::AtLeastOnce,
+            false,
+            format!("durable {i}"),
+        );
+    }
+    broker.restart();
+    let port = broker.port();
+
+    // bob comes back after the "link drop" and catches up from the last id he saw.
+    let bob = user(port, "bob-laptop", "bob", "bobsecret1");
+    bob.subscribe("chat/u/bob/#", QoS5::AtLeastOnce);
+    send(&bob, "chat/x/history/c1", format!("camp after {hi_id} 3"));
+    let page1 = expect_on(&bob, "chat/u/bob/c1", |_| true, "first catch-up page");
+    let lines: Vec<String> = text(&page1).lines().map(String::from).collect();
+    assert_eq!(lines[0], "ok 3 messages");
+    assert!(lines[1].ends_with(" pat 0 camp fire at 8"), "{lines:?}");
+    assert!(lines[2].ends_with(" bob 0 durable 1") && lines[3].ends_with(" bob 0 durable 2"));
+    assert_eq!(lines[4], "more");
+    let last: u64 = lines[3].split(' ').next().unwrap().parse().unwrap();
+    send(&bob, "chat/x/history/c2", format!("camp after {last} 3"));
+    let page2 = expect_on(&bob, "chat/u/bob/c2", |_| true, "second catch-up page");
+    let page2 = text(&page2);
+    let rows: Vec<&str> = page2
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(' ').next().unwrap())
+        .collect();
+    assert_eq!(rows, ["3", "4", "5"], "{page2}");
+    assert!(!page2.ends_with("more"));
+    // The like survived too, and new ids go on from the old ones.
+    send(
+        &bob,
+        "chat/x/history/c3",
+        format!("general after {hello_id} 1"),
+    );
+    let liked = expect_on(&bob, "chat/u/bob/c3", |_| true, "liked message");
+    assert!(
+        text(&liked).contains(&format!("\n{hi_id} ")) && text(&liked).contains(" bob 1 hi pat")
+    );
+    bob.subscribe("chat/r/camp", QoS5::AtLeastOnce);
+    bob.publish("chat/r/camp", QoS5::AtLeastOnce, false, "after restart");
+    let next = expect_on(
+        &bob,
+        "chat/r/camp",
+        |t| t.ends_with(" after restart"),
+        "new message",
+    );
+    assert!(message_id(&text(&next)) > last + 3);
+}
+
+#[test]
+fn a_flood_is_rate_limited_while_others_are_served() {
+    let broker = Broker::with_config(
+        "bcrypt_cost = 4\nchat_requests_per_second = 2\nchat_request_burst = 5\n",
+    );
+    let port = broker.port();
+    let flooder = V5::connect(port, "flooder");
+    flooder.subscribe("chat/a/flooder", QoS5::AtMostOnce);
+    for _ in 0..30 {
+        flooder
+            .client
+            .publish("chat/x/question", QoS5::AtMostOnce, false, "nobody")
+            .unwrap();
+    }
+    let mut limited = 0;
+    let mut answered = 0;
+    while let Some(p) = flooder.recv_publish(Duration::from_millis(500)) {
+        let t = text(&p);
+        if t.starts_with("rate_limited ") {
+            limited += 1;
+        } else {
+            assert!(t.starts_with("no_question "), "{t}");
+            answered += 1;
+        }
+    }
+    assert_eq!(limited + answered, 30);
+    assert!(
+        limited >= 20 && answered >= 5,
+        "{limited} limited, {answered} answered"
+    );
+    // Someone else is served at once.
+    let other = V5::connect(port, "calm");
+    other.subscribe("chat/a/calm", QoS5::AtMostOnce);
+    other
+        .client
+        .publish("chat/x/question", QoS5::AtMostOnce, false, "nobody")
+        .unwrap();
+    let reply = other.expect_publish();
+    assert!(text(&reply).starts_with("no_question "));
+}
