@@ -7,7 +7,8 @@ mod common;
 
 use common::clients::{QoS5, V5, WAIT};
 use common::frames::{self, Bytes, Version};
-use common::raw::Raw;
+use common::proxy::{self, Link, Proxy};
+use common::raw::{Next, Raw};
 use common::{wait_until, Broker};
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties, SubscribeReasonCode};
 use std::io::{BufRead, BufReader};
@@ -170,9 +171,9 @@ fn suback_codes(raw: &mut Raw, filters: &[&str]) -> Vec<u8> {
         .collect()
 }
 
-/// The id in a room event `m <id> …`.
+/// The id of a room message `<id> <time> <sender> <text>`.
 fn message_id(payload: &str) -> u64 {
-    payload.split(' ').nth(1).unwrap().parse().unwrap()
+    payload.split(' ').next().unwrap().parse().unwrap()
 }
 
 #[test]
@@ -300,8 +301,8 @@ fn three_clients_converse_then_history_survives_kill_9() {
     }
     // The watcher saw the room as it happened, senders as authenticated.
     for line in [
-        format!("chat/r/general m {hello_id} "),
-        format!("chat/r/general m {hi_id} "),
+        format!("chat/r/general {hello_id} "),
+        format!("chat/r/general {hi_id} "),
         format!("chat/r/general l {hi_id} 1"),
     ] {
         assert!(
@@ -406,4 +407,333 @@ fn a_flood_is_rate_limited_while_others_are_served() {
         .unwrap();
     let reply = other.expect_publish();
     assert!(text(&reply).starts_with("no_question "));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bytes on the socket: the chat wire format against naive JSON over MQTT.
+
+/// A raw MQTT 3.1.1 client whose every byte goes through its own counting proxy.
+struct Metered {
+    raw: Raw,
+    proxy: Proxy,
+    /// Bytes written; the proxy's upstream count must reach it before a reading.
+    sent: u64,
+    next_id: u16,
+    /// Frames read while waiting for another kind (a reply can overtake its PUBACK).
+    stash: std::collections::VecDeque<frames::Frame>,
+}
+
+impl Metered {
+    fn open(port: u16) -> Metered {
+        let proxy = Proxy::start(port, Link::default());
+        Metered {
+            raw: Raw::open(proxy.port(), Version::V311),
+            proxy,
+            sent: 0,
+            next_id: 1,
+            stash: Default::default(),
+        }
+    }
+
+    /// The next frame of `kind`, keeping the others for later.
+    fn expect(&mut self, kind: u8) -> frames::Frame {
+        if let Some(i) = self.stash.iter().position(|f| f.kind() == kind) {
+            return self.stash.remove(i).unwrap();
+        }
+        loop {
+            match self.raw.next(WAIT) {
+                Next::Frame(f) if f.kind() == kind => return f,
+                Next::Frame(f) => self.stash.push_back(f),
+                other => panic!("expected packet type {kind:#04x}, got {other:?}"),
+            }
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.sent += bytes.len() as u64;
+        self.raw.send(bytes);
+    }
+
+    fn bytes(&self) -> proxy::Bytes {
+        wait_until(WAIT, || {
+            let b = self.proxy.bytes();
+            (b.up >= self.sent).then_some(b)
+        })
+        .expect("the proxy never saw all the bytes written")
+    }
+
+    fn login(&mut self, id: &str, user: Option<(&str, &str)>) {
+        let flags = if user.is_some() { 0xC2 } else { 0x02 };
+        let mut b = Bytes::new().str("MQTT").u8(4).u8(flags).u16(60).str(id);
+        if let Some((name, password)) = user {
+            b = b.str(name).str(password);
+        }
+        self.send(&b.packet(frames::CONNECT));
+        let (_, code) = self.expect(frames::CONNACK).connack();
+        assert_eq!(code, 0, "{id} login");
+    }
+
+    fn subscribe(&mut self, filter: &str) {
+        self.subscribe_all(&[filter]);
+    }
+
+    /// One SUBSCRIBE for every filter, at QoS 1.
+    fn subscribe_all(&mut self, filters: &[&str]) {
+        let id = self.packet_id();
+        let pairs: Vec<(&str, u8)> = filters.iter().map(|f| (*f, 1)).collect();
+        self.send(&frames::subscribe_with(Version::V311, id, &[], &pairs));
+        let codes = self.expect(frames::SUBACK).suback_reasons(Version::V311);
+        assert_eq!(codes, vec![1; filters.len()], "{filters:?}");
+    }
+
+    /// PUBLISH at QoS 1 and its PUBACK.
+    fn publish(&mut self, topic: &str, payload: &[u8]) {
+        let id = self.packet_id();
+        self.send(&frames::publish(Version::V311, topic, 1, id, payload));
+        self.expect(frames::PUBACK);
+    }
+
+    /// The next delivery (acknowledged): its topic and payload.
+    fn receive(&mut self) -> (String, String) {
+        let frame = self.expect(frames::PUBLISH);
+        let (topic, id, payload) = frame.publish(Version::V311);
+        if let Some(id) = id {
+            self.send(&frames::ack(frames::PUBACK, id));
+        }
+        (
+            String::from_utf8(topic).unwrap(),
+            String::from_utf8(payload).unwrap(),
+        )
+    }
+
+    fn packet_id(&mut self) -> u16 {
+        self.next_id += 1;
+        self.next_id
+    }
+}
+
+/// Bytes of `f` on all the given clients, both directions.
+fn measured(clients: &mut [&mut Metered], f: impl FnOnce(&mut [&mut Metered])) -> u64 {
+    let before: u64 = clients.iter().map(|c| c.bytes().total()).sum();
+    f(clients);
+    let after: u64 = clients.iter().map(|c| c.bytes().total()).sum();
+    after - before
+}
+
+/// Twenty lines of a day at a field station: the history the pages carry.
+const LINES: [&str; 20] = [
+    "morning all",
+    "generator is back on",
+    "who has the truck keys?",
+    "me, by the door",
+    "thanks",
+    "rain expected after 3pm",
+    "I'll bring the nets in",
+    "water filter needs a new cartridge",
+    "there are two in the store room",
+    "found them",
+    "lunch at 12:30",
+    "can someone check the north gate",
+    "on my way",
+    "gate was open, closed it now",
+    "good catch",
+    "radio check at 5",
+    "battery bank at 78%",
+    "fine for tonight",
+    "see you at the well at noon",
+    "ok",
+];
+
+/// The naive design: one JSON dict per call with action, user and room, the sender named in
+/// the payload, and a reply topic invented (and subscribed to) for each request. A raw client
+/// plays its server; only the users' sockets are counted, as for Outpost.
+struct Naive {
+    server: Raw,
+    next_id: u16,
+}
+
+impl Naive {
+    fn start(port: u16) -> Naive {
+        let mut server = Raw::open(port, Version::V311);
+        server.send(
+            &Bytes::new()
+                .str("MQTT")
+                .u8(4)
+                .u8(2)
+                .u16(60)
+                .str("naive-server")
+                .packet(frames::CONNECT),
+        );
+        server.expect_frame(frames::CONNACK, WAIT);
+        server.send(&frames::subscribe(Version::V311, 1, "talk/requests", 1));
+        server.expect_frame(frames::SUBACK, WAIT);
+        Naive { server, next_id: 1 }
+    }
+
+    /// Takes the next request off the wire and publishes `reply` to `topic`.
+    fn answer(&mut self, topic: &str, reply: &str) {
+        let frame = self.server.expect_frame(frames::PUBLISH, WAIT);
+        if let (_, Some(id), _) = frame.publish(Version::V311) {
+            self.server.send(&frames::ack(frames::PUBACK, id));
+        }
+        self.next_id += 1;
+        self.server.send(&frames::publish(
+            Version::V311,
+            topic,
+            1,
+            self.next_id,
+            reply.as_bytes(),
+        ));
+        self.server.expect_frame(frames::PUBACK, WAIT);
+    }
+
+    /// A message as delivered live.
+    fn message_json(id: usize, user: &str, text: &str) -> String {
+        format!(
+            r#"{{"action":"message","id":{id},"user":"{user}","room":"general","text":"{text}","ts":1764633600}}"#
+        )
+    }
+
+    /// A message in a history page.
+    fn row_json(id: usize, user: &str, text: &str) -> String {
+        format!(r#"{{"id":{id},"user":"{user}","text":"{text}","ts":1764633600,"likes":0}}"#)
+    }
+
+    fn page_json(first: usize, lines: &[&str]) -> String {
+        let messages: Vec<String> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Naive::row_json(first + i, "ana", t))
+            .collect();
+        format!(
+            r#"{{"action":"history","room":"general","messages":[{}]}}"#,
+            messages.join(",")
+        )
+    }
+}
+
+/// What each exchange costs, Outpost against naive JSON, in bytes on the users' sockets.
+struct Figures {
+    message: (u64, u64),
+    page: (u64, u64),
+    catch_up: (u64, u64),
+}
+
+fn measure_outpost(port: u16) -> (u64, u64, u64) {
+    let mut ana = Metered::open(port);
+    ana.login("ana-1", Some(("ana", "anasecret1")));
+    let mut bob = Metered::open(port);
+    bob.login("bob-1", Some(("bob", "bobsecret1")));
+    bob.subscribe("chat/r/general");
+    bob.subscribe("chat/u/bob/#");
+    // The history: twenty messages from ana.
+    for line in LINES {
+        ana.publish("chat/r/general", line.as_bytes());
+        let (_, got) = bob.receive();
+        assert!(got.ends_with(line), "{got}");
+    }
+    let message = measured(&mut [&mut ana, &mut bob], |c| {
+        c[0].publish("chat/r/general", LINES[18].as_bytes());
+        let (topic, payload) = c[1].receive();
+        assert_eq!(topic, "chat/r/general");
+        assert!(
+            payload.ends_with(" ana see you at the well at noon"),
+            "{payload}"
+        );
+    });
+    let page = measured(&mut [&mut bob], |c| {
+        c[0].publish("chat/x/history", b"general 20");
+        let (topic, payload) = c[0].receive();
+        assert_eq!(topic, "chat/u/bob");
+        assert!(payload.starts_with("ok 20 messages\n"), "{payload}");
+    });
+    // bob's link drops after message 16; he logs in again, rejoins and catches up on 5.
+    let mut again = Metered::open(port);
+    let catch_up = measured(&mut [&mut again], |c| {
+        c[0].login("bob-1", Some(("bob", "bobsecret1")));
+        c[0].subscribe_all(&["chat/r/general", "chat/u/bob"]);
+        c[0].publish("chat/x/history", b"general after 16");
+        let (_, payload) = c[0].receive();
+        assert!(payload.starts_with("ok 5 messages\n"), "{payload}");
+    });
+    (message, page, catch_up)
+}
+
+fn measure_naive(port: u16) -> (u64, u64, u64) {
+    let mut server = Naive::start(port);
+    let mut ana = Metered::open(port);
+    ana.login("ana-1", None);
+    let mut bob = Metered::open(port);
+    bob.login("bob-1", None);
+    bob.subscribe("talk/rooms/general");
+    let text = LINES[18];
+    let message = measured(&mut [&mut ana, &mut bob], |c| {
+        let request =
+            format!(r#"{{"action":"send","user":"ana","room":"general","text":"{text}"}}"#);
+        c[0].publish("talk/requests", request.as_bytes());
+        server.answer("talk/rooms/general", &Naive::message_json(21, "ana", text));
+        let (topic, _) = c[1].receive();
+        assert_eq!(topic, "talk/rooms/general");
+    });
+    let page = measured(&mut [&mut bob], |c| {
+        c[0].subscribe("talk/replies/bob-4f1c");
+        let request = r#"{"action":"history","user":"bob","room":"general","count":20,"reply_to":"talk/replies/bob-4f1c"}"#;
+        c[0].publish("talk/requests", request.as_bytes());
+        server.answer("talk/replies/bob-4f1c", &Naive::page_json(2, &LINES));
+        c[0].receive();
+    });
+    let mut again = Metered::open(port);
+    let catch_up = measured(&mut [&mut again], |c| {
+        c[0].login("bob-1", None);
+        c[0].subscribe_all(&["talk/rooms/general", "talk/replies/bob-9a07"]);
+        let request = r#"{"action":"history","user":"bob","room":"general","after":16,"reply_to":"talk/replies/bob-9a07"}"#;
+        c[0].publish("talk/requests", request.as_bytes());
+        server.answer("talk/replies/bob-9a07", &Naive::page_json(17, &LINES[15..]));
+        c[0].receive();
+    });
+    (message, page, catch_up)
+}
+
+/// The figures in docs/chat.md: each must stay at most half of naive JSON, and none may grow.
+#[test]
+fn chat_bytes_on_the_socket_are_at_most_half_of_naive_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start_in(dir, Some("bcrypt_cost = 4\nchat_request_burst = 1000\n"));
+    let port = broker.port();
+    let kiosk = V5::connect(port, "kiosk");
+    kiosk.subscribe("kiosk/replies", QoS5::AtLeastOnce);
+    for (name, password) in [("ana", "anasecret1"), ("bob", "bobsecret1")] {
+        let reply = request_v5(
+            &kiosk,
+            "register",
+            &format!("{name} {password}"),
+            "kiosk/replies",
+            name,
+        );
+        assert_eq!(text(&reply), format!("ok registered {name}"));
+    }
+    let ours = measure_outpost(port);
+    let naive = measure_naive(port);
+    let f = Figures {
+        message: (ours.0, naive.0),
+        page: (ours.1, naive.1),
+        catch_up: (ours.2, naive.2),
+    };
+    println!("| Exchange (MQTT 3.1.1, QoS 1) | Outpost chat | naive JSON | ratio |");
+    println!("|---|---:|---:|---:|");
+    for (name, (o, n)) in [
+        ("one message, sender to one member", f.message),
+        ("history page of 20 messages", f.page),
+        ("login + join + catch-up of 5", f.catch_up),
+    ] {
+        println!("| {name} | {o} | {n} | {:.2} |", o as f64 / n as f64);
+        assert!(
+            o * 2 <= n,
+            "{name}: {o} bytes is more than half of naive {n}"
+        );
+    }
+    // The figures documented in docs/chat.md; a change that grows one fails here.
+    assert!(f.message.0 <= 120, "one message: {} bytes", f.message.0);
+    assert!(f.page.0 <= 718, "history page: {} bytes", f.page.0);
+    assert!(f.catch_up.0 <= 318, "catch-up: {} bytes", f.catch_up.0);
 }

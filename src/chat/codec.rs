@@ -212,9 +212,10 @@ fn parse_history(text: &str) -> Result<Op<'_>, ChatError> {
     Ok(Op::History { room, range, count })
 }
 
-/// `m <id> <time> <sender> <text>`: a message in a room.
+/// `<id> <time> <sender> <text>`: a message in a room (it starts with a digit; every other
+/// room event starts with a letter).
 pub fn room_message(id: i64, at: i64, sender: &str, text: &str) -> Vec<u8> {
-    format!("m {id} {at} {sender} {text}").into_bytes()
+    format!("{id} {at} {sender} {text}").into_bytes()
 }
 
 /// `l <id> <likes>`: a message's new like count.
@@ -240,10 +241,27 @@ impl Reply {
         self
     }
 
-    /// A history row: `<id> <time> <sender> <likes> <text>`.
-    pub fn message(self, m: &ChatMessageRecord) -> Reply {
-        let line = format!("{} {} {} {} {}", m.id, m.sent_at, m.sender, m.likes, m.body);
-        self.line(&line)
+    /// A page of history rows, `<id> <time> <sender> <likes> <text>`, oldest first. The
+    /// first row's time is Unix seconds; each later row's is `+<seconds>` after the row
+    /// before it (ten digits a row is most of a short message).
+    pub fn messages(mut self, page: &[ChatMessageRecord]) -> Reply {
+        let mut previous: Option<i64> = None;
+        for m in page {
+            let line = match previous {
+                None => format!("{} {} {} {} {}", m.id, m.sent_at, m.sender, m.likes, m.body),
+                Some(before) => format!(
+                    "{} +{} {} {} {}",
+                    m.id,
+                    (m.sent_at - before).max(0),
+                    m.sender,
+                    m.likes,
+                    m.body
+                ),
+            };
+            previous = Some(m.sent_at);
+            self = self.line(&line);
+        }
+        self
     }
 
     pub fn into_bytes(self) -> Vec<u8> {
@@ -389,21 +407,25 @@ mod tests {
     fn payloads() {
         assert_eq!(
             room_message(7, 1_700_000_000, "ana", "hi"),
-            b"m 7 1700000000 ana hi"
+            b"7 1700000000 ana hi"
         );
         assert_eq!(room_likes(7, 2), b"l 7 2");
-        let reply = Reply::ok("1 messages")
-            .message(&ChatMessageRecord {
-                id: 7,
-                sender: "ana".into(),
-                sent_at: 5,
-                body: "hi there".into(),
-                likes: 1,
-            })
+        let row = |id, sent_at, body: &str| ChatMessageRecord {
+            id,
+            sender: "ana".into(),
+            sent_at,
+            body: body.into(),
+            likes: 1,
+        };
+        let reply = Reply::ok("2 messages")
+            .messages(&[
+                row(7, 1_700_000_000, "hi there"),
+                row(9, 1_700_000_042, "bye"),
+            ])
             .line("more");
         assert_eq!(
             reply.into_bytes(),
-            b"ok 1 messages\n7 5 ana 1 hi there\nmore"
+            b"ok 2 messages\n7 1700000000 ana 1 hi there\n9 +42 ana 1 bye\nmore"
         );
         assert_eq!(
             Reply::error(ChatError::UnknownRoom).into_bytes(),

@@ -162,10 +162,7 @@ impl ChatService {
                 }
             }
         }
-        let mut reply = Reply::ok(&format!("{} messages", page.len()));
-        for m in &page {
-            reply = reply.message(m);
-        }
+        let reply = Reply::ok(&format!("{} messages", page.len())).messages(&page);
         Ok(if more { reply.line("more") } else { reply })
     }
 }

@@ -130,7 +130,7 @@ fn a_message_is_stored_then_sent_with_id_time_and_the_authenticated_sender() {
         publishes(&effects),
         [(
             "chat/r/general".to_owned(),
-            format!("m 1 {UNIX} ana mallory says hi")
+            format!("1 {UNIX} ana mallory says hi")
         )]
     );
     match &effects[2] {
@@ -234,17 +234,17 @@ fn history_pages_are_bounded_and_say_when_more_remain() {
         |f: &mut Fixture, payload: &str| publishes(&f.ana("chat/x/history", payload))[0].1.clone();
     assert_eq!(
         page(&mut f, "general 2"),
-        format!("ok 2 messages\n4 {UNIX} ana 0 m4\n5 {UNIX} ana 0 m5\nmore")
+        format!("ok 2 messages\n4 {UNIX} ana 0 m4\n5 +0 ana 0 m5\nmore")
     );
     // Capped at page_max (3), whatever is asked.
     assert_eq!(page(&mut f, "general 50").lines().count(), 5);
     assert_eq!(
         page(&mut f, "general after 2"),
-        format!("ok 3 messages\n3 {UNIX} ana 0 m3\n4 {UNIX} ana 0 m4\n5 {UNIX} ana 0 m5")
+        format!("ok 3 messages\n3 {UNIX} ana 0 m3\n4 +0 ana 0 m4\n5 +0 ana 0 m5")
     );
     assert_eq!(
         page(&mut f, "general before 3"),
-        format!("ok 2 messages\n1 {UNIX} ana 0 m1\n2 {UNIX} ana 0 m2")
+        format!("ok 2 messages\n1 {UNIX} ana 0 m1\n2 +0 ana 0 m2")
     );
     assert_eq!(page(&mut f, "general after 5"), "ok 0 messages");
     assert_eq!(

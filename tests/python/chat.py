@@ -67,12 +67,12 @@ def expect_status(reply, status, what):
 
 
 def room_message(inbox, room, sender, text):
-    """Waits for `m <id> <time> <sender> <text>` in a room; returns the id."""
+    """Waits for `<id> <time> <sender> <text>` in a room; returns the id."""
     def match(topic, payload):
-        parts = payload.decode(errors="replace").split(" ", 4)
-        return topic == f"chat/r/{room}" and parts[0] == "m" and parts[3:] == [sender, text]
+        parts = payload.decode(errors="replace").split(" ", 3)
+        return topic == f"chat/r/{room}" and parts[0].isdigit() and parts[2:] == [sender, text]
     _, payload = inbox.wait(match, f"{sender}'s {text!r} in {room}")
-    return int(payload.split(b" ")[1])
+    return int(payload.split(b" ")[0])
 
 
 def main():
