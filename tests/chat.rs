@@ -737,3 +737,122 @@ fn chat_bytes_on_the_socket_are_at_most_half_of_naive_json() {
     assert!(f.page.0 <= 718, "history page: {} bytes", f.page.0);
     assert!(f.catch_up.0 <= 318, "catch-up: {} bytes", f.catch_up.0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// docs/chat.md's walkthrough, run as written.
+
+/// A line of the docs with the normalised times: Unix seconds become `T`, deltas `+N`.
+fn normalise(line: &str) -> String {
+    line.split(' ')
+        .map(|w| {
+            if w.len() == 10 && w.bytes().all(|b| b.is_ascii_digit()) {
+                "T".to_owned()
+            } else if w.len() > 1
+                && w.starts_with('+')
+                && w[1..].bytes().all(|b| b.is_ascii_digit())
+            {
+                "+N".to_owned()
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs one documented command line against `port`; returns its standard output.
+fn run_documented(line: &str, port: u16) -> String {
+    let (program, rest) = line.split_once(' ').unwrap();
+    let script = format!("{program} -h 127.0.0.1 -p {port} {rest}");
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run bash");
+    assert!(
+        out.status.success(),
+        "{line}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_walkthrough_in_docs_chat_md_works_as_written() {
+    let docs = include_str!("../docs/chat.md");
+    let start = docs.find("## Walkthrough").expect("a walkthrough section");
+    let section = &docs[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    // Fenced blocks: ```sh blocks hold commands (and `# ` expected outputs), plain ones output.
+    let mut blocks: Vec<(bool, Vec<&str>)> = Vec::new();
+    let mut open: Option<(bool, Vec<&str>)> = None;
+    for line in section.lines() {
+        match (line.starts_with("```"), open.take()) {
+            (true, None) => open = Some((line == "```sh", Vec::new())),
+            (true, Some(block)) => blocks.push(block),
+            (false, Some(mut block)) => {
+                block.1.push(line);
+                open = Some(block);
+            }
+            (false, None) => {}
+        }
+    }
+    let broker = Broker::start();
+    let port = broker.port();
+    let mut watcher: Option<Watched> = None;
+    let mut checked = 0;
+    for (commands, lines) in blocks {
+        if !commands {
+            // The watcher's output so far, debug lines aside, is this block.
+            let watcher = watcher.as_ref().expect("a watcher before its output");
+            let expected: Vec<String> = lines.iter().map(|l| normalise(l)).collect();
+            let got = wait_until(WAIT, || {
+                let got: Vec<String> = watcher
+                    .lines
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|l| !l.starts_with("Client ") && !l.starts_with("Subscribed ("))
+                    .map(|l| normalise(l))
+                    .collect();
+                (got.len() >= expected.len()).then_some(got)
+            })
+            .unwrap_or_else(|| panic!("watcher output:\n{}", watcher.output()));
+            assert_eq!(got[..expected.len()], expected[..]);
+            checked += expected.len();
+            continue;
+        }
+        let mut i = 0;
+        while i < lines.len() {
+            let line = lines[i];
+            i += 1;
+            if line.starts_with("mosquitto_sub ") {
+                let (_, rest) = line.split_once(' ').unwrap();
+                let script = format!("stdbuf -oL mosquitto_sub -d -h 127.0.0.1 -p {port} {rest}");
+                let w = Watched::spawn(Command::new("bash").args(["-c", &script]));
+                w.wait_line(WAIT, |l| l.contains("received SUBACK"))
+                    .unwrap_or_else(|| panic!("no SUBACK for {line}:\n{}", w.output()));
+                watcher = Some(w);
+                continue;
+            }
+            if !line.starts_with("mosquitto_") {
+                continue;
+            }
+            let out = run_documented(line, port);
+            let mut expected = Vec::new();
+            while i < lines.len() && lines[i].starts_with("# ") && !lines[i].contains("prints:") {
+                expected.push(&lines[i][2..]);
+                i += 1;
+            }
+            if !expected.is_empty() {
+                assert_eq!(
+                    out.trim_end().lines().collect::<Vec<_>>(),
+                    expected,
+                    "{line}"
+                );
+                checked += expected.len();
+            }
+        }
+    }
+    assert!(checked >= 21, "only {checked} documented lines checked");
+}

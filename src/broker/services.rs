@@ -34,6 +34,15 @@ impl Broker {
         Ok(())
     }
 
+    /// After a failed commit: the services drop what they counted on being written.
+    pub(super) fn services_commit_failed(&mut self) {
+        if let Some(chat) = self.chat.as_mut() {
+            if let Err(e) = chat.reload(&self.store) {
+                log::error!("chat: cannot reload rooms after a failed commit: {e}");
+            }
+        }
+    }
+
     /// True when a service takes PUBLISHes to `topic` instead of routing them.
     pub(super) fn claimed(&self, topic: &str) -> bool {
         self.chat.is_some() && ChatService::claims(topic)

@@ -112,6 +112,14 @@ impl ChatService {
         })
     }
 
+    /// Forgets what a failed commit dropped: rooms and message ids come from the store
+    /// again, so later writes never name a room that is not on disk.
+    pub fn reload(&mut self, store: &Store) -> Result<(), StoreError> {
+        self.rooms = Rooms::load(store.load_chat_rooms()?);
+        self.last_message_id = store.max_chat_message_id()?;
+        Ok(())
+    }
+
     /// True for the topics this service takes instead of routing.
     pub fn claims(topic: &str) -> bool {
         topic.starts_with(codec::PREFIX)

@@ -430,3 +430,31 @@ fn account_results_become_replies_and_a_reset_forgets_the_cached_login() {
         "no_question no security question for that user"
     );
 }
+
+#[test]
+fn after_a_failed_commit_the_service_forgets_what_was_not_written() {
+    let mut f = fixture();
+    f.ana("chat/r/general", "kept");
+    // A turn whose commit fails: the new room and message never reach the disk.
+    let members = |_: &str| 0;
+    let request = Request {
+        topic: "chat/r/lost",
+        payload: b"never written",
+        from: from(Some("ana"), "c"),
+        now: f.now,
+        unix: UNIX,
+    };
+    let ctx = Context {
+        store: &f.store,
+        members: &members,
+    };
+    assert_eq!(writes(&f.chat.handle(&request, &ctx)), 2);
+    f.chat.reload(&f.store).unwrap();
+    // The room is created again, and the next id follows the last one on disk.
+    let effects = f.ana("chat/r/lost", "again");
+    assert_eq!(writes(&effects), 2);
+    assert!(matches!(
+        &effects[1],
+        Effect::Stage(Write::Chat(ChatWrite::Message { id: 2, .. }))
+    ));
+}

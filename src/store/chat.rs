@@ -107,23 +107,11 @@ impl Store {
         range: HistoryRange,
         limit: usize,
     ) -> Result<Vec<ChatMessageRecord>, StoreError> {
-        let (sql, bound) = match range {
-            HistoryRange::Last => (
-                "SELECT id, sender, sent_at, body, likes FROM chat_messages
-                 WHERE room_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
-                i64::MAX,
-            ),
-            HistoryRange::Before(id) => (
-                "SELECT id, sender, sent_at, body, likes FROM chat_messages
-                 WHERE room_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
-                id,
-            ),
-            HistoryRange::After(id) => (
-                "SELECT id, sender, sent_at, body, likes FROM chat_messages
-                 WHERE room_id = ?1 AND id > ?2 ORDER BY id ASC LIMIT ?3",
-                id,
-            ),
+        let bound = match range {
+            HistoryRange::Last => i64::MAX,
+            HistoryRange::Before(id) | HistoryRange::After(id) => id,
         };
+        let sql = history_sql(range);
         let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map(params![room_id, bound, limit as i64], |r| {
             Ok(ChatMessageRecord {
@@ -160,6 +148,20 @@ impl Store {
             .query_row(params![id, username], |_| Ok(()))
             .optional()?
             .is_some())
+    }
+}
+
+/// The query of a history page: one range search on `chat_messages_room`.
+fn history_sql(range: HistoryRange) -> &'static str {
+    match range {
+        HistoryRange::Last | HistoryRange::Before(_) => {
+            "SELECT id, sender, sent_at, body, likes FROM chat_messages
+             WHERE room_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+        }
+        HistoryRange::After(_) => {
+            "SELECT id, sender, sent_at, body, likes FROM chat_messages
+             WHERE room_id = ?1 AND id > ?2 ORDER BY id ASC LIMIT ?3"
+        }
     }
 }
 
@@ -281,6 +283,41 @@ mod tests {
             (page[0].sender.as_str(), page[0].body.as_str()),
             ("ana", "m10")
         );
+    }
+
+    /// A page is a range search on the (room, id) index, never a scan or a sort, so it
+    /// costs the same in a room of a million messages as in a room of ten.
+    #[test]
+    fn history_pages_search_the_room_index() {
+        let (_dir, store) = store();
+        for range in [
+            HistoryRange::Last,
+            HistoryRange::After(1),
+            HistoryRange::Before(9),
+        ] {
+            let mut stmt = store
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", history_sql(range)))
+                .unwrap();
+            let plan: Vec<String> = stmt
+                .query_map(params![1, 5, 20], |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(plan.len(), 1, "{range:?}: {plan:?}");
+            assert!(
+                plan[0].starts_with(
+                    "SEARCH chat_messages USING INDEX chat_messages_room (room_id=? AND id"
+                ) && !plan[0].contains("TEMP B-TREE"),
+                "{range:?}: {plan:?}"
+            );
+        }
+        let mut stmt = store
+            .conn
+            .prepare("EXPLAIN QUERY PLAN SELECT room_id, likes FROM chat_messages WHERE id = ?1")
+            .unwrap();
+        let plan: String = stmt.query_row([1], |r| r.get(3)).unwrap();
+        assert!(plan.contains("INTEGER PRIMARY KEY"), "{plan}");
     }
 
     #[test]
