@@ -225,9 +225,46 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
         sync: None,
         accounts: 0,
         run: Box::new(move |t: &Target| {
-            scenarios::chat(t, chat_clients, 10, Duration::from_secs(chat_secs))
+            scenarios::chat(
+                t,
+                chat_clients,
+                10,
+                Duration::from_secs(chat_secs),
+                scenarios::ChatWire::Plain,
+                false,
+            )
         }),
     });
+    // Issue #11: the same load through Outpost's chat service (logged in, stored, sender
+    // and id added) against Mosquitto carrying it as plain MQTT with the same payloads.
+    if with_auth {
+        v.push(Plan {
+            group: "chat",
+            name: "chat service 1k/10 rooms".into(),
+            params: vec![
+                ("clients", chat_clients.to_string()),
+                ("rooms", "10".into()),
+                ("rate_per_client", "1/s".into()),
+                ("qos", "1".into()),
+                ("seconds", chat_secs.to_string()),
+                ("outpost", "chat service (chat/r/<room>)".into()),
+                ("mosquitto", "plain topics, same text payloads".into()),
+            ],
+            auth: true,
+            sync: None,
+            accounts: 0,
+            run: Box::new(move |t: &Target| {
+                scenarios::chat(
+                    t,
+                    chat_clients,
+                    10,
+                    Duration::from_secs(chat_secs),
+                    scenarios::ChatWire::Service,
+                    true,
+                )
+            }),
+        });
+    }
     let rounds = if quick { 2 } else { 5 };
     for auth in [false, true] {
         if auth && !with_auth {
@@ -298,6 +335,7 @@ fn run_case(plan: &Plan, kind: Kind, args: &Args) -> BrokerRun {
         }
     };
     let target = Target {
+        kind,
         addr: b.addr,
         pid: b.pid,
         version: args.version,
