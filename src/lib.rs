@@ -11,12 +11,16 @@
 //! - `service`  — the seam between the broker and the services beside it: requests in, effects out.
 //! - `chat`     — the chat service on `chat/` topics: rooms, history, likes, accounts.
 //! - `user_cli` — the `outpost user …` / `outpost acl …` commands.
+//! - `check_config` — `outpost check-config FILE`: validate and print the effective settings.
+//! - `logging`  — stderr/journal logging at a level SIGHUP can change.
 
 pub mod auth;
 pub mod broker;
 pub mod chat;
+pub mod check_config;
 pub mod cli;
 pub mod config;
+pub mod logging;
 pub mod protocol;
 pub mod service;
 pub mod store;

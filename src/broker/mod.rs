@@ -12,11 +12,13 @@
 //! - `delivery`   — routing a message to sessions: matching, QoS, queues, in-flight windows.
 //! - `index`      — sessions by client id (slab keys only; the id lives in the session).
 //! - `session`    — what survives a connection: subscriptions, queue, in-flight, will.
+//! - `shared`     — round-robin positions of shared-subscription groups.
 //! - `message`    — the shared, reference-counted copy of a published message.
 //! - `timers`     — the deadline heap that sets the poll timeout.
 //! - `stats`      — counters for logs and `$SYS`.
 //! - `sys`        — the `$SYS` topics, published only while someone listens.
 //! - `persist`    — what is staged in the store each turn, and loaded back at start.
+//! - `reload`     — SIGHUP: the config file and ACL rules read again, clients kept.
 //! - `services`   — the internal services beside the broker (chat): claimed topics, effects.
 
 mod acks;
@@ -35,8 +37,10 @@ mod listeners;
 mod message;
 mod persist;
 mod publish;
+mod reload;
 mod services;
 mod session;
+mod shared;
 mod stats;
 mod subscribe;
 mod sys;
@@ -130,8 +134,8 @@ pub struct Broker {
     read_again: Vec<usize>,
     /// Connections to close at the end of this turn.
     close_list: Vec<usize>,
-    /// Round-robin position per shared group, keyed by "group\0filter".
-    shared_cursors: HashMap<Box<str>, usize>,
+    /// Round-robin position per shared group.
+    shared_cursors: shared::SharedCursors,
     /// The one buffer every socket is read into; whole frames are decoded from it directly.
     read_scratch: Vec<u8>,
     /// Reused buffer of matching subscriptions, so routing does not allocate per message.
@@ -184,7 +188,7 @@ impl Broker {
             close_list: Vec::new(),
             read_again: Vec::new(),
             per_address: HashMap::new(),
-            shared_cursors: HashMap::new(),
+            shared_cursors: shared::SharedCursors::default(),
             matches: Vec::new(),
             read_scratch: Vec::new(),
             next_serial: 0,

@@ -43,7 +43,7 @@ const RESETS_PER_ADDRESS: u32 = 20;
 const RESET_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// Who may create a room by sending to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RoomCreation {
     #[default]

@@ -10,6 +10,7 @@
 //! connection (the web thread, the user CLI).
 //!
 //! - `error.rs`: [`StoreError`].
+//! - `backup.rs`: [`backup()`], a consistent copy of the live database.
 //! - `migrate.rs`: `schema.sql` and the version steps.
 //! - `write.rs`: [`Write`] and how each one becomes SQL.
 //! - `load.rs`: start-up loads of sessions, messages and retained messages.
@@ -19,6 +20,7 @@
 //! - `chat.rs`: the chat service's rooms, messages and likes.
 
 pub mod acl;
+pub mod backup;
 pub mod chat;
 pub mod clients;
 pub mod error;
@@ -35,6 +37,7 @@ use rusqlite::Connection;
 
 pub use crate::config::SyncMode;
 pub use acl::{Access, AclRule};
+pub use backup::{backup, BackupSummary};
 pub use chat::{ChatMessageRecord, ChatRoomRecord, ChatWrite, HistoryRange};
 pub use clients::ClientRecord;
 pub use error::StoreError;
