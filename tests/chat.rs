@@ -314,6 +314,55 @@ fn three_clients_converse_then_history_survives_kill_9() {
     assert!(watcher.output().contains(" pat hello from paho"));
     assert!(!watcher.output().contains("anonymous words"));
 
+    // A like and its second press, which takes it back; the room hears both counts.
+    let liked = request_v5(&bob, "like", &hello_id.to_string(), "bob/inbox", "like1");
+    assert_eq!(text(&liked), format!("ok liked\n{hello_id} 1"));
+    let unliked = request_v5(&bob, "like", &hello_id.to_string(), "bob/inbox", "like2");
+    assert_eq!(text(&unliked), format!("ok unliked\n{hello_id} 0"));
+    for count in [1, 0] {
+        let line = format!("chat/r/general l {hello_id} {count}");
+        assert!(
+            watcher.wait_line(WAIT, |l| l == line).is_some(),
+            "watcher lacks {line:?}:\n{}",
+            watcher.output()
+        );
+    }
+    // An MQTT 5 send that asks for a reply learns its id.
+    let properties = PublishProperties {
+        response_topic: Some("bob/inbox".into()),
+        correlation_data: Some(b"send1".to_vec().into()),
+        ..PublishProperties::default()
+    };
+    bob.client
+        .publish_with_properties(
+            "chat/r/camp",
+            QoS5::AtLeastOnce,
+            false,
+            "with a receipt",
+            properties,
+        )
+        .unwrap();
+    let receipt = expect_on(
+        &bob,
+        "bob/inbox",
+        |t| t.starts_with("ok sent\n"),
+        "send receipt",
+    );
+    let delivered = expect_on(
+        &bob,
+        "chat/r/camp",
+        |t| t.ends_with(" bob with a receipt"),
+        "the message",
+    );
+    assert_eq!(
+        text(&receipt),
+        format!("ok sent\n{}", message_id(&text(&delivered)))
+    );
+    bob.expect(
+        |p| matches!(p, Packet::PubAck(_)),
+        "PUBACK of the receipted send",
+    );
+
     // Five more messages, each acknowledged, then kill -9 at once.
     for i in 1..=5 {
         bob.publish(
@@ -334,10 +383,11 @@ fn three_clients_converse_then_history_survives_kill_9() {
     let lines: Vec<String> = text(&page1).lines().map(String::from).collect();
     assert_eq!(lines[0], "ok 3 messages");
     assert!(lines[1].ends_with(" pat 0 camp fire at 8"), "{lines:?}");
-    assert!(lines[2].ends_with(" bob 0 durable 1") && lines[3].ends_with(" bob 0 durable 2"));
+    assert!(lines[2].ends_with(" bob 0 with a receipt"), "{lines:?}");
+    assert!(lines[3].ends_with(" bob 0 durable 1"), "{lines:?}");
     assert_eq!(lines[4], "more");
     let last: u64 = lines[3].split(' ').next().unwrap().parse().unwrap();
-    send(&bob, "chat/x/history/c2", format!("camp after {last} 3"));
+    send(&bob, "chat/x/history/c2", format!("camp after {last} 4"));
     let page2 = expect_on(&bob, "chat/u/bob/c2", |_| true, "second catch-up page");
     let page2 = text(&page2);
     let rows: Vec<&str> = page2
@@ -345,7 +395,7 @@ fn three_clients_converse_then_history_survives_kill_9() {
         .skip(1)
         .map(|l| l.rsplit(' ').next().unwrap())
         .collect();
-    assert_eq!(rows, ["3", "4", "5"], "{page2}");
+    assert_eq!(rows, ["2", "3", "4", "5"], "{page2}");
     assert!(!page2.ends_with("more"));
     // The like survived too, and new ids go on from the old ones.
     send(
@@ -365,7 +415,7 @@ fn three_clients_converse_then_history_survives_kill_9() {
         |t| t.ends_with(" after restart"),
         "new message",
     );
-    assert!(message_id(&text(&next)) > last + 3);
+    assert!(message_id(&text(&next)) > last + 4);
 }
 
 #[test]
@@ -855,4 +905,62 @@ fn the_walkthrough_in_docs_chat_md_works_as_written() {
         }
     }
     assert!(checked >= 21, "only {checked} documented lines checked");
+}
+
+/// `chat_room_creation = "admins"`: an administrator made with `outpost user add --admin`
+/// opens a room; another user may talk there but not open one.
+#[test]
+fn only_administrators_open_rooms_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "bcrypt_cost = 4\nchat_room_creation = \"admins\"\n";
+    std::fs::write(dir.path().join("outpost.toml"), config).unwrap();
+    for (name, admin) in [("root", true), ("ana", false)] {
+        let mut cmd = Command::new(common::BIN);
+        cmd.arg("--config")
+            .arg(dir.path().join("outpost.toml"))
+            .arg("--db")
+            .arg(dir.path().join("outpost.db"))
+            .args(["user", "add", name, "--password-stdin"]);
+        if admin {
+            cmd.arg("--admin");
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"long password\n")
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "user add {name}");
+    }
+    let broker = Broker::start_in(dir, Some(config));
+    let ana = user(broker.port(), "ana-1", "ana", "long password");
+    ana.subscribe("chat/u/ana", QoS5::AtLeastOnce);
+    ana.subscribe("chat/r/ops", QoS5::AtLeastOnce);
+    ana.publish("chat/r/ops", QoS5::AtLeastOnce, false, "may I open it?");
+    let refusal = expect_on(&ana, "chat/u/ana", |_| true, "refusal");
+    assert_eq!(
+        text(&refusal),
+        "room_creation_denied only administrators may create rooms"
+    );
+    let root = user(broker.port(), "root-1", "root", "long password");
+    root.publish("chat/r/ops", QoS5::AtLeastOnce, false, "ops room open");
+    expect_on(
+        &ana,
+        "chat/r/ops",
+        |t| t.ends_with(" root ops room open"),
+        "root's message",
+    );
+    ana.publish("chat/r/ops", QoS5::AtLeastOnce, false, "thanks");
+    expect_on(
+        &ana,
+        "chat/r/ops",
+        |t| t.ends_with(" ana thanks"),
+        "ana's message",
+    );
 }
