@@ -964,3 +964,24 @@ fn only_administrators_open_rooms_when_configured() {
         "ana's message",
     );
 }
+
+/// A will on a chat topic would reach the room without the service (and with any sender
+/// the payload claims): the CONNECT is refused.
+#[test]
+fn a_will_on_a_chat_topic_is_refused() {
+    let broker = Broker::start();
+    for (version, refused) in [(Version::V5, 0x87), (Version::V311, 0x05)] {
+        let connect = frames::Connect::new(version, "willful")
+            .will(frames::Will {
+                topic: "chat/r/general",
+                payload: b"1 1700000000 root fake",
+                qos: 1,
+                retain: false,
+            })
+            .encode();
+        let mut raw = Raw::open(broker.port(), version);
+        raw.send(&connect);
+        let (_, code) = raw.expect_frame(frames::CONNACK, WAIT).connack();
+        assert_eq!(code, refused, "{version:?}");
+    }
+}
