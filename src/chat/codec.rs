@@ -223,6 +223,15 @@ pub fn room_likes(id: i64, likes: u32) -> Vec<u8> {
     format!("l {id} {likes}").into_bytes()
 }
 
+/// `1 message`, `2 messages`: the human part of a status line that counts.
+pub fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
 /// A reply: a status line, then data lines.
 pub struct Reply(String);
 

@@ -121,7 +121,7 @@ impl ChatService {
         let mut names: Vec<(&str, &Room)> =
             self.rooms.by_name.iter().map(|(n, r)| (&**n, r)).collect();
         names.sort_unstable_by_key(|(name, _)| *name);
-        let mut reply = Reply::ok(&format!("{} rooms", names.len()));
+        let mut reply = Reply::ok(&codec::count(names.len(), "room"));
         for (name, room) in names {
             let members = (ctx.members)(&codec::room_topic(name));
             reply = reply.line(&format!("{name} {members} {}", room.messages));
@@ -162,7 +162,7 @@ impl ChatService {
                 }
             }
         }
-        let reply = Reply::ok(&format!("{} messages", page.len())).messages(&page);
+        let reply = Reply::ok(&codec::count(page.len(), "message")).messages(&page);
         Ok(if more { reply.line("more") } else { reply })
     }
 }

@@ -249,7 +249,7 @@ fn history_pages_are_bounded_and_say_when_more_remain() {
     assert_eq!(page(&mut f, "general after 5"), "ok 0 messages");
     assert_eq!(
         page(&mut f, "general after 1 1"),
-        format!("ok 1 messages\n2 {UNIX} ana 0 m2\nmore")
+        format!("ok 1 message\n2 {UNIX} ana 0 m2\nmore")
     );
 }
 

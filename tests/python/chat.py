@@ -127,7 +127,7 @@ def main():
     ]:
         fail(f"history rows: {rows!r}")
     page = request(pat, inbox, u, "history", "h2", f"general after {mine} 1").split("\n")
-    if page[0] != "ok 1 messages" or not page[1].startswith(f"{bobs} "):
+    if page[0] != "ok 1 message" or not page[1].startswith(f"{bobs} "):
         fail(f"history after: {page!r}")
 
     # --- Bad requests: each gets its code, and the conversation goes on -----------------------
