@@ -7,13 +7,15 @@
 //!
 //! - `codec`     — topics, request payloads, room events and replies on the wire.
 //! - `error`     — [`ChatError`]: each refusal's code and sentence.
-//! - `reply`     — where a reply goes (Response Topic or `chat/u/<client id>`).
+//! - `reply`     — where a reply goes (Response Topic, `chat/u/<user>` or `chat/a/<client id>`).
 //! - `rooms`     — rooms, sending, the room list, history pages.
 //! - `likes`     — one like per user per message.
 //! - `accounts`  — register, security questions, password reset (off the loop; also
 //!   what the web console calls to create users).
+//! - `account_requests` — account requests on the loop: checks, worker hand-off, replies.
 //! - `ratelimit` — per-client request buckets and reset-attempt windows.
 
+mod account_requests;
 pub mod accounts;
 pub mod codec;
 mod error;
@@ -26,15 +28,15 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::auth::rules;
 use crate::service::{Effect, Request};
 use crate::store::{Store, StoreError};
-use accounts::{AccountDone, AccountError, AccountOp};
-use codec::{ChatTopic, Op, Reply};
+use codec::{ChatTopic, Op};
 use ratelimit::{Attempts, Buckets};
 use reply::ReplyTo;
 use rooms::Rooms;
 
+pub use account_requests::AccountReply;
+use account_requests::Pending;
 pub use error::ChatError;
 
 /// Reset attempts allowed per user, and per address, in each [`RESET_WINDOW`].
@@ -68,20 +70,6 @@ pub struct Context<'a> {
     pub store: &'a Store,
     /// How many sessions receive a topic (room member counts).
     pub members: &'a dyn Fn(&str) -> usize,
-}
-
-/// An auth worker's result for a request's account work.
-#[derive(Debug)]
-pub struct AccountReply {
-    pub ticket: u64,
-    pub result: Result<AccountDone, AccountError>,
-}
-
-/// A request waiting for its account work.
-struct Pending {
-    to: ReplyTo,
-    /// The user it is about (named in the reply; its cached login goes after a reset).
-    name: String,
 }
 
 pub struct ChatService {
@@ -194,103 +182,10 @@ impl ChatService {
             Op::Rooms => self.list_rooms(ctx),
             Op::History { room, range, count } => self.history(room, range, count, ctx)?,
             Op::Like { id } => self.like(user, id, ctx, out)?,
-            Op::Register { name, password } => {
-                rules::check_username(name).map_err(ChatError::Rule)?;
-                rules::check_password(password).map_err(ChatError::Rule)?;
-                let op = AccountOp::Register {
-                    name: name.to_owned(),
-                    password: password.to_owned(),
-                };
-                self.defer(to, name, op, out);
-                return Ok(());
-            }
-            Op::SetQuestion { question, answer } => {
-                accounts::check_question(question, answer)?;
-                let op = AccountOp::SetQuestion {
-                    user: user.to_owned(),
-                    question: question.to_owned(),
-                    answer: answer.to_owned(),
-                };
-                self.defer(to, user, op, out);
-                return Ok(());
-            }
-            Op::Question { name } => {
-                let op = AccountOp::Question {
-                    name: name.to_owned(),
-                };
-                self.defer(to, name, op, out);
-                return Ok(());
-            }
-            Op::Reset {
-                name,
-                password,
-                answer,
-            } => {
-                // Both windows count the attempt, whichever refuses.
-                let by_user = self.resets_by_user.allow(name.to_owned(), req.now);
-                let by_address = self.resets_by_address.allow(req.from.addr, req.now);
-                if !(by_user && by_address) {
-                    log::info!(
-                        "chat: password reset for {name} from {} rate-limited",
-                        req.from.addr
-                    );
-                    return Err(ChatError::RateLimited);
-                }
-                rules::check_password(password).map_err(ChatError::Rule)?;
-                let op = AccountOp::Reset {
-                    name: name.to_owned(),
-                    password: password.to_owned(),
-                    answer: answer.to_owned(),
-                };
-                self.defer(to, name, op, out);
-                return Ok(());
-            }
+            account => return self.account_request(req, account, to, out),
         };
         out.push(to.publish(reply.into_bytes()));
         Ok(())
-    }
-
-    /// Sends account work to a worker, remembering where its reply goes.
-    fn defer(&mut self, to: ReplyTo, name: &str, op: AccountOp, out: &mut Vec<Effect>) {
-        self.last_ticket += 1;
-        let ticket = self.last_ticket;
-        self.pending.insert(
-            ticket,
-            Pending {
-                to,
-                name: name.to_owned(),
-            },
-        );
-        out.push(Effect::Account { ticket, op });
-    }
-
-    /// The result of account work: the reply, and after a password reset the end of the
-    /// user's cached login.
-    pub fn account_done(&mut self, reply: AccountReply) -> Vec<Effect> {
-        let Some(Pending { to, name }) = self.pending.remove(&reply.ticket) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        let payload = match reply.result {
-            Ok(AccountDone::Registered) => {
-                log::info!("chat: user {name} registered");
-                Reply::ok(&format!("registered {name}"))
-            }
-            Ok(AccountDone::QuestionSet) => Reply::ok("question set"),
-            Ok(AccountDone::Question(question)) => Reply::ok("question").line(&question),
-            Ok(AccountDone::PasswordReset) => {
-                log::info!("chat: password of {name} reset");
-                out.push(Effect::ForgetCredentials(name));
-                Reply::ok("password changed")
-            }
-            Err(e) => {
-                let e = ChatError::from(e);
-                log::debug!("chat: account request about {name}: {}: {e}", e.code());
-                Reply::error(e)
-            }
-        };
-        out.push(to.publish(payload.into_bytes()));
-        out
     }
 }
 
