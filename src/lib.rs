@@ -10,6 +10,8 @@
 //! - `auth`     — password hashing and checking (bcrypt, off the loop).
 //! - `bridge`   — the uplink to an upstream broker: topic rules, forward queue, client session.
 //! - `tls`      — TLS (rustls) as a framing layer: ciphertext in, plaintext out; PEM loading.
+//! - `service`  — the seam between the broker and the services beside it: requests in, effects out.
+//! - `chat`     — the chat service on `chat/` topics: rooms, history, likes, accounts.
 //! - `user_cli` — the `outpost user …` / `outpost acl …` commands.
 //! - `check_config` — `outpost check-config FILE`: validate and print the effective settings.
 //! - `logging`  — stderr/journal logging at a level SIGHUP can change.
@@ -17,11 +19,13 @@
 pub mod auth;
 pub mod bridge;
 pub mod broker;
+pub mod chat;
 pub mod check_config;
 pub mod cli;
 pub mod config;
 pub mod logging;
 pub mod protocol;
+pub mod service;
 pub mod store;
 pub mod tls;
 pub mod topic;

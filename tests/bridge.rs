@@ -25,10 +25,10 @@ fn thin_link(cuts: bool) -> Link {
 }
 
 /// Outpost with one bridge `up` to `127.0.0.1:port`: local `sensors/#` goes up as
-/// `site1/sensors/#`, upstream `site1/cmd/#` comes down as `cmd/#`, `chat/#` both ways.
+/// `site1/sensors/#`, upstream `site1/cmd/#` comes down as `cmd/#`, `talk/#` both ways.
 fn bridge_config(port: u16, protocol: &str, inflight: u16, extra: &str) -> String {
     let both = if protocol == "v5" {
-        "[[bridge.topic]]\nfilter = \"chat/#\"\ndirection = \"both\"\nremote_prefix = \"site1/\"\n"
+        "[[bridge.topic]]\nfilter = \"talk/#\"\ndirection = \"both\"\nremote_prefix = \"site1/\"\n"
     } else {
         ""
     };
@@ -217,7 +217,7 @@ fn kill_9_mid_forwarding_loses_and_duplicates_nothing() {
 #[test]
 fn both_rule_does_not_loop_on_mqtt5() {
     let upstream = Mosquitto::start();
-    let up_sub = Sub::start(upstream.port, "site1/chat/#", 1, &[]);
+    let up_sub = Sub::start(upstream.port, "site1/talk/#", 1, &[]);
     let proxy = Proxy::start(upstream.port, Link::default());
     let broker = Broker::with_config(&bridge_config(proxy.port(), "v5", 16, ""));
     broker
@@ -225,15 +225,15 @@ fn both_rule_does_not_loop_on_mqtt5() {
             l.contains("bridge up: connected")
         })
         .expect("bridge connected");
-    let local = V5::connect(broker.port(), &unique("chat"));
-    local.subscribe("chat/#", QoS5::AtLeastOnce);
-    local.publish("chat/room", QoS5::AtLeastOnce, false, "hello");
+    let local = V5::connect(broker.port(), &unique("talk"));
+    local.subscribe("talk/#", QoS5::AtLeastOnce);
+    local.publish("talk/room", QoS5::AtLeastOnce, false, "hello");
     let echo = local
         .recv_publish(Duration::from_secs(5))
         .expect("own message");
     assert_eq!(&echo.payload[..], b"hello");
     up_sub.wait(Duration::from_secs(10), |m| !m.is_empty());
-    upstream.publish("site1/chat/room", "from-cloud", 1);
+    upstream.publish("site1/talk/room", "from-cloud", 1);
     let down = local
         .recv_publish(Duration::from_secs(10))
         .expect("upstream message");
@@ -246,8 +246,8 @@ fn both_rule_does_not_loop_on_mqtt5() {
     assert_eq!(
         up,
         vec![
-            ("site1/chat/room".to_string(), "hello".to_string()),
-            ("site1/chat/room".to_string(), "from-cloud".to_string()),
+            ("site1/talk/room".to_string(), "hello".to_string()),
+            ("site1/talk/room".to_string(), "from-cloud".to_string()),
         ],
         "the upstream saw each message once"
     );
@@ -582,4 +582,26 @@ fn a_graceful_stop_disconnects_from_the_upstream() {
     });
     let line = clean.unwrap_or_else(|| panic!("no disconnect line: {:?}", upstream.log()));
     assert!(!line.contains("closed its connection"), "{line}");
+}
+
+/// A message from the upstream onto a chat topic would reach the room without the chat
+/// service: it is dropped and logged.
+#[test]
+fn upstream_messages_onto_chat_topics_are_dropped() {
+    let upstream = Mosquitto::start();
+    let rule =
+        "[[bridge.topic]]\nfilter = \"chat/#\"\ndirection = \"in\"\nremote_prefix = \"site1/\"";
+    let broker = Broker::with_config(&bridge_config(upstream.port, "v5", 16, rule));
+    broker
+        .wait_for_log(Duration::from_secs(10), |l| {
+            l.contains("bridge up: connected")
+        })
+        .expect("bridge connected");
+    std::thread::sleep(Duration::from_millis(300)); // the SUBACK
+    upstream.publish("site1/chat/general", "sneaky", 1);
+    broker
+        .wait_for_log(Duration::from_secs(10), |l| {
+            l.contains("chat/general from the upstream is a service's topic, dropped")
+        })
+        .expect("the drop is logged");
 }

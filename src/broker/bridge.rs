@@ -364,6 +364,13 @@ impl Broker {
                         log::warn!("bridge {name}: {topic} from the upstream is not a valid local topic, dropped");
                         continue;
                     }
+                    if self.claimed(&topic) {
+                        // It would reach the service's subscribers without the service.
+                        log::warn!(
+                            "bridge {name}: {topic} from the upstream is a service's topic, dropped"
+                        );
+                        continue;
+                    }
                     let mut publish = *publish;
                     publish.qos = match qos {
                         Qos::AtMostOnce => QosPid::AtMostOnce,

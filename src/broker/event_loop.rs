@@ -132,6 +132,7 @@ impl Server {
         let mut broker = Broker::new(config, store, auth, registry, listeners, inbox_rx);
         broker.tls_server = tls_server;
         broker.load(Instant::now()).map_err(RunError::Store)?;
+        broker.load_services().map_err(RunError::Store)?;
         broker.start_bridges(inbox.clone(), Instant::now())?;
         Ok(Server {
             poll,
@@ -282,6 +283,7 @@ impl Broker {
         while let Some(message) = self.inbox.try_recv() {
             match message {
                 Inbound::Auth(reply) => self.auth_replied(reply, now),
+                Inbound::Chat(reply) => self.chat_account_done(reply, now),
                 Inbound::Console(request) => self.answer_console(request),
                 Inbound::BridgeResolved(resolved) => self.bridge_resolved(resolved, now),
             }

@@ -8,7 +8,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The schema version this build writes; `schema.sql` ends by setting it.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The newest schema in full, applied to a new (version 0) database.
 const SCHEMA: &str = include_str!("../../schema.sql");
@@ -17,26 +17,8 @@ const SCHEMA: &str = include_str!("../../schema.sql");
 /// `i + 2` and ends with `PRAGMA user_version = i + 2`. Add a step here (and
 /// an old-database fixture test) whenever `schema.sql` changes.
 const MIGRATIONS: &[&str] = &[
-    // 1 → 2: the bridges' forward queues.
-    "CREATE TABLE bridge_queue (
-        bridge     TEXT    NOT NULL,
-        seq        INTEGER NOT NULL CHECK (seq >= 0),
-        topic      TEXT    NOT NULL,
-        payload    BLOB    NOT NULL,
-        qos        INTEGER NOT NULL CHECK (qos BETWEEN 1 AND 2),
-        retain     INTEGER NOT NULL CHECK (retain IN (0, 1)),
-        properties BLOB    NOT NULL,
-        expires_at INTEGER,
-        packet_id  INTEGER CHECK (packet_id BETWEEN 1 AND 65535),
-        state      INTEGER NOT NULL DEFAULT 0 CHECK (state BETWEEN 0 AND 2),
-        PRIMARY KEY (bridge, seq)
-    ) WITHOUT ROWID;
-    CREATE TABLE bridge_qos2_in (
-        bridge    TEXT    NOT NULL,
-        packet_id INTEGER NOT NULL CHECK (packet_id BETWEEN 1 AND 65535),
-        PRIMARY KEY (bridge, packet_id)
-    ) WITHOUT ROWID;
-    PRAGMA user_version = 2;",
+    include_str!("migrations/v2-chat.sql"),
+    include_str!("migrations/v3-bridge.sql"),
 ];
 
 /// Brings the database behind `conn` to [`SCHEMA_VERSION`] in one transaction.
@@ -100,22 +82,93 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{Store, SyncMode};
 
+    /// Each `fixtures/vN.sql` is an old database; opening it must bring it to the current
+    /// version with its rows intact.
     #[test]
-    fn a_version_1_database_is_upgraded_and_keeps_its_data() {
+    fn version_1_database_upgrades_with_its_rows() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v1.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(include_str!("../../tests/fixtures/schema-v1.sql"))
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(include_str!("fixtures/v1.sql"))
             .unwrap();
-        conn.execute(
-            "INSERT INTO sessions (client_id, expiry_interval) VALUES ('kept', 60)",
-            [],
-        )
-        .unwrap();
-        drop(conn);
-        let store = super::super::Store::open(&path, crate::store::SyncMode::Normal).unwrap();
-        assert_eq!(store.load_sessions().unwrap()[0].client_id, "kept");
+        let store = Store::open(&path, SyncMode::Normal).unwrap();
+        let version: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let alice = store.find_user("alice").unwrap().unwrap();
+        assert!(alice.is_admin);
+        assert_eq!(store.list_acl_rules().unwrap().len(), 1);
+        assert_eq!(store.load_retained().unwrap().len(), 1);
+        assert_eq!(store.load_sessions().unwrap()[0].subscriptions.len(), 1);
+        // The new tables are there and empty.
+        assert!(store.load_chat_rooms().unwrap().is_empty());
+        assert_eq!(store.max_chat_message_id().unwrap(), 0);
         assert_eq!(store.forward_totals("any").unwrap().count, 0);
+    }
+
+    #[test]
+    fn version_2_database_upgrades_with_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(include_str!("fixtures/v2.sql"))
+            .unwrap();
+        let store = Store::open(&path, SyncMode::Normal).unwrap();
+        let version: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert!(store.find_user("alice").unwrap().is_some());
+        assert_eq!(store.load_sessions().unwrap()[0].subscriptions.len(), 1);
+        assert_eq!(store.load_chat_rooms().unwrap().len(), 1);
+        assert_eq!(store.max_chat_message_id().unwrap(), 1);
+        // The bridge tables are there and empty.
+        assert_eq!(store.forward_totals("any").unwrap().count, 0);
+        assert!(store.load_bridge_inbound("any").unwrap().is_empty());
+    }
+
+    /// The steps and `schema.sql` describe the same tables: a migrated database and a new
+    /// one have the same schema.
+    #[test]
+    fn migrated_and_new_schemas_are_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixtures = [
+            include_str!("fixtures/v1.sql"),
+            include_str!("fixtures/v2.sql"),
+        ];
+        let new = dir.path().join("new.db");
+        let schema = |path: &Path| {
+            let store = Store::open(path, SyncMode::Normal).unwrap();
+            let mut stmt = store
+                .conn
+                .prepare("SELECT type, name, sql FROM sqlite_schema ORDER BY type, name")
+                .unwrap();
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })
+                .unwrap();
+            rows.map(Result::unwrap).collect::<Vec<_>>()
+        };
+        let expected = schema(&new);
+        for (i, fixture) in fixtures.iter().enumerate() {
+            let old = dir.path().join(format!("v{}.db", i + 1));
+            Connection::open(&old)
+                .unwrap()
+                .execute_batch(fixture)
+                .unwrap();
+            assert_eq!(schema(&old), expected, "upgraded from version {}", i + 1);
+        }
     }
 }

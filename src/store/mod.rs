@@ -17,14 +17,18 @@
 //! - `clients.rs`: the client records shown on the web pages.
 //! - `users.rs`, `acl.rs`: accounts and topic access rules.
 //! - `bridge.rs`: the bridges' forward queues.
+//! - `questions.rs`: security questions for password resets.
+//! - `chat.rs`: the chat service's rooms, messages and likes.
 
 pub mod acl;
 pub mod backup;
 pub mod bridge;
+pub mod chat;
 pub mod clients;
 pub mod error;
 pub mod load;
 mod migrate;
+mod questions;
 pub mod users;
 pub mod write;
 
@@ -37,6 +41,7 @@ pub use crate::config::SyncMode;
 pub use acl::{Access, AclRule};
 pub use backup::{backup, BackupSummary};
 pub use bridge::{BridgeWrite, ForwardRow, ForwardTotals};
+pub use chat::{ChatMessageRecord, ChatRoomRecord, ChatWrite, HistoryRange};
 pub use clients::ClientRecord;
 pub use error::StoreError;
 pub use load::{StoredQueued, StoredSession, StoredSubscription};
