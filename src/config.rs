@@ -37,6 +37,10 @@ pub struct Config {
     /// listeners bound to a loopback address, so local tools work out of the
     /// box while remote clients must log in.
     pub allow_anonymous: Option<bool>,
+    /// Where anonymous clients are allowed, a CONNECT naming a user without an
+    /// account connects as anonymous (as Mosquitto does without a password
+    /// file), so tools that always send a user name still work locally.
+    pub anonymous_unknown_users: bool,
     /// bcrypt work factor for new passwords; each step doubles the hashing
     /// time, which matters on a Raspberry-Pi-class CPU.
     pub bcrypt_cost: u32,
@@ -143,6 +147,7 @@ impl Default for Config {
             db: PathBuf::from("outpost.db"),
             sync: SyncMode::Full,
             allow_anonymous: None,
+            anonymous_unknown_users: true,
             bcrypt_cost: 10,
             max_connections: 10_000,
             max_connections_per_address: 100,

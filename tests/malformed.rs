@@ -5,7 +5,7 @@ mod common;
 
 use common::clients::Observer;
 use common::frames::{self, assert_rejected, Bytes, Connect, Version};
-use common::raw::Raw;
+use common::raw::{Next, Raw};
 use common::Broker;
 use std::time::Duration;
 
@@ -186,9 +186,11 @@ fn subscribe_before_connect_closes() {
     first_packet_is_not_connect(&frames::subscribe(Version::V5, 1, "#", 0));
 }
 
-/// A CONNECT with an unsupported protocol name/level gets the 3.1.1 CONNACK "unacceptable
-/// protocol version" (0x01) and is closed.
-fn unsupported_protocol(name: &str, level: u8) {
+/// A CONNECT with an unsupported protocol name/level gets a CONNACK refusal in the form its
+/// client can read, then the connection closes: the 3.1.1 form (return code 0x01) for older
+/// protocols [MQTT-3.1.2-2 of 3.1.1], the MQTT 5 form with 0x84 for a newer level
+/// [MQTT-3.1.2-2 of 5.0], whose clients read MQTT 5 CONNACKs.
+fn unsupported_protocol(name: &str, level: u8, connack_body: &[u8]) {
     let broker = Broker::start();
     let observer = Observer::connect(broker.port());
     let mut raw = Raw::open(broker.port(), Version::V311);
@@ -198,21 +200,49 @@ fn unsupported_protocol(name: &str, level: u8) {
         frames,
         vec![frames::Frame {
             first_byte: frames::CONNACK,
-            body: vec![0x00, 0x01],
+            body: connack_body.to_vec(),
         }],
-        "expected CONNACK 0x01 then close for protocol {name:?} level {level}"
+        "expected CONNACK {connack_body:02x?} then close for protocol {name:?} level {level}"
     );
     observer.assert_healthy();
 }
 
 #[test]
 fn mqisdp_level_3_is_refused_with_return_code_1() {
-    unsupported_protocol("MQIsdp", 3);
+    unsupported_protocol("MQIsdp", 3, &[0x00, 0x01]);
 }
 
 #[test]
-fn mqtt_level_6_is_refused_with_return_code_1() {
-    unsupported_protocol("MQTT", 6);
+fn mqtt_level_3_is_refused_with_return_code_1() {
+    unsupported_protocol("MQTT", 3, &[0x00, 0x01]);
+}
+
+#[test]
+fn mqtt_level_6_is_refused_with_an_mqtt5_connack_0x84() {
+    // Flags 0, reason 0x84, empty property block.
+    unsupported_protocol("MQTT", 6, &[0x00, 0x84, 0x00]);
+}
+
+/// A client may not send a Subscription Identifier in a PUBLISH [MQTT-3.3.4-6]: DISCONNECT
+/// 0x82, close, nothing delivered.
+#[test]
+fn v5_publish_with_a_subscription_identifier_is_a_protocol_error() {
+    let broker = Broker::start();
+    let observer = Observer::connect(broker.port());
+    let (mut sub, _) = Raw::connect(broker.port(), &Connect::new(Version::V5, "sid-sub"));
+    sub.send(&frames::subscribe(Version::V5, 1, "sid/#", 1));
+    sub.expect_frame(frames::SUBACK, CLOSE);
+    let (mut raw, _) = Raw::connect(broker.port(), &Connect::new(Version::V5, "sid-pub"));
+    // Property 0x0B (Subscription Identifier), variable byte integer 7.
+    let bad = frames::publish_with(Version::V5, "sid/x", 1, false, 1, &[0x0B, 0x07], b"no");
+    raw.send(&bad);
+    let frames = raw.expect_closed(CLOSE);
+    assert_rejected(Version::V5, &frames, PROTOCOL_ERROR);
+    assert!(
+        matches!(sub.next(Duration::from_millis(300)), Next::Timeout),
+        "the refused message must not be delivered"
+    );
+    observer.assert_healthy();
 }
 
 #[test]

@@ -113,7 +113,21 @@ impl Broker {
         let token = reply.token;
         let addr = self.conns[token].addr.ip();
         let username = pending.request.username.clone().unwrap_or_default();
+        // A user name without an account, where anonymous clients may connect anyway.
+        let as_anonymous = reply.outcome == AuthOutcome::UnknownUser
+            && self.config.anonymous_unknown_users
+            && self.anonymous_allowed(token);
         match reply.outcome {
+            AuthOutcome::UnknownUser if as_anonymous => {
+                log::info!(
+                    "client {} from {addr}: user {username:?} has no account, connecting as anonymous",
+                    pending.request.client_id
+                );
+                let mut request = pending.request;
+                request.username = None;
+                self.accept_connect(token, request, now);
+                self.handle_input(token, now);
+            }
             AuthOutcome::Accepted => {
                 self.throttle.succeed(addr);
                 self.credentials
@@ -122,7 +136,7 @@ impl Broker {
                 // Packets pipelined behind CONNECT waited in the read buffer.
                 self.handle_input(token, now);
             }
-            AuthOutcome::Rejected => {
+            AuthOutcome::Rejected | AuthOutcome::UnknownUser => {
                 log::info!(
                     "client {} from {addr}: bad user name or password",
                     pending.request.client_id

@@ -62,6 +62,13 @@ impl Broker {
                     }
                 }
                 Err(e) => {
+                    if let (Some(form), Some(conn)) = (e.connack_version, self.conns.get_mut(token))
+                    {
+                        // The CONNACK that refuses the level goes out in a form its client reads.
+                        if conn.phase == Phase::AwaitingConnect {
+                            conn.version = form;
+                        }
+                    }
                     self.reject(token, Violation::new(e.reason, e.detail));
                     break;
                 }
@@ -132,8 +139,7 @@ impl Broker {
                 }));
             }
             (Phase::AwaitingConnect, _) if v.reason == ReasonCode::UnsupportedProtocolVersion => {
-                // The client's version is unknown: answer in the 3.1.1 form every client reads.
-                conn.version = ProtocolVersion::V311;
+                // In the form the decoder chose for the client's level (see handle_frames).
                 conn.send(&Packet::ConnAck(protocol::ConnAck {
                     session_present: false,
                     reason: v.reason,

@@ -29,6 +29,12 @@ impl Broker {
                 "retain not available",
             ));
         }
+        // Subscription Identifiers travel only from server to client [MQTT-3.3.4-6].
+        if !publish.properties.subscription_identifiers.is_empty() {
+            return Err(Violation::protocol(
+                "PUBLISH from a client carries a Subscription Identifier",
+            ));
+        }
         let topic = self.resolve_alias(token, &publish)?;
         if !self.valid_topic(&topic) {
             return Err(Violation::new(
