@@ -273,7 +273,7 @@ impl Broker {
         s.username = username.as_deref().map(Box::from);
         self.stage_session(session, None, now);
         let conn = &self.conns[token];
-        self.store.stage(Write::ClientConnected {
+        let record = Write::ClientConnected {
             client_id: client_id.clone(),
             username,
             address: conn.addr.to_string(),
@@ -282,7 +282,8 @@ impl Broker {
                 ProtocolVersion::V311 => 4,
             },
             at: unix_now(),
-        });
+        };
+        self.stage_record(record, now);
 
         let server_keep_alive = self.server_keep_alive(version, keep_alive);
         let response_information = (request_response_information && version == ProtocolVersion::V5)

@@ -55,11 +55,12 @@ impl Broker {
         let Some(session) = conn.session() else {
             return;
         };
-        self.store.stage(Write::ClientDisconnected {
+        let record = Write::ClientDisconnected {
             client_id: conn.client_id.to_string(),
             at: unix_now(),
             reason: why.detail.to_string(),
-        });
+        };
+        self.stage_record(record, now);
         // After a takeover the session already belongs to the new connection.
         if self.sessions.get(session).map(|s| s.connection()) != Some(Some(token)) {
             return;

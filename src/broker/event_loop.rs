@@ -280,6 +280,7 @@ impl Broker {
                     session,
                     generation,
                 } => self.session_expired(session, generation, now),
+                Timer::ClientRecords => self.commit_records(),
             }
         }
     }
@@ -417,6 +418,7 @@ impl Broker {
             }
         }
         self.commit();
+        self.commit_records();
         for (_, conn) in self.conns.iter_mut() {
             let _ = conn.flush(&mut self.stats.bytes_sent);
         }

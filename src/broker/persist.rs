@@ -22,6 +22,10 @@ const QUEUED: u8 = 0;
 const PUBLISHED: u8 = 1;
 const RELEASED: u8 = 2;
 
+/// How long client records may wait for a commit: they ride along with the next commit
+/// of anything else, or get one of their own this long after the first of them.
+const RECORD_DELAY: Duration = Duration::from_secs(1);
+
 /// Seconds since the Unix epoch, the store's clock.
 pub(super) fn unix_now() -> i64 {
     SystemTime::now()
@@ -207,6 +211,26 @@ impl Broker {
         } else {
             Write::RetainSet(stored_message(message, now))
         });
+    }
+
+    /// Stages a client record (last connect or disconnect) without making this turn's
+    /// replies wait for it: a clean-session CONNACK promises nothing that is on disk.
+    pub(super) fn stage_record(&mut self, record: Write, now: Instant) {
+        if self.store.stage_record(record) {
+            self.timers
+                .schedule(now + RECORD_DELAY, Timer::ClientRecords);
+        }
+    }
+
+    /// The client records' delay ran out (or the broker stops): write them now.
+    pub(super) fn commit_records(&mut self) {
+        if self.store.has_staged() {
+            return self.commit();
+        }
+        if let Err(e) = self.store.commit_records() {
+            self.stats.store_failures += 1;
+            log::error!("client records could not be written: {e}");
+        }
     }
 
     /// Group commit: one transaction for the turn's writes, before any reply leaves.

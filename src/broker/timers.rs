@@ -30,6 +30,8 @@ pub enum Timer {
     Sys,
     /// End session `session` if it is still at `generation` and offline.
     SessionExpiry { session: usize, generation: u64 },
+    /// Write the client records waiting for a commit.
+    ClientRecords,
 }
 
 #[derive(Debug)]
