@@ -1,7 +1,8 @@
 //! Authentication and authorisation.
 //!
 //! - `password` — bcrypt hashing and checking (slow: never on the loop).
-//! - `worker`   — the threads that check CONNECT credentials and answer through the waker.
+//! - `rules`    — what a new user name and password must look like (chat, web, CLI).
+//! - `worker`   — the threads that check CONNECT credentials and answer through the inbox.
 //! - `cache`    — recently verified credentials, kept as salted digests, never plaintext.
 //! - `throttle` — slows down addresses that keep failing to log in.
 //! - `acl`      — topic access rules, evaluated on the loop.
@@ -9,5 +10,6 @@
 pub mod acl;
 pub mod cache;
 pub mod password;
+pub mod rules;
 pub mod throttle;
 pub mod worker;

@@ -1,6 +1,6 @@
 //! The auth worker: bcrypt runs here, never on the loop. The loop sends a request, the
-//! worker checks it against the users table on its own database connection, answers
-//! through a channel and wakes the loop with the mio `Waker`.
+//! worker checks it against the users table on its own database connection and answers
+//! through the loop's inbox (which wakes the loop).
 
 use std::io;
 use std::net::IpAddr;
@@ -9,9 +9,8 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use mio::Waker;
-
 use super::password::{hash_password, verify_password};
+use crate::broker::{Inbound, InboxSender};
 use crate::config::SyncMode;
 use crate::store::{AclRule, Store};
 
@@ -49,7 +48,6 @@ pub struct AuthReply {
 /// The loop's handle on the worker threads.
 pub struct AuthWorker {
     requests: Sender<AuthRequest>,
-    pub replies: Receiver<AuthReply>,
 }
 
 impl AuthWorker {
@@ -59,21 +57,19 @@ impl AuthWorker {
         sync: SyncMode,
         cost: u32,
         threads: usize,
-        waker: Arc<Waker>,
+        inbox: InboxSender,
     ) -> io::Result<AuthWorker> {
         let (requests, jobs) = mpsc::channel::<AuthRequest>();
-        let (answers, replies) = mpsc::channel();
         let jobs = Arc::new(Mutex::new(jobs));
         for i in 0..threads.max(1) {
             let store = Store::open(db, sync).map_err(io::Error::other)?;
             let jobs = jobs.clone();
-            let answers = answers.clone();
-            let waker = waker.clone();
+            let inbox = inbox.clone();
             thread::Builder::new()
                 .name(format!("auth-{i}"))
-                .spawn(move || work(store, cost, &jobs, &answers, &waker))?;
+                .spawn(move || work(store, cost, &jobs, &inbox))?;
         }
-        Ok(AuthWorker { requests, replies })
+        Ok(AuthWorker { requests })
     }
 
     pub fn submit(&self, request: AuthRequest) {
@@ -82,13 +78,7 @@ impl AuthWorker {
     }
 }
 
-fn work(
-    store: Store,
-    cost: u32,
-    jobs: &Mutex<Receiver<AuthRequest>>,
-    answers: &Sender<AuthReply>,
-    waker: &Waker,
-) {
+fn work(store: Store, cost: u32, jobs: &Mutex<Receiver<AuthRequest>>, inbox: &InboxSender) {
     // Unknown users are checked against this hash so they cost what a wrong password costs.
     let dummy = hash_password("outpost-dummy-password", cost).unwrap_or_default();
     loop {
@@ -107,10 +97,9 @@ fn work(
             outcome,
             rules,
         };
-        if answers.send(reply).is_err() {
+        if inbox.send(Inbound::Auth(reply)).is_err() {
             return;
         }
-        let _ = waker.wake();
     }
 }
 

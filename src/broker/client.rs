@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 
 use super::alias::{InboundAliases, OutboundAliases};
+use super::listeners::ListenerId;
 use crate::protocol::{self, Packet, ProtocolVersion, ReasonCode};
 
 /// Bytes read from the socket per `read` call, into the loop's shared scratch buffer.
@@ -65,6 +66,8 @@ pub struct Connection {
     pub serial: u64,
     /// True when accepted on a loopback address (anonymous clients allowed by default).
     pub local_is_loopback: bool,
+    /// The listener it came in on, so stopping that listener can disconnect it.
+    pub listener: ListenerId,
     pub phase: Phase,
     pub version: ProtocolVersion,
     pub client_id: Arc<str>,
@@ -106,12 +109,19 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(socket: TcpStream, addr: SocketAddr, serial: u64, now: Instant) -> Self {
+    pub fn new(
+        socket: TcpStream,
+        addr: SocketAddr,
+        listener: ListenerId,
+        serial: u64,
+        now: Instant,
+    ) -> Self {
         Connection {
             socket,
             addr,
             serial,
             local_is_loopback: false,
+            listener,
             phase: Phase::AwaitingConnect,
             version: ProtocolVersion::V5,
             client_id: Arc::from(""),

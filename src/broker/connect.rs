@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::alias::OutboundAliases;
-use super::client::{CloseReason, Phase};
+use super::client::Phase;
+use super::close::Ending;
 use super::message::{ForwardedProperties, Message};
 use super::persist::unix_now;
 use super::session::{Session, Will};
@@ -14,9 +15,7 @@ use super::timers::Timer;
 use super::{Broker, Violation};
 use crate::auth::cache::Credential;
 use crate::auth::worker::{AuthOutcome, AuthReply, AuthRequest};
-use crate::protocol::{
-    self, ConnAck, Connect, Disconnect, Packet, Properties, ProtocolVersion, ReasonCode,
-};
+use crate::protocol::{self, ConnAck, Connect, Packet, Properties, ProtocolVersion, ReasonCode};
 use crate::store::Write;
 
 /// Response Information given to MQTT 5 clients that ask for it: the prefix of a topic
@@ -332,21 +331,7 @@ impl Broker {
 
     /// Sends CONNACK with a failure code and closes without a will.
     fn refuse_connect(&mut self, token: usize, reason: ReasonCode) {
-        let conn = &mut self.conns[token];
-        conn.send(&Packet::ConnAck(ConnAck {
-            session_present: false,
-            reason,
-            properties: Properties::default(),
-        }));
-        log::info!("connection from {} refused: {:?}", conn.addr, reason);
-        self.close(
-            token,
-            CloseReason {
-                reason,
-                publish_will: false,
-                detail: "CONNECT refused",
-            },
-        );
+        self.end_connection(token, Ending::Refused(reason));
     }
 
     fn assign_client_id(&mut self, token: usize) -> String {
@@ -417,28 +402,7 @@ impl Broker {
 
     /// Closes a connection whose client id connected again (MQTT 5: DISCONNECT 0x8E).
     fn take_over(&mut self, old: usize) {
-        let Some(conn) = self.conns.get_mut(old) else {
-            return;
-        };
-        if conn.version == ProtocolVersion::V5 {
-            conn.send(&Packet::Disconnect(Disconnect {
-                reason: ReasonCode::SessionTakenOver,
-                properties: Properties::default(),
-            }));
-        }
-        log::info!(
-            "client {} from {} taken over by a new connection",
-            conn.client_id,
-            conn.addr
-        );
-        self.close(
-            old,
-            CloseReason {
-                reason: ReasonCode::SessionTakenOver,
-                publish_will: true,
-                detail: "session taken over",
-            },
-        );
+        self.end_connection(old, Ending::TakenOver);
     }
 
     fn connack_properties(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::alias::TopicAlias;
-use super::client::CloseReason;
+use super::close::Ending;
 use super::message::{Delivery, Message};
 use super::session::{Inflight, InflightState, Outbound, Session, SubEntry};
 use super::Broker;
@@ -122,19 +122,7 @@ impl Broker {
         let timeout = Duration::from_secs(self.config.slow_consumer_timeout);
         if now.saturating_duration_since(since) >= timeout {
             // No DISCONNECT: it could not get past the unread backlog anyway.
-            log::info!(
-                "client {} from {}: slow consumer: output unread for too long, closing",
-                conn.client_id,
-                conn.addr
-            );
-            self.close(
-                token,
-                CloseReason {
-                    reason: ReasonCode::QuotaExceeded,
-                    publish_will: true,
-                    detail: "slow consumer",
-                },
-            );
+            self.end_connection(token, Ending::SlowConsumer);
         }
     }
 

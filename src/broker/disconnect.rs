@@ -4,10 +4,11 @@
 use std::time::{Duration, Instant};
 
 use super::client::CloseReason;
+use super::close::Ending;
 use super::persist::unix_now;
 use super::timers::Timer;
 use super::{Broker, Violation};
-use crate::protocol::{Disconnect, ReasonCode};
+use crate::protocol::Disconnect;
 use crate::store::Write;
 
 impl Broker {
@@ -27,15 +28,7 @@ impl Broker {
             s.expiry_interval = expiry.min(self.config.max_session_expiry);
         }
         // Only a normal disconnection (0x00) discards the will (MQTT 5 §3.1.2.5).
-        let with_will = disconnect.reason != ReasonCode::Success;
-        self.close(
-            token,
-            CloseReason {
-                reason: disconnect.reason,
-                publish_will: with_will,
-                detail: "client disconnected",
-            },
-        );
+        self.end_connection(token, Ending::ClientDisconnected(disconnect.reason));
         Ok(())
     }
 

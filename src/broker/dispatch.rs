@@ -3,9 +3,10 @@
 
 use std::time::Instant;
 
-use super::client::{CloseReason, Phase};
+use super::client::Phase;
+use super::close::Ending;
 use super::{Broker, Violation};
-use crate::protocol::{self, Disconnect, Packet, Properties, ProtocolVersion, ReasonCode};
+use crate::protocol::{self, Packet};
 
 impl Broker {
     /// New bytes from the socket: decoded straight from `data` when nothing is buffered;
@@ -117,51 +118,9 @@ impl Broker {
         }
     }
 
-    /// Answers a broken rule: MQTT 5 clients past CONNECT get a DISCONNECT with the reason;
-    /// an unsupported protocol level gets the CONNACK the spec asks for; then the connection
-    /// closes and its will is published.
+    /// Answers a broken rule (see `close.rs`): the connection closes and its will is
+    /// published.
     pub(super) fn reject(&mut self, token: usize, v: Violation) {
-        let Some(conn) = self.conns.get_mut(token).filter(|c| c.closing.is_none()) else {
-            return;
-        };
-        match (conn.phase, conn.version) {
-            (Phase::Connected { .. }, ProtocolVersion::V5) => {
-                // E.g. a second CONNECT with an unknown level decodes to 0x84, which only a
-                // CONNACK may carry: after CONNECT any such error is a Protocol Error.
-                let reason = if v.reason.is_disconnect_reason() {
-                    v.reason
-                } else {
-                    ReasonCode::ProtocolError
-                };
-                conn.send(&Packet::Disconnect(Disconnect {
-                    reason,
-                    properties: Properties::default(),
-                }));
-            }
-            (Phase::AwaitingConnect, _) if v.reason == ReasonCode::UnsupportedProtocolVersion => {
-                // In the form the decoder chose for the client's level (see handle_frames).
-                conn.send(&Packet::ConnAck(protocol::ConnAck {
-                    session_present: false,
-                    reason: v.reason,
-                    properties: Properties::default(),
-                }));
-            }
-            _ => {}
-        }
-        log::info!(
-            "client {} from {}: {} ({:?}), closing",
-            conn.client_id,
-            conn.addr,
-            v.detail,
-            v.reason
-        );
-        self.close(
-            token,
-            CloseReason {
-                reason: v.reason,
-                publish_will: true,
-                detail: v.detail,
-            },
-        );
+        self.end_connection(token, Ending::Violation(v));
     }
 }

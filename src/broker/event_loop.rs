@@ -1,8 +1,9 @@
 //! The event loop: one mio `Poll` owns the listeners and every client socket.
 //!
 //! One turn: poll (timeout = nearest deadline) → accept / read and handle every whole
-//! frame → run due timers → detach closed connections → flush write buffers → drop
-//! closed sockets. Write interest is registered only while output is pending.
+//! frame / drain the inbox → run due timers → detach closed connections → commit →
+//! flush write buffers → drop closed sockets. Write interest is registered only while
+//! output is pending.
 
 use std::fmt;
 use std::io::{self, Read};
@@ -12,21 +13,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
-use super::client::{CloseReason, Connection, Phase, ReadOutcome, READ_CHUNK};
+use super::client::{Connection, Phase, ReadOutcome, READ_CHUNK};
+use super::close::{send_disconnect, Ending};
+use super::inbox::{Inbound, Inbox, InboxSender};
+use super::listeners::{ListenerId, ListenerKind, Listeners};
 use super::timers::Timer;
 use super::{Broker, Violation};
 use crate::auth::worker::AuthWorker;
 use crate::config::Config;
-use crate::protocol::{Disconnect, Packet, Properties, ProtocolVersion, ReasonCode};
+use crate::protocol::ReasonCode;
 use crate::store::{Store, StoreError};
 
-/// The signal pipe's token, the waker's (auth replies), then listeners counting down.
+/// The signal pipe's token and the waker's (the inbox); listeners count down below them.
 const SIGNAL: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
-const FIRST_LISTENER: usize = usize::MAX - 2;
 /// Reads from one connection in one turn (of up to 16 KiB each) before the others, the
 /// flush and the timers get their turn; the rest is read in the next turn.
 const READS_PER_TURN: usize = 16;
@@ -53,87 +55,136 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
+/// A broker whose listeners are bound and whose store is loaded, ready to run. Between
+/// [`Server::bind`] and [`Server::run`] other threads (the web console) can be given
+/// [`Server::inbox`] to reach the loop.
+pub struct Server {
+    poll: Poll,
+    broker: Broker,
+    signals: mio::net::UnixStream,
+    /// Which signal arrived last.
+    received: Arc<AtomicUsize>,
+    inbox: InboxSender,
+}
+
 /// Binds the listeners and runs the loop until SIGINT or SIGTERM.
 pub fn run(config: Config) -> Result<(), RunError> {
-    let mut poll = Poll::new().map_err(|e| RunError::Io("cannot create poll", e))?;
-    let mut listeners = Vec::new();
-    for (i, addr) in config.listen.iter().enumerate() {
-        // mio's bind asks for a 1024-connection backlog (std's is 128), so a reconnect
-        // storm after a link drop does not lose SYNs to a full accept queue.
-        let mut listener = TcpListener::bind(*addr).map_err(|e| RunError::Bind(*addr, e))?;
-        poll.registry()
-            .register(&mut listener, Token(FIRST_LISTENER - i), Interest::READABLE)
-            .map_err(|e| RunError::Bind(*addr, e))?;
-        listeners.push(listener);
-    }
-    let store = Store::open(&config.db, config.sync).map_err(RunError::Store)?;
-    for listener in &listeners {
-        if let Ok(local) = listener.local_addr() {
-            log::info!("mqtt listener on {local}");
-        }
-    }
-    let (mut signals, received) = register_signals(&poll)?;
+    Server::bind(config)?.run()
+}
 
-    let waker = Arc::new(
-        mio::Waker::new(poll.registry(), WAKER)
-            .map_err(|e| RunError::Io("cannot create waker", e))?,
-    );
-    // One core stays free for the loop: a login burst must not starve established clients.
-    let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() - 1).clamp(1, 3));
-    let auth = AuthWorker::spawn(&config.db, config.sync, config.bcrypt_cost, threads, waker)
+impl Server {
+    /// Binds every configured listener, opens and loads the store, starts the auth workers.
+    pub fn bind(config: Config) -> Result<Server, RunError> {
+        let poll = Poll::new().map_err(|e| RunError::Io("cannot create poll", e))?;
+        let registry = poll
+            .registry()
+            .try_clone()
+            .map_err(|e| RunError::Io("cannot create poll", e))?;
+        let mut listeners = Listeners::default();
+        for addr in &config.listen {
+            listeners
+                .add(&registry, ListenerKind::Mqtt, *addr)
+                .map_err(|e| RunError::Bind(*addr, e))?;
+        }
+        let store = Store::open(&config.db, config.sync).map_err(RunError::Store)?;
+        for (_, listener) in listeners.iter() {
+            log::info!("{} listener on {}", listener.kind, listener.addr);
+        }
+        let (signals, received) = register_signals(&poll)?;
+        let waker = Arc::new(
+            mio::Waker::new(poll.registry(), WAKER)
+                .map_err(|e| RunError::Io("cannot create waker", e))?,
+        );
+        let (inbox_rx, inbox) = Inbox::new(waker);
+        // One core stays free for the loop: a login burst must not starve established clients.
+        let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() - 1).clamp(1, 3));
+        let auth = AuthWorker::spawn(
+            &config.db,
+            config.sync,
+            config.bcrypt_cost,
+            threads,
+            inbox.clone(),
+        )
         .map_err(|e| RunError::Io("cannot start the auth workers", e))?;
-    let mut broker = Broker::new(config, store, auth);
-    broker.load(Instant::now()).map_err(RunError::Store)?;
-    let mut events = Events::with_capacity(256);
-    loop {
-        broker.prune_connect_deadlines();
-        let timeout = if broker.read_again.is_empty() {
-            broker.timers.timeout(Instant::now())
-        } else {
-            Some(Duration::ZERO)
-        };
-        if let Err(e) = poll.poll(&mut events, timeout) {
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(RunError::Io("poll failed", e));
-        }
-        let now = Instant::now();
-        let mut stop = false;
-        for token in std::mem::take(&mut broker.read_again) {
-            broker.read(token, now);
-        }
-        for event in events.iter() {
-            match event.token() {
-                SIGNAL => stop = drain(&mut signals),
-                WAKER => {
-                    while let Ok(reply) = broker.auth.replies.try_recv() {
-                        broker.auth_replied(reply, now);
-                    }
-                }
-                Token(t) if t > FIRST_LISTENER - listeners.len() => {
-                    broker.accept(&poll, &listeners[FIRST_LISTENER - t], now);
-                }
-                Token(t) => {
-                    if event.is_readable() || event.is_read_closed() {
-                        broker.read(t, now);
-                    }
-                    if event.is_writable() {
-                        broker.mark_flush(t);
-                    }
-                }
-            }
-        }
-        broker.run_timers(now);
-        broker.end_turn(&poll, now);
-        if stop {
-            let name = match received.load(Ordering::Relaxed) {
-                n if n == signal_hook::consts::SIGINT as usize => "SIGINT",
-                _ => "SIGTERM",
+        let mut broker = Broker::new(config, store, auth, registry, listeners, inbox_rx);
+        broker.load(Instant::now()).map_err(RunError::Store)?;
+        Ok(Server {
+            poll,
+            broker,
+            signals,
+            received,
+            inbox,
+        })
+    }
+
+    /// A handle for another thread to send the loop requests.
+    pub fn inbox(&self) -> InboxSender {
+        self.inbox.clone()
+    }
+
+    /// The addresses the listeners are bound to (the real port where 0 was asked for).
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        self.broker.listeners.iter().map(|(_, l)| l.addr).collect()
+    }
+
+    /// Runs the loop until SIGINT or SIGTERM.
+    pub fn run(self) -> Result<(), RunError> {
+        let Server {
+            mut poll,
+            mut broker,
+            mut signals,
+            received,
+            inbox,
+        } = self;
+        // The loop keeps no sender of its own: dropping it lets `send` see a stopped loop.
+        drop(inbox);
+        let mut events = Events::with_capacity(256);
+        loop {
+            broker.prune_connect_deadlines();
+            let timeout = if broker.read_again.is_empty() {
+                broker.timers.timeout(Instant::now())
+            } else {
+                Some(Duration::ZERO)
             };
-            log::info!("received {name}, stopping");
-            broker.stop(&mut poll, &mut events);
-            return Ok(());
+            if let Err(e) = poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(RunError::Io("poll failed", e));
+            }
+            let now = Instant::now();
+            let mut stop = false;
+            for token in std::mem::take(&mut broker.read_again) {
+                broker.read(token, now);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    SIGNAL => stop = drain(&mut signals),
+                    WAKER => broker.drain_inbox(now),
+                    token => match broker.listeners.id_of(token) {
+                        Some(listener) => broker.accept(listener, now),
+                        None => {
+                            if event.is_readable() || event.is_read_closed() {
+                                broker.read(token.0, now);
+                            }
+                            if event.is_writable() {
+                                broker.mark_flush(token.0);
+                            }
+                        }
+                    },
+                }
+            }
+            broker.run_timers(now);
+            broker.end_turn(now);
+            if stop {
+                let name = match received.load(Ordering::Relaxed) {
+                    n if n == signal_hook::consts::SIGINT as usize => "SIGINT",
+                    _ => "SIGTERM",
+                };
+                log::info!("received {name}, stopping");
+                broker.stop(&mut poll, &mut events);
+                return Ok(());
+            }
         }
     }
 }
@@ -173,9 +224,22 @@ fn drain(pipe: &mut mio::net::UnixStream) -> bool {
 }
 
 impl Broker {
-    fn accept(&mut self, poll: &Poll, listener: &TcpListener, now: Instant) {
+    /// Handles everything other threads sent since the last wake-up, each kind in one place.
+    fn drain_inbox(&mut self, now: Instant) {
+        while let Some(message) = self.inbox.try_recv() {
+            match message {
+                Inbound::Auth(reply) => self.auth_replied(reply, now),
+                Inbound::Console(request) => self.answer_console(request),
+            }
+        }
+    }
+
+    fn accept(&mut self, listener: ListenerId, now: Instant) {
         loop {
-            let (mut socket, addr) = match listener.accept() {
+            let Some(socket) = self.listeners.socket(listener) else {
+                return;
+            };
+            let (mut socket, addr) = match socket.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -201,15 +265,15 @@ impl Broker {
             let local_is_loopback = socket.local_addr().is_ok_and(|a| a.ip().is_loopback());
             let entry = self.conns.vacant_entry();
             let token = entry.key();
-            if let Err(e) = poll
-                .registry()
+            if let Err(e) = self
+                .registry
                 .register(&mut socket, Token(token), Interest::READABLE)
             {
                 log::warn!("cannot register connection from {addr}: {e}");
                 continue;
             }
             let deadline = now + Duration::from_secs(self.config.connect_timeout);
-            let conn = entry.insert(Connection::new(socket, addr, serial, now));
+            let conn = entry.insert(Connection::new(socket, addr, listener, serial, now));
             conn.local_is_loopback = local_is_loopback;
             *self.per_address.entry(addr.ip()).or_insert(0) += 1;
             self.timers.schedule_connect(deadline, token, serial);
@@ -249,14 +313,7 @@ impl Broker {
         };
         self.read_scratch = scratch;
         if !open {
-            self.close(
-                token,
-                CloseReason {
-                    reason: ReasonCode::UnspecifiedError,
-                    publish_will: true,
-                    detail: "connection lost",
-                },
-            );
+            self.end_connection(token, Ending::Lost);
         }
     }
 
@@ -324,7 +381,7 @@ impl Broker {
     }
 
     /// The end of a turn: detach closed connections (wills), flush output, drop sockets.
-    fn end_turn(&mut self, poll: &Poll, now: Instant) {
+    fn end_turn(&mut self, now: Instant) {
         let mut closed = Vec::new();
         // A second pass only runs when a failed commit closed more connections.
         for _ in 0..2 {
@@ -347,7 +404,7 @@ impl Broker {
         closed.append(&mut self.close_list);
         let flush = std::mem::take(&mut self.flush_list);
         for token in flush {
-            self.flush(poll, token);
+            self.flush(token);
         }
         for token in closed {
             if self.conns.contains(token) {
@@ -359,13 +416,13 @@ impl Broker {
                         self.per_address.remove(&conn.addr.ip());
                     }
                 }
-                let _ = poll.registry().deregister(&mut conn.socket);
+                let _ = self.registry.deregister(&mut conn.socket);
                 let _ = conn.socket.shutdown(std::net::Shutdown::Both);
             }
         }
     }
 
-    fn flush(&mut self, poll: &Poll, token: usize) {
+    fn flush(&mut self, token: usize) {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
@@ -374,14 +431,7 @@ impl Broker {
         if let Err(e) = flushed {
             log::debug!("client {}: write failed: {e}", conn.client_id);
             conn.discard_output();
-            self.close(
-                token,
-                CloseReason {
-                    reason: ReasonCode::UnspecifiedError,
-                    publish_will: true,
-                    detail: "connection lost",
-                },
-            );
+            self.end_connection(token, Ending::Lost);
             return;
         }
         if conn.pending_output() <= self.config.max_output_buffer {
@@ -394,8 +444,8 @@ impl Broker {
             } else {
                 Interest::READABLE
             };
-            if poll
-                .registry()
+            if self
+                .registry
                 .reregister(&mut conn.socket, Token(token), interest)
                 .is_ok()
             {
@@ -410,11 +460,8 @@ impl Broker {
         let tokens: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for &token in &tokens {
             let conn = &mut self.conns[token];
-            if conn.version == ProtocolVersion::V5 && conn.session().is_some() {
-                conn.send(&Packet::Disconnect(Disconnect {
-                    reason: ReasonCode::ServerShuttingDown,
-                    properties: Properties::default(),
-                }));
+            if conn.session().is_some() {
+                send_disconnect(conn, ReasonCode::ServerShuttingDown);
             }
         }
         self.commit();

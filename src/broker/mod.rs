@@ -2,7 +2,11 @@
 //!
 //! - `event_loop` — mio `Poll`, tokens, accept, the turn (read → handle → flush → close).
 //! - `client`     — one connection: socket, buffers, negotiated state.
-//! - `dispatch`   — packet → handler, and the one place errors become reason codes.
+//! - `listeners`  — the listener table: kinds, addresses, stop and start at run time.
+//! - `inbox`      — the one channel other threads (auth, web console) reach the loop by.
+//! - `console`    — what the web console may ask the loop, and the answers.
+//! - `dispatch`   — packet → handler.
+//! - `close`      — why connections end: the one place that turns it into reason codes.
 //! - `connect` `publish` `acks` `subscribe` `disconnect` — one handler file per inbound packet.
 //! - `alias`      — topic aliases the broker sets up toward a client (LRU remapping).
 //! - `delivery`   — routing a message to sessions: matching, QoS, queues, in-flight windows.
@@ -17,12 +21,16 @@
 mod acks;
 mod alias;
 mod client;
+mod close;
 mod connect;
+pub mod console;
 mod delivery;
 mod disconnect;
 mod dispatch;
 mod event_loop;
+mod inbox;
 mod index;
+mod listeners;
 mod message;
 mod persist;
 mod publish;
@@ -47,13 +55,17 @@ use crate::config::Config;
 use crate::protocol::ReasonCode;
 use crate::store::{AclRule, Store};
 use crate::topic::{self, RetainedTree, TopicTrie};
-use client::{CloseReason, Connection};
+use client::Connection;
+use inbox::Inbox;
+use listeners::Listeners;
 use message::Message;
 use session::{Session, SubEntry};
 use stats::Stats;
 use timers::Timers;
 
-pub use event_loop::{run, RunError};
+pub use event_loop::{run, RunError, Server};
+pub use inbox::{Inbound, InboxSender, SendError};
+pub use listeners::{ListenerId, ListenerKind};
 
 /// A rule broken by a client: the reason code to answer with and a detail for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,9 +84,14 @@ impl Violation {
     }
 }
 
-/// Everything the loop owns besides the poll and the listeners.
+/// Everything the loop owns besides the poll itself.
 pub struct Broker {
     config: Config,
+    /// The poll's registry, to register sockets from any handler.
+    registry: mio::Registry,
+    listeners: Listeners,
+    /// What other threads send the loop.
+    inbox: Inbox,
     /// The database; writes are staged during a turn and committed at its end.
     store: Store,
     /// Last message id handed out in the store.
@@ -129,8 +146,18 @@ pub struct Broker {
 }
 
 impl Broker {
-    fn new(config: Config, store: Store, auth: AuthWorker) -> Broker {
+    fn new(
+        config: Config,
+        store: Store,
+        auth: AuthWorker,
+        registry: mio::Registry,
+        listeners: Listeners,
+        inbox: Inbox,
+    ) -> Broker {
         Broker {
+            registry,
+            listeners,
+            inbox,
             auth,
             pending_connects: HashMap::new(),
             credentials: CredentialCache::default(),
@@ -205,17 +232,6 @@ impl Broker {
             if !conn.in_flush_list {
                 conn.in_flush_list = true;
                 self.flush_list.push(token);
-            }
-        }
-    }
-
-    /// Marks a connection to close at the end of the turn, after its output is flushed.
-    fn close(&mut self, token: usize, why: CloseReason) {
-        if let Some(conn) = self.conns.get_mut(token) {
-            if conn.closing.is_none() {
-                conn.closing = Some(Box::new(why));
-                self.close_list.push(token);
-                self.mark_flush(token);
             }
         }
     }

@@ -243,17 +243,9 @@ impl Broker {
             log::error!("store commit failed, closing the turn's connections unacknowledged: {e}");
             for token in std::mem::take(&mut self.flush_list) {
                 if let Some(conn) = self.conns.get_mut(token) {
-                    conn.discard_output();
                     conn.in_flush_list = false;
                 }
-                self.close(
-                    token,
-                    super::client::CloseReason {
-                        reason: crate::protocol::ReasonCode::UnspecifiedError,
-                        publish_will: false,
-                        detail: "store failure",
-                    },
-                );
+                self.end_connection(token, super::close::Ending::StoreFailure);
             }
         }
     }
