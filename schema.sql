@@ -1,11 +1,11 @@
--- Outpost durable store: the whole schema, version 1 (PRAGMA user_version = 1).
+-- Outpost durable store: the whole schema, version 2 (PRAGMA user_version = 2).
 --
 -- store::open applies this file, in one transaction, to a database whose
 -- user_version is 0 (a new file). A database at an older version is brought
 -- up by the step migrations in src/store/migrate.rs instead; this file always
 -- describes the newest version, and its last line sets that version.
--- Fixtures: a database created from this file is the version-1 fixture that
--- later migrations must upgrade.
+-- Fixtures: tests/fixtures/v<N>.db is a database made from this file at
+-- version N, which the migrations must upgrade (tests/store.rs).
 --
 -- Times are unix seconds (INTEGER). Foreign keys that the broker fills within
 -- one group commit are DEFERRABLE INITIALLY DEFERRED, so the order of writes
@@ -115,4 +115,21 @@ CREATE TABLE qos2_received (
     PRIMARY KEY (client_id, packet_id)
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 1;
+-- The will of a persistent session: its connected client's, or one waiting
+-- on its Will Delay Interval since the session's disconnected_at. After a
+-- restart it is published when that delay runs out or the session ends,
+-- unless the client comes back first. properties is the encoded MQTT 5
+-- property block, as in messages.
+CREATE TABLE wills (
+    client_id  TEXT    PRIMARY KEY REFERENCES sessions (client_id)
+                       ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    topic      TEXT    NOT NULL,
+    payload    BLOB    NOT NULL,
+    qos        INTEGER NOT NULL CHECK (qos BETWEEN 0 AND 2),
+    retain     INTEGER NOT NULL CHECK (retain IN (0, 1)),
+    properties BLOB    NOT NULL,
+    expires_at INTEGER,
+    delay      INTEGER NOT NULL CHECK (delay BETWEEN 0 AND 4294967295)
+) WITHOUT ROWID;
+
+PRAGMA user_version = 2;

@@ -271,6 +271,7 @@ impl Broker {
         s.acl = acl;
         s.username = username.as_deref().map(Box::from);
         self.stage_session(session, None, now);
+        self.stage_will(session, now);
         let conn = &self.conns[token];
         let record = Write::ClientConnected {
             client_id: client_id.clone(),

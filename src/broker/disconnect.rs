@@ -81,6 +81,7 @@ impl Broker {
         }
         if expiry > 0 {
             self.stage_session(session, Some(unix_now()), now);
+            self.stage_will(session, now);
         }
         match expiry {
             0 => self.end_session(session),
@@ -104,6 +105,7 @@ impl Broker {
             return;
         }
         if let Some(will) = s.will.take() {
+            self.stage_will(session, now);
             self.distribute(will.message, now);
         }
     }

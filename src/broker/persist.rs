@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::message::{ForwardedProperties, Message};
-use super::session::{Inflight, InflightState, Outbound, Session, SubEntry};
+use super::session::{Inflight, InflightState, Outbound, Session, SubEntry, Will};
 use super::timers::Timer;
 use super::Broker;
 use crate::protocol::{self, PacketId, Properties, Qos, SubscriptionOptions};
@@ -154,6 +154,23 @@ impl Broker {
         for (outbound, packet_id, state) in entries {
             self.stage_queue(session, &outbound, packet_id, state, now);
         }
+    }
+
+    /// Records the will of a persistent session, or that it has none (any more).
+    pub(super) fn stage_will(&mut self, session: usize, now: Instant) {
+        let s = &self.sessions[session];
+        if !s.stored {
+            return;
+        }
+        let client_id = s.client_id.to_string();
+        self.store.stage(match &s.will {
+            Some(will) => Write::WillPut {
+                client_id,
+                msg: stored_message(&will.message, now),
+                delay: will.delay,
+            },
+            None => Write::WillDelete { client_id },
+        });
     }
 
     pub(super) fn stage_session_delete(&mut self, session: &Session) {
@@ -345,6 +362,12 @@ impl Broker {
                 }
             }
         }
+        if let Some((will, delay)) = &stored.will {
+            session.will = Some(Box::new(Will {
+                message: loaded_message(will, now, unix),
+                delay: *delay,
+            }));
+        }
         let generation = self.next_generation();
         session.generation = generation;
         let expiry = session.expiry_interval;
@@ -364,11 +387,23 @@ impl Broker {
             };
             self.sys_wanted(plain, now);
         }
+        // A broker that stopped while the client was connected: count from now.
+        let since = stored
+            .disconnected_at
+            .map_or(0, |at| (unix - at).max(0) as u64);
+        if let Some(delay) = stored.will.as_ref().map(|(_, delay)| (*delay).min(expiry)) {
+            // Published when its delay runs out (at once if it has), unless the client
+            // comes back first.
+            let left = u64::from(delay).saturating_sub(since);
+            self.timers.schedule(
+                now + Duration::from_secs(left),
+                Timer::WillDelay {
+                    session: key,
+                    generation,
+                },
+            );
+        }
         if expiry != u32::MAX {
-            // A broker that stopped while the client was connected: count from now.
-            let since = stored
-                .disconnected_at
-                .map_or(0, |at| (unix - at).max(0) as u64);
             let left = u64::from(expiry).saturating_sub(since);
             self.timers.schedule(
                 now + Duration::from_secs(left),

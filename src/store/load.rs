@@ -26,6 +26,8 @@ pub struct StoredSession {
     pub queue: Vec<StoredQueued>,
     /// Inbound QoS 2 packet ids received but not yet released.
     pub qos2_received: Vec<u16>,
+    /// The will and its Will Delay Interval (seconds), if the session has one.
+    pub will: Option<(StoredMessage, u32)>,
 }
 
 /// One subscription of a [`StoredSession`].
@@ -108,6 +110,7 @@ impl Store {
                     subscriptions: Vec::new(),
                     queue: Vec::new(),
                     qos2_received: Vec::new(),
+                    will: None,
                 })
             })?;
             rows.collect::<Result<_, _>>()?
@@ -159,6 +162,17 @@ impl Store {
         while let Some(r) = rows.next()? {
             if let Some(&i) = index.get(&r.get::<_, String>(0)?) {
                 sessions[i].qos2_received.push(r.get(1)?);
+            }
+        }
+
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT client_id, topic, payload, qos, retain, properties, expires_at, delay
+             FROM wills",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            if let Some(&i) = index.get(&r.get::<_, String>(0)?) {
+                sessions[i].will = Some((message_from_row(r, 1)?, r.get(7)?));
             }
         }
         Ok(sessions)

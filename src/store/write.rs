@@ -118,6 +118,21 @@ pub enum Write {
         /// Its packet id.
         packet_id: u16,
     },
+    /// Sets the will of a persistent session (replacing any earlier one).
+    WillPut {
+        /// Whose will.
+        client_id: String,
+        /// The will message.
+        msg: StoredMessage,
+        /// Its Will Delay Interval, in seconds, counted from the session's
+        /// `disconnected_at`.
+        delay: u32,
+    },
+    /// Removes the will of a session (published, cancelled or replaced by none).
+    WillDelete {
+        /// Whose will.
+        client_id: String,
+    },
     /// A client connected; recorded for the web pages.
     ClientConnected {
         /// Who connected.
@@ -299,6 +314,35 @@ fn apply(tx: &Transaction<'_>, w: &Write, maybe_orphaned: &mut Vec<u64>) -> Resu
         } => {
             tx.prepare_cached("DELETE FROM qos2_received WHERE client_id = ?1 AND packet_id = ?2")?
                 .execute(params![client_id, packet_id])?;
+        }
+        Write::WillPut {
+            client_id,
+            msg: m,
+            delay,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO wills (client_id, topic, payload, qos, retain, properties,
+                     expires_at, delay)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (client_id) DO UPDATE SET topic = excluded.topic,
+                     payload = excluded.payload, qos = excluded.qos, retain = excluded.retain,
+                     properties = excluded.properties, expires_at = excluded.expires_at,
+                     delay = excluded.delay",
+            )?
+            .execute(params![
+                client_id,
+                m.topic,
+                m.payload,
+                m.qos,
+                m.retain,
+                m.properties,
+                m.expires_at,
+                delay
+            ])?;
+        }
+        Write::WillDelete { client_id } => {
+            tx.prepare_cached("DELETE FROM wills WHERE client_id = ?1")?
+                .execute(params![client_id])?;
         }
         Write::ClientConnected {
             client_id,
@@ -482,6 +526,19 @@ mod tests {
                 client_id: "c1".into(),
                 packet_id: 10,
             },
+            Write::WillPut {
+                client_id: "c1".into(),
+                msg: msg("will/c1", Some(4_000_000_000)),
+                delay: 30,
+            },
+            Write::WillPut {
+                client_id: "c2".into(),
+                msg: msg("will/c2", None),
+                delay: 0,
+            },
+            Write::WillDelete {
+                client_id: "c2".into(),
+            },
             Write::ClientConnected {
                 client_id: "c1".into(),
                 username: Some("alice".into()),
@@ -502,7 +559,7 @@ mod tests {
                 at: 150,
             },
         ];
-        assert_eq!(commit(&mut store, writes).unwrap(), 20);
+        assert_eq!(commit(&mut store, writes).unwrap(), 23);
         assert!(!store.has_staged());
 
         assert_eq!(store.load_retained().unwrap(), [retained]);
@@ -538,6 +595,7 @@ mod tests {
                         },
                     ],
                     qos2_received: vec![9],
+                    will: Some((msg("will/c1", Some(4_000_000_000)), 30)),
                 },
                 StoredSession {
                     client_id: "c2".into(),
@@ -547,6 +605,7 @@ mod tests {
                     subscriptions: vec![],
                     queue: vec![],
                     qos2_received: vec![],
+                    will: None,
                 },
             ]
         );
@@ -749,6 +808,11 @@ mod tests {
                     msg: msg("m", None),
                 },
                 queued("c1", 1, 1),
+                Write::WillPut {
+                    client_id: "c1".into(),
+                    msg: msg("will", None),
+                    delay: 5,
+                },
             ],
         )
         .unwrap();
@@ -764,7 +828,8 @@ mod tests {
             .conn
             .query_row(
                 "SELECT (SELECT count(*) FROM subscriptions) + (SELECT count(*) FROM session_queue)
-                      + (SELECT count(*) FROM qos2_received) + (SELECT count(*) FROM messages)",
+                      + (SELECT count(*) FROM qos2_received) + (SELECT count(*) FROM messages)
+                      + (SELECT count(*) FROM wills)",
                 [],
                 |r| r.get(0),
             )
