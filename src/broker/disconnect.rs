@@ -82,6 +82,7 @@ impl Broker {
         if expiry > 0 {
             self.stage_session(session, Some(unix_now()), now);
             self.stage_will(session, now);
+            self.spill_queue(session);
         }
         match expiry {
             0 => self.end_session(session),

@@ -9,7 +9,9 @@
 //! - `close`      — why connections end: the one place that turns it into reason codes.
 //! - `connect` `publish` `acks` `subscribe` `disconnect` — one handler file per inbound packet.
 //! - `alias`      — topic aliases the broker sets up toward a client (LRU remapping).
-//! - `delivery`   — routing a message to sessions: matching, QoS, queues, in-flight windows.
+//! - `delivery`   — routing a message to sessions: matching, QoS, `queue_full`, in-flight windows.
+//! - `queue`      — session queues: memory or disk tail, limits and budgets, paging.
+//! - `backpressure` — holding publishers back while a queue is full, and letting them go.
 //! - `index`      — sessions by client id (slab keys only; the id lives in the session).
 //! - `session`    — what survives a connection: subscriptions, queue, in-flight, will.
 //! - `message`    — the shared, reference-counted copy of a published message.
@@ -20,6 +22,7 @@
 
 mod acks;
 mod alias;
+mod backpressure;
 mod client;
 mod close;
 mod connect;
@@ -34,6 +37,7 @@ mod listeners;
 mod message;
 mod persist;
 mod publish;
+mod queue;
 mod session;
 mod stats;
 mod subscribe;
@@ -136,10 +140,15 @@ pub struct Broker {
     sys_running: bool,
     load: sys::Load,
     started: Instant,
-    /// Messages waiting in session queues, and their payload and topic bytes, against
-    /// the broker-wide `max_queued_bytes` budget.
+    /// Messages waiting in session queues, in memory and on disk.
     queued_messages: usize,
+    /// Topic and payload bytes of queued messages held in memory, against `max_queued_memory`.
     queued_bytes: usize,
+    /// Topic and payload bytes of persistent sessions' queued messages (all in the store),
+    /// against `max_queued_disk`.
+    disk_queued_bytes: usize,
+    /// Publishers held back until a broker-wide queue budget has room, in the order they came.
+    budget_waiters: Vec<(usize, u64)>,
     /// Last serial handed out (connection serials, session generations); timers name
     /// what they are for by it, since slab keys are reused.
     next_serial: u64,
@@ -188,6 +197,8 @@ impl Broker {
             started: Instant::now(),
             queued_messages: 0,
             queued_bytes: 0,
+            disk_queued_bytes: 0,
+            budget_waiters: Vec::new(),
         }
     }
 

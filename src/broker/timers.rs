@@ -32,6 +32,8 @@ pub enum Timer {
     SessionExpiry { session: usize, generation: u64 },
     /// Write the client records waiting for a commit.
     ClientRecords,
+    /// `slow_consumer_timeout` since session `session` began holding publishers back.
+    HeldTooLong { session: usize },
 }
 
 #[derive(Debug)]

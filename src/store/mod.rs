@@ -33,7 +33,7 @@ pub use crate::config::SyncMode;
 pub use acl::{Access, AclRule};
 pub use clients::ClientRecord;
 pub use error::StoreError;
-pub use load::{StoredQueued, StoredSession, StoredSubscription};
+pub use load::{QueuedPageRow, StoredQueued, StoredSession, StoredSubscription};
 pub use migrate::SCHEMA_VERSION;
 pub use users::UserRecord;
 pub use write::{StoredMessage, Write};

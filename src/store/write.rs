@@ -578,22 +578,16 @@ mod tests {
                         options: 0b0010_1110,
                         identifier: Some(268_435_455),
                     }],
-                    queue: vec![
-                        StoredQueued {
-                            seq: 1,
-                            qos: 2,
-                            packet_id: Some(65535),
-                            state: 1,
-                            message_id: 7
-                        },
-                        StoredQueued {
-                            seq: 2,
-                            qos: 1,
-                            packet_id: None,
-                            state: 0,
-                            message_id: 7
-                        },
-                    ],
+                    queue: vec![StoredQueued {
+                        seq: 1,
+                        qos: 2,
+                        packet_id: Some(65535),
+                        state: 1,
+                        message_id: 7
+                    }],
+                    queued: 1,
+                    queued_bytes: "a/b".len() + 4,
+                    queued_last_seq: 2,
                     qos2_received: vec![9],
                     will: Some((msg("will/c1", Some(4_000_000_000)), 30)),
                 },
@@ -604,6 +598,9 @@ mod tests {
                     disconnected_at: Some(1_700_000_000),
                     subscriptions: vec![],
                     queue: vec![],
+                    queued: 0,
+                    queued_bytes: 0,
+                    queued_last_seq: 0,
                     qos2_received: vec![],
                     will: None,
                 },
@@ -787,6 +784,54 @@ mod tests {
     }
 
     #[test]
+    fn queue_pages_come_in_order_after_a_seq_and_skip_rows_in_flight() {
+        let (_dir, mut store) = store();
+        let mut writes = vec![session("c1"), session("c2")];
+        for seq in 1..=10 {
+            writes.push(Write::MessagePut {
+                id: seq,
+                msg: msg(&format!("m{seq}"), None),
+            });
+            writes.push(queued("c1", seq, seq));
+        }
+        writes.push(queued("c2", 1, 1));
+        writes.push(Write::QueuePut {
+            client_id: "c1".into(),
+            seq: 2,
+            message_id: 2,
+            qos: 1,
+            packet_id: Some(7),
+            state: 1,
+        });
+        commit(&mut store, writes).unwrap();
+        let seqs = |after, limit| -> Vec<u64> {
+            store
+                .load_queue_page("c1", after, limit)
+                .unwrap()
+                .iter()
+                .map(|row| row.seq)
+                .collect()
+        };
+        assert_eq!(seqs(0, 3), [1, 3, 4], "the row in flight is not queued");
+        assert_eq!(seqs(4, 100), [5, 6, 7, 8, 9, 10]);
+        assert!(seqs(10, 100).is_empty());
+        let page = store.load_queue_page("c1", 4, 1).unwrap();
+        assert_eq!((page[0].message_id, page[0].qos), (5, 1));
+        assert_eq!(page[0].message, msg("m5", None));
+        let sessions = store.load_sessions().unwrap();
+        assert_eq!((sessions[0].queued, sessions[0].queue.len()), (9, 1));
+        assert_eq!(sessions[0].queued_bytes, 9 * (2 + 4) + 1);
+        assert_eq!(sessions[1].queued, 1);
+        let in_flight: Vec<u64> = store
+            .load_inflight_messages()
+            .unwrap()
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(in_flight, [2]);
+    }
+
+    #[test]
     fn session_delete_cascades() {
         let (_dir, mut store) = store();
         commit(
@@ -880,11 +925,16 @@ mod tests {
             .collect();
         assert_eq!(topics, ["new"]);
         assert_eq!(message_ids(&store), [2, 3]);
-        let seqs: Vec<_> = store.load_sessions().unwrap()[0]
-            .queue
-            .iter()
-            .map(|q| q.seq)
+        let session = &store.load_sessions().unwrap()[0];
+        let in_flight: Vec<_> = session.queue.iter().map(|q| q.seq).collect();
+        assert_eq!(in_flight, [2]);
+        assert_eq!(session.queued, 1);
+        let page: Vec<_> = store
+            .load_queue_page("c1", 0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|row| (row.seq, row.message.topic))
             .collect();
-        assert_eq!(seqs, [2, 3]);
+        assert_eq!(page, [(3, "fresh".to_string())]);
     }
 }
