@@ -12,9 +12,10 @@ use std::time::Instant;
 
 use super::message::Message;
 use super::persist::loaded_message;
-use super::session::{InflightState, Outbound};
+use super::session::{InflightState, Outbound, Session};
 use super::Broker;
 use crate::protocol::Qos;
+use crate::topic::{self, parse_shared};
 
 /// Messages of a persistent session's queue kept in memory while its client is online:
 /// enough to keep a full in-flight window going between page reads.
@@ -195,11 +196,12 @@ impl Broker {
                     message
                 })
                 .clone();
+            let (retain, subscription_ids) = delivery_flags(s, &message);
             page.push_back(Outbound {
                 message,
                 qos: Qos::from_u8(row.qos).unwrap_or(Qos::AtLeastOnce),
-                retain: false,
-                subscription_ids: Vec::new(),
+                retain,
+                subscription_ids,
                 seq: Some(row.seq),
             });
         }
@@ -331,6 +333,24 @@ impl Broker {
         self.queued_bytes -= memory;
         self.disk_queued_bytes -= backed.min(self.disk_queued_bytes);
     }
+}
+
+/// The RETAIN flag and Subscription Identifiers of a delivery read back from disk (the
+/// store keeps neither per row), from the session's subscriptions that match it.
+fn delivery_flags(session: &Session, message: &Message) -> (bool, Vec<u32>) {
+    let mut retain = false;
+    let mut ids = Vec::new();
+    for (filter, entry) in session.subscriptions() {
+        let plain = match parse_shared(filter) {
+            Some(Ok(shared)) => shared.filter,
+            _ => filter,
+        };
+        if topic::matches(plain, &message.topic) {
+            retain |= entry.options.retain_as_published && message.retain;
+            ids.extend(entry.identifier);
+        }
+    }
+    (retain, ids)
 }
 
 /// What a queued message counts against the byte limits: its topic and payload.
