@@ -99,6 +99,11 @@ fn describe(key: &str) -> (&'static str, bool, bool) {
         "calm_max_us" => ("max calm", false, false),
         "during_n" => ("RTTs in burst", true, false),
         "burst_cpu_ms" => ("CPU time (burst, ≥1 s)", false, false),
+        "ack_p50_us" => ("ack p50", false, false),
+        "ack_p99_us" => ("ack p99", false, false),
+        "total_ms" => ("all connected", false, true),
+        "connack_p50_us" => ("CONNACK p50", false, false),
+        "connack_p99_us" => ("CONNACK p99", false, false),
         _ => ("?", false, false),
     }
 }
