@@ -54,7 +54,9 @@ impl Broker {
     /// Every delivery of `message`: one per matching session that may read it, overlapping
     /// subscriptions of a session merged into one copy at the highest QoS, carrying every
     /// matching subscription identifier.
-    fn deliveries(&mut self, message: &Arc<Message>) -> Vec<(usize, Outbound)> {
+    /// They come in `self.plan`'s buffer (taken, so routing does not allocate per message),
+    /// each with `Step::Deliver`; give it back with `self.plan = plan` once drained.
+    fn deliveries(&mut self, message: &Arc<Message>) -> Vec<(usize, Outbound, Step)> {
         let Broker {
             trie,
             sessions,
@@ -70,7 +72,8 @@ impl Broker {
             |group| shared.extend(pick_member(group, sessions, shared_cursors)),
         );
         matches.append(&mut shared);
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.plan);
+        out.clear();
         if matches.is_empty() {
             return out;
         }
@@ -86,7 +89,7 @@ impl Broker {
             let acl = &self.sessions[session].acl;
             let readable = acl.allows_everything() || acl.allows(Action::Read, &message.topic);
             if let Some(outbound) = merge(message, session, &matches[i..end]).filter(|_| readable) {
-                out.push((session, outbound));
+                out.push((session, outbound, Step::Deliver));
             }
             i = end;
         }
@@ -97,47 +100,49 @@ impl Broker {
     /// Delivers a message the broker itself publishes (a will, `$SYS`) to every matching
     /// session: queued even past the queue limits, since nobody could be held back.
     pub(super) fn route(&mut self, message: Arc<Message>, now: Instant) {
-        for (session, outbound) in self.deliveries(&message) {
-            self.enqueue(session, outbound, now);
-        }
+        let plan = self.deliveries(&message);
+        self.deliver(plan, now);
     }
 
     /// Decides what a client's message meets at its targets' queues (`queue_full`), before
     /// anything is delivered. `v5` says whether the publisher can be told 0x97.
     pub(super) fn admit(&mut self, message: &Arc<Message>, v5: bool) -> Admission {
-        let deliveries = self.deliveries(message);
-        let mut plan = Vec::with_capacity(deliveries.len());
-        for (session, outbound) in deliveries {
-            let action = if outbound.qos == Qos::AtMostOnce || !self.must_queue(session, &outbound)
-            {
+        let mut plan = self.deliveries(message);
+        for i in 0..plan.len() {
+            let (session, ref outbound, _) = plan[i];
+            let step = if outbound.qos == Qos::AtMostOnce || !self.must_queue(session, outbound) {
                 Step::Deliver
             } else {
-                match self.queue_room(session, &outbound) {
+                match self.queue_room(session, outbound) {
                     Ok(()) => Step::Deliver,
                     Err(full) if self.sessions[session].flight().overflowing => Step::Drop(full),
                     Err(full) => match (self.config.queue_full, v5) {
                         (QueueFull::Backpressure, _) | (QueueFull::Refuse, false) => {
+                            self.plan = plan;
                             return Admission::Held(if full.broker_wide() {
                                 Holder::Budget
                             } else {
                                 Holder::Session(session)
                             });
                         }
-                        (QueueFull::Refuse, true) => return Admission::Refused,
+                        (QueueFull::Refuse, true) => {
+                            self.plan = plan;
+                            return Admission::Refused;
+                        }
                         (QueueFull::DropNew, _) => Step::Drop(full),
                         (QueueFull::DropOldest, _) => Step::MakeRoom(full),
                     },
                 }
             };
-            plan.push((session, outbound, action));
+            plan[i].2 = step;
         }
         Admission::Accepted(plan)
     }
 
     /// Carries out an admitted message's deliveries.
-    pub(super) fn deliver(&mut self, plan: Vec<(usize, Outbound, Step)>, now: Instant) {
-        for (session, outbound, action) in plan {
-            match action {
+    pub(super) fn deliver(&mut self, mut plan: Vec<(usize, Outbound, Step)>, now: Instant) {
+        for (session, outbound, step) in plan.drain(..) {
+            match step {
                 Step::Deliver => self.enqueue(session, outbound, now),
                 Step::MakeRoom(full) => {
                     if self.drop_oldest(session, full, now) {
@@ -150,6 +155,7 @@ impl Broker {
                 Step::Drop(full) => self.count_drop(session, &outbound, full),
             }
         }
+        self.plan = plan;
     }
 
     /// Sends an outbound message to the session's connection, or queues it.

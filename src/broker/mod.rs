@@ -63,7 +63,7 @@ use client::Connection;
 use inbox::Inbox;
 use listeners::Listeners;
 use message::Message;
-use session::{Session, SubEntry};
+use session::{Outbound, Session, SubEntry};
 use stats::Stats;
 use timers::Timers;
 
@@ -136,6 +136,8 @@ pub struct Broker {
     read_scratch: Vec<u8>,
     /// Reused buffer of matching subscriptions, so routing does not allocate per message.
     matches: Vec<(usize, SubEntry)>,
+    /// Reused buffer of a message's deliveries and what each does (see `delivery.rs`).
+    plan: Vec<(usize, Outbound, delivery::Step)>,
     /// True while the `$SYS` timer is scheduled.
     sys_running: bool,
     load: sys::Load,
@@ -190,6 +192,7 @@ impl Broker {
             per_address: HashMap::new(),
             shared_cursors: HashMap::new(),
             matches: Vec::new(),
+            plan: Vec::new(),
             read_scratch: Vec::new(),
             next_serial: 0,
             sys_running: false,

@@ -92,12 +92,13 @@ impl Broker {
     }
 
     /// True when the session's queue is far enough below its limits that each publisher
-    /// waiting for it can add a message (a little slack, so they do not wake one by one).
+    /// waiting for it can add a message, with slack (a sixteenth of the limit) so held
+    /// publishers run for a while rather than wake for one message at a time.
     pub(super) fn queue_has_slack(&self, session: usize) -> bool {
         let c = &self.config;
         let flight = self.sessions[session].flight();
-        let count_ok = c.max_queued_messages == 0
-            || flight.queued() + flight.waiting.len() < c.max_queued_messages;
+        let limit = c.max_queued_messages;
+        let count_ok = limit == 0 || flight.queued() + flight.waiting.len() + limit / 16 < limit;
         let bytes_ok = c.max_queued_bytes == 0 || flight.queued_bytes <= c.max_queued_bytes / 8 * 7;
         count_ok && bytes_ok
     }

@@ -61,6 +61,7 @@ fn parse_args() -> Args {
             sync: "normal".into(),
             auth: None,
             accounts: Vec::new(),
+            defaults: false,
         },
     };
     let mut it = std::env::args().skip(1);
@@ -115,6 +116,8 @@ struct Plan {
     auth: bool,
     /// Outpost's `sync` for this case, overriding `--sync`.
     sync: Option<&'static str>,
+    /// Both brokers at their default in-flight and queue limits.
+    defaults: bool,
     /// Distinct accounts to create besides the `--auth` one (with `auth`).
     accounts: usize,
     run: Runner,
@@ -193,9 +196,18 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
                     },
                 ),
                 ("outpost_sync", sync.unwrap_or("(--sync)").into()),
+                (
+                    "limits",
+                    if open {
+                        "each broker's defaults".into()
+                    } else {
+                        "max_inflight 65535, max_queued_messages 1000".into()
+                    },
+                ),
             ],
             auth: false,
             sync,
+            defaults: open,
             accounts: 0,
             run: Box::new(move |t: &Target| scenarios::pubsub(t, &s)),
         }
@@ -229,6 +241,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
         ],
         auth: false,
         sync: None,
+        defaults: false,
         accounts: 0,
         run: Box::new(move |t: &Target| {
             scenarios::idle(t, idle_clients, Duration::from_secs(idle_secs))
@@ -251,6 +264,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
         ],
         auth: false,
         sync: Some("full"),
+        defaults: false,
         accounts: 0,
         run: Box::new(move |t: &Target| scenarios::connect_rate(t, rate_clients)),
     });
@@ -267,6 +281,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
         ],
         auth: false,
         sync: None,
+        defaults: false,
         accounts: 0,
         run: Box::new(move |t: &Target| {
             scenarios::chat(t, chat_clients, 10, Duration::from_secs(chat_secs))
@@ -288,6 +303,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             ],
             auth,
             sync: None,
+            defaults: false,
             accounts: 0,
             run: Box::new(move |t: &Target| scenarios::reconnect(t, 200, rounds)),
         });
@@ -308,6 +324,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             ],
             auth: true,
             sync: None,
+            defaults: false,
             accounts: logins,
             run: Box::new(move |t: &Target| scenarios::login_burst(t, observers, calm)),
         });
@@ -329,6 +346,7 @@ fn run_case(plan: &Plan, kind: Kind, args: &Args) -> BrokerRun {
     if let Some(sync) = plan.sync {
         setup.sync = sync.into();
     }
+    setup.defaults = plan.defaults;
     if let Some((_, pass)) = &setup.auth {
         setup.accounts = (0..plan.accounts)
             .map(|i| (format!("login{i}"), format!("{pass}-{i}")))

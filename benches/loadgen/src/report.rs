@@ -131,7 +131,9 @@ fn format_value(key: &str, v: f64) -> String {
         "lost_pct" => format!("{v:.2}%"),
         "disk_b_msg" => format!("{v:.0}"),
         "rss_per_conn_b" => format!("{:.1} KiB", v / 1024.0),
-        "idle_cpu_ms" | "storm_ms" | "storm_max_ms" | "burst_cpu_ms" => format!("{v:.0} ms"),
+        "idle_cpu_ms" | "storm_ms" | "storm_max_ms" | "burst_cpu_ms" | "total_ms" => {
+            format!("{v:.0} ms")
+        }
         "client_back_ms" | "burst_ms" | "login_p50_ms" => format!("{v:.1} ms"),
         "wakeups_s" => format!("{v:.1}"),
         _ => format!("{v}"),
