@@ -39,7 +39,7 @@ struct Args {
 fn usage() -> ! {
     eprintln!(
         "usage: loadgen [--quick] [--outpost BIN] [--mosquitto BIN] [--out DIR]\n\
-         \x20                      [--only fan-in,fan-out,durable,overload,idle,chat,connect,reconnect,login]\n\
+         \x20                      [--only fan-in,fan-out,durable,overload,deep,idle,chat,connect,reconnect,login]\n\
          \x20                      [--brokers outpost,mosquitto] [--mqtt 5|3]\n\
          \x20                      [--auth USER:PASS] [--sync full|normal]"
     );
@@ -246,6 +246,27 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
         run: Box::new(move |t: &Target| {
             scenarios::idle(t, idle_clients, Duration::from_secs(idle_secs))
         }),
+    });
+    // Issue #10: 100 persistent sessions offline while 10 000 QoS 1 messages are queued for
+    // each (a million queued deliveries), at each broker's defaults.
+    let (deep_sessions, deep_messages) = (100, if quick { 2_000 } else { 10_000 });
+    v.push(Plan {
+        group: "deep",
+        name: format!("deep {deep_sessions}x{}k", deep_messages / 1000),
+        params: vec![
+            ("sessions", format!("{deep_sessions} persistent, offline")),
+            (
+                "messages",
+                format!("{deep_messages} QoS 1, 64 B, each to every session"),
+            ),
+            ("publisher_window", "64".into()),
+            ("limits", "each broker's defaults".into()),
+        ],
+        auth: false,
+        sync: None,
+        defaults: true,
+        accounts: 0,
+        run: Box::new(move |t: &Target| scenarios::deep(t, deep_sessions, deep_messages)),
     });
     // Issue #10: clean-session clients connecting one after another, at Outpost's default
     // sync = full (a CONNACK that promises nothing stored must not wait for an fsync).

@@ -100,6 +100,8 @@ fn describe(key: &str) -> (&'static str, bool, bool) {
         "during_n" => ("RTTs in burst", true, false),
         "burst_cpu_ms" => ("CPU time (burst, ≥1 s)", false, false),
         "ack_p50_us" => ("ack p50", false, false),
+        "rss_growth_kb" => ("RSS growth (queued)", false, true),
+        "drain_msgs_s" => ("drain msgs/s", true, false),
         "ack_p99_us" => ("ack p99", false, false),
         "total_ms" => ("all connected", false, true),
         "connack_p50_us" => ("CONNACK p50", false, false),
@@ -110,7 +112,7 @@ fn describe(key: &str) -> (&'static str, bool, bool) {
 
 fn format_value(key: &str, v: f64) -> String {
     match key {
-        "msgs_s" | "sent" | "connects_s" => count(v),
+        "msgs_s" | "sent" | "connects_s" | "drain_msgs_s" => count(v),
         "clients" | "during_n" => format!("{v:.0}"),
         "mb_s" => format!("{v:.1}"),
         k if k.ends_with("_us") => {
@@ -120,7 +122,7 @@ fn format_value(key: &str, v: f64) -> String {
                 format!("{:.1} ms", v / 1000.0)
             }
         }
-        "peak_rss_kb" => format!("{:.1} MiB", v / 1024.0),
+        "peak_rss_kb" | "rss_growth_kb" => format!("{:.1} MiB", v / 1024.0),
         "cpu_pct" => {
             if v < 10.0 {
                 format!("{v:.2}%")

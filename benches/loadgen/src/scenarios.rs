@@ -1102,3 +1102,82 @@ pub fn connect_rate(t: &Target, clients: usize) -> Result<Outcome, String> {
     m.push(Metric::new("cpu_pct", stats::cpu_pct(&before, &after)));
     Ok(Outcome::new(m, Vec::new()))
 }
+
+/// Deep offline queues: `sessions` persistent subscribers go offline, one publisher sends
+/// `messages` QoS 1 messages (every one queued for every session), and the broker's memory
+/// growth is measured; then one subscriber comes back and counts what it gets.
+pub fn deep(t: &Target, sessions: usize, messages: u64) -> Result<Outcome, String> {
+    for i in 0..sessions {
+        let o = t.options(format!("deep-{i}")).persistent(SESSION_EXPIRY);
+        let mut c = Conn::connect(t.addr, &o).map_err(|e| format!("subscriber {i}: {e}"))?;
+        c.subscribe("bench/deep/t", 1)
+            .map_err(|e| format!("subscriber {i}: {e}"))?;
+        c.disconnect();
+    }
+    thread::sleep(Duration::from_millis(500));
+    let before = proc_sample(t.pid);
+    let started = Instant::now();
+    let mut c = t
+        .connect("deep-pub".into())
+        .map_err(|e| format!("publisher: {e}"))?;
+    c.set_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let payload = [0x5Au8; 64];
+    let (mut sent, mut acked, window) = (0u64, 0u64, 64u64);
+    while acked < messages {
+        while sent < messages && sent - acked < window {
+            let pid = c.next_packet_id();
+            c.queue_publish("bench/deep/t", 1, pid, &payload);
+            sent += 1;
+        }
+        match c.read_frame().map_err(|e| format!("publisher: {e}"))? {
+            Some(f) if f.kind == mqtt::PUBACK => acked += 1,
+            Some(_) => {}
+            None => return Err(format!("publisher: no PUBACK after {acked} of {messages}")),
+        }
+    }
+    let publish_secs = started.elapsed().as_secs_f64();
+    c.disconnect();
+    let queued = proc_sample(t.pid);
+    // One session comes back and takes its whole queue.
+    let o = t.options("deep-0".into()).persistent(SESSION_EXPIRY);
+    let mut back = Conn::connect(t.addr, &o).map_err(|e| format!("returning: {e}"))?;
+    back.set_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| e.to_string())?;
+    let drain_started = Instant::now();
+    let mut got = 0u64;
+    while let Some(f) = back.read_frame().map_err(|e| format!("returning: {e}"))? {
+        if f.kind == mqtt::PUBLISH {
+            let pid = back
+                .view(&f)
+                .publish(back.version)
+                .map_err(|e| e.to_string())?
+                .packet_id;
+            back.queue_puback(pid);
+            got += 1;
+        }
+    }
+    let drain_secs = drain_started.elapsed().as_secs_f64().max(0.001);
+    back.disconnect();
+    let after = proc_sample(t.pid);
+    let mut notes = Vec::new();
+    if got < messages {
+        notes.push(format!(
+            "the returning session got {got} of {messages} acknowledged messages"
+        ));
+    }
+    let m = vec![
+        Metric::new(
+            "rss_growth_kb",
+            queued.rss_kb.saturating_sub(before.rss_kb) as f64,
+        ),
+        Metric::new("peak_rss_kb", after.hwm_kb as f64),
+        Metric::new("msgs_s", rate(acked, publish_secs)),
+        Metric::new("drain_msgs_s", rate(got, drain_secs)),
+        Metric::new(
+            "lost_pct",
+            100.0 * messages.saturating_sub(got) as f64 / messages as f64,
+        ),
+    ];
+    Ok(Outcome::new(m, notes))
+}
