@@ -322,3 +322,50 @@ fn drop_oldest_keeps_the_newest_and_counts_the_drops() {
     }
     assert_eq!(got, ["m3", "m4", "m5", "m6", "m7"]);
 }
+
+/// The broker-wide budgets hold publishers back too: with `max_queued_memory` spent by a slow
+/// clean subscriber's queue the publisher waits, and it is released as the queue drains.
+/// With `max_queued_disk` spent and `refuse`, an MQTT 5 publisher is told 0x97.
+#[test]
+fn spent_queue_budgets_hold_or_refuse_publishers() {
+    let broker = Broker::with_config("max_queued_memory = 4000\nmax_inflight = 4\n");
+    let port = broker.port();
+    let slow = subscriber(port, &Connect::new(Version::V5, "budget-sub"), "budget/#");
+    let stop = Arc::new(AtomicBool::new(false));
+    let got = Arc::new(AtomicUsize::new(0));
+    let reader = {
+        let (stop, got) = (stop.clone(), got.clone());
+        thread::spawn(move || slow_reader(slow, Duration::from_millis(3), &stop, &got))
+    };
+    // 300 messages of 19 bytes (topic and payload): 4 000 bytes hold about 210 of them.
+    let acked = flood(port, Version::V311, 9, "budget/t", 300, 300);
+    assert_eq!(
+        acked, 300,
+        "every message acknowledged once the budget had room"
+    );
+    stop.store(true, Ordering::SeqCst);
+    let payloads = reader.join().unwrap();
+    let expected: Vec<String> = (0..300).map(|i| format!("pub-9-{i:05}")).collect();
+    assert_eq!(payloads, expected, "nothing lost, in order");
+    assert!(
+        broker
+            .log()
+            .iter()
+            .any(|l| l.contains("queue budget spent: holding publishers back")),
+        "the memory budget never held the publisher: the test proves nothing"
+    );
+
+    let broker = Broker::with_config("max_queued_disk = 100\nqueue_full = \"refuse\"\n");
+    let port = broker.port();
+    let mut sub = subscriber(port, &persistent("disk-sub"), "disk/#");
+    sub.send(&frames::disconnect());
+    broker.wait_disconnected("disk-sub");
+    let (mut v5, _) = Raw::connect(port, &Connect::new(Version::V5, "disk-pub"));
+    let mut reasons = Vec::new();
+    for id in 1..=4u16 {
+        // 6 + 40 bytes each: the third would pass 100.
+        v5.send(&frames::publish(Version::V5, "disk/t", 1, id, &[b'x'; 40]));
+        reasons.push(next_of(&mut v5, frames::PUBACK, WAIT).unwrap().ack_reason());
+    }
+    assert_eq!(reasons, [0, 0, QUOTA_EXCEEDED, QUOTA_EXCEEDED]);
+}
