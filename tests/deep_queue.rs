@@ -140,3 +140,33 @@ fn messages_from_the_disk_queue_keep_their_subscription_identifier_and_retain_fl
     );
     assert_eq!(f.first_byte & 0x01, 1, "retain as published");
 }
+
+/// An online persistent subscriber that falls far behind: past the page kept in memory its
+/// queue overflows to disk and comes back in order, nothing lost, nobody held back.
+#[test]
+fn an_online_persistent_subscriber_far_behind_overflows_to_disk_in_order() {
+    const N: usize = 5000;
+    let broker = Broker::with_config("max_inflight = 16\n");
+    let (mut sub, _) = Raw::connect(broker.port(), &persistent("behind-sub"));
+    sub.send(&frames::subscribe(Version::V5, 1, "behind/t", 1));
+    sub.expect_frame(frames::SUBACK, WAIT);
+    // The subscriber does not read while all of it is published.
+    publish_acknowledged(broker.port(), "behind/t", N);
+    for i in 0..N {
+        let f = sub.expect_frame(frames::PUBLISH, WAIT);
+        let (_, packet_id, body) = f.publish(Version::V5);
+        assert_eq!(body, payload(i), "message {i} out of order or missing");
+        sub.send(&frames::ack(frames::PUBACK, packet_id.unwrap()));
+    }
+    assert!(matches!(
+        sub.next(Duration::from_millis(300)),
+        Next::Timeout
+    ));
+    assert!(
+        !broker
+            .log()
+            .iter()
+            .any(|l| l.contains("holding publishers back")),
+        "a persistent session's overflow goes to disk, not back to the publisher"
+    );
+}
