@@ -9,11 +9,15 @@
 //! - `store`    — all SQL: the SQLite database, group commit, start-up loads, users, ACLs.
 //! - `auth`     — password hashing and checking (bcrypt, off the loop).
 //! - `user_cli` — the `outpost user …` / `outpost acl …` commands.
+//! - `check_config` — `outpost check-config FILE`: validate and print the effective settings.
+//! - `logging`  — stderr/journal logging at a level SIGHUP can change.
 
 pub mod auth;
 pub mod broker;
+pub mod check_config;
 pub mod cli;
 pub mod config;
+pub mod logging;
 pub mod protocol;
 pub mod store;
 pub mod topic;

@@ -20,6 +20,7 @@
 //! - `stats`      — counters for logs and `$SYS`.
 //! - `sys`        — the `$SYS` topics, published only while someone listens.
 //! - `persist`    — what is staged in the store each turn, and loaded back at start.
+//! - `reload`     — SIGHUP: the config file and ACL rules read again, clients kept.
 
 mod acks;
 mod alias;
@@ -39,6 +40,7 @@ mod message;
 mod persist;
 mod publish;
 mod queue;
+mod reload;
 mod session;
 mod shared;
 mod stats;
