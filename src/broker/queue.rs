@@ -159,11 +159,11 @@ impl Broker {
         let outbound = flight.queue.pop_front();
         if let Some(outbound) = &outbound {
             let size = queued_size(outbound);
-            flight.queued_bytes -= size;
-            self.queued_bytes -= size;
-            self.queued_messages -= 1;
+            take(&mut flight.queued_bytes, size);
+            take(&mut self.queued_bytes, size);
+            take(&mut self.queued_messages, 1);
             if stored && outbound.seq.is_some() {
-                self.disk_queued_bytes -= size;
+                take(&mut self.disk_queued_bytes, size);
             }
         }
         s.settle();
@@ -226,9 +226,9 @@ impl Broker {
             let (count, bytes) = (flight.disk.count, flight.disk.bytes);
             flight.disk.count = 0;
             flight.disk.bytes = 0;
-            flight.queued_bytes -= bytes.min(flight.queued_bytes);
-            self.queued_messages -= count;
-            self.disk_queued_bytes -= bytes.min(self.disk_queued_bytes);
+            take(&mut flight.queued_bytes, bytes);
+            take(&mut self.queued_messages, count);
+            take(&mut self.disk_queued_bytes, bytes);
         }
     }
 
@@ -252,7 +252,7 @@ impl Broker {
             let size = queued_size(&outbound);
             flight.disk.count += 1;
             flight.disk.bytes += size;
-            self.queued_bytes -= size;
+            take(&mut self.queued_bytes, size);
         }
         if let Some(seq) = first {
             flight.disk.after_seq = seq - 1;
@@ -274,7 +274,7 @@ impl Broker {
             .filter(|o| o.seq.is_some())
             .map(queued_size)
             .sum();
-        self.disk_queued_bytes -= bytes.min(self.disk_queued_bytes);
+        take(&mut self.disk_queued_bytes, bytes);
     }
 
     /// A session became persistent with messages already queued in memory: they are now
@@ -330,9 +330,9 @@ impl Broker {
             .map(queued_size)
             .sum::<usize>()
             + flight.disk.bytes;
-        self.queued_messages -= flight.queued();
-        self.queued_bytes -= memory;
-        self.disk_queued_bytes -= backed.min(self.disk_queued_bytes);
+        take(&mut self.queued_messages, flight.queued());
+        take(&mut self.queued_bytes, memory);
+        take(&mut self.disk_queued_bytes, backed);
     }
 }
 
@@ -352,6 +352,13 @@ fn delivery_flags(session: &Session, message: &Message) -> (bool, Vec<u32>) {
         }
     }
     (retain, ids)
+}
+
+/// Takes `n` off a queue counter. The counters balance exactly (debug builds check it); a
+/// release build saturates rather than wrap, so a slip could never make a budget look spent.
+fn take(counter: &mut usize, n: usize) {
+    debug_assert!(*counter >= n, "queue counter {counter} below {n}");
+    *counter = counter.saturating_sub(n);
 }
 
 /// What a queued message counts against the byte limits: its topic and payload.
