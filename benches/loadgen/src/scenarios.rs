@@ -1103,12 +1103,20 @@ pub fn connect_rate(t: &Target, clients: usize) -> Result<Outcome, String> {
     Ok(Outcome::new(m, Vec::new()))
 }
 
+/// A persistent session that a reconnect resumes (MQTT 5: clean start 0 as well as an
+/// expiry; `persistent` alone keeps clean start 1 in MQTT 5, which discards the session).
+fn resumable(o: ConnectOptions) -> ConnectOptions {
+    let mut o = o.persistent(SESSION_EXPIRY);
+    o.clean_start = false;
+    o
+}
+
 /// Deep offline queues: `sessions` persistent subscribers go offline, one publisher sends
 /// `messages` QoS 1 messages (every one queued for every session), and the broker's memory
 /// growth is measured; then one subscriber comes back and counts what it gets.
 pub fn deep(t: &Target, sessions: usize, messages: u64) -> Result<Outcome, String> {
     for i in 0..sessions {
-        let o = t.options(format!("deep-{i}")).persistent(SESSION_EXPIRY);
+        let o = resumable(t.options(format!("deep-{i}")));
         let mut c = Conn::connect(t.addr, &o).map_err(|e| format!("subscriber {i}: {e}"))?;
         c.subscribe("bench/deep/t", 1)
             .map_err(|e| format!("subscriber {i}: {e}"))?;
@@ -1140,14 +1148,16 @@ pub fn deep(t: &Target, sessions: usize, messages: u64) -> Result<Outcome, Strin
     c.disconnect();
     let queued = proc_sample(t.pid);
     // One session comes back and takes its whole queue.
-    let o = t.options("deep-0".into()).persistent(SESSION_EXPIRY);
+    let o = resumable(t.options("deep-0".into()));
     let mut back = Conn::connect(t.addr, &o).map_err(|e| format!("returning: {e}"))?;
     back.set_timeout(Some(Duration::from_secs(2)))
         .map_err(|e| e.to_string())?;
     let drain_started = Instant::now();
+    let mut drained_at = drain_started;
     let mut got = 0u64;
     while let Some(f) = back.read_frame().map_err(|e| format!("returning: {e}"))? {
         if f.kind == mqtt::PUBLISH {
+            drained_at = Instant::now();
             let pid = back
                 .view(&f)
                 .publish(back.version)
@@ -1157,7 +1167,11 @@ pub fn deep(t: &Target, sessions: usize, messages: u64) -> Result<Outcome, Strin
             got += 1;
         }
     }
-    let drain_secs = drain_started.elapsed().as_secs_f64().max(0.001);
+    // Up to the last message, not the quiet wait that ends the loop.
+    let drain_secs = drained_at
+        .duration_since(drain_started)
+        .as_secs_f64()
+        .max(0.001);
     back.disconnect();
     let after = proc_sample(t.pid);
     let mut notes = Vec::new();
