@@ -468,5 +468,5 @@ fn a_version_1_database_is_upgraded_and_served() {
     assert!(broker
         .log()
         .iter()
-        .any(|l| l.contains("migrating") && l.contains("from schema version 1 to 2")));
+        .any(|l| l.contains("migrating") && l.contains("from schema version 1 to 3")));
 }

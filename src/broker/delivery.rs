@@ -13,7 +13,7 @@ use super::queue::Full;
 use super::session::{Inflight, InflightState, Outbound, Session, SubEntry};
 use super::shared::SharedCursors;
 use super::Broker;
-use crate::auth::acl::Action;
+use crate::auth::acl::{is_reply_topic, Action};
 use crate::config::QueueFull;
 use crate::protocol::{self, Ack, Packet, Properties, Qos, QosPid, ReasonCode};
 use crate::topic::SharedGroup;
@@ -88,7 +88,12 @@ impl Broker {
                 .take_while(|(s, _)| *s == session)
                 .count();
             let acl = &self.sessions[session].acl;
-            let readable = acl.allows_everything() || acl.allows(Action::Read, &message.topic);
+            let private = self.chat.is_some() && is_reply_topic(&message.topic);
+            let readable = if private {
+                self.may_read(session, &message.topic)
+            } else {
+                acl.allows_everything() || acl.allows(Action::Read, &message.topic)
+            };
             if let Some(outbound) = merge(message, session, &matches[i..end]).filter(|_| readable) {
                 out.push((session, outbound, Step::Deliver));
             }

@@ -77,6 +77,10 @@ impl Broker {
                 topic
             );
             ReasonCode::NotAuthorized
+        } else if self.claimed(&topic) {
+            // A service's topic: the service decides what, if anything, is routed.
+            self.hand_to_service(token, session, &topic, &publish, now);
+            ReasonCode::Success
         } else {
             let message = Message::from_publish(&topic, &publish, Some(session), now);
             let v5 = self.conns[token].version == ProtocolVersion::V5;

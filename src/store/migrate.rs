@@ -8,7 +8,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The schema version this build writes; `schema.sql` ends by setting it.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The newest schema in full, applied to a new (version 0) database.
 const SCHEMA: &str = include_str!("../../schema.sql");
@@ -17,19 +17,8 @@ const SCHEMA: &str = include_str!("../../schema.sql");
 /// `i + 2` and ends with `PRAGMA user_version = i + 2`. Add a step here (and
 /// an old-database fixture test) whenever `schema.sql` changes.
 const MIGRATIONS: &[&str] = &[
-    // 1 → 2: durable wills.
-    "CREATE TABLE wills (
-         client_id  TEXT    PRIMARY KEY REFERENCES sessions (client_id)
-                            ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
-         topic      TEXT    NOT NULL,
-         payload    BLOB    NOT NULL,
-         qos        INTEGER NOT NULL CHECK (qos BETWEEN 0 AND 2),
-         retain     INTEGER NOT NULL CHECK (retain IN (0, 1)),
-         properties BLOB    NOT NULL,
-         expires_at INTEGER,
-         delay      INTEGER NOT NULL CHECK (delay BETWEEN 0 AND 4294967295)
-     ) WITHOUT ROWID;
-     PRAGMA user_version = 2;",
+    include_str!("migrations/v2-chat.sql"),
+    include_str!("migrations/v3-wills.sql"),
 ];
 
 /// Brings the database behind `conn` to [`SCHEMA_VERSION`] in one transaction.
@@ -93,66 +82,103 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{Store, SyncMode};
 
-    /// Every table with its columns (name, type, not null, default, primary key) and every
-    /// index, in a form that does not depend on how the SQL was laid out.
-    fn shape(conn: &Connection) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut tables = conn
-            .prepare(
-                "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name",
-            )
-            .unwrap();
-        let names: Vec<(String, String)> = tables
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        for (kind, name) in names {
-            out.push(format!("{kind} {name}"));
-            if kind == "table" {
-                let mut cols = conn
-                    .prepare(&format!("SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info('{name}')"))
-                    .unwrap();
-                let rows = cols
-                    .query_map([], |r| {
-                        Ok(format!(
-                            "  {} {} {} {:?} {}",
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, i64>(2)?,
-                            r.get::<_, Option<String>>(3)?,
-                            r.get::<_, i64>(4)?
-                        ))
-                    })
-                    .unwrap();
-                out.extend(rows.map(Result::unwrap));
-            }
-        }
-        out
-    }
-
+    /// Each `fixtures/vN.sql` is an old database; opening it must bring it to the current
+    /// version with its rows intact.
     #[test]
-    fn the_version_1_fixture_migrates_to_the_shape_of_a_new_database() {
+    fn version_1_database_upgrades_with_its_rows() {
         let dir = tempfile::tempdir().unwrap();
-        let old = dir.path().join("v1.db");
-        std::fs::copy(
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v1.db"),
-            &old,
-        )
-        .unwrap();
-        let mut migrated = Connection::open(&old).unwrap();
-        let found: i64 = migrated
-            .pragma_query_value(None, "user_version", |r| r.get(0))
+        let path = dir.path().join("v1.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(include_str!("fixtures/v1.sql"))
             .unwrap();
-        assert_eq!(found, 1, "the fixture is a version-1 database");
-        migrate(&mut migrated, &old).unwrap();
-        let mut fresh = Connection::open(dir.path().join("new.db")).unwrap();
-        migrate(&mut fresh, &dir.path().join("new.db")).unwrap();
-        assert_eq!(shape(&migrated), shape(&fresh));
-        let version: i64 = migrated
+        let store = Store::open(&path, SyncMode::Normal).unwrap();
+        let version: i64 = store
+            .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+        let alice = store.find_user("alice").unwrap().unwrap();
+        assert!(alice.is_admin);
+        assert_eq!(store.list_acl_rules().unwrap().len(), 1);
+        assert_eq!(store.load_retained().unwrap().len(), 1);
+        assert_eq!(store.load_sessions().unwrap()[0].subscriptions.len(), 1);
+        // The new tables are there and empty.
+        assert!(store.load_chat_rooms().unwrap().is_empty());
+        assert_eq!(store.max_chat_message_id().unwrap(), 0);
+    }
+
+    /// The steps and `schema.sql` describe the same tables: a migrated database and a new
+    /// one have the same schema.
+    #[test]
+    fn migrated_and_new_schemas_are_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let olds: Vec<_> = [
+            include_str!("fixtures/v1.sql"),
+            include_str!("fixtures/v2.sql"),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, fixture)| {
+            let old = dir.path().join(format!("v{}.db", i + 1));
+            Connection::open(&old)
+                .unwrap()
+                .execute_batch(fixture)
+                .unwrap();
+            old
+        })
+        .collect();
+        let new = dir.path().join("new.db");
+        let schema = |path: &Path| {
+            let store = Store::open(path, SyncMode::Normal).unwrap();
+            let mut stmt = store
+                .conn
+                .prepare("SELECT type, name, sql FROM sqlite_schema ORDER BY type, name")
+                .unwrap();
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })
+                .unwrap();
+            rows.map(Result::unwrap).collect::<Vec<_>>()
+        };
+        let new = schema(&new);
+        for old in &olds {
+            assert_eq!(schema(old), new, "{}", old.display());
+        }
+    }
+
+    /// A version-2 database (chat, no wills) upgrades with its rows, its queued message
+    /// among them.
+    #[test]
+    fn version_2_database_upgrades_with_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(include_str!("fixtures/v2.sql"))
+            .unwrap();
+        let store = Store::open(&path, SyncMode::Normal).unwrap();
+        let version: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let sessions = store.load_sessions().unwrap();
+        assert_eq!((sessions[0].queued, sessions[0].will.is_none()), (1, true));
+        assert_eq!(
+            store.load_queue_page("c1", 0, 10).unwrap()[0]
+                .message
+                .payload,
+            b"queued"
+        );
+        assert_eq!(store.load_chat_rooms().unwrap().len(), 1);
+        assert_eq!(store.max_chat_message_id().unwrap(), 1);
     }
 }
