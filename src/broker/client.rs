@@ -39,6 +39,17 @@ pub enum Phase {
     Connected { session: u32 },
 }
 
+/// Whether the loop reads a connection (see `backpressure.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    Reading,
+    /// A PUBLISH of it waits, unhandled at the front of its buffer, for a full queue: its
+    /// socket is not read meanwhile.
+    Held,
+    /// Released: handle the kept frames before reading the socket again.
+    Released,
+}
+
 /// Why a connection is being closed, decided by whoever closes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CloseReason {
@@ -110,6 +121,8 @@ pub struct Connection {
     /// The TLS layer between the socket and the MQTT buffers, on a TLS listener's
     /// connections. Boxed: plain connections pay one pointer.
     pub tls: Option<Box<tls::Layer>>,
+    /// Held back by backpressure, or just released from it.
+    pub hold: Hold,
 }
 
 impl Connection {
@@ -143,6 +156,7 @@ impl Connection {
             wants_write: false,
             in_flush_list: false,
             tls: None,
+            hold: Hold::Reading,
         }
     }
 

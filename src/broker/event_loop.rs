@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
-use super::client::{Connection, Phase, ReadOutcome, READ_CHUNK};
+use super::client::{Connection, Hold, Phase, ReadOutcome, READ_CHUNK};
 use super::close::{send_disconnect, Ending};
 use super::inbox::{Inbound, Inbox, InboxSender};
 use super::listeners::{ListenerId, ListenerKind, Listeners};
@@ -356,14 +356,15 @@ impl Broker {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
-        if conn.closing.is_some() {
+        if conn.closing.is_some() || !self.resume_input(token, now) {
             return;
         }
         let mut scratch = std::mem::take(&mut self.read_scratch);
         scratch.resize(READ_CHUNK, 0);
         let mut reads = 0;
         let open = loop {
-            let Some(conn) = self.conns.get_mut(token).filter(|c| c.closing.is_none()) else {
+            let reading = |c: &&mut Connection| c.closing.is_none() && c.hold == Hold::Reading;
+            let Some(conn) = self.conns.get_mut(token).filter(reading) else {
                 break true;
             };
             if reads == READS_PER_TURN {
@@ -413,6 +414,8 @@ impl Broker {
                     generation,
                 } => self.session_expired(session, generation, now),
                 Timer::Bridge { index } => self.bridge_timer(index, now),
+                Timer::ClientRecords => self.commit_records(),
+                Timer::HeldTooLong { session } => self.held_too_long(session, now),
             }
         }
     }
@@ -453,6 +456,13 @@ impl Broker {
                 if deadline > now {
                     self.timers
                         .schedule(deadline, Timer::KeepAlive { token, serial });
+                    return;
+                }
+                if conn.hold != Hold::Reading {
+                    // Held back by backpressure: it is silent because of us.
+                    let later = now + (deadline - conn.last_read);
+                    self.timers
+                        .schedule(later, Timer::KeepAlive { token, serial });
                     return;
                 }
                 Violation::new(ReasonCode::KeepAliveTimeout, "keep alive timeout")
@@ -548,6 +558,7 @@ impl Broker {
             }
         }
         self.commit();
+        self.commit_records();
         self.stop_bridges(Instant::now());
         for (_, conn) in self.conns.iter_mut() {
             let _ = conn.flush(&mut self.stats.bytes_sent);

@@ -32,6 +32,10 @@ pub enum Timer {
     SessionExpiry { session: usize, generation: u64 },
     /// Bridge `index` has a deadline: reconnect, CONNACK timeout or keep alive.
     Bridge { index: usize },
+    /// Write the client records waiting for a commit.
+    ClientRecords,
+    /// `slow_consumer_timeout` since session `session` began holding publishers back.
+    HeldTooLong { session: usize },
 }
 
 #[derive(Debug)]

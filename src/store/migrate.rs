@@ -8,7 +8,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The schema version this build writes; `schema.sql` ends by setting it.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The newest schema in full, applied to a new (version 0) database.
 const SCHEMA: &str = include_str!("../../schema.sql");
@@ -18,7 +18,8 @@ const SCHEMA: &str = include_str!("../../schema.sql");
 /// an old-database fixture test) whenever `schema.sql` changes.
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/v2-chat.sql"),
-    include_str!("migrations/v3-bridge.sql"),
+    include_str!("migrations/v3-wills.sql"),
+    include_str!("migrations/v4-bridge.sql"),
 ];
 
 /// Brings the database behind `conn` to [`SCHEMA_VERSION`] in one transaction.
@@ -108,30 +109,6 @@ mod tests {
         // The new tables are there and empty.
         assert!(store.load_chat_rooms().unwrap().is_empty());
         assert_eq!(store.max_chat_message_id().unwrap(), 0);
-        assert_eq!(store.forward_totals("any").unwrap().count, 0);
-    }
-
-    #[test]
-    fn version_2_database_upgrades_with_its_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v2.db");
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch(include_str!("fixtures/v2.sql"))
-            .unwrap();
-        let store = Store::open(&path, SyncMode::Normal).unwrap();
-        let version: i64 = store
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, SCHEMA_VERSION);
-        assert!(store.find_user("alice").unwrap().is_some());
-        assert_eq!(store.load_sessions().unwrap()[0].subscriptions.len(), 1);
-        assert_eq!(store.load_chat_rooms().unwrap().len(), 1);
-        assert_eq!(store.max_chat_message_id().unwrap(), 1);
-        // The bridge tables are there and empty.
-        assert_eq!(store.forward_totals("any").unwrap().count, 0);
-        assert!(store.load_bridge_inbound("any").unwrap().is_empty());
     }
 
     /// The steps and `schema.sql` describe the same tables: a migrated database and a new
@@ -139,10 +116,22 @@ mod tests {
     #[test]
     fn migrated_and_new_schemas_are_the_same() {
         let dir = tempfile::tempdir().unwrap();
-        let fixtures = [
+        let olds: Vec<_> = [
             include_str!("fixtures/v1.sql"),
             include_str!("fixtures/v2.sql"),
-        ];
+            include_str!("fixtures/v3.sql"),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, fixture)| {
+            let old = dir.path().join(format!("v{}.db", i + 1));
+            Connection::open(&old)
+                .unwrap()
+                .execute_batch(fixture)
+                .unwrap();
+            old
+        })
+        .collect();
         let new = dir.path().join("new.db");
         let schema = |path: &Path| {
             let store = Store::open(path, SyncMode::Normal).unwrap();
@@ -161,14 +150,60 @@ mod tests {
                 .unwrap();
             rows.map(Result::unwrap).collect::<Vec<_>>()
         };
-        let expected = schema(&new);
-        for (i, fixture) in fixtures.iter().enumerate() {
-            let old = dir.path().join(format!("v{}.db", i + 1));
-            Connection::open(&old)
-                .unwrap()
-                .execute_batch(fixture)
-                .unwrap();
-            assert_eq!(schema(&old), expected, "upgraded from version {}", i + 1);
+        let new = schema(&new);
+        for old in &olds {
+            assert_eq!(schema(old), new, "{}", old.display());
         }
+    }
+
+    /// A version-2 database (chat, no wills) upgrades with its rows, its queued message
+    /// among them.
+    #[test]
+    fn version_2_database_upgrades_with_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(include_str!("fixtures/v2.sql"))
+            .unwrap();
+        let store = Store::open(&path, SyncMode::Normal).unwrap();
+        let version: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let sessions = store.load_sessions().unwrap();
+        assert_eq!((sessions[0].queued, sessions[0].will.is_none()), (1, true));
+        assert_eq!(
+            store.load_queue_page("c1", 0, 10).unwrap()[0]
+                .message
+                .payload,
+            b"queued"
+        );
+        assert_eq!(store.load_chat_rooms().unwrap().len(), 1);
+        assert_eq!(store.max_chat_message_id().unwrap(), 1);
+    }
+
+    /// A version-3 database (chat and wills, no bridges) upgrades with its rows; the
+    /// bridge tables come empty.
+    #[test]
+    fn version_3_database_upgrades_with_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(include_str!("fixtures/v3.sql"))
+            .unwrap();
+        let store = Store::open(&path, SyncMode::Normal).unwrap();
+        let version: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert!(store.find_user("alice").unwrap().is_some());
+        assert_eq!(store.load_sessions().unwrap()[0].subscriptions.len(), 1);
+        assert_eq!(store.load_chat_rooms().unwrap().len(), 1);
+        assert_eq!(store.forward_totals("any").unwrap().count, 0);
+        assert!(store.load_bridge_inbound("any").unwrap().is_empty());
     }
 }

@@ -1,4 +1,4 @@
--- Version 2 → 3: the bridges' forward queues and inbound QoS 2 ids.
+-- Version 3 → 4: the bridges' forward queues and inbound QoS 2 ids.
 
 -- Each bridge's forward queue: messages bound upstream, in seq order, kept
 -- until the upstream acknowledged them. state: 0 waiting, 1 sent awaiting
@@ -26,4 +26,4 @@ CREATE TABLE bridge_qos2_in (
     PRIMARY KEY (bridge, packet_id)
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 3;
+PRAGMA user_version = 4;
