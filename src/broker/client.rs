@@ -106,6 +106,11 @@ pub struct Connection {
     pub wants_write: bool,
     /// True while the connection is listed for a flush at the end of this turn.
     pub in_flush_list: bool,
+    /// Unix seconds of its accepted CONNECT, shown by the web console.
+    pub connected_at: i64,
+    /// Bytes read from and written to the socket, shown by the web console.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
 }
 
 impl Connection {
@@ -138,6 +143,9 @@ impl Connection {
             closing: None,
             wants_write: false,
             in_flush_list: false,
+            connected_at: 0,
+            bytes_in: 0,
+            bytes_out: 0,
         }
     }
 
@@ -189,6 +197,7 @@ impl Connection {
                 Ok(n) => {
                     out.pos += n;
                     *sent += n as u64;
+                    self.bytes_out += n as u64;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

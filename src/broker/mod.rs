@@ -17,6 +17,7 @@
 //! - `stats`      — counters for logs and `$SYS`.
 //! - `sys`        — the `$SYS` topics, published only while someone listens.
 //! - `persist`    — what is staged in the store each turn, and loaded back at start.
+//! - `watch`      — recent topics and their last messages, for the web console (bounded).
 
 mod acks;
 mod alias;
@@ -39,6 +40,7 @@ mod stats;
 mod subscribe;
 mod sys;
 mod timers;
+mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -143,6 +145,8 @@ pub struct Broker {
     /// Last serial handed out (connection serials, session generations); timers name
     /// what they are for by it, since slab keys are reused.
     next_serial: u64,
+    /// Topics seen and their last messages, for the web console.
+    watch: watch::TopicWatch,
 }
 
 impl Broker {
@@ -188,6 +192,7 @@ impl Broker {
             started: Instant::now(),
             queued_messages: 0,
             queued_bytes: 0,
+            watch: watch::TopicWatch::default(),
         }
     }
 

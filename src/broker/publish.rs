@@ -146,6 +146,13 @@ impl Broker {
 
     /// Retains (if flagged) and routes a message: a client's publish, or a will.
     pub(super) fn distribute(&mut self, message: Arc<Message>, now: Instant) {
+        self.watch.record(
+            &message.topic,
+            &message.payload,
+            message.qos,
+            message.retain,
+            super::watch::unix_ms(),
+        );
         if message.retain {
             self.retain(&message, now);
         }
