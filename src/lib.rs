@@ -9,6 +9,7 @@
 //! - `store`    — all SQL: the SQLite database, group commit, start-up loads, users, ACLs.
 //! - `auth`     — password hashing and checking (bcrypt, off the loop).
 //! - `user_cli` — the `outpost user …` / `outpost acl …` commands.
+//! - `web`      — the web console: pages, JSON API and metrics on a `tiny_http` thread.
 
 pub mod auth;
 pub mod broker;
@@ -18,3 +19,4 @@ pub mod protocol;
 pub mod store;
 pub mod topic;
 pub mod user_cli;
+pub mod web;

@@ -2,7 +2,9 @@
 
 use std::process::ExitCode;
 
+use outpost::broker::Server;
 use outpost::cli::{self, Command};
+use outpost::config::Config;
 
 fn main() -> ExitCode {
     let command = match cli::parse(std::env::args().skip(1)) {
@@ -29,7 +31,7 @@ fn main() -> ExitCode {
         Command::Run(config) => {
             env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
                 .init();
-            match outpost::broker::run(*config) {
+            match serve(*config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("outpost: {e}");
@@ -38,4 +40,16 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Binds the broker, starts the web console beside it (unless it is off), runs the loop.
+fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let web = config.http;
+    let web_config = config.clone();
+    let server = Server::bind(config)?;
+    if let Some(addr) = web {
+        outpost::web::spawn(&web_config, addr, server.inbox())?;
+    }
+    server.run()?;
+    Ok(())
 }

@@ -15,12 +15,14 @@
 //! - `load.rs`: start-up loads of sessions, messages and retained messages.
 //! - `clients.rs`: the client records shown on the web pages.
 //! - `users.rs`, `acl.rs`: accounts and topic access rules.
+//! - `questions.rs`: security questions (answers hashed like passwords).
 
 pub mod acl;
 pub mod clients;
 pub mod error;
 pub mod load;
 mod migrate;
+pub mod questions;
 pub mod users;
 pub mod write;
 
