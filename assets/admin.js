@@ -132,11 +132,11 @@
   function showListeners(list) {
     fill("listener-rows", list, 5, (l) => {
       const tr = el("tr");
-      cell(tr, l.kind);
-      cell(tr, l.address);
+      cell(tr, l.kind, "kind");
+      cell(tr, l.address, "address");
       const state = l.running ? "running" : "stopped";
-      cell(tr, state).className = "state-" + state;
-      cell(tr, l.connections);
+      cell(tr, state, "state").className = "state-" + state;
+      cell(tr, l.connections, "connections");
       const action = l.running ? "stop" : "start";
       cell(tr, postForm("/admin/listener", { id: l.id, action: action }, l.running ? "Stop" : "Start", action));
       return tr;
@@ -201,11 +201,11 @@
   function showMessages(list) {
     fill("message-rows", list, 5, (m) => {
       const tr = el("tr");
-      cell(tr, time(m.at_ms));
-      cell(tr, m.qos);
-      cell(tr, m.retain ? "yes" : "no");
-      cell(tr, m.size);
-      cell(tr, el("code", m.preview, "payload"));
+      cell(tr, time(m.at_ms), "time");
+      cell(tr, m.qos, "QoS");
+      cell(tr, m.retain ? "yes" : "no", "retained");
+      cell(tr, m.size, "bytes");
+      cell(tr, el("code", m.preview, "payload"), "payload");
       return tr;
     });
   }
@@ -227,6 +227,7 @@
       }
       document.getElementById("live").hidden = false;
     } catch (e) {
+      console.warn("console refresh failed:", e);
       document.getElementById("live").hidden = true;
     }
   }

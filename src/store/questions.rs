@@ -2,7 +2,7 @@
 //! (by `auth::password`, off the loop). Read and written directly, not through the group
 //! commit.
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::{Store, StoreError};
 
@@ -14,7 +14,9 @@ impl Store {
         question: &str,
         answer_hash: &str,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
+        // IMMEDIATE: a deferred transaction that reads first cannot wait for the write
+        // lock when another connection (the loop's group commit) wrote in between.
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let user_id: Option<i64> = tx
             .prepare_cached("SELECT id FROM users WHERE name = ?1")?
             .query_row(params![name], |r| r.get(0))

@@ -159,7 +159,7 @@ fn listener_rows(listeners: &[ListenerInfo], csrf: &str) -> String {
         };
         let _ = write!(
             out,
-            r#"<tr><td>{kind}</td><td>{addr}</td><td class="state-{state}">{state}</td><td>{conns}</td><td><form method="post" action="/admin/listener">{csrf}<input type="hidden" name="id" value="{id}"><input type="hidden" name="action" value="{action}"><button type="submit" class="{action}">{label}</button></form></td></tr>"#,
+            r#"<tr><td data-label="kind">{kind}</td><td data-label="address">{addr}</td><td data-label="state" class="state-{state}">{state}</td><td data-label="connections">{conns}</td><td><form method="post" action="/admin/listener">{csrf}<input type="hidden" name="id" value="{id}"><input type="hidden" name="action" value="{action}"><button type="submit" class="{action}">{label}</button></form></td></tr>"#,
             kind = l.kind,
             addr = l.addr,
             conns = l.connections,
@@ -266,7 +266,7 @@ fn message_rows(topic: Option<&str>, messages: Option<&[MessageInfo]>) -> String
             for m in messages {
                 let _ = write!(
                     out,
-                    r#"<tr><td>{at}</td><td>{qos}</td><td>{retain}</td><td>{size}</td><td><code class="payload">{payload}</code></td></tr>"#,
+                    r#"<tr><td data-label="time">{at}</td><td data-label="QoS">{qos}</td><td data-label="retained">{retain}</td><td data-label="bytes">{size}</td><td data-label="payload"><code class="payload">{payload}</code></td></tr>"#,
                     at = utc((m.at_ms / 1000) as i64),
                     qos = m.qos,
                     retain = if m.retain { "yes" } else { "no" },

@@ -5,9 +5,9 @@
 
 use std::time::Instant;
 
+use super::http::Method;
 use serde::Deserialize;
 use serde_json::json;
-use tiny_http::Method;
 
 use super::accounts::{self, AccountError};
 use super::admin::preview_text;

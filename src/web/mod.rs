@@ -1,10 +1,11 @@
-//! The web console: a `tiny_http` server on its own threads with the login, register,
+//! The web console: a small HTTP/1.1 server on its own threads with the login, register,
 //! account and admin pages, the JSON API behind them and a Prometheus endpoint. It never
 //! touches broker state: users come from its own SQLite connection, live state and
 //! commands go to the loop through the inbox ([`crate::broker::console`]) and come back
 //! within a timeout.
 //!
-//! - `server`   — the request loop: size limits, security headers, the reply type.
+//! - `server`   — the workers: accept, decode, route, security headers, the reply type.
+//! - `http`     — one HTTP/1.1 request in, one response out, within size and time limits.
 //! - `routes`   — method and path → handler; who may call what.
 //! - `session`  — login sessions and their cookies.
 //! - `csrf`     — the form and API token checks.
@@ -22,6 +23,7 @@ mod api;
 mod csrf;
 mod form;
 mod html;
+mod http;
 mod limit;
 mod metrics;
 mod pages;

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use tiny_http::Method;
+use super::http::Method;
 
 use super::server::{Context, Reply, Req};
 use super::session::{self, Session};
@@ -88,6 +88,8 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
             include_str!("../../assets/admin.js"),
         ),
         "/metrics" if get => metrics::handle(context, req),
+        // Browsers ask for it on every page; there is none, and a 404 would be logged.
+        "/favicon.ico" if get => Reply::new(204, "image/x-icon", ""),
         "/" | "/login" | "/register" | "/logout" | "/account" | "/account/password"
         | "/account/question" | "/admin" | "/admin/listener" | "/admin/disconnect"
         | "/assets/style.css" | "/assets/admin.js" | "/metrics" => pages::message(

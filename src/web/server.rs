@@ -1,15 +1,13 @@
-//! The request loop: [`THREADS`] threads share one `tiny_http` listener, each with its
-//! own SQLite connection; bodies and URLs are size-limited before anything else looks at
-//! them, and every reply carries the security headers.
+//! The request loop: [`THREADS`] workers take turns accepting on one listener, each with
+//! its own SQLite connection; a request is read within the limits of [`http`] and every
+//! reply carries the security headers.
 
 use std::fmt;
-use std::io::Read;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use tiny_http::{Header, Method, Request, Response};
-
+use super::http::{self, Method, Request};
 use super::limit::LoginLimiter;
 use super::routes;
 use super::session::Sessions;
@@ -18,13 +16,9 @@ use crate::broker::InboxSender;
 use crate::config::Config;
 use crate::store::{Store, StoreError};
 
-/// Request threads: one can hash a password (bcrypt, slow on purpose) while the other
-/// keeps the admin page live.
-const THREADS: usize = 2;
-/// Largest request body accepted (forms and API commands are small).
-pub const MAX_BODY: usize = 16 * 1024;
-/// Longest URL accepted.
-const MAX_URL: usize = 4096;
+/// Request workers: one can hash a password (bcrypt, slow on purpose) or wait on a slow
+/// client (at most [`http::IO_TIMEOUT`]) while the others keep the admin page live.
+const THREADS: usize = 4;
 /// How long a request waits for the loop's answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -37,14 +31,16 @@ const SECURITY_HEADERS: [(&str, &str); 5] = [
     ),
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
+    // Not `no-referrer`: with it Chromium sends `Origin: null` on form posts, which the
+    // cross-origin check must refuse.
+    ("Referrer-Policy", "same-origin"),
     ("Cross-Origin-Opener-Policy", "same-origin"),
 ];
 
 /// Why the console could not start.
 #[derive(Debug)]
 pub enum WebError {
-    Bind(SocketAddr, String),
+    Bind(SocketAddr, std::io::Error),
     Store(StoreError),
     Thread(std::io::Error),
 }
@@ -154,12 +150,11 @@ impl Reply {
     }
 }
 
-/// Binds the console's address and starts its threads; they run until the process ends.
+/// Binds the console's address and starts its workers; they run until the process ends.
 pub fn spawn(config: &Config, addr: SocketAddr, inbox: InboxSender) -> Result<(), WebError> {
-    let server = tiny_http::Server::http(addr).map_err(|e| WebError::Bind(addr, e.to_string()))?;
-    let bound = server.server_addr().to_ip().map_or(addr, |bound| bound);
+    let listener = TcpListener::bind(addr).map_err(|e| WebError::Bind(addr, e))?;
+    let bound = listener.local_addr().unwrap_or(addr);
     log::info!("http console on {bound}");
-    let server = Arc::new(server);
     let context = Arc::new(Context {
         inbox,
         sessions: Mutex::default(),
@@ -169,12 +164,18 @@ pub fn spawn(config: &Config, addr: SocketAddr, inbox: InboxSender) -> Result<()
     });
     for n in 0..THREADS {
         let store = Store::open(&config.db, config.sync).map_err(WebError::Store)?;
-        let (server, context) = (server.clone(), context.clone());
+        let listener = listener.try_clone().map_err(WebError::Thread)?;
+        let context = context.clone();
         std::thread::Builder::new()
             .name(format!("web-{n}"))
-            .spawn(move || {
-                for request in server.incoming_requests() {
-                    serve(&context, &store, request);
+            .spawn(move || loop {
+                match listener.accept() {
+                    Ok((stream, peer)) => serve(&context, &store, stream, peer),
+                    Err(e) => {
+                        log::warn!("web console: accept failed: {e}");
+                        // Out of file descriptors, say: give the others a moment.
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
                 }
             })
             .map_err(WebError::Thread)?;
@@ -182,11 +183,17 @@ pub fn spawn(config: &Config, addr: SocketAddr, inbox: InboxSender) -> Result<()
     Ok(())
 }
 
-fn serve(context: &Context, store: &Store, mut request: Request) {
-    let reply = match read(&mut request) {
-        Ok(req) => {
+fn serve(context: &Context, store: &Store, mut stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_read_timeout(Some(http::IO_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(http::IO_TIMEOUT));
+    let _ = stream.set_nodelay(true);
+    let (reply, head) = match http::read_request(&mut stream) {
+        Ok(None) => return,
+        Ok(Some(request)) => {
+            let head = request.method == Method::Head;
+            let req = decode(request, peer.ip());
             let reply = routes::handle(context, store, &req);
-            if reply.status >= 500 || (reply.status >= 400 && reply.status != 404) {
+            if reply.status >= 400 && reply.status != 404 {
                 log::info!(
                     "http {} {} from {}: {}",
                     req.method,
@@ -195,72 +202,50 @@ fn serve(context: &Context, store: &Store, mut request: Request) {
                     reply.status
                 );
             }
-            reply
+            (reply, head)
         }
-        Err(reply) => {
+        Err(refusal) => {
             log::info!(
-                "http request from {:?} refused: {}",
-                request.remote_addr(),
-                reply.status
+                "http request from {peer} refused: {} ({})",
+                refusal.status,
+                refusal.reason
             );
-            reply
+            (plain(refusal.status, refusal.reason), false)
         }
     };
-    respond(request, reply);
+    respond(&mut stream, reply, !head);
 }
 
-/// Decodes the request and reads its body, or answers 413/414 straight away.
-fn read(request: &mut Request) -> Result<Req, Reply> {
-    let url = request.url().to_owned();
-    if url.len() > MAX_URL {
-        return Err(plain(414, "URL too long"));
-    }
-    if request.body_length().is_some_and(|n| n > MAX_BODY) {
-        return Err(plain(413, "request body too large"));
-    }
-    let mut body = Vec::new();
-    let limit = MAX_BODY as u64 + 1;
-    if request
-        .as_reader()
-        .take(limit)
-        .read_to_end(&mut body)
-        .is_err()
-    {
-        return Err(plain(400, "cannot read the request body"));
-    }
-    if body.len() > MAX_BODY {
-        return Err(plain(413, "request body too large"));
-    }
-    let header = |name: &'static str| {
-        request
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv(name))
-            .map(|h| h.value.as_str().to_owned())
-    };
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    Ok(Req {
-        method: request.method().clone(),
+/// The handlers' view of a request.
+fn decode(request: Request, peer: IpAddr) -> Req {
+    let header = |name: &str| request.header(name).map(str::to_owned);
+    let (path, query) = request
+        .target
+        .split_once('?')
+        .unwrap_or((&request.target, ""));
+    Req {
+        // HEAD is answered like GET, without the body.
+        method: match request.method {
+            Method::Head => Method::Get,
+            m => m,
+        },
         path: path.to_owned(),
         query: super::form::parse(query),
-        cookie: header("Cookie"),
-        origin: header("Origin"),
-        host: header("Host"),
-        content_type: header("Content-Type"),
-        csrf_header: header(super::csrf::HEADER),
-        peer: request
-            .remote_addr()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip()),
-        body,
-    })
+        cookie: header("cookie"),
+        origin: header("origin"),
+        host: header("host"),
+        content_type: header("content-type"),
+        csrf_header: header(&super::csrf::HEADER.to_ascii_lowercase()),
+        peer,
+        body: request.body,
+    }
 }
 
 fn plain(status: u16, text: &str) -> Reply {
     Reply::new(status, "text/plain; charset=utf-8", format!("{text}\n"))
 }
 
-fn respond(request: Request, reply: Reply) {
-    let mut response = Response::from_data(reply.body).with_status_code(reply.status);
+fn respond(stream: &mut TcpStream, reply: Reply, send_body: bool) {
     let cache = if reply.content_type.starts_with("text/css")
         || reply.content_type.starts_with("text/javascript")
     {
@@ -268,20 +253,11 @@ fn respond(request: Request, reply: Reply) {
     } else {
         "no-store"
     };
-    let fixed = [
-        ("Content-Type", reply.content_type),
-        ("Cache-Control", cache),
-    ];
-    for (name, value) in SECURITY_HEADERS.iter().chain(fixed.iter()) {
-        response.add_header(header(name, value));
-    }
+    let mut headers: Vec<(&str, &str)> = SECURITY_HEADERS.to_vec();
+    headers.push(("Content-Type", reply.content_type));
+    headers.push(("Cache-Control", cache));
     for (name, value) in &reply.headers {
-        response.add_header(header(name, value));
+        headers.push((name, value));
     }
-    // The client may have gone; nothing to do then.
-    let _ = request.respond(response);
-}
-
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("header text is ASCII")
+    http::write_response(stream, reply.status, &headers, &reply.body, send_body);
 }
