@@ -152,7 +152,7 @@
       cell(tr, c.address, "address");
       cell(tr, c.protocol, "MQTT");
       cell(tr, c.keep_alive + " s", "keep alive");
-      cell(tr, time(c.connected_since * 1000), "since");
+      cell(tr, c.connected_since ? time(c.connected_since * 1000) : "—", "since");
       cell(tr, c.bytes_in + " / " + c.bytes_out + " B", "in/out");
       const subs = el("span");
       if (c.subscriptions.length === 0) subs.textContent = "—";

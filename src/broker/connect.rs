@@ -284,7 +284,6 @@ impl Broker {
         conn.client_id = self.sessions[session].client_id.clone();
         conn.keep_alive = server_keep_alive.unwrap_or(keep_alive);
         conn.last_read = now;
-        conn.connected_at = unix_now();
         conn.receive_maximum = receive_maximum;
         conn.max_packet_size = max_packet_size;
         conn.outbound_aliases = (client_alias_maximum > 0)

@@ -117,8 +117,6 @@ pub struct ClientInfo {
     /// "5" or "3.1.1".
     pub protocol: &'static str,
     pub keep_alive: u16,
-    /// Unix seconds of its CONNECT.
-    pub connected_since: i64,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub subscriptions: Vec<SubscriptionInfo>,
@@ -297,7 +295,6 @@ impl Broker {
                         ProtocolVersion::V311 => "3.1.1",
                     },
                     keep_alive: conn.keep_alive,
-                    connected_since: conn.connected_at,
                     bytes_in: conn.bytes_in,
                     bytes_out: conn.bytes_out,
                     subscriptions,

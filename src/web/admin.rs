@@ -80,7 +80,10 @@ pub fn render(
             ("stats", Value::Html(&stats_html(&stats))),
             ("listeners", Value::Html(&listener_rows(&listeners, csrf))),
             ("clients_total", Value::Text(&count_text(&clients))),
-            ("clients", Value::Html(&client_rows(&clients.rows, csrf))),
+            (
+                "clients",
+                Value::Html(&client_rows(store, &clients.rows, csrf)),
+            ),
             ("filters_total", Value::Text(&count_text(&filters))),
             ("filters", Value::Html(&filter_rows(&filters.rows))),
             ("topics_total", Value::Text(&count_text(&topics))),
@@ -170,7 +173,15 @@ fn listener_rows(listeners: &[ListenerInfo], csrf: &str) -> String {
     out
 }
 
-fn client_rows(clients: &[ClientInfo], csrf: &str) -> String {
+/// When `client_id` connected, from the client records (the loop does not keep it).
+pub fn connected_since(store: &Store, client_id: &str) -> Option<i64> {
+    store.connected_at(client_id).unwrap_or_else(|e| {
+        log::warn!("web console: cannot read the client records: {e}");
+        None
+    })
+}
+
+fn client_rows(store: &Store, clients: &[ClientInfo], csrf: &str) -> String {
     if clients.is_empty() {
         return r#"<tr><td colspan="10" class="empty">no clients connected</td></tr>"#.to_owned();
     }
@@ -189,7 +200,7 @@ fn client_rows(clients: &[ClientInfo], csrf: &str) -> String {
             addr = escape(&c.address),
             proto = c.protocol,
             ka = c.keep_alive,
-            since = utc(c.connected_since),
+            since = connected_since(store, &c.client_id).map_or_else(|| "—".to_owned(), utc),
             bin = c.bytes_in,
             bout = c.bytes_out,
             subs = if subs.is_empty() {

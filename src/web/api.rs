@@ -10,13 +10,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::accounts::{self, AccountError};
-use super::admin::preview_text;
+use super::admin::{connected_since, preview_text};
 use super::csrf;
 use super::form;
 use super::routes::{auth, Auth};
 use super::server::{Context, Reply, Req};
 use super::session;
-use crate::broker::console::{ConsoleAnswer, ConsoleAsk};
+use crate::broker::console::{ClientInfo, ConsoleAnswer, ConsoleAsk, Rows};
 use crate::broker::ListenerId;
 use crate::store::{Store, UserRecord};
 
@@ -47,7 +47,12 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
         }),
         "/stats" if get => admin_ask(context, store, req, ConsoleAsk::Stats),
         "/listeners" if get => admin_ask(context, store, req, ConsoleAsk::Listeners),
-        "/clients" if get => admin_ask(context, store, req, ConsoleAsk::Clients),
+        "/clients" if get => with_admin(context, store, req, |_| {
+            match context.ask(ConsoleAsk::Clients) {
+                Ok(ConsoleAnswer::Clients(rows)) => clients(store, rows),
+                other => answer(other),
+            }
+        }),
         "/subscribers" if get => admin_ask(context, store, req, ConsoleAsk::Subscribers),
         "/topics" if get => admin_ask(context, store, req, ConsoleAsk::Topics),
         "/topics/messages" if get => match form::get(&req.query, "topic") {
@@ -267,6 +272,20 @@ fn answer(answer: Result<ConsoleAnswer, crate::broker::console::AskError>) -> Re
         }
         ConsoleAnswer::Failed(why) => Reply::json_error(409, "failed", &why),
     }
+}
+
+/// The clients with when each connected (from the client records) added.
+fn clients(store: &Store, rows: Rows<ClientInfo>) -> Reply {
+    let list: Vec<_> = rows
+        .rows
+        .iter()
+        .map(|c| {
+            let mut row = serde_json::to_value(c).expect("client rows serialise");
+            row["connected_since"] = json!(connected_since(store, &c.client_id));
+            row
+        })
+        .collect();
+    Reply::json(200, &json!({ "total": rows.total, "rows": list }))
 }
 
 fn users(store: &Store) -> Reply {
