@@ -14,7 +14,7 @@ use super::session::Sessions;
 use crate::broker::console::{self, AskError, ConsoleAnswer, ConsoleAsk};
 use crate::broker::InboxSender;
 use crate::config::Config;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// Request workers: one can hash a password (bcrypt, slow on purpose) or wait on a slow
 /// client (at most [`http::IO_TIMEOUT`]) while the others keep the admin page live.
@@ -41,7 +41,6 @@ const SECURITY_HEADERS: [(&str, &str); 5] = [
 #[derive(Debug)]
 pub enum WebError {
     Bind(SocketAddr, std::io::Error),
-    Store(StoreError),
     Thread(std::io::Error),
 }
 
@@ -49,7 +48,6 @@ impl fmt::Display for WebError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WebError::Bind(addr, e) => write!(f, "cannot listen on {addr} (web console): {e}"),
-            WebError::Store(e) => write!(f, "web console: {e}"),
             WebError::Thread(e) => write!(f, "cannot start the web console threads: {e}"),
         }
     }
@@ -163,24 +161,47 @@ pub fn spawn(config: &Config, addr: SocketAddr, inbox: InboxSender) -> Result<()
         dummy_hash: OnceLock::new(),
     });
     for n in 0..THREADS {
-        let store = Store::open(&config.db, config.sync).map_err(WebError::Store)?;
         let listener = listener.try_clone().map_err(WebError::Thread)?;
-        let context = context.clone();
+        let (context, db, sync) = (context.clone(), config.db.clone(), config.sync);
         std::thread::Builder::new()
             .name(format!("web-{n}"))
-            .spawn(move || loop {
-                match listener.accept() {
-                    Ok((stream, peer)) => serve(&context, &store, stream, peer),
-                    Err(e) => {
-                        log::warn!("web console: accept failed: {e}");
-                        // Out of file descriptors, say: give the others a moment.
-                        std::thread::sleep(Duration::from_millis(100));
+            .spawn(move || {
+                // Opened on the first request: an unused console costs no SQLite memory.
+                let mut store = None;
+                loop {
+                    match listener.accept() {
+                        Ok((stream, peer)) => {
+                            if store.is_none() {
+                                store = Store::open(&db, sync)
+                                    .map_err(|e| log::warn!("web console: {e}"))
+                                    .ok();
+                            }
+                            match &store {
+                                Some(store) => serve(&context, store, stream, peer),
+                                None => unavailable(stream),
+                            }
+                        }
+                        Err(e) => {
+                            log::warn!("web console: accept failed: {e}");
+                            // Out of file descriptors, say: give the others a moment.
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
                     }
                 }
             })
             .map_err(WebError::Thread)?;
     }
     Ok(())
+}
+
+/// The answer when the database cannot be opened (the next request tries again).
+fn unavailable(mut stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(http::IO_TIMEOUT));
+    respond(
+        &mut stream,
+        plain(503, "the database cannot be opened; see the broker log"),
+        true,
+    );
 }
 
 fn serve(context: &Context, store: &Store, mut stream: TcpStream, peer: SocketAddr) {
