@@ -367,7 +367,9 @@ fn bad_oversized_and_malformed_requests_get_clear_4xx_answers() {
     let api_404 = admin.get("/api/nope");
     assert_eq!(api_404.status, 404);
     assert_eq!(api_404.json()["error"], "not_found");
-    assert_eq!(admin.get("/logout").status, 405);
+    let wrong_method = admin.get("/logout");
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.header("allow"), Some("POST"));
     assert_eq!(admin.send("DELETE", "/api/stats", &[], b"").status, 405);
 
     let not_json = admin.send(

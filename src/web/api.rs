@@ -126,20 +126,19 @@ fn credentials(req: &Req) -> Result<Credentials, Reply> {
     })
 }
 
-/// A new session for `user`, with its cookie.
-fn start_session(context: &Context, status: u16, user: &UserRecord) -> Reply {
-    let id = context
-        .sessions
-        .lock()
-        .expect("sessions")
-        .create(&user.name, Instant::now());
-    let csrf = context
-        .sessions
-        .lock()
-        .expect("sessions")
-        .touch(&id, Instant::now())
-        .map(|s| s.csrf)
-        .unwrap_or_default();
+/// A new session for `user` (never the id the client brought, which ends), with its cookie.
+fn start_session(context: &Context, req: &Req, status: u16, user: &UserRecord) -> Reply {
+    let now = Instant::now();
+    let mut sessions = context.sessions.lock().expect("sessions");
+    if let Some(old) = req
+        .cookie
+        .as_deref()
+        .and_then(|c| session::cookie(c, session::COOKIE))
+    {
+        sessions.end(old);
+    }
+    let id = sessions.create(&user.name, now);
+    let csrf = sessions.touch(&id, now).map(|s| s.csrf).unwrap_or_default();
     Reply::json(
         status,
         &json!({ "name": user.name, "admin": user.is_admin, "csrf": csrf }),
@@ -153,7 +152,7 @@ fn login(context: &Context, store: &Store, req: &Req) -> Reply {
         Err(reply) => return reply,
     };
     match accounts::login(context, store, req.peer, &c.username, &c.password) {
-        Ok(user) => start_session(context, 200, &user),
+        Ok(user) => start_session(context, req, 200, &user),
         Err(e) => account_error(&e),
     }
 }
@@ -170,7 +169,7 @@ fn register(context: &Context, store: &Store, req: &Req) -> Reply {
                 .ok_or(AccountError::WrongCredentials)
         });
     match done {
-        Ok(user) => start_session(context, 201, &user),
+        Ok(user) => start_session(context, req, 201, &user),
         Err(e) => account_error(&e),
     }
 }

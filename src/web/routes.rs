@@ -44,6 +44,16 @@ pub fn auth(context: &Context, store: &Store, req: &Req) -> Option<Auth> {
     }
 }
 
+/// The methods a page path takes, for the `Allow` header of a 405.
+fn allowed(path: &str) -> &'static str {
+    match path {
+        "/login" | "/register" => "GET, POST",
+        "/logout" | "/account/password" | "/account/question" | "/admin/listener"
+        | "/admin/disconnect" => "POST",
+        _ => "GET",
+    }
+}
+
 pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
     let is_api = req.path.starts_with("/api/");
     if req.method == Method::Post && !csrf::same_origin(req.origin.as_deref(), req.host.as_deref())
@@ -97,7 +107,7 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
             "Method not allowed",
             "this page does not take that method",
         )
-        .with("Allow", if post { "GET" } else { "POST" }.to_owned()),
+        .with("Allow", allowed(&req.path).to_owned()),
         _ => pages::message(404, "Not found", "there is no such page"),
     }
 }

@@ -158,6 +158,8 @@ try {
   await page.setViewportSize({ width: 390, height: 844 });
   await page.reload();
   await page.locator("#live:not([hidden])").waitFor();
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll("#chart-connections polyline")].some((l) => l.getAttribute("points").split(" ").length >= 2));
   await page.screenshot({ path: join(OUT, "admin-phone.png"), fullPage: true });
   await page.setViewportSize({ width: 1280, height: 900 });
 
