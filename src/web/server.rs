@@ -67,7 +67,8 @@ pub struct Context {
 }
 
 impl Context {
-    /// Asks the loop; `None` when it did not answer in time (the caller answers 503).
+    /// Asks the loop and waits up to [`ASK_TIMEOUT`]; an error means no answer (the
+    /// caller answers 503).
     pub fn ask(&self, ask: ConsoleAsk) -> Result<ConsoleAnswer, AskError> {
         console::ask(&self.inbox, ask, ASK_TIMEOUT)
     }
