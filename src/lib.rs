@@ -9,12 +9,16 @@
 //! - `store`    — all SQL: the SQLite database, group commit, start-up loads, users, ACLs.
 //! - `auth`     — password hashing and checking (bcrypt, off the loop).
 //! - `user_cli` — the `outpost user …` / `outpost acl …` commands.
-//! - `web`      — the web console: pages, JSON API and metrics on a `tiny_http` thread.
+//! - `check_config` — `outpost check-config FILE`: validate and print the effective settings.
+//! - `logging`  — stderr/journal logging at a level SIGHUP can change.
+//! - `web`      — the web console: pages, JSON API and metrics on threads of its own.
 
 pub mod auth;
 pub mod broker;
+pub mod check_config;
 pub mod cli;
 pub mod config;
+pub mod logging;
 pub mod protocol;
 pub mod store;
 pub mod topic;

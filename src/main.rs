@@ -1,9 +1,9 @@
-//! The `outpost` binary: parse the command line, then run the broker or a user command.
+//! The `outpost` binary: parse the command line, then run the broker or a one-shot command.
 
 use std::process::ExitCode;
 
 use outpost::broker::Server;
-use outpost::cli::{self, Command};
+use outpost::cli::{self, Command, ConfigSource};
 use outpost::config::Config;
 
 fn main() -> ExitCode {
@@ -28,10 +28,26 @@ fn main() -> ExitCode {
             bcrypt_cost,
             args,
         } => ExitCode::from(outpost::user_cli::run(&args, &db, bcrypt_cost) as u8),
-        Command::Run(config) => {
-            env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-                .init();
-            match serve(*config) {
+        Command::CheckConfig(path) => ExitCode::from(outpost::check_config::run(&path) as u8),
+        Command::Backup { db, dest } => match outpost::store::backup(&db, &dest) {
+            Ok(summary) => {
+                println!(
+                    "backed up {} to {} ({} bytes, schema version {})",
+                    db.display(),
+                    dest.display(),
+                    summary.bytes,
+                    summary.schema_version
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("outpost: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Run { config, source } => {
+            outpost::logging::init(config.log_level);
+            match serve(*config, source) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("outpost: {e}");
@@ -43,10 +59,11 @@ fn main() -> ExitCode {
 }
 
 /// Binds the broker, starts the web console beside it (unless it is off), runs the loop.
-fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+/// SIGHUP reloads what it can; the console's address and database are restart-only.
+fn serve(config: Config, source: ConfigSource) -> Result<(), Box<dyn std::error::Error>> {
     let web = config.http;
     let web_config = config.clone();
-    let server = Server::bind(config)?;
+    let server = Server::bind(config)?.reload_from(source);
     if let Some(addr) = web {
         outpost::web::spawn(&web_config, addr, server.inbox())?;
     }
