@@ -8,8 +8,10 @@
   const POINTS = 60;
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const topic = new URLSearchParams(location.search).get("topic") || "";
-  const history = { messages: [], bytes: [], connections: [] };
-  let last = null;
+  // Kept across reloads (every admin form reloads the page) unless stale.
+  const saved = restore();
+  const history = saved ? saved.history : { messages: [], bytes: [], connections: [] };
+  let last = saved ? saved.last : null;
   let timer = null;
 
   function el(tag, text, cls) {
@@ -96,6 +98,18 @@
     }
     last = { at: now, stats: stats };
     draw("messages"); draw("bytes"); draw("connections");
+    try {
+      sessionStorage.setItem("outpost-rates", JSON.stringify({ history: history, last: last }));
+    } catch (e) { /* storage full or off: the charts just start afresh next time */ }
+  }
+
+  function restore() {
+    try {
+      const s = JSON.parse(sessionStorage.getItem("outpost-rates"));
+      return s && s.last && Date.now() - s.last.at < 4 * PERIOD_MS ? s : null;
+    } catch (e) {
+      return null;
+    }
   }
 
   function push(name, a, b) {
