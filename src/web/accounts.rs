@@ -124,7 +124,7 @@ pub fn register(
     if store.find_user(name)?.is_some() {
         return Err(AccountError::NameTaken);
     }
-    let hash = password::hash_password(password, context.bcrypt_cost)?;
+    let hash = context.hash(password)?;
     match store.add_user(name, &hash, false) {
         Ok(_) => {
             log::info!("web console: user {name} registered");
@@ -152,13 +152,10 @@ pub fn login(
         Some(user) => user.password_hash.clone(),
         None => context
             .dummy_hash
-            .get_or_init(|| {
-                password::hash_password("not a real password", context.bcrypt_cost)
-                    .unwrap_or_default()
-            })
+            .get_or_init(|| context.hash("not a real password").unwrap_or_default())
             .clone(),
     };
-    let ok = password::verify_password(password.as_bytes(), &hash);
+    let ok = context.verify(password, &hash);
     let mut limiter = context.limiter.lock().expect("limiter");
     match user {
         Some(user) if ok => {
@@ -186,14 +183,14 @@ pub fn change_password(
     let user = store
         .find_user(name)?
         .ok_or(AccountError::WrongCredentials)?;
-    if !password::verify_password(current.as_bytes(), &user.password_hash) {
+    if !context.verify(current, &user.password_hash) {
         return Err(AccountError::WrongCredentials);
     }
     rules::check_password(new).map_err(AccountError::Rule)?;
     if new != repeat {
         return Err(AccountError::Mismatch);
     }
-    let hash = password::hash_password(new, context.bcrypt_cost)?;
+    let hash = context.hash(new)?;
     store.set_password(name, &hash)?;
     log::info!("web console: {name} changed their password");
     Ok(())
@@ -223,7 +220,7 @@ pub fn set_question(
     if answer.is_empty() || answer.len() > MAX_PASSWORD_BYTES {
         return Err(AccountError::AnswerInvalid);
     }
-    let hash = password::hash_password(&answer, context.bcrypt_cost)?;
+    let hash = context.hash(&answer)?;
     store.set_security_question(name, question, &hash)?;
     log::info!("web console: {name} set a security question");
     Ok(())

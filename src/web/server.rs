@@ -11,14 +11,16 @@ use super::http::{self, Method, Request};
 use super::limit::LoginLimiter;
 use super::routes;
 use super::session::Sessions;
+use crate::auth::password::{self, PasswordError};
 use crate::broker::console::{self, AskError, ConsoleAnswer, ConsoleAsk};
 use crate::broker::InboxSender;
 use crate::config::Config;
 use crate::store::Store;
 
-/// Request workers: one can hash a password (bcrypt, slow on purpose) or wait on a slow
-/// client (at most [`http::IO_TIMEOUT`]) while the others keep the admin page live.
-const THREADS: usize = 4;
+/// Request workers: some may wait on slow clients (at most [`http::IO_TIMEOUT`] each) or
+/// for the password check while the others keep the admin page live. Each opens its
+/// database only when it first serves a request.
+const THREADS: usize = 8;
 /// How long a request waits for the loop's answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -60,13 +62,28 @@ pub struct Context {
     pub inbox: InboxSender,
     pub sessions: Mutex<Sessions>,
     pub limiter: Mutex<LoginLimiter>,
-    pub bcrypt_cost: u32,
+    bcrypt_cost: u32,
     /// A hash checked against when the user does not exist, so a login takes as long for
     /// an unknown name as for a wrong password.
     pub dummy_hash: OnceLock<String>,
+    /// Held while bcrypt runs: one password check at a time, so a burst of logins costs at
+    /// most one core and the broker loop keeps the other.
+    hashing: Mutex<()>,
 }
 
 impl Context {
+    /// bcrypt-hashes `plain` at the configured cost (one hash or check at a time).
+    pub fn hash(&self, plain: &str) -> Result<String, PasswordError> {
+        let _slot = self.hashing.lock().expect("hashing slot");
+        password::hash_password(plain, self.bcrypt_cost)
+    }
+
+    /// True when `plain` matches the bcrypt `hash` (one hash or check at a time).
+    pub fn verify(&self, plain: &str, hash: &str) -> bool {
+        let _slot = self.hashing.lock().expect("hashing slot");
+        password::verify_password(plain.as_bytes(), hash)
+    }
+
     /// Asks the loop and waits up to [`ASK_TIMEOUT`]; an error means no answer (the
     /// caller answers 503).
     pub fn ask(&self, ask: ConsoleAsk) -> Result<ConsoleAnswer, AskError> {
@@ -160,6 +177,7 @@ pub fn spawn(config: &Config, addr: SocketAddr, inbox: InboxSender) -> Result<()
         limiter: Mutex::default(),
         bcrypt_cost: config.bcrypt_cost,
         dummy_hash: OnceLock::new(),
+        hashing: Mutex::new(()),
     });
     for n in 0..THREADS {
         let listener = listener.try_clone().map_err(WebError::Thread)?;
