@@ -9,10 +9,8 @@ use std::time::{Duration, Instant};
 use super::server::Context;
 use crate::auth::password::{self, MAX_PASSWORD_BYTES};
 use crate::auth::rules::{self, RuleError};
+use crate::chat::accounts::{self as chat, QUESTION_MAX};
 use crate::store::{Store, StoreError, UserRecord};
-
-/// Longest security question, in characters.
-pub const QUESTION_MAX: usize = 200;
 
 #[derive(Debug)]
 pub enum AccountError {
@@ -71,7 +69,7 @@ impl fmt::Display for AccountError {
             AccountError::Mismatch => f.write_str("the two new passwords differ"),
             AccountError::QuestionInvalid => write!(
                 f,
-                "the question must have 3 to {QUESTION_MAX} characters and no control characters"
+                "the question must have 1 to {QUESTION_MAX} characters and no control characters"
             ),
             AccountError::AnswerInvalid => {
                 write!(f, "the answer must have 1 to {MAX_PASSWORD_BYTES} bytes")
@@ -196,14 +194,8 @@ pub fn change_password(
     Ok(())
 }
 
-/// The form of an answer that is hashed and later compared: trimmed and lower-cased, so
-/// "Paris " and "paris" are the same answer.
-pub fn normalise_answer(answer: &str) -> String {
-    answer.trim().to_lowercase()
-}
-
-/// Sets `name`'s security question; the answer is stored only as a bcrypt hash of its
-/// [`normalise_answer`] form.
+/// Sets `name`'s security question, with the chat service's checks; the answer is stored
+/// only as a bcrypt hash of its trimmed, lower-cased form (as the chat's reset compares it).
 pub fn set_question(
     context: &Context,
     store: &Store,
@@ -211,15 +203,12 @@ pub fn set_question(
     question: &str,
     answer: &str,
 ) -> Result<(), AccountError> {
+    chat::check_question(question, answer).map_err(|e| match e {
+        chat::AccountError::AnswerInvalid => AccountError::AnswerInvalid,
+        _ => AccountError::QuestionInvalid,
+    })?;
     let question = question.trim();
-    let chars = question.chars().count();
-    if !(3..=QUESTION_MAX).contains(&chars) || question.chars().any(char::is_control) {
-        return Err(AccountError::QuestionInvalid);
-    }
-    let answer = normalise_answer(answer);
-    if answer.is_empty() || answer.len() > MAX_PASSWORD_BYTES {
-        return Err(AccountError::AnswerInvalid);
-    }
+    let answer = answer.trim().to_lowercase();
     let hash = context.hash(&answer)?;
     store.set_security_question(name, question, &hash)?;
     log::info!("web console: {name} set a security question");

@@ -260,7 +260,7 @@ fn account_page(
     notice: Option<&str>,
 ) -> Reply {
     let question = match store.security_question(&auth.user.name) {
-        Ok(Some(q)) => format!("Your question: {q}"),
+        Ok(Some((q, _))) => format!("Your question: {q}"),
         Ok(None) => "No security question is set.".to_owned(),
         Err(e) => {
             log::warn!("web console: {e}");
