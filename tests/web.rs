@@ -680,3 +680,40 @@ fn an_idle_broker_with_the_console_on_does_not_wake_up() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(context_switches(broker.pid()), before);
 }
+
+/// A security question set on the web is the one the chat service resets passwords with.
+#[test]
+fn a_question_set_on_the_web_resets_the_password_through_the_chat() {
+    let broker = console::start(&[ALICE]);
+    let port = broker.web_port();
+    let (mut alice, csrf) = logged_in(port, "alice", "alice-password");
+    let set = alice.post_form(
+        "/account/question",
+        &[
+            ("csrf", &csrf),
+            ("question", "First pet?"),
+            ("answer", " Rex "),
+        ],
+    );
+    assert_eq!(set.status, 303);
+    let reset = std::process::Command::new("mosquitto_rr")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port().to_string(),
+            "-V",
+            "mqttv5",
+        ])
+        .args(["-t", "chat/x/reset", "-e", "inbox/web-test", "-W", "10"])
+        .args(["-m", "alice reset-by-chat\nrex"])
+        .output()
+        .expect("run mosquitto_rr");
+    let answer = String::from_utf8_lossy(&reset.stdout);
+    assert!(answer.starts_with("ok"), "chat reset answered {answer:?}");
+    assert_eq!(
+        login(&mut Client::new(port), "alice", "alice-password").status,
+        401
+    );
+    logged_in(port, "alice", "reset-by-chat");
+}
