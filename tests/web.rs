@@ -469,12 +469,17 @@ fn admin_shows_live_state_with_every_broker_text_escaped() {
     }
     assert!(page.body.len() < 100 * 1024);
 
-    let clients = admin.get("/api/clients").json();
-    let rows = clients["rows"].as_array().unwrap();
-    let sub = rows
-        .iter()
-        .find(|c| c["client_id"] == "<b>client</b>")
-        .expect("the subscriber");
+    // Connected-since comes from the client records, written within about a second.
+    let sub = wait_until(WAIT, || {
+        let clients = admin.get("/api/clients").json();
+        clients["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["client_id"] == "<b>client</b>" && !c["connected_since"].is_null())
+            .cloned()
+    })
+    .expect("the subscriber, with when it connected");
     assert_eq!(sub["username"], xss_user);
     assert_eq!(sub["protocol"], "5");
     assert_eq!(sub["keep_alive"], 30);

@@ -18,6 +18,7 @@ pub const DISCONNECT: u8 = 0xE0;
 /// MQTT 5 property identifiers used by the tests.
 pub mod prop {
     pub const SESSION_EXPIRY_INTERVAL: u8 = 0x11;
+    pub const WILL_DELAY_INTERVAL: u8 = 0x18;
     pub const ASSIGNED_CLIENT_IDENTIFIER: u8 = 0x12;
     pub const SERVER_KEEP_ALIVE: u8 = 0x13;
     pub const RECEIVE_MAXIMUM: u8 = 0x21;
@@ -125,6 +126,8 @@ pub struct Connect<'a> {
     pub will: Option<Will<'a>>,
     /// MQTT 5 only: the encoded property block content (without its length).
     pub properties: Vec<u8>,
+    /// MQTT 5 only: the will's property block content (Will Delay Interval …).
+    pub will_properties: Vec<u8>,
 }
 
 impl<'a> Connect<'a> {
@@ -136,6 +139,7 @@ impl<'a> Connect<'a> {
             clean: true,
             will: None,
             properties: Vec::new(),
+            will_properties: Vec::new(),
         }
     }
 
@@ -156,6 +160,11 @@ impl<'a> Connect<'a> {
 
     pub fn properties(mut self, properties: Vec<u8>) -> Self {
         self.properties = properties;
+        self
+    }
+
+    pub fn will_properties(mut self, properties: Vec<u8>) -> Self {
+        self.will_properties = properties;
         self
     }
 
@@ -185,7 +194,9 @@ impl<'a> Connect<'a> {
         b = b.str(self.client_id);
         if let Some(will) = &self.will {
             if self.version == Version::V5 {
-                b = b.varint(0);
+                b = b
+                    .varint(self.will_properties.len())
+                    .raw(&self.will_properties);
             }
             b = b.str(will.topic).str(will.payload);
         }
