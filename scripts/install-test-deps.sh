@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs besides the Rust toolchain: mosquitto_pub and
 # mosquitto_sub (interop tests), the mosquitto broker (the bridge's upstream in
-# tests/bridge.rs), openssl (the TLS tests' certificates) and paho-mqtt 2.x for
-# Python (conformance scripts), plus the rustfmt and clippy components. Idempotent: when
+# tests/bridge.rs), openssl (the TLS tests' certificates), paho-mqtt 2.x for Python
+# (conformance scripts), chromium, node and npm with playwright-core in tests/browser
+# (the web console's browser test), plus the rustfmt and clippy components. Idempotent: when
 # everything is present it changes nothing. Meant for a fresh Debian or Ubuntu
 # machine run as root; as another user it only says what is missing.
 set -euo pipefail
@@ -29,6 +30,19 @@ sys.exit(0 if int(paho.mqtt.__version__.split(".")[0]) >= 2 else 1)
 PY
 }
 
+have_chromium() {
+    [ -x /usr/bin/chromium ]
+}
+
+have_node() {
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1
+}
+
+# playwright-core as pinned by tests/browser/package-lock.json.
+have_playwright() {
+    [ -f tests/browser/node_modules/playwright-core/package.json ]
+}
+
 have_pip() {
     command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1
 }
@@ -52,6 +66,8 @@ apt_packages=()
 have_mosquitto || apt_packages+=(mosquitto-clients)
 have_mosquitto_broker || apt_packages+=(mosquitto)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
+have_chromium || apt_packages+=(chromium)
+have_node || apt_packages+=(nodejs npm)
 need_paho=0
 if ! have_paho; then
     need_paho=1
@@ -59,7 +75,19 @@ if ! have_paho; then
     have_pip || apt_packages+=(python3-pip)
 fi
 
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# npm ci needs no root: do it before the early exit below.
+install_playwright() {
+    if ! have_playwright && have_node; then
+        say "installing playwright-core in tests/browser (npm ci)"
+        (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+}
+
 if [ ${#apt_packages[@]} -eq 0 ] && [ "$need_paho" -eq 0 ]; then
+    install_playwright
+    have_playwright || { say "playwright-core still missing in tests/browser"; exit 1; }
     exit 0
 fi
 
@@ -92,7 +120,11 @@ if [ "$need_paho" -eq 1 ]; then
     fi
 fi
 
+install_playwright
+
 have_mosquitto || { say "mosquitto_pub/mosquitto_sub still missing"; exit 1; }
 have_mosquitto_broker || { say "/usr/sbin/mosquitto still missing"; exit 1; }
+have_chromium || { say "chromium still missing"; exit 1; }
+have_playwright || { say "playwright-core still missing in tests/browser"; exit 1; }
 have_paho || { say "paho-mqtt 2.x still not importable by python3"; exit 1; }
-say "ok: mosquitto clients and paho-mqtt $(python3 -c 'import paho.mqtt; print(paho.mqtt.__version__)')"
+say "ok: mosquitto clients, chromium, playwright-core and paho-mqtt $(python3 -c 'import paho.mqtt; print(paho.mqtt.__version__)')"

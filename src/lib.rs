@@ -15,6 +15,7 @@
 //! - `user_cli` — the `outpost user …` / `outpost acl …` commands.
 //! - `check_config` — `outpost check-config FILE`: validate and print the effective settings.
 //! - `logging`  — stderr/journal logging at a level SIGHUP can change.
+//! - `web`      — the web console: pages, JSON API and metrics on threads of its own.
 
 pub mod auth;
 pub mod bridge;
@@ -30,3 +31,4 @@ pub mod store;
 pub mod tls;
 pub mod topic;
 pub mod user_cli;
+pub mod web;

@@ -23,6 +23,7 @@
 //! - `persist`    — what is staged in the store each turn, and loaded back at start.
 //! - `reload`     — SIGHUP: the config file and ACL rules read again, clients kept.
 //! - `services`   — the internal services beside the broker (chat): claimed topics, effects.
+//! - `watch`      — recent topics and their last messages, for the web console (bounded).
 
 mod acks;
 mod alias;
@@ -51,6 +52,7 @@ mod stats;
 mod subscribe;
 mod sys;
 mod timers;
+mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -168,6 +170,8 @@ pub struct Broker {
     /// Last serial handed out (connection serials, session generations); timers name
     /// what they are for by it, since slab keys are reused.
     next_serial: u64,
+    /// Topics seen and their last messages, for the web console.
+    watch: watch::TopicWatch,
 }
 
 impl Broker {
@@ -219,6 +223,7 @@ impl Broker {
             tls_server: None,
             disk_queued_bytes: 0,
             budget_waiters: Vec::new(),
+            watch: watch::TopicWatch::default(),
         }
     }
 

@@ -100,6 +100,7 @@ impl Broker {
                     ReasonCode::QuotaExceeded
                 }
                 Admission::Accepted(plan) => {
+                    self.watch_message(&message);
                     if message.retain {
                         self.retain(&message, now);
                     }
@@ -191,11 +192,23 @@ impl Broker {
         bridge: Option<usize>,
         now: Instant,
     ) {
+        self.watch_message(&message);
         if message.retain {
             self.retain(&message, now);
         }
         self.forward_to_bridges(&message, bridge, now);
         self.route(message, now)
+    }
+
+    /// Notes a routed message in the web console's topic history (O(1), bounded).
+    fn watch_message(&mut self, message: &Message) {
+        self.watch.record(
+            &message.topic,
+            &message.payload,
+            message.qos,
+            message.retain,
+            super::watch::unix_ms(),
+        );
     }
 
     /// Sets, replaces or (with an empty payload) clears the retained message of its topic.
