@@ -4,14 +4,15 @@
 //! subcommand words whose arguments are handed on untouched.
 //!
 //! ```text
-//! outpost [--config FILE] [--listen HOST:PORT]... [--http HOST:PORT|off] [--db PATH]
+//! outpost [--config FILE] [--listen HOST:PORT]... [--ws-listen HOST:PORT|off]...
+//!         [--http HOST:PORT|off] [--db PATH]
 //! outpost [--config FILE] [--db PATH] user|acl ARGS...
 //! outpost --help | -h | --version | -V
 //! ```
 //!
 //! Every flag also takes the `--flag=value` form. Precedence is defaults <
-//! `--config` file < flags; `--listen` flags, when given, replace the file's
-//! whole `listen` list.
+//! `--config` file < flags; `--listen` and `--ws-listen` flags, when given,
+//! replace the file's whole list.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -24,7 +25,8 @@ pub const USAGE: &str = "\
 outpost - an MQTT 5 and 3.1.1 broker for small gateways
 
 Usage:
-  outpost [--config FILE] [--listen HOST:PORT]... [--http HOST:PORT|off] [--db PATH]
+  outpost [--config FILE] [--listen HOST:PORT]... [--ws-listen HOST:PORT|off]...
+          [--http HOST:PORT|off] [--db PATH]
   outpost [--config FILE] [--db PATH] user|acl COMMAND [ARGS...]
   outpost --help | --version
 
@@ -33,6 +35,10 @@ Options:
                       without it the built-in defaults are used
   --listen HOST:PORT  MQTT listener; repeat for several. Replaces the file's
                       `listen` list (default 127.0.0.1:1883)
+  --ws-listen HOST:PORT
+                      MQTT-over-WebSocket listener (ws://HOST:PORT/mqtt), or
+                      `off`; repeat for several. Replaces the file's
+                      `ws_listen` list (default 127.0.0.1:8083)
   --http HOST:PORT    web console address, or `off` (default 127.0.0.1:8080)
   --db PATH           SQLite database (default outpost.db)
   -h, --help          print this help
@@ -154,6 +160,8 @@ impl From<ConfigError> for CliError {
 struct Flags {
     config: Option<PathBuf>,
     listen: Vec<SocketAddr>,
+    /// `Some(vec![])` is `--ws-listen off`.
+    ws_listen: Option<Vec<SocketAddr>>,
     /// `Some(None)` is `--http off`.
     http: Option<Option<SocketAddr>>,
     db: Option<PathBuf>,
@@ -189,6 +197,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
             }
             "--config" => Valued::Config,
             "--listen" => Valued::Listen,
+            "--ws-listen" => Valued::WsListen,
             "--http" => Valued::Http,
             "--db" => Valued::Db,
             _ => return Err(CliError::UnknownOption(name.to_string())),
@@ -203,6 +212,13 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
         match option {
             Valued::Config => flags.config = Some(PathBuf::from(value)),
             Valued::Listen => flags.listen.push(address(option, &value)?),
+            Valued::WsListen => {
+                let list = flags.ws_listen.get_or_insert_with(Vec::new);
+                match value.as_str() {
+                    "off" => list.clear(),
+                    _ => list.push(address(option, &value)?),
+                }
+            }
             Valued::Http if value == "off" => flags.http = Some(None),
             Valued::Http => flags.http = Some(Some(address(option, &value)?)),
             Valued::Db => flags.db = Some(PathBuf::from(value)),
@@ -216,6 +232,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
 enum Valued {
     Config,
     Listen,
+    WsListen,
     Http,
     Db,
 }
@@ -225,6 +242,7 @@ impl Valued {
         match self {
             Valued::Config => "--config",
             Valued::Listen => "--listen",
+            Valued::WsListen => "--ws-listen",
             Valued::Http => "--http",
             Valued::Db => "--db",
         }
@@ -255,6 +273,9 @@ fn run_command(flags: Flags) -> Result<Command, CliError> {
     if !flags.listen.is_empty() {
         config.listen = flags.listen;
     }
+    if let Some(ws_listen) = flags.ws_listen {
+        config.ws_listen = ws_listen;
+    }
     if let Some(http) = flags.http {
         config.http = http;
         config.http_enabled = http.is_some();
@@ -265,6 +286,8 @@ fn run_command(flags: Flags) -> Result<Command, CliError> {
 fn subcommand_command(flags: Flags, args: Vec<String>) -> Result<Command, CliError> {
     let broker_only = if !flags.listen.is_empty() {
         Some("--listen")
+    } else if flags.ws_listen.is_some() {
+        Some("--ws-listen")
     } else if flags.http.is_some() {
         Some("--http")
     } else {
@@ -357,6 +380,7 @@ mod tests {
         for word in [
             "--config FILE",
             "--listen HOST:PORT",
+            "--ws-listen HOST:PORT",
             "--http HOST:PORT",
             "--db PATH",
             "user add NAME [--admin] [--password-stdin]",
@@ -384,6 +408,28 @@ mod tests {
         assert_eq!(c.http, Some("0.0.0.0:80".parse().unwrap()));
         assert_eq!(c.db, PathBuf::from("/tmp/x.db"));
         assert_eq!(run("--db=a.db --db b.db").db, PathBuf::from("b.db"));
+    }
+
+    #[test]
+    fn ws_listen_flags_replace_the_list_and_off_empties_it() {
+        assert_eq!(run("").ws_listen, vec!["127.0.0.1:8083".parse().unwrap()]);
+        let c = run("--ws-listen 0.0.0.0:8083 --ws-listen=[::]:8084");
+        assert_eq!(
+            c.ws_listen,
+            vec![
+                "0.0.0.0:8083".parse().unwrap(),
+                "[::]:8084".parse().unwrap()
+            ]
+        );
+        assert!(run("--ws-listen off").ws_listen.is_empty());
+        assert_eq!(
+            run("--ws-listen off --ws-listen 127.0.0.1:0").ws_listen,
+            vec!["127.0.0.1:0".parse().unwrap()]
+        );
+        assert_eq!(
+            error("--ws-listen 127.0.0.1:0 user list"),
+            "outpost: `--ws-listen` cannot be used with `user` (see outpost --help)"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - `store`    — all SQL: the SQLite database, group commit, start-up loads, users, ACLs.
 //! - `auth`     — password hashing and checking (bcrypt, off the loop).
 //! - `user_cli` — the `outpost user …` / `outpost acl …` commands.
+//! - `ws`       — MQTT over WebSocket as bytes: handshake, frames in and out, close codes.
 
 pub mod auth;
 pub mod broker;
@@ -18,3 +19,4 @@ pub mod protocol;
 pub mod store;
 pub mod topic;
 pub mod user_cli;
+pub mod ws;

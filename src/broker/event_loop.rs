@@ -20,6 +20,7 @@ use super::close::{send_disconnect, Ending};
 use super::inbox::{Inbound, Inbox, InboxSender};
 use super::listeners::{ListenerId, ListenerKind, Listeners};
 use super::timers::Timer;
+use super::transport::Transport;
 use super::{Broker, Violation};
 use crate::auth::worker::AuthWorker;
 use crate::config::Config;
@@ -81,9 +82,14 @@ impl Server {
             .try_clone()
             .map_err(|e| RunError::Io("cannot create poll", e))?;
         let mut listeners = Listeners::default();
-        for addr in &config.listen {
+        let mqtt = config.listen.iter().map(|a| (ListenerKind::Mqtt, a));
+        let ws = config
+            .ws_listen
+            .iter()
+            .map(|a| (ListenerKind::WebSocket, a));
+        for (kind, addr) in mqtt.chain(ws) {
             listeners
-                .add(&registry, ListenerKind::Mqtt, *addr)
+                .add(&registry, kind, *addr)
                 .map_err(|e| RunError::Bind(*addr, e))?;
         }
         let store = Store::open(&config.db, config.sync).map_err(RunError::Store)?;
@@ -235,6 +241,9 @@ impl Broker {
     }
 
     fn accept(&mut self, listener: ListenerId, now: Instant) {
+        let Some(kind) = self.listeners.get(listener).map(|l| l.kind) else {
+            return;
+        };
         loop {
             let Some(socket) = self.listeners.socket(listener) else {
                 return;
@@ -273,7 +282,10 @@ impl Broker {
                 continue;
             }
             let deadline = now + Duration::from_secs(self.config.connect_timeout);
-            let conn = entry.insert(Connection::new(socket, addr, listener, serial, now));
+            let transport = Transport::for_listener(kind);
+            let conn = entry.insert(Connection::new(
+                socket, addr, listener, transport, serial, now,
+            ));
             conn.local_is_loopback = local_is_loopback;
             *self.per_address.entry(addr.ip()).or_insert(0) += 1;
             self.timers.schedule_connect(deadline, token, serial);
@@ -305,7 +317,7 @@ impl Broker {
             match conn.read_into(&mut scratch) {
                 ReadOutcome::Data(n) => {
                     self.stats.bytes_received += n as u64;
-                    self.take_input(token, &scratch[..n], now);
+                    self.receive(token, &mut scratch[..n], now);
                 }
                 ReadOutcome::Drained => break true,
                 ReadOutcome::Closed => break false,

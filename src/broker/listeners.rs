@@ -23,12 +23,15 @@ pub struct ListenerId(pub u8);
 pub enum ListenerKind {
     /// MQTT straight over TCP.
     Mqtt,
+    /// MQTT in WebSocket binary frames (`ws_listen`, path `/mqtt`).
+    WebSocket,
 }
 
 impl fmt::Display for ListenerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ListenerKind::Mqtt => "mqtt",
+            ListenerKind::WebSocket => "websocket",
         })
     }
 }

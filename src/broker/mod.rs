@@ -2,6 +2,7 @@
 //!
 //! - `event_loop` — mio `Poll`, tokens, accept, the turn (read → handle → flush → close).
 //! - `client`     — one connection: socket, buffers, negotiated state.
+//! - `transport`  — the framing between socket and MQTT bytes: plain TCP or WebSocket.
 //! - `listeners`  — the listener table: kinds, addresses, stop and start at run time.
 //! - `inbox`      — the one channel other threads (auth, web console) reach the loop by.
 //! - `console`    — what the web console may ask the loop, and the answers.
@@ -39,6 +40,7 @@ mod stats;
 mod subscribe;
 mod sys;
 mod timers;
+mod transport;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;

@@ -7,6 +7,7 @@ pub mod frames;
 pub mod proxy;
 pub mod raw;
 pub mod sys;
+pub mod ws;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -18,6 +19,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_outpost");
 
 /// Log text that announces a listener; the port follows the address's colon.
 const LISTENER_MARK: &str = "mqtt listener on 127.0.0.1:";
+/// The same for the MQTT-over-WebSocket listener.
+const WS_LISTENER_MARK: &str = "websocket listener on 127.0.0.1:";
 
 /// A running broker, killed when dropped. Its stderr and stdout are drained by threads into
 /// `log` so the pipes never fill up and tests can assert on log lines.
@@ -90,6 +93,13 @@ impl Broker {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the MQTT-over-WebSocket listener (every test broker has one on port 0).
+    pub fn ws_port(&self) -> u16 {
+        self.wait_for_log(Duration::from_secs(10), |l| l.contains(WS_LISTENER_MARK))
+            .and_then(|l| parse_port(&l, WS_LISTENER_MARK))
+            .expect("a websocket listener log line")
     }
 
     pub fn pid(&self) -> u32 {
@@ -180,6 +190,8 @@ fn launch(dir: &Path, configured: bool) -> (Child, u16, Arc<Mutex<Vec<String>>>)
     let mut cmd = Command::new(BIN);
     cmd.arg("--listen")
         .arg("127.0.0.1:0")
+        .arg("--ws-listen")
+        .arg("127.0.0.1:0")
         .arg("--db")
         .arg(dir.join("outpost.db"))
         // Parallel tests each run a broker; the web console's fixed default port would clash.
@@ -199,7 +211,11 @@ fn launch(dir: &Path, configured: bool) -> (Child, u16, Arc<Mutex<Vec<String>>>)
 
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let port = log.lock().unwrap().iter().find_map(|l| parse_port(l));
+        let port = log
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|l| parse_port(l, LISTENER_MARK));
         if let Some(port) = port {
             return (child, port, log);
         }
@@ -232,8 +248,8 @@ fn drain(pipe: impl Read + Send + 'static, log: Arc<Mutex<Vec<String>>>) {
     });
 }
 
-fn parse_port(line: &str) -> Option<u16> {
-    let rest = &line[line.find(LISTENER_MARK)? + LISTENER_MARK.len()..];
+fn parse_port(line: &str, mark: &str) -> Option<u16> {
+    let rest = &line[line.find(mark)? + mark.len()..];
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
 }
