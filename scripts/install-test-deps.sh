@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs besides the Rust toolchain: mosquitto_pub and
-# mosquitto_sub (interop tests) and paho-mqtt 2.x for Python (conformance
-# scripts), plus the rustfmt and clippy components. Idempotent: when
+# mosquitto_sub (interop tests), paho-mqtt 2.x for Python (conformance
+# scripts), node with MQTT.js from tests/js/package-lock.json (WebSocket
+# tests), plus the rustfmt and clippy components. Idempotent: when
 # everything is present it changes nothing. Meant for a fresh Debian or Ubuntu
 # machine run as root; as another user it only says what is missing.
 set -euo pipefail
@@ -22,6 +23,16 @@ import sys
 import paho.mqtt
 sys.exit(0 if int(paho.mqtt.__version__.split(".")[0]) >= 2 else 1)
 PY
+}
+
+have_node() {
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1
+}
+
+# MQTT.js, pinned by tests/js/package-lock.json.
+js_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/js"
+have_mqtt_js() {
+    [ -f "$js_dir/node_modules/mqtt/package.json" ]
 }
 
 have_pip() {
@@ -45,6 +56,7 @@ done
 # --- System and Python packages -------------------------------------------------
 apt_packages=()
 have_mosquitto || apt_packages+=(mosquitto-clients)
+have_node || apt_packages+=(nodejs npm)
 need_paho=0
 if ! have_paho; then
     need_paho=1
@@ -52,7 +64,16 @@ if ! have_paho; then
     have_pip || apt_packages+=(python3-pip)
 fi
 
+install_mqtt_js() {
+    have_mqtt_js && return 0
+    say "installing MQTT.js (npm ci in tests/js)"
+    (cd "$js_dir" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 if [ ${#apt_packages[@]} -eq 0 ] && [ "$need_paho" -eq 0 ]; then
+    # npm ci needs no root: node_modules lives in the work tree.
+    install_mqtt_js
+    have_mqtt_js || { say "MQTT.js still missing in tests/js/node_modules"; exit 1; }
     exit 0
 fi
 
@@ -85,6 +106,10 @@ if [ "$need_paho" -eq 1 ]; then
     fi
 fi
 
+install_mqtt_js
+
 have_mosquitto || { say "mosquitto_pub/mosquitto_sub still missing"; exit 1; }
+have_node || { say "node/npm still missing"; exit 1; }
+have_mqtt_js || { say "MQTT.js still missing in tests/js/node_modules"; exit 1; }
 have_paho || { say "paho-mqtt 2.x still not importable by python3"; exit 1; }
-say "ok: mosquitto clients and paho-mqtt $(python3 -c 'import paho.mqtt; print(paho.mqtt.__version__)')"
+say "ok: mosquitto clients, paho-mqtt $(python3 -c 'import paho.mqtt; print(paho.mqtt.__version__)'), node $(node --version) with MQTT.js"

@@ -1,7 +1,8 @@
-//! MQTT over WebSocket: the real binary's `ws_listen` listener with raw WebSocket bytes
-//! (handshakes good and bad, frames split, packed, broken and oversized, ping and close),
-//! side by side with TCP clients on the same broker, and the listener's stop and start
-//! through the console inbox. The real clients (paho, MQTT.js) are in `websocket_clients.rs`.
+//! MQTT over WebSocket: the real binary's `ws_listen` listener with real clients (paho-mqtt
+//! `transport="websockets"` in 3.1.1 and 5, MQTT.js over `ws://`) and with raw WebSocket
+//! bytes (handshakes good and bad, frames split, packed, broken and oversized, ping and
+//! close), side by side with TCP clients on the same broker, and the listener's stop and
+//! start through the console inbox.
 
 mod common;
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 use common::clients::{Observer, QoS5, V5};
 use common::frames::{self, Connect, Version, Will};
 use common::raw::Raw;
+use common::scripts;
 use common::ws::{self, WsNext, WsRaw, BINARY, CLOSE, CONTINUATION, FIN, PING, PONG, TEXT, WAIT};
 use common::Broker;
 use outpost::broker::console::{ask, ConsoleAnswer, ConsoleAsk};
@@ -21,6 +23,42 @@ fn handshake_answer(port: u16, request: &str) -> String {
     let mut raw = WsRaw::open(port);
     raw.send(request.as_bytes());
     raw.read_to_close(WAIT)
+}
+
+/// Runs a client script with the broker's TCP and WebSocket ports and `version`.
+fn run_client(program: &str, dir: &str, script: &str, version: &str) {
+    let broker = Broker::start();
+    let args = [
+        script.to_string(),
+        broker.port().to_string(),
+        broker.ws_port().to_string(),
+        version.to_string(),
+    ];
+    scripts::run_until_ok(program, dir, &args);
+}
+
+#[test]
+fn paho_over_websocket_v311() {
+    scripts::require_paho();
+    run_client("python3", scripts::PYTHON, "websocket.py", "311");
+}
+
+#[test]
+fn paho_over_websocket_v5() {
+    scripts::require_paho();
+    run_client("python3", scripts::PYTHON, "websocket.py", "5");
+}
+
+#[test]
+fn mqtt_js_over_websocket_v311() {
+    scripts::require_mqtt_js();
+    run_client("node", scripts::JS, "websocket.mjs", "4");
+}
+
+#[test]
+fn mqtt_js_over_websocket_v5() {
+    scripts::require_mqtt_js();
+    run_client("node", scripts::JS, "websocket.mjs", "5");
 }
 
 #[test]

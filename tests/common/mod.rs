@@ -6,6 +6,7 @@ pub mod clients;
 pub mod frames;
 pub mod proxy;
 pub mod raw;
+pub mod scripts;
 pub mod sys;
 pub mod ws;
 
