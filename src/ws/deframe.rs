@@ -15,15 +15,29 @@ pub struct Deframer {
     /// Bytes of a frame header split across reads.
     header: [u8; MAX_HEADER],
     header_len: u8,
-    /// The frame whose payload is arriving, with the payload bytes still to come.
-    frame: Option<(Header, u64)>,
-    /// Bytes so far of the data message in progress (its frames so far, for the size
-    /// limit); `None` between messages.
-    message: Option<u64>,
+    /// The frame whose payload is arriving.
+    frame: Option<Arriving>,
+    /// A data message is in progress (its final frame has not come yet).
+    in_message: bool,
+    /// Bytes so far of the data message in progress, for the size limit.
+    message: u32,
     /// A control frame's payload, collected until whole (made only when one is split).
     // The box keeps an idle connection 16 bytes smaller.
     #[allow(clippy::box_collection)]
     control: Option<Box<Vec<u8>>>,
+}
+
+/// A frame whose header is in and whose payload is (partly) still to come; kept small, as
+/// every idle WebSocket connection holds one slot for it.
+#[derive(Debug, Clone, Copy)]
+struct Arriving {
+    opcode: Opcode,
+    mask: [u8; 4],
+    /// Payload bytes still to come (a data frame is at most `max_message`, a control
+    /// frame 125 bytes, so this fits).
+    remaining: u32,
+    /// Payload bytes passed so far, modulo 4: where in the mask the next byte starts.
+    offset: u8,
 }
 
 /// What one call made of the bytes.
@@ -50,11 +64,11 @@ pub enum PeerEnd {
 impl Deframer {
     /// Unwraps the frames in `buf` (fresh bytes from the socket), moving the data payloads
     /// to the front. A data message larger than `max_message` bytes closes with 1009.
-    pub fn deframe(&mut self, buf: &mut [u8], max_message: u64) -> Deframed {
+    pub fn deframe(&mut self, buf: &mut [u8], max_message: u32) -> Deframed {
         let mut out = Deframed::default();
         let (mut read, mut write) = (0, 0);
         loop {
-            let (header, remaining) = match self.frame {
+            let mut frame = match self.frame {
                 Some(frame) => frame,
                 None => match self.next_header(&buf[read..]) {
                     Ok((used, header)) => {
@@ -62,11 +76,13 @@ impl Deframer {
                         let Some(header) = header else {
                             break;
                         };
-                        if let Err(e) = self.start(&header, max_message) {
-                            out.end = Some(PeerEnd::Broken(e));
-                            break;
+                        match self.start(&header, max_message) {
+                            Ok(frame) => frame,
+                            Err(e) => {
+                                out.end = Some(PeerEnd::Broken(e));
+                                break;
+                            }
                         }
-                        (header, header.len)
                     }
                     Err(e) => {
                         out.end = Some(PeerEnd::Broken(e));
@@ -74,27 +90,28 @@ impl Deframer {
                     }
                 },
             };
-            let take = remaining.min((buf.len() - read) as u64) as usize;
-            let offset = ((header.len - remaining) % 4) as usize;
-            if header.opcode.is_control() {
+            let take = (frame.remaining as usize).min(buf.len() - read);
+            let offset = usize::from(frame.offset);
+            if frame.opcode.is_control() {
                 let payload = &mut buf[read..read + take];
-                frame::unmask(payload, header.mask, offset);
+                frame::unmask(payload, frame.mask, offset);
                 self.control
                     .get_or_insert_with(Box::default)
                     .extend_from_slice(payload);
             } else {
                 buf.copy_within(read..read + take, write);
-                frame::unmask(&mut buf[write..write + take], header.mask, offset);
+                frame::unmask(&mut buf[write..write + take], frame.mask, offset);
                 write += take;
             }
             read += take;
-            let remaining = remaining - take as u64;
-            if remaining > 0 {
-                self.frame = Some((header, remaining));
+            frame.remaining -= take as u32;
+            frame.offset = ((offset + take) % 4) as u8;
+            if frame.remaining > 0 {
+                self.frame = Some(frame);
                 break;
             }
             self.frame = None;
-            if let Some(end) = self.finish(&header, &mut out) {
+            if let Some(end) = self.finish(frame.opcode, &mut out) {
                 out.end = Some(end);
                 break;
             }
@@ -132,8 +149,15 @@ impl Deframer {
         Ok((used, None))
     }
 
-    /// The checks a header needs the frames before it for; starts the message it opens.
-    fn start(&mut self, header: &Header, max_message: u64) -> Result<(), FrameError> {
+    /// The checks a header needs the frames before it for; starts the frame (and the
+    /// message it may open).
+    fn start(&mut self, header: &Header, max_message: u32) -> Result<Arriving, FrameError> {
+        let arriving = |remaining: u64| Arriving {
+            opcode: header.opcode,
+            mask: header.mask,
+            remaining: remaining as u32,
+            offset: 0,
+        };
         match header.opcode {
             Opcode::Text => {
                 return Err(FrameError {
@@ -141,35 +165,39 @@ impl Deframer {
                     detail: "text frame (MQTT needs binary frames)",
                 })
             }
-            Opcode::Binary if self.message.is_some() => {
+            Opcode::Binary if self.in_message => {
                 return Err(FrameError::protocol(
                     "new message before the last one's final frame",
                 ))
             }
-            Opcode::Continuation if self.message.is_none() => {
+            Opcode::Continuation if !self.in_message => {
                 return Err(FrameError::protocol("continuation frame outside a message"))
             }
             Opcode::Binary | Opcode::Continuation => {}
-            Opcode::Close | Opcode::Ping | Opcode::Pong => return Ok(()),
+            // At most 125 bytes (checked with the header).
+            Opcode::Close | Opcode::Ping | Opcode::Pong => return Ok(arriving(header.len)),
         }
-        let size = self.message.unwrap_or(0).saturating_add(header.len);
-        if size > max_message {
-            return Err(FrameError {
+        let so_far = if self.in_message { self.message } else { 0 };
+        let size = u64::from(so_far).saturating_add(header.len);
+        let size = u32::try_from(size)
+            .ok()
+            .filter(|&size| size <= max_message)
+            .ok_or(FrameError {
                 code: CloseCode::MESSAGE_TOO_BIG,
                 detail: "websocket message larger than max_packet_size",
-            });
-        }
-        self.message = (!header.fin).then_some(size);
-        Ok(())
+            })?;
+        self.in_message = !header.fin;
+        self.message = size;
+        Ok(arriving(header.len))
     }
 
     /// A frame's payload is all in: answers control frames.
-    fn finish(&mut self, header: &Header, out: &mut Deframed) -> Option<PeerEnd> {
-        if !header.opcode.is_control() {
+    fn finish(&mut self, opcode: Opcode, out: &mut Deframed) -> Option<PeerEnd> {
+        if !opcode.is_control() {
             return None;
         }
         let payload = self.control.take().map(|b| *b).unwrap_or_default();
-        match header.opcode {
+        match opcode {
             Opcode::Ping => out.ping = Some(payload),
             Opcode::Close => return Some(close_frame(&payload)),
             _ => {}
@@ -204,7 +232,7 @@ mod tests {
     use super::*;
 
     const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-    const LIMIT: u64 = 1024;
+    const LIMIT: u32 = 1024;
 
     /// A masked client frame.
     fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {

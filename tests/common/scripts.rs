@@ -34,7 +34,9 @@ pub fn require_mqtt_js() {
         "node is required for the MQTT.js tests; run `make test` (scripts/install-test-deps.sh)"
     );
     assert!(
-        Path::new(JS).join("node_modules/mqtt/package.json").exists(),
+        Path::new(JS)
+            .join("node_modules/mqtt/package.json")
+            .exists(),
         "MQTT.js is not installed; run `make test` or `cd tests/js && npm ci`"
     );
 }

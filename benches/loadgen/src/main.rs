@@ -2,7 +2,8 @@
 //! Mosquitto, one broker after the other with the same load, and writes the
 //! figures as markdown tables, JSON and an SVG plot of the ratios.
 //!
-//! Modules: `mqtt` (the minimal client), `broker` (start/stop the brokers),
+//! Modules: `mqtt` (the minimal client), `ws` (its WebSocket framing),
+//! `broker` (start/stop the brokers),
 //! `scenarios` (the loads), `stats` (clocks, percentiles, `/proc`),
 //! `report` (tables, JSON, SVG).
 //!
@@ -17,6 +18,7 @@ mod mqtt;
 mod report;
 mod scenarios;
 mod stats;
+mod ws;
 
 use std::fs;
 use std::path::PathBuf;
@@ -61,6 +63,7 @@ fn parse_args() -> Args {
             sync: "normal".into(),
             auth: None,
             accounts: Vec::new(),
+            websocket: false,
         },
     };
     let mut it = std::env::args().skip(1);
@@ -117,6 +120,9 @@ struct Plan {
     sync: Option<&'static str>,
     /// Distinct accounts to create besides the `--auth` one (with `auth`).
     accounts: usize,
+    /// Clients connect over WebSocket (Outpost only: the Debian build of Mosquitto has no
+    /// WebSocket listener).
+    websocket: bool,
     run: Runner,
 }
 
@@ -177,6 +183,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
                 auth: false,
                 sync,
                 accounts: 0,
+                websocket: false,
                 run: Box::new(move |t: &Target| scenarios::pubsub(t, &s)),
             }
         };
@@ -195,21 +202,33 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
         v.push(pubsub_case("durable", 8, 1, 1, 64, Some(sync)));
     }
     let (idle_clients, idle_secs) = (10_000, if quick { 10 } else { 60 });
-    v.push(Plan {
-        group: "idle",
-        name: format!("idle {}k", idle_clients / 1000),
-        params: vec![
-            ("clients", idle_clients.to_string()),
-            ("keep_alive", "60".into()),
-            ("idle_seconds", idle_secs.to_string()),
-        ],
-        auth: false,
-        sync: None,
-        accounts: 0,
-        run: Box::new(move |t: &Target| {
-            scenarios::idle(t, idle_clients, Duration::from_secs(idle_secs))
-        }),
-    });
+    // Issue #13: idle WebSocket connections should cost about what TCP ones do.
+    for websocket in [false, true] {
+        v.push(Plan {
+            group: "idle",
+            name: format!(
+                "idle {}k{}",
+                idle_clients / 1000,
+                if websocket { " websocket" } else { "" }
+            ),
+            params: vec![
+                ("clients", idle_clients.to_string()),
+                ("keep_alive", "60".into()),
+                ("idle_seconds", idle_secs.to_string()),
+                (
+                    "transport",
+                    if websocket { "websocket" } else { "tcp" }.into(),
+                ),
+            ],
+            auth: false,
+            sync: None,
+            accounts: 0,
+            websocket,
+            run: Box::new(move |t: &Target| {
+                scenarios::idle(t, idle_clients, Duration::from_secs(idle_secs))
+            }),
+        });
+    }
     let (chat_clients, chat_secs) = (1000, if quick { 5 } else { 20 });
     v.push(Plan {
         group: "chat",
@@ -224,6 +243,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
         auth: false,
         sync: None,
         accounts: 0,
+        websocket: false,
         run: Box::new(move |t: &Target| {
             scenarios::chat(t, chat_clients, 10, Duration::from_secs(chat_secs))
         }),
@@ -245,6 +265,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             auth,
             sync: None,
             accounts: 0,
+            websocket: false,
             run: Box::new(move |t: &Target| scenarios::reconnect(t, 200, rounds)),
         });
     }
@@ -265,6 +286,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             auth: true,
             sync: None,
             accounts: logins,
+            websocket: false,
             run: Box::new(move |t: &Target| scenarios::login_burst(t, observers, calm)),
         });
     }
@@ -279,6 +301,7 @@ fn run_case(plan: &Plan, kind: Kind, args: &Args) -> BrokerRun {
         error: None,
     };
     let mut setup = args.setup.clone();
+    setup.websocket = plan.websocket;
     if !plan.auth {
         setup.auth = None;
     }
@@ -303,6 +326,7 @@ fn run_case(plan: &Plan, kind: Kind, args: &Args) -> BrokerRun {
         version: args.version,
         auth: setup.auth.clone(),
         accounts: setup.accounts.clone(),
+        websocket: plan.websocket,
     };
     let result = (plan.run)(&target);
     let died = b.exited();
@@ -416,6 +440,9 @@ fn main() -> ExitCode {
     for plan in &plans {
         let mut runs = Vec::new();
         for &kind in &args.brokers {
+            if plan.websocket && kind == Kind::Mosquitto {
+                continue;
+            }
             eprint!(
                 "[{:>5.1}s] {:<22} {:<10} ",
                 started.elapsed().as_secs_f64(),
