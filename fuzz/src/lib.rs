@@ -37,6 +37,7 @@ fn start_broker() -> SocketAddr {
     let db = scratch_db();
     let config = Config {
         listen: vec![addr],
+        ws_listen: Vec::new(),
         http: None,
         http_enabled: false,
         db,
