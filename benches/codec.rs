@@ -1,12 +1,17 @@
 //! Codec micro-benches: decoding and encoding a PUBLISH, the packet on the hot
-//! path, for both protocol versions and two payload sizes.
+//! path, for both protocol versions and two payload sizes; and one delivery's
+//! size check plus encode, done in one pass (`encode_within`) and in two
+//! (`encoded_len` then `encode`, as deliveries did before).
 
 use std::hint::black_box;
 use std::num::NonZeroU16;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use outpost::protocol::{decode, encode, Packet, Properties, ProtocolVersion, Publish, QosPid};
+use outpost::protocol::{
+    decode, encode, encode_within, encoded_len, Packet, Properties, ProtocolVersion, Publish,
+    QosPid,
+};
 
 const MAX_PACKET: u32 = 1 << 20;
 
@@ -70,6 +75,31 @@ fn bench_encode(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_deliver(c: &mut Criterion) {
+    let mut g = c.benchmark_group("deliver");
+    let payload = vec![0xA5; 64];
+    let packet = publish(&payload);
+    let version = ProtocolVersion::V5;
+    let limit = MAX_PACKET as usize;
+    let mut out = Vec::with_capacity(8192);
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("check_then_encode_q1_64B_v5", |b| {
+        b.iter(|| {
+            out.clear();
+            if encoded_len(black_box(&packet), version) <= limit {
+                black_box(encode(black_box(&packet), version, &mut out));
+            }
+        })
+    });
+    g.bench_function("encode_within_q1_64B_v5", |b| {
+        b.iter(|| {
+            out.clear();
+            black_box(encode_within(black_box(&packet), version, limit, &mut out))
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     // Short runs: `make bench` has a time budget and these are stable.
     Criterion::default()
@@ -81,6 +111,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_decode, bench_encode
+    targets = bench_decode, bench_encode, bench_deliver
 }
 criterion_main!(benches);

@@ -60,7 +60,15 @@ rm -rf "$PROBE"
 
 say "load comparison: Outpost vs Mosquitto ${QUICK:+(quick)}"
 status=0
-./target/loadgen/release/loadgen \
+# Each broker under test gets core 0 to itself and the load generator core 1
+# (both brokers alike), so they do not compete for one core.
+PIN=()
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
+	PIN=(taskset -c 1)
+	ARGS+=(--broker-cpus 0)
+fi
+
+"${PIN[@]}" ./target/loadgen/release/loadgen \
 	--outpost ./target/release/outpost \
 	--mosquitto "$MOSQUITTO" --mosquitto-passwd "$MOSQUITTO_PASSWD" \
 	--out "$OUT" "${ARGS[@]}" || status=$?

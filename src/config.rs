@@ -71,8 +71,8 @@ pub struct Config {
     /// Messages queued per client (offline or behind) before new ones are
     /// dropped, so one slow client cannot exhaust memory; 0 = no count limit.
     pub max_queued_messages: usize,
-    /// Payload bytes queued per client, same purpose as
-    /// `max_queued_messages`; 0 = no byte limit.
+    /// Payload and topic bytes queued for all clients together: the broker's
+    /// memory budget for queues; 0 = no byte limit.
     pub max_queued_bytes: usize,
     /// Whether QoS 0 messages are queued for offline persistent sessions.
     /// Off by default: QoS 0 promises nothing and would fill the queue.

@@ -358,12 +358,10 @@ fn v311_right_password_connects_wrong_or_unknown_gets_return_code_4() {
     refused(port, v4, "v4-wrong", Some("alice"), Some("nope"), 4);
     refused(port, v4, "v4-unknown", Some("mallory"), Some("secret"), 4);
     refused(port, v4, "v4-no-password", Some("alice"), None, 4);
-    // A password without a user name is a protocol error in 3.1.1 (MQTT-3.1.2-22).
+    // A password without a user name is a malformed CONNECT in 3.1.1 (MQTT-3.1.2-22):
+    // the connection closes without a CONNACK (MQTT-3.1.4-1).
     let (answer, _, _) = login(port, v4, "v4-no-user", None, Some("secret"));
-    assert!(
-        matches!(answer, Answer::Closed | Answer::Code(1..)),
-        "a password without a user name was accepted: {answer:?}"
-    );
+    assert_eq!(answer, Answer::Closed);
 }
 
 #[test]
@@ -389,8 +387,9 @@ fn bcrypt_check_does_not_hold_up_connected_clients() {
         );
         (answer, Instant::now())
     });
-    // Give the broker time to read the CONNECT and start the check.
-    std::thread::sleep(Duration::from_millis(50));
+    broker
+        .wait_for_log(WAIT, |l| l.contains("checking the password of slow"))
+        .expect("the broker starts checking the slow login");
     busy.send(&frames::pingreq());
     busy.expect_frame(frames::PINGRESP, WAIT);
     busy.send(&frames::publish(

@@ -285,4 +285,17 @@ impl Connection {
         let out = self.output.get_or_insert_with(Box::default);
         protocol::encode(packet, self.version, &mut out.buf)
     }
+
+    /// Appends one packet if it fits the client's Maximum Packet Size; false if it does not
+    /// (nothing is written then).
+    pub fn send_within_limit(&mut self, packet: &Packet<'_>) -> bool {
+        let limit = self.max_packet_size as usize;
+        let out = self.output.get_or_insert_with(Box::default);
+        let written = protocol::encode_within(packet, self.version, limit, &mut out.buf).is_some();
+        if !written && out.buf.is_empty() {
+            // An idle connection holds no buffer.
+            self.output = None;
+        }
+        written
+    }
 }

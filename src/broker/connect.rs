@@ -79,6 +79,11 @@ impl Broker {
         }
         let conn = &mut self.conns[token];
         conn.phase = Phase::Authenticating;
+        log::debug!(
+            "client {} from {}: checking the password of {username} off the loop",
+            request.client_id,
+            conn.addr
+        );
         self.auth.submit(AuthRequest {
             token,
             serial: conn.serial,

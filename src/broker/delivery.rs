@@ -9,6 +9,7 @@ use super::alias::TopicAlias;
 use super::close::Ending;
 use super::message::{Delivery, Message};
 use super::session::{Inflight, InflightState, Outbound, Session, SubEntry};
+use super::shared::SharedCursors;
 use super::Broker;
 use crate::auth::acl::Action;
 use crate::protocol::{self, Ack, Packet, Properties, Qos, QosPid, ReasonCode};
@@ -311,7 +312,7 @@ impl Broker {
             omit_topic: matches!(alias, Some(TopicAlias::Known(_))),
         };
         let packet = Packet::Publish(message.to_publish(&delivery, now));
-        if protocol::encoded_len(&packet, conn.version) > conn.max_packet_size as usize {
+        if !conn.send_within_limit(&packet) {
             self.stats.messages_dropped += 1;
             log::debug!(
                 "client {}: message on {} exceeds its maximum packet size, dropped",
@@ -320,7 +321,6 @@ impl Broker {
             );
             return false;
         }
-        conn.send(&packet);
         // Counted net of the 3 bytes an alias property costs.
         if let (Some(alias), Some(aliases)) = (alias, conn.outbound_aliases.as_mut()) {
             aliases.used(&message.topic, alias);
@@ -362,14 +362,13 @@ fn merge(message: &Arc<Message>, session: usize, subs: &[(usize, SubEntry)]) -> 
 fn pick_member(
     group: &SharedGroup<SubEntry>,
     sessions: &slab::Slab<Session>,
-    cursors: &mut std::collections::HashMap<Box<str>, usize>,
+    cursors: &mut SharedCursors,
 ) -> Option<(usize, SubEntry)> {
     let n = group.members.len();
     if n == 0 {
         return None;
     }
-    let key = format!("{}\0{}", group.group, group.filter);
-    let cursor = cursors.entry(key.into_boxed_str()).or_insert(0);
+    let cursor = cursors.get_mut(&group.group, &group.filter);
     let start = *cursor % n;
     let online = (0..n).map(|k| (start + k) % n).find(|&i| {
         sessions

@@ -13,6 +13,7 @@
 //! - `delivery`   — routing a message to sessions: matching, QoS, queues, in-flight windows.
 //! - `index`      — sessions by client id (slab keys only; the id lives in the session).
 //! - `session`    — what survives a connection: subscriptions, queue, in-flight, will.
+//! - `shared`     — round-robin positions of shared-subscription groups.
 //! - `message`    — the shared, reference-counted copy of a published message.
 //! - `timers`     — the deadline heap that sets the poll timeout.
 //! - `stats`      — counters for logs and `$SYS`.
@@ -36,6 +37,7 @@ mod message;
 mod persist;
 mod publish;
 mod session;
+mod shared;
 mod stats;
 mod subscribe;
 mod sys;
@@ -128,8 +130,8 @@ pub struct Broker {
     read_again: Vec<usize>,
     /// Connections to close at the end of this turn.
     close_list: Vec<usize>,
-    /// Round-robin position per shared group, keyed by "group\0filter".
-    shared_cursors: HashMap<Box<str>, usize>,
+    /// Round-robin position per shared group.
+    shared_cursors: shared::SharedCursors,
     /// The one buffer every socket is read into; whole frames are decoded from it directly.
     read_scratch: Vec<u8>,
     /// Reused buffer of matching subscriptions, so routing does not allocate per message.
@@ -181,7 +183,7 @@ impl Broker {
             close_list: Vec::new(),
             read_again: Vec::new(),
             per_address: HashMap::new(),
-            shared_cursors: HashMap::new(),
+            shared_cursors: shared::SharedCursors::default(),
             matches: Vec::new(),
             read_scratch: Vec::new(),
             next_serial: 0,

@@ -147,9 +147,24 @@ pub fn decode(
 /// are cut to that length; a body longer than 268 435 455 bytes cannot be framed (the
 /// caller checks sizes, see [`encoded_len`]).
 pub fn encode(packet: &Packet<'_>, version: ProtocolVersion, out: &mut Vec<u8>) -> usize {
+    encode_within(packet, version, usize::MAX, out).unwrap_or(0)
+}
+
+/// Like [`encode`], but only when the frame is at most `limit` bytes (a peer's Maximum
+/// Packet Size): `None` and nothing written otherwise. Sizes the frame once, where
+/// [`encoded_len`] then [`encode`] would size it twice.
+pub fn encode_within(
+    packet: &Packet<'_>,
+    version: ProtocolVersion,
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> Option<usize> {
     let Some((first, body_len)) = frame_parts(packet, version) else {
-        return 0;
+        return Some(0);
     };
+    if 1 + header::vbi_len(body_len) + body_len > limit {
+        return None;
+    }
     let start = out.len();
     out.reserve(1 + header::vbi_len(body_len) + body_len);
     out.push(first);
@@ -169,7 +184,7 @@ pub fn encode(packet: &Packet<'_>, version: ProtocolVersion, out: &mut Vec<u8>) 
         Packet::Disconnect(p) => p.write_body(version, out),
         Packet::Auth(p) => p.write_body(out),
     }
-    out.len() - start
+    Some(out.len() - start)
 }
 
 /// The number of bytes [`encode`] would write for `packet`, computed without encoding
@@ -331,6 +346,28 @@ mod tests {
 
         fn below(&mut self, n: usize) -> usize {
             (self.next() % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn encode_within_writes_only_what_fits() {
+        let publish = Packet::Publish(Publish {
+            dup: false,
+            qos: QosPid::AtLeastOnce(pid(7)),
+            retain: false,
+            topic: "a/b",
+            properties: Properties::default(),
+            payload: b"hello",
+        });
+        for version in [V3, V5] {
+            let size = encoded_len(&publish, version);
+            let mut out = vec![0xAA];
+            assert_eq!(encode_within(&publish, version, size - 1, &mut out), None);
+            assert_eq!(out, [0xAA], "nothing written when it does not fit");
+            assert_eq!(encode_within(&publish, version, size, &mut out), Some(size));
+            let mut plain = vec![0xAA];
+            encode(&publish, version, &mut plain);
+            assert_eq!(out, plain);
         }
     }
 

@@ -201,7 +201,8 @@ fn launch(dir: &Path, configured: bool) -> (Child, u16, Arc<Mutex<Vec<String>>>)
     if configured {
         cmd.arg("--config").arg(dir.join("outpost.toml"));
     }
-    cmd.env("RUST_LOG", "info")
+    // Debug for CONNECT handling: tests wait for "checking the password" instead of sleeping.
+    cmd.env("RUST_LOG", "info,outpost::broker::connect=debug")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -50,6 +50,11 @@ pub struct Setup {
     /// Outpost's listener at `addr` speaks MQTT over WebSocket (its TCP one moves to
     /// another free port).
     pub websocket: bool,
+    /// The CPU list the broker is pinned to (`taskset -c`), so it does not
+    /// compete with the load generator pinned elsewhere.
+    pub broker_cpus: Option<String>,
+    /// Run the broker inside the Raspberry-Pi-class budget of `cgroup.rs`.
+    pub constrained: bool,
 }
 
 /// A running broker.
@@ -83,9 +88,20 @@ impl Broker {
         fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
         let log = dir.join("broker.log");
         let logf = fs::File::create(&log).map_err(|e| e.to_string())?;
-        let mut cmd = match kind {
+        let plain = match kind {
             Kind::Outpost => outpost_command(setup, &dir, addr)?,
             Kind::Mosquitto => mosquitto_command(setup, &dir, port)?,
+        };
+        let mut cmd = match &setup.broker_cpus {
+            Some(cpus) => {
+                let mut pinned = Command::new("taskset");
+                pinned
+                    .args(["-c", cpus])
+                    .arg(plain.get_program())
+                    .args(plain.get_args());
+                pinned
+            }
+            None => plain,
         };
         cmd.stdin(Stdio::null())
             .stdout(logf.try_clone().map_err(|e| e.to_string())?)
@@ -101,6 +117,13 @@ impl Broker {
             log,
             child,
         };
+        if setup.constrained {
+            // taskset execs the broker in place, so the pid is the broker's.
+            if let Err(e) = crate::cgroup::confine(b.pid) {
+                b.stop();
+                return Err(e);
+            }
+        }
         b.wait_ready()?;
         Ok(b)
     }

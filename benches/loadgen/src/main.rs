@@ -3,7 +3,7 @@
 //! figures as markdown tables, JSON and an SVG plot of the ratios.
 //!
 //! Modules: `mqtt` (the minimal client), `ws` (its WebSocket framing),
-//! `broker` (start/stop the brokers),
+//! `broker` (start/stop the brokers), `cgroup` (the constrained, Pi-class budget),
 //! `scenarios` (the loads), `stats` (clocks, percentiles, `/proc`),
 //! `report` (tables, JSON, SVG).
 //!
@@ -11,9 +11,11 @@
 //! loadgen [--quick] [--outpost BIN] [--mosquitto BIN] [--out DIR]
 //!                 [--only GROUP,...] [--brokers outpost,mosquitto]
 //!                 [--mqtt 5|3] [--auth USER:PASS] [--sync full|normal]
+//!                 [--broker-cpus LIST]
 //! ```
 
 mod broker;
+mod cgroup;
 mod mqtt;
 mod report;
 mod scenarios;
@@ -41,9 +43,9 @@ struct Args {
 fn usage() -> ! {
     eprintln!(
         "usage: loadgen [--quick] [--outpost BIN] [--mosquitto BIN] [--out DIR]\n\
-         \x20                      [--only fan-in,fan-out,durable,idle,chat,reconnect,login]\n\
+         \x20                      [--only fan-in,fan-out,durable,idle,chat,reconnect,login,constrained]\n\
          \x20                      [--brokers outpost,mosquitto] [--mqtt 5|3]\n\
-         \x20                      [--auth USER:PASS] [--sync full|normal]"
+         \x20                      [--auth USER:PASS] [--sync full|normal] [--broker-cpus LIST]"
     );
     std::process::exit(2)
 }
@@ -64,6 +66,8 @@ fn parse_args() -> Args {
             auth: None,
             accounts: Vec::new(),
             websocket: false,
+            broker_cpus: None,
+            constrained: false,
         },
     };
     let mut it = std::env::args().skip(1);
@@ -77,6 +81,7 @@ fn parse_args() -> Args {
             "--out" => a.out = val().into(),
             "--only" => a.only = Some(val().split(',').map(str::to_string).collect()),
             "--sync" => a.setup.sync = val(),
+            "--broker-cpus" => a.setup.broker_cpus = Some(val()),
             "--brokers" => {
                 a.brokers = val()
                     .split(',')
@@ -123,6 +128,8 @@ struct Plan {
     /// Clients connect over WebSocket (Outpost only: the Debian build of Mosquitto has no
     /// WebSocket listener).
     websocket: bool,
+    /// Run the broker in the Pi-class budget (`cgroup.rs`).
+    constrained: bool,
     run: Runner,
 }
 
@@ -184,6 +191,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
                 sync,
                 accounts: 0,
                 websocket: false,
+                constrained: false,
                 run: Box::new(move |t: &Target| scenarios::pubsub(t, &s)),
             }
         };
@@ -224,15 +232,16 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             sync: None,
             accounts: 0,
             websocket,
+            constrained: false,
             run: Box::new(move |t: &Target| {
                 scenarios::idle(t, idle_clients, Duration::from_secs(idle_secs))
             }),
         });
     }
     let (chat_clients, chat_secs) = (1000, if quick { 5 } else { 20 });
-    v.push(Plan {
-        group: "chat",
-        name: "chat 1k/10 rooms".into(),
+    let chat_case = |group: &'static str, constrained: bool| Plan {
+        group,
+        name: format!("{group} 1k/10 rooms"),
         params: vec![
             ("clients", chat_clients.to_string()),
             ("rooms", "10".into()),
@@ -244,10 +253,22 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
         sync: None,
         accounts: 0,
         websocket: false,
+        constrained,
         run: Box::new(move |t: &Target| {
             scenarios::chat(t, chat_clients, 10, Duration::from_secs(chat_secs))
         }),
-    });
+    };
+    v.push(chat_case("chat", false));
+    // A Raspberry-Pi-class budget for the broker (cgroup.rs): fan-in and chat again.
+    for qos in [0, 1] {
+        let mut plan = pubsub_case("constrained fan-in", 8, 1, qos, 64, None);
+        plan.constrained = true;
+        plan.params.push(("broker_budget", cgroup::describe()));
+        v.push(plan);
+    }
+    let mut plan = chat_case("constrained chat", true);
+    plan.params.push(("broker_budget", cgroup::describe()));
+    v.push(plan);
     let rounds = if quick { 2 } else { 5 };
     for auth in [false, true] {
         if auth && !with_auth {
@@ -266,6 +287,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             sync: None,
             accounts: 0,
             websocket: false,
+            constrained: false,
             run: Box::new(move |t: &Target| scenarios::reconnect(t, 200, rounds)),
         });
     }
@@ -287,6 +309,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             sync: None,
             accounts: logins,
             websocket: false,
+            constrained: false,
             run: Box::new(move |t: &Target| scenarios::login_burst(t, observers, calm)),
         });
     }
@@ -302,6 +325,7 @@ fn run_case(plan: &Plan, kind: Kind, args: &Args) -> BrokerRun {
     };
     let mut setup = args.setup.clone();
     setup.websocket = plan.websocket;
+    setup.constrained = plan.constrained;
     if !plan.auth {
         setup.auth = None;
     }
@@ -433,7 +457,7 @@ fn main() -> ExitCode {
         .filter(|p| {
             args.only
                 .as_ref()
-                .is_none_or(|o| o.iter().any(|g| g == p.group))
+                .is_none_or(|o| o.iter().any(|g| p.group.split(' ').next() == Some(g)))
         })
         .collect();
     let mut cases = Vec::new();
