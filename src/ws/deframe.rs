@@ -407,6 +407,40 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_bytes_in_arbitrary_reads_never_panic() {
+        // A fixed xorshift stream: frame-like bytes (masked headers are common) cut at
+        // random points, 2 000 times; whatever they are, the deframer must answer.
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..2_000 {
+            let mut d = Deframer::default();
+            let len = (next() % 300) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if let Some(first) = bytes.get_mut(0) {
+                *first = [0x82, 0x02, 0x80, 0x89, 0x88, 0x8A][(next() % 6) as usize];
+            }
+            if let Some(second) = bytes.get_mut(1) {
+                *second |= 0x80;
+            }
+            let mut at = 0;
+            while at < bytes.len() {
+                let n = 1 + (next() as usize) % (bytes.len() - at);
+                let out = d.deframe(&mut bytes[at..at + n], 64);
+                assert!(out.data <= n);
+                at += n;
+                if out.end.is_some() {
+                    break;
+                }
+            }
+        }
+    }
+
+    #[test]
     fn oversized_messages_close_with_1009_before_their_payload_arrives() {
         let header_only = &binary(&[0u8; LIMIT as usize + 1])[..8];
         assert_eq!(broken(header_only).code, CloseCode::MESSAGE_TOO_BIG);
