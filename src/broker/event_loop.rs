@@ -160,13 +160,18 @@ impl Server {
             }
             let now = Instant::now();
             let mut stop = false;
+            // The inbox first: a login token granted before its CONNECT was sent must be
+            // known when that CONNECT is read, even in the same batch of events.
+            if events.iter().any(|e| e.token() == WAKER) {
+                broker.drain_inbox(now);
+            }
             for token in std::mem::take(&mut broker.read_again) {
                 broker.read(token, now);
             }
             for event in events.iter() {
                 match event.token() {
                     SIGNAL => stop = drain(&mut signals),
-                    WAKER => broker.drain_inbox(now),
+                    WAKER => {}
                     token => match broker.listeners.id_of(token) {
                         Some(listener) => broker.accept(listener, now),
                         None => {
@@ -236,6 +241,11 @@ impl Broker {
             match message {
                 Inbound::Auth(reply) => self.auth_replied(reply, now),
                 Inbound::Console(request) => self.answer_console(request),
+                Inbound::LoginToken(grant) => {
+                    if !self.login_tokens.grant(grant, now) {
+                        log::warn!("login token dropped: too many open tokens");
+                    }
+                }
             }
         }
     }

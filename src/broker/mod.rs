@@ -53,6 +53,7 @@ use slab::Slab;
 
 use crate::auth::acl::ClientAcl;
 use crate::auth::cache::CredentialCache;
+use crate::auth::login_token::LoginTokens;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::worker::AuthWorker;
 use crate::config::Config;
@@ -118,6 +119,8 @@ pub struct Broker {
     credentials: CredentialCache,
     /// Addresses that keep failing to log in.
     throttle: LoginThrottle,
+    /// Single-use passwords the web console granted to logged-in browsers.
+    login_tokens: LoginTokens,
     /// Every ACL rule in the store, refreshed with each auth reply.
     acl_rules: Arc<Vec<AclRule>>,
     /// The last client ACL built, handed out again to clients whose rules are the same.
@@ -166,6 +169,7 @@ impl Broker {
             pending_connects: HashMap::new(),
             credentials: CredentialCache::default(),
             throttle: LoginThrottle::default(),
+            login_tokens: LoginTokens::default(),
             acl_rules: Arc::new(Vec::new()),
             last_acl: Arc::default(),
             config,
