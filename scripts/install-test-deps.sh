@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs besides the Rust toolchain: mosquitto_pub and
 # mosquitto_sub (interop tests), paho-mqtt 2.x for Python (conformance
-# scripts), node with MQTT.js from tests/js/package-lock.json (WebSocket
-# tests), plus the rustfmt and clippy components. Idempotent: when
+# scripts), node with MQTT.js and puppeteer-core from tests/js/package-lock.json
+# (WebSocket and browser tests), Chromium (Debian's package; puppeteer-core
+# downloads no browser), plus the rustfmt and clippy components. Idempotent: when
 # everything is present it changes nothing. Meant for a fresh Debian or Ubuntu
 # machine run as root; as another user it only says what is missing.
 set -euo pipefail
@@ -29,10 +30,15 @@ have_node() {
     command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1
 }
 
-# MQTT.js, pinned by tests/js/package-lock.json.
+# MQTT.js and puppeteer-core, pinned by tests/js/package-lock.json.
 js_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/js"
 have_mqtt_js() {
-    [ -f "$js_dir/node_modules/mqtt/package.json" ]
+    [ -f "$js_dir/node_modules/mqtt/package.json" ] &&
+        [ -f "$js_dir/node_modules/puppeteer-core/package.json" ]
+}
+
+have_chromium() {
+    [ -x "${CHROMIUM:-/usr/bin/chromium}" ]
 }
 
 have_pip() {
@@ -57,6 +63,7 @@ done
 apt_packages=()
 have_mosquitto || apt_packages+=(mosquitto-clients)
 have_node || apt_packages+=(nodejs npm)
+have_chromium || apt_packages+=(chromium)
 need_paho=0
 if ! have_paho; then
     need_paho=1
@@ -66,7 +73,7 @@ fi
 
 install_mqtt_js() {
     have_mqtt_js && return 0
-    say "installing MQTT.js (npm ci in tests/js)"
+    say "installing MQTT.js and puppeteer-core (npm ci in tests/js)"
     (cd "$js_dir" && npm ci --no-audit --no-fund --loglevel=error)
 }
 
@@ -110,6 +117,7 @@ install_mqtt_js
 
 have_mosquitto || { say "mosquitto_pub/mosquitto_sub still missing"; exit 1; }
 have_node || { say "node/npm still missing"; exit 1; }
+have_chromium || { say "chromium still missing"; exit 1; }
 have_mqtt_js || { say "MQTT.js still missing in tests/js/node_modules"; exit 1; }
 have_paho || { say "paho-mqtt 2.x still not importable by python3"; exit 1; }
-say "ok: mosquitto clients, paho-mqtt $(python3 -c 'import paho.mqtt; print(paho.mqtt.__version__)'), node $(node --version) with MQTT.js"
+say "ok: mosquitto clients, paho-mqtt $(python3 -c 'import paho.mqtt; print(paho.mqtt.__version__)'), node $(node --version) with MQTT.js, chromium"

@@ -61,6 +61,19 @@ fn mqtt_js_over_websocket_v5() {
     run_client("node", scripts::JS, "websocket.mjs", "5");
 }
 
+/// The chat page's own client (`assets/mqtt-ws.js`) in headless Chromium.
+#[test]
+fn the_page_client_talks_mqtt_from_chromium() {
+    scripts::require_chromium();
+    let broker = Broker::start();
+    let args = [
+        "browser_client.mjs".to_string(),
+        broker.port().to_string(),
+        broker.ws_port().to_string(),
+    ];
+    scripts::run_until_ok("node", scripts::JS, &args);
+}
+
 #[test]
 fn a_websocket_client_connects_pings_and_talks_to_a_tcp_client() {
     let broker = Broker::start();

@@ -41,6 +41,22 @@ pub fn require_mqtt_js() {
     );
 }
 
+/// Fails with instructions when Chromium or puppeteer-core is missing.
+pub fn require_chromium() {
+    require_mqtt_js();
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} is required for the browser tests; run `make test` (apt-get install chromium)"
+    );
+    assert!(
+        Path::new(JS)
+            .join("node_modules/puppeteer-core/package.json")
+            .exists(),
+        "puppeteer-core is not installed; run `make test` or `cd tests/js && npm ci`"
+    );
+}
+
 /// Runs `program args...` in `dir`; it must exit 0 with OK as its last line within 30 s.
 pub fn run_until_ok(program: &str, dir: &str, args: &[String]) {
     let mut child = Command::new(program)
