@@ -1,5 +1,7 @@
 # Outpost: `make run` starts the broker on its built-in defaults, `make test`
-# installs the external test clients when missing and runs every check CI runs.
+# installs the external test clients when missing and runs every check CI runs,
+# `make deb` builds the Debian package and `make deb-check` installs, exercises
+# and purges it (docs/deploy.md).
 
 CARGO ?= cargo
 
@@ -49,3 +51,45 @@ fuzz:
 		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t work/$$t corpus/$$t -- \
 			-max_total_time=$(FUZZ_SECONDS) -timeout=30 || exit 1; \
 	done
+
+# The Debian package (docs/deploy.md), built by cargo-deb (installed when missing).
+# The packaged config is assets/outpost.toml with the database under /var/lib/outpost;
+# the grep fails the build if that line ever stops matching. --strip: the release
+# profile keeps line tables for backtraces, the package ships the binary without them.
+CARGO_DEB_VERSION ?= ^3.8
+PACKAGED_DB := /var/lib/outpost/outpost.db
+
+.PHONY: deb deb-check deb-arm64 packaged-config cargo-deb
+packaged-config:
+	mkdir -p target/packaging
+	sed 's|^db = "outpost.db"$$|db = "$(PACKAGED_DB)"|' assets/outpost.toml > target/packaging/outpost.toml
+	grep -qx 'db = "$(PACKAGED_DB)"' target/packaging/outpost.toml
+
+cargo-deb:
+	@$(CARGO) deb --version >/dev/null 2>&1 || \
+		$(CARGO) install cargo-deb --locked --version '$(CARGO_DEB_VERSION)'
+
+deb: packaged-config
+	@$(MAKE) --no-print-directory cargo-deb
+	$(CARGO) deb --strip
+
+# Installs the package on this machine (root, Debian), checks files, user, permissions
+# and the unit, runs the broker as the unit would, upgrades over it, then purges it.
+# Slow (a release build), so not part of `make test`; .ci/run runs it after.
+deb-check: deb
+	bash scripts/deb-check.sh
+
+# arm64 package from an x86-64 Debian machine: the Rust target, and Debian's cross C
+# compiler for the bundled SQLite and qemu-user, are installed when missing. Written to
+# target/debian/ (cargo-deb clears the other packages there), then checked: a stripped
+# AArch64 binary that serves MQTT under qemu-aarch64.
+ARM64 := aarch64-unknown-linux-gnu
+deb-arm64: packaged-config
+	@$(MAKE) --no-print-directory cargo-deb
+	rustup target list --installed | grep -qx $(ARM64) || rustup target add $(ARM64)
+	command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq gcc-aarch64-linux-gnu qemu-user; }
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
+		$(CARGO) deb --strip --target $(ARM64)
+	bash scripts/deb-arm64-check.sh

@@ -1,22 +1,25 @@
-//! Command-line parsing: flags over the config file, and the `user`/`acl` subcommands.
+//! Command-line parsing: flags over the config file, and the subcommands.
 //!
-//! Hand-written rather than a dependency: the grammar is five flags and two
-//! subcommand words whose arguments are handed on untouched.
+//! Hand-written rather than a dependency: the grammar is five flags and a few
+//! subcommand words whose arguments are short or handed on untouched.
 //!
 //! ```text
 //! outpost [--config FILE] [--listen HOST:PORT]... [--ws-listen HOST:PORT|off]...
 //!         [--http HOST:PORT|off] [--db PATH]
 //! outpost [--config FILE] [--db PATH] user|acl ARGS...
+//! outpost [--config FILE] [--db PATH] backup DEST
+//! outpost check-config FILE
 //! outpost --help | -h | --version | -V
 //! ```
 //!
 //! Every flag also takes the `--flag=value` form. Precedence is defaults <
 //! `--config` file < flags; `--listen` and `--ws-listen` flags, when given,
-//! replace the file's whole list.
+//! replace the file's whole list. The broker keeps the [`ConfigSource`] so that
+//! SIGHUP reads the same file again under the same flags.
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::config::{Config, ConfigError};
 
@@ -28,6 +31,8 @@ Usage:
   outpost [--config FILE] [--listen HOST:PORT]... [--ws-listen HOST:PORT|off]...
           [--http HOST:PORT|off] [--db PATH]
   outpost [--config FILE] [--db PATH] user|acl COMMAND [ARGS...]
+  outpost [--config FILE] [--db PATH] backup DEST
+  outpost check-config FILE
   outpost --help | --version
 
 Options:
@@ -58,6 +63,16 @@ Accounts and access rules (stored in the database):
   acl list            list access rules with their ids
   acl del ID          delete an access rule
 
+Day two (see docs/deploy.md):
+  check-config FILE   check a config file and print the settings it gives;
+                      exit status 2 and the offending line if it is wrong
+  backup DEST         copy the database to DEST, consistently, while the
+                      broker runs; restore by putting the copy in its place
+                      while the broker is stopped
+  SIGHUP              makes a running broker read its config file and ACL
+                      rules again; it logs what needs a restart instead
+  SIGTERM, SIGINT     stop gracefully
+
 Exit status 2 means bad usage or a bad config file.
 ";
 
@@ -67,9 +82,13 @@ pub const VERSION: &str = concat!("outpost ", env!("CARGO_PKG_VERSION"));
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// Run the broker with this configuration (boxed: it dwarfs the other
-    /// variants).
-    Run(Box<Config>),
+    /// Run the broker.
+    Run {
+        /// The configuration to start with (boxed: it dwarfs the other variants).
+        config: Box<Config>,
+        /// Where it came from, to read it again on SIGHUP.
+        source: ConfigSource,
+    },
     /// Print [`USAGE`] and exit 0.
     Help,
     /// Print [`VERSION`] and exit 0.
@@ -82,6 +101,15 @@ pub enum Command {
         bcrypt_cost: u32,
         /// Everything from the word `user` or `acl` on, that word included.
         args: Vec<String>,
+    },
+    /// Validate a config file and print the effective settings.
+    CheckConfig(PathBuf),
+    /// Copy the database while the broker may be running.
+    Backup {
+        /// The live database (config file, then `--db`).
+        db: PathBuf,
+        /// Where the copy goes.
+        dest: PathBuf,
     },
 }
 
@@ -99,6 +127,8 @@ pub enum CliError {
     BadAddress { option: &'static str, value: String },
     /// A bare word that is neither a subcommand nor an option value.
     UnexpectedArgument(String),
+    /// A subcommand with too few or too many arguments.
+    SubcommandUsage(&'static str),
     /// A broker-only flag before `user` or `acl`.
     NotForSubcommand {
         option: &'static str,
@@ -129,6 +159,7 @@ impl fmt::Display for CliError {
             CliError::UnexpectedArgument(a) => {
                 write!(f, "outpost: unexpected argument `{a}` {SEE}")
             }
+            CliError::SubcommandUsage(form) => write!(f, "outpost: usage: outpost {form} {SEE}"),
             CliError::NotForSubcommand { option, subcommand } => {
                 write!(
                     f,
@@ -155,9 +186,11 @@ impl From<ConfigError> for CliError {
     }
 }
 
-/// Flags as given, before the config file is read.
-#[derive(Default)]
-struct Flags {
+/// Where the broker's configuration comes from: the `--config` file and the
+/// flags over it, as given. Kept by the running broker so that SIGHUP reads
+/// the file again and applies the same flags on top.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ConfigSource {
     config: Option<PathBuf>,
     listen: Vec<SocketAddr>,
     /// `Some(vec![])` is `--ws-listen off`.
@@ -167,15 +200,70 @@ struct Flags {
     db: Option<PathBuf>,
 }
 
+impl ConfigSource {
+    /// The `--config` file, if one was named.
+    pub fn file(&self) -> Option<&Path> {
+        self.config.as_deref()
+    }
+
+    /// Reads the file (or takes the defaults) and applies the flags.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let mut config = self.base()?;
+        if !self.listen.is_empty() {
+            config.listen = self.listen.clone();
+        }
+        if let Some(ws_listen) = &self.ws_listen {
+            config.ws_listen = ws_listen.clone();
+        }
+        if let Some(http) = self.http {
+            config.http = http;
+            config.http_enabled = http.is_some();
+        }
+        Ok(config)
+    }
+
+    /// The config file (or the defaults) with `--db` applied.
+    fn base(&self) -> Result<Config, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(db) = &self.db {
+            config.db = db.clone();
+        }
+        Ok(config)
+    }
+
+    /// The first broker-only flag given, for subcommands that refuse them.
+    fn broker_only_flag(&self) -> Option<&'static str> {
+        if !self.listen.is_empty() {
+            Some("--listen")
+        } else if self.ws_listen.is_some() {
+            Some("--ws-listen")
+        } else if self.http.is_some() {
+            Some("--http")
+        } else {
+            None
+        }
+    }
+}
+
+/// The one-argument subcommands and their usage lines.
+const CHECK_CONFIG: &str = "check-config FILE";
+const BACKUP: &str = "backup DEST";
+
 /// Parses the arguments after `argv[0]`. Reads the `--config` file, if any,
 /// so the returned [`Command::Run`] holds the final configuration.
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError> {
     let mut args = args.into_iter();
-    let mut flags = Flags::default();
+    let mut flags = ConfigSource::default();
     while let Some(arg) = args.next() {
         if arg == "user" || arg == "acl" {
             let subcommand = std::iter::once(arg).chain(args).collect();
             return subcommand_command(flags, subcommand);
+        }
+        if arg == "check-config" || arg == "backup" {
+            return one_argument_command(flags, &arg, args.collect());
         }
         if !arg.starts_with('-') || arg == "-" {
             return Err(CliError::UnexpectedArgument(arg));
@@ -256,54 +344,61 @@ fn address(option: Valued, value: &str) -> Result<SocketAddr, CliError> {
     })
 }
 
-/// The config file (or the defaults) with `--db` applied.
-fn base_config(flags: &Flags) -> Result<Config, CliError> {
-    let mut config = match &flags.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    if let Some(db) = &flags.db {
-        config.db = db.clone();
-    }
-    Ok(config)
+fn run_command(flags: ConfigSource) -> Result<Command, CliError> {
+    let config = flags.load()?;
+    Ok(Command::Run {
+        config: Box::new(config),
+        source: flags,
+    })
 }
 
-fn run_command(flags: Flags) -> Result<Command, CliError> {
-    let mut config = base_config(&flags)?;
-    if !flags.listen.is_empty() {
-        config.listen = flags.listen;
-    }
-    if let Some(ws_listen) = flags.ws_listen {
-        config.ws_listen = ws_listen;
-    }
-    if let Some(http) = flags.http {
-        config.http = http;
-        config.http_enabled = http.is_some();
-    }
-    Ok(Command::Run(Box::new(config)))
-}
-
-fn subcommand_command(flags: Flags, args: Vec<String>) -> Result<Command, CliError> {
-    let broker_only = if !flags.listen.is_empty() {
-        Some("--listen")
-    } else if flags.ws_listen.is_some() {
-        Some("--ws-listen")
-    } else if flags.http.is_some() {
-        Some("--http")
-    } else {
-        None
-    };
-    if let Some(option) = broker_only {
+fn subcommand_command(flags: ConfigSource, args: Vec<String>) -> Result<Command, CliError> {
+    if let Some(option) = flags.broker_only_flag() {
         return Err(CliError::NotForSubcommand {
             option,
             subcommand: args[0].clone(),
         });
     }
-    let config = base_config(&flags)?;
+    let config = flags.base()?;
     Ok(Command::User {
         db: config.db,
         bcrypt_cost: config.bcrypt_cost,
         args,
+    })
+}
+
+/// `check-config FILE` (takes no flags: the file is the point) or `backup DEST`.
+fn one_argument_command(
+    flags: ConfigSource,
+    word: &str,
+    args: Vec<String>,
+) -> Result<Command, CliError> {
+    let check = word == "check-config";
+    let refused = if check {
+        flags
+            .broker_only_flag()
+            .or(flags.config.as_ref().map(|_| "--config"))
+            .or(flags.db.as_ref().map(|_| "--db"))
+    } else {
+        flags.broker_only_flag()
+    };
+    if let Some(option) = refused {
+        return Err(CliError::NotForSubcommand {
+            option,
+            subcommand: word.to_string(),
+        });
+    }
+    let form = if check { CHECK_CONFIG } else { BACKUP };
+    let [path] = <[String; 1]>::try_from(args).map_err(|_| CliError::SubcommandUsage(form))?;
+    if path.starts_with('-') {
+        return Err(CliError::SubcommandUsage(form));
+    }
+    if check {
+        return Ok(Command::CheckConfig(PathBuf::from(path)));
+    }
+    Ok(Command::Backup {
+        db: flags.base()?.db,
+        dest: PathBuf::from(path),
     })
 }
 
@@ -317,7 +412,7 @@ mod tests {
 
     fn run(line: &str) -> Config {
         match parse_str(line) {
-            Ok(Command::Run(config)) => *config,
+            Ok(Command::Run { config, .. }) => *config,
             other => panic!("{line}: {other:?}"),
         }
     }
@@ -390,6 +485,9 @@ mod tests {
             "acl add (--user NAME | --pattern) TOPIC read|write|readwrite|deny",
             "acl list",
             "acl del ID",
+            "check-config FILE",
+            "backup DEST",
+            "SIGHUP",
         ] {
             assert!(USAGE.contains(word), "USAGE lacks {word}");
         }
@@ -583,5 +681,83 @@ mod tests {
             error("--listen="),
             "outpost: `--listen` got ``, expected IP:PORT such as 127.0.0.1:1883"
         );
+    }
+
+    #[test]
+    fn check_config_takes_one_file_and_no_flags() {
+        assert_eq!(
+            parse_str("check-config /etc/outpost/outpost.toml").unwrap(),
+            Command::CheckConfig(PathBuf::from("/etc/outpost/outpost.toml"))
+        );
+        for line in ["check-config", "check-config a b", "check-config --help"] {
+            assert_eq!(
+                error(line),
+                "outpost: usage: outpost check-config FILE (see outpost --help)",
+                "{line}"
+            );
+        }
+        assert_eq!(
+            error("--db x.db check-config a.toml"),
+            "outpost: `--db` cannot be used with `check-config` (see outpost --help)"
+        );
+        assert_eq!(
+            error("--config a.toml check-config a.toml"),
+            "outpost: `--config` cannot be used with `check-config` (see outpost --help)"
+        );
+    }
+
+    #[test]
+    fn backup_reads_the_database_path_like_user() {
+        let file = TempConfig::new("backup", "db = \"/var/lib/outpost/outpost.db\"\n");
+        let cmd = parse_str(&format!("--config {} backup /tmp/copy.db", file.path())).unwrap();
+        assert_eq!(
+            cmd,
+            Command::Backup {
+                db: PathBuf::from("/var/lib/outpost/outpost.db"),
+                dest: PathBuf::from("/tmp/copy.db"),
+            }
+        );
+        let cmd = parse_str("--db live.db backup copy.db").unwrap();
+        assert_eq!(
+            cmd,
+            Command::Backup {
+                db: PathBuf::from("live.db"),
+                dest: PathBuf::from("copy.db"),
+            }
+        );
+        assert_eq!(
+            error("backup"),
+            "outpost: usage: outpost backup DEST (see outpost --help)"
+        );
+        assert_eq!(
+            error("--listen 127.0.0.1:1 backup x.db"),
+            "outpost: `--listen` cannot be used with `backup` (see outpost --help)"
+        );
+    }
+
+    #[test]
+    fn the_source_reloads_the_file_under_the_same_flags() {
+        let file = TempConfig::new("reload", "db = \"file.db\"\nmax_inflight = 5\n");
+        let cmd = parse_str(&format!(
+            "--config {} --listen 127.0.0.1:2000 --http off --db flag.db",
+            file.path()
+        ))
+        .unwrap();
+        let Command::Run { config, source } = cmd else {
+            panic!("{cmd:?}")
+        };
+        assert_eq!(source.file(), Some(Path::new(file.path())));
+        assert_eq!(source.load().unwrap(), *config);
+        std::fs::write(file.path(), "db = \"file.db\"\nmax_inflight = 9\n").unwrap();
+        let again = source.load().unwrap();
+        assert_eq!(again.max_inflight, 9);
+        assert_eq!(again.db, PathBuf::from("flag.db"));
+        assert_eq!(again.listen, vec!["127.0.0.1:2000".parse().unwrap()]);
+        assert_eq!(again.http, None);
+        let Command::Run { source, .. } = parse_str("").unwrap() else {
+            panic!()
+        };
+        assert_eq!(source.file(), None);
+        assert_eq!(source.load().unwrap(), Config::default());
     }
 }

@@ -12,10 +12,11 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-/// Everything the broker can be told at start-up.
-#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+/// Everything the broker can be told at start-up. `Serialize` is for
+/// `outpost check-config`, which prints the effective settings as TOML.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// MQTT/TCP listeners. Loopback only by default so a fresh install is not
@@ -36,6 +37,9 @@ pub struct Config {
     /// How hard each group commit waits for the disk: trade durability of the
     /// last commits on power loss against SD-card write latency.
     pub sync: SyncMode,
+    /// How much the broker logs; SIGHUP applies a new value without a restart.
+    /// `RUST_LOG`, when set, wins (and allows per-module filters).
+    pub log_level: LogLevel,
     /// Whether clients may connect without a username. Unset means: only on
     /// listeners bound to a loopback address, so local tools work out of the
     /// box while remote clients must log in.
@@ -111,7 +115,7 @@ pub struct Config {
 }
 
 /// SQLite `synchronous` setting used for every group commit.
-#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum SyncMode {
     /// fsync on every commit: an acknowledged message survives power loss.
@@ -128,6 +132,36 @@ impl SyncMode {
         match self {
             SyncMode::Full => "FULL",
             SyncMode::Normal => "NORMAL",
+        }
+    }
+}
+
+/// The most verbose log level written.
+#[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Failures only.
+    Error,
+    /// Failures and refused clients or messages.
+    Warn,
+    /// Also connections, start and stop.
+    #[default]
+    Info,
+    /// Also every packet handled; noisy.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    /// The matching `log` filter.
+    pub fn filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
         }
     }
 }
@@ -149,6 +183,7 @@ impl Default for Config {
             http_enabled: true,
             db: PathBuf::from("outpost.db"),
             sync: SyncMode::Full,
+            log_level: LogLevel::Info,
             allow_anonymous: None,
             bcrypt_cost: 10,
             max_connections: 10_000,

@@ -10,11 +10,15 @@
 //! - `auth`     — password hashing and checking (bcrypt, off the loop).
 //! - `user_cli` — the `outpost user …` / `outpost acl …` commands.
 //! - `ws`       — MQTT over WebSocket as bytes: handshake, frames in and out, close codes.
+//! - `check_config` — `outpost check-config FILE`: validate and print the effective settings.
+//! - `logging`  — stderr/journal logging at a level SIGHUP can change.
 
 pub mod auth;
 pub mod broker;
+pub mod check_config;
 pub mod cli;
 pub mod config;
+pub mod logging;
 pub mod protocol;
 pub mod store;
 pub mod topic;

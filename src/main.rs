@@ -1,4 +1,4 @@
-//! The `outpost` binary: parse the command line, then run the broker or a user command.
+//! The `outpost` binary: parse the command line, then run the broker or a one-shot command.
 
 use std::process::ExitCode;
 
@@ -26,10 +26,26 @@ fn main() -> ExitCode {
             bcrypt_cost,
             args,
         } => ExitCode::from(outpost::user_cli::run(&args, &db, bcrypt_cost) as u8),
-        Command::Run(config) => {
-            env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-                .init();
-            match outpost::broker::run(*config) {
+        Command::CheckConfig(path) => ExitCode::from(outpost::check_config::run(&path) as u8),
+        Command::Backup { db, dest } => match outpost::store::backup(&db, &dest) {
+            Ok(summary) => {
+                println!(
+                    "backed up {} to {} ({} bytes, schema version {})",
+                    db.display(),
+                    dest.display(),
+                    summary.bytes,
+                    summary.schema_version
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("outpost: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Run { config, source } => {
+            outpost::logging::init(config.log_level);
+            match outpost::broker::run(*config, source) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("outpost: {e}");

@@ -9,7 +9,7 @@ use std::fmt;
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use super::timers::Timer;
 use super::transport::Transport;
 use super::{Broker, Violation};
 use crate::auth::worker::AuthWorker;
+use crate::cli::ConfigSource;
 use crate::config::Config;
 use crate::protocol::ReasonCode;
 use crate::store::{Store, StoreError};
@@ -65,12 +66,17 @@ pub struct Server {
     signals: mio::net::UnixStream,
     /// Which signal arrived last.
     received: Arc<AtomicUsize>,
+    /// Set by SIGHUP, cleared when the reload runs.
+    hangup: Arc<AtomicBool>,
+    /// Where SIGHUP reads the configuration again; without it, only the ACL rules.
+    source: Option<ConfigSource>,
     inbox: InboxSender,
 }
 
-/// Binds the listeners and runs the loop until SIGINT or SIGTERM.
-pub fn run(config: Config) -> Result<(), RunError> {
-    Server::bind(config)?.run()
+/// Binds the listeners and runs the loop until SIGINT or SIGTERM; SIGHUP reloads from
+/// `source`.
+pub fn run(config: Config, source: ConfigSource) -> Result<(), RunError> {
+    Server::bind(config)?.reload_from(source).run()
 }
 
 impl Server {
@@ -96,7 +102,7 @@ impl Server {
         for (_, listener) in listeners.iter() {
             log::info!("{} listener on {}", listener.kind, listener.addr);
         }
-        let (signals, received) = register_signals(&poll)?;
+        let (signals, received, hangup) = register_signals(&poll)?;
         let waker = Arc::new(
             mio::Waker::new(poll.registry(), WAKER)
                 .map_err(|e| RunError::Io("cannot create waker", e))?,
@@ -119,8 +125,16 @@ impl Server {
             broker,
             signals,
             received,
+            hangup,
+            source: None,
             inbox,
         })
+    }
+
+    /// Makes SIGHUP read the configuration again from `source` (see `reload.rs`).
+    pub fn reload_from(mut self, source: ConfigSource) -> Server {
+        self.source = Some(source);
+        self
     }
 
     /// A handle for another thread to send the loop requests.
@@ -140,6 +154,8 @@ impl Server {
             mut broker,
             mut signals,
             received,
+            hangup,
+            source,
             inbox,
         } = self;
         // The loop keeps no sender of its own: dropping it lets `send` see a stopped loop.
@@ -170,7 +186,13 @@ impl Server {
             }
             for event in events.iter() {
                 match event.token() {
-                    SIGNAL => stop = drain(&mut signals),
+                    SIGNAL => {
+                        drain(&mut signals);
+                        stop = received.load(Ordering::Relaxed) != 0;
+                        if hangup.swap(false, Ordering::Relaxed) {
+                            broker.reload(source.as_ref());
+                        }
+                    }
                     WAKER => {}
                     token => match broker.listeners.id_of(token) {
                         Some(listener) => broker.accept(listener, now),
@@ -200,9 +222,13 @@ impl Server {
     }
 }
 
-/// SIGINT and SIGTERM write to a socket pair the poll watches; `received` says which.
-fn register_signals(poll: &Poll) -> Result<(mio::net::UnixStream, Arc<AtomicUsize>), RunError> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
+/// The signal pipe, which stop signal arrived, and whether a SIGHUP did.
+type Signals = (mio::net::UnixStream, Arc<AtomicUsize>, Arc<AtomicBool>);
+
+/// SIGINT, SIGTERM and SIGHUP write to a socket pair the poll watches; `received` says
+/// which stop signal came, the flag says a SIGHUP did.
+fn register_signals(poll: &Poll) -> Result<Signals, RunError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let err = |e| RunError::Io("cannot install signal handlers", e);
     let (reader, writer) = UnixStream::pair().map_err(err)?;
     reader.set_nonblocking(true).map_err(err)?;
@@ -214,11 +240,14 @@ fn register_signals(poll: &Poll) -> Result<(mio::net::UnixStream, Arc<AtomicUsiz
         signal_hook::low_level::pipe::register(signal, writer.try_clone().map_err(err)?)
             .map_err(err)?;
     }
+    let hangup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(SIGHUP, hangup.clone()).map_err(err)?;
+    signal_hook::low_level::pipe::register(SIGHUP, writer).map_err(err)?;
     let mut reader = mio::net::UnixStream::from_std(reader);
     poll.registry()
         .register(&mut reader, SIGNAL, Interest::READABLE)
         .map_err(err)?;
-    Ok((reader, received))
+    Ok((reader, received, hangup))
 }
 
 /// Empties the signal pipe; true if a signal arrived.

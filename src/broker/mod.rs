@@ -19,6 +19,7 @@
 //! - `stats`      — counters for logs and `$SYS`.
 //! - `sys`        — the `$SYS` topics, published only while someone listens.
 //! - `persist`    — what is staged in the store each turn, and loaded back at start.
+//! - `reload`     — SIGHUP: the config file and ACL rules read again, clients kept.
 
 mod acks;
 mod alias;
@@ -36,6 +37,7 @@ mod listeners;
 mod message;
 mod persist;
 mod publish;
+mod reload;
 mod session;
 mod shared;
 mod stats;

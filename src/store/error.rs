@@ -57,8 +57,28 @@ pub enum StoreError {
     InvalidAccess(String),
     /// An empty ACL topic.
     EmptyAclTopic,
+    /// `outpost backup` was pointed at the live database itself.
+    BackupOntoSource(PathBuf),
+    /// The backup copy could not be written, checked or put in place.
+    Backup {
+        /// The destination, named so the operator knows which file failed.
+        path: PathBuf,
+        /// What went wrong.
+        source: BackupFailure,
+    },
     /// Any other SQLite failure.
     Sqlite(rusqlite::Error),
+}
+
+/// How writing a backup copy failed.
+#[derive(Debug)]
+pub enum BackupFailure {
+    /// SQLite refused (disk full, read-only directory, ...).
+    Sqlite(rusqlite::Error),
+    /// Creating, syncing or renaming the file failed.
+    Io(std::io::Error),
+    /// `PRAGMA quick_check` on the copy did not answer `ok`.
+    Check(String),
 }
 
 impl fmt::Display for StoreError {
@@ -96,6 +116,21 @@ impl fmt::Display for StoreError {
                 "invalid access {text:?}: expected read, write, readwrite or deny"
             ),
             StoreError::EmptyAclTopic => write!(f, "ACL topic must not be empty"),
+            StoreError::BackupOntoSource(path) => write!(
+                f,
+                "refusing to back up {} onto itself; name another file",
+                path.display()
+            ),
+            StoreError::Backup { path, source } => {
+                write!(f, "cannot write backup {}: ", path.display())?;
+                match source {
+                    BackupFailure::Sqlite(e) => f.write_str(&explain(e)),
+                    BackupFailure::Io(e) => write!(f, "{e}"),
+                    BackupFailure::Check(result) => {
+                        write!(f, "the copy failed its integrity check: {result}")
+                    }
+                }
+            }
             StoreError::Sqlite(e) => write!(f, "database error: {e}"),
         }
     }
@@ -105,6 +140,14 @@ impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StoreError::Open { source, .. } => Some(source),
+            StoreError::Backup {
+                source: BackupFailure::Sqlite(e),
+                ..
+            } => Some(e),
+            StoreError::Backup {
+                source: BackupFailure::Io(e),
+                ..
+            } => Some(e),
             StoreError::Sqlite(e) => Some(e),
             _ => None,
         }

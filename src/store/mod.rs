@@ -10,6 +10,7 @@
 //! connection (the web thread, the user CLI).
 //!
 //! - `error.rs`: [`StoreError`].
+//! - `backup.rs`: [`backup()`], a consistent copy of the live database.
 //! - `migrate.rs`: `schema.sql` and the version steps.
 //! - `write.rs`: [`Write`] and how each one becomes SQL.
 //! - `load.rs`: start-up loads of sessions, messages and retained messages.
@@ -17,6 +18,7 @@
 //! - `users.rs`, `acl.rs`: accounts and topic access rules.
 
 pub mod acl;
+pub mod backup;
 pub mod clients;
 pub mod error;
 pub mod load;
@@ -31,6 +33,7 @@ use rusqlite::Connection;
 
 pub use crate::config::SyncMode;
 pub use acl::{Access, AclRule};
+pub use backup::{backup, BackupSummary};
 pub use clients::ClientRecord;
 pub use error::StoreError;
 pub use load::{StoredQueued, StoredSession, StoredSubscription};
