@@ -387,6 +387,22 @@ fn pings_are_answered_and_the_close_handshake_is_echoed_with_the_will_published(
 }
 
 #[test]
+fn a_stopping_broker_says_going_away() {
+    let mut broker = Broker::start();
+    let port = broker.ws_port();
+    let mut v5 = WsRaw::connect(port, &Connect::new(Version::V5, "ws-sigterm"));
+    let mut upgraded_only = WsRaw::upgraded(port);
+    let (status, _) = broker
+        .signal_and_wait(libc::SIGTERM, Duration::from_secs(5))
+        .expect("the broker stops on SIGTERM");
+    assert!(status.success(), "{status}");
+    let packets = v5.expect_close(1001);
+    assert_eq!(packets.len(), 1, "{packets:?}");
+    assert_eq!(packets[0].disconnect_reason(), 0x8B);
+    assert!(upgraded_only.expect_close(1001).is_empty());
+}
+
+#[test]
 fn a_persistent_session_survives_a_dropped_websocket_and_resumes_over_tcp() {
     let broker = Broker::start();
     let props = frames::Bytes::new().u8(0x11).u32(300).0;

@@ -185,9 +185,8 @@ impl Connection {
     pub fn flush(&mut self, sent: &mut u64) -> io::Result<()> {
         // Lenient on purpose: acks still in the buffer are on their way.
         self.unflushed_qos1_acks = 0;
-        if let Some(why) = self.closing.as_deref() {
-            let out = self.output.get_or_insert_with(Box::default);
-            self.transport.close(why, &mut out.buf, &mut out.sealed);
+        if let Some(why) = self.closing.as_deref().copied() {
+            self.close_transport(why.reason);
         }
         let Some(out) = self.output.as_mut() else {
             return Ok(());
@@ -269,6 +268,16 @@ impl Connection {
         if let Some(out) = self.output.as_mut() {
             out.backlog_since = None;
         }
+    }
+
+    /// Ends the transport's own session after the output queued so far (WebSocket: its
+    /// Close frame, once), the connection closing for `reason`. Nothing on plain TCP.
+    pub fn close_transport(&mut self, reason: ReasonCode) {
+        if matches!(self.transport, Transport::Tcp) {
+            return;
+        }
+        let out = self.output.get_or_insert_with(Box::default);
+        self.transport.close(reason, &mut out.buf, &mut out.sealed);
     }
 
     /// Appends bytes of the transport's own (a handshake answer, a control frame) after

@@ -513,6 +513,7 @@ impl Broker {
             if conn.session().is_some() {
                 send_disconnect(conn, ReasonCode::ServerShuttingDown);
             }
+            conn.close_transport(ReasonCode::ServerShuttingDown);
         }
         self.commit();
         for (_, conn) in self.conns.iter_mut() {

@@ -6,7 +6,6 @@
 
 use std::time::Instant;
 
-use super::client::CloseReason;
 use super::close::Ending;
 use super::listeners::ListenerKind;
 use super::Broker;
@@ -40,13 +39,13 @@ impl Transport {
     }
 
     /// Seals the output and ends the transport's own session, the connection closing for
-    /// `why`: WebSocket's Close frame (going away when the broker or listener stops,
+    /// `reason`: WebSocket's Close frame (going away when the broker or listener stops,
     /// policy violation after an MQTT error, normal otherwise).
-    pub fn close(&mut self, why: &CloseReason, buf: &mut Vec<u8>, sealed: &mut usize) {
+    pub fn close(&mut self, reason: ReasonCode, buf: &mut Vec<u8>, sealed: &mut usize) {
         let Transport::WebSocket(ws) = self else {
             return self.seal(buf, sealed);
         };
-        let code = match why.reason {
+        let code = match reason {
             ReasonCode::ServerShuttingDown => CloseCode::GOING_AWAY,
             reason if reason.is_error() => CloseCode::POLICY_VIOLATION,
             _ => CloseCode::NORMAL,
