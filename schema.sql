@@ -1,11 +1,11 @@
--- Outpost durable store: the whole schema, version 1 (PRAGMA user_version = 1).
+-- Outpost durable store: the whole schema, version 2 (PRAGMA user_version = 2).
 --
 -- store::open applies this file, in one transaction, to a database whose
 -- user_version is 0 (a new file). A database at an older version is brought
 -- up by the step migrations in src/store/migrate.rs instead; this file always
 -- describes the newest version, and its last line sets that version.
--- Fixtures: a database created from this file is the version-1 fixture that
--- later migrations must upgrade.
+-- Fixtures: src/store/fixtures/vN.sql is the schema (and a few rows) of each
+-- older version N; src/store/migrate.rs tests that each one upgrades.
 --
 -- Times are unix seconds (INTEGER). Foreign keys that the broker fills within
 -- one group commit are DEFERRABLE INITIALLY DEFERRED, so the order of writes
@@ -20,7 +20,8 @@ CREATE TABLE users (
     created_at    INTEGER NOT NULL DEFAULT (unixepoch())
 );
 
--- Password-reset questions; the answer is hashed like a password.
+-- Password-reset questions; the answer is hashed like a password. The chat
+-- service keeps one question per user (setting a new one replaces it).
 CREATE TABLE security_questions (
     user_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     question    TEXT    NOT NULL,
@@ -115,4 +116,34 @@ CREATE TABLE qos2_received (
     PRIMARY KEY (client_id, packet_id)
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 1;
+-- Chat rooms, created on first use.
+CREATE TABLE chat_rooms (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT    NOT NULL UNIQUE,
+    created_by TEXT    NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+-- Chat messages; ids are handed out by the broker, increasing across rooms.
+-- sender is the authenticated user name (kept when the account goes).
+-- likes is the count of chat_likes rows, kept here so a page needs no join.
+CREATE TABLE chat_messages (
+    id      INTEGER PRIMARY KEY CHECK (id > 0),
+    room_id INTEGER NOT NULL REFERENCES chat_rooms (id) DEFERRABLE INITIALLY DEFERRED,
+    sender  TEXT    NOT NULL,
+    sent_at INTEGER NOT NULL,
+    body    TEXT    NOT NULL,
+    likes   INTEGER NOT NULL DEFAULT 0 CHECK (likes >= 0)
+);
+-- History pages (last n, after or before an id) read this index, never scan.
+CREATE INDEX chat_messages_room ON chat_messages (room_id, id);
+
+-- One like per user per message.
+CREATE TABLE chat_likes (
+    message_id INTEGER NOT NULL REFERENCES chat_messages (id)
+                       ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    username   TEXT    NOT NULL,
+    PRIMARY KEY (message_id, username)
+) WITHOUT ROWID;
+
+PRAGMA user_version = 2;

@@ -75,7 +75,7 @@ fi
 
 if [ -z "$QUICK" ] || [ "$QUICK" = 0 ]; then
 	say "micro-benches (criterion)"
-	$CARGO bench --bench codec --bench trie 2>&1 |
+	$CARGO bench --bench codec --bench trie --bench chat 2>&1 |
 		grep -E '^[a-z_]+/|time:' | grep -v '%' | tee "$OUT/micro.txt" || status=$?
 fi
 

@@ -112,6 +112,19 @@ pub struct Config {
     pub deny_subscribe: Vec<String>,
     /// Topic filters nobody may publish to, whatever the ACL rules say.
     pub deny_publish: Vec<String>,
+    /// Runs the chat service on the topics under `chat/` (see docs/chat.md); off, those
+    /// are plain topics.
+    pub chat: bool,
+    /// Longest chat message, in bytes.
+    pub chat_max_text: usize,
+    /// Most messages in one history page.
+    pub chat_history_page: usize,
+    /// Who creates a room by sending to it: `anyone` logged in, or only `admins`.
+    pub chat_room_creation: crate::chat::RoomCreation,
+    /// Chat requests (messages included) per second per client, after a burst of
+    /// `chat_request_burst`; 0 = no limit.
+    pub chat_requests_per_second: u32,
+    pub chat_request_burst: u32,
 }
 
 /// SQLite `synchronous` setting used for every group commit.
@@ -211,6 +224,12 @@ impl Default for Config {
             max_subscriptions_per_client: 1000,
             deny_subscribe: Vec::new(),
             deny_publish: Vec::new(),
+            chat: true,
+            chat_max_text: 1000,
+            chat_history_page: 50,
+            chat_room_creation: crate::chat::RoomCreation::Anyone,
+            chat_requests_per_second: 10,
+            chat_request_burst: 20,
         }
     }
 }
@@ -373,6 +392,9 @@ impl Config {
         range("receive_maximum", self.receive_maximum, 1..=u16::MAX)?;
         range("max_inflight", self.max_inflight, 1..=u16::MAX)?;
         range("maximum_qos", self.maximum_qos, 0..=2)?;
+        range("chat_max_text", self.chat_max_text, 1..=65_536)?;
+        range("chat_history_page", self.chat_history_page, 1..=1000)?;
+        range("chat_request_burst", self.chat_request_burst, 1..=u32::MAX)?;
         Ok(())
     }
 

@@ -8,6 +8,8 @@
 //! - `broker`   — the single-threaded mio event loop and everything it does with packets.
 //! - `store`    — all SQL: the SQLite database, group commit, start-up loads, users, ACLs.
 //! - `auth`     — password hashing and checking (bcrypt, off the loop).
+//! - `service`  — the seam between the broker and the services beside it: requests in, effects out.
+//! - `chat`     — the chat service on `chat/` topics: rooms, history, likes, accounts.
 //! - `user_cli` — the `outpost user …` / `outpost acl …` commands.
 //! - `ws`       — MQTT over WebSocket as bytes: handshake, frames in and out, close codes.
 //! - `check_config` — `outpost check-config FILE`: validate and print the effective settings.
@@ -15,11 +17,13 @@
 
 pub mod auth;
 pub mod broker;
+pub mod chat;
 pub mod check_config;
 pub mod cli;
 pub mod config;
 pub mod logging;
 pub mod protocol;
+pub mod service;
 pub mod store;
 pub mod topic;
 pub mod user_cli;

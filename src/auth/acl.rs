@@ -4,9 +4,41 @@
 //! and `%c` substituted) and from the configuration (`deny_subscribe`, `deny_publish`).
 //! Like Mosquitto: with no rules at all everything is allowed; once any grant applies
 //! to a client, only what a rule grants is allowed; a `deny` rule beats every grant.
+//!
+//! Apart from the rules, reply topics are private ([`reply_topic_allows`]), whatever the
+//! rules grant: `chat/u/<user>/…` is readable only by clients logged in as that user,
+//! `chat/a/<client id>/…` only by the client with that id.
 
 use crate::store::{Access, AclRule};
 use crate::topic;
+
+/// Replies to a logged-in user live under `chat/u/<user>`, replies to an anonymous client
+/// under `chat/a/<client id>`.
+pub const USER_REPLIES: &str = "chat/u/";
+pub const CLIENT_REPLIES: &str = "chat/a/";
+
+/// True when `topic` is someone's reply topic, so delivery must check its owner.
+pub fn is_reply_topic(topic: &str) -> bool {
+    topic.starts_with(USER_REPLIES) || topic.starts_with(CLIENT_REPLIES)
+}
+
+/// True unless `topic_or_filter` names someone else's reply topic. A filter is refused
+/// when it names another owner, or any owner through a wildcard at that level
+/// (`chat/u/+`, `chat/+/#`…); a filter whose `#` comes earlier (`#`, `chat/#`) is allowed,
+/// and delivery checks each message's topic against this again.
+pub fn reply_topic_allows(topic_or_filter: &str, username: Option<&str>, client_id: &str) -> bool {
+    let mut levels = topic_or_filter.split('/');
+    let first = levels.next().unwrap_or("");
+    let (Some(second), Some(owner)) = (levels.next(), levels.next()) else {
+        return true;
+    };
+    if !matches!(first, "chat" | "+") {
+        return true;
+    }
+    let user_ok = !matches!(second, "u" | "+") || username == Some(owner);
+    let client_ok = !matches!(second, "a" | "+") || owner == client_id;
+    user_ok && client_ok
+}
 
 /// What a client wants to do with a topic or filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +207,48 @@ mod tests {
         assert!(acl.allows(Action::Read, "public/x"));
         assert!(!acl.allows(Action::Read, "secret/x"));
         assert!(!acl.allows(Action::Write, "secret/x"));
+    }
+
+    #[test]
+    fn reply_topics_belong_to_their_user_or_client() {
+        for ok in [
+            "chat/u/ana",
+            "chat/u/ana/tag",
+            "chat/u/ana/#",
+            "chat/a/c1",
+            "chat/a/c1/7",
+            "chat/#",
+            "#",
+            "chat/u",
+            "chat/r/general",
+            "a/u/bob",
+        ] {
+            assert!(reply_topic_allows(ok, Some("ana"), "c1"), "{ok}");
+        }
+        for bad in [
+            "chat/u/bob",
+            "chat/u/bob/tag",
+            "chat/u/+",
+            "chat/u/#",
+            "chat/a/c2",
+            "chat/+/ana",
+            "chat/+/+",
+            "+/u/bob",
+            "+/+/#",
+            "chat/u/an",
+            "chat/u/c1",
+            "chat/a/ana",
+        ] {
+            assert!(!reply_topic_allows(bad, Some("ana"), "c1"), "{bad}");
+        }
+        assert!(
+            !reply_topic_allows("chat/u/c1", None, "c1"),
+            "anonymous: no user topic"
+        );
+        assert!(reply_topic_allows("chat/a/c1", None, "c1"));
+        assert!(reply_topic_allows("chat/+/c1", Some("c1"), "c1"));
+        assert!(is_reply_topic("chat/u/x") && is_reply_topic("chat/a/x"));
+        assert!(!is_reply_topic("chat/r/x"));
     }
 
     #[test]

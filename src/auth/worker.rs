@@ -1,6 +1,7 @@
-//! The auth worker: bcrypt runs here, never on the loop. The loop sends a request, the
-//! worker checks it against the users table on its own database connection and answers
-//! through the loop's inbox (which wakes the loop).
+//! The auth worker: bcrypt runs here, never on the loop. The loop sends a job — a CONNECT
+//! to check, or other slow work such as the chat service's account requests — the worker
+//! runs it on its own database connection and answers through the loop's inbox (which
+//! wakes the loop).
 
 use std::io;
 use std::net::IpAddr;
@@ -42,9 +43,18 @@ pub struct AuthReply {
     pub rules: Option<Arc<Vec<AclRule>>>,
 }
 
+/// Slow work for a worker: given the worker's store and a hash of the configured cost
+/// (to check unknown users against), it returns what to tell the loop.
+pub type Task = Box<dyn FnOnce(&mut Store, &str) -> Inbound + Send>;
+
+enum Job {
+    Connect(AuthRequest),
+    Run(Task),
+}
+
 /// The loop's handle on the worker threads.
 pub struct AuthWorker {
-    requests: Sender<AuthRequest>,
+    requests: Sender<Job>,
 }
 
 impl AuthWorker {
@@ -56,7 +66,7 @@ impl AuthWorker {
         threads: usize,
         inbox: InboxSender,
     ) -> io::Result<AuthWorker> {
-        let (requests, jobs) = mpsc::channel::<AuthRequest>();
+        let (requests, jobs) = mpsc::channel::<Job>();
         let jobs = Arc::new(Mutex::new(jobs));
         for i in 0..threads.max(1) {
             let store = Store::open(db, sync).map_err(io::Error::other)?;
@@ -71,20 +81,34 @@ impl AuthWorker {
 
     pub fn submit(&self, request: AuthRequest) {
         // The workers live as long as the process; a send cannot fail while it runs.
-        let _ = self.requests.send(request);
+        let _ = self.requests.send(Job::Connect(request));
+    }
+
+    /// Runs `task` on the next free worker.
+    pub fn run(&self, task: Task) {
+        let _ = self.requests.send(Job::Run(task));
     }
 }
 
-fn work(store: Store, cost: u32, jobs: &Mutex<Receiver<AuthRequest>>, inbox: &InboxSender) {
+fn work(mut store: Store, cost: u32, jobs: &Mutex<Receiver<Job>>, inbox: &InboxSender) {
     // Unknown users are checked against this hash so they cost what a wrong password costs.
     let dummy = hash_password("outpost-dummy-password", cost).unwrap_or_default();
     loop {
-        let request = match jobs.lock() {
+        let job = match jobs.lock() {
             Ok(jobs) => match jobs.recv() {
-                Ok(request) => request,
+                Ok(job) => job,
                 Err(_) => return,
             },
             Err(_) => return,
+        };
+        let request = match job {
+            Job::Connect(request) => request,
+            Job::Run(task) => {
+                if inbox.send(task(&mut store, &dummy)).is_err() {
+                    return;
+                }
+                continue;
+            }
         };
         let outcome = check(&store, &request, &dummy);
         let rules = store.list_acl_rules().ok().map(Arc::new);

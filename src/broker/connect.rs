@@ -186,6 +186,10 @@ impl Broker {
             if !self.valid_topic(will.topic) || will.topic.starts_with("$SYS") {
                 return Err(ReasonCode::TopicNameInvalid);
             }
+            // A will would reach a service's subscribers without the service.
+            if self.claimed(will.topic) {
+                return Err(ReasonCode::NotAuthorized);
+            }
             if will.qos as u8 > self.config.maximum_qos {
                 return Err(ReasonCode::QosNotSupported);
             }

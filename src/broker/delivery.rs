@@ -11,7 +11,7 @@ use super::message::{Delivery, Message};
 use super::session::{Inflight, InflightState, Outbound, Session, SubEntry};
 use super::shared::SharedCursors;
 use super::Broker;
-use crate::auth::acl::Action;
+use crate::auth::acl::{is_reply_topic, Action};
 use crate::protocol::{self, Ack, Packet, Properties, Qos, QosPid, ReasonCode};
 use crate::topic::SharedGroup;
 
@@ -48,7 +48,12 @@ impl Broker {
                 .take_while(|(s, _)| *s == session)
                 .count();
             let acl = &self.sessions[session].acl;
-            let readable = acl.allows_everything() || acl.allows(Action::Read, &message.topic);
+            let private = self.chat.is_some() && is_reply_topic(&message.topic);
+            let readable = if private {
+                self.may_read(session, &message.topic)
+            } else {
+                acl.allows_everything() || acl.allows(Action::Read, &message.topic)
+            };
             let outbound = merge(&message, session, &matches[i..end]).filter(|_| readable);
             if let Some(outbound) = outbound {
                 self.enqueue(session, outbound, now);

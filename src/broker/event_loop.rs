@@ -120,6 +120,7 @@ impl Server {
         .map_err(|e| RunError::Io("cannot start the auth workers", e))?;
         let mut broker = Broker::new(config, store, auth, registry, listeners, inbox_rx);
         broker.load(Instant::now()).map_err(RunError::Store)?;
+        broker.load_services().map_err(RunError::Store)?;
         Ok(Server {
             poll,
             broker,
@@ -269,6 +270,7 @@ impl Broker {
         while let Some(message) = self.inbox.try_recv() {
             match message {
                 Inbound::Auth(reply) => self.auth_replied(reply, now),
+                Inbound::Chat(reply) => self.chat_account_done(reply, now),
                 Inbound::Console(request) => self.answer_console(request),
                 Inbound::LoginToken(grant) => {
                     if !self.login_tokens.grant(grant, now) {

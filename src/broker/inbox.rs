@@ -24,6 +24,8 @@ const SEND_WAIT: Duration = Duration::from_secs(5);
 pub enum Inbound {
     /// The bcrypt worker's verdict on a CONNECT.
     Auth(AuthReply),
+    /// The chat service's account work is done.
+    Chat(crate::chat::AccountReply),
     /// The web console asks for live state or gives a command; the answer goes back on
     /// the request's own channel.
     Console(ConsoleRequest),

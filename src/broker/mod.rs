@@ -20,6 +20,7 @@
 //! - `sys`        — the `$SYS` topics, published only while someone listens.
 //! - `persist`    — what is staged in the store each turn, and loaded back at start.
 //! - `reload`     — SIGHUP: the config file and ACL rules read again, clients kept.
+//! - `services`   — the internal services beside the broker (chat): claimed topics, effects.
 
 mod acks;
 mod alias;
@@ -38,6 +39,7 @@ mod message;
 mod persist;
 mod publish;
 mod reload;
+mod services;
 mod session;
 mod shared;
 mod stats;
@@ -99,6 +101,8 @@ pub struct Broker {
     listeners: Listeners,
     /// What other threads send the loop.
     inbox: Inbox,
+    /// The chat service, unless `chat = false`.
+    chat: Option<crate::chat::ChatService>,
     /// The database; writes are staged during a turn and committed at its end.
     store: Store,
     /// Last message id handed out in the store.
@@ -167,6 +171,7 @@ impl Broker {
             registry,
             listeners,
             inbox,
+            chat: None,
             auth,
             pending_connects: HashMap::new(),
             credentials: CredentialCache::default(),

@@ -217,6 +217,7 @@ impl Broker {
         if let Err(e) = self.store.commit() {
             self.stats.store_failures += 1;
             log::error!("store commit failed, closing the turn's connections unacknowledged: {e}");
+            self.services_commit_failed();
             for token in std::mem::take(&mut self.flush_list) {
                 if let Some(conn) = self.conns.get_mut(token) {
                     conn.in_flush_list = false;

@@ -76,6 +76,10 @@ impl Broker {
                 topic
             );
             ReasonCode::NotAuthorized
+        } else if self.claimed(&topic) {
+            // A service's topic: the service decides what, if anything, is routed.
+            self.hand_to_service(token, session, &topic, &publish, now);
+            ReasonCode::Success
         } else {
             // No 0x10 (no matching subscribers) even when nobody got it: on a thin link
             // that byte on every such acknowledgement buys the publisher nothing.

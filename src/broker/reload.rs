@@ -68,6 +68,12 @@ fn sort(old: &Config, new: Config) -> Sorted {
         max_subscriptions_per_client,
         deny_subscribe,
         deny_publish,
+        chat,
+        chat_max_text,
+        chat_history_page,
+        chat_room_creation,
+        chat_requests_per_second,
+        chat_request_burst,
     } = new;
     let mut sorted = Sorted {
         config: old.clone(),
@@ -103,6 +109,15 @@ fn sort(old: &Config, new: Config) -> Sorted {
     );
     // Read by a timer that may be running.
     restart_only!(sys_interval);
+    // Given to the chat service when it starts.
+    restart_only!(
+        chat,
+        chat_max_text,
+        chat_history_page,
+        chat_room_creation,
+        chat_requests_per_second,
+        chat_request_burst,
+    );
     reloadable!(
         log_level,
         allow_anonymous,

@@ -7,7 +7,6 @@ use std::time::Instant;
 use super::message::Message;
 use super::session::{Outbound, SubEntry};
 use super::{Broker, Violation};
-use crate::auth::acl::Action;
 use crate::protocol::{
     Packet, Properties, Qos, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
     UnsubAck, Unsubscribe,
@@ -96,7 +95,7 @@ impl Broker {
         if !self.config.wildcard_subscriptions && (plain.contains('+') || plain.contains('#')) {
             return Ok(Err(ReasonCode::WildcardSubscriptionsNotSupported));
         }
-        if !self.sessions[session].acl.allows(Action::Read, plain) {
+        if !self.may_read(session, plain) {
             log::info!(
                 "client {}: subscription to {filter} denied",
                 self.sessions[session].client_id

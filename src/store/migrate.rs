@@ -8,7 +8,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The schema version this build writes; `schema.sql` ends by setting it.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The newest schema in full, applied to a new (version 0) database.
 const SCHEMA: &str = include_str!("../../schema.sql");
@@ -16,7 +16,7 @@ const SCHEMA: &str = include_str!("../../schema.sql");
 /// Step migrations: `MIGRATIONS[i]` takes a database from version `i + 1` to
 /// `i + 2` and ends with `PRAGMA user_version = i + 2`. Add a step here (and
 /// an old-database fixture test) whenever `schema.sql` changes.
-const MIGRATIONS: &[&str] = &[];
+const MIGRATIONS: &[&str] = &[include_str!("migrations/v2-chat.sql")];
 
 /// Brings the database behind `conn` to [`SCHEMA_VERSION`] in one transaction.
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
@@ -74,4 +74,67 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
         });
     }
     tx.commit().map_err(open_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Store, SyncMode};
+
+    /// Each `fixtures/vN.sql` is an old database; opening it must bring it to the current
+    /// version with its rows intact.
+    #[test]
+    fn version_1_database_upgrades_with_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(include_str!("fixtures/v1.sql"))
+            .unwrap();
+        let store = Store::open(&path, SyncMode::Normal).unwrap();
+        let version: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let alice = store.find_user("alice").unwrap().unwrap();
+        assert!(alice.is_admin);
+        assert_eq!(store.list_acl_rules().unwrap().len(), 1);
+        assert_eq!(store.load_retained().unwrap().len(), 1);
+        assert_eq!(store.load_sessions().unwrap()[0].subscriptions.len(), 1);
+        // The new tables are there and empty.
+        assert!(store.load_chat_rooms().unwrap().is_empty());
+        assert_eq!(store.max_chat_message_id().unwrap(), 0);
+    }
+
+    /// The steps and `schema.sql` describe the same tables: a migrated database and a new
+    /// one have the same schema.
+    #[test]
+    fn migrated_and_new_schemas_are_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.db");
+        Connection::open(&old)
+            .unwrap()
+            .execute_batch(include_str!("fixtures/v1.sql"))
+            .unwrap();
+        let new = dir.path().join("new.db");
+        let schema = |path: &Path| {
+            let store = Store::open(path, SyncMode::Normal).unwrap();
+            let mut stmt = store
+                .conn
+                .prepare("SELECT type, name, sql FROM sqlite_schema ORDER BY type, name")
+                .unwrap();
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })
+                .unwrap();
+            rows.map(Result::unwrap).collect::<Vec<_>>()
+        };
+        assert_eq!(schema(&old), schema(&new));
+    }
 }

@@ -16,13 +16,17 @@
 //! - `load.rs`: start-up loads of sessions, messages and retained messages.
 //! - `clients.rs`: the client records shown on the web pages.
 //! - `users.rs`, `acl.rs`: accounts and topic access rules.
+//! - `questions.rs`: security questions for password resets.
+//! - `chat.rs`: the chat service's rooms, messages and likes.
 
 pub mod acl;
 pub mod backup;
+pub mod chat;
 pub mod clients;
 pub mod error;
 pub mod load;
 mod migrate;
+mod questions;
 pub mod users;
 pub mod write;
 
@@ -34,6 +38,7 @@ use rusqlite::Connection;
 pub use crate::config::SyncMode;
 pub use acl::{Access, AclRule};
 pub use backup::{backup, BackupSummary};
+pub use chat::{ChatMessageRecord, ChatRoomRecord, ChatWrite, HistoryRange};
 pub use clients::ClientRecord;
 pub use error::StoreError;
 pub use load::{StoredQueued, StoredSession, StoredSubscription};

@@ -131,6 +131,8 @@ pub enum Write {
         /// Unix seconds.
         at: i64,
     },
+    /// A chat room, message or like (see `store::chat`).
+    Chat(super::ChatWrite),
     /// A client disconnected; recorded for the web pages.
     ClientDisconnected {
         /// Who disconnected.
@@ -328,6 +330,7 @@ fn apply(tx: &Transaction<'_>, w: &Write, maybe_orphaned: &mut Vec<u64>) -> Resu
             )?
             .execute(params![client_id, at, reason])?;
         }
+        Write::Chat(w) => super::chat::apply(tx, w)?,
     }
     Ok(())
 }

@@ -255,10 +255,48 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
         websocket: false,
         constrained,
         run: Box::new(move |t: &Target| {
-            scenarios::chat(t, chat_clients, 10, Duration::from_secs(chat_secs))
+            scenarios::chat(
+                t,
+                chat_clients,
+                10,
+                Duration::from_secs(chat_secs),
+                scenarios::ChatWire::Plain,
+                false,
+            )
         }),
     };
     v.push(chat_case("chat", false));
+    // Issue #11: the same load through Outpost's chat service (logged in, stored, sender
+    // and id added) against Mosquitto carrying it as plain MQTT with the same payloads.
+    if with_auth {
+        v.push(Plan {
+            group: "chat",
+            name: "chat service 1k/10 rooms".into(),
+            params: vec![
+                ("clients", chat_clients.to_string()),
+                ("rooms", "10".into()),
+                ("rate_per_client", "1/s".into()),
+                ("qos", "1".into()),
+                ("seconds", chat_secs.to_string()),
+                ("outpost", "chat service (chat/r/<room>)".into()),
+                ("mosquitto", "plain topics, same text payloads".into()),
+            ],
+            auth: true,
+            sync: None,
+            accounts: 0,
+            constrained: false,
+            run: Box::new(move |t: &Target| {
+                scenarios::chat(
+                    t,
+                    chat_clients,
+                    10,
+                    Duration::from_secs(chat_secs),
+                    scenarios::ChatWire::Service,
+                    true,
+                )
+            }),
+        });
+    }
     // A Raspberry-Pi-class budget for the broker (cgroup.rs): fan-in and chat again.
     for qos in [0, 1] {
         let mut plan = pubsub_case("constrained fan-in", 8, 1, qos, 64, None);
@@ -345,6 +383,7 @@ fn run_case(plan: &Plan, kind: Kind, args: &Args) -> BrokerRun {
         }
     };
     let target = Target {
+        kind,
         addr: b.addr,
         pid: b.pid,
         version: args.version,

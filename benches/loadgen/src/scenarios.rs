@@ -15,6 +15,9 @@ use crate::stats::{self, age_ns, now_ns, proc_sample, stamp, Latencies, STAMP_LE
 /// How to reach the broker under test and log in to it.
 #[derive(Clone)]
 pub struct Target {
+    /// Which broker it is: the chat-service case speaks the chat wire format to Outpost
+    /// and carries the same messages as plain MQTT on Mosquitto.
+    pub kind: crate::broker::Kind,
     pub addr: SocketAddr,
     pub pid: u32,
     pub version: Version,
@@ -534,15 +537,48 @@ fn ping(c: &mut Conn) -> io::Result<()> {
     }
 }
 
+/// What the chat load speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatWire {
+    /// Plain MQTT: each room is a topic clients publish and subscribe to.
+    Plain,
+    /// Outpost's chat service (docs/chat.md): clients publish text to `chat/r/<room>` and
+    /// get `<id> <time> <sender> <text>` back, after the service stored it. On Mosquitto,
+    /// which has no chat service, the same text payloads go over the plain topics.
+    Service,
+}
+
+impl ChatWire {
+    /// The wire used against `t`'s broker.
+    fn on(self, t: &Target) -> ChatWire {
+        if t.kind == crate::broker::Kind::Outpost {
+            self
+        } else {
+            ChatWire::Plain
+        }
+    }
+
+    fn topic(self, room: usize) -> String {
+        match self {
+            ChatWire::Plain => format!("talk/room/{room}"),
+            ChatWire::Service => format!("chat/r/room{room}"),
+        }
+    }
+}
+
 /// Chat-like load: every client publishes once a second to its room and
 /// receives everything said there. The clients are driven by two mio event
 /// loops rather than a thread each, so the load generator stays cheap.
+/// `text` stamps payloads as text (what the chat service accepts) instead of bytes.
 pub fn chat(
     t: &Target,
     clients: usize,
     rooms: usize,
     run_for: Duration,
+    wire: ChatWire,
+    text: bool,
 ) -> Result<Outcome, String> {
+    let wire = wire.on(t);
     // Connect and subscribe everyone first, from a few threads.
     let mut handles = Vec::new();
     let connectors = 4;
@@ -552,7 +588,7 @@ pub fn chat(
             spawn(format!("chat-connect{k}"), move || {
                 let mut conns = Vec::new();
                 for i in (k..clients).step_by(connectors) {
-                    let topic = format!("chat/room/{}", i % rooms);
+                    let topic = wire.topic(i % rooms);
                     let c = t
                         .connect(format!("chat-{i}"))
                         .and_then(|mut c| c.subscribe(&topic, 1).map(|_| c))
@@ -585,6 +621,8 @@ pub fn chat(
             rooms,
             t0,
             run_for,
+            wire,
+            text,
         };
         worker_handles.push(
             spawn(format!("chat-loop{w}"), move || chat_loop(part, &plan))
@@ -647,6 +685,9 @@ struct ChatPlan {
     /// When the first second starts (`now_ns` clock).
     t0: u64,
     run_for: Duration,
+    wire: ChatWire,
+    /// Stamp payloads as text (hex), as the chat service needs.
+    text: bool,
 }
 
 #[derive(Default)]
@@ -710,9 +751,13 @@ fn chat_loop(mut conns: Vec<(usize, Conn)>, p: &ChatPlan) -> ChatResult {
                 continue;
             }
             let room = *i % p.rooms;
-            stamp(&mut payload, *i as u32, 0);
+            if p.text {
+                stats::stamp_text(&mut payload);
+            } else {
+                stamp(&mut payload, *i as u32, 0);
+            }
             let pid = c.next_packet_id();
-            c.queue_publish(&format!("chat/room/{room}"), 1, pid, &payload);
+            c.queue_publish(&p.wire.topic(room), 1, pid, &payload);
             if let Err(e) = c.flush() {
                 dead[k] = true;
                 r.errors.push(format!("client {i}: {e}"));
@@ -742,7 +787,7 @@ fn chat_loop(mut conns: Vec<(usize, Conn)>, p: &ChatPlan) -> ChatResult {
                 continue;
             }
             let (i, c) = &mut conns[k];
-            if let Err(e) = chat_drain(c, &mut r) {
+            if let Err(e) = chat_drain(c, p, &mut r) {
                 dead[k] = true;
                 r.errors.push(format!("client {i}: {e}"));
             }
@@ -756,12 +801,22 @@ fn chat_loop(mut conns: Vec<(usize, Conn)>, p: &ChatPlan) -> ChatResult {
 }
 
 /// Reads everything a client has waiting, acknowledging QoS 1 publishes.
-fn chat_drain(c: &mut Conn, r: &mut ChatResult) -> io::Result<()> {
+fn chat_drain(c: &mut Conn, plan: &ChatPlan, r: &mut ChatResult) -> io::Result<()> {
     let version = c.version;
     while let Some(f) = c.read_frame()? {
         if f.kind == mqtt::PUBLISH {
             let p = c.view(&f).publish(version)?;
-            let (qos, pid, age) = (p.qos, p.packet_id, age_ns(p.payload));
+            let age = match (plan.text, plan.wire) {
+                (false, _) => age_ns(p.payload),
+                (true, ChatWire::Plain) => stats::age_text(p.payload),
+                // `<id> <time> <sender> <text>`: the stamp starts the text.
+                (true, ChatWire::Service) => p
+                    .payload
+                    .splitn(4, |&b| b == b' ')
+                    .nth(3)
+                    .and_then(stats::age_text),
+            };
+            let (qos, pid) = (p.qos, p.packet_id);
             if qos > 0 {
                 c.queue_puback(pid);
             }

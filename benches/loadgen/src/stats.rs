@@ -22,6 +22,19 @@ pub fn stamp(payload: &mut [u8], publisher: u32, seq: u32) {
     payload[12..16].copy_from_slice(&seq.to_le_bytes());
 }
 
+/// Stamps the send time as 16 hex digits, for payloads that must be text.
+pub fn stamp_text(payload: &mut [u8]) {
+    let hex = format!("{:016x}", now_ns());
+    payload[..16].copy_from_slice(hex.as_bytes());
+}
+
+/// Nanoseconds since a [`stamp_text`] payload was stamped.
+pub fn age_text(payload: &[u8]) -> Option<u64> {
+    let hex = std::str::from_utf8(payload.get(..16)?).ok()?;
+    let sent = u64::from_str_radix(hex, 16).ok()?;
+    Some(now_ns().saturating_sub(sent))
+}
+
 /// Nanoseconds since the payload was stamped, or `None` if it carries no stamp.
 pub fn age_ns(payload: &[u8]) -> Option<u64> {
     let sent = u64::from_le_bytes(payload.get(..8)?.try_into().ok()?);

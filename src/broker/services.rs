@@ -1,0 +1,165 @@
+//! The broker's side of the services seam (`crate::service`): which topics a service
+//! claims, handing it a claimed PUBLISH with who sent it, and applying the effects it
+//! returns within the same turn — publishes go through `distribute`, store writes join the
+//! turn's group commit, account work goes to an auth worker and its result comes back
+//! through the inbox.
+
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use super::message::{ForwardedProperties, Message};
+use super::persist::unix_now;
+use super::{Broker, Inbound};
+use crate::auth::acl::{reply_topic_allows, Action};
+use crate::chat::{accounts, AccountReply, ChatConfig, ChatService, Context};
+use crate::protocol::{Publish, Qos};
+use crate::service::{Effect, Request, Requester};
+use crate::store::StoreError;
+
+impl Broker {
+    /// Starts the configured services on what the store holds.
+    pub(super) fn load_services(&mut self) -> Result<(), StoreError> {
+        if self.config.chat {
+            let c = &self.config;
+            let config = ChatConfig {
+                max_text: c.chat_max_text,
+                page_max: c.chat_history_page,
+                room_creation: c.chat_room_creation,
+                requests_per_second: c.chat_requests_per_second,
+                request_burst: c.chat_request_burst,
+            };
+            self.chat = Some(ChatService::load(config, &self.store)?);
+        }
+        Ok(())
+    }
+
+    /// After a failed commit: the services drop what they counted on being written.
+    pub(super) fn services_commit_failed(&mut self) {
+        if let Some(chat) = self.chat.as_mut() {
+            if let Err(e) = chat.reload(&self.store) {
+                log::error!("chat: cannot reload rooms after a failed commit: {e}");
+            }
+        }
+    }
+
+    /// True when a service takes PUBLISHes to `topic` instead of routing them.
+    pub(super) fn claimed(&self, topic: &str) -> bool {
+        self.chat.is_some() && ChatService::claims(topic)
+    }
+
+    /// True when `session` may read `topic_or_filter`: its ACL, and reply topics only for
+    /// their owner while the chat service runs.
+    pub(super) fn may_read(&self, session: usize, topic_or_filter: &str) -> bool {
+        let s = &self.sessions[session];
+        let private_ok = self.chat.is_none()
+            || reply_topic_allows(topic_or_filter, s.username.as_deref(), &s.client_id);
+        private_ok && s.acl.allows(Action::Read, topic_or_filter)
+    }
+
+    /// Hands a claimed PUBLISH to its service and applies what it answers.
+    pub(super) fn hand_to_service(
+        &mut self,
+        token: usize,
+        session: usize,
+        topic: &str,
+        publish: &Publish<'_>,
+        now: Instant,
+    ) {
+        // Reads must see this turn's earlier writes (a like of a message just sent).
+        if ChatService::reads_store(topic) && self.store.has_staged() {
+            self.commit();
+        }
+        let Some(mut chat) = self.chat.take() else {
+            return;
+        };
+        let effects = {
+            let conn = &self.conns[token];
+            let s = &self.sessions[session];
+            let response_topic = publish.properties.response_topic.map(|t| {
+                let readable = self.valid_topic(t) && self.may_read(session, t);
+                (t, readable)
+            });
+            let request = Request {
+                topic,
+                payload: publish.payload,
+                from: Requester {
+                    username: s.username.as_deref(),
+                    client_id: &s.client_id,
+                    version: conn.version,
+                    addr: conn.addr.ip(),
+                    response_topic,
+                    correlation_data: publish.properties.correlation_data,
+                    session: Some(session),
+                },
+                now,
+                unix: unix_now(),
+            };
+            let members = |topic: &str| self.members(topic);
+            let ctx = Context {
+                store: &self.store,
+                members: &members,
+            };
+            chat.handle(&request, &ctx)
+        };
+        self.chat = Some(chat);
+        self.apply_effects(effects, now);
+    }
+
+    /// An auth worker finished a chat request's account work.
+    pub(super) fn chat_account_done(&mut self, reply: AccountReply, now: Instant) {
+        let Some(chat) = self.chat.as_mut() else {
+            return;
+        };
+        let effects = chat.account_done(reply);
+        self.apply_effects(effects, now);
+    }
+
+    fn apply_effects(&mut self, effects: Vec<Effect>, now: Instant) {
+        for effect in effects {
+            match effect {
+                Effect::Stage(w) => self.store.stage(w),
+                Effect::Publish(out) => {
+                    let message = Arc::new(Message {
+                        topic: out.topic.into(),
+                        payload: out.payload.into(),
+                        qos: Qos::AtLeastOnce,
+                        retain: false,
+                        properties: ForwardedProperties {
+                            correlation_data: out.correlation_data.map(Into::into),
+                            ..ForwardedProperties::default()
+                        },
+                        expires_at: None,
+                        publisher: out.publisher,
+                        store_id: OnceLock::new(),
+                    });
+                    self.stats.messages_received += 1;
+                    self.distribute(message, now);
+                }
+                Effect::Account { ticket, op } => {
+                    let cost = self.config.bcrypt_cost;
+                    self.auth.run(Box::new(move |store, dummy| {
+                        let result = accounts::run(store, &op, cost, dummy);
+                        Inbound::Chat(AccountReply { ticket, result })
+                    }));
+                }
+                Effect::ForgetCredentials(name) => self.credentials.forget(&name),
+            }
+        }
+    }
+
+    /// How many sessions receive messages on `topic`.
+    fn members(&self, topic: &str) -> usize {
+        let mut sessions = HashSet::new();
+        let mut grouped = Vec::new();
+        self.trie.for_each_match(
+            topic,
+            |session, _| {
+                sessions.insert(session);
+            },
+            |group| grouped.extend(group.members.iter().map(|(s, _)| *s)),
+        );
+        sessions.extend(grouped);
+        sessions.len()
+    }
+}

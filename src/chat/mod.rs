@@ -1,0 +1,193 @@
+//! The chat service, beside the broker on the topics under `chat/` (wire format in
+//! `docs/chat.md`). It is pure logic over its own state: the broker hands it each client
+//! PUBLISH under `chat/` as a [`Request`] and applies the [`Effect`]s it returns in the
+//! same turn (see `service`), so every message, like and room joins the group commit
+//! before anything is acknowledged or delivered. Account work (bcrypt) runs on an auth
+//! worker and comes back through [`ChatService::account_done`].
+//!
+//! - `codec`     — topics, request payloads, room events and replies on the wire.
+//! - `error`     — [`ChatError`]: each refusal's code and sentence.
+//! - `reply`     — where a reply goes (Response Topic, `chat/u/<user>` or `chat/a/<client id>`).
+//! - `rooms`     — rooms, sending, the room list, history pages.
+//! - `likes`     — one like per user per message.
+//! - `accounts`  — register, security questions, password reset (off the loop; also
+//!   what the web console calls to create users).
+//! - `account_requests` — account requests on the loop: checks, worker hand-off, replies.
+//! - `ratelimit` — per-client request buckets and reset-attempt windows.
+
+mod account_requests;
+pub mod accounts;
+pub mod codec;
+mod error;
+mod likes;
+mod ratelimit;
+mod reply;
+mod rooms;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::service::{Effect, Request};
+use crate::store::{Store, StoreError};
+use codec::{ChatTopic, Op};
+use ratelimit::{Attempts, Buckets};
+use reply::ReplyTo;
+use rooms::Rooms;
+
+pub use account_requests::AccountReply;
+use account_requests::Pending;
+pub use error::ChatError;
+
+/// Reset attempts allowed per user, and per address, in each [`RESET_WINDOW`].
+const RESETS_PER_USER: u32 = 5;
+const RESETS_PER_ADDRESS: u32 = 20;
+const RESET_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Who may create a room by sending to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomCreation {
+    #[default]
+    Anyone,
+    Admins,
+}
+
+/// The service's settings (from `Config`'s `chat_*` options).
+#[derive(Debug, Clone)]
+pub struct ChatConfig {
+    pub max_text: usize,
+    pub page_max: usize,
+    pub room_creation: RoomCreation,
+    pub requests_per_second: u32,
+    pub request_burst: u32,
+}
+
+/// What the service may look at besides its own state during a request.
+pub struct Context<'a> {
+    /// The loop's store, for history pages and likes (the broker commits the turn's
+    /// staged writes before a request that reads, so reads see them).
+    pub store: &'a Store,
+    /// How many sessions receive a topic (room member counts).
+    pub members: &'a dyn Fn(&str) -> usize,
+}
+
+pub struct ChatService {
+    config: ChatConfig,
+    rooms: Rooms,
+    /// The last message id handed out (ids increase across rooms).
+    last_message_id: i64,
+    requests: Buckets,
+    resets_by_user: Attempts<String>,
+    resets_by_address: Attempts<IpAddr>,
+    pending: HashMap<u64, Pending>,
+    last_ticket: u64,
+}
+
+impl ChatService {
+    /// The service with the rooms and last message id in `store`.
+    pub fn load(config: ChatConfig, store: &Store) -> Result<ChatService, StoreError> {
+        let rooms = Rooms::load(store.load_chat_rooms()?);
+        Ok(ChatService {
+            requests: Buckets::new(config.requests_per_second, config.request_burst),
+            config,
+            rooms,
+            last_message_id: store.max_chat_message_id()?,
+            resets_by_user: Attempts::new(RESETS_PER_USER, RESET_WINDOW),
+            resets_by_address: Attempts::new(RESETS_PER_ADDRESS, RESET_WINDOW),
+            pending: HashMap::new(),
+            last_ticket: 0,
+        })
+    }
+
+    /// Forgets what a failed commit dropped: rooms and message ids come from the store
+    /// again, so later writes never name a room that is not on disk.
+    pub fn reload(&mut self, store: &Store) -> Result<(), StoreError> {
+        self.rooms = Rooms::load(store.load_chat_rooms()?);
+        self.last_message_id = store.max_chat_message_id()?;
+        Ok(())
+    }
+
+    /// True for the topics this service takes instead of routing.
+    pub fn claims(topic: &str) -> bool {
+        topic.starts_with(codec::PREFIX)
+    }
+
+    /// True when handling a request on `topic` reads chat state from the store, so the
+    /// turn's staged writes must be committed first.
+    pub fn reads_store(topic: &str) -> bool {
+        matches!(
+            codec::parse_topic(topic),
+            ChatTopic::Request {
+                op: "history" | "like",
+                ..
+            }
+        )
+    }
+
+    /// Handles one client PUBLISH under `chat/`.
+    pub fn handle(&mut self, req: &Request<'_>, ctx: &Context<'_>) -> Vec<Effect> {
+        let mut out = Vec::new();
+        let (tag, result) = match codec::parse_topic(req.topic) {
+            ChatTopic::Room(room) => (
+                None,
+                self.limited(req)
+                    .and_then(|()| self.send(req, room, ctx, &mut out)),
+            ),
+            ChatTopic::Request { op, tag } => (tag, self.request(req, op, tag, ctx, &mut out)),
+            ChatTopic::Other => (None, Err(ChatError::BadRequest("not a chat topic"))),
+        };
+        if let Err(e) = result {
+            out.extend(reply::refusal(&req.from, tag, e));
+        }
+        out
+    }
+
+    fn limited(&mut self, req: &Request<'_>) -> Result<(), ChatError> {
+        if self.requests.allow(req.from.client_id, req.now) {
+            Ok(())
+        } else {
+            Err(ChatError::RateLimited)
+        }
+    }
+
+    /// A request on `chat/x/<op>[/<tag>]`: answered now, or once its account work is done.
+    fn request(
+        &mut self,
+        req: &Request<'_>,
+        op: &str,
+        tag: Option<&str>,
+        ctx: &Context<'_>,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), ChatError> {
+        let to = match ReplyTo::of(&req.from, tag) {
+            Ok(to) => to,
+            Err(Some(_)) => return Err(ChatError::BadResponseTopic),
+            Err(None) => {
+                log::debug!(
+                    "chat: client {}: no way to reply (client id is not one topic level)",
+                    req.from.client_id
+                );
+                return Ok(());
+            }
+        };
+        self.limited(req)?;
+        let op = codec::parse_request(op, req.payload)?;
+        let user = req.from.username;
+        if user.is_none() && !op.anonymous_allowed() {
+            return Err(ChatError::NotLoggedIn);
+        }
+        let user = user.unwrap_or_default();
+        let reply = match op {
+            Op::Rooms => self.list_rooms(ctx),
+            Op::History { room, range, count } => self.history(room, range, count, ctx)?,
+            Op::Like { id } => self.like(user, id, ctx, out)?,
+            account => return self.account_request(req, account, to, out),
+        };
+        out.push(to.publish(reply.into_bytes()));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

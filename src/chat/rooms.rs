@@ -1,0 +1,181 @@
+//! Rooms: created on first use, sending a message, the room list, history pages.
+
+use std::collections::HashMap;
+
+use super::codec::{self, Reply};
+use super::reply::ReplyTo;
+use super::{ChatError, ChatService, Context, RoomCreation};
+use crate::service::{Effect, Outgoing, Request};
+use crate::store::{ChatRoomRecord, ChatWrite, HistoryRange, StoreError, Write};
+
+/// One room as the loop keeps it (the messages themselves stay in the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Room {
+    pub id: i64,
+    pub messages: u64,
+}
+
+/// Every room, by name; room ids by number for likes.
+#[derive(Debug, Default)]
+pub struct Rooms {
+    by_name: HashMap<Box<str>, Room>,
+    names: HashMap<i64, Box<str>>,
+    last_id: i64,
+}
+
+impl Rooms {
+    pub fn load(records: Vec<ChatRoomRecord>) -> Rooms {
+        let mut rooms = Rooms::default();
+        for r in records {
+            rooms.last_id = rooms.last_id.max(r.id);
+            rooms.names.insert(r.id, r.name.as_str().into());
+            rooms.by_name.insert(
+                r.name.into_boxed_str(),
+                Room {
+                    id: r.id,
+                    messages: r.messages,
+                },
+            );
+        }
+        rooms
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Room> {
+        self.by_name.get(name)
+    }
+
+    pub fn name(&self, id: i64) -> Option<&str> {
+        self.names.get(&id).map(|n| &**n)
+    }
+
+    fn create(&mut self, name: &str) -> i64 {
+        self.last_id += 1;
+        let id = self.last_id;
+        self.names.insert(id, name.into());
+        self.by_name.insert(name.into(), Room { id, messages: 0 });
+        id
+    }
+}
+
+impl ChatService {
+    /// A text published to `chat/r/<room>`: stored, then sent to the room by the service.
+    pub(super) fn send(
+        &mut self,
+        req: &Request<'_>,
+        room: &str,
+        ctx: &Context<'_>,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), ChatError> {
+        let Some(sender) = req.from.username else {
+            return Err(ChatError::NotLoggedIn);
+        };
+        if !codec::valid_room_name(room) {
+            return Err(ChatError::BadRoomName);
+        }
+        let text = codec::check_text(req.payload, self.config.max_text)?;
+        let room_id = match self.rooms.get(room) {
+            Some(r) => r.id,
+            None => {
+                if self.config.room_creation == RoomCreation::Admins && !is_admin(ctx, sender)? {
+                    return Err(ChatError::RoomCreationDenied);
+                }
+                let id = self.rooms.create(room);
+                log::info!("chat: room {room} created by {sender}");
+                out.push(Effect::Stage(Write::Chat(ChatWrite::Room {
+                    id,
+                    name: room.to_owned(),
+                    created_by: sender.to_owned(),
+                    at: req.unix,
+                })));
+                id
+            }
+        };
+        self.last_message_id += 1;
+        let id = self.last_message_id;
+        if let Some(r) = self.rooms.by_name.get_mut(room) {
+            r.messages += 1;
+        }
+        out.push(Effect::Stage(Write::Chat(ChatWrite::Message {
+            id,
+            room_id,
+            sender: sender.to_owned(),
+            at: req.unix,
+            body: text.to_owned(),
+        })));
+        out.push(Effect::Publish(Outgoing {
+            topic: codec::room_topic(room),
+            payload: codec::room_message(id, req.unix, sender, text),
+            correlation_data: None,
+            publisher: req.from.session,
+        }));
+        if ReplyTo::asked(&req.from) {
+            if let Ok(to) = ReplyTo::of(&req.from, None) {
+                out.push(to.publish(Reply::ok("sent").line(&id.to_string()).into_bytes()));
+            }
+        }
+        Ok(())
+    }
+
+    /// `rooms`: every room with its members (sessions subscribed) and message count.
+    pub(super) fn list_rooms(&self, ctx: &Context<'_>) -> Reply {
+        let mut names: Vec<(&str, &Room)> =
+            self.rooms.by_name.iter().map(|(n, r)| (&**n, r)).collect();
+        names.sort_unstable_by_key(|(name, _)| *name);
+        let mut reply = Reply::ok(&codec::count(names.len(), "room"));
+        for (name, room) in names {
+            let members = (ctx.members)(&codec::room_topic(name));
+            reply = reply.line(&format!("{name} {members} {}", room.messages));
+        }
+        reply
+    }
+
+    /// `history`: one page, read from the room's index; `more` ends a full page when more
+    /// messages remain in the direction asked.
+    pub(super) fn history(
+        &self,
+        room: &str,
+        range: HistoryRange,
+        count: Option<usize>,
+        ctx: &Context<'_>,
+    ) -> Result<Reply, ChatError> {
+        if !codec::valid_room_name(room) {
+            return Err(ChatError::BadRoomName);
+        }
+        let Some(r) = self.rooms.get(room) else {
+            return Err(ChatError::UnknownRoom);
+        };
+        let n = count
+            .unwrap_or(codec::DEFAULT_PAGE)
+            .min(self.config.page_max);
+        let mut page = ctx
+            .store
+            .chat_history(r.id, range, n + 1)
+            .map_err(unavailable)?;
+        let more = page.len() > n;
+        if more {
+            match range {
+                HistoryRange::After(_) => {
+                    page.pop();
+                }
+                HistoryRange::Last | HistoryRange::Before(_) => {
+                    page.remove(0);
+                }
+            }
+        }
+        let reply = Reply::ok(&codec::count(page.len(), "message")).messages(&page);
+        Ok(if more { reply.line("more") } else { reply })
+    }
+}
+
+fn is_admin(ctx: &Context<'_>, user: &str) -> Result<bool, ChatError> {
+    Ok(ctx
+        .store
+        .find_user(user)
+        .map_err(unavailable)?
+        .is_some_and(|u| u.is_admin))
+}
+
+pub(super) fn unavailable(e: StoreError) -> ChatError {
+    log::error!("chat store: {e}");
+    ChatError::Unavailable
+}

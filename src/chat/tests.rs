@@ -1,0 +1,460 @@
+//! The service's logic driven without sockets: requests in, effects out, on a real
+//! temporary store.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use super::accounts::{AccountDone, AccountError, AccountOp};
+use super::*;
+use crate::protocol::ProtocolVersion;
+use crate::service::{Effect, Outgoing, Requester};
+use crate::store::{ChatWrite, SyncMode, Write};
+
+const UNIX: i64 = 1_700_000_000;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Store,
+    chat: ChatService,
+    now: Instant,
+}
+
+fn config() -> ChatConfig {
+    ChatConfig {
+        max_text: 20,
+        page_max: 3,
+        room_creation: RoomCreation::Anyone,
+        requests_per_second: 1,
+        request_burst: 1000,
+    }
+}
+
+fn fixture_with(config: ChatConfig) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("chat.db"), SyncMode::Normal).unwrap();
+    let chat = ChatService::load(config, &store).unwrap();
+    Fixture {
+        _dir: dir,
+        store,
+        chat,
+        now: Instant::now(),
+    }
+}
+
+fn fixture() -> Fixture {
+    fixture_with(config())
+}
+
+fn from<'a>(user: Option<&'a str>, client_id: &'a str) -> Requester<'a> {
+    Requester {
+        username: user,
+        client_id,
+        version: ProtocolVersion::V311,
+        addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        response_topic: None,
+        correlation_data: None,
+        session: Some(7),
+    }
+}
+
+impl Fixture {
+    /// Handles one request, stages its writes and commits them, as the broker's turn does.
+    fn call(&mut self, from: Requester<'_>, topic: &str, payload: &str) -> Vec<Effect> {
+        let members = |_: &str| 2;
+        let request = Request {
+            topic,
+            payload: payload.as_bytes(),
+            from,
+            now: self.now,
+            unix: UNIX,
+        };
+        let ctx = Context {
+            store: &self.store,
+            members: &members,
+        };
+        let effects = self.chat.handle(&request, &ctx);
+        for e in &effects {
+            if let Effect::Stage(w) = e {
+                self.store.stage(w.clone());
+            }
+        }
+        self.store.commit().unwrap();
+        effects
+    }
+
+    fn ana(&mut self, topic: &str, payload: &str) -> Vec<Effect> {
+        self.call(from(Some("ana"), "ana-phone"), topic, payload)
+    }
+}
+
+fn publishes(effects: &[Effect]) -> Vec<(String, String)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Publish(Outgoing { topic, payload, .. }) => {
+                Some((topic.clone(), String::from_utf8(payload.clone()).unwrap()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn writes(effects: &[Effect]) -> usize {
+    effects
+        .iter()
+        .filter(|e| matches!(e, Effect::Stage(_)))
+        .count()
+}
+
+/// The one reply in `effects`, as (topic, first word).
+fn status(effects: &[Effect]) -> (String, String) {
+    let all = publishes(effects);
+    assert_eq!(all.len(), 1, "{all:?}");
+    let (topic, payload) = all.into_iter().next().unwrap();
+    (topic, payload.split(' ').next().unwrap().to_owned())
+}
+
+#[test]
+fn a_message_is_stored_then_sent_with_id_time_and_the_authenticated_sender() {
+    let mut f = fixture();
+    let effects = f.ana("chat/r/general", "mallory says hi");
+    assert!(matches!(
+        &effects[0],
+        Effect::Stage(Write::Chat(ChatWrite::Room { id: 1, name, .. })) if name == "general"
+    ));
+    assert!(matches!(
+        &effects[1],
+        Effect::Stage(Write::Chat(ChatWrite::Message { id: 1, room_id: 1, sender, .. })) if sender == "ana"
+    ));
+    assert_eq!(
+        publishes(&effects),
+        [(
+            "chat/r/general".to_owned(),
+            format!("1 {UNIX} ana mallory says hi")
+        )]
+    );
+    match &effects[2] {
+        Effect::Publish(out) => assert_eq!(out.publisher, Some(7), "No Local applies to it"),
+        other => panic!("{other:?}"),
+    }
+    // The second message reuses the room; ids go on after a restart.
+    assert_eq!(writes(&f.ana("chat/r/general", "again")), 1);
+    let chat = ChatService::load(config(), &f.store).unwrap();
+    assert_eq!(chat.last_message_id, 2);
+    assert_eq!(chat.rooms.get("general").unwrap().messages, 2);
+}
+
+#[test]
+fn bad_requests_get_their_code_and_change_nothing() {
+    let mut f = fixture();
+    f.ana("chat/r/general", "first");
+    let long = "x".repeat(21);
+    for (topic, payload, code) in [
+        ("chat/r/general", "", "empty_text"),
+        ("chat/r/general", long.as_str(), "text_too_long"),
+        ("chat/r/general", "two\nlines", "text_invalid"),
+        ("chat/r/bad+room", "hi", "bad_room_name"),
+        ("chat/r/", "hi", "bad_room_name"),
+        ("chat/x/history", "nowhere", "unknown_room"),
+        ("chat/x/history", "general after", "bad_request"),
+        ("chat/x/history", "general 1 2 3", "bad_request"),
+        ("chat/x/like", "abc", "bad_request"),
+        ("chat/x/like", "99", "unknown_message"),
+        ("chat/x/dance", "", "bad_request"),
+        ("chat/zzz", "", "bad_request"),
+        ("chat/x/register", "ab secretpass", "name_too_short"),
+        ("chat/x/register", "ana short", "password_too_short"),
+        ("chat/x/register", "ana", "bad_request"),
+        ("chat/x/setq", "no answer", "bad_request"),
+        ("chat/x/setq", "q?\n ", "answer_invalid"),
+    ] {
+        let effects = f.ana(topic, payload);
+        assert_eq!(writes(&effects), 0, "{topic} {payload:?}");
+        assert_eq!(
+            status(&effects),
+            ("chat/u/ana".to_owned(), code.to_owned()),
+            "{topic} {payload:?}"
+        );
+    }
+    let bytes = Request {
+        topic: "chat/r/general",
+        payload: b"\xff\xfe",
+        from: from(Some("ana"), "c"),
+        now: f.now,
+        unix: UNIX,
+    };
+    let members = |_: &str| 0;
+    let ctx = Context {
+        store: &f.store,
+        members: &members,
+    };
+    assert_eq!(status(&f.chat.handle(&bytes, &ctx)).1, "bad_request");
+    assert_eq!(f.chat.last_message_id, 1);
+}
+
+#[test]
+fn anonymous_clients_may_only_register_ask_a_question_and_reset() {
+    let mut f = fixture();
+    let anon = from(None, "kiosk");
+    for (topic, payload) in [
+        ("chat/r/general", "hi"),
+        ("chat/x/rooms", ""),
+        ("chat/x/history", "general"),
+        ("chat/x/like", "1"),
+        ("chat/x/setq", "q\na"),
+    ] {
+        let effects = f.call(anon, topic, payload);
+        assert_eq!(
+            status(&effects),
+            ("chat/a/kiosk".to_owned(), "not_logged_in".to_owned()),
+            "{topic}"
+        );
+    }
+    for (topic, payload) in [
+        ("chat/x/register", "newbie secretpass"),
+        ("chat/x/question", "newbie"),
+        ("chat/x/reset", "newbie another pass\nanswer"),
+    ] {
+        let effects = f.call(anon, topic, payload);
+        assert!(
+            matches!(effects.as_slice(), [Effect::Account { .. }]),
+            "{topic}: {effects:?}"
+        );
+    }
+}
+
+#[test]
+fn history_pages_are_bounded_and_say_when_more_remain() {
+    let mut f = fixture();
+    for i in 1..=5 {
+        f.ana("chat/r/general", &format!("m{i}"));
+    }
+    f.ana("chat/r/other", "elsewhere");
+    let page =
+        |f: &mut Fixture, payload: &str| publishes(&f.ana("chat/x/history", payload))[0].1.clone();
+    assert_eq!(
+        page(&mut f, "general 2"),
+        format!("ok 2 messages\n4 {UNIX} ana 0 m4\n5 +0 ana 0 m5\nmore")
+    );
+    // Capped at page_max (3), whatever is asked.
+    assert_eq!(page(&mut f, "general 50").lines().count(), 5);
+    assert_eq!(
+        page(&mut f, "general after 2"),
+        format!("ok 3 messages\n3 {UNIX} ana 0 m3\n4 +0 ana 0 m4\n5 +0 ana 0 m5")
+    );
+    assert_eq!(
+        page(&mut f, "general before 3"),
+        format!("ok 2 messages\n1 {UNIX} ana 0 m1\n2 +0 ana 0 m2")
+    );
+    assert_eq!(page(&mut f, "general after 5"), "ok 0 messages");
+    assert_eq!(
+        page(&mut f, "general after 1 1"),
+        format!("ok 1 message\n2 {UNIX} ana 0 m2\nmore")
+    );
+}
+
+#[test]
+fn a_second_like_takes_the_first_back_and_the_room_hears_the_count() {
+    let mut f = fixture();
+    f.ana("chat/r/general", "like me");
+    let liked = f.ana("chat/x/like", "1");
+    assert_eq!(writes(&liked), 1);
+    assert_eq!(
+        publishes(&liked),
+        [
+            ("chat/r/general".to_owned(), "l 1 1".to_owned()),
+            ("chat/u/ana".to_owned(), "ok liked\n1 1".to_owned())
+        ]
+    );
+    let bob = f.call(from(Some("bob"), "b"), "chat/x/like", "1");
+    assert_eq!(publishes(&bob)[0].1, "l 1 2");
+    let unliked = f.ana("chat/x/like", "1");
+    assert_eq!(publishes(&unliked)[1].1, "ok unliked\n1 1");
+    assert_eq!(f.store.chat_message_room(1).unwrap(), Some((1, 1)));
+}
+
+#[test]
+fn rooms_are_listed_with_members_and_messages() {
+    let mut f = fixture();
+    f.ana("chat/r/b-room", "1");
+    f.ana("chat/r/a-room", "1");
+    f.ana("chat/r/a-room", "2");
+    assert_eq!(
+        publishes(&f.ana("chat/x/rooms", ""))[0].1,
+        "ok 2 rooms\na-room 2 2\nb-room 2 1"
+    );
+}
+
+#[test]
+fn only_admins_create_rooms_when_configured() {
+    let mut f = fixture_with(ChatConfig {
+        room_creation: RoomCreation::Admins,
+        ..config()
+    });
+    f.store.add_user("root", "h", true).unwrap();
+    f.store.add_user("ana", "h", false).unwrap();
+    assert_eq!(status(&f.ana("chat/r/new", "hi")).1, "room_creation_denied");
+    assert_eq!(
+        writes(&f.call(from(Some("root"), "r"), "chat/r/new", "hi")),
+        2
+    );
+    assert_eq!(writes(&f.ana("chat/r/new", "now I may")), 1);
+}
+
+#[test]
+fn replies_follow_the_response_topic_tag_and_correlation_data() {
+    let mut f = fixture();
+    let mut v5 = from(Some("ana"), "c5");
+    v5.version = ProtocolVersion::V5;
+    v5.response_topic = Some(("my/inbox", true));
+    v5.correlation_data = Some(b"42");
+    let effects = f.call(v5, "chat/x/rooms", "");
+    match effects.as_slice() {
+        [Effect::Publish(out)] => {
+            assert_eq!(out.topic, "my/inbox");
+            assert_eq!(out.correlation_data.as_deref(), Some(&b"42"[..]));
+            assert_eq!(
+                out.publisher, None,
+                "a reply is not the client's own message"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Sending with a Response Topic gets the id back.
+    let sent = f.call(v5, "chat/r/general", "hi");
+    assert_eq!(
+        publishes(&sent)[1],
+        ("my/inbox".to_owned(), "ok sent\n1".to_owned())
+    );
+    for (topic, readable) in [
+        ("my/inbox", false),
+        ("chat/r/general", true),
+        ("chat/u/bob", true),
+    ] {
+        v5.response_topic = Some((topic, readable));
+        assert_eq!(
+            status(&f.call(v5, "chat/x/rooms", "")),
+            ("chat/u/ana".to_owned(), "bad_response_topic".to_owned()),
+            "{topic}"
+        );
+    }
+    v5.response_topic = Some(("chat/u/ana/web", true));
+    assert_eq!(status(&f.call(v5, "chat/x/rooms", "")).0, "chat/u/ana/web");
+    // 3.1.1: the tag names the reply topic; a plain send gets no reply.
+    assert_eq!(status(&f.ana("chat/x/rooms/q1", "")).0, "chat/u/ana/q1");
+    assert!(publishes(&f.ana("chat/r/general", "quiet"))
+        .iter()
+        .all(|(t, _)| t == "chat/r/general"));
+    // An anonymous client whose id cannot be a topic level is not answered.
+    assert!(f.call(from(None, "a/b"), "chat/x/rooms", "").is_empty());
+}
+
+#[test]
+fn requests_are_rate_limited_per_client() {
+    let mut f = fixture_with(ChatConfig {
+        requests_per_second: 1,
+        request_burst: 2,
+        ..config()
+    });
+    assert_eq!(writes(&f.ana("chat/r/general", "1")), 2);
+    assert_eq!(writes(&f.ana("chat/r/general", "2")), 1);
+    let third = f.ana("chat/r/general", "3");
+    assert_eq!(writes(&third), 0);
+    assert_eq!(status(&third).1, "rate_limited");
+    assert_eq!(
+        writes(&f.call(from(Some("bob"), "other"), "chat/r/general", "b")),
+        1
+    );
+    f.now += Duration::from_secs(1);
+    assert_eq!(writes(&f.ana("chat/r/general", "4")), 1);
+}
+
+#[test]
+fn reset_attempts_are_limited_per_user() {
+    let mut f = fixture();
+    let anon = from(None, "k");
+    for _ in 0..RESETS_PER_USER {
+        let effects = f.call(anon, "chat/x/reset", "ana new password\nwrong");
+        assert!(matches!(effects.as_slice(), [Effect::Account { .. }]));
+    }
+    let refused = f.call(anon, "chat/x/reset", "ana new password\nright");
+    assert_eq!(status(&refused).1, "rate_limited");
+    let other = f.call(anon, "chat/x/reset", "bob new password\nx");
+    assert!(matches!(other.as_slice(), [Effect::Account { .. }]));
+}
+
+#[test]
+fn account_results_become_replies_and_a_reset_forgets_the_cached_login() {
+    let mut f = fixture();
+    let effects = f.call(from(None, "k"), "chat/x/reset/t1", "ana new password\nrex");
+    let [Effect::Account { ticket, op }] = effects.as_slice() else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(
+        op,
+        &AccountOp::Reset {
+            name: "ana".into(),
+            password: "new password".into(),
+            answer: "rex".into()
+        }
+    );
+    let done = f.chat.account_done(AccountReply {
+        ticket: *ticket,
+        result: Ok(AccountDone::PasswordReset),
+    });
+    assert!(matches!(&done[0], Effect::ForgetCredentials(n) if n == "ana"));
+    assert_eq!(
+        publishes(&done),
+        [("chat/a/k/t1".to_owned(), "ok password changed".to_owned())]
+    );
+    assert!(
+        f.chat
+            .account_done(AccountReply {
+                ticket: *ticket,
+                result: Ok(AccountDone::PasswordReset)
+            })
+            .is_empty(),
+        "answered once"
+    );
+
+    let effects = f.call(from(None, "k"), "chat/x/question", "zed");
+    let [Effect::Account { ticket, .. }] = effects.as_slice() else {
+        panic!("{effects:?}");
+    };
+    let done = f.chat.account_done(AccountReply {
+        ticket: *ticket,
+        result: Err(AccountError::NoQuestion),
+    });
+    assert_eq!(
+        publishes(&done)[0].1,
+        "no_question no security question for that user"
+    );
+}
+
+#[test]
+fn after_a_failed_commit_the_service_forgets_what_was_not_written() {
+    let mut f = fixture();
+    f.ana("chat/r/general", "kept");
+    // A turn whose commit fails: the new room and message never reach the disk.
+    let members = |_: &str| 0;
+    let request = Request {
+        topic: "chat/r/lost",
+        payload: b"never written",
+        from: from(Some("ana"), "c"),
+        now: f.now,
+        unix: UNIX,
+    };
+    let ctx = Context {
+        store: &f.store,
+        members: &members,
+    };
+    assert_eq!(writes(&f.chat.handle(&request, &ctx)), 2);
+    f.chat.reload(&f.store).unwrap();
+    // The room is created again, and the next id follows the last one on disk.
+    let effects = f.ana("chat/r/lost", "again");
+    assert_eq!(writes(&effects), 2);
+    assert!(matches!(
+        &effects[1],
+        Effect::Stage(Write::Chat(ChatWrite::Message { id: 2, .. }))
+    ));
+}

@@ -1,0 +1,987 @@
+//! The chat service over real sockets: a scripted conversation between paho-mqtt 3.1.1
+//! (tests/python/chat.py), rumqttc MQTT 5 and a `mosquitto_sub` watching a room — accounts,
+//! rooms, likes, history, every bad request, private reply topics — then a kill -9, a restart
+//! and a history catch-up; a flood that is rate-limited while others are served.
+
+mod common;
+
+use common::clients::{QoS5, V5, WAIT};
+use common::frames::{self, Bytes, Version};
+use common::proxy::{self, Link, Proxy};
+use common::raw::{Next, Raw};
+use common::{wait_until, Broker};
+use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties, SubscribeReasonCode};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python");
+/// The python side waits up to 20 s for each step.
+const CONVERSATION: Duration = Duration::from_secs(60);
+
+/// Fast bcrypt, and a burst large enough for the scripted conversation.
+const CONFIG: &str = "bcrypt_cost = 4\nchat_request_burst = 1000\n";
+
+/// A child process whose output lines are collected as they come.
+struct Watched {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Watched {
+    fn spawn(cmd: &mut Command) -> Watched {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e} (run `make test` to install it)"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        Watched { child, lines }
+    }
+
+    fn wait_line(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        wait_until(timeout, || {
+            self.lines.lock().unwrap().iter().find(|l| pred(l)).cloned()
+        })
+    }
+
+    fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(p: &Publish) -> String {
+    String::from_utf8_lossy(&p.payload).into_owned()
+}
+
+fn topic(p: &Publish) -> String {
+    String::from_utf8_lossy(&p.topic).into_owned()
+}
+
+/// The next PUBLISH on `topic` whose payload satisfies `pred`.
+fn expect_on(client: &V5, on: &str, pred: impl Fn(&str) -> bool, what: &str) -> Publish {
+    let found = client.take(CONVERSATION, |p| match p {
+        Packet::Publish(p) => topic(p) == on && pred(&text(p)),
+        _ => false,
+    });
+    match found {
+        Some(Packet::Publish(p)) => p,
+        _ => panic!("{}: no {what} on {on}", client.id),
+    }
+}
+
+/// Publishes a request with a Response Topic and Correlation Data; returns the reply.
+fn request_v5(client: &V5, op: &str, payload: &str, response: &str, correlation: &str) -> Publish {
+    let properties = PublishProperties {
+        response_topic: Some(response.to_owned()),
+        correlation_data: Some(correlation.as_bytes().to_vec().into()),
+        ..PublishProperties::default()
+    };
+    client
+        .client
+        .publish_with_properties(
+            format!("chat/x/{op}"),
+            QoS5::AtLeastOnce,
+            false,
+            payload.as_bytes().to_vec(),
+            properties,
+        )
+        .unwrap();
+    let reply = client.take(WAIT, |p| match p {
+        Packet::Publish(p) => p
+            .properties
+            .as_ref()
+            .and_then(|pp| pp.correlation_data.as_ref())
+            .is_some_and(|c| c.as_ref() == correlation.as_bytes()),
+        _ => false,
+    });
+    let reply = match reply {
+        Some(Packet::Publish(p)) => p,
+        _ => panic!("{}: no reply to {op} ({correlation})", client.id),
+    };
+    client.expect(|p| matches!(p, Packet::PubAck(_)), "PUBACK of the request");
+    reply
+}
+
+/// Publishes a request at QoS 1 and waits for its PUBACK.
+fn send(client: &V5, topic: &str, payload: String) {
+    client.publish(topic, QoS5::AtLeastOnce, false, payload);
+}
+
+fn user(port: u16, id: &str, name: &str, password: &str) -> V5 {
+    let mut opts = V5::options(port, id);
+    opts.set_credentials(name, password);
+    V5::connect_with(opts)
+}
+
+/// A raw MQTT 5 login (rumqttc ends its connection on a refused SUBACK; this one stays up).
+fn raw_user(port: u16, id: &str, name: &str, password: &str) -> Raw {
+    let connect = Bytes::new()
+        .str("MQTT")
+        .u8(5)
+        .u8(0xC2) // user name, password, clean start
+        .u16(60)
+        .varint(0)
+        .str(id)
+        .str(name)
+        .str(password)
+        .packet(frames::CONNECT);
+    let mut raw = Raw::open(port, Version::V5);
+    raw.send(&connect);
+    let (_, code) = raw.expect_frame(frames::CONNACK, WAIT).connack();
+    assert_eq!(code, 0, "{name} login");
+    raw
+}
+
+/// SUBACK codes for `filters`, one SUBSCRIBE each.
+fn suback_codes(raw: &mut Raw, filters: &[&str]) -> Vec<u8> {
+    filters
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| {
+            raw.send(&frames::subscribe_with(
+                Version::V5,
+                i as u16 + 1,
+                &[],
+                &[(f, 1)],
+            ));
+            raw.expect_frame(frames::SUBACK, WAIT)
+                .suback_reasons(Version::V5)
+        })
+        .collect()
+}
+
+/// The id of a room message `<id> <time> <sender> <text>`.
+fn message_id(payload: &str) -> u64 {
+    payload.split(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn three_clients_converse_then_history_survives_kill_9() {
+    let mut broker = Broker::with_config(CONFIG);
+    let port = broker.port();
+
+    // A room watcher: plain mosquitto_sub, anonymous, MQTT 3.1.1.
+    let watcher = Watched::spawn(
+        Command::new("stdbuf")
+            .args(["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p"])
+            .arg(port.to_string())
+            .args(["-V", "mqttv311", "-q", "1", "-v", "-t", "chat/r/general"]),
+    );
+
+    // bob registers over MQTT 5: the reply comes on his Response Topic with his Correlation Data.
+    let kiosk = V5::connect(port, "bob-kiosk");
+    kiosk.subscribe("kiosk/bob", QoS5::AtLeastOnce);
+    let reply = request_v5(&kiosk, "register", "bob bobsecret1", "kiosk/bob", "c1");
+    assert_eq!(
+        (topic(&reply), text(&reply)),
+        ("kiosk/bob".into(), "ok registered bob".into())
+    );
+    kiosk.disconnect();
+
+    let bob = user(port, "bob-laptop", "bob", "bobsecret1");
+    assert_eq!(
+        bob.subscribe("chat/#", QoS5::AtLeastOnce),
+        [SubscribeReasonCode::Success(QoS5::AtLeastOnce)]
+    );
+    bob.subscribe("bob/inbox", QoS5::AtLeastOnce);
+    // Reply topics are private: 0x87 for anyone else's, granted for one's own.
+    let mut probe = raw_user(port, "bob-probe", "bob", "bobsecret1");
+    let filters = [
+        "chat/u/pat",
+        "chat/u/+",
+        "chat/+/#",
+        "chat/a/paho-kiosk",
+        "chat/u/bob/#",
+        "chat/a/bob-probe",
+    ];
+    assert_eq!(
+        suback_codes(&mut probe, &filters),
+        [0x87, 0x87, 0x87, 0x87, 1, 1],
+        "{filters:?}"
+    );
+    assert!(
+        probe.is_quiet(Duration::from_millis(100)),
+        "the connection stays up"
+    );
+
+    let paho = Watched::spawn(
+        Command::new("python3")
+            .arg(format!("{SCRIPTS}/chat.py"))
+            .arg(port.to_string()),
+    );
+
+    // pat (paho, 3.1.1) says hello; bob answers; pat likes the answer.
+    let hello = expect_on(
+        &bob,
+        "chat/r/general",
+        |t| t.ends_with(" pat hello from paho"),
+        "pat's hello",
+    );
+    let hello_id = message_id(&text(&hello));
+    bob.publish("chat/r/general", QoS5::AtLeastOnce, false, "hi pat");
+    let mine = expect_on(
+        &bob,
+        "chat/r/general",
+        |t| t.ends_with(" bob hi pat"),
+        "bob's own message",
+    );
+    let hi_id = message_id(&text(&mine));
+    assert!(hi_id > hello_id);
+    expect_on(
+        &bob,
+        "chat/r/general",
+        |t| t == format!("l {hi_id} 1"),
+        "pat's like",
+    );
+    expect_on(
+        &bob,
+        "chat/r/camp",
+        |t| t.ends_with(" pat camp fire at 8"),
+        "pat in camp",
+    );
+    let ready = paho.wait_line(CONVERSATION, |l| {
+        l == "bad requests ok" || l.starts_with("FAIL")
+    });
+    assert_eq!(
+        ready.as_deref(),
+        Some("bad requests ok"),
+        "{}",
+        paho.output()
+    );
+
+    // The rooms, from MQTT 5 with Correlation Data: general has pat, bob and the watcher.
+    let rooms = request_v5(&bob, "rooms", "", "bob/inbox", "r1");
+    assert_eq!(text(&rooms), "ok 2 rooms\ncamp 2 1\ngeneral 3 2");
+    // A Response Topic in a room or in someone's replies is refused, to bob's own topic.
+    for (i, bad) in ["chat/r/general", "chat/u/pat"].iter().enumerate() {
+        let reply = request_v5(&bob, "rooms", "", bad, &format!("bad{i}"));
+        assert_eq!(topic(&reply), "chat/u/bob");
+        assert!(
+            text(&reply).starts_with("bad_response_topic "),
+            "{}",
+            text(&reply)
+        );
+    }
+    let reply = request_v5(&bob, "like", "1 2", "bob/inbox", "wrong-type");
+    assert!(text(&reply).starts_with("bad_request "), "{}", text(&reply));
+    bob.publish("chat/r/general", QoS5::AtLeastOnce, false, "go on pat");
+
+    let done = paho.wait_line(CONVERSATION, |l| l == "OK" || l.starts_with("FAIL"));
+    assert_eq!(done.as_deref(), Some("OK"), "paho side:\n{}", paho.output());
+
+    // bob, subscribed to chat/#, never saw pat's or the kiosk's replies.
+    while let Some(p) = bob.recv_publish(Duration::from_millis(200)) {
+        let t = topic(&p);
+        assert!(
+            !t.starts_with("chat/u/pat") && !t.starts_with("chat/a/"),
+            "leaked {t}: {}",
+            text(&p)
+        );
+    }
+    // The watcher saw the room as it happened, senders as authenticated.
+    for line in [
+        format!("chat/r/general {hello_id} "),
+        format!("chat/r/general {hi_id} "),
+        format!("chat/r/general l {hi_id} 1"),
+    ] {
+        assert!(
+            watcher.wait_line(WAIT, |l| l.starts_with(&line)).is_some(),
+            "watcher lacks {line:?}:\n{}",
+            watcher.output()
+        );
+    }
+    assert!(watcher.output().contains(" pat hello from paho"));
+    assert!(!watcher.output().contains("anonymous words"));
+
+    // A like and its second press, which takes it back; the room hears both counts.
+    let liked = request_v5(&bob, "like", &hello_id.to_string(), "bob/inbox", "like1");
+    assert_eq!(text(&liked), format!("ok liked\n{hello_id} 1"));
+    let unliked = request_v5(&bob, "like", &hello_id.to_string(), "bob/inbox", "like2");
+    assert_eq!(text(&unliked), format!("ok unliked\n{hello_id} 0"));
+    for count in [1, 0] {
+        let line = format!("chat/r/general l {hello_id} {count}");
+        assert!(
+            watcher.wait_line(WAIT, |l| l == line).is_some(),
+            "watcher lacks {line:?}:\n{}",
+            watcher.output()
+        );
+    }
+    // An MQTT 5 send that asks for a reply learns its id.
+    let properties = PublishProperties {
+        response_topic: Some("bob/inbox".into()),
+        correlation_data: Some(b"send1".to_vec().into()),
+        ..PublishProperties::default()
+    };
+    bob.client
+        .publish_with_properties(
+            "chat/r/camp",
+            QoS5::AtLeastOnce,
+            false,
+            "with a receipt",
+            properties,
+        )
+        .unwrap();
+    let receipt = expect_on(
+        &bob,
+        "bob/inbox",
+        |t| t.starts_with("ok sent\n"),
+        "send receipt",
+    );
+    let delivered = expect_on(
+        &bob,
+        "chat/r/camp",
+        |t| t.ends_with(" bob with a receipt"),
+        "the message",
+    );
+    assert_eq!(
+        text(&receipt),
+        format!("ok sent\n{}", message_id(&text(&delivered)))
+    );
+    bob.expect(
+        |p| matches!(p, Packet::PubAck(_)),
+        "PUBACK of the receipted send",
+    );
+
+    // Five more messages, each acknowledged, then kill -9 at once.
+    for i in 1..=5 {
+        bob.publish(
+            "chat/r/camp",
+            QoS5::AtLeastOnce,
+            false,
+            format!("durable {i}"),
+        );
+    }
+    broker.restart();
+    let port = broker.port();
+
+    // bob comes back after the "link drop" and catches up from the last id he saw.
+    let bob = user(port, "bob-laptop", "bob", "bobsecret1");
+    bob.subscribe("chat/u/bob/#", QoS5::AtLeastOnce);
+    send(&bob, "chat/x/history/c1", format!("camp after {hi_id} 3"));
+    let page1 = expect_on(&bob, "chat/u/bob/c1", |_| true, "first catch-up page");
+    let lines: Vec<String> = text(&page1).lines().map(String::from).collect();
+    assert_eq!(lines[0], "ok 3 messages");
+    assert!(lines[1].ends_with(" pat 0 camp fire at 8"), "{lines:?}");
+    assert!(lines[2].ends_with(" bob 0 with a receipt"), "{lines:?}");
+    assert!(lines[3].ends_with(" bob 0 durable 1"), "{lines:?}");
+    assert_eq!(lines[4], "more");
+    let last: u64 = lines[3].split(' ').next().unwrap().parse().unwrap();
+    send(&bob, "chat/x/history/c2", format!("camp after {last} 4"));
+    let page2 = expect_on(&bob, "chat/u/bob/c2", |_| true, "second catch-up page");
+    let page2 = text(&page2);
+    let rows: Vec<&str> = page2
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(' ').next().unwrap())
+        .collect();
+    assert_eq!(rows, ["2", "3", "4", "5"], "{page2}");
+    assert!(!page2.ends_with("more"));
+    // The like survived too, and new ids go on from the old ones.
+    send(
+        &bob,
+        "chat/x/history/c3",
+        format!("general after {hello_id} 1"),
+    );
+    let liked = expect_on(&bob, "chat/u/bob/c3", |_| true, "liked message");
+    assert!(
+        text(&liked).contains(&format!("\n{hi_id} ")) && text(&liked).contains(" bob 1 hi pat")
+    );
+    bob.subscribe("chat/r/camp", QoS5::AtLeastOnce);
+    bob.publish("chat/r/camp", QoS5::AtLeastOnce, false, "after restart");
+    let next = expect_on(
+        &bob,
+        "chat/r/camp",
+        |t| t.ends_with(" after restart"),
+        "new message",
+    );
+    assert!(message_id(&text(&next)) > last + 4);
+}
+
+#[test]
+fn a_flood_is_rate_limited_while_others_are_served() {
+    let broker = Broker::with_config(
+        "bcrypt_cost = 4\nchat_requests_per_second = 2\nchat_request_burst = 5\n",
+    );
+    let port = broker.port();
+    let flooder = V5::connect(port, "flooder");
+    flooder.subscribe("chat/a/flooder", QoS5::AtMostOnce);
+    for _ in 0..30 {
+        flooder
+            .client
+            .publish("chat/x/question", QoS5::AtMostOnce, false, "nobody")
+            .unwrap();
+    }
+    let mut limited = 0;
+    let mut answered = 0;
+    while let Some(p) = flooder.recv_publish(Duration::from_millis(500)) {
+        let t = text(&p);
+        if t.starts_with("rate_limited ") {
+            limited += 1;
+        } else {
+            assert!(t.starts_with("no_question "), "{t}");
+            answered += 1;
+        }
+    }
+    assert_eq!(limited + answered, 30);
+    assert!(
+        limited >= 20 && answered >= 5,
+        "{limited} limited, {answered} answered"
+    );
+    // Someone else is served at once.
+    let other = V5::connect(port, "calm");
+    other.subscribe("chat/a/calm", QoS5::AtMostOnce);
+    other
+        .client
+        .publish("chat/x/question", QoS5::AtMostOnce, false, "nobody")
+        .unwrap();
+    let reply = other.expect_publish();
+    assert!(text(&reply).starts_with("no_question "));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bytes on the socket: the chat wire format against naive JSON over MQTT.
+
+/// A raw MQTT 3.1.1 client whose every byte goes through its own counting proxy.
+struct Metered {
+    raw: Raw,
+    proxy: Proxy,
+    /// Bytes written; the proxy's upstream count must reach it before a reading.
+    sent: u64,
+    next_id: u16,
+    /// Frames read while waiting for another kind (a reply can overtake its PUBACK).
+    stash: std::collections::VecDeque<frames::Frame>,
+}
+
+impl Metered {
+    fn open(port: u16) -> Metered {
+        let proxy = Proxy::start(port, Link::default());
+        Metered {
+            raw: Raw::open(proxy.port(), Version::V311),
+            proxy,
+            sent: 0,
+            next_id: 1,
+            stash: Default::default(),
+        }
+    }
+
+    /// The next frame of `kind`, keeping the others for later.
+    fn expect(&mut self, kind: u8) -> frames::Frame {
+        if let Some(i) = self.stash.iter().position(|f| f.kind() == kind) {
+            return self.stash.remove(i).unwrap();
+        }
+        loop {
+            match self.raw.next(WAIT) {
+                Next::Frame(f) if f.kind() == kind => return f,
+                Next::Frame(f) => self.stash.push_back(f),
+                other => panic!("expected packet type {kind:#04x}, got {other:?}"),
+            }
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.sent += bytes.len() as u64;
+        self.raw.send(bytes);
+    }
+
+    fn bytes(&self) -> proxy::Bytes {
+        wait_until(WAIT, || {
+            let b = self.proxy.bytes();
+            (b.up >= self.sent).then_some(b)
+        })
+        .expect("the proxy never saw all the bytes written")
+    }
+
+    fn login(&mut self, id: &str, user: Option<(&str, &str)>) {
+        let flags = if user.is_some() { 0xC2 } else { 0x02 };
+        let mut b = Bytes::new().str("MQTT").u8(4).u8(flags).u16(60).str(id);
+        if let Some((name, password)) = user {
+            b = b.str(name).str(password);
+        }
+        self.send(&b.packet(frames::CONNECT));
+        let (_, code) = self.expect(frames::CONNACK).connack();
+        assert_eq!(code, 0, "{id} login");
+    }
+
+    fn subscribe(&mut self, filter: &str) {
+        self.subscribe_all(&[filter]);
+    }
+
+    /// One SUBSCRIBE for every filter, at QoS 1.
+    fn subscribe_all(&mut self, filters: &[&str]) {
+        let id = self.packet_id();
+        let pairs: Vec<(&str, u8)> = filters.iter().map(|f| (*f, 1)).collect();
+        self.send(&frames::subscribe_with(Version::V311, id, &[], &pairs));
+        let codes = self.expect(frames::SUBACK).suback_reasons(Version::V311);
+        assert_eq!(codes, vec![1; filters.len()], "{filters:?}");
+    }
+
+    /// PUBLISH at QoS 1 and its PUBACK.
+    fn publish(&mut self, topic: &str, payload: &[u8]) {
+        let id = self.packet_id();
+        self.send(&frames::publish(Version::V311, topic, 1, id, payload));
+        self.expect(frames::PUBACK);
+    }
+
+    /// The next delivery (acknowledged): its topic and payload.
+    fn receive(&mut self) -> (String, String) {
+        let frame = self.expect(frames::PUBLISH);
+        let (topic, id, payload) = frame.publish(Version::V311);
+        if let Some(id) = id {
+            self.send(&frames::ack(frames::PUBACK, id));
+        }
+        (
+            String::from_utf8(topic).unwrap(),
+            String::from_utf8(payload).unwrap(),
+        )
+    }
+
+    fn packet_id(&mut self) -> u16 {
+        self.next_id += 1;
+        self.next_id
+    }
+}
+
+/// Bytes of `f` on all the given clients, both directions.
+fn measured(clients: &mut [&mut Metered], f: impl FnOnce(&mut [&mut Metered])) -> u64 {
+    let before: u64 = clients.iter().map(|c| c.bytes().total()).sum();
+    f(clients);
+    let after: u64 = clients.iter().map(|c| c.bytes().total()).sum();
+    after - before
+}
+
+/// Twenty lines of a day at a field station: the history the pages carry.
+const LINES: [&str; 20] = [
+    "morning all",
+    "generator is back on",
+    "who has the truck keys?",
+    "me, by the door",
+    "thanks",
+    "rain expected after 3pm",
+    "I'll bring the nets in",
+    "water filter needs a new cartridge",
+    "there are two in the store room",
+    "found them",
+    "lunch at 12:30",
+    "can someone check the north gate",
+    "on my way",
+    "gate was open, closed it now",
+    "good catch",
+    "radio check at 5",
+    "battery bank at 78%",
+    "fine for tonight",
+    "see you at the well at noon",
+    "ok",
+];
+
+/// The naive design: one JSON dict per call with action, user and room, the sender named in
+/// the payload, and a reply topic invented (and subscribed to) for each request. A raw client
+/// plays its server; only the users' sockets are counted, as for Outpost.
+struct Naive {
+    server: Raw,
+    next_id: u16,
+}
+
+impl Naive {
+    fn start(port: u16) -> Naive {
+        let mut server = Raw::open(port, Version::V311);
+        server.send(
+            &Bytes::new()
+                .str("MQTT")
+                .u8(4)
+                .u8(2)
+                .u16(60)
+                .str("naive-server")
+                .packet(frames::CONNECT),
+        );
+        server.expect_frame(frames::CONNACK, WAIT);
+        server.send(&frames::subscribe(Version::V311, 1, "talk/requests", 1));
+        server.expect_frame(frames::SUBACK, WAIT);
+        Naive { server, next_id: 1 }
+    }
+
+    /// Takes the next request off the wire and publishes `reply` to `topic`.
+    fn answer(&mut self, topic: &str, reply: &str) {
+        let frame = self.server.expect_frame(frames::PUBLISH, WAIT);
+        if let (_, Some(id), _) = frame.publish(Version::V311) {
+            self.server.send(&frames::ack(frames::PUBACK, id));
+        }
+        self.next_id += 1;
+        self.server.send(&frames::publish(
+            Version::V311,
+            topic,
+            1,
+            self.next_id,
+            reply.as_bytes(),
+        ));
+        self.server.expect_frame(frames::PUBACK, WAIT);
+    }
+
+    /// A message as delivered live.
+    fn message_json(id: usize, user: &str, text: &str) -> String {
+        format!(
+            r#"{{"action":"message","id":{id},"user":"{user}","room":"general","text":"{text}","ts":1764633600}}"#
+        )
+    }
+
+    /// A message in a history page.
+    fn row_json(id: usize, user: &str, text: &str) -> String {
+        format!(r#"{{"id":{id},"user":"{user}","text":"{text}","ts":1764633600,"likes":0}}"#)
+    }
+
+    fn page_json(first: usize, lines: &[&str]) -> String {
+        let messages: Vec<String> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Naive::row_json(first + i, "ana", t))
+            .collect();
+        format!(
+            r#"{{"action":"history","room":"general","messages":[{}]}}"#,
+            messages.join(",")
+        )
+    }
+}
+
+/// What each exchange costs, Outpost against naive JSON, in bytes on the users' sockets.
+struct Figures {
+    message: (u64, u64),
+    page: (u64, u64),
+    catch_up: (u64, u64),
+}
+
+fn measure_outpost(port: u16) -> (u64, u64, u64) {
+    let mut ana = Metered::open(port);
+    ana.login("ana-1", Some(("ana", "anasecret1")));
+    let mut bob = Metered::open(port);
+    bob.login("bob-1", Some(("bob", "bobsecret1")));
+    bob.subscribe("chat/r/general");
+    bob.subscribe("chat/u/bob/#");
+    // The history: twenty messages from ana.
+    for line in LINES {
+        ana.publish("chat/r/general", line.as_bytes());
+        let (_, got) = bob.receive();
+        assert!(got.ends_with(line), "{got}");
+    }
+    let message = measured(&mut [&mut ana, &mut bob], |c| {
+        c[0].publish("chat/r/general", LINES[18].as_bytes());
+        let (topic, payload) = c[1].receive();
+        assert_eq!(topic, "chat/r/general");
+        assert!(
+            payload.ends_with(" ana see you at the well at noon"),
+            "{payload}"
+        );
+    });
+    let page = measured(&mut [&mut bob], |c| {
+        c[0].publish("chat/x/history", b"general 20");
+        let (topic, payload) = c[0].receive();
+        assert_eq!(topic, "chat/u/bob");
+        assert!(payload.starts_with("ok 20 messages\n"), "{payload}");
+    });
+    // bob's link drops after message 16; he logs in again, rejoins and catches up on 5.
+    let mut again = Metered::open(port);
+    let catch_up = measured(&mut [&mut again], |c| {
+        c[0].login("bob-1", Some(("bob", "bobsecret1")));
+        c[0].subscribe_all(&["chat/r/general", "chat/u/bob"]);
+        c[0].publish("chat/x/history", b"general after 16");
+        let (_, payload) = c[0].receive();
+        assert!(payload.starts_with("ok 5 messages\n"), "{payload}");
+    });
+    (message, page, catch_up)
+}
+
+fn measure_naive(port: u16) -> (u64, u64, u64) {
+    let mut server = Naive::start(port);
+    let mut ana = Metered::open(port);
+    ana.login("ana-1", None);
+    let mut bob = Metered::open(port);
+    bob.login("bob-1", None);
+    bob.subscribe("talk/rooms/general");
+    let text = LINES[18];
+    let message = measured(&mut [&mut ana, &mut bob], |c| {
+        let request =
+            format!(r#"{{"action":"send","user":"ana","room":"general","text":"{text}"}}"#);
+        c[0].publish("talk/requests", request.as_bytes());
+        server.answer("talk/rooms/general", &Naive::message_json(21, "ana", text));
+        let (topic, _) = c[1].receive();
+        assert_eq!(topic, "talk/rooms/general");
+    });
+    let page = measured(&mut [&mut bob], |c| {
+        c[0].subscribe("talk/replies/bob-4f1c");
+        let request = r#"{"action":"history","user":"bob","room":"general","count":20,"reply_to":"talk/replies/bob-4f1c"}"#;
+        c[0].publish("talk/requests", request.as_bytes());
+        server.answer("talk/replies/bob-4f1c", &Naive::page_json(2, &LINES));
+        c[0].receive();
+    });
+    let mut again = Metered::open(port);
+    let catch_up = measured(&mut [&mut again], |c| {
+        c[0].login("bob-1", None);
+        c[0].subscribe_all(&["talk/rooms/general", "talk/replies/bob-9a07"]);
+        let request = r#"{"action":"history","user":"bob","room":"general","after":16,"reply_to":"talk/replies/bob-9a07"}"#;
+        c[0].publish("talk/requests", request.as_bytes());
+        server.answer("talk/replies/bob-9a07", &Naive::page_json(17, &LINES[15..]));
+        c[0].receive();
+    });
+    (message, page, catch_up)
+}
+
+/// The figures in docs/chat.md: each must stay at most half of naive JSON, and none may grow.
+#[test]
+fn chat_bytes_on_the_socket_are_at_most_half_of_naive_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start_in(dir, Some("bcrypt_cost = 4\nchat_request_burst = 1000\n"));
+    let port = broker.port();
+    let kiosk = V5::connect(port, "kiosk");
+    kiosk.subscribe("kiosk/replies", QoS5::AtLeastOnce);
+    for (name, password) in [("ana", "anasecret1"), ("bob", "bobsecret1")] {
+        let reply = request_v5(
+            &kiosk,
+            "register",
+            &format!("{name} {password}"),
+            "kiosk/replies",
+            name,
+        );
+        assert_eq!(text(&reply), format!("ok registered {name}"));
+    }
+    let ours = measure_outpost(port);
+    let naive = measure_naive(port);
+    let f = Figures {
+        message: (ours.0, naive.0),
+        page: (ours.1, naive.1),
+        catch_up: (ours.2, naive.2),
+    };
+    println!("| Exchange (MQTT 3.1.1, QoS 1) | Outpost chat | naive JSON | ratio |");
+    println!("|---|---:|---:|---:|");
+    for (name, (o, n)) in [
+        ("one message, sender to one member", f.message),
+        ("history page of 20 messages", f.page),
+        ("login + join + catch-up of 5", f.catch_up),
+    ] {
+        println!("| {name} | {o} | {n} | {:.2} |", o as f64 / n as f64);
+        assert!(
+            o * 2 <= n,
+            "{name}: {o} bytes is more than half of naive {n}"
+        );
+    }
+    // The figures documented in docs/chat.md; a change that grows one fails here.
+    assert!(f.message.0 <= 120, "one message: {} bytes", f.message.0);
+    assert!(f.page.0 <= 718, "history page: {} bytes", f.page.0);
+    assert!(f.catch_up.0 <= 318, "catch-up: {} bytes", f.catch_up.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// docs/chat.md's walkthrough, run as written.
+
+/// A line of the docs with the normalised times: Unix seconds become `T`, deltas `+N`.
+fn normalise(line: &str) -> String {
+    line.split(' ')
+        .map(|w| {
+            if w.len() == 10 && w.bytes().all(|b| b.is_ascii_digit()) {
+                "T".to_owned()
+            } else if w.len() > 1
+                && w.starts_with('+')
+                && w[1..].bytes().all(|b| b.is_ascii_digit())
+            {
+                "+N".to_owned()
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs one documented command line against `port`; returns its standard output.
+fn run_documented(line: &str, port: u16) -> String {
+    let (program, rest) = line.split_once(' ').unwrap();
+    let script = format!("{program} -h 127.0.0.1 -p {port} {rest}");
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run bash");
+    assert!(
+        out.status.success(),
+        "{line}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_walkthrough_in_docs_chat_md_works_as_written() {
+    let docs = include_str!("../docs/chat.md");
+    let start = docs.find("## Walkthrough").expect("a walkthrough section");
+    let section = &docs[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    // Fenced blocks: ```sh blocks hold commands (and `# ` expected outputs), plain ones output.
+    let mut blocks: Vec<(bool, Vec<&str>)> = Vec::new();
+    let mut open: Option<(bool, Vec<&str>)> = None;
+    for line in section.lines() {
+        match (line.starts_with("```"), open.take()) {
+            (true, None) => open = Some((line == "```sh", Vec::new())),
+            (true, Some(block)) => blocks.push(block),
+            (false, Some(mut block)) => {
+                block.1.push(line);
+                open = Some(block);
+            }
+            (false, None) => {}
+        }
+    }
+    let broker = Broker::start();
+    let port = broker.port();
+    let mut watcher: Option<Watched> = None;
+    let mut checked = 0;
+    for (commands, lines) in blocks {
+        if !commands {
+            // The watcher's output so far, debug lines aside, is this block.
+            let watcher = watcher.as_ref().expect("a watcher before its output");
+            let expected: Vec<String> = lines.iter().map(|l| normalise(l)).collect();
+            let got = wait_until(WAIT, || {
+                let got: Vec<String> = watcher
+                    .lines
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|l| !l.starts_with("Client ") && !l.starts_with("Subscribed ("))
+                    .map(|l| normalise(l))
+                    .collect();
+                (got.len() >= expected.len()).then_some(got)
+            })
+            .unwrap_or_else(|| panic!("watcher output:\n{}", watcher.output()));
+            assert_eq!(got[..expected.len()], expected[..]);
+            checked += expected.len();
+            continue;
+        }
+        let mut i = 0;
+        while i < lines.len() {
+            let line = lines[i];
+            i += 1;
+            if line.starts_with("mosquitto_sub ") {
+                let (_, rest) = line.split_once(' ').unwrap();
+                let script = format!("stdbuf -oL mosquitto_sub -d -h 127.0.0.1 -p {port} {rest}");
+                let w = Watched::spawn(Command::new("bash").args(["-c", &script]));
+                w.wait_line(WAIT, |l| l.contains("received SUBACK"))
+                    .unwrap_or_else(|| panic!("no SUBACK for {line}:\n{}", w.output()));
+                watcher = Some(w);
+                continue;
+            }
+            if !line.starts_with("mosquitto_") {
+                continue;
+            }
+            let out = run_documented(line, port);
+            let mut expected = Vec::new();
+            while i < lines.len() && lines[i].starts_with("# ") && !lines[i].contains("prints:") {
+                expected.push(&lines[i][2..]);
+                i += 1;
+            }
+            if !expected.is_empty() {
+                assert_eq!(
+                    out.trim_end().lines().collect::<Vec<_>>(),
+                    expected,
+                    "{line}"
+                );
+                checked += expected.len();
+            }
+        }
+    }
+    assert!(checked >= 21, "only {checked} documented lines checked");
+}
+
+/// `chat_room_creation = "admins"`: an administrator made with `outpost user add --admin`
+/// opens a room; another user may talk there but not open one.
+#[test]
+fn only_administrators_open_rooms_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "bcrypt_cost = 4\nchat_room_creation = \"admins\"\n";
+    std::fs::write(dir.path().join("outpost.toml"), config).unwrap();
+    for (name, admin) in [("root", true), ("ana", false)] {
+        let mut cmd = Command::new(common::BIN);
+        cmd.arg("--config")
+            .arg(dir.path().join("outpost.toml"))
+            .arg("--db")
+            .arg(dir.path().join("outpost.db"))
+            .args(["user", "add", name, "--password-stdin"]);
+        if admin {
+            cmd.arg("--admin");
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"long password\n")
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "user add {name}");
+    }
+    let broker = Broker::start_in(dir, Some(config));
+    let ana = user(broker.port(), "ana-1", "ana", "long password");
+    ana.subscribe("chat/u/ana", QoS5::AtLeastOnce);
+    ana.subscribe("chat/r/ops", QoS5::AtLeastOnce);
+    ana.publish("chat/r/ops", QoS5::AtLeastOnce, false, "may I open it?");
+    let refusal = expect_on(&ana, "chat/u/ana", |_| true, "refusal");
+    assert_eq!(
+        text(&refusal),
+        "room_creation_denied only administrators may create rooms"
+    );
+    let root = user(broker.port(), "root-1", "root", "long password");
+    root.publish("chat/r/ops", QoS5::AtLeastOnce, false, "ops room open");
+    expect_on(
+        &ana,
+        "chat/r/ops",
+        |t| t.ends_with(" root ops room open"),
+        "root's message",
+    );
+    ana.publish("chat/r/ops", QoS5::AtLeastOnce, false, "thanks");
+    expect_on(
+        &ana,
+        "chat/r/ops",
+        |t| t.ends_with(" ana thanks"),
+        "ana's message",
+    );
+}
+
+/// A will on a chat topic would reach the room without the service (and with any sender
+/// the payload claims): the CONNECT is refused.
+#[test]
+fn a_will_on_a_chat_topic_is_refused() {
+    let broker = Broker::start();
+    for (version, refused) in [(Version::V5, 0x87), (Version::V311, 0x05)] {
+        let connect = frames::Connect::new(version, "willful")
+            .will(frames::Will {
+                topic: "chat/r/general",
+                payload: b"1 1700000000 root fake",
+                qos: 1,
+                retain: false,
+            })
+            .encode();
+        let mut raw = Raw::open(broker.port(), version);
+        raw.send(&connect);
+        let (_, code) = raw.expect_frame(frames::CONNACK, WAIT).connack();
+        assert_eq!(code, refused, "{version:?}");
+    }
+}
