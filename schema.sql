@@ -1,11 +1,12 @@
--- Outpost durable store: the whole schema, version 2 (PRAGMA user_version = 2).
+-- Outpost durable store: the whole schema, version 3 (PRAGMA user_version = 3).
 --
 -- store::open applies this file, in one transaction, to a database whose
 -- user_version is 0 (a new file). A database at an older version is brought
 -- up by the step migrations in src/store/migrate.rs instead; this file always
 -- describes the newest version, and its last line sets that version.
 -- Fixtures: src/store/fixtures/vN.sql is the schema (and a few rows) of each
--- older version N; src/store/migrate.rs tests that each one upgrades.
+-- older version N; src/store/migrate.rs tests that each one upgrades, and
+-- tests/store.rs serves tests/fixtures/v1.db (a version-1 database file).
 --
 -- Times are unix seconds (INTEGER). Foreign keys that the broker fills within
 -- one group commit are DEFERRABLE INITIALLY DEFERRED, so the order of writes
@@ -146,4 +147,21 @@ CREATE TABLE chat_likes (
     PRIMARY KEY (message_id, username)
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 2;
+-- The will of a persistent session: its connected client's, or one waiting
+-- on its Will Delay Interval since the session's disconnected_at. After a
+-- restart it is published when that delay runs out or the session ends,
+-- unless the client comes back first. properties is the encoded MQTT 5
+-- property block, as in messages.
+CREATE TABLE wills (
+    client_id  TEXT    PRIMARY KEY REFERENCES sessions (client_id)
+                       ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    topic      TEXT    NOT NULL,
+    payload    BLOB    NOT NULL,
+    qos        INTEGER NOT NULL CHECK (qos BETWEEN 0 AND 2),
+    retain     INTEGER NOT NULL CHECK (retain IN (0, 1)),
+    properties BLOB    NOT NULL,
+    expires_at INTEGER,
+    delay      INTEGER NOT NULL CHECK (delay BETWEEN 0 AND 4294967295)
+) WITHOUT ROWID;
+
+PRAGMA user_version = 3;

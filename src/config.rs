@@ -44,6 +44,10 @@ pub struct Config {
     /// listeners bound to a loopback address, so local tools work out of the
     /// box while remote clients must log in.
     pub allow_anonymous: Option<bool>,
+    /// Where anonymous clients are allowed, a CONNECT naming a user without an
+    /// account connects as anonymous (as Mosquitto does without a password
+    /// file), so tools that always send a user name still work locally.
+    pub anonymous_unknown_users: bool,
     /// bcrypt work factor for new passwords; each step doubles the hashing
     /// time, which matters on a Raspberry-Pi-class CPU.
     pub bcrypt_cost: u32,
@@ -70,14 +74,27 @@ pub struct Config {
     /// (flow control of inbound traffic).
     pub receive_maximum: u16,
     /// How many unacknowledged QoS 1/2 publishes we send one client at once;
-    /// the rest wait in its queue.
+    /// the rest wait in its queue. A subscriber on a LAN gets at most a window
+    /// per round trip, so this is sized for loopback and LAN speeds; the
+    /// client's own Receive Maximum still caps it.
     pub max_inflight: u16,
-    /// Messages queued per client (offline or behind) before new ones are
-    /// dropped, so one slow client cannot exhaust memory; 0 = no count limit.
+    /// Messages queued per session (offline or behind) before `queue_full`
+    /// applies. A persistent session's queue lives on disk, so the default is
+    /// deep enough for an overnight outage; 0 = no count limit.
     pub max_queued_messages: usize,
-    /// Payload and topic bytes queued for all clients together: the broker's
-    /// memory budget for queues; 0 = no byte limit.
+    /// Topic and payload bytes queued per session, same purpose as
+    /// `max_queued_messages`; 0 = no byte limit.
     pub max_queued_bytes: usize,
+    /// Broker-wide bytes of queued messages kept in memory: clean sessions'
+    /// queues (which live only in memory) and the pages of persistent
+    /// sessions' queues being delivered. 0 = no limit.
+    pub max_queued_memory: usize,
+    /// Broker-wide bytes of queued messages persistent sessions may keep on
+    /// disk, so queues cannot fill the SD card. 0 = no limit.
+    pub max_queued_disk: usize,
+    /// What happens to a QoS 1/2 message that a matching session cannot
+    /// queue because it is at one of the limits above.
+    pub queue_full: QueueFull,
     /// Whether QoS 0 messages are queued for offline persistent sessions.
     /// Off by default: QoS 0 promises nothing and would fill the queue.
     pub queue_qos0: bool,
@@ -125,6 +142,25 @@ pub struct Config {
     /// `chat_request_burst`; 0 = no limit.
     pub chat_requests_per_second: u32,
     pub chat_request_burst: u32,
+}
+
+/// The `queue_full` policy: what a QoS 1/2 message meets when a matching
+/// session's queue is at its limit.
+#[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueFull {
+    /// Withhold the publisher's acknowledgement and stop reading its socket
+    /// until the queue has room: nothing acknowledged is dropped.
+    #[default]
+    Backpressure,
+    /// Make room by dropping the session's oldest queued message.
+    DropOldest,
+    /// Drop the new message for that session (others still get it).
+    DropNew,
+    /// Refuse the message: PUBACK/PUBREC 0x97 (Quota exceeded) to an MQTT 5
+    /// publisher, delivered to nobody; a 3.1.1 publisher, which cannot be told,
+    /// is held back as with `Backpressure`.
+    Refuse,
 }
 
 /// SQLite `synchronous` setting used for every group commit.
@@ -198,6 +234,7 @@ impl Default for Config {
             sync: SyncMode::Full,
             log_level: LogLevel::Info,
             allow_anonymous: None,
+            anonymous_unknown_users: true,
             bcrypt_cost: 10,
             max_connections: 10_000,
             max_connections_per_address: 100,
@@ -208,9 +245,12 @@ impl Default for Config {
             max_keepalive: 65_535,
             max_packet_size: 1_048_576,
             receive_maximum: 64,
-            max_inflight: 64,
-            max_queued_messages: 1000,
-            max_queued_bytes: 64 * 1024 * 1024,
+            max_inflight: 1024,
+            max_queued_messages: 100_000,
+            max_queued_bytes: 256 * 1024 * 1024,
+            max_queued_memory: 64 * 1024 * 1024,
+            max_queued_disk: 1024 * 1024 * 1024,
+            queue_full: QueueFull::Backpressure,
             queue_qos0: false,
             topic_alias_maximum: 64,
             max_session_expiry: u32::MAX,
@@ -471,7 +511,12 @@ mod tests {
         assert_eq!(c.db, PathBuf::from("outpost.db"));
         assert_eq!(c.sync, SyncMode::Full);
         assert_eq!(c.allow_anonymous, None);
-        assert_eq!(c.max_queued_bytes, 67_108_864);
+        assert_eq!(c.max_queued_messages, 100_000);
+        assert_eq!(c.max_queued_bytes, 268_435_456);
+        assert_eq!(c.max_queued_memory, 67_108_864);
+        assert_eq!(c.max_queued_disk, 1_073_741_824);
+        assert_eq!(c.queue_full, QueueFull::Backpressure);
+        assert_eq!(c.max_inflight, 1024);
         assert_eq!(c.max_session_expiry, 4_294_967_295);
     }
 
@@ -508,7 +553,8 @@ mod tests {
              sync = \"normal\"\n\
              allow_anonymous = false\n\
              bcrypt_cost = 12\n\
-             maximum_qos = 1\n",
+             maximum_qos = 1\n\
+             queue_full = \"drop_oldest\"\n",
         )
         .unwrap();
         assert_eq!(c.listen.len(), 2);
@@ -521,7 +567,8 @@ mod tests {
         assert_eq!(c.allow_anonymous, Some(false));
         assert_eq!(c.bcrypt_cost, 12);
         assert_eq!(c.maximum_qos, 1);
-        assert_eq!(c.max_inflight, 64);
+        assert_eq!(c.max_inflight, 1024);
+        assert_eq!(c.queue_full, QueueFull::DropOldest);
     }
 
     #[test]

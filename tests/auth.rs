@@ -326,14 +326,6 @@ fn v5_right_password_connects_wrong_or_unknown_gets_0x86() {
 
     let v5 = Version::V5;
     refused(port, v5, "v5-wrong", Some("alice"), Some("nope"), 0x86);
-    refused(
-        port,
-        v5,
-        "v5-unknown",
-        Some("mallory"),
-        Some("secret"),
-        0x86,
-    );
     refused(port, v5, "v5-no-password", Some("alice"), None, 0x86);
     refused(port, v5, "v5-no-user", None, Some("secret"), 0x86);
 }
@@ -356,7 +348,6 @@ fn v311_right_password_connects_wrong_or_unknown_gets_return_code_4() {
 
     let v4 = Version::V311;
     refused(port, v4, "v4-wrong", Some("alice"), Some("nope"), 4);
-    refused(port, v4, "v4-unknown", Some("mallory"), Some("secret"), 4);
     refused(port, v4, "v4-no-password", Some("alice"), None, 4);
     // A password without a user name is a malformed CONNECT in 3.1.1 (MQTT-3.1.2-22):
     // the connection closes without a CONNACK (MQTT-3.1.4-1).
@@ -499,6 +490,69 @@ fn allow_anonymous_false_refuses_clients_without_user_name() {
     refused(port, Version::V311, "anon-4", None, None, 5);
     drop(logged_in(port, Version::V5, "named-5", "alice", "secret"));
     drop(logged_in(port, Version::V311, "named-4", "alice", "secret"));
+}
+
+/// Where anonymous clients are allowed (loopback, by default), a user name without an
+/// account connects as anonymous, as Mosquitto does without a password file; one with an
+/// account still needs its password.
+#[test]
+fn unknown_user_connects_as_anonymous_where_anonymous_clients_are_allowed() {
+    let dir = prepare(FAST, &[("alice", "secret")]);
+    let broker = Broker::start_in(dir, Some(FAST));
+    let port = broker.port();
+    for version in [Version::V5, Version::V311] {
+        let (answer, _, _) = login(port, version, "unknown", Some("mallory"), Some("x"));
+        assert_eq!(answer, Answer::Code(0), "{version:?}: unknown user");
+        let (answer, _, _) = login(port, version, "no-password", Some("mallory"), None);
+        assert_eq!(
+            answer,
+            Answer::Code(0),
+            "{version:?}: unknown user, no password"
+        );
+    }
+    refused(
+        port,
+        Version::V5,
+        "wrong",
+        Some("alice"),
+        Some("nope"),
+        0x86,
+    );
+    refused(
+        port,
+        Version::V311,
+        "wrong-4",
+        Some("alice"),
+        Some("nope"),
+        4,
+    );
+    let logged = broker.wait_for_log(WAIT, |l| {
+        l.contains("user \"mallory\" has no account, connecting as anonymous")
+    });
+    assert!(logged.is_some(), "the anonymous fallback is logged");
+}
+
+#[test]
+fn unknown_user_is_refused_with_anonymous_unknown_users_false_or_no_anonymous() {
+    for config in [
+        "bcrypt_cost = 4\nanonymous_unknown_users = false\n",
+        "bcrypt_cost = 4\nallow_anonymous = false\n",
+    ] {
+        let dir = prepare(config, &[("alice", "secret")]);
+        let broker = Broker::start_in(dir, Some(config));
+        let port = broker.port();
+        let (v5, v4) = (Version::V5, Version::V311);
+        refused(
+            port,
+            v5,
+            "v5-unknown",
+            Some("mallory"),
+            Some("secret"),
+            0x86,
+        );
+        refused(port, v4, "v4-unknown", Some("mallory"), Some("secret"), 4);
+        drop(logged_in(port, v5, "v5-alice", "alice", "secret"));
+    }
 }
 
 #[test]

@@ -403,3 +403,31 @@ fn v311_unacknowledged_qos1_delivery_is_resent_with_dup_on_resume() {
     raw.send(&frames::pingreq());
     raw.expect_frame(frames::PINGRESP, WAIT);
 }
+
+/// Client records (last connect and disconnect) are written in batches that no CONNACK waits
+/// for, yet they reach the database soon after, connects and disconnects alike.
+#[test]
+fn client_records_reach_the_store_without_holding_connacks() {
+    let broker = Broker::start();
+    let ids: Vec<String> = (0..20).map(|i| format!("record-{i}")).collect();
+    for id in &ids {
+        let (raw, present) = Raw::connect(broker.port(), &Connect::new(Version::V311, id));
+        assert!(!present);
+        drop(raw);
+    }
+    let db = broker.db_path();
+    let records = common::wait_until(Duration::from_secs(10), || {
+        let store = outpost::store::Store::open(&db, outpost::store::SyncMode::Normal).ok()?;
+        let records = store.client_records().ok()?;
+        let done = ids.iter().all(|id| {
+            records
+                .iter()
+                .any(|r| &r.client_id == id && r.disconnected_at.is_some())
+        });
+        done.then_some(records)
+    });
+    let records = records.expect("every connect and disconnect recorded");
+    let record = records.iter().find(|r| r.client_id == "record-0").unwrap();
+    assert_eq!(record.protocol, 4);
+    assert_eq!(record.disconnect_reason.as_deref(), Some("connection lost"));
+}

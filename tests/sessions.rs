@@ -137,7 +137,9 @@ fn queue_qos0_config_queues_qos0_for_offline_sessions() {
 
 #[test]
 fn max_queued_messages_drops_extras_and_counts_them_in_sys_and_the_log() {
-    let broker = Broker::with_config("max_queued_messages = 5\nsys_interval = 1\n");
+    let broker = Broker::with_config(
+        "max_queued_messages = 5\nqueue_full = \"drop_new\"\nsys_interval = 1\n",
+    );
     let sys = sys_client(broker.port(), "queue-sys");
     let before = wait_sys(&sys, "messages/dropped", WAIT, |_| true)
         .expect("no $SYS/broker/messages/dropped");

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 const ONE_SECOND: &str = "sys_interval = 1\n";
 
 /// Every statistic the issue asks for, by its name under `$SYS/broker/`.
-const NAMES: [&str; 20] = [
+const NAMES: [&str; 30] = [
     "version",
     "uptime",
     "clients/connected",
@@ -35,6 +35,16 @@ const NAMES: [&str; 20] = [
     "load/bytes/sent/1min",
     "load/connections/1min",
     "store/failures",
+    "messages/dropped/queue full",
+    "messages/dropped/expired",
+    "messages/dropped/too large",
+    "messages/dropped/slow consumer",
+    "messages/refused",
+    "publishers/held",
+    "publishers/held/total",
+    "clients/slow consumers",
+    "store/messages/queued bytes in memory",
+    "store/messages/queued bytes on disk",
 ];
 
 /// Collects `$SYS/broker/*` values until every name in `NAMES` has been seen or `timeout` ends.

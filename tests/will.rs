@@ -247,3 +247,124 @@ fn rumqttc_v311_client_with_keep_alive_1s_stays_connected() {
     c.publish("ka/real", QoS4::AtLeastOnce, false, "alive");
     assert_eq!(&c.expect_publish().payload[..], b"alive");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Durable wills: a persistent session's will survives kill -9
+
+/// A raw MQTT 5 CONNECT for a session with a one-hour expiry.
+fn persistent(id: &str) -> Connect<'_> {
+    let mut expiry = vec![frames::prop::SESSION_EXPIRY_INTERVAL];
+    expiry.extend_from_slice(&3600u32.to_be_bytes());
+    Connect::new(Version::V5, id)
+        .clean(false)
+        .properties(expiry)
+}
+
+/// A persistent client with a will on `topic` delayed by `delay` seconds.
+fn dying<'a>(id: &'a str, topic: &'a str, delay: u32) -> Connect<'a> {
+    let mut delay_property = vec![frames::prop::WILL_DELAY_INTERVAL];
+    delay_property.extend_from_slice(&delay.to_be_bytes());
+    persistent(id)
+        .will(will(topic, 1))
+        .will_properties(delay_property)
+}
+
+/// Connects the persistent observer and (the first time) subscribes it to `will/#` at QoS 1.
+fn observer(port: u16, subscribe: bool) -> Raw {
+    let (mut raw, _) = Raw::connect(port, &persistent("w-durable-obs"));
+    if subscribe {
+        raw.send(&frames::subscribe(Version::V5, 1, "will/#", 1));
+        raw.expect_frame(frames::SUBACK, WAIT);
+    }
+    raw
+}
+
+/// Waits until the store holds `id`'s session in the state `ready` asks for, so a kill -9
+/// comes after the commit.
+fn wait_for_stored(
+    broker: &Broker,
+    id: &str,
+    ready: impl Fn(&outpost::store::StoredSession) -> bool,
+) {
+    let db = broker.db_path();
+    common::wait_until(WAIT, || {
+        let store = outpost::store::Store::open(&db, outpost::store::SyncMode::Normal).ok()?;
+        let sessions = store.load_sessions().ok()?;
+        sessions
+            .iter()
+            .find(|s| s.client_id == id && ready(s))
+            .map(|_| ())
+    })
+    .unwrap_or_else(|| panic!("session {id} never reached the store as expected"));
+}
+
+/// Collects the topics of the PUBLISHes `raw` receives until it has been quiet for `quiet`,
+/// acknowledging each.
+fn will_topics(raw: &mut Raw, quiet: Duration) -> Vec<String> {
+    let mut topics = Vec::new();
+    while let Next::Frame(f) = raw.next(quiet) {
+        if f.kind() == frames::PUBLISH {
+            let (topic, packet_id, _) = f.publish(Version::V5);
+            if let Some(id) = packet_id {
+                raw.send(&frames::ack(frames::PUBACK, id));
+            }
+            topics.push(String::from_utf8(topic).unwrap());
+        }
+    }
+    topics
+}
+
+#[test]
+fn will_waiting_on_its_delay_is_published_after_kill_9() {
+    let mut broker = Broker::start();
+    drop(observer(broker.port(), true));
+    let (raw, _) = Raw::connect(broker.port(), &dying("w-delayed", "will/delayed", 2));
+    raw.drop_socket();
+    wait_for_stored(&broker, "w-delayed", |s| {
+        s.disconnected_at.is_some() && s.will.is_some()
+    });
+    broker.restart();
+    let mut obs = observer(broker.port(), false);
+    assert_eq!(
+        will_topics(&mut obs, Duration::from_secs(4)),
+        ["will/delayed"],
+        "the pending will goes out once after the restart"
+    );
+}
+
+#[test]
+fn will_of_a_connected_persistent_client_is_published_after_kill_9() {
+    let mut broker = Broker::start();
+    drop(observer(broker.port(), true));
+    let (raw, _) = Raw::connect(broker.port(), &dying("w-connected", "will/connected", 1));
+    wait_for_stored(&broker, "w-connected", |s| s.will.is_some());
+    broker.restart();
+    drop(raw);
+    let mut obs = observer(broker.port(), false);
+    assert_eq!(
+        will_topics(&mut obs, Duration::from_secs(3)),
+        ["will/connected"],
+        "the client never came back: its will goes out after its delay"
+    );
+}
+
+#[test]
+fn client_back_within_the_will_delay_after_kill_9_cancels_its_will() {
+    let mut broker = Broker::start();
+    drop(observer(broker.port(), true));
+    let (raw, _) = Raw::connect(broker.port(), &dying("w-returning", "will/returning", 3));
+    raw.drop_socket();
+    wait_for_stored(&broker, "w-returning", |s| {
+        s.disconnected_at.is_some() && s.will.is_some()
+    });
+    broker.restart();
+    // Back at once, this time without a will.
+    let (back, present) = Raw::connect(broker.port(), &persistent("w-returning"));
+    assert!(present, "the session survived the restart");
+    let mut obs = observer(broker.port(), false);
+    assert!(
+        will_topics(&mut obs, Duration::from_secs(4)).is_empty(),
+        "a client back within its will delay cancels the will"
+    );
+    drop(back);
+}

@@ -29,8 +29,11 @@ pub struct AuthRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AuthOutcome {
     Accepted,
-    /// Unknown user or wrong password: the same answer, after the same work.
+    /// Wrong password for an account that exists.
     Rejected,
+    /// No account has this user name (found after the same work as a wrong password):
+    /// the loop may connect the client as anonymous where anonymous clients are allowed.
+    UnknownUser,
     /// The database could not be read.
     Unavailable,
 }
@@ -132,7 +135,7 @@ fn check(store: &Store, request: &AuthRequest, dummy: &str) -> AuthOutcome {
         Ok(Some(_)) => AuthOutcome::Rejected,
         Ok(None) => {
             std::hint::black_box(verify_password(&request.password, dummy));
-            AuthOutcome::Rejected
+            AuthOutcome::UnknownUser
         }
         Err(e) => {
             log::error!("cannot check user {}: {e}", request.username);

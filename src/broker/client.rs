@@ -39,6 +39,17 @@ pub enum Phase {
     Connected { session: u32 },
 }
 
+/// Whether the loop reads a connection (see `backpressure.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    Reading,
+    /// A PUBLISH of it waits, unhandled at the front of its buffer, for a full queue: its
+    /// socket is not read meanwhile.
+    Held,
+    /// Released: handle the kept frames before reading the socket again.
+    Released,
+}
+
 /// Why a connection is being closed, decided by whoever closes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CloseReason {
@@ -112,6 +123,8 @@ pub struct Connection {
     pub wants_write: bool,
     /// True while the connection is listed for a flush at the end of this turn.
     pub in_flush_list: bool,
+    /// Held back by backpressure, or just released from it.
+    pub hold: Hold,
 }
 
 impl Connection {
@@ -146,6 +159,7 @@ impl Connection {
             closing: None,
             wants_write: false,
             in_flush_list: false,
+            hold: Hold::Reading,
         }
     }
 

@@ -85,9 +85,8 @@ impl Broker {
                     (Phase::AwaitingConnect, _)
                         if v.reason == ReasonCode::UnsupportedProtocolVersion =>
                     {
-                        // The client's version is unknown: answer in the 3.1.1 form every
-                        // client reads.
-                        conn.version = ProtocolVersion::V311;
+                        // In the form the decoder chose for the client's protocol level
+                        // (set by `handle_frames`).
                         send_connack(conn, v.reason);
                     }
                     _ => {}

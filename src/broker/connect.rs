@@ -126,7 +126,21 @@ impl Broker {
         let token = reply.token;
         let addr = self.conns[token].addr.ip();
         let username = pending.request.username.clone().unwrap_or_default();
+        // A user name without an account, where anonymous clients may connect anyway.
+        let as_anonymous = reply.outcome == AuthOutcome::UnknownUser
+            && self.config.anonymous_unknown_users
+            && self.anonymous_allowed(token);
         match reply.outcome {
+            AuthOutcome::UnknownUser if as_anonymous => {
+                log::info!(
+                    "client {} from {addr}: user {username:?} has no account, connecting as anonymous",
+                    pending.request.client_id
+                );
+                let mut request = pending.request;
+                request.username = None;
+                self.accept_connect(token, request, now);
+                self.handle_input(token, now);
+            }
             AuthOutcome::Accepted => {
                 self.throttle.succeed(addr);
                 self.credentials
@@ -135,7 +149,7 @@ impl Broker {
                 // Packets pipelined behind CONNECT waited in the read buffer.
                 self.handle_input(token, now);
             }
-            AuthOutcome::Rejected => {
+            AuthOutcome::Rejected | AuthOutcome::UnknownUser => {
                 log::info!(
                     "client {} from {addr}: bad user name or password",
                     pending.request.client_id
@@ -275,8 +289,9 @@ impl Broker {
         s.acl = acl;
         s.username = username.as_deref().map(Box::from);
         self.stage_session(session, None, now);
+        self.stage_will(session, now);
         let conn = &self.conns[token];
-        self.store.stage(Write::ClientConnected {
+        let record = Write::ClientConnected {
             client_id: client_id.clone(),
             username,
             address: conn.addr.to_string(),
@@ -285,7 +300,8 @@ impl Broker {
                 ProtocolVersion::V311 => 4,
             },
             at: unix_now(),
-        });
+        };
+        self.stage_record(record, now);
 
         let server_keep_alive = self.server_keep_alive(version, keep_alive);
         let response_information = (request_response_information && version == ProtocolVersion::V5)

@@ -1,6 +1,7 @@
 //! Routing a message to sessions: match subscriptions, pick one member per shared group,
-//! merge overlapping subscriptions into one copy, then send now (within the client's
-//! in-flight window) or queue it. Also resuming and ending sessions.
+//! merge overlapping subscriptions into one copy, decide what a full queue means for it
+//! (`queue_full`), then send now (within the client's in-flight window) or queue it. Also
+//! resuming and ending sessions.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,16 +9,55 @@ use std::time::{Duration, Instant};
 use super::alias::TopicAlias;
 use super::close::Ending;
 use super::message::{Delivery, Message};
+use super::queue::Full;
 use super::session::{Inflight, InflightState, Outbound, Session, SubEntry};
 use super::shared::SharedCursors;
 use super::Broker;
 use crate::auth::acl::{is_reply_topic, Action};
+use crate::config::QueueFull;
 use crate::protocol::{self, Ack, Packet, Properties, Qos, QosPid, ReasonCode};
 use crate::topic::SharedGroup;
 
+/// What one delivery of an admitted message does at its session's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Send or queue it.
+    Deliver,
+    /// Drop the session's oldest queued message first (`drop_oldest`).
+    MakeRoom(Full),
+    /// Drop it for this session (`drop_new`, or a session that kept its publishers
+    /// waiting too long).
+    Drop(Full),
+}
+
+/// Who a held publisher waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// This session's queue.
+    Session(usize),
+    /// A broker-wide budget (memory or disk), which any queue's draining relieves.
+    Budget,
+}
+
+/// What a client's QoS 1/2 message meets at the queues of the sessions it is for, decided
+/// before any of them is touched.
+pub enum Admission {
+    /// Deliver it: every delivery with what it does.
+    Accepted(Vec<(usize, Outbound, Step)>),
+    /// Hold the publisher back (`backpressure`): withhold its acknowledgement and stop
+    /// reading it until the queue has room.
+    Held(Holder),
+    /// Refuse it (`refuse`, MQTT 5): PUBACK/PUBREC 0x97, delivered to nobody.
+    Refused,
+}
+
 impl Broker {
-    /// Delivers `message` to every matching session.
-    pub(super) fn route(&mut self, message: Arc<Message>, now: Instant) {
+    /// Every delivery of `message`: one per matching session that may read it, overlapping
+    /// subscriptions of a session merged into one copy at the highest QoS, carrying every
+    /// matching subscription identifier.
+    /// They come in `self.plan`'s buffer (taken, so routing does not allocate per message),
+    /// each with `Step::Deliver`; give it back with `self.plan = plan` once drained.
+    fn deliveries(&mut self, message: &Arc<Message>) -> Vec<(usize, Outbound, Step)> {
         let Broker {
             trie,
             sessions,
@@ -33,11 +73,11 @@ impl Broker {
             |group| shared.extend(pick_member(group, sessions, shared_cursors)),
         );
         matches.append(&mut shared);
+        let mut out = std::mem::take(&mut self.plan);
+        out.clear();
         if matches.is_empty() {
-            return;
+            return out;
         }
-        // Overlapping subscriptions of one session become one copy at the highest QoS,
-        // carrying every matching subscription identifier.
         let mut matches = std::mem::take(&mut self.matches);
         matches.sort_unstable_by_key(|(session, _)| *session);
         let mut i = 0;
@@ -54,13 +94,74 @@ impl Broker {
             } else {
                 acl.allows_everything() || acl.allows(Action::Read, &message.topic)
             };
-            let outbound = merge(&message, session, &matches[i..end]).filter(|_| readable);
-            if let Some(outbound) = outbound {
-                self.enqueue(session, outbound, now);
+            if let Some(outbound) = merge(message, session, &matches[i..end]).filter(|_| readable) {
+                out.push((session, outbound, Step::Deliver));
             }
             i = end;
         }
         self.matches = matches;
+        out
+    }
+
+    /// Delivers a message the broker itself publishes (a will, `$SYS`) to every matching
+    /// session: queued even past the queue limits, since nobody could be held back.
+    pub(super) fn route(&mut self, message: Arc<Message>, now: Instant) {
+        let plan = self.deliveries(&message);
+        self.deliver(plan, now);
+    }
+
+    /// Decides what a client's message meets at its targets' queues (`queue_full`), before
+    /// anything is delivered. `v5` says whether the publisher can be told 0x97.
+    pub(super) fn admit(&mut self, message: &Arc<Message>, v5: bool) -> Admission {
+        let mut plan = self.deliveries(message);
+        for i in 0..plan.len() {
+            let (session, ref outbound, _) = plan[i];
+            let step = if outbound.qos == Qos::AtMostOnce || !self.must_queue(session, outbound) {
+                Step::Deliver
+            } else {
+                match self.queue_room(session, outbound) {
+                    Ok(()) => Step::Deliver,
+                    Err(full) if self.sessions[session].flight().overflowing => Step::Drop(full),
+                    Err(full) => match (self.config.queue_full, v5) {
+                        (QueueFull::Backpressure, _) | (QueueFull::Refuse, false) => {
+                            self.plan = plan;
+                            return Admission::Held(if full.broker_wide() {
+                                Holder::Budget
+                            } else {
+                                Holder::Session(session)
+                            });
+                        }
+                        (QueueFull::Refuse, true) => {
+                            self.plan = plan;
+                            return Admission::Refused;
+                        }
+                        (QueueFull::DropNew, _) => Step::Drop(full),
+                        (QueueFull::DropOldest, _) => Step::MakeRoom(full),
+                    },
+                }
+            };
+            plan[i].2 = step;
+        }
+        Admission::Accepted(plan)
+    }
+
+    /// Carries out an admitted message's deliveries.
+    pub(super) fn deliver(&mut self, mut plan: Vec<(usize, Outbound, Step)>, now: Instant) {
+        for (session, outbound, step) in plan.drain(..) {
+            match step {
+                Step::Deliver => self.enqueue(session, outbound, now),
+                Step::MakeRoom(full) => {
+                    if self.drop_oldest(session, full, now) {
+                        self.enqueue(session, outbound, now);
+                    } else {
+                        // Nothing of its own to drop (a broker-wide budget is spent).
+                        self.count_drop(session, &outbound, full);
+                    }
+                }
+                Step::Drop(full) => self.count_drop(session, &outbound, full),
+            }
+        }
+        self.plan = plan;
     }
 
     /// Sends an outbound message to the session's connection, or queues it.
@@ -71,8 +172,13 @@ impl Broker {
             s.next_seq += 1;
         }
         let Some(token) = s.connection() else {
-            if outbound.qos != Qos::AtMostOnce || self.config.queue_qos0 {
+            if outbound.qos != Qos::AtMostOnce {
                 self.push_queue(session, outbound, now);
+            } else if self.config.queue_qos0 {
+                match self.queue_room(session, &outbound) {
+                    Ok(()) => self.push_queue(session, outbound, now),
+                    Err(full) => self.count_drop(session, &outbound, full),
+                }
             }
             return;
         };
@@ -82,7 +188,7 @@ impl Broker {
                 return;
             }
             self.write_publish(token, &outbound, QosPid::AtMostOnce, false, now);
-        } else if s.flight().queue.is_empty() && s.flight().inflight.len() < self.window(token) {
+        } else if s.flight().queued() == 0 && s.flight().inflight.len() < self.window(token) {
             self.send_inflight(session, token, outbound, now);
         } else {
             self.push_queue(session, outbound, now);
@@ -113,6 +219,7 @@ impl Broker {
     /// (counted), and disconnect the client once this has lasted `slow_consumer_timeout`.
     fn slow_consumer(&mut self, token: usize, now: Instant) {
         self.stats.messages_dropped += 1;
+        self.stats.dropped_slow_consumer += 1;
         let conn = &mut self.conns[token];
         if conn.closing.is_some() {
             return;
@@ -139,11 +246,12 @@ impl Broker {
         };
         let window = self.window(token);
         while self.sessions[session].flight().inflight.len() < window {
-            let Some(outbound) = self.pop_queue(session) else {
+            let Some(outbound) = self.pop_queue(session, now) else {
                 break;
             };
             if outbound.message.is_expired(now) {
                 self.stats.messages_dropped += 1;
+                self.stats.dropped_expired += 1;
                 self.stage_dequeue(session, &outbound);
                 continue;
             }
@@ -153,6 +261,7 @@ impl Broker {
                 self.send_inflight(session, token, outbound, now);
             }
         }
+        self.queue_drained(session);
     }
 
     /// On reconnect: resend unacknowledged messages with DUP (and PUBRELs), then the queue.
@@ -185,30 +294,31 @@ impl Broker {
         self.fill_window(session, now);
     }
 
-    /// Removes a session and all its subscriptions.
+    /// Removes a session and all its subscriptions; publishers it held back go on.
     pub(super) fn end_session(&mut self, session: usize) {
         let client_id = self.sessions[session].client_id.clone();
         self.session_ids.remove(&client_id, session);
+        self.forget_queue(session);
         let s: Session = self.sessions.remove(session);
         let flight = s.flight();
-        self.queued_messages -= flight.queue.len();
-        self.queued_bytes -= flight.queue.iter().map(queued_size).sum::<usize>();
+        self.release(flight.waiting.iter().copied());
+        self.release_budget_waiters();
         self.stage_session_delete(&s);
         for (filter, _) in s.subscriptions() {
             self.remove_from_trie(session, filter);
         }
-        if !flight.queue.is_empty() || !flight.inflight.is_empty() {
+        if flight.queued() > 0 || !flight.inflight.is_empty() {
             log::debug!(
                 "session {} ended with {} queued and {} in-flight messages",
                 s.client_id,
-                flight.queue.len(),
+                flight.queued(),
                 flight.inflight.len()
             );
         }
     }
 
     /// How many unacknowledged QoS 1/2 messages this connection may have.
-    fn window(&self, token: usize) -> usize {
+    pub(super) fn window(&self, token: usize) -> usize {
         usize::from(
             self.conns[token]
                 .receive_maximum
@@ -241,52 +351,6 @@ impl Broker {
         }
     }
 
-    /// Bounded queue: past `max_queued_messages` the new message is dropped, counted, logged.
-    /// Bounded per session (`max_queued_messages`) and broker-wide (`max_queued_bytes`);
-    /// past either the new message is dropped, counted in `$SYS`, and logged.
-    fn push_queue(&mut self, session: usize, outbound: Outbound, now: Instant) {
-        let s = &mut self.sessions[session];
-        let size = queued_size(&outbound);
-        let per_session = self.config.max_queued_messages;
-        let budget = self.config.max_queued_bytes;
-        let full = if per_session > 0 && s.flight().queue.len() >= per_session {
-            Some("its queue is full")
-        } else if budget > 0 && self.queued_bytes + size > budget {
-            Some("the broker's queued-message memory budget is spent")
-        } else {
-            None
-        };
-        if let Some(why) = full {
-            self.stats.messages_dropped += 1;
-            s.dropped += 1;
-            // The first drop and every thousandth after it: visible, never a flood.
-            if s.dropped % 1000 == 1 {
-                log::warn!(
-                    "client {}: message on {} dropped because {why} ({} dropped so far)",
-                    s.client_id,
-                    outbound.message.topic,
-                    s.dropped
-                );
-            }
-            return;
-        }
-        self.stage_queue(session, &outbound, None, InflightState::Published, now);
-        self.sessions[session]
-            .flight_mut()
-            .queue
-            .push_back(outbound);
-        self.queued_messages += 1;
-        self.queued_bytes += size;
-    }
-
-    /// Takes the oldest queued message of a session, keeping the budget's count.
-    fn pop_queue(&mut self, session: usize) -> Option<Outbound> {
-        let outbound = self.sessions[session].pop_queue()?;
-        self.queued_messages -= 1;
-        self.queued_bytes -= queued_size(&outbound);
-        Some(outbound)
-    }
-
     /// Encodes one PUBLISH into the connection's write buffer. Returns false when the
     /// message expired or exceeds the client's Maximum Packet Size (it is then dropped, as
     /// the spec says, and counted).
@@ -301,6 +365,7 @@ impl Broker {
         let message = &outbound.message;
         if message.is_expired(now) {
             self.stats.messages_dropped += 1;
+            self.stats.dropped_expired += 1;
             return false;
         }
         let conn = &mut self.conns[token];
@@ -319,6 +384,7 @@ impl Broker {
         let packet = Packet::Publish(message.to_publish(&delivery, now));
         if !conn.send_within_limit(&packet) {
             self.stats.messages_dropped += 1;
+            self.stats.dropped_too_large += 1;
             log::debug!(
                 "client {}: message on {} exceeds its maximum packet size, dropped",
                 conn.client_id,
@@ -383,11 +449,6 @@ fn pick_member(
     let chosen = online.unwrap_or(start);
     *cursor = chosen + 1;
     Some(group.members[chosen])
-}
-
-/// What a queued message counts against the `max_queued_bytes` budget.
-pub(super) fn queued_size(outbound: &Outbound) -> usize {
-    outbound.message.payload.len() + outbound.message.topic.len()
 }
 
 fn qos_pid(qos: Qos, packet_id: protocol::PacketId) -> QosPid {

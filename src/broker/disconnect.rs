@@ -48,11 +48,12 @@ impl Broker {
         let Some(session) = conn.session() else {
             return;
         };
-        self.store.stage(Write::ClientDisconnected {
+        let record = Write::ClientDisconnected {
             client_id: conn.client_id.to_string(),
             at: unix_now(),
             reason: why.detail.to_string(),
-        });
+        };
+        self.stage_record(record, now);
         // After a takeover the session already belongs to the new connection.
         if self.sessions.get(session).map(|s| s.connection()) != Some(Some(token)) {
             return;
@@ -80,6 +81,8 @@ impl Broker {
         }
         if expiry > 0 {
             self.stage_session(session, Some(unix_now()), now);
+            self.stage_will(session, now);
+            self.spill_queue(session);
         }
         match expiry {
             0 => self.end_session(session),
@@ -103,6 +106,7 @@ impl Broker {
             return;
         }
         if let Some(will) = s.will.take() {
+            self.stage_will(session, now);
             self.distribute(will.message, now);
         }
     }

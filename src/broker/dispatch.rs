@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::client::Phase;
+use super::client::{Hold, Phase};
 use super::close::Ending;
 use super::{Broker, Violation};
 use crate::protocol::{self, Packet};
@@ -54,15 +54,26 @@ impl Broker {
             match protocol::decode(&buf[consumed..], conn.version, self.config.max_packet_size) {
                 Ok(None) => break,
                 Ok(Some((packet, len))) => {
-                    consumed += len;
                     if let Some(conn) = self.conns.get_mut(token) {
                         conn.last_read = now;
                     }
                     if let Err(v) = self.dispatch(token, packet, now) {
                         self.reject(token, v);
                     }
+                    if self.conns.get(token).is_some_and(|c| c.hold == Hold::Held) {
+                        // Held back (backpressure): the frame stays, to be handled again.
+                        break;
+                    }
+                    consumed += len;
                 }
                 Err(e) => {
+                    if let (Some(form), Some(conn)) = (e.connack_version, self.conns.get_mut(token))
+                    {
+                        // The CONNACK that refuses the level goes out in a form its client reads.
+                        if conn.phase == Phase::AwaitingConnect {
+                            conn.version = form;
+                        }
+                    }
                     self.reject(token, Violation::new(e.reason, e.detail));
                     break;
                 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
-use super::client::{Connection, Phase, ReadOutcome, READ_CHUNK};
+use super::client::{Connection, Hold, Phase, ReadOutcome, READ_CHUNK};
 use super::close::{send_disconnect, Ending};
 use super::inbox::{Inbound, Inbox, InboxSender};
 use super::listeners::{ListenerId, ListenerKind, Listeners};
@@ -337,14 +337,15 @@ impl Broker {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
-        if conn.closing.is_some() {
+        if conn.closing.is_some() || !self.resume_input(token, now) {
             return;
         }
         let mut scratch = std::mem::take(&mut self.read_scratch);
         scratch.resize(READ_CHUNK, 0);
         let mut reads = 0;
         let open = loop {
-            let Some(conn) = self.conns.get_mut(token).filter(|c| c.closing.is_none()) else {
+            let reading = |c: &&mut Connection| c.closing.is_none() && c.hold == Hold::Reading;
+            let Some(conn) = self.conns.get_mut(token).filter(reading) else {
                 break true;
             };
             if reads == READS_PER_TURN {
@@ -390,6 +391,8 @@ impl Broker {
                     session,
                     generation,
                 } => self.session_expired(session, generation, now),
+                Timer::ClientRecords => self.commit_records(),
+                Timer::HeldTooLong { session } => self.held_too_long(session, now),
             }
         }
     }
@@ -424,6 +427,13 @@ impl Broker {
                 if deadline > now {
                     self.timers
                         .schedule(deadline, Timer::KeepAlive { token, serial });
+                    return;
+                }
+                if conn.hold != Hold::Reading {
+                    // Held back by backpressure: it is silent because of us.
+                    let later = now + (deadline - conn.last_read);
+                    self.timers
+                        .schedule(later, Timer::KeepAlive { token, serial });
                     return;
                 }
                 Violation::new(ReasonCode::KeepAliveTimeout, "keep alive timeout")
@@ -518,6 +528,7 @@ impl Broker {
             conn.close_transport(ReasonCode::ServerShuttingDown);
         }
         self.commit();
+        self.commit_records();
         for (_, conn) in self.conns.iter_mut() {
             let _ = conn.flush(&mut self.stats.bytes_sent);
         }

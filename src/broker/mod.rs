@@ -10,7 +10,9 @@
 //! - `close`      — why connections end: the one place that turns it into reason codes.
 //! - `connect` `publish` `acks` `subscribe` `disconnect` — one handler file per inbound packet.
 //! - `alias`      — topic aliases the broker sets up toward a client (LRU remapping).
-//! - `delivery`   — routing a message to sessions: matching, QoS, queues, in-flight windows.
+//! - `delivery`   — routing a message to sessions: matching, QoS, `queue_full`, in-flight windows.
+//! - `queue`      — session queues: memory or disk tail, limits and budgets, paging.
+//! - `backpressure` — holding publishers back while a queue is full, and letting them go.
 //! - `index`      — sessions by client id (slab keys only; the id lives in the session).
 //! - `session`    — what survives a connection: subscriptions, queue, in-flight, will.
 //! - `shared`     — round-robin positions of shared-subscription groups.
@@ -24,6 +26,7 @@
 
 mod acks;
 mod alias;
+mod backpressure;
 mod client;
 mod close;
 mod connect;
@@ -38,6 +41,7 @@ mod listeners;
 mod message;
 mod persist;
 mod publish;
+mod queue;
 mod reload;
 mod services;
 mod session;
@@ -68,7 +72,7 @@ use client::Connection;
 use inbox::Inbox;
 use listeners::Listeners;
 use message::Message;
-use session::{Session, SubEntry};
+use session::{Outbound, Session, SubEntry};
 use stats::Stats;
 use timers::Timers;
 
@@ -145,14 +149,21 @@ pub struct Broker {
     read_scratch: Vec<u8>,
     /// Reused buffer of matching subscriptions, so routing does not allocate per message.
     matches: Vec<(usize, SubEntry)>,
+    /// Reused buffer of a message's deliveries and what each does (see `delivery.rs`).
+    plan: Vec<(usize, Outbound, delivery::Step)>,
     /// True while the `$SYS` timer is scheduled.
     sys_running: bool,
     load: sys::Load,
     started: Instant,
-    /// Messages waiting in session queues, and their payload and topic bytes, against
-    /// the broker-wide `max_queued_bytes` budget.
+    /// Messages waiting in session queues, in memory and on disk.
     queued_messages: usize,
+    /// Topic and payload bytes of queued messages held in memory, against `max_queued_memory`.
     queued_bytes: usize,
+    /// Topic and payload bytes of persistent sessions' queued messages (all in the store),
+    /// against `max_queued_disk`.
+    disk_queued_bytes: usize,
+    /// Publishers held back until a broker-wide queue budget has room, in the order they came.
+    budget_waiters: Vec<(usize, u64)>,
     /// Last serial handed out (connection serials, session generations); timers name
     /// what they are for by it, since slab keys are reused.
     next_serial: u64,
@@ -196,6 +207,7 @@ impl Broker {
             per_address: HashMap::new(),
             shared_cursors: shared::SharedCursors::default(),
             matches: Vec::new(),
+            plan: Vec::new(),
             read_scratch: Vec::new(),
             next_serial: 0,
             sys_running: false,
@@ -203,6 +215,8 @@ impl Broker {
             started: Instant::now(),
             queued_messages: 0,
             queued_bytes: 0,
+            disk_queued_bytes: 0,
+            budget_waiters: Vec::new(),
         }
     }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::message::{ForwardedProperties, Message};
-use super::session::{Inflight, InflightState, Outbound, Session, SubEntry};
+use super::session::{DiskTail, Inflight, InflightState, Outbound, Session, SubEntry, Will};
 use super::timers::Timer;
 use super::Broker;
 use crate::protocol::{self, PacketId, Properties, Qos, SubscriptionOptions};
@@ -21,6 +21,17 @@ use crate::topic::parse_shared;
 const QUEUED: u8 = 0;
 const PUBLISHED: u8 = 1;
 const RELEASED: u8 = 2;
+
+/// How long client records may wait for a commit: they ride along with the next commit
+/// of anything else, or get one of their own this long after the first of them.
+const RECORD_DELAY: Duration = Duration::from_secs(1);
+
+/// Seconds since the Unix epoch, with their fraction.
+fn unix_precise() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
 
 /// Seconds since the Unix epoch, the store's clock.
 pub(super) fn unix_now() -> i64 {
@@ -89,9 +100,12 @@ impl Broker {
         disconnected_at: Option<i64>,
         now: Instant,
     ) {
-        let s = &mut self.sessions[session];
+        let s = &self.sessions[session];
         if s.expiry_interval == 0 {
             if s.stored {
+                // Its rows go: what waits on disk comes into memory first.
+                self.unspill_queue(session, now);
+                let s = &mut self.sessions[session];
                 s.stored = false;
                 self.store.stage(Write::SessionDelete {
                     client_id: s.client_id.to_string(),
@@ -99,6 +113,7 @@ impl Broker {
             }
             return;
         }
+        let s = &mut self.sessions[session];
         let first_time = !s.stored;
         s.stored = true;
         self.store.stage(Write::SessionPut {
@@ -147,9 +162,27 @@ impl Broker {
         }
         s.next_seq = next_seq;
         s.settle();
+        self.back_queue(session);
         for (outbound, packet_id, state) in entries {
             self.stage_queue(session, &outbound, packet_id, state, now);
         }
+    }
+
+    /// Records the will of a persistent session, or that it has none (any more).
+    pub(super) fn stage_will(&mut self, session: usize, now: Instant) {
+        let s = &self.sessions[session];
+        if !s.stored {
+            return;
+        }
+        let client_id = s.client_id.to_string();
+        self.store.stage(match &s.will {
+            Some(will) => Write::WillPut {
+                client_id,
+                msg: stored_message(&will.message, now),
+                delay: will.delay,
+            },
+            None => Write::WillDelete { client_id },
+        });
     }
 
     pub(super) fn stage_session_delete(&mut self, session: &Session) {
@@ -209,6 +242,26 @@ impl Broker {
         });
     }
 
+    /// Stages a client record (last connect or disconnect) without making this turn's
+    /// replies wait for it: a clean-session CONNACK promises nothing that is on disk.
+    pub(super) fn stage_record(&mut self, record: Write, now: Instant) {
+        if self.store.stage_record(record) {
+            self.timers
+                .schedule(now + RECORD_DELAY, Timer::ClientRecords);
+        }
+    }
+
+    /// The client records' delay ran out (or the broker stops): write them now.
+    pub(super) fn commit_records(&mut self) {
+        if self.store.has_staged() {
+            return self.commit();
+        }
+        if let Err(e) = self.store.commit_records() {
+            self.stats.store_failures += 1;
+            log::error!("client records could not be written: {e}");
+        }
+    }
+
     /// Group commit: one transaction for the turn's writes, before any reply leaves.
     /// If it fails, nothing this turn produced may be acknowledged: the connections with
     /// pending output are closed without flushing, so their clients retry.
@@ -235,14 +288,14 @@ impl Broker {
             log::info!("{purged} expired messages removed from the store");
         }
         for stored in self.store.load_retained()? {
-            let message = loaded_message(&stored, now, unix);
+            let message = loaded_message(&stored, now);
             self.retained.insert(&message.topic.clone(), message);
         }
         self.acl_rules = Arc::new(self.store.list_acl_rules()?);
         self.next_message_id = self.store.max_message_id()?;
         let mut bodies: HashMap<u64, Arc<Message>> = HashMap::new();
-        for (id, stored) in self.store.load_messages()? {
-            let message = loaded_message(&stored, now, unix);
+        for (id, stored) in self.store.load_inflight_messages()? {
+            let message = loaded_message(&stored, now);
             let _ = message.store_id.set(id);
             bodies.insert(id, message);
         }
@@ -255,7 +308,7 @@ impl Broker {
             "store loaded: {} retained messages, {} sessions, {} queued messages",
             self.retained.len(),
             count,
-            bodies.len()
+            self.queued_messages
         );
         Ok(())
     }
@@ -302,25 +355,37 @@ impl Broker {
                 seq: Some(row.seq),
             };
             session.next_seq = session.next_seq.max(row.seq + 1);
-            let packet_id = row.packet_id.and_then(PacketId::new);
-            match (packet_id, row.state) {
-                (Some(packet_id), PUBLISHED | RELEASED) => {
-                    session.flight_mut().inflight.push_back(Inflight {
-                        packet_id,
-                        state: if row.state == RELEASED {
-                            InflightState::Released
-                        } else {
-                            InflightState::Published
-                        },
-                        outbound,
-                    })
-                }
-                _ => {
-                    self.queued_messages += 1;
-                    self.queued_bytes += super::delivery::queued_size(&outbound);
-                    session.flight_mut().queue.push_back(outbound);
-                }
-            }
+            let Some(packet_id) = row.packet_id.and_then(PacketId::new) else {
+                continue;
+            };
+            session.flight_mut().inflight.push_back(Inflight {
+                packet_id,
+                state: if row.state == RELEASED {
+                    InflightState::Released
+                } else {
+                    InflightState::Published
+                },
+                outbound,
+            });
+        }
+        if stored.queued > 0 {
+            // The queue stays on disk; it is paged in as the client takes it.
+            session.next_seq = session.next_seq.max(stored.queued_last_seq + 1);
+            let flight = session.flight_mut();
+            flight.disk = DiskTail {
+                count: stored.queued,
+                bytes: stored.queued_bytes,
+                after_seq: 0,
+            };
+            flight.queued_bytes = stored.queued_bytes;
+            self.queued_messages += stored.queued;
+            self.disk_queued_bytes += stored.queued_bytes;
+        }
+        if let Some((will, delay)) = &stored.will {
+            session.will = Some(Box::new(Will {
+                message: loaded_message(will, now),
+                delay: *delay,
+            }));
         }
         let generation = self.next_generation();
         session.generation = generation;
@@ -341,11 +406,23 @@ impl Broker {
             };
             self.sys_wanted(plain, now);
         }
+        // A broker that stopped while the client was connected: count from now.
+        let since = stored
+            .disconnected_at
+            .map_or(0, |at| (unix - at).max(0) as u64);
+        if let Some(delay) = stored.will.as_ref().map(|(_, delay)| (*delay).min(expiry)) {
+            // Published when its delay runs out (at once if it has), unless the client
+            // comes back first.
+            let left = u64::from(delay).saturating_sub(since);
+            self.timers.schedule(
+                now + Duration::from_secs(left),
+                Timer::WillDelay {
+                    session: key,
+                    generation,
+                },
+            );
+        }
         if expiry != u32::MAX {
-            // A broker that stopped while the client was connected: count from now.
-            let since = stored
-                .disconnected_at
-                .map_or(0, |at| (unix - at).max(0) as u64);
             let left = u64::from(expiry).saturating_sub(since);
             self.timers.schedule(
                 now + Duration::from_secs(left),
@@ -393,11 +470,15 @@ fn stored_message(message: &Message, now: Instant) -> StoredMessage {
         properties,
         expires_at: message
             .expires_at
-            .map(|at| unix_now() + at.saturating_duration_since(now).as_secs() as i64),
+            // Rounded down: a message read back expires a fraction early, never late.
+            .map(|at| (unix_precise() + at.saturating_duration_since(now).as_secs_f64()) as i64),
     }
 }
 
-fn loaded_message(stored: &StoredMessage, now: Instant, unix: i64) -> Arc<Message> {
+/// A stored message back in memory; its expiry is reckoned against the clock now, to the
+/// fraction of a second.
+pub(super) fn loaded_message(stored: &StoredMessage, now: Instant) -> Arc<Message> {
+    let unix = unix_precise();
     let properties = protocol::read_publish_properties(&stored.properties)
         .map(|p| ForwardedProperties::copy_from(&p))
         .unwrap_or_default();
@@ -409,7 +490,7 @@ fn loaded_message(stored: &StoredMessage, now: Instant, unix: i64) -> Arc<Messag
         properties,
         expires_at: stored
             .expires_at
-            .map(|at| now + Duration::from_secs((at - unix).max(0) as u64)),
+            .map(|at| now + Duration::from_secs_f64((at as f64 - unix).max(0.0))),
         publisher: None,
         store_id: Default::default(),
     })

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::delivery::Admission;
 use super::message::Message;
 use super::{Broker, Violation};
 use crate::auth::acl::Action;
@@ -29,6 +30,12 @@ impl Broker {
                 "retain not available",
             ));
         }
+        // Subscription Identifiers travel only from server to client [MQTT-3.3.4-6].
+        if !publish.properties.subscription_identifiers.is_empty() {
+            return Err(Violation::protocol(
+                "PUBLISH from a client carries a Subscription Identifier",
+            ));
+        }
         let topic = self.resolve_alias(token, &publish)?;
         if !self.valid_topic(&topic) {
             return Err(Violation::new(
@@ -36,8 +43,6 @@ impl Broker {
                 "invalid topic name",
             ));
         }
-        self.stats.messages_received += 1;
-
         let unacknowledged = self.sessions[session].flight().incoming_qos2.len()
             + usize::from(self.conns[token].unflushed_qos1_acks);
         if publish.qos != QosPid::AtMostOnce
@@ -50,11 +55,6 @@ impl Broker {
                 "more unacknowledged QoS 1/2 publishes than Receive Maximum",
             ));
         }
-        if let QosPid::AtLeastOnce(_) = publish.qos {
-            let conn = &mut self.conns[token];
-            // Saturating: only compared with a Receive Maximum, itself a u16.
-            conn.unflushed_qos1_acks = conn.unflushed_qos1_acks.saturating_add(1);
-        }
         if let QosPid::ExactlyOnce(id) = publish.qos {
             if self.sessions[session]
                 .flight()
@@ -62,6 +62,7 @@ impl Broker {
                 .contains(&id.get())
             {
                 // A resend of a message already taken: answer again, deliver nothing.
+                self.stats.messages_received += 1;
                 self.send_ack(token, Packet::PubRec, id, ReasonCode::Success);
                 return Ok(());
             }
@@ -81,12 +82,40 @@ impl Broker {
             self.hand_to_service(token, session, &topic, &publish, now);
             ReasonCode::Success
         } else {
-            // No 0x10 (no matching subscribers) even when nobody got it: on a thin link
-            // that byte on every such acknowledgement buys the publisher nothing.
             let message = Message::from_publish(&topic, &publish, Some(session), now);
-            self.distribute(message, now);
-            ReasonCode::Success
+            let v5 = self.conns[token].version == ProtocolVersion::V5;
+            match self.admit(&message, v5) {
+                Admission::Held(holder) => {
+                    // Nothing happened yet: the frame is handled again once released.
+                    self.hold(token, holder, now);
+                    return Ok(());
+                }
+                Admission::Refused => {
+                    self.stats.messages_refused += 1;
+                    log::debug!(
+                        "client {}: publish to {} refused, a queue is full",
+                        self.conns[token].client_id,
+                        topic
+                    );
+                    ReasonCode::QuotaExceeded
+                }
+                Admission::Accepted(plan) => {
+                    if message.retain {
+                        self.retain(&message, now);
+                    }
+                    self.deliver(plan, now);
+                    // No 0x10 (no matching subscribers) even when nobody got it: on a thin
+                    // link that byte on every such acknowledgement buys the publisher nothing.
+                    ReasonCode::Success
+                }
+            }
         };
+        self.stats.messages_received += 1;
+        if let QosPid::AtLeastOnce(_) = publish.qos {
+            let conn = &mut self.conns[token];
+            // Saturating: only compared with a Receive Maximum, itself a u16.
+            conn.unflushed_qos1_acks = conn.unflushed_qos1_acks.saturating_add(1);
+        }
 
         match publish.qos {
             QosPid::AtMostOnce => {}

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU16;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::message::Message;
 use crate::auth::acl::ClientAcl;
@@ -53,29 +54,72 @@ pub struct Will {
     pub delay: u32,
 }
 
+/// The part of a persistent session's queue that is on disk only: queued rows (state 0)
+/// after `after_seq`, all of them later than anything in the memory queue.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DiskTail {
+    pub count: usize,
+    /// Their topic and payload bytes.
+    pub bytes: usize,
+    /// Rows up to this seq are in memory, in flight or gone; the next page starts after it.
+    pub after_seq: u64,
+}
+
 /// Messages and packet ids in transit, in both directions.
 #[derive(Debug, Default)]
 pub struct Flight {
-    /// Messages not yet sent: offline, or beyond the client's Receive Maximum.
+    /// Messages not yet sent, in memory: a clean session's whole queue, or the page of a
+    /// persistent session's queue that is being delivered.
     pub queue: VecDeque<Outbound>,
+    /// The rest of a persistent session's queue, on disk only (after `queue`).
+    pub disk: DiskTail,
+    /// Topic and payload bytes of the whole queue (memory and disk), for `max_queued_bytes`.
+    pub queued_bytes: usize,
     /// Sent QoS 1/2 messages not yet fully acknowledged, oldest first.
     pub inflight: VecDeque<Inflight>,
     /// Inbound QoS 2 packet ids whose PUBREC went out and whose PUBREL has not come yet
     /// (a few at most: bounded by our Receive Maximum).
     pub incoming_qos2: Vec<u16>,
+    /// Publishers held back because this queue is full, as (connection, serial), in the
+    /// order they came: released in that order as it drains.
+    pub waiting: Vec<(usize, u64)>,
+    /// Since when this session has kept publishers waiting, for `slow_consumer_timeout`.
+    pub holding_since: Option<Instant>,
+    /// Set once it kept publishers waiting past `slow_consumer_timeout` and could not be
+    /// relieved by a disconnect: new messages for it are dropped until it has room again.
+    pub overflowing: bool,
 }
 
 impl Flight {
     fn is_empty(&self) -> bool {
-        self.queue.is_empty() && self.inflight.is_empty() && self.incoming_qos2.is_empty()
+        self.queue.is_empty()
+            && self.disk.count == 0
+            && self.inflight.is_empty()
+            && self.incoming_qos2.is_empty()
+            && self.waiting.is_empty()
+            && !self.overflowing
+    }
+
+    /// Messages queued, in memory and on disk.
+    pub fn queued(&self) -> usize {
+        self.queue.len() + self.disk.count
     }
 }
 
 /// What `Session::flight` shows while nothing is in transit.
 static NO_FLIGHT: Flight = Flight {
     queue: VecDeque::new(),
+    disk: DiskTail {
+        count: 0,
+        bytes: 0,
+        after_seq: 0,
+    },
+    queued_bytes: 0,
     inflight: VecDeque::new(),
     incoming_qos2: Vec::new(),
+    waiting: Vec::new(),
+    holding_since: None,
+    overflowing: false,
 };
 
 #[derive(Debug)]
@@ -230,13 +274,6 @@ impl Session {
         let done = self.flight.as_mut()?.inflight.remove(pos);
         self.settle();
         done
-    }
-
-    /// Takes the oldest queued message.
-    pub fn pop_queue(&mut self) -> Option<Outbound> {
-        let outbound = self.flight.as_mut()?.queue.pop_front();
-        self.settle();
-        outbound
     }
 
     /// Forgets an inbound QoS 2 packet id (its PUBREL came); false if it was unknown.

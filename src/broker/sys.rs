@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::client::Hold;
 use super::message::{ForwardedProperties, Message};
 use super::timers::Timer;
 use super::Broker;
@@ -89,7 +90,12 @@ impl Broker {
             ],
         );
         let uptime = now.saturating_duration_since(self.started).as_secs();
-        let values: [(&str, String); 20] = [
+        let held = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.hold == Hold::Held)
+            .count();
+        let values: [(&str, String); 30] = [
             ("version", format!("outpost {}", env!("CARGO_PKG_VERSION"))),
             ("uptime", format!("{uptime} seconds")),
             ("clients/connected", connected.to_string()),
@@ -101,6 +107,23 @@ impl Broker {
             ("messages/received", s.messages_received.to_string()),
             ("messages/sent", s.messages_sent.to_string()),
             ("messages/dropped", s.messages_dropped.to_string()),
+            (
+                "messages/dropped/queue full",
+                s.dropped_queue_full.to_string(),
+            ),
+            ("messages/dropped/expired", s.dropped_expired.to_string()),
+            (
+                "messages/dropped/too large",
+                s.dropped_too_large.to_string(),
+            ),
+            (
+                "messages/dropped/slow consumer",
+                s.dropped_slow_consumer.to_string(),
+            ),
+            ("messages/refused", s.messages_refused.to_string()),
+            ("publishers/held", held.to_string()),
+            ("publishers/held/total", s.publishers_held.to_string()),
+            ("clients/slow consumers", s.slow_consumers.to_string()),
             ("bytes/received", s.bytes_received.to_string()),
             ("bytes/sent", s.bytes_sent.to_string()),
             (
@@ -110,6 +133,14 @@ impl Broker {
             ("subscriptions/count", self.trie.len().to_string()),
             ("retained messages/count", self.retained.len().to_string()),
             ("store/messages/queued", self.queued_messages.to_string()),
+            (
+                "store/messages/queued bytes in memory",
+                self.queued_bytes.to_string(),
+            ),
+            (
+                "store/messages/queued bytes on disk",
+                self.disk_queued_bytes.to_string(),
+            ),
             ("store/failures", s.store_failures.to_string()),
             ("load/messages/received/1min", format!("{:.2}", load[0])),
             ("load/messages/sent/1min", format!("{:.2}", load[1])),

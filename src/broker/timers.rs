@@ -30,6 +30,10 @@ pub enum Timer {
     Sys,
     /// End session `session` if it is still at `generation` and offline.
     SessionExpiry { session: usize, generation: u64 },
+    /// Write the client records waiting for a commit.
+    ClientRecords,
+    /// `slow_consumer_timeout` since session `session` began holding publishers back.
+    HeldTooLong { session: usize },
 }
 
 #[derive(Debug)]

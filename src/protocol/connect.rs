@@ -2,7 +2,7 @@
 use super::header::{binary_len, put_binary, put_str, put_u16, Reader};
 use super::properties::{self, write_properties, Context};
 use super::publish::{check_payload_format, check_topic_name};
-use super::{DecodeError, Properties, ProtocolVersion, Qos, ReasonCode};
+use super::{DecodeError, Properties, ProtocolVersion, Qos};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Connect<'a> {
@@ -43,9 +43,17 @@ impl<'a> Connect<'a> {
         let version = match (name, level) {
             ("MQTT", 4) => ProtocolVersion::V311,
             ("MQTT", 5) => ProtocolVersion::V5,
+            // A newer protocol: its client reads the MQTT 5 CONNACK 0x84 [MQTT-3.1.2-2].
+            ("MQTT", level) if level > 5 => {
+                return Err(DecodeError::unsupported_version(
+                    ProtocolVersion::V5,
+                    "protocol level newer than 5",
+                ))
+            }
+            // MQTT 3.1 (MQIsdp) and older levels read only the 3.1.1 form (return code 1).
             _ => {
-                return Err(DecodeError::new(
-                    ReasonCode::UnsupportedProtocolVersion,
+                return Err(DecodeError::unsupported_version(
+                    ProtocolVersion::V311,
                     "unsupported protocol name or level",
                 ))
             }
@@ -198,6 +206,7 @@ mod tests {
     use super::super::testing::*;
     use super::super::Packet;
     use super::*;
+    use crate::protocol::ReasonCode;
 
     fn minimal(version: ProtocolVersion) -> Connect<'static> {
         Connect {
@@ -320,6 +329,15 @@ mod tests {
             decode_err(&with_flags(6, 0, &[]), V5),
             ReasonCode::UnsupportedProtocolVersion
         );
+        // The CONNACK form each refused level is answered in.
+        let form = |frame: &[u8]| crate::protocol::decode(frame, V5, 1024).err().unwrap();
+        assert_eq!(form(&with_flags(6, 0, &[])).connack_version, Some(V5));
+        assert_eq!(
+            form(&with_flags(3, 0, &[])).connack_version,
+            Some(ProtocolVersion::V311)
+        );
+        assert_eq!(form(&v31).connack_version, Some(ProtocolVersion::V311));
+        assert_eq!(form(&with_flags(4, 0x01, &[])).connack_version, None);
         assert_eq!(
             decode_err(&with_flags(3, 0, &[]), V5),
             ReasonCode::UnsupportedProtocolVersion

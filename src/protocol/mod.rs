@@ -91,6 +91,9 @@ pub struct DecodeError {
     pub reason: ReasonCode,
     /// A short human explanation, e.g. "remaining length exceeds 4 bytes".
     pub detail: &'static str,
+    /// For a CONNECT refused for its protocol level: the CONNACK form its client can read
+    /// (MQTT 5 for a level above 5, 3.1.1 for older ones). `None` for every other error.
+    pub connack_version: Option<ProtocolVersion>,
 }
 
 /// Decodes one frame from the front of `buf`.
@@ -248,7 +251,19 @@ impl QosPid {
 
 impl DecodeError {
     pub(crate) const fn new(reason: ReasonCode, detail: &'static str) -> Self {
-        DecodeError { reason, detail }
+        DecodeError {
+            reason,
+            detail,
+            connack_version: None,
+        }
+    }
+
+    /// A CONNECT of a protocol this broker does not speak, to be answered in `form`.
+    pub(crate) const fn unsupported_version(form: ProtocolVersion, detail: &'static str) -> Self {
+        DecodeError {
+            connack_version: Some(form),
+            ..DecodeError::new(ReasonCode::UnsupportedProtocolVersion, detail)
+        }
     }
 
     pub(crate) const fn malformed(detail: &'static str) -> Self {

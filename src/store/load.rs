@@ -1,6 +1,7 @@
-//! Start-up reads: everything the broker keeps in memory while it runs
-//! (sessions with their subscriptions and queues, message bodies, retained
-//! messages), and the purge of what expired while it was down.
+//! Reads: at start-up everything the broker keeps in memory while it runs
+//! (sessions with their subscriptions and in-flight messages, retained
+//! messages), and the purge of what expired while it was down; while it runs,
+//! pages of a session's queue that live on disk only.
 
 use std::collections::HashMap;
 
@@ -22,10 +23,19 @@ pub struct StoredSession {
     pub disconnected_at: Option<i64>,
     /// Subscriptions to put back into the topic trie.
     pub subscriptions: Vec<StoredSubscription>,
-    /// The outbound queue and in-flight window, in `seq` order.
+    /// The in-flight window (rows in state 1 or 2), in `seq` order. Queued
+    /// rows (state 0) stay on disk; see [`Store::load_queue_page`].
     pub queue: Vec<StoredQueued>,
+    /// How many queued rows (state 0) the session has on disk.
+    pub queued: usize,
+    /// Their topic and payload bytes, against the queue limits.
+    pub queued_bytes: usize,
+    /// The largest seq among them (0 without any), so new rows continue after it.
+    pub queued_last_seq: u64,
     /// Inbound QoS 2 packet ids received but not yet released.
     pub qos2_received: Vec<u16>,
+    /// The will and its Will Delay Interval (seconds), if the session has one.
+    pub will: Option<(StoredMessage, u32)>,
 }
 
 /// One subscription of a [`StoredSession`].
@@ -50,8 +60,21 @@ pub struct StoredQueued {
     pub packet_id: Option<u16>,
     /// 0 queued, 1 sent awaiting PUBACK/PUBREC, 2 PUBREL sent awaiting PUBCOMP.
     pub state: u8,
-    /// The body, among [`Store::load_messages`].
+    /// The body, among [`Store::load_inflight_messages`].
     pub message_id: u64,
+}
+
+/// One queued row of a page read with [`Store::load_queue_page`], with its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedPageRow {
+    /// Position in the queue.
+    pub seq: u64,
+    /// The QoS of this delivery.
+    pub qos: u8,
+    /// The body's id, shared with other sessions' rows.
+    pub message_id: u64,
+    /// The body.
+    pub message: StoredMessage,
 }
 
 impl Store {
@@ -74,12 +97,51 @@ impl Store {
     }
 
     /// Every message body, with its id; all are referenced by some queue row.
+    #[cfg(test)]
     pub fn load_messages(&self) -> Result<Vec<(u64, StoredMessage)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, topic, payload, qos, retain, properties, expires_at
              FROM messages ORDER BY id",
         )?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, message_from_row(r, 1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The bodies of messages in flight (queue rows in state 1 or 2), with their ids:
+    /// all the start-up load needs, however deep the queues on disk are.
+    pub fn load_inflight_messages(&self) -> Result<Vec<(u64, StoredMessage)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, topic, payload, qos, retain, properties, expires_at FROM messages
+             WHERE id IN (SELECT message_id FROM session_queue WHERE state > 0) ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, message_from_row(r, 1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Up to `limit` queued rows (state 0) of `client_id` after `after_seq`, in
+    /// order, with their bodies: the next page of a queue that lives on disk.
+    pub fn load_queue_page(
+        &self,
+        client_id: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<QueuedPageRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT q.seq, q.qos, q.message_id, m.topic, m.payload, m.qos, m.retain,
+                    m.properties, m.expires_at
+             FROM session_queue q JOIN messages m ON m.id = q.message_id
+             WHERE q.client_id = ?1 AND q.state = 0 AND q.seq > ?2
+             ORDER BY q.seq LIMIT ?3",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![client_id, after_seq, limit], |r| {
+            Ok(QueuedPageRow {
+                seq: r.get(0)?,
+                qos: r.get(1)?,
+                message_id: r.get(2)?,
+                message: message_from_row(r, 3)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -107,7 +169,11 @@ impl Store {
                     disconnected_at: r.get(3)?,
                     subscriptions: Vec::new(),
                     queue: Vec::new(),
+                    queued: 0,
+                    queued_bytes: 0,
+                    queued_last_seq: 0,
                     qos2_received: Vec::new(),
+                    will: None,
                 })
             })?;
             rows.collect::<Result<_, _>>()?
@@ -136,7 +202,7 @@ impl Store {
 
         let mut stmt = self.conn.prepare_cached(
             "SELECT client_id, seq, qos, packet_id, state, message_id FROM session_queue
-             ORDER BY client_id, seq",
+             WHERE state > 0 ORDER BY client_id, seq",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
@@ -153,12 +219,38 @@ impl Store {
         }
 
         let mut stmt = self.conn.prepare_cached(
+            "SELECT q.client_id, count(*),
+                    sum(length(CAST(m.topic AS BLOB)) + length(m.payload)), max(q.seq)
+             FROM session_queue q JOIN messages m ON m.id = q.message_id
+             WHERE q.state = 0 GROUP BY q.client_id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            if let Some(&i) = index.get(&r.get::<_, String>(0)?) {
+                sessions[i].queued = r.get(1)?;
+                sessions[i].queued_bytes = r.get(2)?;
+                sessions[i].queued_last_seq = r.get(3)?;
+            }
+        }
+
+        let mut stmt = self.conn.prepare_cached(
             "SELECT client_id, packet_id FROM qos2_received ORDER BY client_id, packet_id",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             if let Some(&i) = index.get(&r.get::<_, String>(0)?) {
                 sessions[i].qos2_received.push(r.get(1)?);
+            }
+        }
+
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT client_id, topic, payload, qos, retain, properties, expires_at, delay
+             FROM wills",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            if let Some(&i) = index.get(&r.get::<_, String>(0)?) {
+                sessions[i].will = Some((message_from_row(r, 1)?, r.get(7)?));
             }
         }
         Ok(sessions)

@@ -8,7 +8,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The schema version this build writes; `schema.sql` ends by setting it.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The newest schema in full, applied to a new (version 0) database.
 const SCHEMA: &str = include_str!("../../schema.sql");
@@ -16,7 +16,10 @@ const SCHEMA: &str = include_str!("../../schema.sql");
 /// Step migrations: `MIGRATIONS[i]` takes a database from version `i + 1` to
 /// `i + 2` and ends with `PRAGMA user_version = i + 2`. Add a step here (and
 /// an old-database fixture test) whenever `schema.sql` changes.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/v2-chat.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/v2-chat.sql"),
+    include_str!("migrations/v3-wills.sql"),
+];
 
 /// Brings the database behind `conn` to [`SCHEMA_VERSION`] in one transaction.
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
@@ -112,11 +115,21 @@ mod tests {
     #[test]
     fn migrated_and_new_schemas_are_the_same() {
         let dir = tempfile::tempdir().unwrap();
-        let old = dir.path().join("old.db");
-        Connection::open(&old)
-            .unwrap()
-            .execute_batch(include_str!("fixtures/v1.sql"))
-            .unwrap();
+        let olds: Vec<_> = [
+            include_str!("fixtures/v1.sql"),
+            include_str!("fixtures/v2.sql"),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, fixture)| {
+            let old = dir.path().join(format!("v{}.db", i + 1));
+            Connection::open(&old)
+                .unwrap()
+                .execute_batch(fixture)
+                .unwrap();
+            old
+        })
+        .collect();
         let new = dir.path().join("new.db");
         let schema = |path: &Path| {
             let store = Store::open(path, SyncMode::Normal).unwrap();
@@ -135,6 +148,37 @@ mod tests {
                 .unwrap();
             rows.map(Result::unwrap).collect::<Vec<_>>()
         };
-        assert_eq!(schema(&old), schema(&new));
+        let new = schema(&new);
+        for old in &olds {
+            assert_eq!(schema(old), new, "{}", old.display());
+        }
+    }
+
+    /// A version-2 database (chat, no wills) upgrades with its rows, its queued message
+    /// among them.
+    #[test]
+    fn version_2_database_upgrades_with_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(include_str!("fixtures/v2.sql"))
+            .unwrap();
+        let store = Store::open(&path, SyncMode::Normal).unwrap();
+        let version: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let sessions = store.load_sessions().unwrap();
+        assert_eq!((sessions[0].queued, sessions[0].will.is_none()), (1, true));
+        assert_eq!(
+            store.load_queue_page("c1", 0, 10).unwrap()[0]
+                .message
+                .payload,
+            b"queued"
+        );
+        assert_eq!(store.load_chat_rooms().unwrap().len(), 1);
+        assert_eq!(store.max_chat_message_id().unwrap(), 1);
     }
 }

@@ -41,7 +41,7 @@ pub use backup::{backup, BackupSummary};
 pub use chat::{ChatMessageRecord, ChatRoomRecord, ChatWrite, HistoryRange};
 pub use clients::ClientRecord;
 pub use error::StoreError;
-pub use load::{StoredQueued, StoredSession, StoredSubscription};
+pub use load::{QueuedPageRow, StoredQueued, StoredSession, StoredSubscription};
 pub use migrate::SCHEMA_VERSION;
 pub use users::UserRecord;
 pub use write::{StoredMessage, Write};
@@ -59,6 +59,10 @@ pub struct Store {
     conn: Connection,
     /// Writes of the current loop turn, committed together by [`Store::commit`].
     staged: Vec<Write>,
+    /// Client records (last connect and disconnect): nobody waits for them, so they
+    /// ride along with the next commit or go in a batch of their own
+    /// ([`Store::commit_records`]), and a CONNACK never waits for an fsync of them.
+    records: Vec<Write>,
     /// The file, kept to name it in error messages.
     path: PathBuf,
 }
@@ -97,6 +101,7 @@ impl Store {
         Ok(Store {
             conn,
             staged: Vec::new(),
+            records: Vec::new(),
             path: path.to_owned(),
         })
     }
@@ -111,16 +116,41 @@ impl Store {
         self.staged.push(w);
     }
 
-    /// True when a commit is due at the end of this turn.
+    /// Queues a client record for the next commit, which need not come this turn.
+    /// Returns true when it is the first one waiting (the caller then arranges a
+    /// [`Store::commit_records`] soon).
+    pub fn stage_record(&mut self, w: Write) -> bool {
+        self.records.push(w);
+        self.records.len() == 1
+    }
+
+    /// True when a commit is due at the end of this turn (client records alone
+    /// do not make one due).
     pub fn has_staged(&self) -> bool {
         !self.staged.is_empty()
     }
 
-    /// Writes every staged write in one transaction and returns how many there
-    /// were. On error nothing of the batch is kept, the staged writes are
-    /// dropped, and the caller must answer the affected clients with failure
-    /// reason codes instead of acknowledgements.
+    /// Writes every staged write, and any waiting client records, in one
+    /// transaction and returns how many there were. Does nothing while only
+    /// client records wait. On error nothing of the batch is kept, the staged
+    /// writes are dropped, and the caller must answer the affected clients
+    /// with failure reason codes instead of acknowledgements.
     pub fn commit(&mut self) -> Result<usize, StoreError> {
+        if self.staged.is_empty() {
+            return Ok(0);
+        }
+        self.staged.append(&mut self.records);
+        self.write_batch()
+    }
+
+    /// Writes the waiting client records now, with whatever else is staged.
+    pub fn commit_records(&mut self) -> Result<usize, StoreError> {
+        self.staged.append(&mut self.records);
+        self.write_batch()
+    }
+
+    /// Writes and empties `staged` (records already moved in).
+    fn write_batch(&mut self) -> Result<usize, StoreError> {
         if self.staged.is_empty() {
             return Ok(0);
         }
@@ -213,6 +243,34 @@ mod tests {
         let err = Store::open(&path, SyncMode::Full).err().unwrap();
         assert!(matches!(err, StoreError::TooNew { found, .. } if found == SCHEMA_VERSION + 1));
         assert!(err.to_string().contains("newer than this build knows"));
+    }
+
+    #[test]
+    fn client_records_wait_for_a_commit_with_other_writes_or_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("db"), SyncMode::Normal).unwrap();
+        let record = |id: &str| Write::ClientConnected {
+            client_id: id.into(),
+            username: None,
+            address: "127.0.0.1:1".into(),
+            protocol: 5,
+            at: 1,
+        };
+        assert!(store.stage_record(record("a")));
+        assert!(!store.stage_record(record("b")));
+        assert!(!store.has_staged(), "records alone make no commit due");
+        assert_eq!(store.commit().unwrap(), 0);
+        assert!(store.client_records().unwrap().is_empty());
+        store.stage(Write::RetainClear { topic: "t".into() });
+        assert_eq!(store.commit().unwrap(), 3, "records ride along");
+        assert_eq!(store.client_records().unwrap().len(), 2);
+        assert!(
+            store.stage_record(record("c")),
+            "the first one waiting again"
+        );
+        assert_eq!(store.commit_records().unwrap(), 1);
+        assert_eq!(store.client_records().unwrap().len(), 3);
+        assert_eq!(store.commit_records().unwrap(), 0);
     }
 
     #[test]

@@ -118,6 +118,21 @@ pub enum Write {
         /// Its packet id.
         packet_id: u16,
     },
+    /// Sets the will of a persistent session (replacing any earlier one).
+    WillPut {
+        /// Whose will.
+        client_id: String,
+        /// The will message.
+        msg: StoredMessage,
+        /// Its Will Delay Interval, in seconds, counted from the session's
+        /// `disconnected_at`.
+        delay: u32,
+    },
+    /// Removes the will of a session (published, cancelled or replaced by none).
+    WillDelete {
+        /// Whose will.
+        client_id: String,
+    },
     /// A client connected; recorded for the web pages.
     ClientConnected {
         /// Who connected.
@@ -302,6 +317,35 @@ fn apply(tx: &Transaction<'_>, w: &Write, maybe_orphaned: &mut Vec<u64>) -> Resu
             tx.prepare_cached("DELETE FROM qos2_received WHERE client_id = ?1 AND packet_id = ?2")?
                 .execute(params![client_id, packet_id])?;
         }
+        Write::WillPut {
+            client_id,
+            msg: m,
+            delay,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO wills (client_id, topic, payload, qos, retain, properties,
+                     expires_at, delay)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (client_id) DO UPDATE SET topic = excluded.topic,
+                     payload = excluded.payload, qos = excluded.qos, retain = excluded.retain,
+                     properties = excluded.properties, expires_at = excluded.expires_at,
+                     delay = excluded.delay",
+            )?
+            .execute(params![
+                client_id,
+                m.topic,
+                m.payload,
+                m.qos,
+                m.retain,
+                m.properties,
+                m.expires_at,
+                delay
+            ])?;
+        }
+        Write::WillDelete { client_id } => {
+            tx.prepare_cached("DELETE FROM wills WHERE client_id = ?1")?
+                .execute(params![client_id])?;
+        }
         Write::ClientConnected {
             client_id,
             username,
@@ -485,6 +529,19 @@ mod tests {
                 client_id: "c1".into(),
                 packet_id: 10,
             },
+            Write::WillPut {
+                client_id: "c1".into(),
+                msg: msg("will/c1", Some(4_000_000_000)),
+                delay: 30,
+            },
+            Write::WillPut {
+                client_id: "c2".into(),
+                msg: msg("will/c2", None),
+                delay: 0,
+            },
+            Write::WillDelete {
+                client_id: "c2".into(),
+            },
             Write::ClientConnected {
                 client_id: "c1".into(),
                 username: Some("alice".into()),
@@ -505,7 +562,7 @@ mod tests {
                 at: 150,
             },
         ];
-        assert_eq!(commit(&mut store, writes).unwrap(), 20);
+        assert_eq!(commit(&mut store, writes).unwrap(), 23);
         assert!(!store.has_staged());
 
         assert_eq!(store.load_retained().unwrap(), [retained]);
@@ -524,23 +581,18 @@ mod tests {
                         options: 0b0010_1110,
                         identifier: Some(268_435_455),
                     }],
-                    queue: vec![
-                        StoredQueued {
-                            seq: 1,
-                            qos: 2,
-                            packet_id: Some(65535),
-                            state: 1,
-                            message_id: 7
-                        },
-                        StoredQueued {
-                            seq: 2,
-                            qos: 1,
-                            packet_id: None,
-                            state: 0,
-                            message_id: 7
-                        },
-                    ],
+                    queue: vec![StoredQueued {
+                        seq: 1,
+                        qos: 2,
+                        packet_id: Some(65535),
+                        state: 1,
+                        message_id: 7
+                    }],
+                    queued: 1,
+                    queued_bytes: "a/b".len() + 4,
+                    queued_last_seq: 2,
                     qos2_received: vec![9],
+                    will: Some((msg("will/c1", Some(4_000_000_000)), 30)),
                 },
                 StoredSession {
                     client_id: "c2".into(),
@@ -549,7 +601,11 @@ mod tests {
                     disconnected_at: Some(1_700_000_000),
                     subscriptions: vec![],
                     queue: vec![],
+                    queued: 0,
+                    queued_bytes: 0,
+                    queued_last_seq: 0,
                     qos2_received: vec![],
+                    will: None,
                 },
             ]
         );
@@ -731,6 +787,54 @@ mod tests {
     }
 
     #[test]
+    fn queue_pages_come_in_order_after_a_seq_and_skip_rows_in_flight() {
+        let (_dir, mut store) = store();
+        let mut writes = vec![session("c1"), session("c2")];
+        for seq in 1..=10 {
+            writes.push(Write::MessagePut {
+                id: seq,
+                msg: msg(&format!("m{seq}"), None),
+            });
+            writes.push(queued("c1", seq, seq));
+        }
+        writes.push(queued("c2", 1, 1));
+        writes.push(Write::QueuePut {
+            client_id: "c1".into(),
+            seq: 2,
+            message_id: 2,
+            qos: 1,
+            packet_id: Some(7),
+            state: 1,
+        });
+        commit(&mut store, writes).unwrap();
+        let seqs = |after, limit| -> Vec<u64> {
+            store
+                .load_queue_page("c1", after, limit)
+                .unwrap()
+                .iter()
+                .map(|row| row.seq)
+                .collect()
+        };
+        assert_eq!(seqs(0, 3), [1, 3, 4], "the row in flight is not queued");
+        assert_eq!(seqs(4, 100), [5, 6, 7, 8, 9, 10]);
+        assert!(seqs(10, 100).is_empty());
+        let page = store.load_queue_page("c1", 4, 1).unwrap();
+        assert_eq!((page[0].message_id, page[0].qos), (5, 1));
+        assert_eq!(page[0].message, msg("m5", None));
+        let sessions = store.load_sessions().unwrap();
+        assert_eq!((sessions[0].queued, sessions[0].queue.len()), (9, 1));
+        assert_eq!(sessions[0].queued_bytes, 9 * (2 + 4) + 1);
+        assert_eq!(sessions[1].queued, 1);
+        let in_flight: Vec<u64> = store
+            .load_inflight_messages()
+            .unwrap()
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(in_flight, [2]);
+    }
+
+    #[test]
     fn session_delete_cascades() {
         let (_dir, mut store) = store();
         commit(
@@ -752,6 +856,11 @@ mod tests {
                     msg: msg("m", None),
                 },
                 queued("c1", 1, 1),
+                Write::WillPut {
+                    client_id: "c1".into(),
+                    msg: msg("will", None),
+                    delay: 5,
+                },
             ],
         )
         .unwrap();
@@ -767,7 +876,8 @@ mod tests {
             .conn
             .query_row(
                 "SELECT (SELECT count(*) FROM subscriptions) + (SELECT count(*) FROM session_queue)
-                      + (SELECT count(*) FROM qos2_received) + (SELECT count(*) FROM messages)",
+                      + (SELECT count(*) FROM qos2_received) + (SELECT count(*) FROM messages)
+                      + (SELECT count(*) FROM wills)",
                 [],
                 |r| r.get(0),
             )
@@ -818,11 +928,16 @@ mod tests {
             .collect();
         assert_eq!(topics, ["new"]);
         assert_eq!(message_ids(&store), [2, 3]);
-        let seqs: Vec<_> = store.load_sessions().unwrap()[0]
-            .queue
-            .iter()
-            .map(|q| q.seq)
+        let session = &store.load_sessions().unwrap()[0];
+        let in_flight: Vec<_> = session.queue.iter().map(|q| q.seq).collect();
+        assert_eq!(in_flight, [2]);
+        assert_eq!(session.queued, 1);
+        let page: Vec<_> = store
+            .load_queue_page("c1", 0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|row| (row.seq, row.message.topic))
             .collect();
-        assert_eq!(seqs, [2, 3]);
+        assert_eq!(page, [(3, "fresh".to_string())]);
     }
 }

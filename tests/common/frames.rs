@@ -18,6 +18,7 @@ pub const DISCONNECT: u8 = 0xE0;
 /// MQTT 5 property identifiers used by the tests.
 pub mod prop {
     pub const SESSION_EXPIRY_INTERVAL: u8 = 0x11;
+    pub const WILL_DELAY_INTERVAL: u8 = 0x18;
     pub const ASSIGNED_CLIENT_IDENTIFIER: u8 = 0x12;
     pub const SERVER_KEEP_ALIVE: u8 = 0x13;
     pub const RECEIVE_MAXIMUM: u8 = 0x21;
@@ -127,6 +128,8 @@ pub struct Connect<'a> {
     pub properties: Vec<u8>,
     /// User name and password, when set.
     pub credentials: Option<(&'a str, &'a [u8])>,
+    /// MQTT 5 only: the will's property block content (Will Delay Interval …).
+    pub will_properties: Vec<u8>,
 }
 
 impl<'a> Connect<'a> {
@@ -139,6 +142,7 @@ impl<'a> Connect<'a> {
             will: None,
             properties: Vec::new(),
             credentials: None,
+            will_properties: Vec::new(),
         }
     }
 
@@ -164,6 +168,11 @@ impl<'a> Connect<'a> {
 
     pub fn properties(mut self, properties: Vec<u8>) -> Self {
         self.properties = properties;
+        self
+    }
+
+    pub fn will_properties(mut self, properties: Vec<u8>) -> Self {
+        self.will_properties = properties;
         self
     }
 
@@ -196,7 +205,9 @@ impl<'a> Connect<'a> {
         b = b.str(self.client_id);
         if let Some(will) = &self.will {
             if self.version == Version::V5 {
-                b = b.varint(0);
+                b = b
+                    .varint(self.will_properties.len())
+                    .raw(&self.will_properties);
             }
             b = b.str(will.topic).str(will.payload);
         }

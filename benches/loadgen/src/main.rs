@@ -43,7 +43,7 @@ struct Args {
 fn usage() -> ! {
     eprintln!(
         "usage: loadgen [--quick] [--outpost BIN] [--mosquitto BIN] [--out DIR]\n\
-         \x20                      [--only fan-in,fan-out,durable,idle,chat,reconnect,login,constrained]\n\
+         \x20                      [--only fan-in,fan-out,durable,overload,deep,idle,chat,connect,reconnect,login,constrained]\n\
          \x20                      [--brokers outpost,mosquitto] [--mqtt 5|3]\n\
          \x20                      [--auth USER:PASS] [--sync full|normal] [--broker-cpus LIST]"
     );
@@ -66,6 +66,7 @@ fn parse_args() -> Args {
             auth: None,
             accounts: Vec::new(),
             websocket: false,
+            defaults: false,
             broker_cpus: None,
             constrained: false,
         },
@@ -123,6 +124,8 @@ struct Plan {
     auth: bool,
     /// Outpost's `sync` for this case, overriding `--sync`.
     sync: Option<&'static str>,
+    /// Both brokers at their default in-flight and queue limits.
+    defaults: bool,
     /// Distinct accounts to create besides the `--auth` one (with `auth`).
     accounts: usize,
     /// Clients connect over WebSocket (Outpost only: the Debian build of Mosquitto has no
@@ -138,77 +141,110 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
     let secs = if quick { 1.0 } else { 5.0 };
     // `sync`: only for the durable group, whose subscriber has a persistent
     // session; it names Outpost's `sync` setting for the case.
-    let pubsub_case =
-        |group: &'static str, pubs, subs, qos: u8, payload: usize, sync: Option<&'static str>| {
-            let size = if payload >= 1024 {
-                format!("{}KiB", payload / 1024)
-            } else {
-                format!("{payload}B")
-            };
-            let mut name = format!("{group} q{qos} {size}");
-            if let Some(sync) = sync {
-                name.push_str(&format!(" sync={sync}"));
-            }
-            let tag = name.replace(' ', "-");
-            let s = PubSub {
-                tag,
-                pubs,
-                subs,
-                qos,
-                payload,
-                window: 64,
-                duration: Duration::from_secs_f64(secs),
-                wildcard: pubs > 1,
-                // Below the brokers' max_queued_messages (1000) in total.
-                ahead: 800 / pubs as u64,
-                durable: sync.is_some(),
-            };
-            Plan {
-                group,
-                name,
-                params: vec![
-                    ("publishers", pubs.to_string()),
-                    ("subscribers", subs.to_string()),
-                    ("qos", qos.to_string()),
-                    ("payload_bytes", payload.to_string()),
-                    ("window", if qos > 0 { "64".into() } else { "-".into() }),
-                    ("ahead_per_publisher", (800 / pubs).to_string()),
-                    ("seconds", secs.to_string()),
-                    (
-                        "subscriber_session",
-                        if sync.is_some() {
-                            format!(
-                                "persistent (expiry {}s / clean_session=0)",
-                                scenarios::SESSION_EXPIRY
-                            )
-                        } else {
-                            "clean".into()
-                        },
-                    ),
-                    ("outpost_sync", sync.unwrap_or("(--sync)").into()),
-                ],
-                auth: false,
-                sync,
-                accounts: 0,
-                websocket: false,
-                constrained: false,
-                run: Box::new(move |t: &Target| scenarios::pubsub(t, &s)),
-            }
+    // `open`: publishers run as fast as their windows allow, with no end-to-end credit
+    // (the overload group); otherwise within `ahead`, below the brokers' queue limits.
+    let pubsub_case = |group: &'static str,
+                       pubs,
+                       subs,
+                       qos: u8,
+                       payload: usize,
+                       sync: Option<&'static str>,
+                       open: bool| {
+        let size = if payload >= 1024 {
+            format!("{}KiB", payload / 1024)
+        } else {
+            format!("{payload}B")
         };
+        let mut name = if open {
+            format!("{group} {pubs}x{subs} q{qos} {size}")
+        } else {
+            format!("{group} q{qos} {size}")
+        };
+        if let Some(sync) = sync {
+            name.push_str(&format!(" sync={sync}"));
+        }
+        let tag = name.replace(' ', "-");
+        let s = PubSub {
+            tag,
+            pubs,
+            subs,
+            qos,
+            payload,
+            window: 64,
+            duration: Duration::from_secs_f64(secs),
+            wildcard: pubs > 1,
+            // Below the brokers' max_queued_messages (1000) in total, unless open.
+            ahead: if open {
+                u64::MAX / 1024
+            } else {
+                800 / pubs as u64
+            },
+            durable: sync.is_some(),
+        };
+        let ahead = if open {
+            "unbounded (open loop)".to_string()
+        } else {
+            (800 / pubs).to_string()
+        };
+        Plan {
+            group,
+            name,
+            params: vec![
+                ("publishers", pubs.to_string()),
+                ("subscribers", subs.to_string()),
+                ("qos", qos.to_string()),
+                ("payload_bytes", payload.to_string()),
+                ("window", if qos > 0 { "64".into() } else { "-".into() }),
+                ("ahead_per_publisher", ahead),
+                ("seconds", secs.to_string()),
+                (
+                    "subscriber_session",
+                    if sync.is_some() {
+                        format!(
+                            "persistent (expiry {}s / clean_session=0)",
+                            scenarios::SESSION_EXPIRY
+                        )
+                    } else {
+                        "clean".into()
+                    },
+                ),
+                ("outpost_sync", sync.unwrap_or("(--sync)").into()),
+                (
+                    "limits",
+                    if open {
+                        "each broker's defaults".into()
+                    } else {
+                        "max_inflight 65535, max_queued_messages 1000".into()
+                    },
+                ),
+            ],
+            auth: false,
+            sync,
+            defaults: open,
+            accounts: 0,
+            constrained: false,
+            websocket: false,
+            run: Box::new(move |t: &Target| scenarios::pubsub(t, &s)),
+        }
+    };
     for qos in [0, 1] {
         for payload in [64, 4096] {
-            v.push(pubsub_case("fan-in", 8, 1, qos, payload, None));
+            v.push(pubsub_case("fan-in", 8, 1, qos, payload, None, false));
         }
     }
     for qos in [0, 1] {
-        v.push(pubsub_case("fan-out", 1, 16, qos, 64, None));
+        v.push(pubsub_case("fan-out", 1, 16, qos, 64, None, false));
     }
     // Issue #4: QoS 1 to a persistent session with every commit fsynced, and
     // the same with Outpost's cheaper sync for reference; Mosquitto keeps
     // its sessions in memory (`persistence false`) in both.
     for sync in ["full", "normal"] {
-        v.push(pubsub_case("durable", 8, 1, 1, 64, Some(sync)));
+        v.push(pubsub_case("durable", 8, 1, 1, 64, Some(sync), false));
     }
+    // Issue #16: QoS 1 publishers as fast as their windows allow, nothing holding them
+    // back but the broker: what is delivered, and what is lost after being acknowledged.
+    v.push(pubsub_case("overload", 4, 1, 1, 64, None, true));
+    v.push(pubsub_case("overload", 1, 16, 1, 64, None, true));
     let (idle_clients, idle_secs) = (10_000, if quick { 10 } else { 60 });
     // Issue #13: idle WebSocket connections should cost about what TCP ones do.
     for websocket in [false, true] {
@@ -233,11 +269,76 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             accounts: 0,
             websocket,
             constrained: false,
+            defaults: false,
             run: Box::new(move |t: &Target| {
                 scenarios::idle(t, idle_clients, Duration::from_secs(idle_secs))
             }),
         });
     }
+    v.push(Plan {
+        group: "idle",
+        name: format!("idle {}k", idle_clients / 1000),
+        params: vec![
+            ("clients", idle_clients.to_string()),
+            ("keep_alive", "60".into()),
+            ("idle_seconds", idle_secs.to_string()),
+        ],
+        auth: false,
+        sync: None,
+        defaults: false,
+        accounts: 0,
+        constrained: false,
+        websocket: false,
+        run: Box::new(move |t: &Target| {
+            scenarios::idle(t, idle_clients, Duration::from_secs(idle_secs))
+        }),
+    });
+    // Issue #10: 100 persistent sessions offline while 10 000 QoS 1 messages are queued for
+    // each (a million queued deliveries), at each broker's defaults.
+    let (deep_sessions, deep_messages) = (100, if quick { 2_000 } else { 10_000 });
+    v.push(Plan {
+        group: "deep",
+        name: format!("deep {deep_sessions}x{}k", deep_messages / 1000),
+        params: vec![
+            ("sessions", format!("{deep_sessions} persistent, offline")),
+            (
+                "messages",
+                format!("{deep_messages} QoS 1, 64 B, each to every session"),
+            ),
+            ("publisher_window", "64".into()),
+            ("limits", "each broker's defaults".into()),
+        ],
+        auth: false,
+        sync: None,
+        defaults: true,
+        accounts: 0,
+        constrained: false,
+        websocket: false,
+        run: Box::new(move |t: &Target| scenarios::deep(t, deep_sessions, deep_messages)),
+    });
+    // Issue #10: clean-session clients connecting one after another, at Outpost's default
+    // sync = full (a CONNACK that promises nothing stored must not wait for an fsync).
+    let rate_clients = if quick { 2000 } else { 10_000 };
+    v.push(Plan {
+        group: "connect",
+        name: format!("connect {}k sync=full", rate_clients / 1000),
+        params: vec![
+            ("clients", rate_clients.to_string()),
+            (
+                "order",
+                "one after another, each waits for its CONNACK".into(),
+            ),
+            ("session", "clean".into()),
+            ("outpost_sync", "full".into()),
+        ],
+        auth: false,
+        sync: Some("full"),
+        defaults: false,
+        accounts: 0,
+        constrained: false,
+        websocket: false,
+        run: Box::new(move |t: &Target| scenarios::connect_rate(t, rate_clients)),
+    });
     let (chat_clients, chat_secs) = (1000, if quick { 5 } else { 20 });
     let chat_case = |group: &'static str, constrained: bool| Plan {
         group,
@@ -251,6 +352,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
         ],
         auth: false,
         sync: None,
+        defaults: false,
         accounts: 0,
         websocket: false,
         constrained,
@@ -285,6 +387,8 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             sync: None,
             accounts: 0,
             constrained: false,
+            defaults: false,
+            websocket: false,
             run: Box::new(move |t: &Target| {
                 scenarios::chat(
                     t,
@@ -299,7 +403,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
     }
     // A Raspberry-Pi-class budget for the broker (cgroup.rs): fan-in and chat again.
     for qos in [0, 1] {
-        let mut plan = pubsub_case("constrained fan-in", 8, 1, qos, 64, None);
+        let mut plan = pubsub_case("constrained fan-in", 8, 1, qos, 64, None, false);
         plan.constrained = true;
         plan.params.push(("broker_budget", cgroup::describe()));
         v.push(plan);
@@ -323,6 +427,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             ],
             auth,
             sync: None,
+            defaults: false,
             accounts: 0,
             websocket: false,
             constrained: false,
@@ -345,6 +450,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             ],
             auth: true,
             sync: None,
+            defaults: false,
             accounts: logins,
             websocket: false,
             constrained: false,
@@ -370,6 +476,7 @@ fn run_case(plan: &Plan, kind: Kind, args: &Args) -> BrokerRun {
     if let Some(sync) = plan.sync {
         setup.sync = sync.into();
     }
+    setup.defaults = plan.defaults;
     if let Some((_, pass)) = &setup.auth {
         setup.accounts = (0..plan.accounts)
             .map(|i| (format!("login{i}"), format!("{pass}-{i}")))

@@ -99,13 +99,20 @@ fn describe(key: &str) -> (&'static str, bool, bool) {
         "calm_max_us" => ("max calm", false, false),
         "during_n" => ("RTTs in burst", true, false),
         "burst_cpu_ms" => ("CPU time (burst, ≥1 s)", false, false),
+        "ack_p50_us" => ("ack p50", false, false),
+        "rss_growth_kb" => ("RSS growth (queued)", false, true),
+        "drain_msgs_s" => ("drain msgs/s", true, false),
+        "ack_p99_us" => ("ack p99", false, false),
+        "total_ms" => ("all connected", false, true),
+        "connack_p50_us" => ("CONNACK p50", false, false),
+        "connack_p99_us" => ("CONNACK p99", false, false),
         _ => ("?", false, false),
     }
 }
 
 fn format_value(key: &str, v: f64) -> String {
     match key {
-        "msgs_s" | "sent" | "connects_s" => count(v),
+        "msgs_s" | "sent" | "connects_s" | "drain_msgs_s" => count(v),
         "clients" | "during_n" => format!("{v:.0}"),
         "mb_s" => format!("{v:.1}"),
         k if k.ends_with("_us") => {
@@ -115,7 +122,7 @@ fn format_value(key: &str, v: f64) -> String {
                 format!("{:.1} ms", v / 1000.0)
             }
         }
-        "peak_rss_kb" => format!("{:.1} MiB", v / 1024.0),
+        "peak_rss_kb" | "rss_growth_kb" => format!("{:.1} MiB", v / 1024.0),
         "cpu_pct" => {
             if v < 10.0 {
                 format!("{v:.2}%")
@@ -126,7 +133,9 @@ fn format_value(key: &str, v: f64) -> String {
         "lost_pct" => format!("{v:.2}%"),
         "disk_b_msg" => format!("{v:.0}"),
         "rss_per_conn_b" => format!("{:.1} KiB", v / 1024.0),
-        "idle_cpu_ms" | "storm_ms" | "storm_max_ms" | "burst_cpu_ms" => format!("{v:.0} ms"),
+        "idle_cpu_ms" | "storm_ms" | "storm_max_ms" | "burst_cpu_ms" | "total_ms" => {
+            format!("{v:.0} ms")
+        }
         "client_back_ms" | "burst_ms" | "login_p50_ms" => format!("{v:.1} ms"),
         "wakeups_s" => format!("{v:.1}"),
         _ => format!("{v}"),

@@ -125,6 +125,8 @@ struct SubResult {
 struct PubResult {
     sent: u64,
     unacked: u64,
+    /// Publish → PUBACK times (QoS 1).
+    ack_lat: Latencies,
     error: Option<String>,
 }
 
@@ -184,11 +186,13 @@ pub fn pubsub(t: &Target, s: &PubSub) -> Result<Outcome, String> {
     let mut unacked = 0;
     let mut notes = Vec::new();
     let mut per_pub = Vec::new();
+    let mut ack_lat = Latencies::default();
     for h in pub_threads {
         let r = h.join().map_err(|_| "publisher panicked".to_string())?;
         per_pub.push(r.sent);
         sent += r.sent;
         unacked += r.unacked;
+        ack_lat.merge(r.ack_lat);
         if let Some(e) = r.error {
             notes.push(format!("publisher: {e}"));
         }
@@ -239,6 +243,9 @@ pub fn pubsub(t: &Target, s: &PubSub) -> Result<Outcome, String> {
         Metric::new("mb_s", rate(bytes, secs) / 1e6),
     ];
     m.extend(latency_metrics(&mut lat, "p50_us", "p99_us"));
+    if s.qos > 0 {
+        m.extend(latency_metrics(&mut ack_lat, "ack_p50_us", "ack_p99_us"));
+    }
     m.push(Metric::new("peak_rss_kb", after.hwm_kb as f64));
     m.push(Metric::new("cpu_pct", stats::cpu_pct(&before, &after)));
     if s.durable {
@@ -349,12 +356,15 @@ fn publish_qos1(
     r: &mut PubResult,
 ) -> io::Result<()> {
     let mut inflight = 0usize;
+    // When each packet id was published, for the ack latency.
+    let mut sent_at = vec![0u64; 65_536];
     c.set_timeout(Some(Duration::from_millis(50)))?;
     while Instant::now() < until {
         while inflight < window && flow.room(id, r.sent) {
             stamp(payload, id, r.sent as u32);
             let pid = c.next_packet_id();
             c.queue_publish(topic, 1, pid, payload);
+            sent_at[usize::from(pid)] = now_ns();
             r.sent += 1;
             inflight += 1;
         }
@@ -365,20 +375,30 @@ fn publish_qos1(
         }
         // `read_frame` flushes the staged publishes before it waits.
         if let Some(f) = c.read_frame()? {
-            inflight -= usize::from(f.kind == mqtt::PUBACK);
+            inflight -= acked(c, &f, &sent_at, &mut r.ack_lat)?;
             while let Some(f) = c.try_frame()? {
-                inflight -= usize::from(f.kind == mqtt::PUBACK);
+                inflight -= acked(c, &f, &sent_at, &mut r.ack_lat)?;
             }
         }
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while inflight > 0 && Instant::now() < deadline {
         if let Some(f) = c.read_frame()? {
-            inflight -= usize::from(f.kind == mqtt::PUBACK);
+            inflight -= acked(c, &f, &sent_at, &mut r.ack_lat)?;
         }
     }
     r.unacked = inflight as u64;
     Ok(())
+}
+
+/// 1 for a PUBACK (recording how long its publish waited for it), 0 for anything else.
+fn acked(c: &Conn, f: &mqtt::Frame, sent_at: &[u64], lat: &mut Latencies) -> io::Result<usize> {
+    if f.kind != mqtt::PUBACK {
+        return Ok(0);
+    }
+    let pid = c.view(f).packet_id()?;
+    lat.record_ns(now_ns().saturating_sub(sent_at[usize::from(pid)]));
+    Ok(1)
 }
 
 /// Reads until the publishers are done and either everything expected has
@@ -1118,4 +1138,126 @@ fn observer(mut c: Conn, topic: String, stop: Arc<AtomicBool>) -> Samples {
     c.disconnect();
     run.map_err(|e| e.to_string())?;
     Ok(samples)
+}
+
+/// Connect rate: `clients` clean-session clients connect one after another, each waiting
+/// for its CONNACK before the next starts, and drop their links.
+pub fn connect_rate(t: &Target, clients: usize) -> Result<Outcome, String> {
+    let before = proc_sample(t.pid);
+    let started = Instant::now();
+    let mut lat = Latencies::default();
+    for i in 0..clients {
+        let t0 = now_ns();
+        let c = t
+            .connect(format!("rate-{i}"))
+            .map_err(|e| format!("client {i}: {e}"))?;
+        lat.record_ns(now_ns() - t0);
+        c.drop_link();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let after = proc_sample(t.pid);
+    let mut m = vec![
+        Metric::new("connects_s", rate(clients as u64, secs)),
+        Metric::new("total_ms", secs * 1000.0),
+    ];
+    m.extend(latency_metrics(
+        &mut lat,
+        "connack_p50_us",
+        "connack_p99_us",
+    ));
+    m.push(Metric::new("cpu_pct", stats::cpu_pct(&before, &after)));
+    Ok(Outcome::new(m, Vec::new()))
+}
+
+/// A persistent session that a reconnect resumes (MQTT 5: clean start 0 as well as an
+/// expiry; `persistent` alone keeps clean start 1 in MQTT 5, which discards the session).
+fn resumable(o: ConnectOptions) -> ConnectOptions {
+    let mut o = o.persistent(SESSION_EXPIRY);
+    o.clean_start = false;
+    o
+}
+
+/// Deep offline queues: `sessions` persistent subscribers go offline, one publisher sends
+/// `messages` QoS 1 messages (every one queued for every session), and the broker's memory
+/// growth is measured; then one subscriber comes back and counts what it gets.
+pub fn deep(t: &Target, sessions: usize, messages: u64) -> Result<Outcome, String> {
+    for i in 0..sessions {
+        let o = resumable(t.options(format!("deep-{i}")));
+        let mut c = Conn::connect(t.addr, &o).map_err(|e| format!("subscriber {i}: {e}"))?;
+        c.subscribe("bench/deep/t", 1)
+            .map_err(|e| format!("subscriber {i}: {e}"))?;
+        c.disconnect();
+    }
+    thread::sleep(Duration::from_millis(500));
+    let before = proc_sample(t.pid);
+    let started = Instant::now();
+    let mut c = t
+        .connect("deep-pub".into())
+        .map_err(|e| format!("publisher: {e}"))?;
+    c.set_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let payload = [0x5Au8; 64];
+    let (mut sent, mut acked, window) = (0u64, 0u64, 64u64);
+    while acked < messages {
+        while sent < messages && sent - acked < window {
+            let pid = c.next_packet_id();
+            c.queue_publish("bench/deep/t", 1, pid, &payload);
+            sent += 1;
+        }
+        match c.read_frame().map_err(|e| format!("publisher: {e}"))? {
+            Some(f) if f.kind == mqtt::PUBACK => acked += 1,
+            Some(_) => {}
+            None => return Err(format!("publisher: no PUBACK after {acked} of {messages}")),
+        }
+    }
+    let publish_secs = started.elapsed().as_secs_f64();
+    c.disconnect();
+    let queued = proc_sample(t.pid);
+    // One session comes back and takes its whole queue.
+    let o = resumable(t.options("deep-0".into()));
+    let mut back = Conn::connect(t.addr, &o).map_err(|e| format!("returning: {e}"))?;
+    back.set_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| e.to_string())?;
+    let drain_started = Instant::now();
+    let mut drained_at = drain_started;
+    let mut got = 0u64;
+    while let Some(f) = back.read_frame().map_err(|e| format!("returning: {e}"))? {
+        if f.kind == mqtt::PUBLISH {
+            drained_at = Instant::now();
+            let pid = back
+                .view(&f)
+                .publish(back.version)
+                .map_err(|e| e.to_string())?
+                .packet_id;
+            back.queue_puback(pid);
+            got += 1;
+        }
+    }
+    // Up to the last message, not the quiet wait that ends the loop.
+    let drain_secs = drained_at
+        .duration_since(drain_started)
+        .as_secs_f64()
+        .max(0.001);
+    back.disconnect();
+    let after = proc_sample(t.pid);
+    let mut notes = Vec::new();
+    if got < messages {
+        notes.push(format!(
+            "the returning session got {got} of {messages} acknowledged messages"
+        ));
+    }
+    let m = vec![
+        Metric::new(
+            "rss_growth_kb",
+            queued.rss_kb.saturating_sub(before.rss_kb) as f64,
+        ),
+        Metric::new("peak_rss_kb", after.hwm_kb as f64),
+        Metric::new("msgs_s", rate(acked, publish_secs)),
+        Metric::new("drain_msgs_s", rate(got, drain_secs)),
+        Metric::new(
+            "lost_pct",
+            100.0 * messages.saturating_sub(got) as f64 / messages as f64,
+        ),
+    ];
+    Ok(Outcome::new(m, notes))
 }
