@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::frames::{self, Connect, Version};
@@ -17,26 +15,6 @@ use outpost::config::Config;
 
 const CONFIG: &str = "bcrypt_cost = 4\nallow_anonymous = false\n";
 
-fn add_user(dir: &Path, name: &str, password: &str) {
-    let mut child = Command::new(common::BIN)
-        .arg("--config")
-        .arg(dir.join("outpost.toml"))
-        .args(["user", "add", name, "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A broker in this process with users alice and bob; its inbox and (TCP, WS) ports.
 fn start(dir: &tempfile::TempDir) -> (InboxSender, u16, u16) {
     let toml = format!(
@@ -44,8 +22,8 @@ fn start(dir: &tempfile::TempDir) -> (InboxSender, u16, u16) {
         dir.path().join("outpost.db").display()
     );
     std::fs::write(dir.path().join("outpost.toml"), &toml).unwrap();
-    add_user(dir.path(), "alice", "alice-password");
-    add_user(dir.path(), "bob", "bob-password");
+    common::add_user(dir.path(), "alice", "alice-password");
+    common::add_user(dir.path(), "bob", "bob-password");
     let server = Server::bind(Config::from_toml_str(&toml).unwrap()).unwrap();
     let inbox = server.inbox();
     let addrs = server.listen_addrs();

@@ -61,15 +61,22 @@ fn mqtt_js_over_websocket_v5() {
     run_client("node", scripts::JS, "websocket.mjs", "5");
 }
 
-/// The chat page's own client (`assets/mqtt-ws.js`) in headless Chromium.
+/// The chat page's own client (`assets/mqtt-ws.js`) in headless Chromium, logged in as a
+/// user made with `outpost user add`.
 #[test]
 fn the_page_client_talks_mqtt_from_chromium() {
     scripts::require_chromium();
-    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = "bcrypt_cost = 4\n";
+    std::fs::write(dir.path().join("outpost.toml"), config).unwrap();
+    common::add_user(dir.path(), "ana", "ana-password");
+    let broker = Broker::start_in(dir, Some(config));
     let args = [
         "browser_client.mjs".to_string(),
         broker.port().to_string(),
         broker.ws_port().to_string(),
+        "ana".to_string(),
+        "ana-password".to_string(),
     ];
     scripts::run_until_ok("node", scripts::JS, &args);
 }

@@ -256,6 +256,34 @@ fn parse_port(line: &str, mark: &str) -> Option<u16> {
     digits.parse().ok()
 }
 
+/// Creates a user in `dir/outpost.db` with `outpost user add` (reading `dir/outpost.toml`
+/// when there is one, for its `bcrypt_cost`).
+pub fn add_user(dir: &Path, name: &str, password: &str) {
+    use std::io::Write;
+    let mut cmd = Command::new(BIN);
+    let config = dir.join("outpost.toml");
+    if config.exists() {
+        cmd.arg("--config").arg(config);
+    }
+    let mut child = cmd
+        .arg("--db")
+        .arg(dir.join("outpost.db"))
+        .args(["user", "add", name, "--password-stdin"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn outpost user add");
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "outpost user add {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Polls `f` every 10 ms until it returns Some or `timeout` passes.
 pub fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;

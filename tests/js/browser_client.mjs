@@ -3,13 +3,14 @@
 // ways, a 200 KB message (many WebSocket frames), keep alive over a quiet spell, a refused
 // login, and the close event when the broker goes away.
 //
-// Usage: node browser_client.mjs TCP_PORT WS_PORT
+// Usage: node browser_client.mjs TCP_PORT WS_PORT USER PASSWORD   (an account the broker has)
 // Prints OK or FAIL: <reason>; exits 0 or 1.
 import { readFileSync } from "node:fs";
 import mqtt from "mqtt";
 import { launch, fail, within } from "./browser.mjs";
 
-const [tcpPort, wsPort] = process.argv.slice(2).map(Number);
+const [tcpPort, wsPort] = process.argv.slice(2, 4).map(Number);
+const [user, password] = process.argv.slice(4, 6);
 const client = readFileSync(new URL("../../assets/mqtt-ws.js", import.meta.url), "utf8");
 
 async function main() {
@@ -26,15 +27,15 @@ async function main() {
   await tcp.subscribeAsync("bc/up/#", { qos: 1 });
 
   // Connect in the page, subscribe, and collect what arrives.
-  const granted = await within(page.evaluate(async (url) => {
+  const granted = await within(page.evaluate(async (url, username, password) => {
     window.got = [];
     window.closedWith = null;
-    window.c = new MqttWs({ url, clientId: "bc-page", keepAlive: 2 });
+    window.c = new MqttWs({ url, clientId: "bc-page", username, password, keepAlive: 2 });
     c.onmessage = (topic, bytes, { qos }) => got.push([topic, bytes.length, new TextDecoder().decode(bytes.subarray(0, 32)), qos]);
     c.onclose = (reason) => { window.closedWith = reason; };
     await c.connect();
     return c.subscribe(["bc/down/#", 1], ["bc/q0", 0]);
-  }, `ws://127.0.0.1:${wsPort}/mqtt`), "page connect and subscribe");
+  }, `ws://127.0.0.1:${wsPort}/mqtt`, user, password), "page connect and subscribe");
   if (JSON.stringify(granted) !== "[1,0]") fail(`granted ${JSON.stringify(granted)}`);
 
   await tcp.publishAsync("bc/down/one", "héllo", { qos: 1 });
@@ -60,10 +61,10 @@ async function main() {
   if (alive !== null) fail(`closed during a quiet spell: ${alive}`);
 
   // A refused login rejects connect() with the CONNACK's reason.
-  const refused = await within(page.evaluate(async (url) => {
-    const bad = new MqttWs({ url, clientId: "bc-bad", username: "nobody", password: "wrong" });
+  const refused = await within(page.evaluate(async (url, username) => {
+    const bad = new MqttWs({ url, clientId: "bc-bad", username, password: "wrong password" });
     try { await bad.connect(); return "accepted"; } catch (e) { return e.message; }
-  }, `ws://127.0.0.1:${wsPort}/mqtt`), "refused login");
+  }, `ws://127.0.0.1:${wsPort}/mqtt`, user), "refused login");
   if (refused !== "bad user name or password") fail(`refused login: ${refused}`);
 
   await tcp.endAsync();
