@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs besides the Rust toolchain: mosquitto_pub and
 # mosquitto_sub (interop tests), paho-mqtt 2.x for Python (conformance
-# scripts), node with MQTT.js and puppeteer-core from tests/js/package-lock.json
-# (WebSocket and browser tests), Chromium (Debian's package; puppeteer-core
-# downloads no browser), plus the rustfmt and clippy components. Idempotent: when
+# scripts), chromium, node and npm with playwright-core in tests/browser
+# (the web console's browser test) and MQTT.js with puppeteer-core in tests/js
+# (WebSocket tests; both drive Debian's chromium, neither downloads a browser),
+# plus the rustfmt and clippy components. Idempotent: when
 # everything is present it changes nothing. Meant for a fresh Debian or Ubuntu
 # machine run as root; as another user it only says what is missing.
 set -euo pipefail
@@ -26,19 +27,23 @@ sys.exit(0 if int(paho.mqtt.__version__.split(".")[0]) >= 2 else 1)
 PY
 }
 
+have_chromium() {
+    [ -x /usr/bin/chromium ]
+}
+
 have_node() {
     command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1
 }
 
-# MQTT.js and puppeteer-core, pinned by tests/js/package-lock.json.
-js_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/js"
-have_mqtt_js() {
-    [ -f "$js_dir/node_modules/mqtt/package.json" ] &&
-        [ -f "$js_dir/node_modules/puppeteer-core/package.json" ]
+# playwright-core as pinned by tests/browser/package-lock.json.
+have_playwright() {
+    [ -f tests/browser/node_modules/playwright-core/package.json ]
 }
 
-have_chromium() {
-    [ -x "${CHROMIUM:-/usr/bin/chromium}" ]
+# MQTT.js and puppeteer-core as pinned by tests/js/package-lock.json.
+have_mqtt_js() {
+    [ -f tests/js/node_modules/mqtt/package.json ] &&
+        [ -f tests/js/node_modules/puppeteer-core/package.json ]
 }
 
 have_pip() {
@@ -62,8 +67,8 @@ done
 # --- System and Python packages -------------------------------------------------
 apt_packages=()
 have_mosquitto || apt_packages+=(mosquitto-clients)
-have_node || apt_packages+=(nodejs npm)
 have_chromium || apt_packages+=(chromium)
+have_node || apt_packages+=(nodejs npm)
 need_paho=0
 if ! have_paho; then
     need_paho=1
@@ -71,16 +76,24 @@ if ! have_paho; then
     have_pip || apt_packages+=(python3-pip)
 fi
 
-install_mqtt_js() {
-    have_mqtt_js && return 0
-    say "installing MQTT.js and puppeteer-core (npm ci in tests/js)"
-    (cd "$js_dir" && npm ci --no-audit --no-fund --loglevel=error)
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# npm ci needs no root: do it before the early exit below.
+install_playwright() {
+    if ! have_playwright && have_node; then
+        say "installing playwright-core in tests/browser (npm ci)"
+        (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+    if ! have_mqtt_js && have_node; then
+        say "installing MQTT.js and puppeteer-core in tests/js (npm ci)"
+        (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+    fi
 }
 
 if [ ${#apt_packages[@]} -eq 0 ] && [ "$need_paho" -eq 0 ]; then
-    # npm ci needs no root: node_modules lives in the work tree.
-    install_mqtt_js
-    have_mqtt_js || { say "MQTT.js still missing in tests/js/node_modules"; exit 1; }
+    install_playwright
+    have_playwright || { say "playwright-core still missing in tests/browser"; exit 1; }
+    have_mqtt_js || { say "MQTT.js or puppeteer-core still missing in tests/js"; exit 1; }
     exit 0
 fi
 
@@ -113,11 +126,11 @@ if [ "$need_paho" -eq 1 ]; then
     fi
 fi
 
-install_mqtt_js
+install_playwright
 
 have_mosquitto || { say "mosquitto_pub/mosquitto_sub still missing"; exit 1; }
-have_node || { say "node/npm still missing"; exit 1; }
 have_chromium || { say "chromium still missing"; exit 1; }
-have_mqtt_js || { say "MQTT.js still missing in tests/js/node_modules"; exit 1; }
+have_playwright || { say "playwright-core still missing in tests/browser"; exit 1; }
+have_mqtt_js || { say "MQTT.js or puppeteer-core still missing in tests/js"; exit 1; }
 have_paho || { say "paho-mqtt 2.x still not importable by python3"; exit 1; }
-say "ok: mosquitto clients, paho-mqtt $(python3 -c 'import paho.mqtt; print(paho.mqtt.__version__)'), node $(node --version) with MQTT.js, chromium"
+say "ok: mosquitto clients, chromium, playwright-core, MQTT.js, puppeteer-core and paho-mqtt $(python3 -c 'import paho.mqtt; print(paho.mqtt.__version__)')"

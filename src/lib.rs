@@ -14,6 +14,7 @@
 //! - `ws`       — MQTT over WebSocket as bytes: handshake, frames in and out, close codes.
 //! - `check_config` — `outpost check-config FILE`: validate and print the effective settings.
 //! - `logging`  — stderr/journal logging at a level SIGHUP can change.
+//! - `web`      — the web console: pages, JSON API and metrics on threads of its own.
 
 pub mod auth;
 pub mod broker;
@@ -27,4 +28,5 @@ pub mod service;
 pub mod store;
 pub mod topic;
 pub mod user_cli;
+pub mod web;
 pub mod ws;

@@ -2,7 +2,9 @@
 
 use std::process::ExitCode;
 
-use outpost::cli::{self, Command};
+use outpost::broker::Server;
+use outpost::cli::{self, Command, ConfigSource};
+use outpost::config::Config;
 
 fn main() -> ExitCode {
     let command = match cli::parse(std::env::args().skip(1)) {
@@ -45,7 +47,7 @@ fn main() -> ExitCode {
         },
         Command::Run { config, source } => {
             outpost::logging::init(config.log_level);
-            match outpost::broker::run(*config, source) {
+            match serve(*config, source) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("outpost: {e}");
@@ -54,4 +56,17 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Binds the broker, starts the web console beside it (unless it is off), runs the loop.
+/// SIGHUP reloads what it can; the console's address and database are restart-only.
+fn serve(config: Config, source: ConfigSource) -> Result<(), Box<dyn std::error::Error>> {
+    let web = config.http;
+    let web_config = config.clone();
+    let server = Server::bind(config)?.reload_from(source);
+    if let Some(addr) = web {
+        outpost::web::spawn(&web_config, addr, server.inbox())?;
+    }
+    server.run()?;
+    Ok(())
 }

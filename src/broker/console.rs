@@ -1,15 +1,25 @@
 //! What the web console may ask the loop, and the loop's answers. The web thread sends a
 //! [`ConsoleRequest`] through the inbox and waits (with a timeout) on its own reply
 //! channel; the loop answers from its state in one place and never waits on the web thread.
+//! Answers are snapshots: the console computes rates from successive ones, so nothing runs
+//! on the loop while nobody looks. Long lists are cut at [`MAX_ROWS`].
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
 
 use super::close::Ending;
 use super::inbox::{Inbound, InboxSender, SendError};
 use super::listeners::{ListenerId, ListenerKind};
-use super::Broker;
+use super::watch::Seen;
+use super::{Broker, Violation};
+use crate::protocol::{ProtocolVersion, ReasonCode};
+
+/// Rows in one list answer, so a broker with many clients answers in bounded time and size.
+pub const MAX_ROWS: usize = 500;
 
 /// A question or command for the loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,12 +30,29 @@ pub enum ConsoleAsk {
     StopListener(ListenerId),
     /// Bind a stopped listener again.
     StartListener(ListenerId),
+    /// Counters since start and current sizes.
+    Stats,
+    /// Connected clients with their subscriptions and messages in transit.
+    Clients,
+    /// Every subscribed filter with its subscribers (offline sessions included).
+    Subscribers,
+    /// The topics seen since start (bounded), busiest first.
+    Topics,
+    /// The last messages of one topic.
+    TopicMessages(String),
+    /// Disconnect the client with this id (MQTT 5: DISCONNECT 0x98, Administrative action).
+    Disconnect(String),
 }
 
 /// The loop's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsoleAnswer {
     Listeners(Vec<ListenerInfo>),
+    Stats(StatsSnapshot),
+    Clients(Rows<ClientInfo>),
+    Subscribers(Rows<FilterInfo>),
+    Topics(Rows<TopicInfo>),
+    Messages(Vec<MessageInfo>),
     /// The command was carried out (or there was nothing to do).
     Done,
     /// The request names something that does not exist.
@@ -43,6 +70,114 @@ pub struct ListenerInfo {
     pub running: bool,
     /// Connections accepted on it that are still open.
     pub connections: usize,
+}
+
+/// A list cut at [`MAX_ROWS`], with how many there were in all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rows<T> {
+    pub total: usize,
+    pub rows: Vec<T>,
+}
+
+impl<T> Rows<T> {
+    fn cut(mut rows: Vec<T>) -> Rows<T> {
+        let total = rows.len();
+        rows.truncate(MAX_ROWS);
+        Rows { total, rows }
+    }
+}
+
+/// Counters since start (for rates) and the sizes of things now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatsSnapshot {
+    pub uptime_seconds: u64,
+    pub clients_connected: usize,
+    pub sessions: usize,
+    pub connections_total: u64,
+    pub messages_received: u64,
+    pub messages_sent: u64,
+    pub messages_dropped: u64,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub subscriptions: usize,
+    pub retained_messages: usize,
+    pub queued_messages: usize,
+    pub store_failures: u64,
+    pub alias_bytes_saved: u64,
+    pub topics_seen: usize,
+    pub topics_forgotten: u64,
+}
+
+/// One connected client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientInfo {
+    pub client_id: String,
+    pub username: Option<String>,
+    pub address: String,
+    /// "5" or "3.1.1".
+    pub protocol: &'static str,
+    pub keep_alive: u16,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub subscriptions: Vec<SubscriptionInfo>,
+    /// Outbound QoS 1/2 messages sent and not yet acknowledged.
+    pub inflight: usize,
+    /// Messages waiting for room in its window.
+    pub queued: usize,
+    /// Inbound QoS 2 messages received and not yet released.
+    pub incoming_qos2: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubscriptionInfo {
+    pub filter: String,
+    pub qos: u8,
+}
+
+/// One filter and who holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FilterInfo {
+    pub filter: String,
+    pub subscribers: Vec<Subscriber>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Subscriber {
+    pub client_id: String,
+    pub qos: u8,
+    pub online: bool,
+}
+
+/// One topic seen since start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopicInfo {
+    pub topic: String,
+    pub messages: u64,
+    /// Unix milliseconds of its last message.
+    pub last_ms: u64,
+}
+
+/// One of a topic's last messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageInfo {
+    pub at_ms: u64,
+    pub qos: u8,
+    pub retain: bool,
+    pub size: usize,
+    /// The first bytes of the payload (at most `watch::PREVIEW_BYTES`).
+    pub preview: Vec<u8>,
+}
+
+impl From<&Seen> for MessageInfo {
+    fn from(seen: &Seen) -> Self {
+        MessageInfo {
+            at_ms: seen.at_ms,
+            qos: seen.qos as u8,
+            retain: seen.retain,
+            size: seen.size,
+            preview: seen.preview.clone(),
+        }
+    }
 }
 
 /// A request with the channel its answer goes back on.
@@ -79,6 +214,17 @@ impl Broker {
             ConsoleAsk::Listeners => ConsoleAnswer::Listeners(self.listener_infos()),
             ConsoleAsk::StopListener(id) => self.stop_listener(id),
             ConsoleAsk::StartListener(id) => self.start_listener(id),
+            ConsoleAsk::Stats => ConsoleAnswer::Stats(self.stats_snapshot()),
+            ConsoleAsk::Clients => ConsoleAnswer::Clients(self.client_infos()),
+            ConsoleAsk::Subscribers => ConsoleAnswer::Subscribers(self.filter_infos()),
+            ConsoleAsk::Topics => ConsoleAnswer::Topics(self.topic_infos()),
+            ConsoleAsk::TopicMessages(topic) => match self.watch.get(&topic) {
+                Some(entry) => {
+                    ConsoleAnswer::Messages(entry.recent.iter().rev().map(Into::into).collect())
+                }
+                None => ConsoleAnswer::NotFound,
+            },
+            ConsoleAsk::Disconnect(client_id) => self.disconnect_client(&client_id),
         };
         // The web thread may have timed out and gone; nothing to do then.
         let _ = request.reply.send(answer);
@@ -95,6 +241,128 @@ impl Broker {
                 connections: self.conns.iter().filter(|(_, c)| c.listener == id).count(),
             })
             .collect()
+    }
+
+    fn stats_snapshot(&self) -> StatsSnapshot {
+        let s = &self.stats;
+        StatsSnapshot {
+            uptime_seconds: Instant::now()
+                .saturating_duration_since(self.started)
+                .as_secs(),
+            clients_connected: self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.session().is_some())
+                .count(),
+            sessions: self.sessions.len(),
+            connections_total: s.connections_total,
+            messages_received: s.messages_received,
+            messages_sent: s.messages_sent,
+            messages_dropped: s.messages_dropped,
+            bytes_received: s.bytes_received,
+            bytes_sent: s.bytes_sent,
+            subscriptions: self.trie.len(),
+            retained_messages: self.retained.len(),
+            queued_messages: self.queued_messages,
+            store_failures: s.store_failures,
+            alias_bytes_saved: s.alias_bytes_saved,
+            topics_seen: self.watch.topics().count(),
+            topics_forgotten: self.watch.forgotten,
+        }
+    }
+
+    fn client_infos(&self) -> Rows<ClientInfo> {
+        let mut rows: Vec<ClientInfo> = self
+            .conns
+            .iter()
+            .filter_map(|(_, conn)| {
+                let session = &self.sessions[conn.session()?];
+                let flight = session.flight();
+                let mut subscriptions: Vec<SubscriptionInfo> = session
+                    .subscriptions()
+                    .map(|(filter, entry)| SubscriptionInfo {
+                        filter: filter.to_owned(),
+                        qos: entry.options.qos as u8,
+                    })
+                    .collect();
+                subscriptions.sort_by(|a, b| a.filter.cmp(&b.filter));
+                Some(ClientInfo {
+                    client_id: conn.client_id.to_string(),
+                    username: session.username.as_deref().map(str::to_owned),
+                    address: conn.addr.to_string(),
+                    protocol: match conn.version {
+                        ProtocolVersion::V5 => "5",
+                        ProtocolVersion::V311 => "3.1.1",
+                    },
+                    keep_alive: conn.keep_alive,
+                    bytes_in: conn.bytes_in,
+                    bytes_out: conn.bytes_out,
+                    subscriptions,
+                    inflight: flight.inflight.len(),
+                    queued: flight.queue.len(),
+                    incoming_qos2: flight.incoming_qos2.len(),
+                })
+            })
+            .collect();
+        rows.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        Rows::cut(rows)
+    }
+
+    fn filter_infos(&self) -> Rows<FilterInfo> {
+        let mut filters: BTreeMap<&str, Vec<Subscriber>> = BTreeMap::new();
+        for (_, session) in self.sessions.iter() {
+            for (filter, entry) in session.subscriptions() {
+                filters.entry(filter).or_default().push(Subscriber {
+                    client_id: session.client_id.to_string(),
+                    qos: entry.options.qos as u8,
+                    online: session.connection().is_some(),
+                });
+            }
+        }
+        let rows = filters
+            .into_iter()
+            .map(|(filter, mut subscribers)| {
+                subscribers.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+                FilterInfo {
+                    filter: filter.to_owned(),
+                    subscribers,
+                }
+            })
+            .collect();
+        Rows::cut(rows)
+    }
+
+    fn topic_infos(&self) -> Rows<TopicInfo> {
+        let mut rows: Vec<TopicInfo> = self
+            .watch
+            .topics()
+            .map(|t| TopicInfo {
+                topic: t.topic.to_string(),
+                messages: t.messages,
+                last_ms: t.last_ms,
+            })
+            .collect();
+        rows.sort_by(|a, b| b.last_ms.cmp(&a.last_ms).then(a.topic.cmp(&b.topic)));
+        Rows::cut(rows)
+    }
+
+    fn disconnect_client(&mut self, client_id: &str) -> ConsoleAnswer {
+        let Some(token) = self
+            .session_ids
+            .find(client_id, &self.sessions)
+            .and_then(|session| self.sessions[session].connection())
+        else {
+            return ConsoleAnswer::NotFound;
+        };
+        log::info!("client {client_id}: disconnected from the web console");
+        self.end_connection(
+            token,
+            Ending::Violation(Violation::new(
+                ReasonCode::AdministrativeAction,
+                "disconnected by an administrator",
+            )),
+        );
+        ConsoleAnswer::Done
     }
 
     fn stop_listener(&mut self, id: ListenerId) -> ConsoleAnswer {

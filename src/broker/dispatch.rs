@@ -15,6 +15,7 @@ impl Broker {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
+        conn.bytes_in += data.len() as u64;
         if conn.has_buffered_input() {
             conn.buffer_input(data);
             self.handle_input(token, now);

@@ -23,6 +23,7 @@
 //! - `persist`    — what is staged in the store each turn, and loaded back at start.
 //! - `reload`     — SIGHUP: the config file and ACL rules read again, clients kept.
 //! - `services`   — the internal services beside the broker (chat): claimed topics, effects.
+//! - `watch`      — recent topics and their last messages, for the web console (bounded).
 
 mod acks;
 mod alias;
@@ -51,6 +52,7 @@ mod subscribe;
 mod sys;
 mod timers;
 mod transport;
+mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -167,6 +169,8 @@ pub struct Broker {
     /// Last serial handed out (connection serials, session generations); timers name
     /// what they are for by it, since slab keys are reused.
     next_serial: u64,
+    /// Topics seen and their last messages, for the web console.
+    watch: watch::TopicWatch,
 }
 
 impl Broker {
@@ -217,6 +221,7 @@ impl Broker {
             queued_bytes: 0,
             disk_queued_bytes: 0,
             budget_waiters: Vec::new(),
+            watch: watch::TopicWatch::default(),
         }
     }
 

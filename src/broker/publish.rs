@@ -100,6 +100,7 @@ impl Broker {
                     ReasonCode::QuotaExceeded
                 }
                 Admission::Accepted(plan) => {
+                    self.watch_message(&message);
                     if message.retain {
                         self.retain(&message, now);
                     }
@@ -179,10 +180,22 @@ impl Broker {
 
     /// Retains (if flagged) and routes a message: a client's publish, or a will.
     pub(super) fn distribute(&mut self, message: Arc<Message>, now: Instant) {
+        self.watch_message(&message);
         if message.retain {
             self.retain(&message, now);
         }
         self.route(message, now)
+    }
+
+    /// Notes a routed message in the web console's topic history (O(1), bounded).
+    fn watch_message(&mut self, message: &Message) {
+        self.watch.record(
+            &message.topic,
+            &message.payload,
+            message.qos,
+            message.retain,
+            super::watch::unix_ms(),
+        );
     }
 
     /// Sets, replaces or (with an empty payload) clears the retained message of its topic.

@@ -2,6 +2,8 @@
 //! the web pages. Written through [`super::Write::ClientConnected`] and
 //! [`super::Write::ClientDisconnected`].
 
+use rusqlite::OptionalExtension;
+
 use super::{Store, StoreError};
 
 /// What is known of one client id's last connection.
@@ -25,6 +27,14 @@ pub struct ClientRecord {
 }
 
 impl Store {
+    /// Unix seconds of `client_id`'s last recorded connect.
+    pub fn connected_at(&self, client_id: &str) -> Result<Option<i64>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT connected_at FROM client_records WHERE client_id = ?1")?;
+        Ok(stmt.query_row([client_id], |r| r.get(0)).optional()?)
+    }
+
     /// Every client record, most recent connect first.
     pub fn client_records(&self) -> Result<Vec<ClientRecord>, StoreError> {
         let mut stmt = self.conn.prepare_cached(

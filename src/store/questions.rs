@@ -1,22 +1,23 @@
 //! Security questions for password resets: one question per user, its answer
 //! hashed like a password (by `auth::password`, off the loop). Read and written
-//! directly by the auth workers, not through the group commit.
+//! directly by the auth workers and the web console, not through the group commit.
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::{Store, StoreError};
 
 impl Store {
     /// Sets `user`'s question and answer hash, replacing any earlier one.
     pub fn set_security_question(
-        &mut self,
+        &self,
         user: &str,
         question: &str,
         answer_hash: &str,
     ) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // IMMEDIATE: a deferred transaction that reads first cannot wait for the write
+        // lock when another connection (the loop's group commit) wrote in between. Unchecked
+        // (no `&mut`): the web console's workers share their connection by reference.
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let user_id: Option<i64> = tx
             .prepare_cached("SELECT id FROM users WHERE name = ?1")?
             .query_row(params![user], |r| r.get(0))
@@ -53,7 +54,7 @@ mod tests {
     #[test]
     fn one_question_per_user_replaced_and_removed_with_the_user() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("q.db"), SyncMode::Normal).unwrap();
+        let store = Store::open(&dir.path().join("q.db"), SyncMode::Normal).unwrap();
         store.add_user("ana", "h", false).unwrap();
         assert_eq!(store.security_question("ana").unwrap(), None);
         store.set_security_question("ana", "pet?", "a1").unwrap();

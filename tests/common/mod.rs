@@ -3,7 +3,9 @@
 #![allow(dead_code)] // every test binary uses a different part of the harness
 
 pub mod clients;
+pub mod console;
 pub mod frames;
+pub mod http;
 pub mod proxy;
 pub mod raw;
 pub mod scripts;
@@ -22,6 +24,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_outpost");
 const LISTENER_MARK: &str = "mqtt listener on 127.0.0.1:";
 /// The same for the MQTT-over-WebSocket listener.
 const WS_LISTENER_MARK: &str = "websocket listener on 127.0.0.1:";
+/// Log text that announces the web console (started only by [`Broker::start_web_in`]).
+const WEB_MARK: &str = "http console on 127.0.0.1:";
 
 /// A running broker, killed when dropped. Its stderr and stdout are drained by threads into
 /// `log` so the pipes never fill up and tests can assert on log lines.
@@ -32,6 +36,8 @@ pub struct Broker {
     dir: tempfile::TempDir,
     /// Whether `dir` holds an `outpost.toml` to pass with `--config` (again on restart).
     configured: bool,
+    /// The web console's port; 0 when it is off (the default in tests).
+    web_port: u16,
     /// The logs of earlier runs on the same database (see `restart`), printed on failure.
     earlier_logs: Vec<String>,
 }
@@ -53,15 +59,45 @@ impl Broker {
         if let Some(toml) = config {
             std::fs::write(dir.path().join("outpost.toml"), toml).unwrap();
         }
-        let (child, port, log) = launch(dir.path(), config.is_some());
+        let (child, port, log) = launch(dir.path(), config.is_some(), false);
         Broker {
             child,
             port,
             log,
             dir,
             configured: config.is_some(),
+            web_port: 0,
             earlier_logs: Vec::new(),
         }
+    }
+
+    /// [`Broker::start_in`] with the web console on a free loopback port.
+    pub fn start_web_in(dir: tempfile::TempDir, config: Option<&str>) -> Broker {
+        if let Some(toml) = config {
+            std::fs::write(dir.path().join("outpost.toml"), toml).unwrap();
+        }
+        let (child, port, log) = launch(dir.path(), config.is_some(), true);
+        let web_port = log
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|l| port_after(l, WEB_MARK))
+            .expect("the web console's port");
+        Broker {
+            child,
+            port,
+            log,
+            dir,
+            configured: config.is_some(),
+            web_port,
+            earlier_logs: Vec::new(),
+        }
+    }
+
+    /// The web console's port (only for [`Broker::start_web_in`]).
+    pub fn web_port(&self) -> u16 {
+        assert_ne!(self.web_port, 0, "the web console is off in this broker");
+        self.web_port
     }
 
     fn spawn(config: Option<&str>) -> Broker {
@@ -86,7 +122,16 @@ impl Broker {
             self.port,
             self.log.lock().unwrap().join("\n")
         ));
-        let (child, port, log) = launch(self.dir.path(), self.configured);
+        let web = self.web_port != 0;
+        let (child, port, log) = launch(self.dir.path(), self.configured, web);
+        if web {
+            self.web_port = log
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|l| port_after(l, WEB_MARK))
+                .expect("the web console's port");
+        }
         self.child = child;
         self.port = port;
         self.log = log;
@@ -99,7 +144,7 @@ impl Broker {
     /// The port of the MQTT-over-WebSocket listener (every test broker has one on port 0).
     pub fn ws_port(&self) -> u16 {
         self.wait_for_log(Duration::from_secs(10), |l| l.contains(WS_LISTENER_MARK))
-            .and_then(|l| parse_port(&l, WS_LISTENER_MARK))
+            .and_then(|l| port_after(&l, WS_LISTENER_MARK))
             .expect("a websocket listener log line")
     }
 
@@ -186,8 +231,8 @@ impl Drop for Broker {
 }
 
 /// Runs the binary on `dir/outpost.db` (and `dir/outpost.toml` when `configured`) and waits
-/// for its listener's port.
-fn launch(dir: &Path, configured: bool) -> (Child, u16, Arc<Mutex<Vec<String>>>) {
+/// for its listener's port (and the web console's, when `web`).
+fn launch(dir: &Path, configured: bool, web: bool) -> (Child, u16, Arc<Mutex<Vec<String>>>) {
     let mut cmd = Command::new(BIN);
     cmd.arg("--listen")
         .arg("127.0.0.1:0")
@@ -197,7 +242,7 @@ fn launch(dir: &Path, configured: bool) -> (Child, u16, Arc<Mutex<Vec<String>>>)
         .arg(dir.join("outpost.db"))
         // Parallel tests each run a broker; the web console's fixed default port would clash.
         .arg("--http")
-        .arg("off");
+        .arg(if web { "127.0.0.1:0" } else { "off" });
     if configured {
         cmd.arg("--config").arg(dir.join("outpost.toml"));
     }
@@ -213,12 +258,9 @@ fn launch(dir: &Path, configured: bool) -> (Child, u16, Arc<Mutex<Vec<String>>>)
 
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let port = log
-            .lock()
-            .unwrap()
-            .iter()
-            .find_map(|l| parse_port(l, LISTENER_MARK));
-        if let Some(port) = port {
+        let port = log.lock().unwrap().iter().find_map(|l| parse_port(l));
+        let web_ready = !web || log.lock().unwrap().iter().any(|l| l.contains(WEB_MARK));
+        if let (Some(port), true) = (port, web_ready) {
             return (child, port, log);
         }
         if let Some(status) = child.try_wait().unwrap() {
@@ -250,7 +292,11 @@ fn drain(pipe: impl Read + Send + 'static, log: Arc<Mutex<Vec<String>>>) {
     });
 }
 
-fn parse_port(line: &str, mark: &str) -> Option<u16> {
+fn parse_port(line: &str) -> Option<u16> {
+    port_after(line, LISTENER_MARK)
+}
+
+fn port_after(line: &str, mark: &str) -> Option<u16> {
     let rest = &line[line.find(mark)? + mark.len()..];
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()

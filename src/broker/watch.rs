@@ -1,0 +1,178 @@
+//! What the web console shows of recent traffic: the topics seen since start (at most
+//! [`MAX_TOPICS`]), each with its message count, last time and last [`LAST_MESSAGES`]
+//! messages as short previews. Recording a message costs O(1) and allocates nothing once
+//! a topic's ring is full; when the table is full a topic not published to since the
+//! clock hand last passed it is forgotten (the CLOCK approximation of least recently used).
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::protocol::Qos;
+
+/// Topics remembered at once.
+pub const MAX_TOPICS: usize = 1024;
+/// Messages remembered per topic.
+pub const LAST_MESSAGES: usize = 10;
+/// Payload bytes kept of each remembered message; the console shows a preview, not the
+/// message, and the bound keeps the whole table under about 2 MB.
+pub const PREVIEW_BYTES: usize = 128;
+
+/// One remembered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// Unix milliseconds when the broker took it.
+    pub at_ms: u64,
+    pub qos: Qos,
+    pub retain: bool,
+    /// The whole payload's size; `preview` holds at most [`PREVIEW_BYTES`] of it.
+    pub size: usize,
+    pub preview: Vec<u8>,
+}
+
+/// One topic's history.
+#[derive(Debug)]
+pub struct TopicEntry {
+    pub topic: Box<str>,
+    /// Messages published to it since start (or since it was last forgotten).
+    pub messages: u64,
+    /// Unix milliseconds of the last message.
+    pub last_ms: u64,
+    /// Oldest first.
+    pub recent: VecDeque<Seen>,
+    /// Set by each message, cleared by the clock hand: a topic is forgotten only after a
+    /// full turn of the hand without a message.
+    referenced: bool,
+}
+
+/// The bounded topic table.
+#[derive(Debug, Default)]
+pub struct TopicWatch {
+    index: HashMap<Box<str>, usize>,
+    slots: Vec<TopicEntry>,
+    /// Next slot the clock looks at when one must be reused.
+    hand: usize,
+    /// Topics dropped to make room, so the page can say the list is not complete.
+    pub forgotten: u64,
+}
+
+impl TopicWatch {
+    /// Notes one message published to `topic`.
+    pub fn record(&mut self, topic: &str, payload: &[u8], qos: Qos, retain: bool, at_ms: u64) {
+        let slot = match self.index.get(topic) {
+            Some(&slot) => slot,
+            None => self.make_room(topic, at_ms),
+        };
+        let entry = &mut self.slots[slot];
+        entry.messages += 1;
+        entry.last_ms = at_ms;
+        entry.referenced = true;
+        let mut seen = if entry.recent.len() == LAST_MESSAGES {
+            entry.recent.pop_front().expect("a full ring")
+        } else {
+            Seen {
+                at_ms,
+                qos,
+                retain,
+                size: 0,
+                preview: Vec::with_capacity(PREVIEW_BYTES),
+            }
+        };
+        seen.at_ms = at_ms;
+        seen.qos = qos;
+        seen.retain = retain;
+        seen.size = payload.len();
+        seen.preview.clear();
+        seen.preview
+            .extend_from_slice(&payload[..payload.len().min(PREVIEW_BYTES)]);
+        entry.recent.push_back(seen);
+    }
+
+    /// A slot for a topic not in the table: a new one while there is room, else the first
+    /// one the clock hand finds unreferenced.
+    fn make_room(&mut self, topic: &str, at_ms: u64) -> usize {
+        let fresh = TopicEntry {
+            topic: topic.into(),
+            messages: 0,
+            last_ms: at_ms,
+            recent: VecDeque::with_capacity(LAST_MESSAGES),
+            referenced: false,
+        };
+        let slot = if self.slots.len() < MAX_TOPICS {
+            self.slots.push(fresh);
+            self.slots.len() - 1
+        } else {
+            // Each step clears a bit, so this ends within one turn of the hand.
+            while self.slots[self.hand].referenced {
+                self.slots[self.hand].referenced = false;
+                self.hand = (self.hand + 1) % MAX_TOPICS;
+            }
+            let slot = self.hand;
+            self.hand = (self.hand + 1) % MAX_TOPICS;
+            let old = std::mem::replace(&mut self.slots[slot], fresh);
+            self.index.remove(&old.topic);
+            self.forgotten += 1;
+            slot
+        };
+        self.index.insert(topic.into(), slot);
+        slot
+    }
+
+    /// Every remembered topic, in no particular order.
+    pub fn topics(&self) -> impl Iterator<Item = &TopicEntry> {
+        self.slots.iter()
+    }
+
+    /// The history of one topic, if remembered.
+    pub fn get(&self, topic: &str) -> Option<&TopicEntry> {
+        self.index.get(topic).map(|&slot| &self.slots[slot])
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 on a clock set before 1970).
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_last_ten_messages_with_short_previews() {
+        let mut watch = TopicWatch::default();
+        for i in 0..25u64 {
+            let payload = format!("m{i}").repeat(if i == 24 { 100 } else { 1 });
+            watch.record("a/b", payload.as_bytes(), Qos::AtLeastOnce, i % 2 == 0, i);
+        }
+        let entry = watch.get("a/b").unwrap();
+        assert_eq!((entry.messages, entry.last_ms), (25, 24));
+        let previews: Vec<_> = entry.recent.iter().map(|s| s.at_ms).collect();
+        assert_eq!(previews, (15..25).collect::<Vec<_>>());
+        let last = entry.recent.back().unwrap();
+        assert_eq!((last.size, last.preview.len()), (300, PREVIEW_BYTES));
+        assert!(last.retain);
+        assert_eq!(entry.recent[0].preview, b"m15");
+        assert!(watch.get("a/c").is_none());
+    }
+
+    #[test]
+    fn a_full_table_forgets_a_quiet_topic_not_a_busy_one() {
+        let mut watch = TopicWatch::default();
+        for i in 0..MAX_TOPICS {
+            watch.record(&format!("t/{i}"), b"x", Qos::AtMostOnce, false, 1);
+        }
+        // Every bit is set: the first newcomer sweeps them all and takes slot 0.
+        watch.record("new/1", b"x", Qos::AtMostOnce, false, 2);
+        assert!(watch.get("t/0").is_none());
+        // t/1 is busy again; the next newcomer passes it by and takes t/2's slot.
+        watch.record("t/1", b"x", Qos::AtMostOnce, false, 3);
+        watch.record("new/2", b"x", Qos::AtMostOnce, false, 4);
+        assert!(watch.get("t/1").is_some());
+        assert!(watch.get("t/2").is_none());
+        assert_eq!(watch.forgotten, 2);
+        assert_eq!(watch.topics().count(), MAX_TOPICS);
+        assert_eq!(watch.get("new/2").unwrap().messages, 1);
+    }
+}

@@ -1,0 +1,216 @@
+//! What the register, login and account forms (and their API twins) do, with the account
+//! rules of `auth::rules` and bcrypt on the calling web thread, never on the loop. Each
+//! refusal has a code, an HTTP status and a sentence for the page.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use super::server::Context;
+use crate::auth::password::{self, MAX_PASSWORD_BYTES};
+use crate::auth::rules::{self, RuleError};
+use crate::chat::accounts::{self as chat, QUESTION_MAX};
+use crate::store::{Store, StoreError, UserRecord};
+
+#[derive(Debug)]
+pub enum AccountError {
+    Rule(RuleError),
+    NameTaken,
+    WrongCredentials,
+    /// Too many failed logins from this address; try again after this long.
+    Throttled(Duration),
+    /// The two new passwords differ.
+    Mismatch,
+    QuestionInvalid,
+    AnswerInvalid,
+    Store(StoreError),
+    Hash(password::PasswordError),
+}
+
+impl AccountError {
+    pub fn status(&self) -> u16 {
+        match self {
+            AccountError::Rule(_)
+            | AccountError::Mismatch
+            | AccountError::QuestionInvalid
+            | AccountError::AnswerInvalid => 400,
+            AccountError::WrongCredentials => 401,
+            AccountError::NameTaken => 409,
+            AccountError::Throttled(_) => 429,
+            AccountError::Store(_) | AccountError::Hash(_) => 500,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            AccountError::Rule(e) => e.code(),
+            AccountError::NameTaken => "name_taken",
+            AccountError::WrongCredentials => "wrong_credentials",
+            AccountError::Throttled(_) => "too_many_attempts",
+            AccountError::Mismatch => "passwords_differ",
+            AccountError::QuestionInvalid => "question_invalid",
+            AccountError::AnswerInvalid => "answer_invalid",
+            AccountError::Store(_) | AccountError::Hash(_) => "internal",
+        }
+    }
+}
+
+impl fmt::Display for AccountError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AccountError::Rule(e) => write!(f, "{e}"),
+            AccountError::NameTaken => f.write_str("that user name is taken"),
+            AccountError::WrongCredentials => f.write_str("wrong user name or password"),
+            AccountError::Throttled(wait) => write!(
+                f,
+                "too many failed logins from your address; try again in {} s",
+                wait.as_secs().max(1)
+            ),
+            AccountError::Mismatch => f.write_str("the two new passwords differ"),
+            AccountError::QuestionInvalid => write!(
+                f,
+                "the question must have 1 to {QUESTION_MAX} characters and no control characters"
+            ),
+            AccountError::AnswerInvalid => {
+                write!(f, "the answer must have 1 to {MAX_PASSWORD_BYTES} bytes")
+            }
+            AccountError::Store(_) | AccountError::Hash(_) => {
+                f.write_str("internal error; see the broker log")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AccountError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AccountError::Store(e) => Some(e),
+            AccountError::Hash(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for AccountError {
+    fn from(e: StoreError) -> Self {
+        log::warn!("web console: {e}");
+        AccountError::Store(e)
+    }
+}
+
+impl From<password::PasswordError> for AccountError {
+    fn from(e: password::PasswordError) -> Self {
+        log::warn!("web console: {e}");
+        AccountError::Hash(e)
+    }
+}
+
+/// Creates a (non-admin) account.
+pub fn register(
+    context: &Context,
+    store: &Store,
+    name: &str,
+    password: &str,
+    repeat: &str,
+) -> Result<(), AccountError> {
+    rules::check_username(name).map_err(AccountError::Rule)?;
+    rules::check_password(password).map_err(AccountError::Rule)?;
+    if password != repeat {
+        return Err(AccountError::Mismatch);
+    }
+    // Spare the bcrypt work when the name is plainly taken; the insert checks again.
+    if store.find_user(name)?.is_some() {
+        return Err(AccountError::NameTaken);
+    }
+    let hash = context.hash(password)?;
+    match store.add_user(name, &hash, false) {
+        Ok(_) => {
+            log::info!("web console: user {name} registered");
+            Ok(())
+        }
+        Err(StoreError::DuplicateUser(_)) => Err(AccountError::NameTaken),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Checks a login, with rate limiting per address.
+pub fn login(
+    context: &Context,
+    store: &Store,
+    peer: IpAddr,
+    name: &str,
+    password: &str,
+) -> Result<UserRecord, AccountError> {
+    let now = Instant::now();
+    if let Some(wait) = context.limiter.lock().expect("limiter").wait(peer, now) {
+        return Err(AccountError::Throttled(wait));
+    }
+    let user = store.find_user(name)?;
+    let hash = match &user {
+        Some(user) => user.password_hash.clone(),
+        None => context
+            .dummy_hash
+            .get_or_init(|| context.hash("not a real password").unwrap_or_default())
+            .clone(),
+    };
+    let ok = context.verify(password, &hash);
+    let mut limiter = context.limiter.lock().expect("limiter");
+    match user {
+        Some(user) if ok => {
+            limiter.succeeded(peer);
+            log::info!("web console: {name} logged in from {peer}");
+            Ok(user)
+        }
+        _ => {
+            limiter.failed(peer, Instant::now());
+            log::info!("web console: failed login for {name:?} from {peer}");
+            Err(AccountError::WrongCredentials)
+        }
+    }
+}
+
+/// Changes `name`'s password after checking the current one.
+pub fn change_password(
+    context: &Context,
+    store: &Store,
+    name: &str,
+    current: &str,
+    new: &str,
+    repeat: &str,
+) -> Result<(), AccountError> {
+    let user = store
+        .find_user(name)?
+        .ok_or(AccountError::WrongCredentials)?;
+    if !context.verify(current, &user.password_hash) {
+        return Err(AccountError::WrongCredentials);
+    }
+    rules::check_password(new).map_err(AccountError::Rule)?;
+    if new != repeat {
+        return Err(AccountError::Mismatch);
+    }
+    let hash = context.hash(new)?;
+    store.set_password(name, &hash)?;
+    log::info!("web console: {name} changed their password");
+    Ok(())
+}
+
+/// Sets `name`'s security question, with the chat service's checks; the answer is stored
+/// only as a bcrypt hash of its trimmed, lower-cased form (as the chat's reset compares it).
+pub fn set_question(
+    context: &Context,
+    store: &Store,
+    name: &str,
+    question: &str,
+    answer: &str,
+) -> Result<(), AccountError> {
+    chat::check_question(question, answer).map_err(|e| match e {
+        chat::AccountError::AnswerInvalid => AccountError::AnswerInvalid,
+        _ => AccountError::QuestionInvalid,
+    })?;
+    let question = question.trim();
+    let answer = answer.trim().to_lowercase();
+    let hash = context.hash(&answer)?;
+    store.set_security_question(name, question, &hash)?;
+    log::info!("web console: {name} set a security question");
+    Ok(())
+}

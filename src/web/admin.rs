@@ -1,0 +1,305 @@
+//! The admin page's content, rendered on the server from the loop's answers and the
+//! users table, so the console works without JavaScript; `assets/admin.js` then keeps the
+//! same tables (same ids) and the rate charts live through the JSON API.
+
+use std::fmt::Write;
+
+use super::form;
+use super::html::{self, escape, utc, Value};
+use super::routes::Auth;
+use super::server::Context;
+use crate::broker::console::{
+    AskError, ClientInfo, ConsoleAnswer, ConsoleAsk, FilterInfo, ListenerInfo, MessageInfo, Rows,
+    StatsSnapshot, TopicInfo,
+};
+use crate::store::{Store, UserRecord};
+
+const ADMIN: &str = include_str!("../../assets/admin.html");
+
+/// Why the page could not be filled.
+#[derive(Debug)]
+pub enum AdminError {
+    Ask(AskError),
+    /// The loop answered something else than asked (a bug).
+    Unexpected,
+}
+
+impl std::fmt::Display for AdminError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdminError::Ask(AskError::Timeout) => f.write_str("no answer in time"),
+            AdminError::Ask(AskError::Send(e)) => write!(f, "{e}"),
+            AdminError::Unexpected => f.write_str("an unexpected answer"),
+        }
+    }
+}
+
+fn ask(context: &Context, what: ConsoleAsk) -> Result<ConsoleAnswer, AdminError> {
+    context.ask(what).map_err(AdminError::Ask)
+}
+
+/// The `<main>` of `/admin`; `topic` is the topic whose last messages are shown.
+pub fn render(
+    context: &Context,
+    store: &Store,
+    auth: &Auth,
+    topic: Option<&str>,
+    notice: &str,
+) -> Result<String, AdminError> {
+    let ConsoleAnswer::Stats(stats) = ask(context, ConsoleAsk::Stats)? else {
+        return Err(AdminError::Unexpected);
+    };
+    let ConsoleAnswer::Listeners(listeners) = ask(context, ConsoleAsk::Listeners)? else {
+        return Err(AdminError::Unexpected);
+    };
+    let ConsoleAnswer::Clients(clients) = ask(context, ConsoleAsk::Clients)? else {
+        return Err(AdminError::Unexpected);
+    };
+    let ConsoleAnswer::Subscribers(filters) = ask(context, ConsoleAsk::Subscribers)? else {
+        return Err(AdminError::Unexpected);
+    };
+    let ConsoleAnswer::Topics(topics) = ask(context, ConsoleAsk::Topics)? else {
+        return Err(AdminError::Unexpected);
+    };
+    let messages = match topic {
+        Some(t) => match ask(context, ConsoleAsk::TopicMessages(t.to_owned()))? {
+            ConsoleAnswer::Messages(m) => Some(m),
+            _ => None,
+        },
+        None => None,
+    };
+    let users = store.list_users().unwrap_or_else(|e| {
+        log::warn!("web console: cannot list users: {e}");
+        Vec::new()
+    });
+    let csrf = &auth.session.csrf;
+    Ok(html::render(
+        ADMIN,
+        &[
+            ("notice", Value::Html(notice)),
+            ("stats", Value::Html(&stats_html(&stats))),
+            ("listeners", Value::Html(&listener_rows(&listeners, csrf))),
+            ("clients_total", Value::Text(&count_text(&clients))),
+            (
+                "clients",
+                Value::Html(&client_rows(store, &clients.rows, csrf)),
+            ),
+            ("filters_total", Value::Text(&count_text(&filters))),
+            ("filters", Value::Html(&filter_rows(&filters.rows))),
+            ("topics_total", Value::Text(&count_text(&topics))),
+            ("topics", Value::Html(&topic_rows(&topics.rows))),
+            ("topic", Value::Text(topic.unwrap_or(""))),
+            (
+                "messages",
+                Value::Html(&message_rows(topic, messages.as_deref())),
+            ),
+            ("users", Value::Html(&user_rows(&users))),
+        ],
+    ))
+}
+
+fn count_text<T>(rows: &Rows<T>) -> String {
+    if rows.total > rows.rows.len() {
+        format!("{} of {}", rows.rows.len(), rows.total)
+    } else {
+        rows.total.to_string()
+    }
+}
+
+fn stats_html(s: &StatsSnapshot) -> String {
+    let cells = [
+        (
+            "clients_connected",
+            "clients connected",
+            s.clients_connected.to_string(),
+        ),
+        ("sessions", "sessions", s.sessions.to_string()),
+        (
+            "subscriptions",
+            "subscriptions",
+            s.subscriptions.to_string(),
+        ),
+        (
+            "messages_received",
+            "messages in",
+            s.messages_received.to_string(),
+        ),
+        ("messages_sent", "messages out", s.messages_sent.to_string()),
+        ("bytes_received", "bytes in", s.bytes_received.to_string()),
+        ("bytes_sent", "bytes out", s.bytes_sent.to_string()),
+        ("queued_messages", "queued", s.queued_messages.to_string()),
+        (
+            "retained_messages",
+            "retained",
+            s.retained_messages.to_string(),
+        ),
+        ("uptime_seconds", "uptime (s)", s.uptime_seconds.to_string()),
+    ];
+    let mut out = String::new();
+    for (key, label, value) in cells {
+        let _ = write!(
+            out,
+            r#"<div class="stat"><span class="value" data-stat="{key}">{value}</span><span class="label">{label}</span></div>"#
+        );
+    }
+    out
+}
+
+fn hidden_csrf(csrf: &str) -> String {
+    format!(
+        r#"<input type="hidden" name="csrf" value="{}">"#,
+        escape(csrf)
+    )
+}
+
+fn listener_rows(listeners: &[ListenerInfo], csrf: &str) -> String {
+    let mut out = String::new();
+    for l in listeners {
+        let (state, action, label) = if l.running {
+            ("running", "stop", "Stop")
+        } else {
+            ("stopped", "start", "Start")
+        };
+        let _ = write!(
+            out,
+            r#"<tr><td data-label="kind">{kind}</td><td data-label="address">{addr}</td><td data-label="state" class="state-{state}">{state}</td><td data-label="connections">{conns}</td><td><form method="post" action="/admin/listener">{csrf}<input type="hidden" name="id" value="{id}"><input type="hidden" name="action" value="{action}"><button type="submit" class="{action}">{label}</button></form></td></tr>"#,
+            kind = l.kind,
+            addr = l.addr,
+            conns = l.connections,
+            csrf = hidden_csrf(csrf),
+            id = l.id.0,
+        );
+    }
+    out
+}
+
+/// When `client_id` connected, from the client records (the loop does not keep it).
+pub fn connected_since(store: &Store, client_id: &str) -> Option<i64> {
+    store.connected_at(client_id).unwrap_or_else(|e| {
+        log::warn!("web console: cannot read the client records: {e}");
+        None
+    })
+}
+
+fn client_rows(store: &Store, clients: &[ClientInfo], csrf: &str) -> String {
+    if clients.is_empty() {
+        return r#"<tr><td colspan="10" class="empty">no clients connected</td></tr>"#.to_owned();
+    }
+    let mut out = String::new();
+    for c in clients {
+        let subs: Vec<String> = c
+            .subscriptions
+            .iter()
+            .map(|s| format!("<code>{}</code> q{}", escape(&s.filter), s.qos))
+            .collect();
+        let _ = write!(
+            out,
+            r#"<tr><td data-label="client"><code>{id}</code></td><td data-label="user">{user}</td><td data-label="address">{addr}</td><td data-label="MQTT">{proto}</td><td data-label="keep alive">{ka} s</td><td data-label="since">{since}</td><td data-label="in/out">{bin} / {bout} B</td><td data-label="subscriptions">{subs}</td><td data-label="in flight / queued">{inflight} / {queued}</td><td><form method="post" action="/admin/disconnect">{csrf}<input type="hidden" name="client_id" value="{id}"><button type="submit" class="stop">Disconnect</button></form></td></tr>"#,
+            id = escape(&c.client_id),
+            user = escape(c.username.as_deref().unwrap_or("—")),
+            addr = escape(&c.address),
+            proto = c.protocol,
+            ka = c.keep_alive,
+            since = connected_since(store, &c.client_id).map_or_else(|| "—".to_owned(), utc),
+            bin = c.bytes_in,
+            bout = c.bytes_out,
+            subs = if subs.is_empty() {
+                "—".to_owned()
+            } else {
+                subs.join("<br>")
+            },
+            inflight = c.inflight,
+            queued = c.queued,
+            csrf = hidden_csrf(csrf),
+        );
+    }
+    out
+}
+
+fn filter_rows(filters: &[FilterInfo]) -> String {
+    if filters.is_empty() {
+        return r#"<tr><td colspan="2" class="empty">no subscriptions</td></tr>"#.to_owned();
+    }
+    let mut out = String::new();
+    for f in filters {
+        let subscribers: Vec<String> = f
+            .subscribers
+            .iter()
+            .map(|s| {
+                let offline = if s.online { "" } else { " (offline)" };
+                format!("<code>{}</code> q{}{offline}", escape(&s.client_id), s.qos)
+            })
+            .collect();
+        let _ = write!(
+            out,
+            r#"<tr><td><code>{}</code></td><td>{}</td></tr>"#,
+            escape(&f.filter),
+            subscribers.join(", ")
+        );
+    }
+    out
+}
+
+fn topic_rows(topics: &[TopicInfo]) -> String {
+    if topics.is_empty() {
+        return r#"<tr><td colspan="3" class="empty">no messages yet</td></tr>"#.to_owned();
+    }
+    let mut out = String::new();
+    for t in topics {
+        let _ = write!(
+            out,
+            r##"<tr><td><a href="/admin?topic={link}#last"><code>{topic}</code></a></td><td>{count}</td><td>{last}</td></tr>"##,
+            link = escape(&form::encode(&t.topic)),
+            topic = escape(&t.topic),
+            count = t.messages,
+            last = utc((t.last_ms / 1000) as i64),
+        );
+    }
+    out
+}
+
+/// A payload preview as text: UTF-8 (lossy), marked when cut.
+pub fn preview_text(m: &MessageInfo) -> String {
+    let mut text = String::from_utf8_lossy(&m.preview).into_owned();
+    if m.size > m.preview.len() {
+        text.push('…');
+    }
+    text
+}
+
+fn message_rows(topic: Option<&str>, messages: Option<&[MessageInfo]>) -> String {
+    let empty = |text: &str| format!(r#"<tr><td colspan="5" class="empty">{text}</td></tr>"#);
+    match (topic, messages) {
+        (None, _) => empty("choose a topic above"),
+        (Some(_), None) => empty("no messages seen on this topic"),
+        (Some(_), Some(messages)) => {
+            let mut out = String::new();
+            for m in messages {
+                let _ = write!(
+                    out,
+                    r#"<tr><td data-label="time">{at}</td><td data-label="QoS">{qos}</td><td data-label="retained">{retain}</td><td data-label="bytes">{size}</td><td data-label="payload"><code class="payload">{payload}</code></td></tr>"#,
+                    at = utc((m.at_ms / 1000) as i64),
+                    qos = m.qos,
+                    retain = if m.retain { "yes" } else { "no" },
+                    size = m.size,
+                    payload = escape(&preview_text(m)),
+                );
+            }
+            out
+        }
+    }
+}
+
+fn user_rows(users: &[UserRecord]) -> String {
+    let mut out = String::new();
+    for u in users {
+        let _ = write!(
+            out,
+            r#"<tr><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+            escape(&u.name),
+            if u.is_admin { "yes" } else { "no" },
+            utc(u.created_at)
+        );
+    }
+    out
+}

@@ -1,0 +1,34 @@
+//! The web console: a small HTTP/1.1 server on its own threads with the login, register,
+//! account and admin pages, the JSON API behind them and a Prometheus endpoint. It never
+//! touches broker state: users come from its own SQLite connection, live state and
+//! commands go to the loop through the inbox ([`crate::broker::console`]) and come back
+//! within a timeout.
+//!
+//! - `server`   — the workers: accept, decode, route, security headers, the reply type.
+//! - `http`     — one HTTP/1.1 request in, one response out, within size and time limits.
+//! - `routes`   — method and path → handler; who may call what.
+//! - `session`  — login sessions and their cookies.
+//! - `csrf`     — the form and API token checks.
+//! - `limit`    — login rate limiting per address.
+//! - `accounts` — register, log in, change password, set the security question.
+//! - `pages`    — the HTML pages, filled from `assets/` templates.
+//! - `admin`    — the admin page's tables, rendered on the server so it works without JS.
+//! - `api`      — the JSON API.
+//! - `metrics`  — `/metrics` in the Prometheus text format (loopback only).
+//! - `html` `form` — escaping and templates; form and query decoding.
+
+mod accounts;
+mod admin;
+mod api;
+mod csrf;
+mod form;
+mod html;
+mod http;
+mod limit;
+mod metrics;
+mod pages;
+mod routes;
+mod server;
+mod session;
+
+pub use server::{spawn, WebError};

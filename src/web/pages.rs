@@ -1,0 +1,430 @@
+//! The HTML pages: login, register, account and admin, each a template from `assets/`
+//! inside the common layout. Every form posts without JavaScript and redirects after a
+//! success (so a reload does not post again); a refusal shows the form again with the
+//! reason and a fitting status.
+
+use std::time::Instant;
+
+use super::accounts::{self, AccountError};
+use super::admin;
+use super::csrf;
+use super::form;
+use super::html::{self, escape, Value};
+use super::routes::{auth, Auth};
+use super::server::{Context, Reply, Req};
+use super::session;
+use crate::broker::console::{ConsoleAnswer, ConsoleAsk};
+use crate::broker::ListenerId;
+use crate::store::{Store, UserRecord};
+
+const LAYOUT: &str = include_str!("../../assets/layout.html");
+const LOGIN: &str = include_str!("../../assets/login.html");
+const REGISTER: &str = include_str!("../../assets/register.html");
+const ACCOUNT: &str = include_str!("../../assets/account.html");
+const MESSAGE: &str = include_str!("../../assets/message.html");
+
+/// A page inside the layout; `auth` decides the navigation links.
+fn page(status: u16, title: &str, auth: Option<&Auth>, main: &str, script: bool) -> Reply {
+    let nav = match auth {
+        Some(a) => {
+            let admin = if a.user.is_admin {
+                r#"<a href="/admin">Admin</a>"#
+            } else {
+                ""
+            };
+            format!(
+                r#"{admin}<a href="/account">{}</a><form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{}"><button type="submit" class="link">Log out</button></form>"#,
+                escape(&a.user.name),
+                escape(&a.session.csrf)
+            )
+        }
+        None => r#"<a href="/login">Log in</a><a href="/register">Register</a>"#.to_owned(),
+    };
+    let scripts = if script {
+        r#"<script src="/assets/admin.js" defer></script>"#
+    } else {
+        ""
+    };
+    let csrf = auth.map_or("", |a| a.session.csrf.as_str());
+    Reply::html(
+        status,
+        html::render(
+            LAYOUT,
+            &[
+                ("title", Value::Text(title)),
+                ("csrf", Value::Text(csrf)),
+                ("scripts", Value::Html(scripts)),
+                ("nav", Value::Html(&nav)),
+                ("main", Value::Html(main)),
+            ],
+        ),
+    )
+}
+
+/// A page that only says something (errors, refusals).
+pub fn message(status: u16, title: &str, text: &str) -> Reply {
+    let main = html::render(
+        MESSAGE,
+        &[("title", Value::Text(title)), ("text", Value::Text(text))],
+    );
+    page(status, title, None, &main, false)
+}
+
+fn error_html(error: Option<&str>) -> String {
+    error.map_or_else(String::new, |e| {
+        format!(r#"<p class="error" role="alert">{}</p>"#, escape(e))
+    })
+}
+
+fn notice_html(text: Option<&str>) -> String {
+    text.map_or_else(String::new, |t| {
+        format!(r#"<p class="notice" role="status">{}</p>"#, escape(t))
+    })
+}
+
+/// The pre-login form token: the one in the cookie, or a new one to set.
+fn form_token(req: &Req) -> (String, bool) {
+    let existing = req
+        .cookie
+        .as_deref()
+        .and_then(|c| session::cookie(c, csrf::FORM_COOKIE))
+        .filter(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()));
+    match existing {
+        Some(token) => (token.to_owned(), false),
+        None => (session::random_token(), true),
+    }
+}
+
+/// The login or register form, with an error and the name typed so far.
+fn entry_form(req: &Req, status: u16, register: bool, error: Option<&str>, name: &str) -> Reply {
+    let (token, new) = form_token(req);
+    let (template, title) = if register {
+        (REGISTER, "Register")
+    } else {
+        (LOGIN, "Log in")
+    };
+    let main = html::render(
+        template,
+        &[
+            ("csrf", Value::Text(&token)),
+            ("error", Value::Html(&error_html(error))),
+            ("username", Value::Text(name)),
+        ],
+    );
+    let reply = page(status, title, None, &main, false);
+    if new {
+        reply.with("Set-Cookie", session::set_cookie(csrf::FORM_COOKIE, &token))
+    } else {
+        reply
+    }
+}
+
+pub fn login_form(context: &Context, store: &Store, req: &Req) -> Reply {
+    match auth(context, store, req) {
+        Some(_) => Reply::redirect("/"),
+        None => entry_form(req, 200, false, None, ""),
+    }
+}
+
+pub fn register_form(context: &Context, store: &Store, req: &Req) -> Reply {
+    match auth(context, store, req) {
+        Some(_) => Reply::redirect("/account"),
+        None => entry_form(req, 200, true, None, ""),
+    }
+}
+
+/// The checks every pre-login form post passes: a form body and the double-submit token.
+fn entry_post(req: &Req, register: bool) -> Result<Vec<(String, String)>, Reply> {
+    if !req.body_is("application/x-www-form-urlencoded") {
+        return Err(message(415, "Unsupported form", "expected a form post"));
+    }
+    let fields = req.form();
+    let cookie = req
+        .cookie
+        .as_deref()
+        .and_then(|c| session::cookie(c, csrf::FORM_COOKIE));
+    if cookie.is_none_or(|token| !csrf::matches(token, form::get(&fields, csrf::FIELD))) {
+        let name = form::get(&fields, "username").unwrap_or("");
+        return Err(entry_form(
+            req,
+            403,
+            register,
+            Some("the form expired or came from another site; please try again"),
+            name,
+        ));
+    }
+    Ok(fields)
+}
+
+/// Starts a session for `user` (a new id, never one the browser brought) and redirects.
+fn logged_in(context: &Context, req: &Req, user: &UserRecord, to: &str) -> Reply {
+    let mut sessions = context.sessions.lock().expect("sessions");
+    if let Some(old) = req
+        .cookie
+        .as_deref()
+        .and_then(|c| session::cookie(c, session::COOKIE))
+    {
+        sessions.end(old);
+    }
+    let id = sessions.create(&user.name, Instant::now());
+    Reply::redirect(to).with("Set-Cookie", session::set_cookie(session::COOKIE, &id))
+}
+
+pub fn login(context: &Context, store: &Store, req: &Req) -> Reply {
+    let fields = match entry_post(req, false) {
+        Ok(fields) => fields,
+        Err(reply) => return reply,
+    };
+    let name = form::get(&fields, "username").unwrap_or("");
+    let password = form::get(&fields, "password").unwrap_or("");
+    match accounts::login(context, store, req.peer, name, password) {
+        Ok(user) => {
+            let to = if user.is_admin { "/admin" } else { "/account" };
+            logged_in(context, req, &user, to)
+        }
+        Err(e) => entry_form(req, e.status(), false, Some(&e.to_string()), name),
+    }
+}
+
+pub fn register(context: &Context, store: &Store, req: &Req) -> Reply {
+    let fields = match entry_post(req, true) {
+        Ok(fields) => fields,
+        Err(reply) => return reply,
+    };
+    let name = form::get(&fields, "username").unwrap_or("");
+    let password = form::get(&fields, "password").unwrap_or("");
+    let repeat = form::get(&fields, "repeat").unwrap_or("");
+    let done = accounts::register(context, store, name, password, repeat)
+        .and_then(|()| store.find_user(name)?.ok_or(AccountError::WrongCredentials));
+    match done {
+        Ok(user) => logged_in(context, req, &user, "/account?notice=registered"),
+        Err(e) => entry_form(req, e.status(), true, Some(&e.to_string()), name),
+    }
+}
+
+/// The session of a logged-in user, or a redirect to the login page.
+fn require_user(context: &Context, store: &Store, req: &Req) -> Result<Auth, Reply> {
+    auth(context, store, req).ok_or_else(|| Reply::redirect("/login"))
+}
+
+/// The session of an admin: a redirect for nobody, 403 for a user who is not one.
+fn require_admin(context: &Context, store: &Store, req: &Req) -> Result<Auth, Reply> {
+    let auth = require_user(context, store, req)?;
+    if !auth.user.is_admin {
+        let main = html::render(
+            MESSAGE,
+            &[
+                ("title", Value::Text("Admins only")),
+                ("text", Value::Text("this page is for administrators")),
+            ],
+        );
+        return Err(page(403, "Admins only", Some(&auth), &main, false));
+    }
+    Ok(auth)
+}
+
+/// A logged-in form post's fields, once its body type and CSRF token are right.
+fn session_post(auth: &Auth, req: &Req) -> Result<Vec<(String, String)>, Reply> {
+    if !req.body_is("application/x-www-form-urlencoded") {
+        return Err(message(415, "Unsupported form", "expected a form post"));
+    }
+    let fields = req.form();
+    if !csrf::matches(&auth.session.csrf, form::get(&fields, csrf::FIELD)) {
+        return Err(message(
+            403,
+            "Refused",
+            "the form expired or came from another site; reload the page and try again",
+        ));
+    }
+    Ok(fields)
+}
+
+pub fn logout(context: &Context, store: &Store, req: &Req) -> Reply {
+    let Some(auth) = auth(context, store, req) else {
+        return Reply::redirect("/login");
+    };
+    if let Err(reply) = session_post(&auth, req) {
+        return reply;
+    }
+    context.sessions.lock().expect("sessions").end(&auth.id);
+    log::info!("web console: {} logged out", auth.user.name);
+    Reply::redirect("/login").with("Set-Cookie", session::clear_cookie(session::COOKIE))
+}
+
+/// The account page with an optional notice or error.
+fn account_page(
+    store: &Store,
+    auth: &Auth,
+    status: u16,
+    error: Option<&str>,
+    notice: Option<&str>,
+) -> Reply {
+    let question = match store.security_question(&auth.user.name) {
+        Ok(Some((q, _))) => format!("Your question: {q}"),
+        Ok(None) => "No security question is set.".to_owned(),
+        Err(e) => {
+            log::warn!("web console: {e}");
+            "The security question cannot be read now.".to_owned()
+        }
+    };
+    let badge = if auth.user.is_admin {
+        r#" <span class="badge">admin</span>"#
+    } else {
+        ""
+    };
+    let main = html::render(
+        ACCOUNT,
+        &[
+            ("csrf", Value::Text(&auth.session.csrf)),
+            ("username", Value::Text(&auth.user.name)),
+            ("admin_badge", Value::Html(badge)),
+            ("question_state", Value::Text(&question)),
+            ("error", Value::Html(&error_html(error))),
+            ("notice", Value::Html(&notice_html(notice))),
+        ],
+    );
+    page(status, "Account", Some(auth), &main, false)
+}
+
+pub fn account(context: &Context, store: &Store, req: &Req) -> Reply {
+    let auth = match require_user(context, store, req) {
+        Ok(auth) => auth,
+        Err(reply) => return reply,
+    };
+    let notice = match form::get(&req.query, "notice") {
+        Some("registered") => Some("Welcome! Your account is ready."),
+        Some("password") => Some("Your password was changed; your other sessions were logged out."),
+        Some("question") => Some("Your security question was saved."),
+        _ => None,
+    };
+    account_page(store, &auth, 200, None, notice)
+}
+
+pub fn change_password(context: &Context, store: &Store, req: &Req) -> Reply {
+    let auth = match require_user(context, store, req) {
+        Ok(auth) => auth,
+        Err(reply) => return reply,
+    };
+    let fields = match session_post(&auth, req) {
+        Ok(fields) => fields,
+        Err(reply) => return reply,
+    };
+    let get = |name| form::get(&fields, name).unwrap_or("");
+    match accounts::change_password(
+        context,
+        store,
+        &auth.user.name,
+        get("current"),
+        get("password"),
+        get("repeat"),
+    ) {
+        Ok(()) => {
+            context
+                .sessions
+                .lock()
+                .expect("sessions")
+                .end_user(&auth.user.name, Some(&auth.id));
+            Reply::redirect("/account?notice=password")
+        }
+        Err(e) => account_page(store, &auth, e.status(), Some(&e.to_string()), None),
+    }
+}
+
+pub fn set_question(context: &Context, store: &Store, req: &Req) -> Reply {
+    let auth = match require_user(context, store, req) {
+        Ok(auth) => auth,
+        Err(reply) => return reply,
+    };
+    let fields = match session_post(&auth, req) {
+        Ok(fields) => fields,
+        Err(reply) => return reply,
+    };
+    let get = |name| form::get(&fields, name).unwrap_or("");
+    match accounts::set_question(
+        context,
+        store,
+        &auth.user.name,
+        get("question"),
+        get("answer"),
+    ) {
+        Ok(()) => Reply::redirect("/account?notice=question"),
+        Err(e) => account_page(store, &auth, e.status(), Some(&e.to_string()), None),
+    }
+}
+
+pub fn admin(context: &Context, store: &Store, req: &Req) -> Reply {
+    let auth = match require_admin(context, store, req) {
+        Ok(auth) => auth,
+        Err(reply) => return reply,
+    };
+    let notice = match form::get(&req.query, "notice") {
+        Some("stopped") => Some("Listener stopped."),
+        Some("started") => Some("Listener started."),
+        Some("disconnected") => Some("Client disconnected."),
+        _ => None,
+    };
+    let topic = form::get(&req.query, "topic").filter(|t| !t.is_empty());
+    match admin::render(context, store, &auth, topic, &notice_html(notice)) {
+        Ok(main) => page(200, "Admin", Some(&auth), &main, true),
+        Err(e) => {
+            log::warn!("web console: asking the broker loop: {e}");
+            message(503, "Busy", "the broker did not answer in time; try again")
+        }
+    }
+}
+
+/// A console command's answer as a redirect back to the admin page, or a refusal.
+fn command_reply(
+    answer: Result<ConsoleAnswer, crate::broker::console::AskError>,
+    notice: &str,
+) -> Reply {
+    match answer {
+        Ok(ConsoleAnswer::Done) => Reply::redirect(&format!("/admin?notice={notice}")),
+        Ok(ConsoleAnswer::NotFound) => message(404, "Not found", "no such listener or client"),
+        Ok(ConsoleAnswer::Failed(why)) => message(409, "Cannot do that", &why),
+        Ok(_) | Err(_) => message(503, "Busy", "the broker did not answer in time; try again"),
+    }
+}
+
+pub fn listener_command(context: &Context, store: &Store, req: &Req) -> Reply {
+    let auth = match require_admin(context, store, req) {
+        Ok(auth) => auth,
+        Err(reply) => return reply,
+    };
+    let fields = match session_post(&auth, req) {
+        Ok(fields) => fields,
+        Err(reply) => return reply,
+    };
+    let Some(id) = form::get(&fields, "id").and_then(|id| id.parse::<u8>().ok()) else {
+        return message(400, "Bad request", "the listener id must be a number");
+    };
+    let (ask, notice) = match form::get(&fields, "action") {
+        Some("stop") => (ConsoleAsk::StopListener(ListenerId(id)), "stopped"),
+        Some("start") => (ConsoleAsk::StartListener(ListenerId(id)), "started"),
+        _ => return message(400, "Bad request", "the action must be stop or start"),
+    };
+    log::info!("web console: {} has listener {id} {notice}", auth.user.name);
+    command_reply(context.ask(ask), notice)
+}
+
+pub fn disconnect(context: &Context, store: &Store, req: &Req) -> Reply {
+    let auth = match require_admin(context, store, req) {
+        Ok(auth) => auth,
+        Err(reply) => return reply,
+    };
+    let fields = match session_post(&auth, req) {
+        Ok(fields) => fields,
+        Err(reply) => return reply,
+    };
+    let Some(client_id) = form::get(&fields, "client_id").filter(|c| !c.is_empty()) else {
+        return message(400, "Bad request", "no client id given");
+    };
+    log::info!(
+        "web console: {} disconnects client {client_id:?}",
+        auth.user.name
+    );
+    command_reply(
+        context.ask(ConsoleAsk::Disconnect(client_id.to_owned())),
+        "disconnected",
+    )
+}

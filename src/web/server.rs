@@ -1,0 +1,303 @@
+//! The request loop: [`THREADS`] workers take turns accepting on one listener, each with
+//! its own SQLite connection; a request is read within the limits of [`http`] and every
+//! reply carries the security headers.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use super::http::{self, Method, Request};
+use super::limit::LoginLimiter;
+use super::routes;
+use super::session::Sessions;
+use crate::auth::password::{self, PasswordError};
+use crate::broker::console::{self, AskError, ConsoleAnswer, ConsoleAsk};
+use crate::broker::InboxSender;
+use crate::config::Config;
+use crate::store::Store;
+
+/// Request workers: some may wait on slow clients (at most [`http::IO_TIMEOUT`] each) or
+/// for the password check while the others keep the admin page live. Each opens its
+/// database only when it first serves a request.
+const THREADS: usize = 8;
+/// How long a request waits for the loop's answer.
+const ASK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Sent with every reply: no inline script, no framing, no type sniffing.
+const SECURITY_HEADERS: [(&str, &str); 5] = [
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+         connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    // Not `no-referrer`: with it Chromium sends `Origin: null` on form posts, which the
+    // cross-origin check must refuse.
+    ("Referrer-Policy", "same-origin"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+];
+
+/// Why the console could not start.
+#[derive(Debug)]
+pub enum WebError {
+    Bind(SocketAddr, std::io::Error),
+    Thread(std::io::Error),
+}
+
+impl fmt::Display for WebError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WebError::Bind(addr, e) => write!(f, "cannot listen on {addr} (web console): {e}"),
+            WebError::Thread(e) => write!(f, "cannot start the web console threads: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for WebError {}
+
+/// What every request thread shares.
+pub struct Context {
+    pub inbox: InboxSender,
+    pub sessions: Mutex<Sessions>,
+    pub limiter: Mutex<LoginLimiter>,
+    bcrypt_cost: u32,
+    /// A hash checked against when the user does not exist, so a login takes as long for
+    /// an unknown name as for a wrong password.
+    pub dummy_hash: OnceLock<String>,
+    /// Held while bcrypt runs: one password check at a time, so a burst of logins costs at
+    /// most one core and the broker loop keeps the other.
+    hashing: Mutex<()>,
+}
+
+impl Context {
+    /// bcrypt-hashes `plain` at the configured cost (one hash or check at a time).
+    pub fn hash(&self, plain: &str) -> Result<String, PasswordError> {
+        let _slot = self.hashing.lock().expect("hashing slot");
+        password::hash_password(plain, self.bcrypt_cost)
+    }
+
+    /// True when `plain` matches the bcrypt `hash` (one hash or check at a time).
+    pub fn verify(&self, plain: &str, hash: &str) -> bool {
+        let _slot = self.hashing.lock().expect("hashing slot");
+        password::verify_password(plain.as_bytes(), hash)
+    }
+
+    /// Asks the loop and waits up to [`ASK_TIMEOUT`]; an error means no answer (the
+    /// caller answers 503).
+    pub fn ask(&self, ask: ConsoleAsk) -> Result<ConsoleAnswer, AskError> {
+        console::ask(&self.inbox, ask, ASK_TIMEOUT)
+    }
+}
+
+/// One request as the handlers see it: decoded, with its body read.
+pub struct Req {
+    pub method: Method,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub cookie: Option<String>,
+    pub origin: Option<String>,
+    pub host: Option<String>,
+    pub content_type: Option<String>,
+    pub csrf_header: Option<String>,
+    pub peer: IpAddr,
+    pub body: Vec<u8>,
+}
+
+impl Req {
+    /// The body as form fields.
+    pub fn form(&self) -> Vec<(String, String)> {
+        super::form::parse(&String::from_utf8_lossy(&self.body))
+    }
+
+    /// True when the body is declared as `mime` (parameters such as charset ignored).
+    pub fn body_is(&self, mime: &str) -> bool {
+        self.content_type
+            .as_deref()
+            .and_then(|t| t.split(';').next())
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case(mime))
+    }
+}
+
+/// What a handler answers.
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
+        Reply {
+            status,
+            content_type,
+            body: body.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn html(status: u16, body: String) -> Reply {
+        Reply::new(status, "text/html; charset=utf-8", body)
+    }
+
+    pub fn json(status: u16, value: &impl serde::Serialize) -> Reply {
+        let body = serde_json::to_vec(value).expect("console values serialise");
+        Reply::new(status, "application/json", body)
+    }
+
+    /// `{"error": code, "message": text}` with `status`.
+    pub fn json_error(status: u16, code: &str, message: &str) -> Reply {
+        Reply::json(
+            status,
+            &serde_json::json!({ "error": code, "message": message }),
+        )
+    }
+
+    /// 303 See Other: after a form post, the browser fetches `location` with GET.
+    pub fn redirect(location: &str) -> Reply {
+        Reply::new(303, "text/plain; charset=utf-8", "").with("Location", location.to_owned())
+    }
+
+    pub fn with(mut self, name: &'static str, value: String) -> Reply {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+/// Binds the console's address and starts its workers; they run until the process ends.
+pub fn spawn(config: &Config, addr: SocketAddr, inbox: InboxSender) -> Result<(), WebError> {
+    let listener = TcpListener::bind(addr).map_err(|e| WebError::Bind(addr, e))?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    log::info!("http console on {bound}");
+    let context = Arc::new(Context {
+        inbox,
+        sessions: Mutex::default(),
+        limiter: Mutex::default(),
+        bcrypt_cost: config.bcrypt_cost,
+        dummy_hash: OnceLock::new(),
+        hashing: Mutex::new(()),
+    });
+    for n in 0..THREADS {
+        let listener = listener.try_clone().map_err(WebError::Thread)?;
+        let (context, db, sync) = (context.clone(), config.db.clone(), config.sync);
+        std::thread::Builder::new()
+            .name(format!("web-{n}"))
+            .spawn(move || {
+                // Opened on the first request: an unused console costs no SQLite memory.
+                let mut store = None;
+                loop {
+                    match listener.accept() {
+                        Ok((stream, peer)) => {
+                            if store.is_none() {
+                                store = Store::open(&db, sync)
+                                    .map_err(|e| log::warn!("web console: {e}"))
+                                    .ok();
+                            }
+                            match &store {
+                                Some(store) => serve(&context, store, stream, peer),
+                                None => unavailable(stream),
+                            }
+                        }
+                        Err(e) => {
+                            log::warn!("web console: accept failed: {e}");
+                            // Out of file descriptors, say: give the others a moment.
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                    }
+                }
+            })
+            .map_err(WebError::Thread)?;
+    }
+    Ok(())
+}
+
+/// The answer when the database cannot be opened (the next request tries again).
+fn unavailable(mut stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(http::IO_TIMEOUT));
+    respond(
+        &mut stream,
+        plain(503, "the database cannot be opened; see the broker log"),
+        true,
+    );
+}
+
+fn serve(context: &Context, store: &Store, mut stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_read_timeout(Some(http::IO_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(http::IO_TIMEOUT));
+    let _ = stream.set_nodelay(true);
+    let (reply, head) = match http::read_request(&mut stream) {
+        Ok(None) => return,
+        Ok(Some(request)) => {
+            let head = request.method == Method::Head;
+            let req = decode(request, peer.ip());
+            let reply = routes::handle(context, store, &req);
+            if reply.status >= 400 && reply.status != 404 {
+                log::info!(
+                    "http {} {} from {}: {}",
+                    req.method,
+                    req.path,
+                    req.peer,
+                    reply.status
+                );
+            }
+            (reply, head)
+        }
+        Err(refusal) => {
+            log::info!(
+                "http request from {peer} refused: {} ({})",
+                refusal.status,
+                refusal.reason
+            );
+            (plain(refusal.status, refusal.reason), false)
+        }
+    };
+    respond(&mut stream, reply, !head);
+}
+
+/// The handlers' view of a request.
+fn decode(request: Request, peer: IpAddr) -> Req {
+    let header = |name: &str| request.header(name).map(str::to_owned);
+    let (path, query) = request
+        .target
+        .split_once('?')
+        .unwrap_or((&request.target, ""));
+    Req {
+        // HEAD is answered like GET, without the body.
+        method: match request.method {
+            Method::Head => Method::Get,
+            m => m,
+        },
+        path: path.to_owned(),
+        query: super::form::parse(query),
+        cookie: header("cookie"),
+        origin: header("origin"),
+        host: header("host"),
+        content_type: header("content-type"),
+        csrf_header: header(&super::csrf::HEADER.to_ascii_lowercase()),
+        peer,
+        body: request.body,
+    }
+}
+
+fn plain(status: u16, text: &str) -> Reply {
+    Reply::new(status, "text/plain; charset=utf-8", format!("{text}\n"))
+}
+
+fn respond(stream: &mut TcpStream, reply: Reply, send_body: bool) {
+    let cache = if reply.content_type.starts_with("text/css")
+        || reply.content_type.starts_with("text/javascript")
+    {
+        "max-age=3600"
+    } else {
+        "no-store"
+    };
+    let mut headers: Vec<(&str, &str)> = SECURITY_HEADERS.to_vec();
+    headers.push(("Content-Type", reply.content_type));
+    headers.push(("Cache-Control", cache));
+    for (name, value) in &reply.headers {
+        headers.push((name, value));
+    }
+    http::write_response(stream, reply.status, &headers, &reply.body, send_body);
+}

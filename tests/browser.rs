@@ -1,0 +1,43 @@
+//! The web console in headless Chromium: starts the real broker with an admin made by
+//! `outpost user add --admin` and runs `tests/browser/console.test.mjs` (playwright-core
+//! driving Debian's chromium, with mosquitto_sub/mosquitto_pub as MQTT clients). Needs
+//! node, chromium and `npm ci` in tests/browser/, which scripts/install-test-deps.sh puts
+//! in place for `make test`. Screenshots land in target/browser/.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::console;
+
+#[test]
+fn register_login_and_watch_the_broker_from_chromium() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = root.join("tests/browser/console.test.mjs");
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .exists(),
+        "playwright-core is missing: run scripts/install-test-deps.sh (npm ci in tests/browser)"
+    );
+    let broker = console::start(&[("admin", "admin-password", true)]);
+    let out = root.join("target/browser");
+    let run = Command::new("node")
+        .arg(&script)
+        .env("BASE", format!("http://127.0.0.1:{}", broker.web_port()))
+        .env("MQTT_PORT", broker.port().to_string())
+        .env("ADMIN_USER", "admin")
+        .env("ADMIN_PASSWORD", "admin-password")
+        .env("OUT", &out)
+        .output()
+        .expect("run node");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(run.status.success(), "browser test failed:\n{text}");
+    for shot in ["admin-desktop.png", "admin-phone.png", "admin-stopped.png"] {
+        assert!(out.join(shot).exists(), "no screenshot {shot}");
+    }
+}
