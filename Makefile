@@ -41,7 +41,7 @@ bench:
 # missing. cargo-fuzz needs nightly flags, which RUSTC_BOOTSTRAP unlocks on stable.
 # New inputs go to fuzz/work/<target>/ (ignored), crashes to fuzz/artifacts/<target>/.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= decode_v5 decode_v311 connection
+FUZZ_TARGETS ?= decode_v5 decode_v311 connection ws_frames
 
 .PHONY: fuzz
 fuzz:

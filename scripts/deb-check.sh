@@ -102,6 +102,8 @@ grep -qx 'db = "/var/lib/outpost/outpost.db"' "$CONF" || fail "$CONF does not pu
 ok "$CONF puts the database in $STATE"
 /usr/bin/outpost check-config "$CONF" >"$WORK/effective.toml" || fail "check-config $CONF"
 grep -qx 'listen = \["127.0.0.1:1883"\]' "$WORK/effective.toml" || fail "the packaged listener is not loopback"
+grep -qx 'ws_listen = \["127.0.0.1:8083"\]' "$WORK/effective.toml" ||
+    fail "the packaged WebSocket listener is not loopback"
 ok "outpost check-config $CONF passes; listens on loopback only"
 for doc in README.md deploy.md config.md copyright examples/outpost.toml examples/low-ports.conf; do
     [ -s "/usr/share/doc/outpost/$doc" ] || fail "missing /usr/share/doc/outpost/$doc"
@@ -154,6 +156,10 @@ if (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     exec_start+=(--listen "127.0.0.1:$port")
     echo "note: 127.0.0.1:1883 is taken on this machine; the broker listens on $port instead"
+fi
+if (exec 3<>/dev/tcp/127.0.0.1/8083) 2>/dev/null; then
+    exec_start+=(--ws-listen 127.0.0.1:0)
+    echo "note: 127.0.0.1:8083 is taken on this machine; the WebSocket listener takes a free port"
 fi
 
 start_broker() {
@@ -268,7 +274,8 @@ cp "$STATE/outpost.db" "$WORK/future.db"
 python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("PRAGMA user_version = 99"); c.commit()' \
     "$WORK/future.db"
 status=0
-/usr/bin/outpost --db "$WORK/future.db" --listen 127.0.0.1:0 --http off 2>"$WORK/future.err" || status=$?
+/usr/bin/outpost --db "$WORK/future.db" --listen 127.0.0.1:0 --ws-listen off --http off \
+    2>"$WORK/future.err" || status=$?
 same "$status" 2 "a database from a newer Outpost: exit status 2"
 grep -q 'schema version 99 is newer than this build knows' "$WORK/future.err" ||
     fail "no clear line for a newer database: $(cat "$WORK/future.err")"

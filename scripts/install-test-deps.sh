@@ -3,7 +3,9 @@
 # mosquitto_sub (interop tests), the mosquitto broker (the bridge's upstream in
 # tests/bridge.rs), openssl (the TLS tests' certificates), paho-mqtt 2.x for Python
 # (conformance scripts), chromium, node and npm with playwright-core in tests/browser
-# (the web console's browser test), plus the rustfmt and clippy components. Idempotent: when
+# (the web console's browser test) and MQTT.js with puppeteer-core in tests/js
+# (WebSocket tests; both drive Debian's chromium, neither downloads a browser),
+# plus the rustfmt and clippy components. Idempotent: when
 # everything is present it changes nothing. Meant for a fresh Debian or Ubuntu
 # machine run as root; as another user it only says what is missing.
 set -euo pipefail
@@ -41,6 +43,12 @@ have_node() {
 # playwright-core as pinned by tests/browser/package-lock.json.
 have_playwright() {
     [ -f tests/browser/node_modules/playwright-core/package.json ]
+}
+
+# MQTT.js and puppeteer-core as pinned by tests/js/package-lock.json.
+have_mqtt_js() {
+    [ -f tests/js/node_modules/mqtt/package.json ] &&
+        [ -f tests/js/node_modules/puppeteer-core/package.json ]
 }
 
 have_pip() {
@@ -83,11 +91,16 @@ install_playwright() {
         say "installing playwright-core in tests/browser (npm ci)"
         (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
     fi
+    if ! have_mqtt_js && have_node; then
+        say "installing MQTT.js and puppeteer-core in tests/js (npm ci)"
+        (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+    fi
 }
 
 if [ ${#apt_packages[@]} -eq 0 ] && [ "$need_paho" -eq 0 ]; then
     install_playwright
     have_playwright || { say "playwright-core still missing in tests/browser"; exit 1; }
+    have_mqtt_js || { say "MQTT.js or puppeteer-core still missing in tests/js"; exit 1; }
     exit 0
 fi
 
@@ -126,5 +139,6 @@ have_mosquitto || { say "mosquitto_pub/mosquitto_sub still missing"; exit 1; }
 have_mosquitto_broker || { say "/usr/sbin/mosquitto still missing"; exit 1; }
 have_chromium || { say "chromium still missing"; exit 1; }
 have_playwright || { say "playwright-core still missing in tests/browser"; exit 1; }
+have_mqtt_js || { say "MQTT.js or puppeteer-core still missing in tests/js"; exit 1; }
 have_paho || { say "paho-mqtt 2.x still not importable by python3"; exit 1; }
-say "ok: mosquitto clients, chromium, playwright-core and paho-mqtt $(python3 -c 'import paho.mqtt; print(paho.mqtt.__version__)')"
+say "ok: mosquitto clients, chromium, playwright-core, MQTT.js, puppeteer-core and paho-mqtt $(python3 -c 'import paho.mqtt; print(paho.mqtt.__version__)')"

@@ -94,6 +94,7 @@ fn effective(path: &Path, config: &Config) -> String {
     let low: Vec<String> = config
         .listen
         .iter()
+        .chain(config.ws_listen.iter())
         .chain(config.http.iter())
         .filter(|a| a.port() != 0 && a.port() < 1024)
         .map(|a| a.to_string())
@@ -154,11 +155,11 @@ mod tests {
     fn low_ports_get_a_note() {
         let printed = check(
             path(),
-            "listen = [\"0.0.0.0:883\"]\nhttp = \"0.0.0.0:80\"\n",
+            "listen = [\"0.0.0.0:883\"]\nws_listen = [\"0.0.0.0:443\"]\nhttp = \"0.0.0.0:80\"\n",
         )
         .unwrap();
         assert!(
-            printed.contains("# note: 0.0.0.0:883, 0.0.0.0:80 below port 1024"),
+            printed.contains("# note: 0.0.0.0:883, 0.0.0.0:443, 0.0.0.0:80 below port 1024"),
             "{printed}"
         );
         assert!(printed.contains("CAP_NET_BIND_SERVICE"), "{printed}");

@@ -4,7 +4,8 @@
 //! subcommand words whose arguments are short or handed on untouched.
 //!
 //! ```text
-//! outpost [--config FILE] [--listen HOST:PORT]... [--http HOST:PORT|off] [--db PATH]
+//! outpost [--config FILE] [--listen HOST:PORT]... [--ws-listen HOST:PORT|off]...
+//!         [--http HOST:PORT|off] [--db PATH]
 //! outpost [--config FILE] [--db PATH] user|acl ARGS...
 //! outpost [--config FILE] [--db PATH] backup DEST
 //! outpost check-config FILE
@@ -12,9 +13,9 @@
 //! ```
 //!
 //! Every flag also takes the `--flag=value` form. Precedence is defaults <
-//! `--config` file < flags; `--listen` flags, when given, replace the file's
-//! whole `listen` list. The broker keeps the [`ConfigSource`] so that SIGHUP
-//! reads the same file again under the same flags.
+//! `--config` file < flags; `--listen` and `--ws-listen` flags, when given,
+//! replace the file's whole list. The broker keeps the [`ConfigSource`] so that
+//! SIGHUP reads the same file again under the same flags.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -27,7 +28,8 @@ pub const USAGE: &str = "\
 outpost - an MQTT 5 and 3.1.1 broker for small gateways
 
 Usage:
-  outpost [--config FILE] [--listen HOST:PORT]... [--http HOST:PORT|off] [--db PATH]
+  outpost [--config FILE] [--listen HOST:PORT]... [--ws-listen HOST:PORT|off]...
+          [--http HOST:PORT|off] [--db PATH]
   outpost [--config FILE] [--db PATH] user|acl COMMAND [ARGS...]
   outpost [--config FILE] [--db PATH] backup DEST
   outpost check-config FILE
@@ -38,6 +40,10 @@ Options:
                       without it the built-in defaults are used
   --listen HOST:PORT  MQTT listener; repeat for several. Replaces the file's
                       `listen` list (default 127.0.0.1:1883)
+  --ws-listen HOST:PORT
+                      MQTT-over-WebSocket listener (ws://HOST:PORT/mqtt), or
+                      `off`; repeat for several. Replaces the file's
+                      `ws_listen` list (default 127.0.0.1:8083)
   --http HOST:PORT    web console address, or `off` (default 127.0.0.1:8080)
   --db PATH           SQLite database (default outpost.db)
   -h, --help          print this help
@@ -187,6 +193,8 @@ impl From<ConfigError> for CliError {
 pub struct ConfigSource {
     config: Option<PathBuf>,
     listen: Vec<SocketAddr>,
+    /// `Some(vec![])` is `--ws-listen off`.
+    ws_listen: Option<Vec<SocketAddr>>,
     /// `Some(None)` is `--http off`.
     http: Option<Option<SocketAddr>>,
     db: Option<PathBuf>,
@@ -203,6 +211,9 @@ impl ConfigSource {
         let mut config = self.base()?;
         if !self.listen.is_empty() {
             config.listen = self.listen.clone();
+        }
+        if let Some(ws_listen) = &self.ws_listen {
+            config.ws_listen = ws_listen.clone();
         }
         if let Some(http) = self.http {
             config.http = http;
@@ -227,6 +238,8 @@ impl ConfigSource {
     fn broker_only_flag(&self) -> Option<&'static str> {
         if !self.listen.is_empty() {
             Some("--listen")
+        } else if self.ws_listen.is_some() {
+            Some("--ws-listen")
         } else if self.http.is_some() {
             Some("--http")
         } else {
@@ -272,6 +285,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
             }
             "--config" => Valued::Config,
             "--listen" => Valued::Listen,
+            "--ws-listen" => Valued::WsListen,
             "--http" => Valued::Http,
             "--db" => Valued::Db,
             _ => return Err(CliError::UnknownOption(name.to_string())),
@@ -286,6 +300,13 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
         match option {
             Valued::Config => flags.config = Some(PathBuf::from(value)),
             Valued::Listen => flags.listen.push(address(option, &value)?),
+            Valued::WsListen => {
+                let list = flags.ws_listen.get_or_insert_with(Vec::new);
+                match value.as_str() {
+                    "off" => list.clear(),
+                    _ => list.push(address(option, &value)?),
+                }
+            }
             Valued::Http if value == "off" => flags.http = Some(None),
             Valued::Http => flags.http = Some(Some(address(option, &value)?)),
             Valued::Db => flags.db = Some(PathBuf::from(value)),
@@ -299,6 +320,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
 enum Valued {
     Config,
     Listen,
+    WsListen,
     Http,
     Db,
 }
@@ -308,6 +330,7 @@ impl Valued {
         match self {
             Valued::Config => "--config",
             Valued::Listen => "--listen",
+            Valued::WsListen => "--ws-listen",
             Valued::Http => "--http",
             Valued::Db => "--db",
         }
@@ -452,6 +475,7 @@ mod tests {
         for word in [
             "--config FILE",
             "--listen HOST:PORT",
+            "--ws-listen HOST:PORT",
             "--http HOST:PORT",
             "--db PATH",
             "user add NAME [--admin] [--password-stdin]",
@@ -482,6 +506,28 @@ mod tests {
         assert_eq!(c.http, Some("0.0.0.0:80".parse().unwrap()));
         assert_eq!(c.db, PathBuf::from("/tmp/x.db"));
         assert_eq!(run("--db=a.db --db b.db").db, PathBuf::from("b.db"));
+    }
+
+    #[test]
+    fn ws_listen_flags_replace_the_list_and_off_empties_it() {
+        assert_eq!(run("").ws_listen, vec!["127.0.0.1:8083".parse().unwrap()]);
+        let c = run("--ws-listen 0.0.0.0:8083 --ws-listen=[::]:8084");
+        assert_eq!(
+            c.ws_listen,
+            vec![
+                "0.0.0.0:8083".parse().unwrap(),
+                "[::]:8084".parse().unwrap()
+            ]
+        );
+        assert!(run("--ws-listen off").ws_listen.is_empty());
+        assert_eq!(
+            run("--ws-listen off --ws-listen 127.0.0.1:0").ws_listen,
+            vec!["127.0.0.1:0".parse().unwrap()]
+        );
+        assert_eq!(
+            error("--ws-listen 127.0.0.1:0 user list"),
+            "outpost: `--ws-listen` cannot be used with `user` (see outpost --help)"
+        );
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct Config {
     /// MQTT/TCP listeners. Loopback only by default so a fresh install is not
     /// an open broker on the network.
     pub listen: Vec<SocketAddr>,
+    /// MQTT-over-WebSocket listeners (path `/mqtt`, subprotocol `mqtt`), for
+    /// browsers; empty for none. Loopback by default, like `listen`.
+    pub ws_listen: Vec<SocketAddr>,
     /// Where the web console listens; `None` when `http_enabled = false`.
     /// Loopback by default for the same reason as `listen`.
     pub http: Option<SocketAddr>,
@@ -228,6 +231,9 @@ impl LogLevel {
 
 /// Default MQTT listener, also used in help texts.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1883));
+/// Default MQTT-over-WebSocket listener.
+pub const DEFAULT_WS_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8083));
 /// Default web console address.
 pub const DEFAULT_HTTP: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
 
@@ -235,6 +241,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: vec![DEFAULT_LISTEN],
+            ws_listen: vec![DEFAULT_WS_LISTEN],
             http: Some(DEFAULT_HTTP),
             http_enabled: true,
             db: PathBuf::from("outpost.db"),
@@ -557,6 +564,7 @@ mod tests {
     fn defaults_match_the_documented_values() {
         let c = Config::default();
         assert_eq!(c.listen, vec!["127.0.0.1:1883".parse().unwrap()]);
+        assert_eq!(c.ws_listen, vec!["127.0.0.1:8083".parse().unwrap()]);
         assert_eq!(c.http, Some("127.0.0.1:8080".parse().unwrap()));
         assert_eq!(c.db, PathBuf::from("outpost.db"));
         assert_eq!(c.sync, SyncMode::Full);

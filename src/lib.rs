@@ -13,6 +13,7 @@
 //! - `service`  — the seam between the broker and the services beside it: requests in, effects out.
 //! - `chat`     — the chat service on `chat/` topics: rooms, history, likes, accounts.
 //! - `user_cli` — the `outpost user …` / `outpost acl …` commands.
+//! - `ws`       — MQTT over WebSocket as bytes: handshake, frames in and out, close codes.
 //! - `check_config` — `outpost check-config FILE`: validate and print the effective settings.
 //! - `logging`  — stderr/journal logging at a level SIGHUP can change.
 //! - `web`      — the web console: pages, JSON API and metrics on threads of its own.
@@ -32,3 +33,4 @@ pub mod tls;
 pub mod topic;
 pub mod user_cli;
 pub mod web;
+pub mod ws;

@@ -92,6 +92,8 @@ fn run_listener(listen: &str, config: Option<&Path>) -> Output {
     let mut args = vec![
         "--listen",
         listen,
+        "--ws-listen",
+        "off",
         "--http",
         "off",
         "--db",

@@ -333,7 +333,15 @@ impl Unfiltered {
         let mut child = Command::new(BIN)
             .arg("--config")
             .arg(dir.join("outpost.toml"))
-            .args(["--listen", "127.0.0.1:0", "--http", "off", "--db"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--ws-listen",
+                "off",
+                "--http",
+                "off",
+                "--db",
+            ])
             .arg(dir.join("outpost.db"))
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -421,7 +429,15 @@ fn listener_line(dir: &Path, file: &Path, stream: &str) -> String {
         .open(file)
         .unwrap();
     let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--http", "off", "--db"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--ws-listen",
+            "off",
+            "--http",
+            "off",
+            "--db",
+        ])
         .arg(dir.join("outpost.db"))
         .env_remove("RUST_LOG")
         .env("JOURNAL_STREAM", stream)

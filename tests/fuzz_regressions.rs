@@ -4,7 +4,8 @@
 //! The checks are the fuzz crate's files, included by path: `codec::check_decode` (no panic,
 //! decode stays inside the buffer, encode then decode gives the same packet) and
 //! `connection::check_connection` (after any bytes from one client, a fresh client still gets
-//! a PINGRESP within a second), here against the real binary. A crash found by fuzzing is
+//! a PINGRESP within a second), here against the real binary, and `ws::check_ws` (the
+//! WebSocket layer gives the same outcome in one read or many). A crash found by fuzzing is
 //! added as a file under `fuzz/corpus/<target>/` named `crash-<what>`, and described in
 //! `docs/fuzzing.md`.
 
@@ -14,6 +15,8 @@ mod common;
 mod codec;
 #[path = "../fuzz/src/connection.rs"]
 mod connection;
+#[path = "../fuzz/src/ws.rs"]
+mod ws;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -95,6 +98,17 @@ fn seeds_cover_every_packet_type() {
                 "{target}: no seed of packet type {kind}"
             );
         }
+    }
+}
+
+#[test]
+fn ws_frames_corpus() {
+    for (name, data) in corpus("ws_frames") {
+        let result = std::panic::catch_unwind(|| ws::check_ws(&data));
+        assert!(
+            result.is_ok(),
+            "ws_frames/{name} ({data:02x?}) failed the check"
+        );
     }
 }
 

@@ -9,14 +9,14 @@ use std::time::Duration;
 use common::frames::{self, Connect, Version};
 use common::raw::Raw;
 use outpost::broker::console::{ask, ConsoleAnswer, ConsoleAsk};
-use outpost::broker::{InboxSender, ListenerId, Server};
+use outpost::broker::{InboxSender, ListenerId, ListenerKind, Server};
 use outpost::config::Config;
 
 const WAIT: Duration = Duration::from_secs(5);
 
 fn start(dir: &tempfile::TempDir) -> (InboxSender, u16) {
     let toml = format!(
-        "listen = [\"127.0.0.1:0\"]\ndb = \"{}\"\n",
+        "listen = [\"127.0.0.1:0\"]\nws_listen = [\"127.0.0.1:0\"]\ndb = \"{}\"\n",
         dir.path().join("outpost.db").display()
     );
     let server = Server::bind(Config::from_toml_str(&toml).unwrap()).unwrap();
@@ -40,7 +40,9 @@ fn stopping_a_listener_disconnects_its_clients_and_refuses_new_ones_until_starte
     let ConsoleAnswer::Listeners(before) = answer(&inbox, ConsoleAsk::Listeners) else {
         panic!("expected the listener list");
     };
-    assert_eq!(before.len(), 1);
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert_eq!(before[0].kind, ListenerKind::Mqtt);
+    assert_eq!(before[1].kind, ListenerKind::WebSocket);
     assert!(before[0].running);
     assert_eq!(before[0].addr.port(), port);
     assert_eq!(before[0].connections, 2);

@@ -374,7 +374,15 @@ fn message_expiry_survives_kill_9() {
 /// Runs the broker on `db` and waits (at most 10 s) for it to give up.
 fn run_on(db: &std::path::Path) -> Output {
     let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--http", "off", "--db"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--ws-listen",
+            "off",
+            "--http",
+            "off",
+        ])
+        .arg("--db")
         .arg(db)
         .env_remove("RUST_LOG")
         .env_remove("RUST_BACKTRACE")

@@ -2,13 +2,15 @@
 //!
 //! - `codec`      — the property `decode_v5` and `decode_v311` check.
 //! - `connection` — the property `connection` checks, one TCP client per input.
+//! - `ws`         — the property `ws_frames` checks: the WebSocket layer, chunking-blind.
 //! - [`broker`]   — the real broker, started once per fuzz process in a background thread.
 //!
-//! `codec` and `connection` use only `outpost` and `std`: `tests/fuzz_regressions.rs`
+//! `codec`, `connection` and `ws` use only `outpost` and `std`: `tests/fuzz_regressions.rs`
 //! includes them to replay the corpus under `cargo test`.
 
 pub mod codec;
 pub mod connection;
+pub mod ws;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -37,6 +39,7 @@ fn start_broker() -> SocketAddr {
     let db = scratch_db();
     let config = Config {
         listen: vec![addr],
+        ws_listen: Vec::new(),
         http: None,
         http_enabled: false,
         db,
@@ -50,7 +53,7 @@ fn start_broker() -> SocketAddr {
     std::thread::Builder::new()
         .name("outpost-broker".into())
         .spawn(move || {
-            if let Err(e) = outpost::broker::run(config) {
+            if let Err(e) = outpost::broker::run(config, outpost::cli::ConfigSource::default()) {
                 panic!("the broker stopped: {e}");
             }
         })

@@ -4,11 +4,13 @@
 //! - `rules`    — what a new user name and password must look like (chat, web, CLI).
 //! - `worker`   — the threads that check CONNECT credentials and answer through the inbox.
 //! - `cache`    — recently verified credentials, kept as salted digests, never plaintext.
+//! - `login_token` — single-use tokens the web console grants the browser chat page.
 //! - `throttle` — slows down addresses that keep failing to log in.
 //! - `acl`      — topic access rules, evaluated on the loop.
 
 pub mod acl;
 pub mod cache;
+pub mod login_token;
 pub mod password;
 pub mod rules;
 pub mod throttle;

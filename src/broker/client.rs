@@ -1,5 +1,5 @@
-//! One network connection: its socket, read and write buffers, and the MQTT state
-//! negotiated at CONNECT.
+//! One network connection: its socket, its transport (plain or WebSocket), read and write
+//! buffers, and the MQTT state negotiated at CONNECT.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -10,6 +10,7 @@ use mio::net::TcpStream;
 
 use super::alias::{InboundAliases, OutboundAliases};
 use super::listeners::ListenerId;
+use super::transport::Transport;
 use crate::protocol::{self, Packet, ProtocolVersion, ReasonCode};
 use crate::tls;
 
@@ -67,6 +68,9 @@ struct Output {
     buf: Vec<u8>,
     /// How much of `buf` the socket has taken already.
     pos: usize,
+    /// How much of `buf` the transport has framed for the wire (the rest is MQTT bytes
+    /// queued since the last flush; plain TCP frames nothing).
+    sealed: usize,
     /// Since when the client has left more than `max_output_buffer` unread.
     backlog_since: Option<Instant>,
 }
@@ -80,6 +84,8 @@ pub struct Connection {
     pub local_is_loopback: bool,
     /// The listener it came in on, so stopping that listener can disconnect it.
     pub listener: ListenerId,
+    /// The framing between the socket and the MQTT bytes.
+    pub transport: Transport,
     pub phase: Phase,
     pub version: ProtocolVersion,
     pub client_id: Arc<str>,
@@ -135,6 +141,7 @@ impl Connection {
         socket: TcpStream,
         addr: SocketAddr,
         listener: ListenerId,
+        transport: Transport,
         serial: u64,
         now: Instant,
     ) -> Self {
@@ -144,6 +151,7 @@ impl Connection {
             serial,
             local_is_loopback: false,
             listener,
+            transport,
             phase: Phase::AwaitingConnect,
             version: ProtocolVersion::V5,
             client_id: Arc::from(""),
@@ -222,12 +230,16 @@ impl Connection {
     pub fn flush(&mut self, sent: &mut u64) -> io::Result<()> {
         // Lenient on purpose: acks still in the buffer are on their way.
         self.unflushed_qos1_acks = 0;
+        if let Some(why) = self.closing.as_deref().copied() {
+            self.close_transport(why.reason);
+        }
         if self.tls.is_some() {
             return self.flush_tls(sent);
         }
         let Some(out) = self.output.as_mut() else {
             return Ok(());
         };
+        self.transport.seal(&mut out.buf, &mut out.sealed);
         let result = loop {
             let Some(pending) = out.buf.get(out.pos..).filter(|p| !p.is_empty()) else {
                 break Ok(());
@@ -250,6 +262,7 @@ impl Connection {
             // Compact only once most of the buffer is sent: a slow reader costs O(n), not
             // a memmove of the whole backlog on every partial write.
             out.buf.drain(..out.pos);
+            out.sealed -= out.pos;
             out.pos = 0;
         }
         result
@@ -262,11 +275,14 @@ impl Connection {
             return Ok(());
         };
         if let Some(out) = self.output.as_mut() {
+            // TLS sits under the MQTT or WebSocket bytes: seal them, then encrypt.
+            self.transport.seal(&mut out.buf, &mut out.sealed);
             let mut plain = out.buf.split_off(out.pos);
             out.buf.clear();
             out.pos = 0;
             let encrypted = tls.encrypt(&mut plain);
             out.buf = plain;
+            out.sealed = out.buf.len();
             if out.buf.is_empty() && out.backlog_since.is_none() {
                 self.output = None;
             }
@@ -278,6 +294,7 @@ impl Connection {
                 Ok(n) => {
                     tls.written(n);
                     *sent += n as u64;
+                    self.bytes_out += n as u64;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -338,6 +355,25 @@ impl Connection {
         if let Some(out) = self.output.as_mut() {
             out.backlog_since = None;
         }
+    }
+
+    /// Ends the transport's own session after the output queued so far (WebSocket: its
+    /// Close frame, once), the connection closing for `reason`. Nothing on plain TCP.
+    pub fn close_transport(&mut self, reason: ReasonCode) {
+        if matches!(self.transport, Transport::Tcp) {
+            return;
+        }
+        let out = self.output.get_or_insert_with(Box::default);
+        self.transport.close(reason, &mut out.buf, &mut out.sealed);
+    }
+
+    /// Appends bytes of the transport's own (a handshake answer, a control frame) after
+    /// the output queued so far, which is framed first.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        let out = self.output.get_or_insert_with(Box::default);
+        self.transport.seal(&mut out.buf, &mut out.sealed);
+        out.buf.extend_from_slice(bytes);
+        out.sealed = out.buf.len();
     }
 
     /// Appends one packet to the write buffer; returns its size.

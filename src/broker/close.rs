@@ -22,6 +22,9 @@ pub enum Ending {
     /// It left its output unread past `slow_consumer_timeout`; nothing more is sent, since
     /// it could not get past the unread backlog anyway.
     SlowConsumer,
+    /// The transport under MQTT ended it (WebSocket: a refused handshake, a broken frame,
+    /// the client's Close); its own answer is already queued. The text is for the log.
+    Transport(&'static str),
     /// The socket closed or failed.
     Lost,
     /// The turn's commit failed: its output must not leave (it may acknowledge what is not
@@ -41,6 +44,7 @@ impl Ending {
             Ending::TakenOver => (ReasonCode::SessionTakenOver, true, "session taken over"),
             Ending::ListenerStopped => (ReasonCode::ServerShuttingDown, true, "listener stopped"),
             Ending::SlowConsumer => (ReasonCode::QuotaExceeded, true, "slow consumer"),
+            Ending::Transport(detail) => (ReasonCode::UnspecifiedError, true, detail),
             Ending::Lost => (ReasonCode::UnspecifiedError, true, "connection lost"),
             Ending::StoreFailure => (ReasonCode::UnspecifiedError, false, "store failure"),
         };
@@ -111,6 +115,11 @@ impl Broker {
                     why.detail
                 );
             }
+            Ending::Transport(detail) => log::info!(
+                "client {} from {}: {detail}, closing",
+                conn.client_id,
+                conn.addr
+            ),
             Ending::SlowConsumer => log::info!(
                 "client {} from {}: slow consumer: output unread for too long, closing",
                 conn.client_id,

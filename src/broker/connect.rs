@@ -1,4 +1,4 @@
-//! CONNECT: validate, authenticate (anonymous policy, credential cache, or the bcrypt
+//! CONNECT: validate, authenticate (anonymous policy, login token, credential cache, or the bcrypt
 //! worker), take or create the session (takeover, clean start, will), answer CONNACK
 //! with what the broker supports, then resume whatever the session is owed.
 
@@ -72,6 +72,15 @@ impl Broker {
             return Ok(());
         };
         let password = connect.password.unwrap_or_default();
+        if self.login_tokens.redeem(username, password, now) {
+            log::info!(
+                "client {} from {}: {username} logged in with a login token",
+                request.client_id,
+                self.conns[token].addr
+            );
+            self.accept_connect(token, request, now);
+            return Ok(());
+        }
         let credential = self.credentials.credential(username, password);
         if self.credentials.check(username, &credential, now) {
             self.accept_connect(token, request, now);

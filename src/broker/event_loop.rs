@@ -20,6 +20,7 @@ use super::close::{send_disconnect, Ending};
 use super::inbox::{Inbound, Inbox, InboxSender};
 use super::listeners::{ListenerId, ListenerKind, Listeners};
 use super::timers::Timer;
+use super::transport::Transport;
 use super::{Broker, Violation};
 use crate::auth::worker::AuthWorker;
 use crate::cli::ConfigSource;
@@ -92,9 +93,14 @@ impl Server {
             .try_clone()
             .map_err(|e| RunError::Io("cannot create poll", e))?;
         let mut listeners = Listeners::default();
-        for addr in &config.listen {
+        let mqtt = config.listen.iter().map(|a| (ListenerKind::Mqtt, a));
+        let ws = config
+            .ws_listen
+            .iter()
+            .map(|a| (ListenerKind::WebSocket, a));
+        for (kind, addr) in mqtt.chain(ws) {
             listeners
-                .add(&registry, ListenerKind::Mqtt, *addr)
+                .add(&registry, kind, *addr)
                 .map_err(|e| RunError::Bind(*addr, e))?;
         }
         let tls_server = match (&config.tls_cert, &config.tls_key) {
@@ -190,6 +196,11 @@ impl Server {
             }
             let now = Instant::now();
             let mut stop = false;
+            // The inbox first: a login token granted before its CONNECT was sent must be
+            // known when that CONNECT is read, even in the same batch of events.
+            if events.iter().any(|e| e.token() == WAKER) {
+                broker.drain_inbox(now);
+            }
             for token in std::mem::take(&mut broker.read_again) {
                 broker.read(token, now);
             }
@@ -202,7 +213,7 @@ impl Server {
                             broker.reload(source.as_ref());
                         }
                     }
-                    WAKER => broker.drain_inbox(now),
+                    WAKER => {}
                     token if broker.bridges.index_of(token).is_some() => {
                         if let Some(index) = broker.bridges.index_of(token) {
                             broker.bridge_event(index, event, now);
@@ -286,11 +297,19 @@ impl Broker {
                 Inbound::Chat(reply) => self.chat_account_done(reply, now),
                 Inbound::Console(request) => self.answer_console(request),
                 Inbound::BridgeResolved(resolved) => self.bridge_resolved(resolved, now),
+                Inbound::LoginToken(grant) => {
+                    if !self.login_tokens.grant(grant, now) {
+                        log::warn!("login token dropped: too many open tokens");
+                    }
+                }
             }
         }
     }
 
     fn accept(&mut self, listener: ListenerId, now: Instant) {
+        let Some(kind) = self.listeners.get(listener).map(|l| l.kind) else {
+            return;
+        };
         loop {
             let Some(socket) = self.listeners.socket(listener) else {
                 return;
@@ -329,12 +348,9 @@ impl Broker {
                 continue;
             }
             let deadline = now + Duration::from_secs(self.config.connect_timeout);
-            let tls = match (
-                self.listeners.get(listener).map(|l| l.kind),
-                &self.tls_server,
-            ) {
-                (Some(ListenerKind::Tls), Some(config)) => match crate::tls::server(config.clone())
-                {
+            let transport = Transport::for_listener(kind);
+            let tls = match (kind, &self.tls_server) {
+                (ListenerKind::Tls, Some(config)) => match crate::tls::server(config.clone()) {
                     Ok(session) => Some(Box::new(crate::tls::Layer::new(session))),
                     Err(e) => {
                         log::warn!("TLS connection from {addr} refused: {e}");
@@ -344,7 +360,9 @@ impl Broker {
                 },
                 _ => None,
             };
-            let conn = entry.insert(Connection::new(socket, addr, listener, serial, now));
+            let conn = entry.insert(Connection::new(
+                socket, addr, listener, transport, serial, now,
+            ));
             conn.local_is_loopback = local_is_loopback;
             conn.tls = tls;
             *self.per_address.entry(addr.ip()).or_insert(0) += 1;
@@ -378,7 +396,7 @@ impl Broker {
             match conn.read_into(&mut scratch) {
                 ReadOutcome::Data(n) => {
                     self.stats.bytes_received += n as u64;
-                    self.take_input(token, &scratch[..n], now);
+                    self.receive(token, &mut scratch[..n], now);
                 }
                 ReadOutcome::Drained => break true,
                 ReadOutcome::Closed => break false,
@@ -556,6 +574,7 @@ impl Broker {
             if conn.session().is_some() {
                 send_disconnect(conn, ReasonCode::ServerShuttingDown);
             }
+            conn.close_transport(ReasonCode::ServerShuttingDown);
         }
         self.commit();
         self.commit_records();

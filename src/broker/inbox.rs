@@ -12,6 +12,7 @@ use mio::Waker;
 
 use super::bridge::Resolved;
 use super::console::ConsoleRequest;
+use crate::auth::login_token::{self, Grant};
 use crate::auth::worker::AuthReply;
 
 /// Messages the loop may hold before a sender has to wait: far more than a turn drains
@@ -31,6 +32,8 @@ pub enum Inbound {
     Console(ConsoleRequest),
     /// A bridge's upstream host name, resolved off the loop.
     BridgeResolved(Resolved),
+    /// The web console gave a logged-in browser a login token (see `auth::login_token`).
+    LoginToken(Grant),
 }
 
 /// The inbox could not take a message: the loop has stopped, or stayed full for
@@ -80,6 +83,18 @@ impl InboxSender {
         }
         // A failed wake means the poll is gone, and with it the loop.
         self.waker.wake().map_err(|_| SendError::Stopped)
+    }
+
+    /// Lets `token` log `user` in once as an MQTT password, for `login_token::TTL`. Only
+    /// its SHA-256 reaches the loop. Returns once the loop has it queued, and the loop
+    /// reads its inbox before the sockets of the same turn, so a CONNECT sent after this
+    /// returns finds the token.
+    pub fn grant_login_token(&self, user: &str, token: &str) -> Result<(), SendError> {
+        self.send(Inbound::LoginToken(Grant {
+            user: user.to_string(),
+            hash: login_token::hash(token.as_bytes()),
+            expires: Instant::now() + login_token::TTL,
+        }))
     }
 }
 

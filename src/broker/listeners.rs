@@ -25,6 +25,8 @@ pub enum ListenerKind {
     Mqtt,
     /// MQTT over TLS (`tls_listen`).
     Tls,
+    /// MQTT in WebSocket binary frames (`ws_listen`, path `/mqtt`).
+    WebSocket,
 }
 
 impl fmt::Display for ListenerKind {
@@ -32,6 +34,7 @@ impl fmt::Display for ListenerKind {
         f.write_str(match self {
             ListenerKind::Mqtt => "mqtt",
             ListenerKind::Tls => "mqtts",
+            ListenerKind::WebSocket => "websocket",
         })
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! - `event_loop` — mio `Poll`, tokens, accept, the turn (read → handle → flush → close).
 //! - `client`     — one connection: socket, buffers, negotiated state.
+//! - `transport`  — the framing between socket and MQTT bytes: plain TCP or WebSocket.
 //! - `listeners`  — the listener table: kinds, addresses, stop and start at run time.
 //! - `inbox`      — the one channel other threads (auth, web console) reach the loop by.
 //! - `console`    — what the web console may ask the loop, and the answers.
@@ -52,6 +53,7 @@ mod stats;
 mod subscribe;
 mod sys;
 mod timers;
+mod transport;
 mod watch;
 
 use std::collections::{HashMap, HashSet};
@@ -63,6 +65,7 @@ use slab::Slab;
 
 use crate::auth::acl::ClientAcl;
 use crate::auth::cache::CredentialCache;
+use crate::auth::login_token::LoginTokens;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::worker::AuthWorker;
 use crate::config::Config;
@@ -130,6 +133,8 @@ pub struct Broker {
     credentials: CredentialCache,
     /// Addresses that keep failing to log in.
     throttle: LoginThrottle,
+    /// Single-use passwords the web console granted to logged-in browsers.
+    login_tokens: LoginTokens,
     /// Every ACL rule in the store, refreshed with each auth reply.
     acl_rules: Arc<Vec<AclRule>>,
     /// The last client ACL built, handed out again to clients whose rules are the same.
@@ -192,6 +197,7 @@ impl Broker {
             pending_connects: HashMap::new(),
             credentials: CredentialCache::default(),
             throttle: LoginThrottle::default(),
+            login_tokens: LoginTokens::default(),
             acl_rules: Arc::new(Vec::new()),
             last_acl: Arc::default(),
             config,

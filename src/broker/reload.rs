@@ -35,6 +35,7 @@ struct Sorted {
 fn sort(old: &Config, new: Config) -> Sorted {
     let Config {
         listen,
+        ws_listen,
         http,
         http_enabled,
         db,
@@ -104,7 +105,7 @@ fn sort(old: &Config, new: Config) -> Sorted {
         )*};
     }
     // Sockets, files and threads made at start.
-    restart_only!(listen, http, http_enabled, db, sync, bcrypt_cost);
+    restart_only!(listen, ws_listen, http, http_enabled, db, sync, bcrypt_cost);
     // TLS configs and the bridges' connections and queues are set up at start.
     restart_only!(tls_listen, tls_cert, tls_key, tls_client_ca, bridge);
     // Announced in CONNACK and checked against what each client was told.

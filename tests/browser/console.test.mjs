@@ -163,10 +163,12 @@ try {
   await page.screenshot({ path: join(OUT, "admin-phone.png"), fullPage: true });
   await page.setViewportSize({ width: 1280, height: 900 });
 
-  // Stop the listener: the client is disconnected and a new mosquitto_sub is refused.
-  await page.locator("#listener-rows button", { hasText: "Stop" }).click();
+  // Stop the MQTT listener (the WebSocket one has its own row): the client is
+  // disconnected and a new mosquitto_sub is refused.
+  const mqttRow = () => page.locator("#listener-rows tr", { hasText: "mqtt" });
+  await mqttRow().locator("button", { hasText: "Stop" }).click();
   await page.locator(".notice", { hasText: "Listener stopped." }).waitFor();
-  await page.locator("#listener-rows .state-stopped").waitFor();
+  await mqttRow().locator(".state-stopped").waitFor();
   await page.locator("#client-rows td.empty").waitFor();
   const refused = mosquitto("mosquitto_sub", ["-i", "refused-sub", "-t", "sensors/#", "-C", "1"]);
   const refusedCode = await within(WAIT, "mosquitto_sub gives up", refused.done);
@@ -174,9 +176,9 @@ try {
   await page.screenshot({ path: join(OUT, "admin-stopped.png"), fullPage: true });
 
   // Start it again: a new mosquitto_sub connects, shows up, and gets the next message.
-  await page.locator("#listener-rows button", { hasText: "Start" }).click();
+  await mqttRow().locator("button", { hasText: "Start" }).click();
   await page.locator(".notice", { hasText: "Listener started." }).waitFor();
-  await page.locator("#listener-rows .state-running").waitFor();
+  await mqttRow().locator(".state-running").waitFor();
   const again = mosquitto("mosquitto_sub", ["-i", "after-start", "-q", "1", "-t", "sensors/#", "-C", "1", "-W", "30"]);
   await page.locator("#client-rows tr", { hasText: "after-start" }).waitFor();
   publish("sensors/temp", "back again");

@@ -126,6 +126,8 @@ pub struct Connect<'a> {
     pub will: Option<Will<'a>>,
     /// MQTT 5 only: the encoded property block content (without its length).
     pub properties: Vec<u8>,
+    /// User name and password, when set.
+    pub credentials: Option<(&'a str, &'a [u8])>,
     /// MQTT 5 only: the will's property block content (Will Delay Interval …).
     pub will_properties: Vec<u8>,
 }
@@ -139,8 +141,14 @@ impl<'a> Connect<'a> {
             clean: true,
             will: None,
             properties: Vec::new(),
+            credentials: None,
             will_properties: Vec::new(),
         }
+    }
+
+    pub fn credentials(mut self, user: &'a str, password: &'a [u8]) -> Self {
+        self.credentials = Some((user, password));
+        self
     }
 
     pub fn keep_alive(mut self, secs: u16) -> Self {
@@ -183,6 +191,9 @@ impl<'a> Connect<'a> {
                 flags |= 0x20;
             }
         }
+        if self.credentials.is_some() {
+            flags |= 0xC0;
+        }
         let mut b = Bytes::new()
             .str("MQTT")
             .u8(level)
@@ -199,6 +210,9 @@ impl<'a> Connect<'a> {
                     .raw(&self.will_properties);
             }
             b = b.str(will.topic).str(will.payload);
+        }
+        if let Some((user, password)) = self.credentials {
+            b = b.str(user).str(password);
         }
         b.packet(CONNECT)
     }

@@ -9,8 +9,10 @@ pub mod frames;
 pub mod http;
 pub mod proxy;
 pub mod raw;
+pub mod scripts;
 pub mod sys;
 pub mod upstream;
+pub mod ws;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -22,6 +24,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_outpost");
 
 /// Log text that announces a listener; the port follows the address's colon.
 const LISTENER_MARK: &str = "mqtt listener on 127.0.0.1:";
+/// The same for the MQTT-over-WebSocket listener.
+const WS_LISTENER_MARK: &str = "websocket listener on 127.0.0.1:";
 /// Log text that announces the web console (started only by [`Broker::start_web_in`]).
 const WEB_MARK: &str = "http console on 127.0.0.1:";
 
@@ -139,6 +143,13 @@ impl Broker {
         self.port
     }
 
+    /// The port of the MQTT-over-WebSocket listener (every test broker has one on port 0).
+    pub fn ws_port(&self) -> u16 {
+        self.wait_for_log(Duration::from_secs(10), |l| l.contains(WS_LISTENER_MARK))
+            .and_then(|l| port_after(&l, WS_LISTENER_MARK))
+            .expect("a websocket listener log line")
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -227,6 +238,8 @@ fn launch(dir: &Path, configured: bool, web: bool) -> (Child, u16, Arc<Mutex<Vec
     let mut cmd = Command::new(BIN);
     cmd.arg("--listen")
         .arg("127.0.0.1:0")
+        .arg("--ws-listen")
+        .arg("127.0.0.1:0")
         .arg("--db")
         .arg(dir.join("outpost.db"))
         // Parallel tests each run a broker; the web console's fixed default port would clash.
@@ -289,6 +302,34 @@ fn port_after(line: &str, mark: &str) -> Option<u16> {
     let rest = &line[line.find(mark)? + mark.len()..];
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
+}
+
+/// Creates a user in `dir/outpost.db` with `outpost user add` (reading `dir/outpost.toml`
+/// when there is one, for its `bcrypt_cost`).
+pub fn add_user(dir: &Path, name: &str, password: &str) {
+    use std::io::Write;
+    let mut cmd = Command::new(BIN);
+    let config = dir.join("outpost.toml");
+    if config.exists() {
+        cmd.arg("--config").arg(config);
+    }
+    let mut child = cmd
+        .arg("--db")
+        .arg(dir.join("outpost.db"))
+        .args(["user", "add", name, "--password-stdin"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn outpost user add");
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "outpost user add {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Polls `f` every 10 ms until it returns Some or `timeout` passes.

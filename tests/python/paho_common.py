@@ -19,22 +19,24 @@ def fail(message):
     sys.exit(1)
 
 
-def new_client(client_id, protocol, user=None, password=None):
-    """A paho client for PROTOCOLS[protocol] ("311" or "5"), with credentials when user is set."""
+def new_client(client_id, protocol, user=None, password=None, transport="tcp"):
+    """A paho client for PROTOCOLS[protocol] ("311" or "5"), with credentials when user is set;
+    transport="websockets" speaks MQTT over WebSocket (path /mqtt, subprotocol mqtt)."""
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=PROTOCOLS[protocol],
+        transport=transport,
     )
     if user is not None:
         client.username_pw_set(user, password)
     return client
 
 
-def connect(port, client_id, protocol):
+def connect(port, client_id, protocol, transport="tcp"):
     """Connects with paho's background loop and returns the client once a successful CONNACK has
     arrived; the CONNACK's properties are kept in client.connack_properties."""
-    client = new_client(client_id, protocol)
+    client = new_client(client_id, protocol, transport=transport)
     connected = threading.Event()
 
     def on_connect(_client, _userdata, _flags, reason_code, properties):

@@ -2,8 +2,8 @@
 //! Mosquitto, one broker after the other with the same load, and writes the
 //! figures as markdown tables, JSON and an SVG plot of the ratios.
 //!
-//! Modules: `mqtt` (the minimal client), `broker` (start/stop the brokers),
-//! `cgroup` (the constrained, Pi-class budget),
+//! Modules: `mqtt` (the minimal client), `ws` (its WebSocket framing),
+//! `broker` (start/stop the brokers), `cgroup` (the constrained, Pi-class budget),
 //! `scenarios` (the loads), `stats` (clocks, percentiles, `/proc`),
 //! `report` (tables, JSON, SVG).
 //!
@@ -20,6 +20,7 @@ mod mqtt;
 mod report;
 mod scenarios;
 mod stats;
+mod ws;
 
 use std::fs;
 use std::path::PathBuf;
@@ -64,6 +65,7 @@ fn parse_args() -> Args {
             sync: "normal".into(),
             auth: None,
             accounts: Vec::new(),
+            websocket: false,
             defaults: false,
             broker_cpus: None,
             constrained: false,
@@ -126,6 +128,9 @@ struct Plan {
     defaults: bool,
     /// Distinct accounts to create besides the `--auth` one (with `auth`).
     accounts: usize,
+    /// Clients connect over WebSocket (Outpost only: the Debian build of Mosquitto has no
+    /// WebSocket listener).
+    websocket: bool,
     /// Run the broker in the Pi-class budget (`cgroup.rs`).
     constrained: bool,
     run: Runner,
@@ -218,6 +223,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             defaults: open,
             accounts: 0,
             constrained: false,
+            websocket: false,
             run: Box::new(move |t: &Target| scenarios::pubsub(t, &s)),
         }
     };
@@ -240,6 +246,35 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
     v.push(pubsub_case("overload", 4, 1, 1, 64, None, true));
     v.push(pubsub_case("overload", 1, 16, 1, 64, None, true));
     let (idle_clients, idle_secs) = (10_000, if quick { 10 } else { 60 });
+    // Issue #13: idle WebSocket connections should cost about what TCP ones do.
+    for websocket in [false, true] {
+        v.push(Plan {
+            group: "idle",
+            name: format!(
+                "idle {}k{}",
+                idle_clients / 1000,
+                if websocket { " websocket" } else { "" }
+            ),
+            params: vec![
+                ("clients", idle_clients.to_string()),
+                ("keep_alive", "60".into()),
+                ("idle_seconds", idle_secs.to_string()),
+                (
+                    "transport",
+                    if websocket { "websocket" } else { "tcp" }.into(),
+                ),
+            ],
+            auth: false,
+            sync: None,
+            accounts: 0,
+            websocket,
+            constrained: false,
+            defaults: false,
+            run: Box::new(move |t: &Target| {
+                scenarios::idle(t, idle_clients, Duration::from_secs(idle_secs))
+            }),
+        });
+    }
     v.push(Plan {
         group: "idle",
         name: format!("idle {}k", idle_clients / 1000),
@@ -253,6 +288,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
         defaults: false,
         accounts: 0,
         constrained: false,
+        websocket: false,
         run: Box::new(move |t: &Target| {
             scenarios::idle(t, idle_clients, Duration::from_secs(idle_secs))
         }),
@@ -277,6 +313,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
         defaults: true,
         accounts: 0,
         constrained: false,
+        websocket: false,
         run: Box::new(move |t: &Target| scenarios::deep(t, deep_sessions, deep_messages)),
     });
     // Issue #10: clean-session clients connecting one after another, at Outpost's default
@@ -299,6 +336,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
         defaults: false,
         accounts: 0,
         constrained: false,
+        websocket: false,
         run: Box::new(move |t: &Target| scenarios::connect_rate(t, rate_clients)),
     });
     let (chat_clients, chat_secs) = (1000, if quick { 5 } else { 20 });
@@ -316,6 +354,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
         sync: None,
         defaults: false,
         accounts: 0,
+        websocket: false,
         constrained,
         run: Box::new(move |t: &Target| {
             scenarios::chat(
@@ -348,6 +387,8 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             sync: None,
             accounts: 0,
             constrained: false,
+            defaults: false,
+            websocket: false,
             run: Box::new(move |t: &Target| {
                 scenarios::chat(
                     t,
@@ -388,6 +429,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             sync: None,
             defaults: false,
             accounts: 0,
+            websocket: false,
             constrained: false,
             run: Box::new(move |t: &Target| scenarios::reconnect(t, 200, rounds)),
         });
@@ -410,6 +452,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             sync: None,
             defaults: false,
             accounts: logins,
+            websocket: false,
             constrained: false,
             run: Box::new(move |t: &Target| scenarios::login_burst(t, observers, calm)),
         });
@@ -425,6 +468,7 @@ fn run_case(plan: &Plan, kind: Kind, args: &Args) -> BrokerRun {
         error: None,
     };
     let mut setup = args.setup.clone();
+    setup.websocket = plan.websocket;
     setup.constrained = plan.constrained;
     if !plan.auth {
         setup.auth = None;
@@ -452,6 +496,7 @@ fn run_case(plan: &Plan, kind: Kind, args: &Args) -> BrokerRun {
         version: args.version,
         auth: setup.auth.clone(),
         accounts: setup.accounts.clone(),
+        websocket: plan.websocket,
     };
     let result = (plan.run)(&target);
     let died = b.exited();
@@ -565,6 +610,9 @@ fn main() -> ExitCode {
     for plan in &plans {
         let mut runs = Vec::new();
         for &kind in &args.brokers {
+            if plan.websocket && kind == Kind::Mosquitto {
+                continue;
+            }
             eprint!(
                 "[{:>5.1}s] {:<22} {:<10} ",
                 started.elapsed().as_secs_f64(),

@@ -13,6 +13,8 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use crate::ws;
+
 pub const CONNACK: u8 = 2;
 pub const PUBLISH: u8 = 3;
 pub const PUBACK: u8 = 4;
@@ -151,12 +153,23 @@ pub struct Conn {
     /// The read timeout currently set on the socket, to skip redundant
     /// `setsockopt` calls.
     timeout: Option<Duration>,
+    /// Set for MQTT over WebSocket: output leaves in binary frames, input is unwrapped.
+    ws: Option<Box<ws::Deframer>>,
 }
 
 impl Conn {
     /// Connects, sends CONNECT and waits for a successful CONNACK.
     pub fn connect(addr: SocketAddr, opts: &ConnectOptions) -> io::Result<Conn> {
         let mut c = Conn::open(addr, opts.version)?;
+        c.login(opts)?;
+        Ok(c)
+    }
+
+    /// Like `connect`, over WebSocket (`addr` is a `ws_listen` listener).
+    pub fn connect_ws(addr: SocketAddr, opts: &ConnectOptions) -> io::Result<Conn> {
+        let mut c = Conn::open(addr, opts.version)?;
+        ws::handshake(&mut c.stream)?;
+        c.ws = Some(Box::default());
         c.login(opts)?;
         Ok(c)
     }
@@ -176,6 +189,7 @@ impl Conn {
             out: Vec::with_capacity(128),
             next_id: 0,
             timeout: None,
+            ws: None,
         };
         c.set_timeout(Some(Duration::from_secs(30)))?;
         Ok(c)
@@ -323,6 +337,9 @@ impl Conn {
     /// Works on blocking and non-blocking sockets alike: a full socket buffer
     /// is waited out, for at most 10 s.
     pub fn flush(&mut self) -> io::Result<()> {
+        if self.ws.is_some() && !self.out.is_empty() {
+            self.out = ws::frame(&self.out);
+        }
         let mut written = 0;
         let mut stuck_since = None;
         while written < self.out.len() {
@@ -512,7 +529,10 @@ impl Conn {
                 "broker closed the connection",
             )),
             Ok(n) => {
-                self.rend += n;
+                self.rend += match self.ws.as_mut() {
+                    Some(ws) => ws.deframe(&mut self.rbuf[self.rend..self.rend + n])?,
+                    None => n,
+                };
                 Ok(true)
             }
             Err(e)

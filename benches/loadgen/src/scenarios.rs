@@ -24,6 +24,8 @@ pub struct Target {
     pub auth: Option<(String, String)>,
     /// Distinct accounts (username, password) the broker knows besides `auth`.
     pub accounts: Vec<(String, String)>,
+    /// `addr` is a WebSocket listener.
+    pub websocket: bool,
 }
 
 impl Target {
@@ -37,7 +39,16 @@ impl Target {
     }
 
     fn connect(&self, client_id: String) -> io::Result<Conn> {
-        Conn::connect(self.addr, &self.options(client_id))
+        self.connect_with(&self.options(client_id))
+    }
+
+    /// Connects with `o` over the target's transport.
+    fn connect_with(&self, o: &ConnectOptions) -> io::Result<Conn> {
+        if self.websocket {
+            Conn::connect_ws(self.addr, o)
+        } else {
+            Conn::connect(self.addr, o)
+        }
     }
 }
 
@@ -470,7 +481,7 @@ pub fn idle(t: &Target, clients: usize, idle_for: Duration) -> Result<Outcome, S
                 for i in 0..n {
                     let mut o = t.options(format!("idle-{k}-{i}"));
                     o.keep_alive = 60;
-                    match Conn::connect(t.addr, &o) {
+                    match t.connect_with(&o) {
                         Ok(c) => conns.push(c),
                         Err(e) => {
                             let msg = format!("client {}: {e}", conns.len());
