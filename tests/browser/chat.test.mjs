@@ -1,0 +1,154 @@
+// The /chat page in a real browser: Debian's chromium, headless, driven by playwright-core
+// against the real outpost binary that tests/browser.rs started. Two people (two browser
+// contexts, one phone-sized) log in through the console, open /chat (which logs in to
+// the broker over WebSocket with a single-use token from POST /api/chat/token), see the
+// room's history, chat with each other, and a mosquitto_sub peer over TCP hears them;
+// markup in a message stays text; a like shows its count on both pages. Screenshots go
+// to $OUT. Exits non-zero with a message on the first failure.
+//
+// Environment: BASE (http://127.0.0.1:PORT of the console), MQTT_PORT, OUT (screenshot
+// folder), CHROMIUM (default /usr/bin/chromium). Users (made by tests/browser.rs): alice,
+// bob and dave, each with the password "<name>-password".
+
+import { chromium } from "playwright-core";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const env = (name, fallback) => {
+  const value = process.env[name] ?? fallback;
+  if (value === undefined) throw new Error(`missing environment variable ${name}`);
+  return value;
+};
+const BASE = env("BASE");
+const MQTT_PORT = env("MQTT_PORT");
+const OUT = env("OUT");
+const WAIT = 20000;
+const password = (user) => `${user}-password`;
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+function publish(user, topic, message) {
+  const result = spawnSync(
+    "mosquitto_pub",
+    ["-h", "127.0.0.1", "-p", MQTT_PORT, "-u", user, "-P", password(user), "-q", "1", "-t", topic, "-m", message],
+    { encoding: "utf8", timeout: WAIT },
+  );
+  if (result.status !== 0) throw new Error(`mosquitto_pub failed: ${result.stderr}`);
+}
+
+/// A mosquitto_sub peer over TCP, logged in as dave, in room general.
+function listen() {
+  const child = spawn(
+    "mosquitto_sub",
+    ["-h", "127.0.0.1", "-p", MQTT_PORT, "-u", "dave", "-P", password("dave"), "-q", "1", "-t", "chat/r/general", "-v"],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  child.output = "";
+  child.stdout.on("data", (d) => (child.output += d));
+  child.stderr.on("data", (d) => (child.output += d));
+  return child;
+}
+
+async function eventually(what, test) {
+  const end = Date.now() + WAIT;
+  while (!test()) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const problems = [];
+
+async function open(browser, user, options) {
+  const context = await browser.newContext(options);
+  context.setDefaultTimeout(WAIT);
+  const page = await context.newPage();
+  page.on("console", (m) => {
+    if (m.type() === "warning" || m.type() === "error") problems.push(`${user} console ${m.type()}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => problems.push(`${user} page error: ${e.message}`));
+  await page.goto(`${BASE}/login`);
+  await page.fill("#username", user);
+  await page.fill("#password", password(user));
+  await page.click("button[type=submit]");
+  await page.waitForURL(/\/account/);
+  await page.goto(`${BASE}/chat#general`);
+  await page.locator('#chat[data-link="up"]').waitFor();
+  return page;
+}
+
+const texts = (page) => page.locator("#messages .message .text").allTextContents();
+const message = (page, text) =>
+  page.locator("#messages .message").filter({ has: page.locator(".text", { hasText: text }) });
+
+async function send(page, text) {
+  await page.fill("#text", text);
+  await page.click("#send button");
+  await page.waitForFunction(() => document.getElementById("text").value === "");
+}
+
+mkdirSync(OUT, { recursive: true });
+publish("dave", "chat/r/general", "welcome to general");
+const peer = listen();
+const browser = await chromium.launch({
+  executablePath: env("CHROMIUM", "/usr/bin/chromium"),
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking"],
+});
+let failed = false;
+try {
+  const alice = await open(browser, "alice", { viewport: { width: 1280, height: 800 } });
+  const bob = await open(browser, "bob", { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+
+  // History: the message sent before either page opened.
+  for (const [page, who] of [[alice, "alice"], [bob, "bob"]]) {
+    await message(page, "welcome to general").waitFor();
+    check((await page.locator("#room-title").textContent()) === "general", `${who}'s room title`);
+  }
+
+  // Live, both ways, and to the MQTT peer.
+  await send(alice, "hello from alice");
+  await message(bob, "hello from alice").waitFor();
+  await eventually("mosquitto_sub hears alice", () => /chat\/r\/general \d+ \d+ alice hello from alice/.test(peer.output));
+  const evil = `<img src=x onerror="document.title='pwned'"> & <b>bold</b>`;
+  await send(bob, evil);
+  await alice.waitForFunction(
+    (t) => [...document.querySelectorAll("#messages .message .text")].some((p) => p.textContent === t),
+    evil,
+  );
+  check((await alice.locator("#messages img, #messages b").count()) === 0, "a message's markup reached the DOM");
+  check((await alice.title()) !== "pwned", "a message's script ran");
+  await eventually("mosquitto_sub hears bob", () => peer.output.includes(`bob ${evil}`));
+
+  // The peer speaks over TCP; both pages show it.
+  publish("dave", "chat/r/general", "dave here, over plain MQTT");
+  await message(alice, "dave here, over plain MQTT").waitFor();
+  await message(bob, "dave here, over plain MQTT").waitFor();
+
+  // A like from bob: both pages count it.
+  await message(bob, "hello from alice").locator(".like").click();
+  await message(alice, "hello from alice").locator(".like", { hasText: "♥ 1" }).waitFor();
+  await message(bob, "hello from alice").locator(".like", { hasText: "♥ 1" }).waitFor();
+
+  const want = ["welcome to general", "hello from alice", evil, "dave here, over plain MQTT"];
+  for (const [page, who] of [[alice, "alice"], [bob, "bob"]]) {
+    const shown = await texts(page);
+    check(JSON.stringify(shown) === JSON.stringify(want), `${who} shows ${JSON.stringify(shown)}`);
+  }
+  await alice.screenshot({ path: join(OUT, "chat-alice-desktop.png") });
+  await bob.screenshot({ path: join(OUT, "chat-bob-phone.png") });
+  check(problems.length === 0, `browser problems:\n${problems.join("\n")}`);
+  console.log("OK");
+} catch (e) {
+  failed = true;
+  console.error(`FAIL: ${e.stack || e.message}`);
+  if (problems.length) console.error(problems.join("\n"));
+  console.error(`mosquitto_sub saw:\n${peer.output}`);
+} finally {
+  peer.kill();
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
