@@ -50,6 +50,7 @@ fn two_people_chat_on_the_chat_page_with_a_mosquitto_peer() {
         ("alice", "alice-password", false),
         ("bob", "bob-password", false),
         ("dave", "dave-password", false),
+        ("root", "root-password", true),
     ]);
     let out = root.join("target/browser");
     let run = Command::new("node")
@@ -65,7 +66,11 @@ fn two_people_chat_on_the_chat_page_with_a_mosquitto_peer() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(run.status.success(), "chat page test failed:\n{text}");
-    for shot in ["chat-alice-desktop.png", "chat-bob-phone.png"] {
+    for shot in [
+        "chat-alice-desktop.png",
+        "chat-bob-phone.png",
+        "chat-alice-offline.png",
+    ] {
         assert!(out.join(shot).exists(), "no screenshot {shot}");
     }
 }

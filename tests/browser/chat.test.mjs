@@ -3,12 +3,13 @@
 // contexts, one phone-sized) log in through the console, open /chat (which logs in to
 // the broker over WebSocket with a single-use token from POST /api/chat/token), see the
 // room's history, chat with each other, and a mosquitto_sub peer over TCP hears them;
-// markup in a message stays text; a like shows its count on both pages. Screenshots go
-// to $OUT. Exits non-zero with a message on the first failure.
+// markup in a message stays text; a like shows its count on both pages; the WebSocket
+// listener is stopped and started mid-chat and both pages reconnect and catch up.
+// Screenshots go to $OUT. Exits non-zero with a message on the first failure.
 //
 // Environment: BASE (http://127.0.0.1:PORT of the console), MQTT_PORT, OUT (screenshot
 // folder), CHROMIUM (default /usr/bin/chromium). Users (made by tests/browser.rs): alice,
-// bob and dave, each with the password "<name>-password".
+// bob and dave, and the admin root, each with the password "<name>-password".
 
 import { chromium } from "playwright-core";
 import { spawn, spawnSync } from "node:child_process";
@@ -90,6 +91,16 @@ async function send(page, text) {
   await page.waitForFunction(() => document.getElementById("text").value === "");
 }
 
+/// A JSON POST to the console's API as another site cannot send it.
+async function api(path, cookie, csrf, body) {
+  const headers = { "Content-Type": "application/json", Origin: BASE };
+  if (cookie) headers.Cookie = cookie;
+  if (csrf) headers["X-CSRF-Token"] = csrf;
+  const reply = await fetch(`${BASE}/api${path}`, { method: "POST", headers, body: JSON.stringify(body || {}) });
+  if (!reply.ok) throw new Error(`POST /api${path}: ${reply.status} ${await reply.text()}`);
+  return reply;
+}
+
 mkdirSync(OUT, { recursive: true });
 publish("dave", "chat/r/general", "welcome to general");
 const peer = listen();
@@ -133,7 +144,29 @@ try {
   await message(alice, "hello from alice").locator(".like", { hasText: "♥ 1" }).waitFor();
   await message(bob, "hello from alice").locator(".like", { hasText: "♥ 1" }).waitFor();
 
-  const want = ["welcome to general", "hello from alice", evil, "dave here, over plain MQTT"];
+  // The WebSocket listener stops mid-chat (from the admin API): both pages notice, dave
+  // keeps talking over TCP, and once it starts again both pages reconnect with a fresh
+  // token and catch up on what they missed, each message once and in order.
+  const admin = await api("/login", null, null, { username: "root", password: password("root") });
+  const cookie = admin.headers.get("set-cookie").split(";")[0];
+  const { csrf } = await admin.json();
+  const listeners = await (await fetch(`${BASE}/api/listeners`, { headers: { Cookie: cookie } })).json();
+  const ws = listeners.find((l) => l.kind === "websocket");
+  check(ws, `no websocket listener in ${JSON.stringify(listeners)}`);
+  await api(`/listeners/${ws.id}/stop`, cookie, csrf);
+  for (const page of [alice, bob]) await page.locator('#chat[data-link="down"]').waitFor();
+  await alice.screenshot({ path: join(OUT, "chat-alice-offline.png") });
+  const missed = ["while you were away 1", "while you were away 2"];
+  for (const text of missed) publish("dave", "chat/r/general", text);
+  await api(`/listeners/${ws.id}/start`, cookie, csrf);
+  for (const page of [alice, bob]) {
+    await page.locator('#chat[data-link="up"]').waitFor();
+    for (const text of missed) await message(page, text).waitFor();
+  }
+  await send(bob, "back online");
+  await message(alice, "back online").waitFor();
+
+  const want = ["welcome to general", "hello from alice", evil, "dave here, over plain MQTT", ...missed, "back online"];
   for (const [page, who] of [[alice, "alice"], [bob, "bob"]]) {
     const shown = await texts(page);
     check(JSON.stringify(shown) === JSON.stringify(want), `${who} shows ${JSON.stringify(shown)}`);
