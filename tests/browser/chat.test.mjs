@@ -3,7 +3,9 @@
 // contexts, one phone-sized) log in through the console, open /chat (which logs in to
 // the broker over WebSocket with a single-use token from POST /api/chat/token), see the
 // room's history, chat with each other, and a mosquitto_sub peer over TCP hears them;
-// markup in a message stays text; a like shows its count on both pages; the WebSocket
+// markup in a message stays text; a like shows its count on both pages; a message in
+// another room marks it unread; switching to a room of 60 messages pages in its history
+// as the list scrolls up; the WebSocket
 // listener is stopped and started mid-chat and both pages reconnect and catch up.
 // Screenshots go to $OUT. Exits non-zero with a message on the first failure.
 //
@@ -103,6 +105,16 @@ async function api(path, cookie, csrf, body) {
 
 mkdirSync(OUT, { recursive: true });
 publish("dave", "chat/r/general", "welcome to general");
+// Sixty messages in room archive, for history paging.
+{
+  const lines = Array.from({ length: 60 }, (_, i) => `early ${i + 1}`).join("\n") + "\n";
+  const result = spawnSync(
+    "mosquitto_pub",
+    ["-h", "127.0.0.1", "-p", MQTT_PORT, "-u", "dave", "-P", password("dave"), "-q", "1", "-t", "chat/r/archive", "-l"],
+    { encoding: "utf8", input: lines, timeout: WAIT },
+  );
+  if (result.status !== 0) throw new Error(`mosquitto_pub -l failed: ${result.stderr}`);
+}
 const peer = listen();
 const browser = await chromium.launch({
   executablePath: env("CHROMIUM", "/usr/bin/chromium"),
@@ -144,6 +156,10 @@ try {
   await message(alice, "hello from alice").locator(".like", { hasText: "♥ 1" }).waitFor();
   await message(bob, "hello from alice").locator(".like", { hasText: "♥ 1" }).waitFor();
 
+  // A message in another room marks it unread on bob's page.
+  publish("dave", "chat/r/kitchen", "soup is ready");
+  await bob.locator('.room[data-room="kitchen"] .unread', { hasText: "1" }).waitFor();
+
   // The WebSocket listener stops mid-chat (from the admin API): both pages notice, dave
   // keeps talking over TCP, and once it starts again both pages reconnect with a fresh
   // token and catch up on what they missed, each message once and in order.
@@ -171,8 +187,25 @@ try {
     const shown = await texts(page);
     check(JSON.stringify(shown) === JSON.stringify(want), `${who} shows ${JSON.stringify(shown)}`);
   }
-  await alice.screenshot({ path: join(OUT, "chat-alice-desktop.png") });
   await bob.screenshot({ path: join(OUT, "chat-bob-phone.png") });
+
+  // Switching rooms: archive shows its newest page first; scrolling to the top pages in
+  // the older ones until all sixty are there, in order.
+  await alice.click('.room[data-room="archive"]');
+  await message(alice, "early 60").waitFor();
+  check((await alice.locator("#room-title").textContent()) === "archive", "alice's room title after the switch");
+  check(!(await texts(alice)).includes("early 1"), "the first page reaches back to message 1");
+  for (let i = 0; i < 20 && !(await texts(alice)).includes("early 1"); i++) {
+    await alice.locator("#messages").evaluate((l) => {
+      l.scrollTop = 0;
+      l.dispatchEvent(new Event("scroll"));
+    });
+    await alice.waitForTimeout(200);
+  }
+  const early = await texts(alice);
+  const all = Array.from({ length: 60 }, (_, i) => `early ${i + 1}`);
+  check(JSON.stringify(early) === JSON.stringify(all), `archive after paging: ${JSON.stringify(early)}`);
+  await alice.screenshot({ path: join(OUT, "chat-alice-desktop.png") });
   check(problems.length === 0, `browser problems:\n${problems.join("\n")}`);
   console.log("OK");
 } catch (e) {
