@@ -733,7 +733,33 @@ fn the_chat_token_needs_a_session_and_its_csrf_and_logs_in_once() {
     let answer = anonymous.post_json("/api/chat/token", "{}", None);
     assert_eq!(answer.status, 401, "{}", answer.body);
 
+    let page = anonymous.get("/chat");
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.header("location"), Some("/login"));
+
     let (mut alice, csrf) = logged_in(broker.web_port(), "alice", "alice-password");
+    // The page's one policy lets it reach the WebSocket listener and nothing else.
+    let page = alice.get("/chat");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let policies: Vec<_> = page
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "content-security-policy")
+        .collect();
+    assert_eq!(policies.len(), 1, "{policies:?}");
+    let ws = format!("ws://127.0.0.1:{} ", broker.ws_port());
+    assert!(
+        policies[0].1.contains(&format!("connect-src 'self' {ws}")),
+        "{policies:?}"
+    );
+    assert!(
+        page.body.contains(r#"src="/assets/chat.js""#),
+        "{}",
+        page.body
+    );
+    let script = alice.get("/assets/mqtt-ws.js");
+    assert_eq!(script.status, 200);
+
     let answer = alice.post_json("/api/chat/token", "{}", None);
     assert_eq!(answer.status, 403, "{}", answer.body);
     assert_eq!(answer.json()["error"], "csrf");
