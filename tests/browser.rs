@@ -2,7 +2,8 @@
 //! `outpost user add --admin` and runs `tests/browser/console.test.mjs` (playwright-core
 //! driving Debian's chromium, with mosquitto_sub/mosquitto_pub as MQTT clients). Needs
 //! node, chromium and `npm ci` in tests/browser/, which scripts/install-test-deps.sh puts
-//! in place for `make test`. Screenshots land in target/browser/.
+//! in place for `make test`. Screenshots land in target/browser/. The second test runs
+//! tests/browser/chat.test.mjs: two people chatting on the `/chat` page.
 
 mod common;
 
@@ -38,6 +39,42 @@ fn register_login_and_watch_the_broker_from_chromium() {
     );
     assert!(run.status.success(), "browser test failed:\n{text}");
     for shot in ["admin-desktop.png", "admin-phone.png", "admin-stopped.png"] {
+        assert!(out.join(shot).exists(), "no screenshot {shot}");
+    }
+}
+
+#[test]
+fn two_people_chat_on_the_chat_page_with_a_mosquitto_peer() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The test seeds 60 messages at once: no request rate limit.
+    let broker = console::start_with(
+        &[
+            ("alice", "alice-password", false),
+            ("bob", "bob-password", false),
+            ("dave", "dave-password", false),
+            ("root", "root-password", true),
+        ],
+        "chat_requests_per_second = 0\n",
+    );
+    let out = root.join("target/browser");
+    let run = Command::new("node")
+        .arg(root.join("tests/browser/chat.test.mjs"))
+        .env("BASE", format!("http://127.0.0.1:{}", broker.web_port()))
+        .env("MQTT_PORT", broker.port().to_string())
+        .env("OUT", &out)
+        .output()
+        .expect("run node");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(run.status.success(), "chat page test failed:\n{text}");
+    for shot in [
+        "chat-alice-desktop.png",
+        "chat-bob-phone.png",
+        "chat-alice-offline.png",
+    ] {
         assert!(out.join(shot).exists(), "no screenshot {shot}");
     }
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::clients::{server_disconnect_reason, V5};
+use common::clients::{server_disconnect_reason, V4, V5};
 use common::console::{self, logged_in, login};
 use common::http::{self, Client};
 use common::wait_until;
@@ -721,4 +721,71 @@ fn a_question_set_on_the_web_resets_the_password_through_the_chat() {
         401
     );
     logged_in(port, "alice", "reset-by-chat");
+}
+
+#[test]
+fn the_chat_token_needs_a_session_and_its_csrf_and_logs_in_once() {
+    let broker = console::start(&[
+        ("alice", "alice-password", false),
+        ("bob", "bob-password", false),
+    ]);
+    let mut anonymous = Client::new(broker.web_port());
+    let answer = anonymous.post_json("/api/chat/token", "{}", None);
+    assert_eq!(answer.status, 401, "{}", answer.body);
+
+    let page = anonymous.get("/chat");
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.header("location"), Some("/login"));
+
+    let (mut alice, csrf) = logged_in(broker.web_port(), "alice", "alice-password");
+    // The page's one policy lets it reach the WebSocket listener and nothing else.
+    let page = alice.get("/chat");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let policies: Vec<_> = page
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "content-security-policy")
+        .collect();
+    assert_eq!(policies.len(), 1, "{policies:?}");
+    let ws = format!("ws://127.0.0.1:{} ", broker.ws_port());
+    assert!(
+        policies[0].1.contains(&format!("connect-src 'self' {ws}")),
+        "{policies:?}"
+    );
+    assert!(
+        page.body.contains(r#"src="/assets/chat.js""#),
+        "{}",
+        page.body
+    );
+    let script = alice.get("/assets/mqtt-ws.js");
+    assert_eq!(script.status, 200);
+
+    let answer = alice.post_json("/api/chat/token", "{}", None);
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    assert_eq!(answer.json()["error"], "csrf");
+    let answer = alice.post_json("/api/chat/token", "{}", Some("not-the-token"));
+    assert_eq!(answer.status, 403, "{}", answer.body);
+
+    let answer = alice.post_json("/api/chat/token", "{}", Some(&csrf));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let grant = answer.json();
+    assert_eq!(grant["user"], "alice");
+    assert_eq!(grant["ws_port"], broker.ws_port());
+    assert_eq!(grant["ws_path"], "/mqtt");
+    let token = grant["token"].as_str().unwrap().to_owned();
+    assert_eq!(token.len(), 32, "{token}");
+
+    // The token is alice's password once, and for nobody else.
+    let with = |user: &str, id: &str| {
+        let mut opts = V4::options(broker.port(), id);
+        opts.set_credentials(user, token.as_str());
+        V4::try_connect_with(opts)
+    };
+    assert!(with("bob", "token-bob").is_err(), "the token logged in bob");
+    let first = with("alice", "token-1").expect("the token logs alice in");
+    drop(first);
+    assert!(with("alice", "token-2").is_err(), "the token worked twice");
+
+    let other = alice.post_json("/api/chat/token", "{}", Some(&csrf)).json();
+    assert_ne!(other["token"], grant["token"], "tokens repeat");
 }

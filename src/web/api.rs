@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::accounts::{self, AccountError};
 use super::admin::{connected_since, preview_text};
+use super::chat;
 use super::csrf;
 use super::form;
 use super::routes::{auth, Auth};
@@ -44,6 +45,9 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
         "/logout" if post => with_command(context, store, req, false, |auth| {
             context.sessions.lock().expect("sessions").end(&auth.id);
             Reply::json(200, &json!({})).with("Set-Cookie", session::clear_cookie(session::COOKIE))
+        }),
+        "/chat/token" if post => with_command(context, store, req, false, |auth| {
+            chat::token(context, auth)
         }),
         "/stats" if get => admin_ask(context, store, req, ConsoleAsk::Stats),
         "/listeners" if get => admin_ask(context, store, req, ConsoleAsk::Listeners),
@@ -86,6 +90,7 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
         | "/register"
         | "/me"
         | "/logout"
+        | "/chat/token"
         | "/stats"
         | "/listeners"
         | "/clients"

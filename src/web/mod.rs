@@ -1,5 +1,5 @@
 //! The web console: a small HTTP/1.1 server on its own threads with the login, register,
-//! account and admin pages, the JSON API behind them and a Prometheus endpoint. It never
+//! account, chat and admin pages, the JSON API behind them and a Prometheus endpoint. It never
 //! touches broker state: users come from its own SQLite connection, live state and
 //! commands go to the loop through the inbox ([`crate::broker::console`]) and come back
 //! within a timeout.
@@ -14,12 +14,14 @@
 //! - `pages`    — the HTML pages, filled from `assets/` templates.
 //! - `admin`    — the admin page's tables, rendered on the server so it works without JS.
 //! - `api`      — the JSON API.
+//! - `chat`     — the `/chat` page's policy and its single-use MQTT login tokens.
 //! - `metrics`  — `/metrics` in the Prometheus text format (loopback only).
 //! - `html` `form` — escaping and templates; form and query decoding.
 
 mod accounts;
 mod admin;
 mod api;
+mod chat;
 mod csrf;
 mod form;
 mod html;

@@ -23,8 +23,9 @@ const REGISTER: &str = include_str!("../../assets/register.html");
 const ACCOUNT: &str = include_str!("../../assets/account.html");
 const MESSAGE: &str = include_str!("../../assets/message.html");
 
-/// A page inside the layout; `auth` decides the navigation links.
-fn page(status: u16, title: &str, auth: Option<&Auth>, main: &str, script: bool) -> Reply {
+/// A page inside the layout; `auth` decides the navigation links, `scripts` goes in the
+/// head (`<script>` tags for files under /assets/).
+pub fn page(status: u16, title: &str, auth: Option<&Auth>, main: &str, scripts: &str) -> Reply {
     let nav = match auth {
         Some(a) => {
             let admin = if a.user.is_admin {
@@ -33,17 +34,12 @@ fn page(status: u16, title: &str, auth: Option<&Auth>, main: &str, script: bool)
                 ""
             };
             format!(
-                r#"{admin}<a href="/account">{}</a><form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{}"><button type="submit" class="link">Log out</button></form>"#,
+                r#"<a href="/chat">Chat</a>{admin}<a href="/account">{}</a><form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{}"><button type="submit" class="link">Log out</button></form>"#,
                 escape(&a.user.name),
                 escape(&a.session.csrf)
             )
         }
         None => r#"<a href="/login">Log in</a><a href="/register">Register</a>"#.to_owned(),
-    };
-    let scripts = if script {
-        r#"<script src="/assets/admin.js" defer></script>"#
-    } else {
-        ""
     };
     let csrf = auth.map_or("", |a| a.session.csrf.as_str());
     Reply::html(
@@ -67,7 +63,7 @@ pub fn message(status: u16, title: &str, text: &str) -> Reply {
         MESSAGE,
         &[("title", Value::Text(title)), ("text", Value::Text(text))],
     );
-    page(status, title, None, &main, false)
+    page(status, title, None, &main, "")
 }
 
 fn error_html(error: Option<&str>) -> String {
@@ -111,7 +107,7 @@ fn entry_form(req: &Req, status: u16, register: bool, error: Option<&str>, name:
             ("username", Value::Text(name)),
         ],
     );
-    let reply = page(status, title, None, &main, false);
+    let reply = page(status, title, None, &main, "");
     if new {
         reply.with("Set-Cookie", session::set_cookie(csrf::FORM_COOKIE, &token))
     } else {
@@ -218,7 +214,7 @@ fn require_admin(context: &Context, store: &Store, req: &Req) -> Result<Auth, Re
                 ("text", Value::Text("this page is for administrators")),
             ],
         );
-        return Err(page(403, "Admins only", Some(&auth), &main, false));
+        return Err(page(403, "Admins only", Some(&auth), &main, ""));
     }
     Ok(auth)
 }
@@ -283,7 +279,7 @@ fn account_page(
             ("notice", Value::Html(&notice_html(notice))),
         ],
     );
-    page(status, "Account", Some(auth), &main, false)
+    page(status, "Account", Some(auth), &main, "")
 }
 
 pub fn account(context: &Context, store: &Store, req: &Req) -> Reply {
@@ -365,7 +361,13 @@ pub fn admin(context: &Context, store: &Store, req: &Req) -> Reply {
     };
     let topic = form::get(&req.query, "topic").filter(|t| !t.is_empty());
     match admin::render(context, store, &auth, topic, &notice_html(notice)) {
-        Ok(main) => page(200, "Admin", Some(&auth), &main, true),
+        Ok(main) => page(
+            200,
+            "Admin",
+            Some(&auth),
+            &main,
+            r#"<script src="/assets/admin.js" defer></script>"#,
+        ),
         Err(e) => {
             log::warn!("web console: asking the broker loop: {e}");
             message(503, "Busy", "the broker did not answer in time; try again")

@@ -8,7 +8,7 @@ use super::http::Method;
 
 use super::server::{Context, Reply, Req};
 use super::session::{self, Session};
-use super::{api, csrf, metrics, pages};
+use super::{api, chat, csrf, metrics, pages};
 use crate::store::{Store, UserRecord};
 
 /// A request's logged-in session and its (freshly read) user.
@@ -84,6 +84,10 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
         "/account" if get => pages::account(context, store, req),
         "/account/password" if post => pages::change_password(context, store, req),
         "/account/question" if post => pages::set_question(context, store, req),
+        "/chat" if get => match auth(context, store, req) {
+            Some(a) => chat::page(context, req, &a),
+            None => Reply::redirect("/login"),
+        },
         "/admin" if get => pages::admin(context, store, req),
         "/admin/listener" if post => pages::listener_command(context, store, req),
         "/admin/disconnect" if post => pages::disconnect(context, store, req),
@@ -97,12 +101,23 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
             "text/javascript; charset=utf-8",
             include_str!("../../assets/admin.js"),
         ),
+        "/assets/chat.js" if get => Reply::new(
+            200,
+            "text/javascript; charset=utf-8",
+            include_str!("../../assets/chat.js"),
+        ),
+        "/assets/mqtt-ws.js" if get => Reply::new(
+            200,
+            "text/javascript; charset=utf-8",
+            include_str!("../../assets/mqtt-ws.js"),
+        ),
         "/metrics" if get => metrics::handle(context, req),
         // Browsers ask for it on every page; there is none, and a 404 would be logged.
         "/favicon.ico" if get => Reply::new(204, "image/x-icon", ""),
         "/" | "/login" | "/register" | "/logout" | "/account" | "/account/password"
-        | "/account/question" | "/admin" | "/admin/listener" | "/admin/disconnect"
-        | "/assets/style.css" | "/assets/admin.js" | "/metrics" => pages::message(
+        | "/account/question" | "/chat" | "/admin" | "/admin/listener" | "/admin/disconnect"
+        | "/assets/style.css" | "/assets/admin.js" | "/assets/chat.js" | "/assets/mqtt-ws.js"
+        | "/metrics" => pages::message(
             405,
             "Method not allowed",
             "this page does not take that method",

@@ -293,7 +293,12 @@ fn respond(stream: &mut TcpStream, reply: Reply, send_body: bool) {
     } else {
         "no-store"
     };
-    let mut headers: Vec<(&str, &str)> = SECURITY_HEADERS.to_vec();
+    // A reply may set its own policy (the chat page widens connect-src).
+    let mut headers: Vec<(&str, &str)> = SECURITY_HEADERS
+        .iter()
+        .filter(|(name, _)| !reply.headers.iter().any(|(n, _)| n == name))
+        .copied()
+        .collect();
     headers.push(("Content-Type", reply.content_type));
     headers.push(("Cache-Control", cache));
     for (name, value) in &reply.headers {

@@ -12,8 +12,14 @@ pub const CONFIG: &str = "bcrypt_cost = 4\n";
 
 /// Starts a broker with the console on, after creating `users` (name, password, admin).
 pub fn start(users: &[(&str, &str, bool)]) -> Broker {
+    start_with(users, "")
+}
+
+/// [`start`] with more config lines after [`CONFIG`].
+pub fn start_with(users: &[(&str, &str, bool)], extra: &str) -> Broker {
+    let config = format!("{CONFIG}{extra}");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("outpost.toml"), CONFIG).unwrap();
+    std::fs::write(dir.path().join("outpost.toml"), &config).unwrap();
     for (name, password, admin) in users {
         let mut cmd = Command::new(BIN);
         cmd.arg("--config")
@@ -39,7 +45,7 @@ pub fn start(users: &[(&str, &str, bool)]) -> Broker {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "user add {name}: {out:?}");
     }
-    Broker::start_web_in(dir, Some(CONFIG))
+    Broker::start_web_in(dir, Some(&config))
 }
 
 /// Fetches the login form and posts it; returns the answer to the post.

@@ -1,0 +1,413 @@
+// The /chat page: rooms, live messages, send, likes, history paging and unread markers,
+// over MQTT over WebSocket (assets/mqtt-ws.js) with the chat service's wire format
+// (docs/chat.md). It logs in with a single-use token the web console hands out for the
+// session (POST /api/chat/token) and, when the link drops, reconnects with backoff and a
+// fresh token, then catches up every room it has seen with `history <room> after <id>`.
+//
+// Every text from the network is put in the page with textContent, never as HTML.
+"use strict";
+
+(function () {
+  const PAGE = 20; // messages per history request
+  const REPLY_WAIT_MS = 10000; // a request unanswered this long counts as lost
+  const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const root = document.getElementById("chat");
+  const el = (id) => document.getElementById(id);
+  const ui = {
+    rooms: el("rooms"), list: el("messages"), title: el("room-title"), status: el("status"),
+    form: el("send"), text: el("text"), newRoom: el("new-room"), older: el("older"),
+  };
+
+  /// name → { messages: Map id → {id, time, sender, text, likes}, newest, oldest, more,
+  /// unread, members, count, loaded }
+  const rooms = new Map();
+  let current = null;
+  let user = null;
+  let client = null;
+  let attempt = 0;
+  let nextTag = 1;
+  const pending = new Map(); // reply tag → resolve
+  const seenKey = (room) => `outpost.chat.seen.${user}.${room}`;
+
+  function room(name) {
+    if (!rooms.has(name)) {
+      rooms.set(name, {
+        messages: new Map(), newest: 0, oldest: 0, more: true, unread: 0,
+        members: 0, count: 0, loaded: false,
+      });
+    }
+    return rooms.get(name);
+  }
+
+  function setStatus(text, kind) {
+    ui.status.textContent = text;
+    ui.status.dataset.kind = kind;
+    root.dataset.link = kind;
+  }
+
+  // --- the link ---------------------------------------------------------------------
+
+  async function token() {
+    const reply = await fetch("/api/chat/token", {
+      method: "POST",
+      headers: { "X-CSRF-Token": csrf },
+      credentials: "same-origin",
+    });
+    if (reply.status === 401 || reply.status === 403) {
+      location.href = "/login";
+      throw new Error("logged out");
+    }
+    if (!reply.ok) throw new Error(`token: HTTP ${reply.status}`);
+    return reply.json();
+  }
+
+  async function connect() {
+    setStatus(attempt ? "reconnecting…" : "connecting…", "connecting");
+    try {
+      const grant = await token();
+      user = grant.user;
+      const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.hostname}:${grant.ws_port}${grant.ws_path}`;
+      const id = `web-${user}-${Math.random().toString(36).slice(2, 10)}`;
+      client = new MqttWs({ url, clientId: id, username: user, password: grant.token, keepAlive: 20 });
+      client.onmessage = onMessage;
+      client.onclose = (reason) => {
+        client = null;
+        for (const resolve of pending.values()) resolve(null);
+        pending.clear();
+        retry(reason);
+      };
+      await client.connect();
+      await client.subscribe(["chat/r/+", 1], [`chat/u/${user}/#`, 1]);
+      attempt = 0;
+      setStatus(`connected as ${user}`, "up");
+      await refreshRooms();
+      await catchUp();
+    } catch (e) {
+      if (client) {
+        const c = client;
+        client = null;
+        c.onclose = () => {};
+        c.close();
+      }
+      retry(e.message);
+    }
+  }
+
+  function retry(reason) {
+    const base = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
+    const wait = Math.round(base * (0.75 + Math.random() / 2));
+    attempt += 1;
+    setStatus(`offline (${reason}); retrying in ${Math.ceil(wait / 1000)} s`, "down");
+    setTimeout(connect, wait);
+  }
+
+  /// Sends a request and resolves with its reply's lines (status first), or null when
+  /// the link dropped or no reply came in time.
+  function request(name, payload) {
+    if (!client) return Promise.resolve(null);
+    const tag = `p${nextTag++}`;
+    const answer = new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        pending.delete(tag);
+        resolve(null);
+      }, REPLY_WAIT_MS);
+      pending.set(tag, (lines) => {
+        clearTimeout(timer);
+        resolve(lines);
+      });
+    });
+    client.publish(`chat/x/${name}/${tag}`, payload, { qos: 1 }).catch(() => {});
+    return answer;
+  }
+
+  function onMessage(topic, bytes) {
+    const text = new TextDecoder().decode(bytes);
+    if (topic.startsWith("chat/r/")) {
+      roomEvent(topic.slice(7), text);
+    } else if (topic.startsWith(`chat/u/${user}/`)) {
+      const resolve = pending.get(topic.slice(`chat/u/${user}/`.length));
+      if (resolve) {
+        pending.delete(topic.slice(`chat/u/${user}/`.length));
+        resolve(text.split("\n"));
+      }
+    }
+  }
+
+  // --- rooms and messages -------------------------------------------------------------
+
+  /// `<id> <time> <sender> <text>` or `l <id> <likes>`.
+  function roomEvent(name, text) {
+    const r = room(name);
+    if (text.startsWith("l ")) {
+      const [, id, likes] = text.split(" ");
+      const m = r.messages.get(Number(id));
+      if (m) {
+        m.likes = Number(likes);
+        if (name === current) updateLikes(m);
+      }
+      return;
+    }
+    const m = parseMessage(text);
+    if (!m || r.messages.has(m.id)) return;
+    addMessages(name, [m], false);
+    if (name !== current) {
+      r.unread += 1;
+      renderRooms();
+    } else {
+      markSeen(name);
+    }
+  }
+
+  function parseMessage(text) {
+    const parts = text.split(" ");
+    if (parts.length < 4 || !/^\d+$/.test(parts[0])) return null;
+    return {
+      id: Number(parts[0]), time: Number(parts[1]), sender: parts[2],
+      text: parts.slice(3).join(" "), likes: 0,
+    };
+  }
+
+  /// A history reply: `ok N messages`, then `<id> <time|+delta> <sender> <likes> <text>`
+  /// rows, oldest first, then `more` if the page is full and more remain.
+  function parsePage(lines) {
+    if (!lines || !lines[0].startsWith("ok")) return null;
+    const rows = [];
+    let time = 0;
+    let more = false;
+    for (const line of lines.slice(1)) {
+      if (line === "more") { more = true; continue; }
+      const parts = line.split(" ");
+      if (parts.length < 5) continue;
+      time = parts[1].startsWith("+") ? time + Number(parts[1].slice(1)) : Number(parts[1]);
+      rows.push({
+        id: Number(parts[0]), time, sender: parts[2], likes: Number(parts[3]),
+        text: parts.slice(4).join(" "),
+      });
+    }
+    return { rows, more };
+  }
+
+  function addMessages(name, list, older) {
+    const r = room(name);
+    for (const m of list) {
+      if (r.messages.has(m.id)) continue;
+      r.messages.set(m.id, m);
+      r.newest = Math.max(r.newest, m.id);
+      r.oldest = r.oldest ? Math.min(r.oldest, m.id) : m.id;
+    }
+    if (name === current) renderMessages(list, older);
+  }
+
+  async function refreshRooms() {
+    const lines = await request("rooms", "");
+    if (!lines || !lines[0].startsWith("ok")) return;
+    for (const line of lines.slice(1)) {
+      const [name, members, count] = line.split(" ");
+      if (!name) continue;
+      const r = room(name);
+      r.members = Number(members);
+      r.count = Number(count);
+    }
+    if (!current) {
+      const wanted = decodeURIComponent(location.hash.slice(1));
+      const first = rooms.has(wanted) ? wanted : [...rooms.keys()].sort()[0];
+      if (first) await select(first);
+    }
+    await unreadSinceLastVisit();
+    renderRooms();
+  }
+
+  /// Rooms not yet loaded on this page: count what came since the visit before (kept in
+  /// localStorage), up to one page.
+  async function unreadSinceLastVisit() {
+    for (const [name, r] of rooms) {
+      if (r.loaded || r.unreadChecked) continue;
+      r.unreadChecked = true;
+      const seen = Number(localStorage.getItem(seenKey(name)) || 0);
+      if (!seen) continue;
+      const page = parsePage(await request("history", `${name} after ${seen} ${PAGE}`));
+      if (page) {
+        r.unread = page.rows.length;
+        r.unreadMore = page.more;
+      }
+    }
+  }
+
+  /// After a (re)connect: everything said in a loaded room while the link was down.
+  async function catchUp() {
+    for (const [name, r] of rooms) {
+      if (!r.loaded || !r.newest) continue;
+      for (;;) {
+        const page = parsePage(await request("history", `${name} after ${r.newest} ${PAGE}`));
+        if (!page) return;
+        addMessages(name, page.rows, false);
+        if (name !== current) r.unread += page.rows.length;
+        if (!page.more || !page.rows.length) break;
+      }
+      if (name === current) markSeen(name);
+    }
+    renderRooms();
+  }
+
+  async function select(name) {
+    current = name;
+    const r = room(name);
+    r.unread = 0;
+    r.unreadMore = false;
+    location.hash = encodeURIComponent(name);
+    ui.title.textContent = name;
+    ui.list.replaceChildren();
+    renderMessages([...r.messages.values()].sort((a, b) => a.id - b.id), false);
+    renderRooms();
+    if (!r.loaded) {
+      r.loaded = true;
+      await loadOlder(name);
+    }
+    markSeen(name);
+    ui.text.focus();
+  }
+
+  async function loadOlder(name) {
+    const r = room(name);
+    if (!r.more || r.loading) return;
+    r.loading = true;
+    const anchor = r.oldest ? `before ${r.oldest} ` : "";
+    const page = parsePage(await request("history", `${name} ${anchor}${PAGE}`));
+    r.loading = false;
+    if (!page) {
+      r.loaded = r.messages.size > 0;
+      return;
+    }
+    r.more = page.more;
+    addMessages(name, page.rows, true);
+    ui.older.hidden = !r.more || name !== current;
+  }
+
+  function markSeen(name) {
+    const r = room(name);
+    if (r.newest) localStorage.setItem(seenKey(name), String(r.newest));
+  }
+
+  // --- rendering (textContent only) ---------------------------------------------------
+
+  function renderRooms() {
+    const items = [...rooms.keys()].sort().map((name) => {
+      const r = rooms.get(name);
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "room";
+      button.dataset.room = name;
+      if (name === current) button.setAttribute("aria-current", "true");
+      const label = document.createElement("span");
+      label.textContent = name;
+      button.append(label);
+      if (r.unread && name !== current) {
+        const badge = document.createElement("span");
+        badge.className = "unread";
+        badge.textContent = `${r.unread}${r.unreadMore ? "+" : ""}`;
+        badge.title = "unread messages";
+        button.append(badge);
+      }
+      button.addEventListener("click", () => select(name));
+      li.append(button);
+      return li;
+    });
+    ui.rooms.replaceChildren(...items);
+  }
+
+  function messageItem(m) {
+    const li = document.createElement("li");
+    li.className = "message";
+    li.dataset.id = String(m.id);
+    if (m.sender === user) li.classList.add("mine");
+    const head = document.createElement("div");
+    head.className = "meta";
+    const who = document.createElement("span");
+    who.className = "sender";
+    who.textContent = m.sender;
+    const when = document.createElement("time");
+    const date = new Date(m.time * 1000);
+    when.dateTime = date.toISOString();
+    when.textContent = date.toLocaleString([], { dateStyle: "short", timeStyle: "short" });
+    head.append(who, when);
+    const body = document.createElement("p");
+    body.className = "text";
+    body.textContent = m.text;
+    const like = document.createElement("button");
+    like.type = "button";
+    like.className = "like";
+    like.addEventListener("click", () => request("like", String(m.id)));
+    li.append(head, body, like);
+    updateLikes(m, like);
+    return li;
+  }
+
+  function updateLikes(m, button) {
+    const b = button || ui.list.querySelector(`li[data-id="${m.id}"] .like`);
+    if (!b) return;
+    b.textContent = `♥ ${m.likes}`;
+    b.setAttribute("aria-label", `like (${m.likes} likes)`);
+  }
+
+  function renderMessages(list, older) {
+    if (!list.length) return;
+    const atBottom = ui.list.scrollHeight - ui.list.scrollTop - ui.list.clientHeight < 40;
+    const before = ui.list.scrollHeight;
+    const items = list.map(messageItem);
+    if (older) {
+      ui.list.prepend(...items);
+      ui.list.scrollTop += ui.list.scrollHeight - before;
+    } else {
+      // Keep id order even when catch-up rows arrive after live ones.
+      for (const item of items) {
+        const id = Number(item.dataset.id);
+        const later = [...ui.list.children].find((c) => Number(c.dataset.id) > id);
+        ui.list.insertBefore(item, later || null);
+      }
+      if (atBottom) ui.list.scrollTop = ui.list.scrollHeight;
+    }
+  }
+
+  // --- input --------------------------------------------------------------------------
+
+  ui.form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const text = ui.text.value.trim();
+    if (!text || !current) return;
+    if (!client) {
+      setStatus("offline: the message stays here until the link is back", "down");
+      return;
+    }
+    try {
+      await client.publish(`chat/r/${current}`, text, { qos: 1 });
+      ui.text.value = "";
+    } catch (err) {
+      setStatus(`not sent (${err.message}); it stays in the box`, "down");
+    }
+  });
+
+  ui.newRoom.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const input = ui.newRoom.querySelector("input");
+    const name = input.value.trim();
+    if (!/^[A-Za-z0-9_.-]{1,32}$/.test(name)) {
+      input.setCustomValidity("1 to 32 letters, digits, _ - .");
+      input.reportValidity();
+      return;
+    }
+    input.setCustomValidity("");
+    input.value = "";
+    room(name).loaded = true; // a new room has no history yet
+    room(name).more = false;
+    select(name);
+  });
+
+  ui.older.addEventListener("click", () => current && loadOlder(current));
+  ui.list.addEventListener("scroll", () => {
+    if (ui.list.scrollTop < 30 && current) loadOlder(current);
+  });
+
+  connect();
+})();
