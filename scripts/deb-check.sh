@@ -227,7 +227,7 @@ for f in "$STATE"/outpost.db*; do
     same "$(stat -c '%U:%G' "$f")" "outpost:outpost" "$f still belongs to outpost after root used it"
 done
 
-sed -i 's/^max_inflight = 64$/max_inflight = 32/' "$CONF"
+sed -i 's/^max_inflight = [0-9]*$/max_inflight = 32/' "$CONF"
 grep -qx 'max_inflight = 32' "$CONF" || fail "could not edit $CONF"
 kill -HUP "$BROKER_PID"
 wait_log 'reload: applied max_inflight'
