@@ -85,15 +85,13 @@ mod tests {
     use super::*;
     use crate::store::{Store, SyncMode};
 
-    /// Each `fixtures/vN.sql` is an old database; opening it must bring it to the current
-    /// version with its rows intact.
-    #[test]
-    fn version_1_database_upgrades_with_its_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v1.db");
+    /// Makes a database from an old version's fixture in `dir`, opens it (which upgrades
+    /// it) and checks it reached the current version.
+    fn upgraded(dir: &tempfile::TempDir, name: &str, fixture: &str) -> Store {
+        let path = dir.path().join(name);
         Connection::open(&path)
             .unwrap()
-            .execute_batch(include_str!("fixtures/v1.sql"))
+            .execute_batch(fixture)
             .unwrap();
         let store = Store::open(&path, SyncMode::Normal).unwrap();
         let version: i64 = store
@@ -101,6 +99,15 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+        store
+    }
+
+    /// Each `fixtures/vN.sql` is an old database; opening it must bring it to the current
+    /// version with its rows intact.
+    #[test]
+    fn version_1_database_upgrades_with_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = upgraded(&dir, "v1.db", include_str!("fixtures/v1.sql"));
         let alice = store.find_user("alice").unwrap().unwrap();
         assert!(alice.is_admin);
         assert_eq!(store.list_acl_rules().unwrap().len(), 1);
@@ -161,17 +168,7 @@ mod tests {
     #[test]
     fn version_2_database_upgrades_with_its_rows() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v2.db");
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch(include_str!("fixtures/v2.sql"))
-            .unwrap();
-        let store = Store::open(&path, SyncMode::Normal).unwrap();
-        let version: i64 = store
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, SCHEMA_VERSION);
+        let store = upgraded(&dir, "v2.db", include_str!("fixtures/v2.sql"));
         let sessions = store.load_sessions().unwrap();
         assert_eq!((sessions[0].queued, sessions[0].will.is_none()), (1, true));
         assert_eq!(
@@ -189,17 +186,7 @@ mod tests {
     #[test]
     fn version_3_database_upgrades_with_its_rows() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v3.db");
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch(include_str!("fixtures/v3.sql"))
-            .unwrap();
-        let store = Store::open(&path, SyncMode::Normal).unwrap();
-        let version: i64 = store
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, SCHEMA_VERSION);
+        let store = upgraded(&dir, "v3.db", include_str!("fixtures/v3.sql"));
         assert!(store.find_user("alice").unwrap().is_some());
         assert_eq!(store.load_sessions().unwrap()[0].subscriptions.len(), 1);
         assert_eq!(store.load_chat_rooms().unwrap().len(), 1);
