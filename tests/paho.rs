@@ -3,9 +3,9 @@
 
 mod common;
 
+use common::scripts::run_until_ok;
 use common::Broker;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python");
 
@@ -31,39 +31,16 @@ fn require_paho() {
 }
 
 /// Runs `tests/python/<script> PORT args...` against a fresh broker; the script must print OK
-/// and exit 0 within 20 s.
+/// and exit 0 (see `common::scripts::run_until_ok`).
 fn run_script(script: &str, args: &[&str]) {
     require_paho();
     let broker = Broker::start();
-    let mut child = Command::new("python3")
-        .arg(format!("{SCRIPTS}/{script}"))
-        .arg(broker.port().to_string())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn python3");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let status = status.unwrap_or_else(|| {
-        panic!("{script} {args:?} timed out\nstdout:\n{stdout}\nstderr:\n{stderr}")
-    });
-    assert!(
-        status.success() && stdout.trim_end().ends_with("OK"),
-        "{script} {args:?} failed ({status})\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    let mut argv = vec![broker.port().to_string()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    run_until_ok(
+        "python3",
+        SCRIPTS,
+        &[vec![script.to_string()], argv].concat(),
     );
 }
 
