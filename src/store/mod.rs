@@ -12,8 +12,12 @@
 //! - `error.rs`: [`StoreError`].
 //! - `backup.rs`: [`backup()`], a consistent copy of the live database.
 //! - `migrate.rs`: `schema.sql` and the version steps.
-//! - `write.rs`: [`Write`] and how each one becomes SQL.
+//! - `write.rs`: [`Write`], the turn's transaction, and the one match that
+//!   hands each write to its table group below.
 //! - `load.rs`: start-up loads of sessions, messages and retained messages.
+//! - `retained.rs`: retained messages.
+//! - `sessions.rs`: sessions, their subscriptions, inbound QoS 2 ids and wills.
+//! - `queues.rs`: message bodies and session queues, with the orphan cleanup.
 //! - `clients.rs`: the client records shown on the web pages.
 //! - `users.rs`, `acl.rs`: accounts and topic access rules.
 //! - `bridge.rs`: the bridges' forward queues.
@@ -29,6 +33,11 @@ pub mod error;
 pub mod load;
 mod migrate;
 mod questions;
+mod queues;
+mod retained;
+mod sessions;
+#[cfg(test)]
+mod testing;
 pub mod users;
 pub mod write;
 
