@@ -2,10 +2,144 @@
 //! deliver them to each session (`session_queue`), the in-flight window
 //! included. A body that no row references at the end of a commit is deleted
 //! ([`delete_orphans`]); every write that may drop a reference notes the id.
+//! Only the in-flight window is loaded at start; queued rows are read a page
+//! at a time ([`Store::load_queue_page`]).
 
-use rusqlite::{params, Transaction};
+use std::collections::HashMap;
 
-use super::{StoreError, StoredMessage};
+use rusqlite::{params, Connection, Transaction};
+
+use super::{Store, StoreError, StoredMessage, StoredSession};
+
+/// One row of a [`StoredSession`]'s queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredQueued {
+    /// Position in the queue; new rows continue after the largest.
+    pub seq: u64,
+    /// The QoS of this delivery.
+    pub qos: u8,
+    /// The packet id it was sent with, to resend with the same id.
+    pub packet_id: Option<u16>,
+    /// 0 queued, 1 sent awaiting PUBACK/PUBREC, 2 PUBREL sent awaiting PUBCOMP.
+    pub state: u8,
+    /// The body, among [`Store::load_inflight_messages`].
+    pub message_id: u64,
+}
+
+/// One queued row of a page read with [`Store::load_queue_page`], with its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedPageRow {
+    /// Position in the queue.
+    pub seq: u64,
+    /// The QoS of this delivery.
+    pub qos: u8,
+    /// The body's id, shared with other sessions' rows.
+    pub message_id: u64,
+    /// The body.
+    pub message: StoredMessage,
+}
+
+impl Store {
+    /// Every message body, with its id; all are referenced by some queue row.
+    #[cfg(test)]
+    pub fn load_messages(&self) -> Result<Vec<(u64, StoredMessage)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, topic, payload, qos, retain, properties, expires_at
+             FROM messages ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, StoredMessage::from_row(r, 1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The bodies of messages in flight (queue rows in state 1 or 2), with their ids:
+    /// all the start-up load needs, however deep the queues on disk are.
+    pub fn load_inflight_messages(&self) -> Result<Vec<(u64, StoredMessage)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, topic, payload, qos, retain, properties, expires_at FROM messages
+             WHERE id IN (SELECT message_id FROM session_queue WHERE state > 0) ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, StoredMessage::from_row(r, 1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Up to `limit` queued rows (state 0) of `client_id` after `after_seq`, in
+    /// order, with their bodies: the next page of a queue that lives on disk.
+    pub fn load_queue_page(
+        &self,
+        client_id: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<QueuedPageRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT q.seq, q.qos, q.message_id, m.topic, m.payload, m.qos, m.retain,
+                    m.properties, m.expires_at
+             FROM session_queue q JOIN messages m ON m.id = q.message_id
+             WHERE q.client_id = ?1 AND q.state = 0 AND q.seq > ?2
+             ORDER BY q.seq LIMIT ?3",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![client_id, after_seq, limit], |r| {
+            Ok(QueuedPageRow {
+                seq: r.get(0)?,
+                qos: r.get(1)?,
+                message_id: r.get(2)?,
+                message: StoredMessage::from_row(r, 3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The largest message id stored (0 when none), so new ids continue after it.
+    pub fn max_message_id(&self) -> Result<u64, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT coalesce(max(id), 0) FROM messages")?;
+        Ok(stmt.query_row([], |r| r.get(0))?)
+    }
+}
+
+/// Fills in each session's in-flight window ([`StoredQueued`] rows in state 1
+/// or 2) and the count, bytes and last seq of its queued rows; `index` finds
+/// a session by client id.
+pub(super) fn load_windows(
+    conn: &Connection,
+    index: &HashMap<String, usize>,
+    sessions: &mut [StoredSession],
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT client_id, seq, qos, packet_id, state, message_id FROM session_queue
+         WHERE state > 0 ORDER BY client_id, seq",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let queued = StoredQueued {
+            seq: r.get(1)?,
+            qos: r.get(2)?,
+            packet_id: r.get(3)?,
+            state: r.get(4)?,
+            message_id: r.get(5)?,
+        };
+        if let Some(&i) = index.get(&r.get::<_, String>(0)?) {
+            sessions[i].queue.push(queued);
+        }
+    }
+
+    let mut stmt = conn.prepare_cached(
+        "SELECT q.client_id, count(*),
+                sum(length(CAST(m.topic AS BLOB)) + length(m.payload)), max(q.seq)
+         FROM session_queue q JOIN messages m ON m.id = q.message_id
+         WHERE q.state = 0 GROUP BY q.client_id",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        if let Some(&i) = index.get(&r.get::<_, String>(0)?) {
+            sessions[i].queued = r.get(1)?;
+            sessions[i].queued_bytes = r.get(2)?;
+            sessions[i].queued_last_seq = r.get(3)?;
+        }
+    }
+    Ok(())
+}
 
 /// [`super::Write::MessagePut`]: stores body `id`, noted in `maybe_orphaned`
 /// in case no row of the batch references it.
@@ -110,6 +244,25 @@ pub(super) fn delete_orphans(tx: &Transaction<'_>, ids: &mut Vec<u64>) -> Result
         delete.execute(params![id])?;
     }
     Ok(())
+}
+
+/// Deletes queued rows (state 0) whose message expired before `now`, then
+/// the expired bodies no row references any more; rows in flight keep theirs.
+/// Returns how many rows went.
+pub(super) fn purge_expired(tx: &Transaction<'_>, now: i64) -> Result<usize, StoreError> {
+    let rows = tx
+        .prepare_cached(
+            "DELETE FROM session_queue WHERE state = 0 AND message_id IN
+             (SELECT id FROM messages WHERE expires_at < ?1)",
+        )?
+        .execute(params![now])?;
+    let bodies = tx
+        .prepare_cached(
+            "DELETE FROM messages WHERE expires_at < ?1
+         AND NOT EXISTS (SELECT 1 FROM session_queue WHERE message_id = messages.id)",
+        )?
+        .execute(params![now])?;
+    Ok(rows + bodies)
 }
 
 #[cfg(test)]

@@ -3,9 +3,125 @@
 //! (`qos2_received`) and its will (`wills`). Deleting a session cascades to
 //! all of them and to its queue (`store::queues`).
 
+use std::collections::HashMap;
+
 use rusqlite::{params, Transaction};
 
-use super::{StoreError, StoredMessage};
+use super::{queues, Store, StoreError, StoredMessage, StoredQueued};
+
+/// A persistent session as it was last committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    /// Whose session; the key a reconnect finds it by.
+    pub client_id: String,
+    /// Seconds the session outlives a disconnect.
+    pub expiry_interval: u32,
+    /// Who owns it, so a reconnect under another user can be refused.
+    pub username: Option<String>,
+    /// Unix seconds of the disconnect; `None` if the broker stopped while the
+    /// client was connected (treat it as disconnected at start-up).
+    pub disconnected_at: Option<i64>,
+    /// Subscriptions to put back into the topic trie.
+    pub subscriptions: Vec<StoredSubscription>,
+    /// The in-flight window (rows in state 1 or 2), in `seq` order. Queued
+    /// rows (state 0) stay on disk; see [`Store::load_queue_page`].
+    pub queue: Vec<StoredQueued>,
+    /// How many queued rows (state 0) the session has on disk.
+    pub queued: usize,
+    /// Their topic and payload bytes, against the queue limits.
+    pub queued_bytes: usize,
+    /// The largest seq among them (0 without any), so new rows continue after it.
+    pub queued_last_seq: u64,
+    /// Inbound QoS 2 packet ids received but not yet released.
+    pub qos2_received: Vec<u16>,
+    /// The will and its Will Delay Interval (seconds), if the session has one.
+    pub will: Option<(StoredMessage, u32)>,
+}
+
+/// One subscription of a [`StoredSession`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSubscription {
+    /// The full filter text, `$share/group/` prefix included.
+    pub filter: String,
+    /// The MQTT 5 subscription options byte.
+    pub options: u8,
+    /// The subscription identifier sent back with matching messages.
+    pub identifier: Option<u32>,
+}
+
+impl Store {
+    /// Every persistent session with its subscriptions, queue and inbound
+    /// QoS 2 ids.
+    pub fn load_sessions(&self) -> Result<Vec<StoredSession>, StoreError> {
+        let mut sessions: Vec<StoredSession> = {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT client_id, expiry_interval, username, disconnected_at
+                 FROM sessions ORDER BY client_id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(StoredSession {
+                    client_id: r.get(0)?,
+                    expiry_interval: r.get(1)?,
+                    username: r.get(2)?,
+                    disconnected_at: r.get(3)?,
+                    subscriptions: Vec::new(),
+                    queue: Vec::new(),
+                    queued: 0,
+                    queued_bytes: 0,
+                    queued_last_seq: 0,
+                    qos2_received: Vec::new(),
+                    will: None,
+                })
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let index: HashMap<String, usize> = sessions
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.client_id.clone(), i))
+            .collect();
+
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT client_id, filter, options, identifier FROM subscriptions
+             ORDER BY client_id, filter",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let sub = StoredSubscription {
+                filter: r.get(1)?,
+                options: r.get(2)?,
+                identifier: r.get(3)?,
+            };
+            if let Some(&i) = index.get(&r.get::<_, String>(0)?) {
+                sessions[i].subscriptions.push(sub);
+            }
+        }
+
+        queues::load_windows(&self.conn, &index, &mut sessions)?;
+
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT client_id, packet_id FROM qos2_received ORDER BY client_id, packet_id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            if let Some(&i) = index.get(&r.get::<_, String>(0)?) {
+                sessions[i].qos2_received.push(r.get(1)?);
+            }
+        }
+
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT client_id, topic, payload, qos, retain, properties, expires_at, delay
+             FROM wills",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            if let Some(&i) = index.get(&r.get::<_, String>(0)?) {
+                sessions[i].will = Some((StoredMessage::from_row(r, 1)?, r.get(7)?));
+            }
+        }
+        Ok(sessions)
+    }
+}
 
 /// [`super::Write::SessionPut`]: creates the session or updates its fields.
 pub(super) fn put(

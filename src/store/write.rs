@@ -1,12 +1,13 @@
 //! The writes the broker stages during a loop turn, and the turn's one
-//! transaction they are applied in (see [`super::Store::commit`]). Each write
-//! is handed to the file of its table group, which holds its SQL:
-//! `retained.rs`, `sessions.rs`, `queues.rs`, `clients.rs`, `chat.rs` and
-//! `bridge.rs`.
+//! transaction they are applied in (see [`super::Store::commit`]); also the
+//! start-up purge of what expired, the other transaction over several table
+//! groups. Each write is handed to the file of its table group, which holds
+//! its SQL: `retained.rs`, `sessions.rs`, `queues.rs`, `clients.rs`,
+//! `chat.rs` and `bridge.rs`.
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, Row, Transaction, TransactionBehavior};
 
-use super::{bridge, chat, clients, queues, retained, sessions, StoreError};
+use super::{bridge, chat, clients, queues, retained, sessions, Store, StoreError};
 
 /// A message as it is kept on disk: owned, because it outlives the read
 /// buffer it was decoded from.
@@ -27,6 +28,21 @@ pub struct StoredMessage {
     pub properties: Vec<u8>,
     /// Unix seconds after which it must not be delivered (message expiry).
     pub expires_at: Option<i64>,
+}
+
+impl StoredMessage {
+    /// Reads a message from the columns topic, payload, qos, retain,
+    /// properties, expires_at starting at `first`.
+    pub(super) fn from_row(r: &Row<'_>, first: usize) -> rusqlite::Result<StoredMessage> {
+        Ok(StoredMessage {
+            topic: r.get(first)?,
+            payload: r.get(first + 1)?,
+            qos: r.get(first + 2)?,
+            retain: r.get(first + 3)?,
+            properties: r.get(first + 4)?,
+            expires_at: r.get(first + 5)?,
+        })
+    }
 }
 
 /// One change to durable state, staged with [`super::Store::stage`].
@@ -261,6 +277,22 @@ fn apply(tx: &Transaction<'_>, w: &Write, maybe_orphaned: &mut Vec<u64>) -> Resu
         } => clients::disconnected(tx, client_id, *at, reason),
         Write::Chat(w) => chat::apply(tx, w),
         Write::Bridge(w) => bridge::apply(tx, w),
+    }
+}
+
+impl Store {
+    /// Deletes what expired before `now` (unix seconds): retained messages,
+    /// queue rows not yet sent (state 0) whose message expired, and expired
+    /// bodies no row references any more. Messages already in flight are kept:
+    /// their exchange must complete. Call once at start-up, before the loads.
+    /// Returns how many rows were deleted.
+    pub fn purge_expired(&mut self, now: i64) -> Result<usize, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let deleted = retained::purge_expired(&tx, now)? + queues::purge_expired(&tx, now)?;
+        tx.commit()?;
+        Ok(deleted)
     }
 }
 
