@@ -318,6 +318,11 @@ try {
     check(same(await texts(page), porch), `${who}'s porch: ${JSON.stringify(await texts(page))}`);
   }
   await bob.screenshot({ path: join(OUT, "chat-bob-porch.png") });
+  // The form opens a room that exists with its history: archive, which bob's page has
+  // heard nothing from.
+  await openRoom(bob, "archive");
+  await message(bob, "early 60").waitFor();
+  check(same(await texts(bob), early.slice(40)), `bob's archive from the form: ${JSON.stringify(await texts(bob))}`);
 
   // A message the service refuses (600 two-byte letters, over chat_max_text's 1000 bytes)
   // says why instead of "sending…"; Retry sends it again (refused again), Discard drops it.
@@ -347,6 +352,11 @@ try {
   await message(alice, "early 60").waitFor();
   check((await title(alice)) === "archive", "alice's room title after the switch");
   check(same(await texts(alice), early.slice(40)), `archive's first page: ${JSON.stringify(await texts(alice))}`);
+  // The button belongs to the room shown: not in porch, which has no older messages.
+  await alice.locator("#older").waitFor();
+  await alice.click('.room[data-room="porch"]');
+  await alice.locator("#older").waitFor({ state: "hidden" });
+  await alice.click('.room[data-room="archive"]');
   await alice.locator("#older").click();
   await message(alice, "early 21").waitFor();
   check(same(await texts(alice), early.slice(20)), `archive after the button: ${JSON.stringify(await texts(alice))}`);
