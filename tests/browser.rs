@@ -3,7 +3,9 @@
 //! driving Debian's chromium, with mosquitto_sub/mosquitto_pub as MQTT clients). Needs
 //! node, chromium and `npm ci` in tests/browser/, which scripts/install-test-deps.sh puts
 //! in place for `make test`. Screenshots land in target/browser/. The second test runs
-//! tests/browser/chat.test.mjs: two people chatting on the `/chat` page.
+//! tests/browser/chat.test.mjs: two people chatting on the `/chat` page with a paho-mqtt
+//! peer (tests/python/chat_peer.py, so it needs python3 with paho-mqtt 2.x too) and a
+//! mosquitto one.
 
 mod common;
 
@@ -11,6 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::console;
+use common::scripts::require_paho;
 
 #[test]
 fn register_login_and_watch_the_broker_from_chromium() {
@@ -44,13 +47,15 @@ fn register_login_and_watch_the_broker_from_chromium() {
 }
 
 #[test]
-fn two_people_chat_on_the_chat_page_with_a_mosquitto_peer() {
+fn two_phones_chat_on_the_chat_page_with_paho_and_mosquitto_peers() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    require_paho();
     // The test seeds 60 messages at once: no request rate limit.
     let broker = console::start_with(
         &[
             ("alice", "alice-password", false),
             ("bob", "bob-password", false),
+            ("carol", "carol-password", false),
             ("dave", "dave-password", false),
             ("root", "root-password", true),
         ],
@@ -74,6 +79,8 @@ fn two_people_chat_on_the_chat_page_with_a_mosquitto_peer() {
         "chat-alice-desktop.png",
         "chat-bob-phone.png",
         "chat-alice-offline.png",
+        "chat-bob-porch.png",
+        "chat-alice-refused.png",
     ] {
         assert!(out.join(shot).exists(), "no screenshot {shot}");
     }
