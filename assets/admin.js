@@ -175,14 +175,14 @@
       cell(tr, b.protocol, "MQTT");
       const link = !b.connected ? "down"
         : b.connected_since ? "connected since " + time(b.connected_since * 1000) : "connected";
-      cell(tr, link, "link").className = "state-" + (b.connected ? "connected" : "down");
+      cell(tr, el("span", link, "state-" + (b.connected ? "connected" : "down")), "link");
       cell(tr, b.queued + " (" + size(b.queued_bytes) + ")", "queued");
       cell(tr, b.forwarded, "forwarded");
       cell(tr, b.received, "received");
       cell(tr, b.dropped, "dropped");
       cell(tr, b.connects, "connects");
       cell(tr, size(b.max_queue_bytes) + ", " + b.queue_full, "disk budget");
-      cell(tr, b.last_error || "—", "last error").className = "bridge-error";
+      cell(tr, b.last_error ? el("span", b.last_error, "bridge-error") : "—", "last error");
       return tr;
     });
   }

@@ -723,7 +723,7 @@ fn the_bridge_api_follows_an_upstream_outage() {
     assert_eq!(page.status, 200);
     for part in [
         r#"<tr data-bridge="up">"#,
-        r#"class="state-down">down</td>"#,
+        r#"<span class="state-down">down</span>"#,
         "connection failed: Connection refused",
     ] {
         assert!(page.body.contains(part), "{part:?} missing from /admin");

@@ -227,7 +227,7 @@ fn bridge_table(bridges: &[BridgeInfo]) -> String {
         };
         let _ = write!(
             out,
-            r#"<tr data-bridge="{name}"><td data-label="bridge"><code>{name}</code></td><td data-label="upstream"><code>{addr}</code></td><td data-label="MQTT">{proto}</td><td data-label="link" class="state-{state}">{link}</td><td data-label="queued">{queued} ({queued_size})</td><td data-label="forwarded">{forwarded}</td><td data-label="received">{received}</td><td data-label="dropped">{dropped}</td><td data-label="connects">{connects}</td><td data-label="disk budget">{budget}, {policy}</td><td data-label="last error" class="bridge-error">{error}</td></tr>"#,
+            r#"<tr data-bridge="{name}"><td data-label="bridge"><code>{name}</code></td><td data-label="upstream"><code>{addr}</code></td><td data-label="MQTT">{proto}</td><td data-label="link"><span class="state-{state}">{link}</span></td><td data-label="queued">{queued} ({queued_size})</td><td data-label="forwarded">{forwarded}</td><td data-label="received">{received}</td><td data-label="dropped">{dropped}</td><td data-label="connects">{connects}</td><td data-label="disk budget">{budget}, {policy}</td><td data-label="last error">{error}</td></tr>"#,
             name = escape(&b.name),
             addr = escape(&b.address),
             proto = protocol_name(b.protocol),
@@ -239,7 +239,10 @@ fn bridge_table(bridges: &[BridgeInfo]) -> String {
             connects = b.connects,
             budget = size(b.max_queue_bytes),
             policy = b.queue_full,
-            error = escape(b.last_error.as_deref().unwrap_or("—")),
+            error = b.last_error.as_deref().map_or_else(
+                || "—".to_owned(),
+                |e| format!(r#"<span class="bridge-error">{}</span>"#, escape(e))
+            ),
         );
     }
     out.push_str("</tbody></table></div>");
