@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 use super::client::Hold;
 use super::close::Ending;
 use super::delivery::Holder;
+use super::keys::{ConnKey, SessionKey};
 use super::timers::Timer;
 use super::Broker;
 
 impl Broker {
     /// Holds the publisher on `token` back: the frame being handled stays in its buffer
     /// and is handled again once it is released.
-    pub(super) fn hold(&mut self, token: usize, holder: Holder, now: Instant) {
+    pub(super) fn hold(&mut self, token: ConnKey, holder: Holder, now: Instant) {
         let conn = &mut self.conns[token];
         conn.hold = Hold::Held;
         let entry = (token, conn.serial);
@@ -52,7 +53,7 @@ impl Broker {
 
     /// Called whenever a session's queue may have shrunk: releases the publishers waiting
     /// for it (and for the broker-wide budgets) once there is room again.
-    pub(super) fn queue_drained(&mut self, session: usize) {
+    pub(super) fn queue_drained(&mut self, session: SessionKey) {
         let flight = self.sessions[session].flight();
         if (!flight.waiting.is_empty() || flight.overflowing) && self.queue_has_slack(session) {
             let s = &mut self.sessions[session];
@@ -75,7 +76,7 @@ impl Broker {
     }
 
     /// Lets held publishers go on: each handles its kept frames at its next read, in turn.
-    pub(super) fn release(&mut self, waiting: impl IntoIterator<Item = (usize, u64)>) {
+    pub(super) fn release(&mut self, waiting: impl IntoIterator<Item = (ConnKey, u64)>) {
         for (token, serial) in waiting {
             let Some(conn) = self.conns.get_mut(token).filter(|c| c.serial == serial) else {
                 continue;
@@ -91,7 +92,7 @@ impl Broker {
 
     /// Before a connection's socket is read: false while it is held back. A publisher just
     /// released first handles the frames it kept (and may be held again).
-    pub(super) fn resume_input(&mut self, token: usize, now: Instant) -> bool {
+    pub(super) fn resume_input(&mut self, token: ConnKey, now: Instant) -> bool {
         let Some(conn) = self.conns.get_mut(token) else {
             return false;
         };
@@ -111,7 +112,7 @@ impl Broker {
     }
 
     /// `slow_consumer_timeout` after a session began holding publishers back.
-    pub(super) fn held_too_long(&mut self, session: usize, now: Instant) {
+    pub(super) fn held_too_long(&mut self, session: SessionKey, now: Instant) {
         let Some(s) = self.sessions.get(session) else {
             return;
         };

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::alias::OutboundAliases;
 use super::client::Phase;
 use super::close::Ending;
+use super::keys::{ConnKey, SessionKey};
 use super::message::{ForwardedProperties, Message};
 use super::persist::unix_now;
 use super::session::{Session, Will};
@@ -53,7 +54,7 @@ pub(super) struct PendingConnect {
 impl Broker {
     pub(super) fn handle_connect(
         &mut self,
-        token: usize,
+        token: ConnKey,
         connect: Connect<'_>,
         now: Instant,
     ) -> Result<(), Violation> {
@@ -169,14 +170,14 @@ impl Broker {
     }
 
     /// A refusal held back by the login throttle is due.
-    pub(super) fn delayed_refusal(&mut self, token: usize, serial: u64) {
+    pub(super) fn delayed_refusal(&mut self, token: ConnKey, serial: u64) {
         if self.conns.get(token).is_some_and(|c| c.serial == serial) {
             self.refuse_connect(token, ReasonCode::BadUserNameOrPassword);
         }
     }
 
     /// Anonymous clients: as configured, or by default only on loopback listeners.
-    fn anonymous_allowed(&self, token: usize) -> bool {
+    fn anonymous_allowed(&self, token: ConnKey) -> bool {
         self.config
             .allow_anonymous
             .unwrap_or(self.conns[token].local_is_loopback)
@@ -216,7 +217,7 @@ impl Broker {
 
     fn connect_request(
         &mut self,
-        token: usize,
+        token: ConnKey,
         connect: &Connect<'_>,
         now: Instant,
     ) -> ConnectRequest {
@@ -264,7 +265,7 @@ impl Broker {
     }
 
     /// Binds the connection to its session and answers CONNACK.
-    fn accept_connect(&mut self, token: usize, request: ConnectRequest, now: Instant) {
+    fn accept_connect(&mut self, token: ConnKey, request: ConnectRequest, now: Instant) {
         let ConnectRequest {
             version,
             clean_start,
@@ -307,9 +308,7 @@ impl Broker {
         let response_information = (request_response_information && version == ProtocolVersion::V5)
             .then(|| format!("{RESPONSE_TOPIC_PREFIX}{client_id}"));
         let conn = &mut self.conns[token];
-        conn.phase = Phase::Connected {
-            session: session as u32,
-        };
+        conn.phase = Phase::Connected { session };
         conn.client_id = self.sessions[session].client_id.clone();
         conn.keep_alive = server_keep_alive.unwrap_or(keep_alive);
         conn.last_read = now;
@@ -349,11 +348,11 @@ impl Broker {
     }
 
     /// Sends CONNACK with a failure code and closes without a will.
-    fn refuse_connect(&mut self, token: usize, reason: ReasonCode) {
+    fn refuse_connect(&mut self, token: ConnKey, reason: ReasonCode) {
         self.end_connection(token, Ending::Refused(reason));
     }
 
-    fn assign_client_id(&mut self, token: usize) -> String {
+    fn assign_client_id(&mut self, token: ConnKey) -> String {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -391,7 +390,7 @@ impl Broker {
         clean_start: bool,
         expiry: u32,
         now: Instant,
-    ) -> (usize, bool) {
+    ) -> (SessionKey, bool) {
         if let Some(key) = self.session_ids.find(client_id, &self.sessions) {
             if let Some(old) = self.sessions[key].connection() {
                 self.sessions[key].set_connection(None);
@@ -420,7 +419,7 @@ impl Broker {
     }
 
     /// Closes a connection whose client id connected again (MQTT 5: DISCONNECT 0x8E).
-    fn take_over(&mut self, old: usize) {
+    fn take_over(&mut self, old: ConnKey) {
         self.end_connection(old, Ending::TakenOver);
     }
 

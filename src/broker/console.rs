@@ -14,6 +14,7 @@ use serde::Serialize;
 pub use super::bridge::BridgeInfo;
 use super::close::Ending;
 use super::inbox::{Inbound, InboxSender, SendError};
+use super::keys::ConnKey;
 use super::listeners::{ListenerId, ListenerKind};
 use super::watch::Seen;
 use super::{Broker, Violation};
@@ -378,7 +379,7 @@ impl Broker {
         if !self.listeners.stop(&self.registry, id) {
             return ConsoleAnswer::Done;
         }
-        let clients: Vec<usize> = self
+        let clients: Vec<ConnKey> = self
             .conns
             .iter()
             .filter(|(_, c)| c.listener == id)

@@ -18,6 +18,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::client::{Connection, Hold, Phase, ReadOutcome, READ_CHUNK};
 use super::close::{send_disconnect, Ending};
 use super::inbox::{Inbound, Inbox, InboxSender};
+use super::keys::ConnKey;
 use super::listeners::{ListenerId, ListenerKind, Listeners};
 use super::timers::Timer;
 use super::transport::Transport;
@@ -222,11 +223,14 @@ impl Server {
                     token => match broker.listeners.id_of(token) {
                         Some(listener) => broker.accept(listener, now),
                         None => {
+                            let Some(conn) = ConnKey::from_token(token) else {
+                                continue;
+                            };
                             if event.is_readable() || event.is_read_closed() {
-                                broker.read(token.0, now);
+                                broker.read(conn, now);
                             }
                             if event.is_writable() {
-                                broker.mark_flush(token.0);
+                                broker.mark_flush(conn);
                             }
                         }
                     },
@@ -338,11 +342,10 @@ impl Broker {
             let _ = socket.set_nodelay(true);
             let serial = self.next_generation();
             let local_is_loopback = socket.local_addr().is_ok_and(|a| a.ip().is_loopback());
-            let entry = self.conns.vacant_entry();
-            let token = entry.key();
+            let token = self.conns.vacant_key();
             if let Err(e) = self
                 .registry
-                .register(&mut socket, Token(token), Interest::READABLE)
+                .register(&mut socket, token.token(), Interest::READABLE)
             {
                 log::warn!("cannot register connection from {addr}: {e}");
                 continue;
@@ -360,17 +363,17 @@ impl Broker {
                 },
                 _ => None,
             };
-            let conn = entry.insert(Connection::new(
-                socket, addr, listener, transport, serial, now,
-            ));
+            let mut conn = Connection::new(socket, addr, listener, transport, serial, now);
             conn.local_is_loopback = local_is_loopback;
             conn.tls = tls;
+            let inserted = self.conns.insert(conn);
+            debug_assert_eq!(inserted, token, "registered under the key it got");
             *self.per_address.entry(addr.ip()).or_insert(0) += 1;
             self.timers.schedule_connect(deadline, token, serial);
         }
     }
 
-    fn read(&mut self, token: usize, now: Instant) {
+    fn read(&mut self, token: ConnKey, now: Instant) {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
@@ -452,7 +455,7 @@ impl Broker {
 
     /// Closes a connection silent past its deadline (CONNECT timeout or 1.5 × keep
     /// alive), or sets the timer again for the new deadline.
-    fn keep_alive_check(&mut self, token: usize, serial: u64, now: Instant) {
+    fn keep_alive_check(&mut self, token: ConnKey, serial: u64, now: Instant) {
         let Some(conn) = self.conns.get(token).filter(|c| c.serial == serial) else {
             return;
         };
@@ -533,7 +536,7 @@ impl Broker {
         }
     }
 
-    fn flush(&mut self, token: usize) {
+    fn flush(&mut self, token: ConnKey) {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
@@ -557,7 +560,7 @@ impl Broker {
             };
             if self
                 .registry
-                .reregister(&mut conn.socket, Token(token), interest)
+                .reregister(&mut conn.socket, token.token(), interest)
                 .is_ok()
             {
                 conn.wants_write = pending;
@@ -568,8 +571,7 @@ impl Broker {
     /// Graceful stop: MQTT 5 clients get DISCONNECT 0x8B, pending output gets a short
     /// grace period to drain, then every socket closes.
     fn stop(&mut self, poll: &mut Poll, events: &mut Events) {
-        let tokens: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
-        for &token in &tokens {
+        for token in self.conns.keys() {
             let conn = &mut self.conns[token];
             if conn.session().is_some() {
                 send_disconnect(conn, ReasonCode::ServerShuttingDown);
@@ -592,7 +594,7 @@ impl Broker {
                 if conn.pending_output() > 0 && !conn.wants_write {
                     let _ = poll.registry().reregister(
                         &mut conn.socket,
-                        Token(token),
+                        token.token(),
                         Interest::READABLE | Interest::WRITABLE,
                     );
                     conn.wants_write = true;

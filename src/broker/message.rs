@@ -5,6 +5,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use super::keys::SessionKey;
 use crate::protocol::{Properties, Publish, Qos, QosPid};
 
 /// A message shared by every queue it sits in.
@@ -21,7 +22,7 @@ pub struct Message {
     /// When the Message Expiry Interval runs out; `None` for messages that never expire.
     pub expires_at: Option<Instant>,
     /// The session that published it, for No Local subscriptions; `None` for wills and $SYS.
-    pub publisher: Option<usize>,
+    pub publisher: Option<SessionKey>,
     /// Its id in the store, given the first time a persistent session queues it.
     pub store_id: OnceLock<u64>,
 }
@@ -58,7 +59,7 @@ impl Message {
     pub fn from_publish(
         topic: &str,
         publish: &Publish<'_>,
-        publisher: Option<usize>,
+        publisher: Option<SessionKey>,
         now: Instant,
     ) -> Arc<Message> {
         Arc::new(Message {

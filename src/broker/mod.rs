@@ -15,6 +15,7 @@
 //! - `queue`      — session queues: memory or disk tail, limits and budgets, paging.
 //! - `backpressure` — holding publishers back while a queue is full, and letting them go.
 //! - `index`      — sessions by client id (slab keys only; the id lives in the session).
+//! - `keys`       — typed slab keys (`ConnKey`, `SessionKey`) and the slab they index.
 //! - `session`    — what survives a connection: subscriptions, queue, in-flight, will.
 //! - `shared`     — round-robin positions of shared-subscription groups.
 //! - `message`    — the shared, reference-counted copy of a published message.
@@ -40,6 +41,7 @@ mod dispatch;
 mod event_loop;
 mod inbox;
 mod index;
+mod keys;
 mod listeners;
 mod message;
 mod persist;
@@ -61,8 +63,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use slab::Slab;
-
 use crate::auth::acl::ClientAcl;
 use crate::auth::cache::CredentialCache;
 use crate::auth::login_token::LoginTokens;
@@ -74,6 +74,7 @@ use crate::store::{AclRule, Store};
 use crate::topic::{self, RetainedTree, TopicTrie};
 use client::Connection;
 use inbox::Inbox;
+use keys::{SessionKey, Slab};
 use listeners::Listeners;
 use message::Message;
 use session::{Outbound, Session, SubEntry};
@@ -82,6 +83,7 @@ use timers::Timers;
 
 pub use event_loop::{run, RunError, Server};
 pub use inbox::{Inbound, InboxSender, SendError};
+pub use keys::ConnKey;
 pub use listeners::{ListenerId, ListenerKind};
 
 /// A rule broken by a client: the reason code to answer with and a detail for the log.
@@ -117,18 +119,18 @@ pub struct Broker {
     next_message_id: u64,
     /// Message bodies staged in this turn's commit, so each is written once.
     staged_messages: HashSet<u64>,
-    conns: Slab<Connection>,
-    sessions: Slab<Session>,
+    conns: Slab<ConnKey, Connection>,
+    sessions: Slab<SessionKey, Session>,
     /// Client id → key in `sessions`.
     session_ids: index::SessionIndex,
-    trie: TopicTrie<SubEntry>,
+    trie: TopicTrie<SubEntry, SessionKey>,
     retained: RetainedTree<Arc<Message>>,
     timers: Timers,
     stats: Stats,
     /// The bcrypt worker threads.
     auth: AuthWorker,
     /// CONNECTs waiting for the auth worker, by connection.
-    pending_connects: HashMap<usize, connect::PendingConnect>,
+    pending_connects: HashMap<ConnKey, connect::PendingConnect>,
     /// Recently verified credentials (salted digests).
     credentials: CredentialCache,
     /// Addresses that keep failing to log in.
@@ -140,21 +142,21 @@ pub struct Broker {
     /// The last client ACL built, handed out again to clients whose rules are the same.
     last_acl: Arc<ClientAcl>,
     /// Connections with output to flush at the end of this turn.
-    flush_list: Vec<usize>,
+    flush_list: Vec<ConnKey>,
     /// Open connections per client IP address, for `max_connections_per_address`.
     per_address: HashMap<IpAddr, usize>,
     /// Connections that had more to read when their per-turn share ran out.
-    read_again: Vec<usize>,
+    read_again: Vec<ConnKey>,
     /// Connections to close at the end of this turn.
-    close_list: Vec<usize>,
+    close_list: Vec<ConnKey>,
     /// Round-robin position per shared group.
     shared_cursors: shared::SharedCursors,
     /// The one buffer every socket is read into; whole frames are decoded from it directly.
     read_scratch: Vec<u8>,
     /// Reused buffer of matching subscriptions, so routing does not allocate per message.
-    matches: Vec<(usize, SubEntry)>,
+    matches: Vec<(SessionKey, SubEntry)>,
     /// Reused buffer of a message's deliveries and what each does (see `delivery.rs`).
-    plan: Vec<(usize, Outbound, delivery::Step)>,
+    plan: Vec<(SessionKey, Outbound, delivery::Step)>,
     /// True while the `$SYS` timer is scheduled.
     sys_running: bool,
     load: sys::Load,
@@ -171,7 +173,7 @@ pub struct Broker {
     /// against `max_queued_disk`.
     disk_queued_bytes: usize,
     /// Publishers held back until a broker-wide queue budget has room, in the order they came.
-    budget_waiters: Vec<(usize, u64)>,
+    budget_waiters: Vec<(ConnKey, u64)>,
     /// Last serial handed out (connection serials, session generations); timers name
     /// what they are for by it, since slab keys are reused.
     next_serial: u64,
@@ -204,8 +206,8 @@ impl Broker {
             store,
             next_message_id: 0,
             staged_messages: HashSet::new(),
-            conns: Slab::new(),
-            sessions: Slab::new(),
+            conns: Slab::default(),
+            sessions: Slab::default(),
             session_ids: index::SessionIndex::default(),
             trie: TopicTrie::new(),
             retained: RetainedTree::new(),
@@ -269,7 +271,7 @@ impl Broker {
     }
 
     /// Lists a connection for the end-of-turn flush.
-    fn mark_flush(&mut self, token: usize) {
+    fn mark_flush(&mut self, token: ConnKey) {
         if let Some(conn) = self.conns.get_mut(token) {
             if !conn.in_flush_list {
                 conn.in_flush_list = true;

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::keys::SessionKey;
 use super::message::{ForwardedProperties, Message};
 use super::session::{DiskTail, Inflight, InflightState, Outbound, Session, SubEntry, Will};
 use super::timers::Timer;
@@ -57,7 +58,7 @@ impl Broker {
     /// Records a queue entry of a persistent session (new, sent, or released).
     pub(super) fn stage_queue(
         &mut self,
-        session: usize,
+        session: SessionKey,
         outbound: &Outbound,
         packet_id: Option<PacketId>,
         state: InflightState,
@@ -83,7 +84,7 @@ impl Broker {
     }
 
     /// Forgets a queue entry that was delivered, refused or dropped.
-    pub(super) fn stage_dequeue(&mut self, session: usize, outbound: &Outbound) {
+    pub(super) fn stage_dequeue(&mut self, session: SessionKey, outbound: &Outbound) {
         let s = &self.sessions[session];
         if let (Some(seq), true) = (outbound.seq, s.stored) {
             self.store.stage(Write::QueueDelete {
@@ -96,7 +97,7 @@ impl Broker {
     /// Writes the session row (and, the first time, everything in it).
     pub(super) fn stage_session(
         &mut self,
-        session: usize,
+        session: SessionKey,
         disconnected_at: Option<i64>,
         now: Instant,
     ) {
@@ -129,7 +130,7 @@ impl Broker {
 
     /// Everything a session holds, for a session that becomes persistent while it
     /// already has state (a takeover that raises the expiry from 0).
-    fn stage_session_contents(&mut self, session: usize, now: Instant) {
+    fn stage_session_contents(&mut self, session: SessionKey, now: Instant) {
         let s = &self.sessions[session];
         let client_id = s.client_id.to_string();
         let subs: Vec<(String, SubEntry)> = s
@@ -169,7 +170,7 @@ impl Broker {
     }
 
     /// Records the will of a persistent session, or that it has none (any more).
-    pub(super) fn stage_will(&mut self, session: usize, now: Instant) {
+    pub(super) fn stage_will(&mut self, session: SessionKey, now: Instant) {
         let s = &self.sessions[session];
         if !s.stored {
             return;
@@ -195,7 +196,7 @@ impl Broker {
 
     pub(super) fn stage_subscription(
         &mut self,
-        session: usize,
+        session: SessionKey,
         filter: &str,
         entry: Option<SubEntry>,
     ) {
@@ -213,7 +214,7 @@ impl Broker {
         });
     }
 
-    pub(super) fn stage_qos2(&mut self, session: usize, packet_id: u16, received: bool) {
+    pub(super) fn stage_qos2(&mut self, session: SessionKey, packet_id: u16, received: bool) {
         let s = &self.sessions[session];
         if !s.stored {
             return;

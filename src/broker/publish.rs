@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::delivery::Admission;
+use super::keys::{ConnKey, SessionKey};
 use super::message::Message;
 use super::{Broker, Violation};
 use crate::auth::acl::Action;
@@ -13,8 +14,8 @@ use crate::protocol::{Ack, Packet, Properties, ProtocolVersion, Publish, QosPid,
 impl Broker {
     pub(super) fn handle_publish(
         &mut self,
-        token: usize,
-        session: usize,
+        token: ConnKey,
+        session: SessionKey,
         publish: Publish<'_>,
         now: Instant,
     ) -> Result<(), Violation> {
@@ -136,7 +137,7 @@ impl Broker {
         Ok(())
     }
 
-    fn is_qos2_resend(&self, session: usize, publish: &Publish<'_>) -> bool {
+    fn is_qos2_resend(&self, session: SessionKey, publish: &Publish<'_>) -> bool {
         match publish.qos {
             QosPid::ExactlyOnce(id) => self.sessions[session]
                 .flight()
@@ -149,7 +150,7 @@ impl Broker {
     /// The topic this PUBLISH is for, after applying (and learning) its Topic Alias.
     fn resolve_alias<'p>(
         &mut self,
-        token: usize,
+        token: ConnKey,
         publish: &Publish<'p>,
     ) -> Result<std::borrow::Cow<'p, str>, Violation> {
         let conn = &mut self.conns[token];
@@ -224,7 +225,7 @@ impl Broker {
     /// Queues PUBACK, PUBREC, PUBREL or PUBCOMP; 3.1.1 clients get the bare form.
     pub(super) fn send_ack(
         &mut self,
-        token: usize,
+        token: ConnKey,
         kind: fn(Ack<'static>) -> Packet<'static>,
         packet_id: crate::protocol::PacketId,
         reason: ReasonCode,

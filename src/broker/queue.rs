@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::keys::SessionKey;
 use super::message::Message;
 use super::persist::loaded_message;
 use super::session::{InflightState, Outbound, Session};
@@ -55,12 +56,12 @@ impl Full {
 
 impl Broker {
     /// True when a delivery of `qos` to this session is kept in the store while it waits.
-    fn backed(&self, session: usize, qos: Qos) -> bool {
+    fn backed(&self, session: SessionKey, qos: Qos) -> bool {
         self.sessions[session].stored && qos != Qos::AtMostOnce
     }
 
     /// True when `outbound` would wait in the session's queue rather than go out now.
-    pub(super) fn must_queue(&self, session: usize, outbound: &Outbound) -> bool {
+    pub(super) fn must_queue(&self, session: SessionKey, outbound: &Outbound) -> bool {
         let s = &self.sessions[session];
         let flight = s.flight();
         match s.connection() {
@@ -71,7 +72,7 @@ impl Broker {
     }
 
     /// Whether one more message fits in the session's queue, and which limit it meets if not.
-    pub(super) fn queue_room(&self, session: usize, outbound: &Outbound) -> Result<(), Full> {
+    pub(super) fn queue_room(&self, session: SessionKey, outbound: &Outbound) -> Result<(), Full> {
         let c = &self.config;
         let flight = self.sessions[session].flight();
         let size = queued_size(outbound);
@@ -94,7 +95,7 @@ impl Broker {
     /// True when the session's queue is far enough below its limits that each publisher
     /// waiting for it can add a message, with slack (a sixteenth of the limit) so held
     /// publishers run for a while rather than wake for one message at a time.
-    pub(super) fn queue_has_slack(&self, session: usize) -> bool {
+    pub(super) fn queue_has_slack(&self, session: SessionKey) -> bool {
         let c = &self.config;
         let flight = self.sessions[session].flight();
         let limit = c.max_queued_messages;
@@ -113,7 +114,7 @@ impl Broker {
     /// Queues a message whatever the limits (they were checked before, if they apply): in
     /// memory, or only on disk for a persistent session whose client is offline, whose
     /// memory page is full or whose disk tail is not empty (order is kept).
-    pub(super) fn push_queue(&mut self, session: usize, outbound: Outbound, now: Instant) {
+    pub(super) fn push_queue(&mut self, session: SessionKey, outbound: Outbound, now: Instant) {
         let size = queued_size(&outbound);
         let backed = self.backed(session, outbound.qos) && outbound.seq.is_some();
         let memory_spent = self.config.max_queued_memory > 0
@@ -143,7 +144,7 @@ impl Broker {
 
     /// Takes the oldest queued message, reading the next page from disk when memory holds
     /// none of the queue.
-    pub(super) fn pop_queue(&mut self, session: usize, now: Instant) -> Option<Outbound> {
+    pub(super) fn pop_queue(&mut self, session: SessionKey, now: Instant) -> Option<Outbound> {
         let s = &self.sessions[session];
         if s.flight().queue.is_empty() && s.flight().disk.count > 0 {
             let page = if s.connection().is_some() {
@@ -171,7 +172,7 @@ impl Broker {
     }
 
     /// Brings up to `limit` messages of the session's disk tail into memory, in order.
-    fn page_in(&mut self, session: usize, limit: usize, now: Instant) {
+    fn page_in(&mut self, session: SessionKey, limit: usize, now: Instant) {
         // The rows to read may still be staged in this turn.
         if self.store.has_staged() {
             self.commit();
@@ -234,7 +235,7 @@ impl Broker {
 
     /// The client of a persistent session went offline: its queue's memory page is in the
     /// store already, so memory lets go of it.
-    pub(super) fn spill_queue(&mut self, session: usize) {
+    pub(super) fn spill_queue(&mut self, session: SessionKey) {
         let s = &mut self.sessions[session];
         if !s.stored || s.flight().queue.is_empty() {
             return;
@@ -262,7 +263,7 @@ impl Broker {
 
     /// Brings a persistent session's whole disk tail into memory before the session stops
     /// being persistent (its rows are about to be deleted).
-    pub(super) fn unspill_queue(&mut self, session: usize, now: Instant) {
+    pub(super) fn unspill_queue(&mut self, session: SessionKey, now: Instant) {
         let count = self.sessions[session].flight().disk.count;
         if count > 0 {
             self.page_in(session, count, now);
@@ -279,7 +280,7 @@ impl Broker {
 
     /// A session became persistent with messages already queued in memory: they are now
     /// in the store too, and count against the disk budget.
-    pub(super) fn back_queue(&mut self, session: usize) {
+    pub(super) fn back_queue(&mut self, session: SessionKey) {
         let bytes: usize = self.sessions[session]
             .flight()
             .queue
@@ -291,7 +292,7 @@ impl Broker {
     }
 
     /// Makes room by dropping the session's oldest queued message; false if it has none.
-    pub(super) fn drop_oldest(&mut self, session: usize, full: Full, now: Instant) -> bool {
+    pub(super) fn drop_oldest(&mut self, session: SessionKey, full: Full, now: Instant) -> bool {
         let Some(oldest) = self.pop_queue(session, now) else {
             return false;
         };
@@ -302,7 +303,7 @@ impl Broker {
 
     /// Counts and (the first and every thousandth time per session) logs a message dropped
     /// for a full queue.
-    pub(super) fn count_drop(&mut self, session: usize, outbound: &Outbound, full: Full) {
+    pub(super) fn count_drop(&mut self, session: SessionKey, outbound: &Outbound, full: Full) {
         self.stats.messages_dropped += 1;
         self.stats.dropped_queue_full += 1;
         let s = &mut self.sessions[session];
@@ -319,7 +320,7 @@ impl Broker {
     }
 
     /// What a session's queue counted against the budgets, given back when it ends.
-    pub(super) fn forget_queue(&mut self, session: usize) {
+    pub(super) fn forget_queue(&mut self, session: SessionKey) {
         let s = &self.sessions[session];
         let flight = s.flight();
         let memory: usize = flight.queue.iter().map(queued_size).sum();

@@ -176,7 +176,7 @@ impl Broker {
             Ok(rules) => self.acl_rules = Arc::new(rules),
             Err(e) => log::error!("reload: cannot read the ACL rules ({e}); keeping those in use"),
         }
-        let keys: Vec<usize> = self.sessions.iter().map(|(key, _)| key).collect();
+        let keys = self.sessions.keys();
         for &key in &keys {
             let session = &self.sessions[key];
             let (username, client_id) = (session.username.clone(), session.client_id.clone());

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use super::keys::{ConnKey, Key, SessionKey};
 use super::message::{ForwardedProperties, Message};
 use super::persist::unix_now;
 use super::{Broker, Inbound};
@@ -50,7 +51,7 @@ impl Broker {
 
     /// True when `session` may read `topic_or_filter`: its ACL, and reply topics only for
     /// their owner while the chat service runs.
-    pub(super) fn may_read(&self, session: usize, topic_or_filter: &str) -> bool {
+    pub(super) fn may_read(&self, session: SessionKey, topic_or_filter: &str) -> bool {
         let s = &self.sessions[session];
         let private_ok = self.chat.is_none()
             || reply_topic_allows(topic_or_filter, s.username.as_deref(), &s.client_id);
@@ -60,8 +61,8 @@ impl Broker {
     /// Hands a claimed PUBLISH to its service and applies what it answers.
     pub(super) fn hand_to_service(
         &mut self,
-        token: usize,
-        session: usize,
+        token: ConnKey,
+        session: SessionKey,
         topic: &str,
         publish: &Publish<'_>,
         now: Instant,
@@ -90,7 +91,9 @@ impl Broker {
                     addr: conn.addr.ip(),
                     response_topic,
                     correlation_data: publish.properties.correlation_data,
-                    session: Some(session),
+                    // The seam carries the key as a plain number; it comes back as
+                    // `Outgoing::publisher`.
+                    session: Some(session.index()),
                 },
                 now,
                 unix: unix_now(),
@@ -130,7 +133,7 @@ impl Broker {
                             ..ForwardedProperties::default()
                         },
                         expires_at: None,
-                        publisher: out.publisher,
+                        publisher: out.publisher.map(SessionKey::from_index),
                         store_id: OnceLock::new(),
                     });
                     self.stats.messages_received += 1;
