@@ -27,10 +27,10 @@ impl Broker {
         self.stats.publishers_held += 1;
         match holder {
             Holder::Budget => {
-                if self.budget_waiters.is_empty() {
+                if self.budget.waiters.is_empty() {
                     log::warn!("queue budget spent: holding publishers back until queues drain");
                 }
-                self.budget_waiters.push(entry);
+                self.budget.waiters.push(entry);
             }
             Holder::Session(session) => {
                 let s = &mut self.sessions[session];
@@ -69,8 +69,8 @@ impl Broker {
 
     /// Releases the publishers held for a broker-wide budget once both have slack.
     pub(super) fn release_budget_waiters(&mut self) {
-        if !self.budget_waiters.is_empty() && self.budgets_have_slack() {
-            let waiting = std::mem::take(&mut self.budget_waiters);
+        if !self.budget.waiters.is_empty() && self.budget.has_slack(&self.config) {
+            let waiting = std::mem::take(&mut self.budget.waiters);
             self.release(waiting);
         }
     }
@@ -83,9 +83,7 @@ impl Broker {
             };
             if conn.hold == Hold::Held {
                 conn.hold = Hold::Released;
-                if !self.read_again.contains(&token) {
-                    self.read_again.push(token);
-                }
+                self.turn.read_next_turn(token);
             }
         }
     }

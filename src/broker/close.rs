@@ -130,7 +130,7 @@ impl Broker {
         }
         let why = ending.close_reason();
         conn.closing = Some(Box::new(why));
-        self.close_list.push(token);
+        self.turn.close.push(token);
         self.mark_flush(token);
     }
 }

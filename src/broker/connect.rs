@@ -73,7 +73,7 @@ impl Broker {
             return Ok(());
         };
         let password = connect.password.unwrap_or_default();
-        if self.login_tokens.redeem(username, password, now) {
+        if self.access.login_tokens.redeem(username, password, now) {
             log::info!(
                 "client {} from {}: {username} logged in with a login token",
                 request.client_id,
@@ -82,8 +82,8 @@ impl Broker {
             self.accept_connect(token, request, now);
             return Ok(());
         }
-        let credential = self.credentials.credential(username, password);
-        if self.credentials.check(username, &credential, now) {
+        let credential = self.access.credentials.credential(username, password);
+        if self.access.credentials.check(username, &credential, now) {
             self.accept_connect(token, request, now);
             return Ok(());
         }
@@ -94,14 +94,14 @@ impl Broker {
             request.client_id,
             conn.addr
         );
-        self.auth.submit(AuthRequest {
+        self.access.worker.submit(AuthRequest {
             token,
             serial: conn.serial,
             username: username.to_string(),
             password: password.to_vec(),
             addr: conn.addr.ip(),
         });
-        self.pending_connects.insert(
+        self.access.pending.insert(
             token,
             PendingConnect {
                 serial: conn.serial,
@@ -115,13 +115,13 @@ impl Broker {
     /// The auth worker's verdict on a pending CONNECT.
     pub(super) fn auth_replied(&mut self, reply: AuthReply, now: Instant) {
         if let Some(rules) = reply.rules {
-            self.acl_rules = rules;
+            self.access.acl_rules = rules;
         }
-        let Some(pending) = self.pending_connects.remove(&reply.token) else {
+        let Some(pending) = self.access.pending.remove(&reply.token) else {
             return;
         };
         if pending.serial != reply.serial {
-            self.pending_connects.insert(reply.token, pending);
+            self.access.pending.insert(reply.token, pending);
             return;
         }
         let token = reply.token;
@@ -143,8 +143,9 @@ impl Broker {
                 self.handle_input(token, now);
             }
             AuthOutcome::Accepted => {
-                self.throttle.succeed(addr);
-                self.credentials
+                self.access.throttle.succeed(addr);
+                self.access
+                    .credentials
                     .remember(&username, pending.credential, now);
                 self.accept_connect(token, pending.request, now);
                 // Packets pipelined behind CONNECT waited in the read buffer.
@@ -155,8 +156,8 @@ impl Broker {
                     "client {} from {addr}: bad user name or password",
                     pending.request.client_id
                 );
-                self.credentials.forget(&username);
-                let penalty = self.throttle.fail(addr, now);
+                self.access.credentials.forget(&username);
+                let penalty = self.access.throttle.fail(addr, now);
                 if penalty.is_zero() {
                     self.refuse_connect(token, ReasonCode::BadUserNameOrPassword);
                 } else {
@@ -283,7 +284,9 @@ impl Broker {
         } = request;
         let (session, session_present) =
             self.take_session(&client_id, clean_start, session_expiry, now);
-        let acl = self.acl_for(username.as_deref(), &client_id);
+        let acl = self
+            .access
+            .acl_for(&self.config, username.as_deref(), &client_id);
         let s = &mut self.sessions[session];
         s.set_connection(Some(token));
         s.will = will;

@@ -253,7 +253,7 @@ impl Broker {
         let s = &self.stats;
         StatsSnapshot {
             uptime_seconds: Instant::now()
-                .saturating_duration_since(self.started)
+                .saturating_duration_since(self.sys.started)
                 .as_secs(),
             clients_connected: self
                 .conns
@@ -269,7 +269,7 @@ impl Broker {
             bytes_sent: s.bytes_sent,
             subscriptions: self.trie.len(),
             retained_messages: self.retained.len(),
-            queued_messages: self.queued_messages,
+            queued_messages: self.budget.messages,
             store_failures: s.store_failures,
             alias_bytes_saved: s.alias_bytes_saved,
             topics_seen: self.watch.topics().count(),

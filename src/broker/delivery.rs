@@ -56,16 +56,17 @@ impl Broker {
     /// Every delivery of `message`: one per matching session that may read it, overlapping
     /// subscriptions of a session merged into one copy at the highest QoS, carrying every
     /// matching subscription identifier.
-    /// They come in `self.plan`'s buffer (taken, so routing does not allocate per message),
-    /// each with `Step::Deliver`; give it back with `self.plan = plan` once drained.
+    /// They come in `self.turn.plan`'s buffer (taken, so routing does not allocate per message),
+    /// each with `Step::Deliver`; give it back with `self.turn.plan = plan` once drained.
     fn deliveries(&mut self, message: &Arc<Message>) -> Vec<(SessionKey, Outbound, Step)> {
         let Broker {
             trie,
             sessions,
             shared_cursors,
-            matches,
+            turn,
             ..
         } = self;
+        let matches = &mut turn.matches;
         matches.clear();
         let mut shared = Vec::new();
         trie.for_each_match(
@@ -74,12 +75,12 @@ impl Broker {
             |group| shared.extend(pick_member(group, sessions, shared_cursors)),
         );
         matches.append(&mut shared);
-        let mut out = std::mem::take(&mut self.plan);
+        let mut out = std::mem::take(&mut turn.plan);
         out.clear();
         if matches.is_empty() {
             return out;
         }
-        let mut matches = std::mem::take(&mut self.matches);
+        let mut matches = std::mem::take(&mut self.turn.matches);
         matches.sort_unstable_by_key(|(session, _)| *session);
         let mut i = 0;
         while i < matches.len() {
@@ -100,7 +101,7 @@ impl Broker {
             }
             i = end;
         }
-        self.matches = matches;
+        self.turn.matches = matches;
         out
     }
 
@@ -125,7 +126,7 @@ impl Broker {
                     Err(full) if self.sessions[session].flight().overflowing => Step::Drop(full),
                     Err(full) => match (self.config.queue_full, v5) {
                         (QueueFull::Backpressure, _) | (QueueFull::Refuse, false) => {
-                            self.plan = plan;
+                            self.turn.plan = plan;
                             return Admission::Held(if full.broker_wide() {
                                 Holder::Budget
                             } else {
@@ -133,7 +134,7 @@ impl Broker {
                             });
                         }
                         (QueueFull::Refuse, true) => {
-                            self.plan = plan;
+                            self.turn.plan = plan;
                             return Admission::Refused;
                         }
                         (QueueFull::DropNew, _) => Step::Drop(full),
@@ -162,7 +163,7 @@ impl Broker {
                 Step::Drop(full) => self.count_drop(session, &outbound, full),
             }
         }
-        self.plan = plan;
+        self.turn.plan = plan;
     }
 
     /// Sends an outbound message to the session's connection, or queues it.
@@ -204,7 +205,7 @@ impl Broker {
         if self.conns[token].pending_output() <= limit {
             return false;
         }
-        if self.store.has_staged() {
+        if self.db.store.has_staged() {
             self.commit();
         }
         let conn = &mut self.conns[token];

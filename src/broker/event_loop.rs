@@ -184,7 +184,7 @@ impl Server {
         let mut events = Events::with_capacity(256);
         loop {
             broker.prune_connect_deadlines();
-            let timeout = if broker.read_again.is_empty() {
+            let timeout = if broker.turn.read_again.is_empty() {
                 broker.timers.timeout(Instant::now())
             } else {
                 Some(Duration::ZERO)
@@ -202,7 +202,7 @@ impl Server {
             if events.iter().any(|e| e.token() == WAKER) {
                 broker.drain_inbox(now);
             }
-            for token in std::mem::take(&mut broker.read_again) {
+            for token in std::mem::take(&mut broker.turn.read_again) {
                 broker.read(token, now);
             }
             for event in events.iter() {
@@ -302,7 +302,7 @@ impl Broker {
                 Inbound::Console(request) => self.answer_console(request),
                 Inbound::BridgeResolved(resolved) => self.bridge_resolved(resolved, now),
                 Inbound::LoginToken(grant) => {
-                    if !self.login_tokens.grant(grant, now) {
+                    if !self.access.login_tokens.grant(grant, now) {
                         log::warn!("login token dropped: too many open tokens");
                     }
                 }
@@ -380,7 +380,7 @@ impl Broker {
         if conn.closing.is_some() || !self.resume_input(token, now) {
             return;
         }
-        let mut scratch = std::mem::take(&mut self.read_scratch);
+        let mut scratch = std::mem::take(&mut self.turn.read_scratch);
         scratch.resize(READ_CHUNK, 0);
         let mut reads = 0;
         let open = loop {
@@ -390,9 +390,7 @@ impl Broker {
             };
             if reads == READS_PER_TURN {
                 // Edge-triggered readiness will not fire again: come back next turn.
-                if !self.read_again.contains(&token) {
-                    self.read_again.push(token);
-                }
+                self.turn.read_next_turn(token);
                 break true;
             }
             reads += 1;
@@ -405,7 +403,7 @@ impl Broker {
                 ReadOutcome::Closed => break false,
             }
         };
-        self.read_scratch = scratch;
+        self.turn.read_scratch = scratch;
         if !open {
             self.end_connection(token, Ending::Lost);
         } else if self.conns.get(token).is_some_and(|c| c.tls_has_output()) {
@@ -498,7 +496,7 @@ impl Broker {
         let mut closed = Vec::new();
         // A second pass only runs when a failed commit closed more connections.
         for _ in 0..2 {
-            let closing = std::mem::take(&mut self.close_list);
+            let closing = std::mem::take(&mut self.turn.close);
             for &token in &closing {
                 if let Some(why) = self
                     .conns
@@ -510,19 +508,19 @@ impl Broker {
             }
             closed.extend(closing);
             self.commit();
-            if self.close_list.is_empty() {
+            if self.turn.close.is_empty() {
                 break;
             }
         }
-        closed.append(&mut self.close_list);
-        let flush = std::mem::take(&mut self.flush_list);
+        closed.append(&mut self.turn.close);
+        let flush = std::mem::take(&mut self.turn.flush);
         for token in flush {
             self.flush(token);
         }
         self.flush_bridges(self.stats.store_failures != failures, now);
         for token in closed {
             if self.conns.contains(token) {
-                self.pending_connects.remove(&token);
+                self.access.pending.remove(&token);
                 let mut conn = self.conns.remove(token);
                 if let Some(count) = self.per_address.get_mut(&conn.addr.ip()) {
                     *count -= 1;

@@ -5,7 +5,7 @@
 //! QoS 2 ids), and client records. Writes are staged here and committed once per turn by
 //! the loop, before any acknowledgement is flushed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -15,7 +15,7 @@ use super::session::{DiskTail, Inflight, InflightState, Outbound, Session, SubEn
 use super::timers::Timer;
 use super::Broker;
 use crate::protocol::{self, PacketId, Properties, Qos, SubscriptionOptions};
-use crate::store::{StoreError, StoredMessage, StoredSession, Write};
+use crate::store::{Store, StoreError, StoredMessage, StoredSession, Write};
 use crate::topic::parse_shared;
 
 /// Queue row states, as the store keeps them.
@@ -41,7 +41,26 @@ pub(super) fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-impl Broker {
+/// The database and what the turn has staged in it.
+pub struct Db {
+    /// Writes are staged during a turn and committed at its end (`Broker::commit`).
+    pub store: Store,
+    /// Last message id handed out in the store.
+    next_message_id: u64,
+    /// Message bodies staged in this turn's commit, so each is written once however many
+    /// queues it joins.
+    staged_messages: HashSet<u64>,
+}
+
+impl Db {
+    pub fn new(store: Store) -> Db {
+        Db {
+            store,
+            next_message_id: 0,
+            staged_messages: HashSet::new(),
+        }
+    }
+
     /// Stages the message body once per turn and returns its store id.
     fn stage_message(&mut self, message: &Arc<Message>, now: Instant) -> u64 {
         let id = *message.store_id.get_or_init(|| {
@@ -55,6 +74,14 @@ impl Broker {
         id
     }
 
+    /// Commits the turn's writes in one transaction.
+    fn commit(&mut self) -> Result<(), StoreError> {
+        self.staged_messages.clear();
+        self.store.commit().map(drop)
+    }
+}
+
+impl Broker {
     /// Records a queue entry of a persistent session (new, sent, or released).
     pub(super) fn stage_queue(
         &mut self,
@@ -67,13 +94,13 @@ impl Broker {
         let (Some(seq), true) = (outbound.seq, self.sessions[session].stored) else {
             return;
         };
-        let message_id = self.stage_message(&outbound.message, now);
+        let message_id = self.db.stage_message(&outbound.message, now);
         let state = match (packet_id, state) {
             (None, _) => QUEUED,
             (Some(_), InflightState::Published) => PUBLISHED,
             (Some(_), InflightState::Released) => RELEASED,
         };
-        self.store.stage(Write::QueuePut {
+        self.db.store.stage(Write::QueuePut {
             client_id: self.sessions[session].client_id.to_string(),
             seq,
             message_id,
@@ -87,7 +114,7 @@ impl Broker {
     pub(super) fn stage_dequeue(&mut self, session: SessionKey, outbound: &Outbound) {
         let s = &self.sessions[session];
         if let (Some(seq), true) = (outbound.seq, s.stored) {
-            self.store.stage(Write::QueueDelete {
+            self.db.store.stage(Write::QueueDelete {
                 client_id: s.client_id.to_string(),
                 seq,
             });
@@ -108,7 +135,7 @@ impl Broker {
                 self.unspill_queue(session, now);
                 let s = &mut self.sessions[session];
                 s.stored = false;
-                self.store.stage(Write::SessionDelete {
+                self.db.store.stage(Write::SessionDelete {
                     client_id: s.client_id.to_string(),
                 });
             }
@@ -117,7 +144,7 @@ impl Broker {
         let s = &mut self.sessions[session];
         let first_time = !s.stored;
         s.stored = true;
-        self.store.stage(Write::SessionPut {
+        self.db.store.stage(Write::SessionPut {
             client_id: s.client_id.to_string(),
             expiry_interval: s.expiry_interval,
             username: s.username.as_deref().map(String::from),
@@ -138,11 +165,12 @@ impl Broker {
             .map(|(f, e)| (f.to_string(), *e))
             .collect();
         for (filter, entry) in subs {
-            self.store
+            self.db
+                .store
                 .stage(subscription_put(&client_id, filter, entry));
         }
         for id in self.sessions[session].flight().incoming_qos2.clone() {
-            self.store.stage(Write::Qos2Received {
+            self.db.store.stage(Write::Qos2Received {
                 client_id: client_id.clone(),
                 packet_id: id,
             });
@@ -176,7 +204,7 @@ impl Broker {
             return;
         }
         let client_id = s.client_id.to_string();
-        self.store.stage(match &s.will {
+        self.db.store.stage(match &s.will {
             Some(will) => Write::WillPut {
                 client_id,
                 msg: stored_message(&will.message, now),
@@ -188,7 +216,7 @@ impl Broker {
 
     pub(super) fn stage_session_delete(&mut self, session: &Session) {
         if session.stored {
-            self.store.stage(Write::SessionDelete {
+            self.db.store.stage(Write::SessionDelete {
                 client_id: session.client_id.to_string(),
             });
         }
@@ -205,7 +233,7 @@ impl Broker {
             return;
         }
         let client_id = s.client_id.to_string();
-        self.store.stage(match entry {
+        self.db.store.stage(match entry {
             Some(entry) => subscription_put(&client_id, filter.to_string(), entry),
             None => Write::SubscriptionDelete {
                 client_id,
@@ -220,7 +248,7 @@ impl Broker {
             return;
         }
         let client_id = s.client_id.to_string();
-        self.store.stage(if received {
+        self.db.store.stage(if received {
             Write::Qos2Received {
                 client_id,
                 packet_id,
@@ -234,7 +262,7 @@ impl Broker {
     }
 
     pub(super) fn stage_retained(&mut self, message: &Arc<Message>, now: Instant) {
-        self.store.stage(if message.payload.is_empty() {
+        self.db.store.stage(if message.payload.is_empty() {
             Write::RetainClear {
                 topic: message.topic.to_string(),
             }
@@ -246,7 +274,7 @@ impl Broker {
     /// Stages a client record (last connect or disconnect) without making this turn's
     /// replies wait for it: a clean-session CONNACK promises nothing that is on disk.
     pub(super) fn stage_record(&mut self, record: Write, now: Instant) {
-        if self.store.stage_record(record) {
+        if self.db.store.stage_record(record) {
             self.timers
                 .schedule(now + RECORD_DELAY, Timer::ClientRecords);
         }
@@ -254,10 +282,10 @@ impl Broker {
 
     /// The client records' delay ran out (or the broker stops): write them now.
     pub(super) fn commit_records(&mut self) {
-        if self.store.has_staged() {
+        if self.db.store.has_staged() {
             return self.commit();
         }
-        if let Err(e) = self.store.commit_records() {
+        if let Err(e) = self.db.store.commit_records() {
             self.stats.store_failures += 1;
             log::error!("client records could not be written: {e}");
         }
@@ -267,12 +295,11 @@ impl Broker {
     /// If it fails, nothing this turn produced may be acknowledged: the connections with
     /// pending output are closed without flushing, so their clients retry.
     pub(super) fn commit(&mut self) {
-        self.staged_messages.clear();
-        if let Err(e) = self.store.commit() {
+        if let Err(e) = self.db.commit() {
             self.stats.store_failures += 1;
             log::error!("store commit failed, closing the turn's connections unacknowledged: {e}");
             self.services_commit_failed();
-            for token in std::mem::take(&mut self.flush_list) {
+            for token in std::mem::take(&mut self.turn.flush) {
                 if let Some(conn) = self.conns.get_mut(token) {
                     conn.in_flush_list = false;
                 }
@@ -284,23 +311,23 @@ impl Broker {
     /// Loads retained messages and persistent sessions at start.
     pub(super) fn load(&mut self, now: Instant) -> Result<(), StoreError> {
         let unix = unix_now();
-        let purged = self.store.purge_expired(unix)?;
+        let purged = self.db.store.purge_expired(unix)?;
         if purged > 0 {
             log::info!("{purged} expired messages removed from the store");
         }
-        for stored in self.store.load_retained()? {
+        for stored in self.db.store.load_retained()? {
             let message = loaded_message(&stored, now);
             self.retained.insert(&message.topic.clone(), message);
         }
-        self.acl_rules = Arc::new(self.store.list_acl_rules()?);
-        self.next_message_id = self.store.max_message_id()?;
+        self.access.acl_rules = Arc::new(self.db.store.list_acl_rules()?);
+        self.db.next_message_id = self.db.store.max_message_id()?;
         let mut bodies: HashMap<u64, Arc<Message>> = HashMap::new();
-        for (id, stored) in self.store.load_inflight_messages()? {
+        for (id, stored) in self.db.store.load_inflight_messages()? {
             let message = loaded_message(&stored, now);
             let _ = message.store_id.set(id);
             bodies.insert(id, message);
         }
-        let sessions = self.store.load_sessions()?;
+        let sessions = self.db.store.load_sessions()?;
         let count = sessions.len();
         for stored in sessions {
             self.restore_session(stored, &bodies, now, unix);
@@ -309,7 +336,7 @@ impl Broker {
             "store loaded: {} retained messages, {} sessions, {} queued messages",
             self.retained.len(),
             count,
-            self.queued_messages
+            self.budget.messages
         );
         Ok(())
     }
@@ -324,7 +351,9 @@ impl Broker {
         let client_id: Arc<str> = stored.client_id.as_str().into();
         let mut session = Session::new(client_id.clone(), stored.expiry_interval);
         session.stored = true;
-        session.acl = self.acl_for(stored.username.as_deref(), &client_id);
+        session.acl = self
+            .access
+            .acl_for(&self.config, stored.username.as_deref(), &client_id);
         session.username = stored.username.map(String::into_boxed_str);
         if !stored.qos2_received.is_empty() {
             session
@@ -379,8 +408,8 @@ impl Broker {
                 after_seq: 0,
             };
             flight.queued_bytes = stored.queued_bytes;
-            self.queued_messages += stored.queued;
-            self.disk_queued_bytes += stored.queued_bytes;
+            self.budget.messages += stored.queued;
+            self.budget.disk_bytes += stored.queued_bytes;
         }
         if let Some((will, delay)) = &stored.will {
             session.will = Some(Box::new(Will {

@@ -30,7 +30,7 @@ impl Broker {
                 requests_per_second: c.chat_requests_per_second,
                 request_burst: c.chat_request_burst,
             };
-            self.chat = Some(ChatService::load(config, &self.store)?);
+            self.chat = Some(ChatService::load(config, &self.db.store)?);
         }
         Ok(())
     }
@@ -38,7 +38,7 @@ impl Broker {
     /// After a failed commit: the services drop what they counted on being written.
     pub(super) fn services_commit_failed(&mut self) {
         if let Some(chat) = self.chat.as_mut() {
-            if let Err(e) = chat.reload(&self.store) {
+            if let Err(e) = chat.reload(&self.db.store) {
                 log::error!("chat: cannot reload rooms after a failed commit: {e}");
             }
         }
@@ -68,7 +68,7 @@ impl Broker {
         now: Instant,
     ) {
         // Reads must see this turn's earlier writes (a like of a message just sent).
-        if ChatService::reads_store(topic) && self.store.has_staged() {
+        if ChatService::reads_store(topic) && self.db.store.has_staged() {
             self.commit();
         }
         let Some(mut chat) = self.chat.take() else {
@@ -100,7 +100,7 @@ impl Broker {
             };
             let members = |topic: &str| self.members(topic);
             let ctx = Context {
-                store: &self.store,
+                store: &self.db.store,
                 members: &members,
             };
             chat.handle(&request, &ctx)
@@ -121,7 +121,7 @@ impl Broker {
     fn apply_effects(&mut self, effects: Vec<Effect>, now: Instant) {
         for effect in effects {
             match effect {
-                Effect::Stage(w) => self.store.stage(w),
+                Effect::Stage(w) => self.db.store.stage(w),
                 Effect::Publish(out) => {
                     let message = Arc::new(Message {
                         topic: out.topic.into(),
@@ -141,12 +141,12 @@ impl Broker {
                 }
                 Effect::Account { ticket, op } => {
                     let cost = self.config.bcrypt_cost;
-                    self.auth.run(Box::new(move |store, dummy| {
+                    self.access.worker.run(Box::new(move |store, dummy| {
                         let result = accounts::run(store, &op, cost, dummy);
                         Inbound::Chat(AccountReply { ticket, result })
                     }));
                 }
-                Effect::ForgetCredentials(name) => self.credentials.forget(&name),
+                Effect::ForgetCredentials(name) => self.access.credentials.forget(&name),
             }
         }
     }
