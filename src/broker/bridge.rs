@@ -184,6 +184,14 @@ impl Broker {
         Ok(())
     }
 
+    /// True when some bridge's `out` rules take a local message on `topic`.
+    pub(super) fn bridges_take(&self, topic: &str) -> bool {
+        self.bridges
+            .list
+            .iter()
+            .any(|bridge| bridge.session.rules.sends(topic))
+    }
+
     /// Sends a local message to every bridge whose `out` rules take it, except the bridge
     /// it came from. QoS 1/2 copies are staged in this turn's commit.
     pub(super) fn forward_to_bridges(

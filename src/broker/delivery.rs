@@ -53,12 +53,10 @@ pub enum Admission {
 }
 
 impl Broker {
-    /// Every delivery of `message`: one per matching session that may read it, overlapping
-    /// subscriptions of a session merged into one copy at the highest QoS, carrying every
-    /// matching subscription identifier.
-    /// They come in `self.turn.plan`'s buffer (taken, so routing does not allocate per message),
-    /// each with `Step::Deliver`; give it back with `self.turn.plan = plan` once drained.
-    fn deliveries(&mut self, message: &Arc<Message>) -> Vec<(SessionKey, Outbound, Step)> {
+    /// Finds the subscriptions matching `topic`, one member picked per shared group, into
+    /// `self.turn.matches` for [`Self::deliveries`]; true if there are any. Matching comes
+    /// first so that a message nobody subscribes to need not be copied at all.
+    pub(super) fn match_topic(&mut self, topic: &str) -> bool {
         let Broker {
             trie,
             sessions,
@@ -70,14 +68,25 @@ impl Broker {
         matches.clear();
         let mut shared = Vec::new();
         trie.for_each_match(
-            &message.topic,
+            topic,
             |session, entry| matches.push((session, *entry)),
             |group| shared.extend(pick_member(group, sessions, shared_cursors)),
         );
         matches.append(&mut shared);
-        let mut out = std::mem::take(&mut turn.plan);
+        !matches.is_empty()
+    }
+
+    /// Every delivery of `message`, from the matches [`Self::match_topic`] found for its
+    /// topic just before: one per matching session that may read it, overlapping
+    /// subscriptions of a session merged into one copy at the highest QoS, carrying every
+    /// matching subscription identifier.
+    /// They come in `self.turn.plan`'s buffer (taken, so routing does not allocate per
+    /// message), each with `Step::Deliver`; give it back with `self.turn.plan = plan` once
+    /// drained.
+    fn deliveries(&mut self, message: &Arc<Message>) -> Vec<(SessionKey, Outbound, Step)> {
+        let mut out = std::mem::take(&mut self.turn.plan);
         out.clear();
-        if matches.is_empty() {
+        if self.turn.matches.is_empty() {
             return out;
         }
         let mut matches = std::mem::take(&mut self.turn.matches);
@@ -108,12 +117,14 @@ impl Broker {
     /// Delivers a message the broker itself publishes (a will, `$SYS`) to every matching
     /// session: queued even past the queue limits, since nobody could be held back.
     pub(super) fn route(&mut self, message: Arc<Message>, now: Instant) {
+        self.match_topic(&message.topic);
         let plan = self.deliveries(&message);
         self.deliver(plan, now);
     }
 
     /// Decides what a client's message meets at its targets' queues (`queue_full`), before
-    /// anything is delivered. `v5` says whether the publisher can be told 0x97.
+    /// anything is delivered; its topic was matched by [`Self::match_topic`] just before.
+    /// `v5` says whether the publisher can be told 0x97.
     pub(super) fn admit(&mut self, message: &Arc<Message>, v5: bool) -> Admission {
         let mut plan = self.deliveries(message);
         for i in 0..plan.len() {

@@ -1,6 +1,7 @@
 //! An application message once it must outlive the read buffer: copied once from the
 //! inbound PUBLISH into an `Arc` that every subscriber's queue, the retained tree and the
-//! store point to.
+//! store point to. A PUBLISH nothing takes (no subscriber, no RETAIN, no bridge) is never
+//! copied: `publish.rs` matches its topic first.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;

@@ -9,7 +9,7 @@ use super::keys::{ConnKey, SessionKey};
 use super::message::Message;
 use super::{Broker, Violation};
 use crate::auth::acl::Action;
-use crate::protocol::{Ack, Packet, Properties, ProtocolVersion, Publish, QosPid, ReasonCode};
+use crate::protocol::{Ack, Packet, Properties, ProtocolVersion, Publish, Qos, QosPid, ReasonCode};
 
 impl Broker {
     pub(super) fn handle_publish(
@@ -81,6 +81,10 @@ impl Broker {
         } else if self.claimed(&topic) {
             // A service's topic: the service decides what, if anything, is routed.
             self.hand_to_service(token, session, &topic, &publish, now);
+            ReasonCode::Success
+        } else if !self.match_topic(&topic) && !publish.retain && !self.bridges_take(&topic) {
+            // Nobody takes it: it is noted for the console and never copied.
+            self.watch(&topic, publish.payload, publish.qos.qos(), publish.retain);
             ReasonCode::Success
         } else {
             let message = Message::from_publish(&topic, &publish, Some(session), now);
@@ -201,15 +205,21 @@ impl Broker {
         self.route(message, now)
     }
 
-    /// Notes a routed message in the web console's topic history (O(1), bounded).
+    /// Notes a routed message in the web console's topic history.
     fn watch_message(&mut self, message: &Message) {
-        self.watch.record(
+        self.watch(
             &message.topic,
             &message.payload,
             message.qos,
             message.retain,
-            super::watch::unix_ms(),
         );
+    }
+
+    /// Notes a message in the web console's topic history (O(1), bounded; it keeps a
+    /// short preview, so it needs no copy of the message).
+    fn watch(&mut self, topic: &str, payload: &[u8], qos: Qos, retain: bool) {
+        self.watch
+            .record(topic, payload, qos, retain, super::watch::unix_ms());
     }
 
     /// Sets, replaces or (with an empty payload) clears the retained message of its topic.
