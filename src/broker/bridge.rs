@@ -50,7 +50,11 @@ pub struct Resolved {
 pub struct BridgeInfo {
     pub name: String,
     pub address: String,
+    /// The MQTT version spoken to the upstream.
+    pub protocol: protocol::ProtocolVersion,
     pub connected: bool,
+    /// How long the link has been up, while it is.
+    pub up_for: Option<Duration>,
     /// Messages waiting for the upstream's acknowledgement, and their bytes.
     pub queued: u64,
     pub queued_bytes: u64,
@@ -60,6 +64,8 @@ pub struct BridgeInfo {
     pub forwarded: u64,
     pub received: u64,
     pub dropped: u64,
+    /// Links made (CONNACK received) since start.
+    pub connects: u64,
     pub last_error: Option<String>,
 }
 
@@ -763,6 +769,7 @@ impl Broker {
 
     /// What the console shows of each bridge.
     pub(super) fn bridge_infos(&self) -> Vec<BridgeInfo> {
+        let now = Instant::now();
         self.bridges
             .list
             .iter()
@@ -771,7 +778,12 @@ impl Broker {
                 BridgeInfo {
                     name: b.config.name.clone(),
                     address: b.config.address.clone(),
+                    protocol: s.version(),
                     connected: s.is_up(),
+                    up_for: b
+                        .up_since
+                        .filter(|_| s.is_up())
+                        .map(|since| now.saturating_duration_since(since)),
                     queued: s.queue.len(),
                     queued_bytes: s.queue.bytes(),
                     max_queue_bytes: b.config.max_queue_bytes,
@@ -779,6 +791,7 @@ impl Broker {
                     forwarded: c.forwarded,
                     received: c.received,
                     dropped: c.dropped,
+                    connects: c.connects,
                     last_error: c.last_error.clone(),
                 }
             })
