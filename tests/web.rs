@@ -817,3 +817,26 @@ fn admin_says_in_one_line_that_no_bridge_is_configured() {
     let post = admin.post_json("/api/bridges", "{}", Some(&csrf));
     assert_eq!(post.status, 405, "{}", post.body);
 }
+
+/// A message nobody subscribes to is never copied into the broker's shared message (the
+/// hot path in docs/performance.md), yet the topic history still shows it, QoS 0 and 1.
+#[test]
+fn topics_nobody_subscribes_to_still_show_in_the_history() {
+    let broker = console::start(&[ADMIN]);
+    let (mut admin, _) = logged_in(broker.web_port(), "admin", "admin-password");
+    let publisher = V5::connect(broker.port(), "nobody-listens");
+    publisher.publish("lonely/topic", QoS::AtMostOnce, false, "first");
+    // Its PUBACK comes after the QoS 0 message before it was handled.
+    publisher.publish("lonely/topic", QoS::AtLeastOnce, false, "second");
+    let messages = admin.get("/api/topics/messages?topic=lonely/topic").json();
+    assert_eq!(messages[0]["preview"], "second");
+    assert_eq!(messages[0]["qos"], 1);
+    assert_eq!(messages[1]["preview"], "first");
+    assert_eq!(messages[1]["qos"], 0);
+    assert_eq!(messages[1]["retain"], false);
+    let topics = admin.get("/api/topics").json();
+    assert_eq!(topics["rows"][0]["topic"], "lonely/topic");
+    assert_eq!(topics["rows"][0]["messages"], 2);
+    let stats = admin.get("/api/stats").json();
+    assert_eq!(stats["messages_received"], 2);
+}

@@ -132,6 +132,7 @@ impl Broker {
         self.bridges.inbox = Some(inbox);
         for config in self.config.bridge.clone() {
             let totals = self
+                .db
                 .store
                 .forward_totals(&config.name)
                 .map_err(RunError::Store)?;
@@ -164,6 +165,7 @@ impl Broker {
             );
             let mut session = Session::new(&config, queue, self.config.max_packet_size, now);
             let inbound = self
+                .db
                 .store
                 .load_bridge_inbound(&config.name)
                 .map_err(RunError::Store)?;
@@ -186,6 +188,14 @@ impl Broker {
             self.schedule_bridge(index, now);
         }
         Ok(())
+    }
+
+    /// True when some bridge's `out` rules take a local message on `topic`.
+    pub(super) fn bridges_take(&self, topic: &str) -> bool {
+        self.bridges
+            .list
+            .iter()
+            .any(|bridge| bridge.session.rules.sends(topic))
     }
 
     /// Sends a local message to every bridge whose `out` rules take it, except the bridge
@@ -227,7 +237,7 @@ impl Broker {
             let stored = stored(&outgoing);
             let pushed = bridge.session.queue.push(outgoing);
             let name = bridge.config.name.clone();
-            self.store.stage(Write::Bridge(BridgeWrite::Put {
+            self.db.store.stage(Write::Bridge(BridgeWrite::Put {
                 bridge: name,
                 seq: pushed.seq,
                 msg: stored,
@@ -264,7 +274,8 @@ impl Broker {
             match bridge.session.queue.drop_oldest() {
                 Some(seq) => {
                     let name = bridge.config.name.clone();
-                    self.store
+                    self.db
+                        .store
                         .stage(Write::Bridge(BridgeWrite::Delete { bridge: name, seq }));
                 }
                 None if bridge.session.queue.wants_refill().is_some()
@@ -294,11 +305,11 @@ impl Broker {
         if room == 0 {
             return false;
         }
-        if self.store.has_staged() {
+        if self.db.store.has_staged() {
             self.commit();
         }
         let name = self.bridges.list[index].config.name.clone();
-        match self.store.load_forward(&name, from, room) {
+        match self.db.store.load_forward(&name, from, room) {
             Ok(rows) => {
                 let complete = rows.len() < room;
                 let any = !rows.is_empty();
@@ -339,13 +350,14 @@ impl Broker {
             let name = self.bridges.list[index].config.name.clone();
             match effect {
                 Effect::Forget { seq, .. } => self
+                    .db
                     .store
                     .stage(Write::Bridge(BridgeWrite::Delete { bridge: name, seq })),
                 Effect::Record {
                     seq,
                     packet_id,
                     stage,
-                } => self.store.stage(Write::Bridge(BridgeWrite::Sent {
+                } => self.db.store.stage(Write::Bridge(BridgeWrite::Sent {
                     bridge: name,
                     seq,
                     packet_id: packet_id.get(),
@@ -355,7 +367,7 @@ impl Broker {
                     },
                 })),
                 Effect::Inbound { packet_id, held } => {
-                    self.store.stage(Write::Bridge(BridgeWrite::Inbound {
+                    self.db.store.stage(Write::Bridge(BridgeWrite::Inbound {
                         bridge: name,
                         packet_id,
                         held,
@@ -555,7 +567,7 @@ impl Broker {
     }
 
     fn read_bridge(&mut self, index: usize, now: Instant) {
-        let mut scratch = std::mem::take(&mut self.read_scratch);
+        let mut scratch = std::mem::take(&mut self.turn.read_scratch);
         scratch.resize(READ_CHUNK, 0);
         let result = loop {
             let Some(link) = self.bridges.list[index].link.as_mut() else {
@@ -585,7 +597,7 @@ impl Broker {
                 link.read_buf = input;
             }
         };
-        self.read_scratch = scratch;
+        self.turn.read_scratch = scratch;
         if let Err(e) = result {
             self.bridge_down(index, e, now);
         }
