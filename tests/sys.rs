@@ -7,6 +7,7 @@ use common::clients::{QoS5, V5Packet, V5, WAIT};
 use common::frames::{self, Connect, Version};
 use common::raw::Raw;
 use common::sys::{number, sys_client, wait_sys};
+use common::upstream::{Mosquitto, Sub};
 use common::Broker;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -222,4 +223,97 @@ fn clients_cannot_publish_to_sys() {
     let ack = raw.expect_frame(frames::PUBACK, WAIT);
     assert_eq!(ack.ack_reason(), 0x87, "Not authorized");
     assert!(sys.recv_publish(Duration::from_millis(400)).is_none());
+}
+
+/// A filter naming one `$SYS` topic keeps the values coming, not just the retained copy.
+#[test]
+fn a_single_sys_topic_subscriber_gets_every_update() {
+    let broker = Broker::with_config(ONE_SECOND);
+    let sys = V5::connect(broker.port(), "sys-one-topic");
+    sys.subscribe("$SYS/broker/messages/received", QoS5::AtMostOnce);
+    let base = wait_sys(&sys, "messages/received", WAIT, |_| true).expect("no first value");
+    let publisher = V5::connect(broker.port(), "sys-one-topic-pub");
+    for _ in 0..3 {
+        publisher.publish("sys/work", QoS5::AtLeastOnce, false, "x");
+    }
+    let grown = wait_sys(&sys, "messages/received", Duration::from_secs(5), |v| {
+        number(v) >= number(&base) + 3
+    });
+    assert!(grown.is_ok(), "from {base}: {grown:?}");
+    let other = sys.take(Duration::ZERO, |p| {
+        matches!(p, V5Packet::Publish(p) if p.topic != b"$SYS/broker/messages/received".as_slice())
+    });
+    assert!(other.is_none(), "delivered outside the filter: {other:?}");
+}
+
+/// `mosquitto_sub -t '$SYS/broker/bridge/#'` alone gets every bridge value, updated as the
+/// bridge forwards.
+#[test]
+fn a_bridge_sys_subscriber_gets_the_bridge_values() {
+    let upstream = Mosquitto::start();
+    let broker = Broker::with_config(&format!(
+        "{ONE_SECOND}[[bridge]]\nname = \"up\"\naddress = \"127.0.0.1:{}\"\n\
+         [[bridge.topic]]\nfilter = \"s/#\"\ndirection = \"out\"\n",
+        upstream.port
+    ));
+    let sub = Sub::start(broker.port(), "$SYS/broker/bridge/#", 0, &[]);
+    let keys = [
+        "connected",
+        "queued",
+        "queued/bytes",
+        "forwarded",
+        "received",
+        "dropped",
+        "connects",
+    ];
+    let value = |m: &[(String, String)], key: &str| {
+        m.iter()
+            .rev()
+            .find(|(t, _)| *t == format!("$SYS/broker/bridge/up/{key}"))
+            .map(|(_, v)| v.clone())
+    };
+    let up = sub.wait(Duration::from_secs(10), |m| {
+        value(m, "connected").as_deref() == Some("1") && keys.iter().all(|k| value(m, k).is_some())
+    });
+    assert_eq!(value(&up, "connected").as_deref(), Some("1"), "{up:?}");
+    for key in keys {
+        assert!(value(&up, key).is_some(), "no {key}: {up:?}");
+    }
+    let publisher = V5::connect(broker.port(), "sys-bridge-pub");
+    publisher.publish("s/x", QoS5::AtLeastOnce, false, "1");
+    let forwarded = sub.wait(Duration::from_secs(10), |m| {
+        value(m, "forwarded").is_some_and(|v| number(&v) >= 1)
+    });
+    assert!(
+        value(&forwarded, "forwarded").is_some_and(|v| number(&v) >= 1),
+        "{forwarded:?}"
+    );
+    let stray: Vec<_> = forwarded
+        .iter()
+        .filter(|(t, _)| !t.starts_with("$SYS/broker/bridge/up/"))
+        .collect();
+    assert!(stray.is_empty(), "delivered outside the filter: {stray:?}");
+}
+
+/// Once the last `$SYS` subscription goes, a round finds nobody and the timer lapses: the
+/// broker goes back to sleeping without waking up.
+#[test]
+fn sys_stops_when_its_last_subscriber_leaves() {
+    let broker = Broker::with_config(ONE_SECOND);
+    let sys = V5::connect(broker.port(), "sys-leaves");
+    sys.subscribe("$SYS/broker/uptime", QoS5::AtMostOnce);
+    wait_sys(&sys, "uptime", WAIT, |_| true).expect("no uptime");
+    sys.disconnect();
+    broker.wait_disconnected("sys-leaves");
+    // With the timer running the broker wakes every second: a quiet 2 s window shows it
+    // stopped. Several windows are allowed for the last round and a loaded machine.
+    let quiet = (0..10).any(|_| {
+        let before = broker.context_switches();
+        std::thread::sleep(Duration::from_secs(2));
+        broker.context_switches() == before
+    });
+    assert!(
+        quiet,
+        "the broker kept waking up after the last $SYS subscriber left"
+    );
 }

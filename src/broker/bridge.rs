@@ -18,7 +18,7 @@ use mio::{Interest, Token};
 
 use super::event_loop::RunError;
 use super::inbox::{Inbound, InboxSender};
-use super::message::{ForwardedProperties, Message};
+use super::message::Message;
 use super::timers::Timer;
 use super::Broker;
 use crate::bridge::backoff::Backoff;
@@ -798,8 +798,8 @@ impl Broker {
             .collect()
     }
 
-    /// `$SYS/broker/bridge/NAME/...` for every bridge.
-    pub(super) fn publish_bridge_sys(&mut self, now: Instant) {
+    /// `$SYS/broker/bridge/NAME/...` for every bridge, as (topic, value) pairs.
+    pub(super) fn bridge_sys_values(&self) -> Vec<(String, String)> {
         let mut values = Vec::new();
         for bridge in &self.bridges.list {
             let s = &bridge.session;
@@ -818,21 +818,7 @@ impl Broker {
                 values.push((format!("$SYS/broker/bridge/{name}/{key}"), value));
             }
         }
-        for (topic, value) in values {
-            let message = Arc::new(Message {
-                topic: topic.into(),
-                payload: value.into_bytes().into(),
-                qos: Qos::AtMostOnce,
-                retain: true,
-                properties: ForwardedProperties::default(),
-                expires_at: None,
-                publisher: None,
-                store_id: Default::default(),
-            });
-            self.retained
-                .insert(&message.topic.clone(), message.clone());
-            self.route(message, now);
-        }
+        values
     }
 }
 

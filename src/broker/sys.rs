@@ -1,6 +1,11 @@
 //! `$SYS` statistics, named as Mosquitto names them, published as retained QoS 0
-//! messages every `sys_interval` seconds — and only while someone subscribes to a
-//! `$SYS` filter, so an idle broker never wakes up for them.
+//! messages every `sys_interval` seconds — and only while some subscription matches one of
+//! the topics published, so an idle broker never wakes up for them.
+//!
+//! A subscription whose filter starts with `$` starts the timer; each round then checks
+//! every topic it is about to publish against the subscriptions, and lets the timer lapse
+//! when none matches (`$SYS/broker/uptime` alone, `$SYS/broker/bridge/#`, `$SYS/#` all keep
+//! it going; `#` and `+/…` never match `$SYS`, so they do not).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,14 +15,6 @@ use super::message::{ForwardedProperties, Message};
 use super::timers::Timer;
 use super::Broker;
 use crate::protocol::Qos;
-
-/// A topic every `$SYS` subscriber's filter is expected to match (`$SYS/#`,
-/// `$SYS/broker/#`, `$SYS/broker/+` …); the timer runs while any subscription matches it.
-const PROBE_TOPICS: [&str; 3] = [
-    "$SYS/broker/uptime",
-    "$SYS/broker/clients/connected",
-    "$SYS/broker/load/messages/received/1min",
-];
 
 /// What `$SYS` keeps between its publications.
 #[derive(Debug)]
@@ -74,26 +71,46 @@ impl Broker {
         }
     }
 
-    /// The `$SYS` interval is due: publish, and keep the timer only while someone listens.
+    /// The `$SYS` interval is due: publish, and keep the timer only while some
+    /// subscription matches a published topic.
     pub(super) fn sys_tick(&mut self, now: Instant) {
-        let mut plain = false;
-        let mut shared = false;
-        for topic in PROBE_TOPICS {
-            self.trie
-                .for_each_match(topic, |_, _| plain = true, |_| shared = true);
-        }
-        let listening = plain || shared;
-        if !listening {
+        let mut values = self.sys_values(now);
+        values.extend(self.bridge_sys_values());
+        if !values.iter().any(|(topic, _)| self.has_subscriber(topic)) {
             self.sys.running = false;
             return;
         }
-        self.publish_sys(now);
-        self.publish_bridge_sys(now);
+        for (topic, value) in values {
+            let message = Arc::new(Message {
+                topic: topic.into(),
+                payload: value.into_bytes().into(),
+                qos: Qos::AtMostOnce,
+                retain: true,
+                properties: ForwardedProperties::default(),
+                expires_at: None,
+                publisher: None,
+                store_id: Default::default(),
+            });
+            // Kept in memory only: $SYS values are not worth a disk write.
+            self.retained
+                .insert(&message.topic.clone(), message.clone());
+            self.route(message, now);
+        }
         let interval = Duration::from_secs(self.config.sys_interval);
         self.timers.schedule(now + interval, Timer::Sys);
     }
 
-    fn publish_sys(&mut self, now: Instant) {
+    /// True when a plain or shared subscription matches `topic`.
+    fn has_subscriber(&self, topic: &str) -> bool {
+        let mut plain = false;
+        let mut shared = false;
+        self.trie
+            .for_each_match(topic, |_, _| plain = true, |_| shared = true);
+        plain || shared
+    }
+
+    /// The broker's own statistics, as (topic, value) pairs.
+    fn sys_values(&mut self, now: Instant) -> Vec<(String, String)> {
         let connected = self
             .conns
             .iter()
@@ -170,22 +187,10 @@ impl Broker {
             ("load/bytes/sent/1min", format!("{:.2}", load[3])),
             ("load/connections/1min", format!("{:.2}", load[4])),
         ];
-        for (name, value) in values {
-            let message = Arc::new(Message {
-                topic: format!("$SYS/broker/{name}").into(),
-                payload: value.into_bytes().into(),
-                qos: Qos::AtMostOnce,
-                retain: true,
-                properties: ForwardedProperties::default(),
-                expires_at: None,
-                publisher: None,
-                store_id: Default::default(),
-            });
-            // Kept in memory only: $SYS values are not worth a disk write.
-            self.retained
-                .insert(&message.topic.clone(), message.clone());
-            self.route(message, now);
-        }
+        values
+            .into_iter()
+            .map(|(name, value)| (format!("$SYS/broker/{name}"), value))
+            .collect()
     }
 }
 

@@ -168,6 +168,27 @@ impl Broker {
         kib * 1024
     }
 
+    /// Context switches of each of the broker's threads, by thread: equal readings some
+    /// time apart mean nothing woke the broker up in between. Linux only.
+    pub fn context_switches(&self) -> Vec<(String, u64)> {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let mut threads: Vec<(String, u64)> = std::fs::read_dir(&tasks)
+            .unwrap_or_else(|e| panic!("{tasks}: {e}"))
+            .map(|task| {
+                let dir = task.unwrap().path();
+                let status = std::fs::read_to_string(dir.join("status")).unwrap();
+                let switches = status
+                    .lines()
+                    .filter(|l| l.contains("ctxt_switches"))
+                    .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .sum();
+                (dir.display().to_string(), switches)
+            })
+            .collect();
+        threads.sort();
+        threads
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
