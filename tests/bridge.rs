@@ -463,7 +463,7 @@ fn the_console_sees_the_bridge_state() {
     let dir = tempfile::tempdir().unwrap();
     let dead = common::upstream::free_port();
     let toml = format!(
-        "listen = [\"127.0.0.1:0\"]\ndb = \"{}\"\nhttp_enabled = false\n{}",
+        "listen = [\"127.0.0.1:0\"]\nws_listen = []\ndb = \"{}\"\nhttp_enabled = false\n{}",
         dir.path().join("outpost.db").display(),
         bridge_config(dead, "v5", 16, "")
     );
