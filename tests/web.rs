@@ -329,6 +329,33 @@ fn posts_without_the_right_token_or_origin_are_refused() {
     logged_in(port, "admin", "admin-password");
 }
 
+/// A `GET /api/me` whose head (request line, headers and the blank line) is `len` bytes.
+fn head_of(len: usize) -> Vec<u8> {
+    let start = "GET /api/me HTTP/1.1\r\nHost: x\r\nX-Big: ";
+    let fill = len - start.len() - "\r\n\r\n".len();
+    format!("{start}{}\r\n\r\n", "x".repeat(fill)).into_bytes()
+}
+
+/// The head limit is 16 KiB exactly, wherever the reads split the head: up to 16384 bytes
+/// the request is served (401: not logged in), one byte more gets 431.
+#[test]
+fn a_request_head_over_16_kib_gets_431() {
+    let broker = console::start(&[]);
+    let port = broker.web_port();
+    let at_limit = head_of(16 * 1024);
+    assert_eq!(at_limit.len(), 16384);
+    let answer = http::raw(port, &at_limit);
+    assert_eq!(answer.status, 401, "{answer:?}");
+    assert_eq!(answer.json()["error"], "not_logged_in");
+    for len in [16 * 1024 + 1, 17000, 20400] {
+        let answer = http::raw(port, &head_of(len));
+        assert_eq!(answer.status, 431, "a {len}-byte head: {answer:?}");
+    }
+    // Refused as soon as 16385 bytes came without the blank line.
+    let unfinished = &head_of(17000)[..16 * 1024 + 1];
+    assert_eq!(http::raw(port, unfinished).status, 431);
+}
+
 #[test]
 fn bad_oversized_and_malformed_requests_get_clear_4xx_answers() {
     let broker = console::start(&[ADMIN]);

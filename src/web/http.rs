@@ -78,11 +78,13 @@ pub fn read_request(stream: &mut TcpStream) -> Result<Option<Request>, Refusal> 
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     let head_end = loop {
-        if let Some(end) = find(&buf, b"\r\n\r\n") {
-            break end;
-        }
-        if buf.len() > MAX_HEAD {
+        let end = find(&buf, b"\r\n\r\n");
+        // The head runs through its blank line; while unfinished, it is at least what came.
+        if end.map_or(buf.len(), |end| end + 4) > MAX_HEAD {
             return Err(refuse(431, "request head too large"));
+        }
+        if let Some(end) = end {
+            break end;
         }
         match stream.read(&mut chunk) {
             Ok(0) if buf.is_empty() => return Ok(None),
