@@ -281,8 +281,8 @@ const OUTPOST_BOUNDS: &[(usize, &str, u64)] = &[
     (1, "21 QoS 1 delivery, 1st", 26),
     (0, "31 QoS 2 delivery, 1st", 29),
     (1, "31 QoS 2 delivery, 1st", 30),
-    (1, "40 QoS 1 publish, no subscriber", 5),
-    (1, "41 QoS 2 publish, no subscriber", 9),
+    (1, "40 QoS 1 publish, no subscriber", 4),
+    (1, "41 QoS 2 publish, no subscriber", 8),
     // The first delivery on a connection introduces the alias: topic + 3-byte property.
     (2, "11 QoS 0 delivery, 1st", 27),
     // A repeated topic costs the 3-byte property instead of its 14 bytes.
