@@ -2,12 +2,15 @@
 //! the settings it gives (the file over the defaults), or the error with its line.
 //!
 //! Meant to run before a restart or a `systemctl reload`: a file that passes here starts
-//! the broker; one that fails names the option and shows the offending line.
+//! the broker; one that fails names the option and shows the offending line. Beyond the
+//! settings themselves it loads the TLS certificates, keys and CAs, as start-up does.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::broker::RunError;
 use crate::config::{Config, ConfigError};
+use crate::tls::{self, TlsError};
 
 /// Checks the file at `path`; prints the effective settings on standard output and returns
 /// 0, or prints the error on standard error and returns 2.
@@ -39,7 +42,32 @@ pub fn run(path: &Path) -> i32 {
 /// naming the file, the option and the line number, then the line itself when known.
 pub fn check(path: &Path, text: &str) -> Result<String, String> {
     let config = Config::from_toml_str(text).map_err(|e| report(path, text, e))?;
+    load_tls_files(&config).map_err(|e| tls_report(path, text, e))?;
     Ok(effective(path, &config))
+}
+
+/// Loads every TLS file the broker would load at start-up, through the same functions.
+fn load_tls_files(config: &Config) -> Result<(), RunError> {
+    tls::listeners_config(config).map_err(RunError::Tls)?;
+    for bridge in &config.bridge {
+        tls::bridge_config(bridge).map_err(|e| RunError::Bridge(bridge.name.clone(), e))?;
+    }
+    Ok(())
+}
+
+/// A TLS file that cannot be loaded: start-up's message, then the line naming the file.
+fn tls_report(path: &Path, text: &str, e: RunError) -> String {
+    let file = match &e {
+        RunError::Tls(TlsError::File { path, .. })
+        | RunError::Bridge(_, TlsError::File { path, .. }) => Some(path.display().to_string()),
+        _ => None,
+    };
+    let mut out = format!("outpost: config {}: {e}\n", path.display());
+    let line = file.and_then(|file| text.lines().enumerate().find(|(_, l)| l.contains(&file)));
+    if let Some((i, content)) = line {
+        let _ = writeln!(out, "  {} | {content}", i + 1);
+    }
+    out
 }
 
 fn report(path: &Path, text: &str, e: ConfigError) -> String {

@@ -95,6 +95,71 @@ fn check_config_exits_2_with_the_offending_line() {
     );
 }
 
+/// Runs `outpost check-config` on `toml` written to a file in `dir`.
+fn check_config(dir: &Path, toml: &str) -> Output {
+    let file = dir.join("outpost.toml");
+    std::fs::write(&file, toml).unwrap();
+    outpost(&["check-config", file.to_str().unwrap()])
+}
+
+/// The TLS files are loaded as start-up loads them: a missing listener certificate or
+/// bridge CA fails here, naming the file and its line, as it would stop the broker.
+#[test]
+fn check_config_loads_the_tls_files() {
+    let certs = common::certs::Certs::make();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.pem");
+    let listener = |cert: &str| {
+        format!(
+            "tls_listen = [\"127.0.0.1:0\"]\ntls_cert = \"{cert}\"\ntls_key = \"{}\"\n",
+            certs.arg("server.key")
+        )
+    };
+    let bridge = |ca: &str| {
+        format!(
+            "[[bridge]]\nname = \"cloud\"\naddress = \"127.0.0.1:8883\"\ntls = true\n\
+             ca_file = \"{ca}\"\n[[bridge.topic]]\nfilter = \"s/#\"\ndirection = \"out\"\n"
+        )
+    };
+
+    let good = check_config(
+        dir.path(),
+        &format!(
+            "{}{}",
+            listener(&certs.arg("server.pem")),
+            bridge(&certs.arg("ca.pem"))
+        ),
+    );
+    assert!(good.status.success(), "{}", text(&good.stderr));
+
+    let out = check_config(dir.path(), &listener(&missing.display().to_string()));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(out.stdout.is_empty());
+    let stderr = text(&out.stderr);
+    let first = format!(
+        "outpost: config {}: TLS listener: {}: ",
+        dir.path().join("outpost.toml").display(),
+        missing.display()
+    );
+    assert!(stderr.starts_with(&first), "{stderr}");
+    assert!(
+        stderr.ends_with(&format!("\n  2 | tls_cert = \"{}\"\n", missing.display())),
+        "{stderr}"
+    );
+
+    let out = check_config(dir.path(), &bridge(&missing.display().to_string()));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(": bridge cloud: {}: ", missing.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with(&format!("\n  5 | ca_file = \"{}\"\n", missing.display())),
+        "{stderr}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // backup
 

@@ -141,11 +141,8 @@ impl Broker {
                 bytes: totals.bytes,
                 last_seq: totals.last_seq,
             });
-            let tls = match config.tls.then(|| tls::client_config(&config)) {
-                Some(Ok(c)) => Some(c),
-                Some(Err(e)) => return Err(RunError::Bridge(config.name.clone(), e)),
-                None => None,
-            };
+            let tls = tls::bridge_config(&config)
+                .map_err(|e| RunError::Bridge(config.name.clone(), e))?;
             // Jitter differs between gateways (clock, pid) and between bridges.
             let clock = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -104,13 +104,7 @@ impl Server {
                 .add(&registry, kind, *addr)
                 .map_err(|e| RunError::Bind(*addr, e))?;
         }
-        let tls_server = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) if !config.tls_listen.is_empty() => Some(
-                crate::tls::server_config(cert, key, config.tls_client_ca.as_deref())
-                    .map_err(RunError::Tls)?,
-            ),
-            _ => None,
-        };
+        let tls_server = crate::tls::listeners_config(&config).map_err(RunError::Tls)?;
         for addr in &config.tls_listen {
             listeners
                 .add(&registry, ListenerKind::Tls, *addr)

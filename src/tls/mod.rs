@@ -18,6 +18,7 @@ use rustls::{
 };
 
 use crate::bridge::BridgeConfig;
+use crate::config::Config;
 
 /// Why TLS could not be set up or went wrong; one line, naming the file when there is one.
 #[derive(Debug)]
@@ -257,6 +258,17 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// The TLS listeners' configuration from the broker's settings; `None` without TLS
+/// listeners. Start-up and `check-config` both load the files through here.
+pub fn listeners_config(config: &Config) -> Result<Option<Arc<ServerConfig>>, TlsError> {
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) if !config.tls_listen.is_empty() => {
+            server_config(cert, key, config.tls_client_ca.as_deref()).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
 /// A server-side session for a newly accepted connection.
 pub fn server(config: Arc<ServerConfig>) -> Result<TlsSession, TlsError> {
     let conn = ServerConnection::new(config).map_err(TlsError::Session)?;
@@ -283,6 +295,11 @@ pub fn client_config(bridge: &BridgeConfig) -> Result<Arc<ClientConfig>, TlsErro
         _ => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
+}
+
+/// [`client_config`] for a bridge with `tls = true`; `None` for a plain one.
+pub fn bridge_config(bridge: &BridgeConfig) -> Result<Option<Arc<ClientConfig>>, TlsError> {
+    bridge.tls.then(|| client_config(bridge)).transpose()
 }
 
 /// A client session toward the bridge's upstream, checking its certificate against
