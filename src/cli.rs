@@ -219,6 +219,8 @@ impl ConfigSource {
             config.http = http;
             config.http_enabled = http.is_some();
         }
+        // The flags may bring listeners that clash with the file's or each other.
+        config.validate_listeners()?;
         Ok(config)
     }
 

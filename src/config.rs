@@ -432,6 +432,7 @@ impl Config {
                 message: "must name at least one address".to_string(),
             });
         }
+        self.validate_listeners()?;
         for (option, filters) in [
             ("deny_subscribe", &self.deny_subscribe),
             ("deny_publish", &self.deny_publish),
@@ -462,6 +463,45 @@ impl Config {
         range("chat_max_text", self.chat_max_text, 1..=65_536)?;
         range("chat_history_page", self.chat_history_page, 1..=1000)?;
         range("chat_request_burst", self.chat_request_burst, 1..=u32::MAX)?;
+        Ok(())
+    }
+
+    /// Refuses two listeners (MQTT, WebSocket, TLS, console) that cannot both bind: the
+    /// same address and port, or a specific address and the wildcard of its family on the
+    /// same port. Port 0 (any free port) never clashes.
+    pub fn validate_listeners(&self) -> Result<(), ConfigError> {
+        let all: Vec<(&'static str, SocketAddr)> = [
+            ("listen", &self.listen),
+            ("ws_listen", &self.ws_listen),
+            ("tls_listen", &self.tls_listen),
+        ]
+        .into_iter()
+        .flat_map(|(option, addrs)| addrs.iter().map(move |a| (option, *a)))
+        .chain(self.http.map(|a| ("http", a)))
+        .collect();
+        for (i, &(option, addr)) in all.iter().enumerate() {
+            let clash = all[..i].iter().find(|(_, earlier)| {
+                addr.port() != 0
+                    && earlier.port() == addr.port()
+                    && earlier.is_ipv4() == addr.is_ipv4()
+                    && (earlier.ip() == addr.ip()
+                        || earlier.ip().is_unspecified()
+                        || addr.ip().is_unspecified())
+            });
+            let Some(&(other, earlier)) = clash else {
+                continue;
+            };
+            let what = match (earlier == addr, other == option) {
+                (true, true) => format!("has {addr} twice"),
+                (true, false) => format!("has {addr}, which `{other}` has too"),
+                (false, _) => format!("has {addr}, which overlaps {earlier} in `{other}`"),
+            };
+            return Err(ConfigError::Invalid {
+                path: None,
+                option,
+                message: format!("{what}: an address and port can be listened on only once"),
+            });
+        }
         Ok(())
     }
 
@@ -552,6 +592,40 @@ mod tests {
 
     fn err(text: &str) -> String {
         Config::from_toml_str(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn listeners_that_cannot_both_bind_are_refused() {
+        assert_eq!(
+            err("listen = [\"0.0.0.0:1883\", \"0.0.0.0:1883\"]\n"),
+            "config: `listen` has 0.0.0.0:1883 twice: an address and port can be listened \
+             on only once"
+        );
+        assert_eq!(
+            err("ws_listen = [\"127.0.0.1:1883\"]\n"),
+            "config: `ws_listen` has 127.0.0.1:1883, which `listen` has too: an address and \
+             port can be listened on only once"
+        );
+        assert!(
+            err("listen = [\"0.0.0.0:8080\"]\n").starts_with(
+                "config: `http` has 127.0.0.1:8080, which overlaps 0.0.0.0:8080 in `listen`"
+            ),
+            "{}",
+            err("listen = [\"0.0.0.0:8080\"]\n")
+        );
+        assert!(
+            err("tls_listen = [\"127.0.0.1:8083\"]\ntls_cert = \"c\"\ntls_key = \"k\"\n")
+                .starts_with("config: `tls_listen` has 127.0.0.1:8083, which `ws_listen` has too")
+        );
+        for fine in [
+            // Port 0 takes a different free port each time; v4 and v6 wildcards are apart.
+            "listen = [\"127.0.0.1:0\", \"127.0.0.1:0\"]\nws_listen = [\"127.0.0.1:0\"]\n",
+            "listen = [\"0.0.0.0:1883\", \"[::]:1883\"]\n",
+            "listen = [\"127.0.0.1:1883\", \"127.0.0.2:1883\"]\n",
+            "listen = [\"0.0.0.0:8080\"]\nhttp_enabled = false\n",
+        ] {
+            assert!(Config::from_toml_str(fine).is_ok(), "{fine}");
+        }
     }
 
     #[test]

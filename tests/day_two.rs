@@ -160,6 +160,49 @@ fn check_config_loads_the_tls_files() {
     );
 }
 
+/// Two listeners on the same address and port are refused by check-config (with the
+/// line) and by start-up from the flags, rather than failing at bind.
+#[test]
+fn duplicate_listeners_are_refused_before_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = check_config(
+        dir.path(),
+        "ws_listen = []\nlisten = [\"0.0.0.0:1883\", \"0.0.0.0:1883\"]\n",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "outpost: config {}: `listen` has 0.0.0.0:1883 twice: an address and port can be \
+             listened on only once at line 2\n  2 | listen = [\"0.0.0.0:1883\", \"0.0.0.0:1883\"]\n",
+            dir.path().join("outpost.toml").display()
+        )
+    );
+
+    let port = common::upstream::free_port().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let db = dir.path().join("outpost.db");
+    let out = outpost(&[
+        "--listen",
+        &addr,
+        "--ws-listen",
+        &addr,
+        "--http",
+        "off",
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stderr,
+        format!(
+            "outpost: config: `ws_listen` has {addr}, which `listen` has too: an address and \
+             port can be listened on only once\n"
+        )
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // backup
 
