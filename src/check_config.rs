@@ -104,6 +104,9 @@ fn line_of(text: &str, option: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
+/// What a secret is printed as.
+const HIDDEN: &str = "********";
+
 /// The settings as TOML, with comments for what TOML cannot say and for what the
 /// packaged service needs.
 fn effective(path: &Path, config: &Config) -> String {
@@ -117,8 +120,18 @@ fn effective(path: &Path, config: &Config) -> String {
              # listeners bound to a loopback address.\n",
         );
     }
+    // The output ends up in terminals, tickets and logs: no secrets in it.
+    let mut shown = config.clone();
+    let mut hidden = false;
+    for password in shown.bridge.iter_mut().filter_map(|b| b.password.as_mut()) {
+        *password = HIDDEN.to_string();
+        hidden = true;
+    }
+    if hidden {
+        let _ = writeln!(out, "# Bridge passwords are set but shown as \"{HIDDEN}\".");
+    }
     // Serializing a validated config cannot fail: every field is a plain TOML value.
-    out.push_str(&toml::to_string(config).unwrap_or_default());
+    out.push_str(&toml::to_string(&shown).unwrap_or_default());
     let low: Vec<String> = config
         .listen
         .iter()

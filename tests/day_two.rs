@@ -203,6 +203,26 @@ fn duplicate_listeners_are_refused_before_binding() {
     );
 }
 
+/// A bridge password is set but never printed.
+#[test]
+fn check_config_does_not_print_the_bridge_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = check_config(
+        dir.path(),
+        "[[bridge]]\nname = \"cloud\"\naddress = \"127.0.0.1:1883\"\nusername = \"site1\"\n\
+         password = \"s3cret-upstream\"\n[[bridge.topic]]\nfilter = \"s/#\"\ndirection = \"out\"\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("s3cret"), "{stdout}");
+    assert!(stdout.contains("\npassword = \"********\"\n"), "{stdout}");
+    assert!(stdout.contains("\nusername = \"site1\"\n"), "{stdout}");
+    assert!(
+        stdout.contains("# Bridge passwords are set but shown as \"********\".\n"),
+        "{stdout}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // backup
 
