@@ -454,7 +454,9 @@ impl Config {
         }
         self.validate_bridges()?;
         range("bcrypt_cost", self.bcrypt_cost, 4..=31)?;
-        range("connect_timeout", self.connect_timeout, 1..=u64::MAX)?;
+        // An hour is already far longer than any client needs to send CONNECT, and a
+        // bound keeps the deadline (now + timeout) from overflowing.
+        range("connect_timeout", self.connect_timeout, 1..=3600)?;
         range("max_keepalive", self.max_keepalive, 1..=u16::MAX)?;
         range("max_packet_size", self.max_packet_size, 16..=268_435_455)?;
         range("receive_maximum", self.receive_maximum, 1..=u16::MAX)?;
@@ -827,7 +829,11 @@ mod tests {
             ),
             (
                 "connect_timeout = 0",
-                "`connect_timeout` = 0 is out of range",
+                "`connect_timeout` = 0 is out of range (1..=3600)",
+            ),
+            (
+                "connect_timeout = 9223372036854775807",
+                "`connect_timeout` = 9223372036854775807 is out of range (1..=3600)",
             ),
             ("max_keepalive = 0", "`max_keepalive` = 0 is out of range"),
             (

@@ -223,6 +223,27 @@ fn check_config_does_not_print_the_bridge_password() {
     );
 }
 
+/// `connect_timeout` is 1 to 3600 seconds, and says so; a huge value is refused rather
+/// than accepted (its deadline would overflow on the first connection).
+#[test]
+fn check_config_gives_connect_timeout_a_human_range() {
+    let dir = tempfile::tempdir().unwrap();
+    for value in ["0", "9223372036854775807"] {
+        let out = check_config(dir.path(), &format!("connect_timeout = {value}\n"));
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+        assert_eq!(
+            text(&out.stderr),
+            format!(
+                "outpost: config {}: `connect_timeout` = {value} is out of range (1..=3600) at \
+                 line 1\n  1 | connect_timeout = {value}\n",
+                dir.path().join("outpost.toml").display()
+            )
+        );
+    }
+    let out = check_config(dir.path(), "connect_timeout = 3600\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
 // ---------------------------------------------------------------------------------------------
 // backup
 
