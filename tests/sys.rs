@@ -293,6 +293,12 @@ fn a_bridge_sys_subscriber_gets_the_bridge_values() {
         .filter(|(t, _)| !t.starts_with("$SYS/broker/bridge/up/"))
         .collect();
     assert!(stray.is_empty(), "delivered outside the filter: {stray:?}");
+    // The link never failed: no last_error yet (not an empty one, which prints "(null)").
+    let errors: Vec<_> = forwarded
+        .iter()
+        .filter(|(t, _)| t.ends_with("/last_error"))
+        .collect();
+    assert!(errors.is_empty(), "last_error before any error: {errors:?}");
 }
 
 /// Once the last `$SYS` subscription goes, a round finds nobody and the timer lapses: the

@@ -810,9 +810,16 @@ impl Broker {
                 ("received", c.received.to_string()),
                 ("dropped", c.dropped.to_string()),
                 ("connects", c.connects.to_string()),
-                ("last_error", c.last_error.clone().unwrap_or_default()),
             ] {
                 values.push((format!("$SYS/broker/bridge/{name}/{key}"), value));
+            }
+            // Not published before there is one: an empty retained payload means "none
+            // retained" in MQTT, and tools print it as `(null)`.
+            if let Some(error) = &c.last_error {
+                values.push((
+                    format!("$SYS/broker/bridge/{name}/last_error"),
+                    error.clone(),
+                ));
             }
         }
         values
