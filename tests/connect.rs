@@ -5,6 +5,7 @@ mod common;
 
 use common::clients::{server_disconnect_reason, QoS4, QoS5, V4, V5, WAIT};
 use common::frames::{self, prop, Connect, Version};
+use common::proxy::{Link, Proxy};
 use common::raw::Raw;
 use common::Broker;
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
@@ -138,6 +139,30 @@ fn v5_connack_advertises_default_limits() {
     assert!(
         matches!(p.max_packet_size, Some(n) if n > 0),
         "Maximum Packet Size advertised: {p:?}"
+    );
+}
+
+/// A loaded machine can make any CONNACK slow. The test clients must wait for it on the one
+/// connection: a client that gave up and connected again would find the session its first
+/// attempt created and report Session Present for a brand-new session.
+#[test]
+fn a_slow_connack_is_awaited_on_one_connection() {
+    let broker = Broker::start();
+    let link = Link {
+        latency: Duration::from_millis(250),
+        ..Link::default()
+    };
+    let proxy = Proxy::start(broker.port(), link);
+    let v5 = V5::connect_with(V5::persistent_options(proxy.port(), "slow-v5", 60));
+    assert!(!v5.connack.session_present, "a brand-new v5 session");
+    let mut opts = V4::options(proxy.port(), "slow-v4");
+    opts.set_clean_session(false);
+    let v4 = V4::connect_with(opts);
+    assert!(!v4.connack.session_present, "a brand-new 3.1.1 session");
+    assert_eq!(
+        proxy.connections(),
+        2,
+        "a client connected again while its CONNACK was on the way"
     );
 }
 
