@@ -4,7 +4,7 @@
 mod common;
 
 use common::clients::{server_disconnect_reason, QoS4, QoS5, V4, V5, WAIT};
-use common::frames::{self, prop, Connect, Version};
+use common::frames::{self, prop, Bytes, Connect, Version};
 use common::proxy::{Link, Proxy};
 use common::raw::Raw;
 use common::Broker;
@@ -340,6 +340,44 @@ fn v311_client_id_takeover_closes_the_first_connection() {
     second.subscribe("twin311/t", QoS4::AtLeastOnce);
     second.publish("twin311/t", QoS4::AtLeastOnce, false, "second wins");
     assert_eq!(&second.expect_publish().payload[..], b"second wins");
+}
+
+/// A session without expiry (3.1.1 clean session, MQTT 5 expiry 0) lasts as long as its
+/// connection, and a takeover closes that connection: a CONNECT with clean start off that takes
+/// over must start a new session (Session Present 0) without the old subscriptions.
+#[test]
+fn taking_over_a_session_without_expiry_starts_a_new_one() {
+    let broker = Broker::start();
+    let publisher = V4::connect(broker.port(), "brief-twin-pub");
+    for version in [Version::V311, Version::V5] {
+        let id = format!("brief-twin-{version:?}");
+        let (old_topic, marker) = (format!("brief/{version:?}"), format!("marker/{version:?}"));
+        let (mut first, _) = Raw::connect(broker.port(), &Connect::new(version, &id));
+        first.send(&frames::subscribe(version, 1, &old_topic, 1));
+        first.expect_frame(frames::SUBACK, WAIT);
+
+        let mut resume = Connect::new(version, &id).clean(false);
+        if version == Version::V5 {
+            let expiry = Bytes::new().u8(prop::SESSION_EXPIRY_INTERVAL).u32(60);
+            resume = resume.properties(expiry.0);
+        }
+        let (mut second, session_present) = Raw::connect(broker.port(), &resume);
+        assert!(
+            !session_present,
+            "{version:?}: a session without expiry ended with the connection taken over"
+        );
+        first.expect_closed(WAIT);
+        second.send(&frames::subscribe(version, 1, &marker, 1));
+        second.expect_frame(frames::SUBACK, WAIT);
+        publisher.publish(&old_topic, QoS4::AtLeastOnce, false, "stale");
+        publisher.publish(&marker, QoS4::AtLeastOnce, false, "marker");
+        let (topic, _, _) = second.expect_frame(frames::PUBLISH, WAIT).publish(version);
+        assert_eq!(
+            String::from_utf8_lossy(&topic),
+            marker,
+            "{version:?}: the old session's subscription still delivered"
+        );
+    }
 }
 
 #[test]
