@@ -203,6 +203,7 @@ fn v311_qos1_messages_published_while_offline_are_delivered_on_resume() {
     let first = V4::connect_with(opts.clone());
     first.subscribe("offline/t", QoS4::AtLeastOnce);
     first.disconnect();
+    broker.wait_disconnected("sleeper");
 
     let publisher = V5::connect(broker.port(), "sleeper-pub");
     publisher.publish("offline/t", QoS5::AtLeastOnce, false, "one");
@@ -224,6 +225,8 @@ fn v311_clean_session_discards_the_stored_session() {
     let first = V4::connect_with(persistent.clone());
     first.subscribe("clean/t", QoS4::AtLeastOnce);
     first.disconnect();
+    // Each connection starts after the broker closed the one before: not a takeover.
+    broker.wait_disconnects("cleaner", 1);
 
     let mut clean = V4::options(broker.port(), "cleaner");
     clean.set_clean_session(true);
@@ -233,6 +236,7 @@ fn v311_clean_session_discards_the_stored_session() {
         "clean_session=true never reports a session"
     );
     second.disconnect();
+    broker.wait_disconnects("cleaner", 2);
 
     let third = V4::connect_with(persistent);
     assert!(
@@ -277,6 +281,7 @@ fn v5_session_without_expiry_ends_at_disconnect() {
     let first = V5::connect_with(opts.clone());
     first.subscribe("v5brief/t", QoS5::AtLeastOnce);
     first.disconnect();
+    broker.wait_disconnected("v5-brief");
 
     let again = V5::connect_with(opts);
     assert!(
