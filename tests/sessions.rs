@@ -121,7 +121,7 @@ fn session_expiry_max_never_expires_and_keeps_queued_messages() {
     publisher.publish("max/t", QoS5::ExactlyOnce, false, "q2");
     let again = V5::connect_with(opts);
     assert!(again.connack.session_present);
-    assert_eq!(again.payloads_until_quiet(QUIET), ["q1", "q2"]);
+    assert_eq!(again.expect_payloads(2, QUIET), ["q1", "q2"]);
     assert!(
         !broker.log().iter().any(|l| l.contains("expired")),
         "a 0xFFFFFFFF session must never expire"
@@ -144,7 +144,7 @@ fn offline_queue_keeps_qos1_and_qos2_but_not_qos0_by_default() {
     let again = V5::connect_with(opts);
     assert!(again.connack.session_present);
     assert_eq!(
-        again.payloads_until_quiet(QUIET),
+        again.expect_payloads(2, QUIET),
         ["one", "two"],
         "QoS 1/2 queued in order, QoS 0 not queued unless queue_qos0 = true"
     );
@@ -163,7 +163,7 @@ fn queue_qos0_config_queues_qos0_for_offline_sessions() {
     publisher.publish("offline0/t", QoS5::AtMostOnce, false, "zero");
     publisher.publish("offline0/t", QoS5::AtLeastOnce, false, "one");
     let again = V5::connect_with(opts);
-    assert_eq!(again.payloads_until_quiet(QUIET), ["zero", "one"]);
+    assert_eq!(again.expect_payloads(2, QUIET), ["zero", "one"]);
 }
 
 #[test]
@@ -201,7 +201,7 @@ fn max_queued_messages_drops_extras_and_counts_them_in_sys_and_the_log() {
 
     let again = V5::connect_with(opts);
     assert_eq!(
-        again.payloads_until_quiet(QUIET),
+        again.expect_payloads(5, QUIET),
         ["m0", "m1", "m2", "m3", "m4"],
         "the oldest 5 are kept, later ones dropped"
     );
@@ -463,7 +463,7 @@ fn sys_dropped_counter_is_only_touched_by_drops() {
     let dropped = wait_sys(&sys, "messages/dropped", Duration::from_secs(3), |_| true);
     assert_eq!(dropped, Ok("0".to_string()));
     let again = V5::connect_with(opts);
-    assert_eq!(again.payloads_until_quiet(QUIET).len(), 5);
+    assert_eq!(again.expect_payloads(5, QUIET).len(), 5);
 }
 
 #[test]

@@ -313,6 +313,22 @@ impl V5 {
         out
     }
 
+    /// Payloads of the next `n` PUBLISHes, each awaited for up to [`WAIT`], then of any more
+    /// that come within `quiet`: compared with an exact list, a missing message and an extra
+    /// one both show, and a loaded machine only makes it wait longer (where a gap longer
+    /// than `quiet` would cut `payloads_until_quiet` short).
+    pub fn expect_payloads(&self, n: usize, quiet: Duration) -> Vec<String> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            match self.recv_publish(WAIT) {
+                Some(p) => out.push(String::from_utf8_lossy(&p.payload).into_owned()),
+                None => return out,
+            }
+        }
+        out.extend(self.payloads_until_quiet(quiet));
+        out
+    }
+
     pub fn expect_publish(&self) -> p5::Publish {
         match self.expect(|p| matches!(p, V5Packet::Publish(_)), "PUBLISH") {
             V5Packet::Publish(p) => p,
