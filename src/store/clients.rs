@@ -1,8 +1,9 @@
-//! Client records: the last connect and disconnect of every client id, for
-//! the web pages. Written through [`super::Write::ClientConnected`] and
-//! [`super::Write::ClientDisconnected`].
+//! Client records (`client_records`): the last connect and disconnect of
+//! every client id, for the web pages. Written through
+//! [`super::Write::ClientConnected`] and [`super::Write::ClientDisconnected`],
+//! usually as records that wait for a commit ([`Store::stage_record`]).
 
-use rusqlite::OptionalExtension;
+use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::{Store, StoreError};
 
@@ -55,4 +56,41 @@ impl Store {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// [`super::Write::ClientConnected`]: a new record, or a reconnect that clears
+/// the last disconnect.
+pub(super) fn connected(
+    tx: &Transaction<'_>,
+    client_id: &str,
+    username: Option<&str>,
+    address: &str,
+    protocol: u8,
+    at: i64,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO client_records (client_id, username, address, protocol, connected_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (client_id) DO UPDATE SET username = excluded.username,
+             address = excluded.address, protocol = excluded.protocol,
+             connected_at = excluded.connected_at,
+             disconnected_at = NULL, disconnect_reason = NULL",
+    )?
+    .execute(params![client_id, username, address, protocol, at])?;
+    Ok(())
+}
+
+/// [`super::Write::ClientDisconnected`].
+pub(super) fn disconnected(
+    tx: &Transaction<'_>,
+    client_id: &str,
+    at: i64,
+    reason: &str,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE client_records SET disconnected_at = ?2, disconnect_reason = ?3
+         WHERE client_id = ?1",
+    )?
+    .execute(params![client_id, at, reason])?;
+    Ok(())
 }

@@ -1,19 +1,25 @@
 //! The durable store: the SQLite connection and the group commit. All SQL in
-//! Outpost lives under this module.
+//! Outpost lives under this module, one file per table group, each holding
+//! that group's writes and reads together.
 //!
 //! The event loop stages [`Write`]s while it handles one turn's packets and
 //! calls [`Store::commit`] once at the end of the turn, before any
 //! acknowledgement is flushed (redis `beforeSleep`): one transaction, one
-//! fsync, however many clients were served. Start-up reads ([`load`]) bring
-//! sessions and retained messages into memory; users and ACL rules
-//! ([`users`], [`acl`]) are read and written directly, usually from another
-//! connection (the web thread, the user CLI).
+//! fsync, however many clients were served. Start-up reads
+//! ([`Store::load_sessions`], [`Store::load_retained`],
+//! [`Store::load_inflight_messages`]) bring sessions and retained messages
+//! into memory; users and ACL rules ([`users`], [`acl`]) are read and written
+//! directly, usually from another connection (the web thread, the user CLI).
 //!
 //! - `error.rs`: [`StoreError`].
 //! - `backup.rs`: [`backup()`], a consistent copy of the live database.
 //! - `migrate.rs`: `schema.sql` and the version steps.
-//! - `write.rs`: [`Write`] and how each one becomes SQL.
-//! - `load.rs`: start-up loads of sessions, messages and retained messages.
+//! - `write.rs`: [`Write`], the turn's transaction and the one match that
+//!   hands each write to its table group; the start-up purge of what expired.
+//! - `retained.rs`: retained messages.
+//! - `sessions.rs`: sessions, their subscriptions, inbound QoS 2 ids and wills.
+//! - `queues.rs`: message bodies and session queues, with the orphan cleanup
+//!   and the pages of a queue that lives on disk.
 //! - `clients.rs`: the client records shown on the web pages.
 //! - `users.rs`, `acl.rs`: accounts and topic access rules.
 //! - `bridge.rs`: the bridges' forward queues.
@@ -26,9 +32,13 @@ pub mod bridge;
 pub mod chat;
 pub mod clients;
 pub mod error;
-pub mod load;
 mod migrate;
 mod questions;
+mod queues;
+mod retained;
+mod sessions;
+#[cfg(test)]
+mod testing;
 pub mod users;
 pub mod write;
 
@@ -44,8 +54,9 @@ pub use bridge::{BridgeWrite, ForwardRow, ForwardTotals};
 pub use chat::{ChatMessageRecord, ChatRoomRecord, ChatWrite, HistoryRange};
 pub use clients::ClientRecord;
 pub use error::StoreError;
-pub use load::{QueuedPageRow, StoredQueued, StoredSession, StoredSubscription};
 pub use migrate::SCHEMA_VERSION;
+pub use queues::{QueuedPageRow, StoredQueued};
+pub use sessions::{StoredSession, StoredSubscription};
 pub use users::UserRecord;
 pub use write::{StoredMessage, Write};
 

@@ -1,9 +1,13 @@
-//! The writes the broker stages during a loop turn, and the SQL each becomes
-//! inside the turn's one transaction (see [`super::Store::commit`]).
+//! The writes the broker stages during a loop turn, and the turn's one
+//! transaction they are applied in (see [`super::Store::commit`]); also the
+//! start-up purge of what expired, the other transaction over several table
+//! groups. Each write is handed to the file of its table group, which holds
+//! its SQL: `retained.rs`, `sessions.rs`, `queues.rs`, `clients.rs`,
+//! `chat.rs` and `bridge.rs`.
 
-use rusqlite::{params, Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, Row, Transaction, TransactionBehavior};
 
-use super::StoreError;
+use super::{bridge, chat, clients, queues, retained, sessions, Store, StoreError};
 
 /// A message as it is kept on disk: owned, because it outlives the read
 /// buffer it was decoded from.
@@ -26,9 +30,25 @@ pub struct StoredMessage {
     pub expires_at: Option<i64>,
 }
 
+impl StoredMessage {
+    /// Reads a message from the columns topic, payload, qos, retain,
+    /// properties, expires_at starting at `first`.
+    pub(super) fn from_row(r: &Row<'_>, first: usize) -> rusqlite::Result<StoredMessage> {
+        Ok(StoredMessage {
+            topic: r.get(first)?,
+            payload: r.get(first + 1)?,
+            qos: r.get(first + 2)?,
+            retain: r.get(first + 3)?,
+            properties: r.get(first + 4)?,
+            expires_at: r.get(first + 5)?,
+        })
+    }
+}
+
 /// One change to durable state, staged with [`super::Store::stage`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
+    // Retained messages (`store::retained`).
     /// Sets the retained message of `msg.topic`.
     RetainSet(StoredMessage),
     /// Removes the retained message of `topic` (empty retained publish).
@@ -36,14 +56,8 @@ pub enum Write {
         /// The topic whose retained message goes.
         topic: String,
     },
-    /// Stores a message body once for every queue row that will reference it.
-    /// A body that no queue row references when the commit ends is deleted.
-    MessagePut {
-        /// The broker's id for the body, referenced by [`Write::QueuePut`].
-        id: u64,
-        /// The body.
-        msg: StoredMessage,
-    },
+
+    // Sessions and what belongs to them (`store::sessions`).
     /// Creates or updates a persistent session.
     SessionPut {
         /// Whose session.
@@ -80,29 +94,6 @@ pub enum Write {
         /// The full filter text, as put.
         filter: String,
     },
-    /// Creates or updates one row of a session's outbound queue. A row keeps
-    /// its `message_id` for life; re-putting it with another fails the commit.
-    QueuePut {
-        /// Whose queue.
-        client_id: String,
-        /// Position in the queue; delivery order after a restart.
-        seq: u64,
-        /// The body, stored by an earlier or the same commit's [`Write::MessagePut`].
-        message_id: u64,
-        /// The QoS of this delivery (already downgraded to the subscription's).
-        qos: u8,
-        /// The packet id once the message was sent with QoS 1 or 2.
-        packet_id: Option<u16>,
-        /// 0 queued, 1 sent awaiting PUBACK/PUBREC, 2 PUBREL sent awaiting PUBCOMP.
-        state: u8,
-    },
-    /// Removes one row of a session's outbound queue (delivered or dropped).
-    QueueDelete {
-        /// Whose queue.
-        client_id: String,
-        /// The row's position.
-        seq: u64,
-    },
     /// An inbound QoS 2 PUBLISH was received: a resend with this id must not
     /// be delivered again until it is released.
     Qos2Received {
@@ -133,6 +124,41 @@ pub enum Write {
         /// Whose will.
         client_id: String,
     },
+
+    // Message bodies and session queues (`store::queues`).
+    /// Stores a message body once for every queue row that will reference it.
+    /// A body that no queue row references when the commit ends is deleted.
+    MessagePut {
+        /// The broker's id for the body, referenced by [`Write::QueuePut`].
+        id: u64,
+        /// The body.
+        msg: StoredMessage,
+    },
+    /// Creates or updates one row of a session's outbound queue. A row keeps
+    /// its `message_id` for life; re-putting it with another fails the commit.
+    QueuePut {
+        /// Whose queue.
+        client_id: String,
+        /// Position in the queue; delivery order after a restart.
+        seq: u64,
+        /// The body, stored by an earlier or the same commit's [`Write::MessagePut`].
+        message_id: u64,
+        /// The QoS of this delivery (already downgraded to the subscription's).
+        qos: u8,
+        /// The packet id once the message was sent with QoS 1 or 2.
+        packet_id: Option<u16>,
+        /// 0 queued, 1 sent awaiting PUBACK/PUBREC, 2 PUBREL sent awaiting PUBCOMP.
+        state: u8,
+    },
+    /// Removes one row of a session's outbound queue (delivered or dropped).
+    QueueDelete {
+        /// Whose queue.
+        client_id: String,
+        /// The row's position.
+        seq: u64,
+    },
+
+    // Client records (`store::clients`).
     /// A client connected; recorded for the web pages.
     ClientConnected {
         /// Who connected.
@@ -146,8 +172,6 @@ pub enum Write {
         /// Unix seconds.
         at: i64,
     },
-    /// A chat room, message or like (see `store::chat`).
-    Chat(super::ChatWrite),
     /// A client disconnected; recorded for the web pages.
     ClientDisconnected {
         /// Who disconnected.
@@ -157,8 +181,12 @@ pub enum Write {
         /// Why, in words (reason code name, timeout, error).
         reason: String,
     },
+
+    // Services beside the broker.
+    /// A chat room, message or like (see `store::chat`).
+    Chat(chat::ChatWrite),
     /// A change to a bridge's forward queue (`store::bridge`).
-    Bridge(super::bridge::BridgeWrite),
+    Bridge(bridge::BridgeWrite),
 }
 
 /// Applies `writes` in one transaction, then deletes the message bodies the
@@ -174,101 +202,56 @@ pub(super) fn apply_all(
     for w in writes {
         apply(&tx, &w, &mut maybe_orphaned)?;
     }
-    delete_orphans(&tx, &mut maybe_orphaned)?;
+    queues::delete_orphans(&tx, &mut maybe_orphaned)?;
     tx.commit()?;
     Ok(())
 }
 
-/// Runs the SQL of one write; pushes message ids it may have orphaned.
+/// Hands one write to its table group; pushes message ids it may have orphaned.
 fn apply(tx: &Transaction<'_>, w: &Write, maybe_orphaned: &mut Vec<u64>) -> Result<(), StoreError> {
     match w {
-        Write::RetainSet(m) => {
-            tx.prepare_cached(
-                "INSERT INTO retained (topic, payload, qos, properties, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (topic) DO UPDATE SET payload = excluded.payload,
-                     qos = excluded.qos, properties = excluded.properties,
-                     expires_at = excluded.expires_at",
-            )?
-            .execute(params![
-                m.topic,
-                m.payload,
-                m.qos,
-                m.properties,
-                m.expires_at
-            ])?;
-        }
-        Write::RetainClear { topic } => {
-            tx.prepare_cached("DELETE FROM retained WHERE topic = ?1")?
-                .execute(params![topic])?;
-        }
-        Write::MessagePut { id, msg: m } => {
-            tx.prepare_cached(
-                "INSERT INTO messages (id, topic, payload, qos, retain, properties, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (id) DO UPDATE SET topic = excluded.topic,
-                     payload = excluded.payload, qos = excluded.qos, retain = excluded.retain,
-                     properties = excluded.properties, expires_at = excluded.expires_at",
-            )?
-            .execute(params![
-                id,
-                m.topic,
-                m.payload,
-                m.qos,
-                m.retain,
-                m.properties,
-                m.expires_at
-            ])?;
-            maybe_orphaned.push(*id);
-        }
+        Write::RetainSet(msg) => retained::set(tx, msg),
+        Write::RetainClear { topic } => retained::clear(tx, topic),
         Write::SessionPut {
             client_id,
             expiry_interval,
             username,
             disconnected_at,
-        } => {
-            tx.prepare_cached(
-                "INSERT INTO sessions (client_id, expiry_interval, username, disconnected_at)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (client_id) DO UPDATE SET
-                     expiry_interval = excluded.expiry_interval,
-                     username = excluded.username, disconnected_at = excluded.disconnected_at",
-            )?
-            .execute(params![
-                client_id,
-                expiry_interval,
-                username,
-                disconnected_at
-            ])?;
-        }
+        } => sessions::put(
+            tx,
+            client_id,
+            *expiry_interval,
+            username.as_deref(),
+            *disconnected_at,
+        ),
         Write::SessionDelete { client_id } => {
-            let mut ids = tx.prepare_cached(
-                "SELECT DISTINCT message_id FROM session_queue WHERE client_id = ?1",
-            )?;
-            for id in ids.query_map(params![client_id], |r| r.get::<_, u64>(0))? {
-                maybe_orphaned.push(id?);
-            }
-            tx.prepare_cached("DELETE FROM sessions WHERE client_id = ?1")?
-                .execute(params![client_id])?;
+            queues::note_bodies_of(tx, client_id, maybe_orphaned)?;
+            sessions::delete(tx, client_id)
         }
         Write::SubscriptionPut {
             client_id,
             filter,
             options,
             identifier,
-        } => {
-            tx.prepare_cached(
-                "INSERT INTO subscriptions (client_id, filter, options, identifier)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (client_id, filter) DO UPDATE SET
-                     options = excluded.options, identifier = excluded.identifier",
-            )?
-            .execute(params![client_id, filter, options, identifier])?;
-        }
+        } => sessions::subscribe(tx, client_id, filter, *options, *identifier),
         Write::SubscriptionDelete { client_id, filter } => {
-            tx.prepare_cached("DELETE FROM subscriptions WHERE client_id = ?1 AND filter = ?2")?
-                .execute(params![client_id, filter])?;
+            sessions::unsubscribe(tx, client_id, filter)
         }
+        Write::Qos2Received {
+            client_id,
+            packet_id,
+        } => sessions::qos2_received(tx, client_id, *packet_id),
+        Write::Qos2Released {
+            client_id,
+            packet_id,
+        } => sessions::qos2_released(tx, client_id, *packet_id),
+        Write::WillPut {
+            client_id,
+            msg,
+            delay,
+        } => sessions::put_will(tx, client_id, msg, *delay),
+        Write::WillDelete { client_id } => sessions::delete_will(tx, client_id),
+        Write::MessagePut { id, msg } => queues::put_message(tx, *id, msg, maybe_orphaned),
         Write::QueuePut {
             client_id,
             seq,
@@ -276,77 +259,9 @@ fn apply(tx: &Transaction<'_>, w: &Write, maybe_orphaned: &mut Vec<u64>) -> Resu
             qos,
             packet_id,
             state,
-        } => {
-            // The WHERE makes a re-put with another message change no row.
-            let changed = tx
-                .prepare_cached(
-                    "INSERT INTO session_queue (client_id, seq, message_id, qos, packet_id, state)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (client_id, seq) DO UPDATE SET qos = excluded.qos,
-                         packet_id = excluded.packet_id, state = excluded.state
-                     WHERE session_queue.message_id = excluded.message_id",
-                )?
-                .execute(params![client_id, seq, message_id, qos, packet_id, state])?;
-            if changed == 0 {
-                return Err(StoreError::QueueMessageChanged {
-                    client_id: client_id.clone(),
-                    seq: *seq,
-                });
-            }
-        }
+        } => queues::put(tx, client_id, *seq, *message_id, *qos, *packet_id, *state),
         Write::QueueDelete { client_id, seq } => {
-            let mut delete = tx.prepare_cached(
-                "DELETE FROM session_queue WHERE client_id = ?1 AND seq = ?2 RETURNING message_id",
-            )?;
-            for id in delete.query_map(params![client_id, seq], |r| r.get::<_, u64>(0))? {
-                maybe_orphaned.push(id?);
-            }
-        }
-        Write::Qos2Received {
-            client_id,
-            packet_id,
-        } => {
-            tx.prepare_cached(
-                "INSERT INTO qos2_received (client_id, packet_id) VALUES (?1, ?2)
-                 ON CONFLICT DO NOTHING",
-            )?
-            .execute(params![client_id, packet_id])?;
-        }
-        Write::Qos2Released {
-            client_id,
-            packet_id,
-        } => {
-            tx.prepare_cached("DELETE FROM qos2_received WHERE client_id = ?1 AND packet_id = ?2")?
-                .execute(params![client_id, packet_id])?;
-        }
-        Write::WillPut {
-            client_id,
-            msg: m,
-            delay,
-        } => {
-            tx.prepare_cached(
-                "INSERT INTO wills (client_id, topic, payload, qos, retain, properties,
-                     expires_at, delay)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (client_id) DO UPDATE SET topic = excluded.topic,
-                     payload = excluded.payload, qos = excluded.qos, retain = excluded.retain,
-                     properties = excluded.properties, expires_at = excluded.expires_at,
-                     delay = excluded.delay",
-            )?
-            .execute(params![
-                client_id,
-                m.topic,
-                m.payload,
-                m.qos,
-                m.retain,
-                m.properties,
-                m.expires_at,
-                delay
-            ])?;
-        }
-        Write::WillDelete { client_id } => {
-            tx.prepare_cached("DELETE FROM wills WHERE client_id = ?1")?
-                .execute(params![client_id])?;
+            queues::delete(tx, client_id, *seq, maybe_orphaned)
         }
         Write::ClientConnected {
             client_id,
@@ -354,108 +269,39 @@ fn apply(tx: &Transaction<'_>, w: &Write, maybe_orphaned: &mut Vec<u64>) -> Resu
             address,
             protocol,
             at,
-        } => {
-            tx.prepare_cached(
-                "INSERT INTO client_records (client_id, username, address, protocol, connected_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (client_id) DO UPDATE SET username = excluded.username,
-                     address = excluded.address, protocol = excluded.protocol,
-                     connected_at = excluded.connected_at,
-                     disconnected_at = NULL, disconnect_reason = NULL",
-            )?
-            .execute(params![client_id, username, address, protocol, at])?;
-        }
+        } => clients::connected(tx, client_id, username.as_deref(), address, *protocol, *at),
         Write::ClientDisconnected {
             client_id,
             at,
             reason,
-        } => {
-            tx.prepare_cached(
-                "UPDATE client_records SET disconnected_at = ?2, disconnect_reason = ?3
-                 WHERE client_id = ?1",
-            )?
-            .execute(params![client_id, at, reason])?;
-        }
-        Write::Bridge(b) => super::bridge::apply(tx, b)?,
-        Write::Chat(w) => super::chat::apply(tx, w)?,
+        } => clients::disconnected(tx, client_id, *at, reason),
+        Write::Chat(w) => chat::apply(tx, w),
+        Write::Bridge(w) => bridge::apply(tx, w),
     }
-    Ok(())
 }
 
-/// Deletes those of `ids` that no queue row references any more. Only ids
-/// this batch touched are checked, never the whole table.
-fn delete_orphans(tx: &Transaction<'_>, ids: &mut Vec<u64>) -> Result<(), StoreError> {
-    ids.sort_unstable();
-    ids.dedup();
-    let mut delete = tx.prepare_cached(
-        "DELETE FROM messages WHERE id = ?1
-         AND NOT EXISTS (SELECT 1 FROM session_queue WHERE message_id = ?1)",
-    )?;
-    for id in ids.iter() {
-        delete.execute(params![id])?;
+impl Store {
+    /// Deletes what expired before `now` (unix seconds): retained messages,
+    /// queue rows not yet sent (state 0) whose message expired, and expired
+    /// bodies no row references any more. Messages already in flight are kept:
+    /// their exchange must complete. Call once at start-up, before the loads.
+    /// Returns how many rows were deleted.
+    pub fn purge_expired(&mut self, now: i64) -> Result<usize, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let deleted = retained::purge_expired(&tx, now)? + queues::purge_expired(&tx, now)?;
+        tx.commit()?;
+        Ok(deleted)
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{
-        ClientRecord, Store, StoredQueued, StoredSession, StoredSubscription, SyncMode,
-    };
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("writes.db"), SyncMode::Normal).unwrap();
-        (dir, store)
-    }
-
-    fn msg(topic: &str, expires_at: Option<i64>) -> StoredMessage {
-        StoredMessage {
-            topic: topic.into(),
-            payload: vec![0, 1, 2, 255],
-            qos: 1,
-            retain: false,
-            properties: vec![0x01, 0x01],
-            expires_at,
-        }
-    }
-
-    fn session(client_id: &str) -> Write {
-        Write::SessionPut {
-            client_id: client_id.into(),
-            expiry_interval: u32::MAX,
-            username: Some("alice".into()),
-            disconnected_at: None,
-        }
-    }
-
-    fn queued(client_id: &str, seq: u64, message_id: u64) -> Write {
-        Write::QueuePut {
-            client_id: client_id.into(),
-            seq,
-            message_id,
-            qos: 1,
-            packet_id: None,
-            state: 0,
-        }
-    }
-
-    fn commit(store: &mut Store, writes: Vec<Write>) -> Result<usize, StoreError> {
-        for w in writes {
-            store.stage(w);
-        }
-        store.commit()
-    }
-
-    fn message_ids(store: &Store) -> Vec<u64> {
-        store
-            .load_messages()
-            .unwrap()
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect()
-    }
+    use crate::store::testing::{commit, message_ids, msg, queued, session, store};
+    use crate::store::SyncMode;
+    use crate::store::{ClientRecord, Store, StoredQueued, StoredSession, StoredSubscription};
 
     #[test]
     fn every_write_round_trips() {
@@ -694,198 +540,6 @@ mod tests {
             1
         );
         assert_eq!(store.load_retained().unwrap().len(), 1);
-    }
-
-    #[test]
-    fn a_queue_row_keeps_its_message() {
-        let (_dir, mut store) = store();
-        commit(
-            &mut store,
-            vec![
-                session("c1"),
-                Write::MessagePut {
-                    id: 1,
-                    msg: msg("m", None),
-                },
-                Write::MessagePut {
-                    id: 2,
-                    msg: msg("m", None),
-                },
-                queued("c1", 1, 1),
-                queued("c1", 2, 2),
-            ],
-        )
-        .unwrap();
-        let err = commit(&mut store, vec![queued("c1", 1, 2)]).unwrap_err();
-        assert!(matches!(
-            err,
-            StoreError::QueueMessageChanged { seq: 1, .. }
-        ));
-    }
-
-    #[test]
-    fn unreferenced_bodies_are_collected() {
-        let (_dir, mut store) = store();
-        commit(
-            &mut store,
-            vec![
-                session("c1"),
-                session("c2"),
-                Write::MessagePut {
-                    id: 1,
-                    msg: msg("shared", None),
-                },
-                Write::MessagePut {
-                    id: 2,
-                    msg: msg("one", None),
-                },
-                Write::MessagePut {
-                    id: 3,
-                    msg: msg("never queued", None),
-                },
-                queued("c1", 1, 1),
-                queued("c2", 1, 1),
-                queued("c1", 2, 2),
-            ],
-        )
-        .unwrap();
-        assert_eq!(
-            message_ids(&store),
-            [1, 2],
-            "a body no row references is not kept"
-        );
-
-        commit(
-            &mut store,
-            vec![Write::QueueDelete {
-                client_id: "c1".into(),
-                seq: 1,
-            }],
-        )
-        .unwrap();
-        assert_eq!(message_ids(&store), [1, 2], "still referenced by c2");
-
-        commit(
-            &mut store,
-            vec![Write::QueueDelete {
-                client_id: "c2".into(),
-                seq: 1,
-            }],
-        )
-        .unwrap();
-        assert_eq!(message_ids(&store), [2]);
-
-        commit(
-            &mut store,
-            vec![Write::SessionDelete {
-                client_id: "c1".into(),
-            }],
-        )
-        .unwrap();
-        assert!(
-            message_ids(&store).is_empty(),
-            "a session delete frees its bodies"
-        );
-        assert_eq!(store.max_message_id().unwrap(), 0);
-    }
-
-    #[test]
-    fn queue_pages_come_in_order_after_a_seq_and_skip_rows_in_flight() {
-        let (_dir, mut store) = store();
-        let mut writes = vec![session("c1"), session("c2")];
-        for seq in 1..=10 {
-            writes.push(Write::MessagePut {
-                id: seq,
-                msg: msg(&format!("m{seq}"), None),
-            });
-            writes.push(queued("c1", seq, seq));
-        }
-        writes.push(queued("c2", 1, 1));
-        writes.push(Write::QueuePut {
-            client_id: "c1".into(),
-            seq: 2,
-            message_id: 2,
-            qos: 1,
-            packet_id: Some(7),
-            state: 1,
-        });
-        commit(&mut store, writes).unwrap();
-        let seqs = |after, limit| -> Vec<u64> {
-            store
-                .load_queue_page("c1", after, limit)
-                .unwrap()
-                .iter()
-                .map(|row| row.seq)
-                .collect()
-        };
-        assert_eq!(seqs(0, 3), [1, 3, 4], "the row in flight is not queued");
-        assert_eq!(seqs(4, 100), [5, 6, 7, 8, 9, 10]);
-        assert!(seqs(10, 100).is_empty());
-        let page = store.load_queue_page("c1", 4, 1).unwrap();
-        assert_eq!((page[0].message_id, page[0].qos), (5, 1));
-        assert_eq!(page[0].message, msg("m5", None));
-        let sessions = store.load_sessions().unwrap();
-        assert_eq!((sessions[0].queued, sessions[0].queue.len()), (9, 1));
-        assert_eq!(sessions[0].queued_bytes, 9 * (2 + 4) + 1);
-        assert_eq!(sessions[1].queued, 1);
-        let in_flight: Vec<u64> = store
-            .load_inflight_messages()
-            .unwrap()
-            .iter()
-            .map(|(id, _)| *id)
-            .collect();
-        assert_eq!(in_flight, [2]);
-    }
-
-    #[test]
-    fn session_delete_cascades() {
-        let (_dir, mut store) = store();
-        commit(
-            &mut store,
-            vec![
-                session("c1"),
-                Write::SubscriptionPut {
-                    client_id: "c1".into(),
-                    filter: "#".into(),
-                    options: 1,
-                    identifier: None,
-                },
-                Write::Qos2Received {
-                    client_id: "c1".into(),
-                    packet_id: 1,
-                },
-                Write::MessagePut {
-                    id: 1,
-                    msg: msg("m", None),
-                },
-                queued("c1", 1, 1),
-                Write::WillPut {
-                    client_id: "c1".into(),
-                    msg: msg("will", None),
-                    delay: 5,
-                },
-            ],
-        )
-        .unwrap();
-        commit(
-            &mut store,
-            vec![Write::SessionDelete {
-                client_id: "c1".into(),
-            }],
-        )
-        .unwrap();
-        assert!(store.load_sessions().unwrap().is_empty());
-        let rows: i64 = store
-            .conn
-            .query_row(
-                "SELECT (SELECT count(*) FROM subscriptions) + (SELECT count(*) FROM session_queue)
-                      + (SELECT count(*) FROM qos2_received) + (SELECT count(*) FROM messages)
-                      + (SELECT count(*) FROM wills)",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(rows, 0);
     }
 
     #[test]
