@@ -157,6 +157,36 @@
     });
   }
 
+  function size(bytes) {
+    const units = ["KiB", "MiB", "GiB", "TiB"];
+    if (bytes < 1024) return bytes + " B";
+    let value = bytes / 1024;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit++; }
+    return value.toFixed(1) + " " + units[unit];
+  }
+
+  function showBridges(list) {
+    fill("bridge-rows", list, 11, (b) => {
+      const tr = el("tr");
+      tr.dataset.bridge = b.name;
+      cell(tr, code(b.name), "bridge");
+      cell(tr, code(b.address), "upstream");
+      cell(tr, b.protocol, "MQTT");
+      const link = !b.connected ? "down"
+        : b.connected_since ? "connected since " + time(b.connected_since * 1000) : "connected";
+      cell(tr, el("span", link, "state-" + (b.connected ? "connected" : "down")), "link");
+      cell(tr, b.queued + " (" + size(b.queued_bytes) + ")", "queued");
+      cell(tr, b.forwarded, "forwarded");
+      cell(tr, b.received, "received");
+      cell(tr, b.dropped, "dropped");
+      cell(tr, b.connects, "connects");
+      cell(tr, size(b.max_queue_bytes) + ", " + b.queue_full, "disk budget");
+      cell(tr, b.last_error ? el("span", b.last_error, "bridge-error") : "—", "last error");
+      return tr;
+    });
+  }
+
   function showClients(rows) {
     document.getElementById("clients-total").textContent = countText(rows);
     fill("client-rows", rows.rows, 10, (c) => {
@@ -235,6 +265,8 @@
       showClients(clients);
       showFilters(filters);
       showTopics(topics);
+      // Bridges are fixed at start: without one at load there is nothing to poll.
+      if (document.getElementById("bridge-rows")) showBridges(await get("/api/bridges"));
       if (topic) {
         const response = await fetch("/api/topics/messages?topic=" + encodeURIComponent(topic), { credentials: "same-origin" });
         if (response.ok) showMessages(await response.json());

@@ -3,6 +3,9 @@
 // (docs/chat.md). It logs in with a single-use token the web console hands out for the
 // session (POST /api/chat/token) and, when the link drops, reconnects with backoff and a
 // fresh token, then catches up every room it has seen with `history <room> after <id>`.
+// What the user sends goes through an outbox: shown at once as "sending…", published in
+// order once the link is up and caught up, and resolved by its own copy coming back from
+// the room, so a message typed offline is sent after the reconnect, and once.
 //
 // Every text from the network is put in the page with textContent, never as HTML.
 "use strict";
@@ -26,8 +29,21 @@
   let user = null;
   let client = null;
   let attempt = 0;
+  // Tags are unique to this page, as every page of the same user reads chat/u/<user>/#.
+  const tagPrefix = Math.random().toString(36).slice(2, 8);
   let nextTag = 1;
   const pending = new Map(); // reply tag → resolve
+  /// Caught up on the current link: the outbox may publish.
+  let ready = false;
+  let pumping = false;
+  let nextKey = 1;
+  /// What the user sent, oldest first, until the room echoes it or the service refuses it:
+  /// { key, room, text, state, acked, after, reason }. state: "queued" (not yet
+  /// published), "sent" (published on this link), "unsure" (published on a link that
+  /// dropped before the PUBACK: the catch-up decides), "failed" (refused; shown until
+  /// retried or discarded). `after` is the room's newest id when it was published: its
+  /// echo comes later.
+  const outbox = [];
   const seenKey = (room) => `outpost.chat.seen.${user}.${room}`;
 
   function room(name) {
@@ -64,28 +80,33 @@
 
   async function connect() {
     setStatus(attempt ? "reconnecting…" : "connecting…", "connecting");
+    let c = null;
     try {
       const grant = await token();
       user = grant.user;
       const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.hostname}:${grant.ws_port}${grant.ws_path}`;
       const id = `web-${user}-${Math.random().toString(36).slice(2, 10)}`;
-      client = new MqttWs({ url, clientId: id, username: user, password: grant.token, keepAlive: 20 });
-      client.onmessage = onMessage;
-      client.onclose = (reason) => {
+      c = new MqttWs({ url, clientId: id, username: user, password: grant.token, keepAlive: 20 });
+      client = c;
+      c.onmessage = onMessage;
+      c.onclose = (reason) => {
+        if (client !== c) return;
         client = null;
+        ready = false;
+        for (const e of outbox) if (e.state === "sent" && !e.acked) e.state = "unsure";
         for (const resolve of pending.values()) resolve(null);
         pending.clear();
         retry(reason);
       };
-      await client.connect();
-      await client.subscribe(["chat/r/+", 1], [`chat/u/${user}/#`, 1]);
+      await c.connect();
+      await c.subscribe(["chat/r/+", 1], [`chat/u/${user}/#`, 1]);
       attempt = 0;
       setStatus(`connected as ${user}`, "up");
       await refreshRooms();
-      await catchUp();
+      await settle(c);
     } catch (e) {
-      if (client) {
-        const c = client;
+      if (c && client !== c) return; // the link dropped and onclose is retrying already
+      if (c) {
         client = null;
         c.onclose = () => {};
         c.close();
@@ -102,11 +123,87 @@
     setTimeout(connect, wait);
   }
 
+  /// On a fresh link: catch up, decide what the dropped link left unsure, then let the
+  /// outbox go. A catch-up cut short (a reply lost while the link stayed up) is tried
+  /// again, since sending before it could send twice.
+  async function settle(link) {
+    if (client !== link) return;
+    if (!(await catchUp())) {
+      if (client === link) setTimeout(() => settle(link), 5000);
+      return;
+    }
+    for (const e of outbox) {
+      // Caught up and no echo: not received (resend), or refused with the refusal lost.
+      if (e.state === "unsure") e.state = "queued";
+      else if (e.state === "sent" && e.acked) refuse(e, "no answer from the chat service");
+    }
+    ready = true;
+    pump();
+  }
+
+  /// Publishes queued messages one at a time, in order, each after the PUBACK of the one
+  /// before, so a refusal (which names no message) belongs to the oldest one sent.
+  async function pump() {
+    if (pumping) return;
+    pumping = true;
+    try {
+      for (let e; ready && (e = outbox.find((x) => x.state === "queued")); ) {
+        e.state = "sent";
+        e.acked = false;
+        e.after = room(e.room).newest;
+        renderPending(e);
+        try {
+          await client.publish(`chat/r/${e.room}`, e.text, { qos: 1 });
+          e.acked = true;
+        } catch {
+          break; // the link dropped: onclose made it "unsure"
+        }
+      }
+    } finally {
+      pumping = false;
+    }
+  }
+
+  function queueMessage(name, text) {
+    const e = { key: nextKey++, room: name, text, state: "queued", acked: false, after: 0, reason: "" };
+    outbox.push(e);
+    if (name === current) {
+      ui.list.append(pendingItem(e));
+      ui.list.scrollTop = ui.list.scrollHeight;
+    }
+    pump();
+  }
+
+  /// My own message came back from the room: it resolves the oldest published entry of
+  /// that room with the same text.
+  function echoed(name, m) {
+    const i = outbox.findIndex(
+      (e) => e.room === name && e.text === m.text && (e.state === "sent" || e.state === "unsure") && m.id > e.after,
+    );
+    if (i < 0) return;
+    const [e] = outbox.splice(i, 1);
+    pendingElement(e)?.remove();
+  }
+
+  /// A reply without a tag on chat/u/<user> is the refusal of a sent message.
+  function refused(lines) {
+    const [status, ...words] = lines[0].split(" ");
+    if (status === "ok") return;
+    const e = outbox.find((x) => x.state === "sent");
+    if (e) refuse(e, words.join(" ") || status);
+  }
+
+  function refuse(e, reason) {
+    e.state = "failed";
+    e.reason = reason;
+    renderPending(e);
+  }
+
   /// Sends a request and resolves with its reply's lines (status first), or null when
   /// the link dropped or no reply came in time.
   function request(name, payload) {
     if (!client) return Promise.resolve(null);
-    const tag = `p${nextTag++}`;
+    const tag = `${tagPrefix}${nextTag++}`;
     const answer = new Promise((resolve) => {
       const timer = setTimeout(() => {
         pending.delete(tag);
@@ -125,6 +222,8 @@
     const text = new TextDecoder().decode(bytes);
     if (topic.startsWith("chat/r/")) {
       roomEvent(topic.slice(7), text);
+    } else if (topic === `chat/u/${user}`) {
+      refused(text.split("\n"));
     } else if (topic.startsWith(`chat/u/${user}/`)) {
       const resolve = pending.get(topic.slice(`chat/u/${user}/`.length));
       if (resolve) {
@@ -151,10 +250,10 @@
     const m = parseMessage(text);
     if (!m || r.messages.has(m.id)) return;
     addMessages(name, [m], false);
-    if (name !== current) {
+    if (name !== current && m.sender !== user) {
       r.unread += 1;
       renderRooms();
-    } else {
+    } else if (name === current) {
       markSeen(name);
     }
   }
@@ -171,6 +270,7 @@
   /// A history reply: `ok N messages`, then `<id> <time|+delta> <sender> <likes> <text>`
   /// rows, oldest first, then `more` if the page is full and more remain.
   function parsePage(lines) {
+    if (lines && lines[0].startsWith("unknown_room")) return { rows: [], more: false };
     if (!lines || !lines[0].startsWith("ok")) return null;
     const rows = [];
     let time = 0;
@@ -195,6 +295,7 @@
       r.messages.set(m.id, m);
       r.newest = Math.max(r.newest, m.id);
       r.oldest = r.oldest ? Math.min(r.oldest, m.id) : m.id;
+      if (m.sender === user) echoed(name, m);
     }
     if (name === current) renderMessages(list, older);
   }
@@ -234,20 +335,28 @@
     }
   }
 
-  /// After a (re)connect: everything said in a loaded room while the link was down.
+  /// After a (re)connect: everything said in a loaded room while the link was down, and
+  /// in any room the outbox sent to (so that its echoes are found). False when a reply
+  /// did not come.
   async function catchUp() {
     for (const [name, r] of rooms) {
-      if (!r.loaded || !r.newest) continue;
+      const sent = outbox.some((e) => e.room === name && e.state !== "queued");
+      if (!sent && !r.loaded) continue;
+      if (!r.loaded) {
+        await loadOlder(name);
+        if (!r.loaded) return false;
+      }
       for (;;) {
         const page = parsePage(await request("history", `${name} after ${r.newest} ${PAGE}`));
-        if (!page) return;
+        if (!page) return false;
         addMessages(name, page.rows, false);
-        if (name !== current) r.unread += page.rows.length;
+        if (name !== current) r.unread += page.rows.filter((m) => m.sender !== user).length;
         if (!page.more || !page.rows.length) break;
       }
       if (name === current) markSeen(name);
     }
     renderRooms();
+    return true;
   }
 
   async function select(name) {
@@ -257,13 +366,11 @@
     r.unreadMore = false;
     location.hash = encodeURIComponent(name);
     ui.title.textContent = name;
-    ui.list.replaceChildren();
+    ui.list.replaceChildren(...outbox.filter((e) => e.room === name).map(pendingItem));
+    ui.older.hidden = !r.loaded || !r.more;
     renderMessages([...r.messages.values()].sort((a, b) => a.id - b.id), false);
     renderRooms();
-    if (!r.loaded) {
-      r.loaded = true;
-      await loadOlder(name);
-    }
+    if (!r.loaded) await loadOlder(name);
     markSeen(name);
     ui.text.focus();
   }
@@ -275,13 +382,11 @@
     const anchor = r.oldest ? `before ${r.oldest} ` : "";
     const page = parsePage(await request("history", `${name} ${anchor}${PAGE}`));
     r.loading = false;
-    if (!page) {
-      r.loaded = r.messages.size > 0;
-      return;
-    }
+    if (!page) return; // offline or no reply: the next select or catch-up asks again
+    r.loaded = true;
     r.more = page.more;
     addMessages(name, page.rows, true);
-    ui.older.hidden = !r.more || name !== current;
+    if (name === current) ui.older.hidden = !r.more;
   }
 
   function markSeen(name) {
@@ -344,6 +449,67 @@
     return li;
   }
 
+  /// A message of the outbox: "sending…" until its echo replaces it; refused, it says why
+  /// and offers to retry or discard.
+  function pendingItem(e) {
+    const li = document.createElement("li");
+    li.className = "message mine pending";
+    li.dataset.pending = String(e.key);
+    const head = document.createElement("div");
+    head.className = "meta";
+    const who = document.createElement("span");
+    who.className = "sender";
+    who.textContent = user;
+    const state = document.createElement("span");
+    state.className = "state";
+    head.append(who, state);
+    const body = document.createElement("p");
+    body.className = "text";
+    body.textContent = e.text;
+    li.append(head, body);
+    fillPending(li, e);
+    return li;
+  }
+
+  function fillPending(li, e) {
+    const failed = e.state === "failed";
+    li.classList.toggle("failed", failed);
+    li.querySelector(".state").textContent = failed ? `not sent: ${e.reason}` : "sending…";
+    li.querySelectorAll(".actions").forEach((a) => a.remove());
+    if (!failed) return;
+    const actions = document.createElement("div");
+    actions.className = "actions";
+    const again = document.createElement("button");
+    again.type = "button";
+    again.className = "retry";
+    again.textContent = "Retry";
+    again.addEventListener("click", () => {
+      e.state = "queued";
+      outbox.splice(outbox.indexOf(e), 1);
+      outbox.push(e); // after what was queued meanwhile, where it now sits on the page
+      ui.list.append(li);
+      fillPending(li, e);
+      pump();
+    });
+    const drop = document.createElement("button");
+    drop.type = "button";
+    drop.className = "discard";
+    drop.textContent = "Discard";
+    drop.addEventListener("click", () => {
+      outbox.splice(outbox.indexOf(e), 1);
+      li.remove();
+    });
+    actions.append(again, drop);
+    li.append(actions);
+  }
+
+  const pendingElement = (e) => ui.list.querySelector(`li[data-pending="${e.key}"]`);
+
+  function renderPending(e) {
+    const li = pendingElement(e);
+    if (li) fillPending(li, e);
+  }
+
   function updateLikes(m, button) {
     const b = button || ui.list.querySelector(`li[data-id="${m.id}"] .like`);
     if (!b) return;
@@ -360,10 +526,10 @@
       ui.list.prepend(...items);
       ui.list.scrollTop += ui.list.scrollHeight - before;
     } else {
-      // Keep id order even when catch-up rows arrive after live ones.
+      // Keep id order even when catch-up rows arrive after live ones; the outbox stays last.
       for (const item of items) {
         const id = Number(item.dataset.id);
-        const later = [...ui.list.children].find((c) => Number(c.dataset.id) > id);
+        const later = [...ui.list.children].find((c) => c.dataset.pending || Number(c.dataset.id) > id);
         ui.list.insertBefore(item, later || null);
       }
       if (atBottom) ui.list.scrollTop = ui.list.scrollHeight;
@@ -372,20 +538,12 @@
 
   // --- input --------------------------------------------------------------------------
 
-  ui.form.addEventListener("submit", async (e) => {
+  ui.form.addEventListener("submit", (e) => {
     e.preventDefault();
     const text = ui.text.value.trim();
     if (!text || !current) return;
-    if (!client) {
-      setStatus("offline: the message stays here until the link is back", "down");
-      return;
-    }
-    try {
-      await client.publish(`chat/r/${current}`, text, { qos: 1 });
-      ui.text.value = "";
-    } catch (err) {
-      setStatus(`not sent (${err.message}); it stays in the box`, "down");
-    }
+    ui.text.value = "";
+    queueMessage(current, text);
   });
 
   ui.newRoom.addEventListener("submit", (e) => {
@@ -397,13 +555,12 @@
       input.reportValidity();
       return;
     }
-    input.setCustomValidity("");
     input.value = "";
-    room(name).loaded = true; // a new room has no history yet
-    room(name).more = false;
-    select(name);
+    select(name); // a room that exists shows its history; a new one is made by its first message
   });
 
+  // A complaint about one name must not block the next: the form checks on submit.
+  ui.newRoom.querySelector("input").addEventListener("input", (e) => e.target.setCustomValidity(""));
   ui.older.addEventListener("click", () => current && loadOlder(current));
   ui.list.addEventListener("scroll", () => {
     if (ui.list.scrollTop < 30 && current) loadOlder(current);

@@ -50,7 +50,8 @@ pub struct Requester<'a> {
     pub response_topic: Option<(&'a str, bool)>,
     /// The MQTT 5 Correlation Data, echoed in the reply.
     pub correlation_data: Option<&'a [u8]>,
-    /// The publisher's session, so its own No Local subscriptions skip what it caused.
+    /// The publisher's session, so its own No Local subscriptions skip what it caused: the
+    /// broker's session key as a plain number, which a service only hands back.
     pub session: Option<usize>,
 }
 

@@ -47,8 +47,14 @@ fn bridge_config(port: u16, protocol: &str, inflight: u16, extra: &str) -> Strin
 /// Publishes `n` messages `m-00000`… on `sensors/<i % 10>` and waits for every
 /// acknowledgement.
 fn publish_many(broker: &Broker, n: usize, qos: QoS5) {
+    publish_range(broker, 0..n, qos);
+}
+
+/// [`publish_many`] for the messages numbered `range`.
+fn publish_range(broker: &Broker, range: std::ops::Range<usize>, qos: QoS5) {
+    let n = range.len();
     let client = V5::connect(broker.port(), &unique("pub"));
-    for i in 0..n {
+    for i in range {
         client
             .client
             .publish(
@@ -604,4 +610,196 @@ fn upstream_messages_onto_chat_topics_are_dropped() {
             l.contains("chat/general from the upstream is a service's topic, dropped")
         })
         .expect("the drop is logged");
+}
+
+/// The bridges as an admin sees them through `GET /api/bridges`.
+fn api_bridges(admin: &mut common::http::Client) -> Vec<serde_json::Value> {
+    let answer = admin.get("/api/bridges");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    answer.json().as_array().expect("a list").clone()
+}
+
+/// Waits until the only bridge's row satisfies `pred`; panics with the last row if not.
+fn wait_bridge(
+    admin: &mut common::http::Client,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let mut last = None;
+    common::wait_until(Duration::from_secs(20), || {
+        let list = api_bridges(admin);
+        assert_eq!(list.len(), 1, "{list:?}");
+        let row = list.into_iter().next().unwrap();
+        let done = pred(&row);
+        last = Some(row.clone());
+        done.then_some(row)
+    })
+    .unwrap_or_else(|| panic!("bridge never {what}: last {last:?}"))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// `GET /api/bridges` over real HTTP follows the bridge through an outage of a real
+/// upstream Mosquitto: up with counts that move as QoS 1 messages are forwarded (and
+/// reach an upstream mosquitto_sub); down with the error and a queue that grows with each
+/// local publish; up again with the queue drained into the upstream. Admins only.
+#[test]
+fn the_bridge_api_follows_an_upstream_outage() {
+    let mut upstream = Mosquitto::persistent();
+    // A persistent session (3.1.1, clean session off) that the upstream keeps, with the
+    // messages for it, while this subscriber and later the upstream itself are gone.
+    let sub_id = unique("up-sub");
+    let sub_args = ["-c", "-i", sub_id.as_str()];
+    let sub = Sub::start(upstream.port, "site1/sensors/#", 1, &sub_args);
+    let broker = common::console::start_with(
+        &[
+            ("admin", "admin-password", true),
+            ("alice", "alice-password", false),
+        ],
+        &bridge_config(upstream.port, "v5", 16, ""),
+    );
+    let web = broker.web_port();
+    let anonymous = common::http::Client::new(web).get("/api/bridges");
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    assert_eq!(anonymous.json()["error"], "not_logged_in");
+    let (mut alice, _) = common::console::logged_in(web, "alice", "alice-password");
+    let refused = alice.get("/api/bridges");
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(refused.json()["error"], "not_admin");
+    let (mut admin, _) = common::console::logged_in(web, "admin", "admin-password");
+
+    let up = wait_bridge(&mut admin, "connected", |b| b["connected"] == true);
+    assert_eq!(up["name"], "up");
+    assert_eq!(up["address"], format!("127.0.0.1:{}", upstream.port));
+    assert_eq!(up["protocol"], "5");
+    let since = up["connected_since"].as_i64().expect("connected_since");
+    assert!((unix_now() - 60..=unix_now()).contains(&since), "{since}");
+    for (key, value) in [
+        ("connects", 1),
+        ("queued", 0),
+        ("queued_bytes", 0),
+        ("forwarded", 0),
+        ("received", 0),
+        ("dropped", 0),
+        ("max_queue_bytes", 512 * 1024 * 1024),
+    ] {
+        assert_eq!(up[key], value, "{key}: {up}");
+    }
+    assert_eq!(up["queue_full"], "drop_oldest");
+    assert!(up["last_error"].is_null(), "{up}");
+
+    // Five QoS 1 messages go up: forwarded counts the upstream's PUBACKs.
+    publish_range(&broker, 0..5, QoS5::AtLeastOnce);
+    let got = sub.wait(Duration::from_secs(20), |m| m.len() >= 5);
+    assert_eq!(check_all_arrived(&got, 5), 0, "no duplicates: {got:?}");
+    let b = wait_bridge(&mut admin, "forwarded 5", |b| b["forwarded"] == 5);
+    assert_eq!(
+        (b["queued"].as_u64(), b["dropped"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(b["connected"], true);
+
+    // The upstream goes away (its subscriber first, so only its session waits).
+    drop(sub);
+    upstream.stop();
+    let down = wait_bridge(&mut admin, "down and refused", |b| {
+        b["connected"] == false
+            && b["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("refused"))
+    });
+    assert!(down["connected_since"].is_null(), "{down}");
+    assert_eq!(
+        (down["forwarded"].as_u64(), down["queued"].as_u64()),
+        (Some(5), Some(0))
+    );
+    let page = admin.get("/admin");
+    assert_eq!(page.status, 200);
+    for part in [
+        r#"<tr data-bridge="up">"#,
+        r#"<span class="state-down">down</span>"#,
+        "connection failed: Connection refused",
+    ] {
+        assert!(page.body.contains(part), "{part:?} missing from /admin");
+    }
+
+    // Each local publish joins the queue: topic "site1/sensors/N" (15) + payload (7) +
+    // empty property block (1) bytes per message.
+    publish_range(&broker, 5..8, QoS5::AtLeastOnce);
+    let b = wait_bridge(&mut admin, "queued 3", |b| b["queued"] == 3);
+    assert_eq!(b["queued_bytes"], 3 * 23);
+    publish_range(&broker, 8..12, QoS5::AtLeastOnce);
+    let b = wait_bridge(&mut admin, "queued 7", |b| b["queued"] == 7);
+    assert_eq!(b["queued_bytes"], 7 * 23);
+    assert_eq!(
+        (b["forwarded"].as_u64(), b["dropped"].as_u64()),
+        (Some(5), Some(0))
+    );
+    assert_eq!(b["connected"], false);
+
+    // The upstream is back: the queue drains into it, in order, exactly once.
+    upstream.resume();
+    let b = wait_bridge(&mut admin, "drained", |b| {
+        b["connected"] == true && b["queued"] == 0
+    });
+    assert_eq!(b["forwarded"], 12, "{b}");
+    assert_eq!(b["connects"], 2, "{b}");
+    assert_eq!(b["dropped"], 0, "{b}");
+    assert!(b["connected_since"].as_i64().unwrap() >= since, "{b}");
+    let sub = Sub::start(upstream.port, "site1/sensors/#", 1, &sub_args);
+    let got = sub.wait(Duration::from_secs(20), |m| m.len() >= 7);
+    let payloads: Vec<&str> = got.iter().map(|(_, p)| p.as_str()).collect();
+    let expected: Vec<String> = (5..12).map(|i| format!("m-{i:05}")).collect();
+    assert_eq!(payloads, expected, "{got:?}");
+    for (topic, payload) in &got {
+        let i: usize = payload[2..].parse().unwrap();
+        assert_eq!(topic, &format!("site1/sensors/{}", i % 10));
+    }
+}
+
+/// An upstream whose certificate carries markup in its names: the TLS error that quotes
+/// them shows on `/admin` as text, escaped, and whole in `GET /api/bridges`.
+#[test]
+fn a_hostile_upstreams_certificate_names_show_escaped_on_admin() {
+    const MARKUP: &str = "<img src=x onerror=alert(1)>";
+    let certs = common::certs::Certs::make();
+    certs.server("hostile", &format!("DNS:{MARKUP}"));
+    let upstream = Mosquitto::with_tls(&common::upstream::TlsFiles {
+        ca: certs.path("ca.pem"),
+        cert: certs.path("hostile.pem"),
+        key: certs.path("hostile.key"),
+        require_client_cert: false,
+    });
+    let tls = format!(
+        "tls = true\nca_file = \"{}\"\nserver_name = \"localhost\"",
+        certs.arg("ca.pem")
+    );
+    let broker = common::console::start_with(
+        &[("admin", "admin-password", true)],
+        &bridge_config(upstream.tls_port.unwrap(), "v5", 16, &tls),
+    );
+    let (mut admin, _) = common::console::logged_in(broker.web_port(), "admin", "admin-password");
+    let b = wait_bridge(&mut admin, "refused the certificate", |b| {
+        b["last_error"].as_str().is_some_and(|e| e.contains(MARKUP))
+    });
+    assert_eq!(b["connected"], false);
+    let error = b["last_error"].as_str().unwrap();
+    assert!(
+        error.starts_with("TLS: ") && error.contains("not valid for name"),
+        "{error}"
+    );
+    let page = admin.get("/admin");
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("<img"), "unescaped markup in /admin");
+    assert!(
+        page.body
+            .contains("DnsName(&quot;&lt;img src=x onerror=alert(1)&gt;&quot;)"),
+        "the escaped error is missing from /admin"
+    );
 }

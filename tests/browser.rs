@@ -3,7 +3,9 @@
 //! driving Debian's chromium, with mosquitto_sub/mosquitto_pub as MQTT clients). Needs
 //! node, chromium and `npm ci` in tests/browser/, which scripts/install-test-deps.sh puts
 //! in place for `make test`. Screenshots land in target/browser/. The second test runs
-//! tests/browser/chat.test.mjs: two people chatting on the `/chat` page.
+//! tests/browser/chat.test.mjs: two people chatting on the `/chat` page with a paho-mqtt
+//! peer (tests/python/chat_peer.py, so it needs python3 with paho-mqtt 2.x too) and a
+//! mosquitto one.
 
 mod common;
 
@@ -11,6 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::console;
+use common::scripts::require_paho;
 
 #[test]
 fn register_login_and_watch_the_broker_from_chromium() {
@@ -44,13 +47,15 @@ fn register_login_and_watch_the_broker_from_chromium() {
 }
 
 #[test]
-fn two_people_chat_on_the_chat_page_with_a_mosquitto_peer() {
+fn two_phones_chat_on_the_chat_page_with_paho_and_mosquitto_peers() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    require_paho();
     // The test seeds 60 messages at once: no request rate limit.
     let broker = console::start_with(
         &[
             ("alice", "alice-password", false),
             ("bob", "bob-password", false),
+            ("carol", "carol-password", false),
             ("dave", "dave-password", false),
             ("root", "root-password", true),
         ],
@@ -74,7 +79,61 @@ fn two_people_chat_on_the_chat_page_with_a_mosquitto_peer() {
         "chat-alice-desktop.png",
         "chat-bob-phone.png",
         "chat-alice-offline.png",
+        "chat-bob-porch.png",
+        "chat-alice-refused.png",
     ] {
+        assert!(out.join(shot).exists(), "no screenshot {shot}");
+    }
+}
+
+/// The admin page's bridge panel (tests/browser/admin-bridges.test.mjs): Outpost with a
+/// bridge `up` to a real Mosquitto and a bridge `hostile` to the same Mosquitto's TLS
+/// listener, whose certificate is for a name made of markup.
+#[test]
+fn the_admin_page_shows_each_bridge_live_with_a_hostile_error_as_text() {
+    const MARKUP: &str = "<img src=x onerror=alert(1)>";
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let certs = common::certs::Certs::make();
+    certs.server("hostile", &format!("DNS:{MARKUP}"));
+    let upstream = common::upstream::Mosquitto::with_tls(&common::upstream::TlsFiles {
+        ca: certs.path("ca.pem"),
+        cert: certs.path("hostile.pem"),
+        key: certs.path("hostile.key"),
+        require_client_cert: false,
+    });
+    let bridges = format!(
+        "[[bridge]]\nname = \"up\"\naddress = \"127.0.0.1:{plain}\"\n\
+         [[bridge.topic]]\nfilter = \"sensors/#\"\ndirection = \"out\"\nqos = 1\nremote_prefix = \"site1/\"\n\
+         [[bridge]]\nname = \"hostile\"\naddress = \"127.0.0.1:{tls}\"\ntls = true\n\
+         ca_file = \"{ca}\"\nserver_name = \"localhost\"\n\
+         [[bridge.topic]]\nfilter = \"sensors/#\"\ndirection = \"out\"\nqos = 1\n",
+        plain = upstream.port,
+        tls = upstream.tls_port.unwrap(),
+        ca = certs.arg("ca.pem"),
+    );
+    let broker = console::start_with(&[("admin", "admin-password", true)], &bridges);
+    let out = root.join("target/browser");
+    let run = Command::new("node")
+        .arg(root.join("tests/browser/admin-bridges.test.mjs"))
+        .env("BASE", format!("http://127.0.0.1:{}", broker.web_port()))
+        .env("MQTT_PORT", broker.port().to_string())
+        .env("UPSTREAM_PORT", upstream.port.to_string())
+        .env("ADMIN_USER", "admin")
+        .env("ADMIN_PASSWORD", "admin-password")
+        .env("MARKUP", MARKUP)
+        .env("OUT", &out)
+        .output()
+        .expect("run node");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        run.status.success(),
+        "admin bridge panel test failed:\n{text}"
+    );
+    for shot in ["admin-bridges.png", "admin-bridges-phone.png"] {
         assert!(out.join(shot).exists(), "no screenshot {shot}");
     }
 }

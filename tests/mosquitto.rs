@@ -3,12 +3,10 @@
 
 mod common;
 
-use common::clients::{QoS4, V4, WAIT};
-use common::{wait_until, Broker};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use common::clients::{QoS4, V4};
+use common::upstream::Sub;
+use common::Broker;
+use std::process::{Command, Output, Stdio};
 
 fn require_mosquitto_clients() {
     for tool in ["mosquitto_pub", "mosquitto_sub"] {
@@ -21,80 +19,13 @@ fn require_mosquitto_clients() {
     }
 }
 
-/// A running mosquitto_sub with `-d` (debug) output collected line by line.
-struct Sub {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Sub {
-    /// Starts mosquitto_sub and waits for its SUBACK.
-    fn start(port: u16, args: &[&str]) -> Sub {
-        require_mosquitto_clients();
-        // stdbuf: mosquitto_sub's stdout is block-buffered on a pipe; we need each line now.
-        let mut child = Command::new("stdbuf")
-            .args(["-oL", "mosquitto_sub"])
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-d", "-W", "5"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn mosquitto_sub");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        for pipe in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
-        let sub = Sub { child, lines };
-        sub.wait_line(|l| l.contains("received SUBACK"), "SUBACK");
-        sub
-    }
-
-    fn wait_line(&self, pred: impl Fn(&str) -> bool, what: &str) -> String {
-        wait_until(WAIT, || {
-            self.lines.lock().unwrap().iter().find(|l| pred(l)).cloned()
-        })
-        .unwrap_or_else(|| panic!("mosquitto_sub: no {what}; output:\n{}", self.output()))
-    }
-
-    /// The debug line of the n-th (0-based) PUBLISH received, e.g.
-    /// `Client x received PUBLISH (d0, q2, r0, m1, 'a/b', ... (2 bytes))`.
-    fn publish_line(&self, n: usize) -> String {
-        wait_until(WAIT, || {
-            self.lines
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|l| l.contains("received PUBLISH"))
-                .nth(n)
-                .cloned()
-        })
-        .unwrap_or_else(|| panic!("mosquitto_sub: no PUBLISH #{n}; output:\n{}", self.output()))
-    }
-
-    fn output(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    fn wait_exit(mut self) -> ExitStatus {
-        wait_until(Duration::from_secs(7), || self.child.try_wait().unwrap())
-            .expect("mosquitto_sub did not exit")
-    }
-}
-
-impl Drop for Sub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `mosquitto_sub` on the broker at `port` with `args`, giving up after 5 s of silence
+/// (`-W 5`) so a missed message fails the test instead of hanging it; waits for its SUBACK.
+fn start_sub(port: u16, args: &[&str]) -> Sub {
+    require_mosquitto_clients();
+    let mut all = vec!["-W", "5"];
+    all.extend_from_slice(args);
+    Sub::spawn(port, &all)
 }
 
 fn mosquitto_pub(port: u16, args: &[&str]) -> Output {
@@ -119,7 +50,7 @@ fn round_trip(sub_v: &str, pub_v: &str) {
     let broker = Broker::start();
     for qos in ["0", "1", "2"] {
         let id = format!("msub-{sub_v}-{qos}");
-        let sub = Sub::start(
+        let sub = start_sub(
             broker.port(),
             &[
                 "-V", sub_v, "-i", &id, "-t", "a/#", "-q", "2", "-v", "-C", "1",
@@ -170,7 +101,7 @@ fn mosquitto_retained_set_delivered_and_cleared() {
             "-V", "mqttv5", "-t", "keep/it", "-m", "kept", "-q", "1", "-r",
         ],
     );
-    let sub = Sub::start(
+    let sub = start_sub(
         broker.port(),
         &["-V", "mqttv311", "-t", "keep/#", "-q", "1", "-v", "-C", "1"],
     );
@@ -186,7 +117,7 @@ fn mosquitto_retained_set_delivered_and_cleared() {
         broker.port(),
         &["-V", "mqttv311", "-t", "keep/it", "-n", "-q", "1", "-r"],
     );
-    let sub = Sub::start(
+    let sub = start_sub(
         broker.port(),
         &["-V", "mqttv5", "-t", "keep/#", "-q", "1", "-v", "-C", "1"],
     );
@@ -205,7 +136,7 @@ fn mosquitto_sub_killed_publishes_its_will() {
     let broker = Broker::start();
     let observer = V4::connect(broker.port(), "m-obs");
     observer.subscribe("mwill/#", QoS4::AtLeastOnce);
-    let mut sub = Sub::start(
+    let mut sub = start_sub(
         broker.port(),
         &[
             "-V",
@@ -220,7 +151,7 @@ fn mosquitto_sub_killed_publishes_its_will() {
             "1",
         ],
     );
-    sub.child.kill().unwrap(); // SIGKILL: no DISCONNECT
+    sub.kill(); // SIGKILL: no DISCONNECT
     let got = observer.expect_publish();
     assert_eq!(got.topic, "mwill/t");
     assert_eq!(&got.payload[..], b"mosquitto gone");

@@ -155,7 +155,15 @@ fn missing_tls_files_stop_outpost_with_one_line() {
     );
     std::fs::write(dir.path().join("outpost.toml"), config).unwrap();
     let out = Command::new(common::BIN)
-        .args(["--listen", "127.0.0.1:0", "--http", "off", "--config"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "off",
+            "--ws-listen",
+            "off",
+            "--config",
+        ])
         .arg(dir.path().join("outpost.toml"))
         .arg("--db")
         .arg(dir.path().join("db"))
@@ -173,7 +181,15 @@ fn missing_tls_files_stop_outpost_with_one_line() {
     );
     std::fs::write(dir.path().join("outpost.toml"), config).unwrap();
     let out = Command::new(common::BIN)
-        .args(["--listen", "127.0.0.1:0", "--http", "off", "--config"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "off",
+            "--ws-listen",
+            "off",
+            "--config",
+        ])
         .arg(dir.path().join("outpost.toml"))
         .arg("--db")
         .arg(dir.path().join("db"))

@@ -789,3 +789,54 @@ fn the_chat_token_needs_a_session_and_its_csrf_and_logs_in_once() {
     let other = alice.post_json("/api/chat/token", "{}", Some(&csrf)).json();
     assert_ne!(other["token"], grant["token"], "tokens repeat");
 }
+
+/// Without a `[[bridge]]` the admin page says so in one line (and has no table for
+/// `assets/admin.js` to poll), and `GET /api/bridges` is an empty list, for admins only.
+#[test]
+fn admin_says_in_one_line_that_no_bridge_is_configured() {
+    let broker = console::start(&[ADMIN, ALICE]);
+    let port = broker.web_port();
+    assert_eq!(Client::new(port).get("/api/bridges").status, 401);
+    let (mut alice, _) = logged_in(port, "alice", "alice-password");
+    assert_eq!(alice.get("/api/bridges").status, 403);
+    let (mut admin, csrf) = logged_in(port, "admin", "admin-password");
+    let page = admin.get("/admin");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains(r#"<p class="empty" id="bridges-none">No bridge configured"#),
+        "no one-line notice in /admin"
+    );
+    assert!(
+        !page.body.contains("bridge-rows"),
+        "a bridge table without bridges"
+    );
+    let bridges = admin.get("/api/bridges");
+    assert_eq!(bridges.status, 200);
+    assert_eq!(bridges.json(), serde_json::json!([]));
+    let post = admin.post_json("/api/bridges", "{}", Some(&csrf));
+    assert_eq!(post.status, 405, "{}", post.body);
+}
+
+/// A message nobody subscribes to is never copied into the broker's shared message (the
+/// hot path in docs/performance.md), yet the topic history still shows it, QoS 0 and 1.
+#[test]
+fn topics_nobody_subscribes_to_still_show_in_the_history() {
+    let broker = console::start(&[ADMIN]);
+    let (mut admin, _) = logged_in(broker.web_port(), "admin", "admin-password");
+    let publisher = V5::connect(broker.port(), "nobody-listens");
+    publisher.publish("lonely/topic", QoS::AtMostOnce, false, "first");
+    // Its PUBACK comes after the QoS 0 message before it was handled.
+    publisher.publish("lonely/topic", QoS::AtLeastOnce, false, "second");
+    let messages = admin.get("/api/topics/messages?topic=lonely/topic").json();
+    assert_eq!(messages[0]["preview"], "second");
+    assert_eq!(messages[0]["qos"], 1);
+    assert_eq!(messages[1]["preview"], "first");
+    assert_eq!(messages[1]["qos"], 0);
+    assert_eq!(messages[1]["retain"], false);
+    let topics = admin.get("/api/topics").json();
+    assert_eq!(topics["rows"][0]["topic"], "lonely/topic");
+    assert_eq!(topics["rows"][0]["messages"], 2);
+    let stats = admin.get("/api/stats").json();
+    assert_eq!(stats["messages_received"], 2);
+}

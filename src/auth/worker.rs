@@ -11,14 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use super::password::{hash_password, verify_password};
-use crate::broker::{Inbound, InboxSender};
+use crate::broker::{ConnKey, Inbound, InboxSender};
 use crate::config::SyncMode;
 use crate::store::{AclRule, Store};
 
 /// A CONNECT whose user name and password must be checked.
 pub struct AuthRequest {
-    /// The connection's slab key and serial, to find it again (or learn it is gone).
-    pub token: usize,
+    /// The connection's key and serial, to find it again (or learn it is gone).
+    pub token: ConnKey,
     pub serial: u64,
     pub username: String,
     pub password: Vec<u8>,
@@ -39,7 +39,7 @@ pub enum AuthOutcome {
 }
 
 pub struct AuthReply {
-    pub token: usize,
+    pub token: ConnKey,
     pub serial: u64,
     pub outcome: AuthOutcome,
     /// Every ACL rule as of this check, so rule changes reach the loop without a restart.

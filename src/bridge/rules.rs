@@ -37,6 +37,14 @@ impl Rules {
         })
     }
 
+    /// True when an `out` rule takes a local message on `local_topic` (at any QoS):
+    /// `outbound` without building the upstream topic.
+    pub fn sends(&self, local_topic: &str) -> bool {
+        self.rules.iter().any(|rule| {
+            rule.direction.outbound() && rest(rule, &rule.local_prefix, local_topic).is_some()
+        })
+    }
+
     /// The local topic and QoS for a message from the upstream, if an `in` rule takes it.
     pub fn inbound(&self, remote_topic: &str, qos: Qos) -> Option<Mapped> {
         self.map(remote_topic, qos, Direction::inbound, |r| {
@@ -65,16 +73,20 @@ impl Rules {
                 return None;
             }
             let (from, to) = prefixes(rule);
-            let rest = topic.strip_prefix(from.as_str())?;
-            if rest.is_empty() || !topic::matches(&rule.filter, rest) {
-                return None;
-            }
+            let rest = rest(rule, from, topic)?;
             Some(Mapped {
                 topic: format!("{to}{rest}"),
                 qos: qos.min(qos_of(rule.qos)),
             })
         })
     }
+}
+
+/// The topic without the rule's prefix `from`, if it has the prefix and the rest matches
+/// the rule's filter.
+fn rest<'t>(rule: &TopicRule, from: &str, topic: &'t str) -> Option<&'t str> {
+    let rest = topic.strip_prefix(from)?;
+    (!rest.is_empty() && topic::matches(&rule.filter, rest)).then_some(rest)
 }
 
 fn qos_of(n: u8) -> Qos {
@@ -187,5 +199,38 @@ mod tests {
     fn dollar_topics_do_not_match_wildcards() {
         let rules = Rules::new(vec![rule("#", Direction::Out, 1, "", "")]);
         assert_eq!(rules.outbound("$SYS/broker/uptime", Qos::AtMostOnce), None);
+    }
+
+    #[test]
+    fn sends_is_outbound_without_the_mapping() {
+        let sets = [
+            vec![rule("sensors/#", Direction::Out, 1, "", "site1/")],
+            vec![rule("cmd/+", Direction::In, 2, "from-cloud/", "site1/")],
+            vec![rule("#", Direction::Out, 2, "up/", "")],
+            vec![
+                rule("chat/#", Direction::Both, 1, "", "gw/"),
+                rule("#", Direction::Out, 0, "", "all/"),
+            ],
+        ];
+        let topics = [
+            "sensors/a/temp",
+            "other/a",
+            "from-cloud/cmd/x",
+            "up/x/y",
+            "up/",
+            "down/x",
+            "chat/room",
+            "misc",
+            "$SYS/broker/uptime",
+        ];
+        let mut sent = 0;
+        for rules in sets.map(Rules::new) {
+            for topic in topics {
+                let outbound = rules.outbound(topic, Qos::ExactlyOnce).is_some();
+                assert_eq!(rules.sends(topic), outbound, "{topic} with {rules:?}");
+                sent += usize::from(outbound);
+            }
+        }
+        assert_eq!(sent, 10, "both answers occur");
     }
 }

@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use super::keys::{ConnKey, SessionKey};
 use super::session::InflightState;
 use super::{Broker, Violation};
 use crate::protocol::{Ack, Packet, Qos, ReasonCode};
@@ -10,8 +11,8 @@ use crate::protocol::{Ack, Packet, Qos, ReasonCode};
 impl Broker {
     pub(super) fn handle_puback(
         &mut self,
-        _token: usize,
-        session: usize,
+        _token: ConnKey,
+        session: SessionKey,
         ack: Ack<'_>,
         now: Instant,
     ) -> Result<(), Violation> {
@@ -33,8 +34,8 @@ impl Broker {
 
     pub(super) fn handle_pubrec(
         &mut self,
-        token: usize,
-        session: usize,
+        token: ConnKey,
+        session: SessionKey,
         ack: Ack<'_>,
         now: Instant,
     ) -> Result<(), Violation> {
@@ -77,8 +78,8 @@ impl Broker {
 
     pub(super) fn handle_pubrel(
         &mut self,
-        token: usize,
-        session: usize,
+        token: ConnKey,
+        session: SessionKey,
         ack: Ack<'_>,
     ) -> Result<(), Violation> {
         let known = self.sessions[session].remove_incoming_qos2(ack.packet_id.get());
@@ -96,8 +97,8 @@ impl Broker {
 
     pub(super) fn handle_pubcomp(
         &mut self,
-        _token: usize,
-        session: usize,
+        _token: ConnKey,
+        session: SessionKey,
         ack: Ack<'_>,
         now: Instant,
     ) -> Result<(), Violation> {

@@ -13,23 +13,24 @@ use std::time::{Duration, Instant};
 use super::client::Hold;
 use super::close::Ending;
 use super::delivery::Holder;
+use super::keys::{ConnKey, SessionKey};
 use super::timers::Timer;
 use super::Broker;
 
 impl Broker {
     /// Holds the publisher on `token` back: the frame being handled stays in its buffer
     /// and is handled again once it is released.
-    pub(super) fn hold(&mut self, token: usize, holder: Holder, now: Instant) {
+    pub(super) fn hold(&mut self, token: ConnKey, holder: Holder, now: Instant) {
         let conn = &mut self.conns[token];
         conn.hold = Hold::Held;
         let entry = (token, conn.serial);
         self.stats.publishers_held += 1;
         match holder {
             Holder::Budget => {
-                if self.budget_waiters.is_empty() {
+                if self.budget.waiters.is_empty() {
                     log::warn!("queue budget spent: holding publishers back until queues drain");
                 }
-                self.budget_waiters.push(entry);
+                self.budget.waiters.push(entry);
             }
             Holder::Session(session) => {
                 let s = &mut self.sessions[session];
@@ -52,7 +53,7 @@ impl Broker {
 
     /// Called whenever a session's queue may have shrunk: releases the publishers waiting
     /// for it (and for the broker-wide budgets) once there is room again.
-    pub(super) fn queue_drained(&mut self, session: usize) {
+    pub(super) fn queue_drained(&mut self, session: SessionKey) {
         let flight = self.sessions[session].flight();
         if (!flight.waiting.is_empty() || flight.overflowing) && self.queue_has_slack(session) {
             let s = &mut self.sessions[session];
@@ -68,30 +69,28 @@ impl Broker {
 
     /// Releases the publishers held for a broker-wide budget once both have slack.
     pub(super) fn release_budget_waiters(&mut self) {
-        if !self.budget_waiters.is_empty() && self.budgets_have_slack() {
-            let waiting = std::mem::take(&mut self.budget_waiters);
+        if !self.budget.waiters.is_empty() && self.budget.has_slack(&self.config) {
+            let waiting = std::mem::take(&mut self.budget.waiters);
             self.release(waiting);
         }
     }
 
     /// Lets held publishers go on: each handles its kept frames at its next read, in turn.
-    pub(super) fn release(&mut self, waiting: impl IntoIterator<Item = (usize, u64)>) {
+    pub(super) fn release(&mut self, waiting: impl IntoIterator<Item = (ConnKey, u64)>) {
         for (token, serial) in waiting {
             let Some(conn) = self.conns.get_mut(token).filter(|c| c.serial == serial) else {
                 continue;
             };
             if conn.hold == Hold::Held {
                 conn.hold = Hold::Released;
-                if !self.read_again.contains(&token) {
-                    self.read_again.push(token);
-                }
+                self.turn.read_next_turn(token);
             }
         }
     }
 
     /// Before a connection's socket is read: false while it is held back. A publisher just
     /// released first handles the frames it kept (and may be held again).
-    pub(super) fn resume_input(&mut self, token: usize, now: Instant) -> bool {
+    pub(super) fn resume_input(&mut self, token: ConnKey, now: Instant) -> bool {
         let Some(conn) = self.conns.get_mut(token) else {
             return false;
         };
@@ -111,7 +110,7 @@ impl Broker {
     }
 
     /// `slow_consumer_timeout` after a session began holding publishers back.
-    pub(super) fn held_too_long(&mut self, session: usize, now: Instant) {
+    pub(super) fn held_too_long(&mut self, session: SessionKey, now: Instant) {
         let Some(s) = self.sessions.get(session) else {
             return;
         };

@@ -50,7 +50,11 @@ pub struct Resolved {
 pub struct BridgeInfo {
     pub name: String,
     pub address: String,
+    /// The MQTT version spoken to the upstream.
+    pub protocol: protocol::ProtocolVersion,
     pub connected: bool,
+    /// How long the link has been up, while it is.
+    pub up_for: Option<Duration>,
     /// Messages waiting for the upstream's acknowledgement, and their bytes.
     pub queued: u64,
     pub queued_bytes: u64,
@@ -60,6 +64,8 @@ pub struct BridgeInfo {
     pub forwarded: u64,
     pub received: u64,
     pub dropped: u64,
+    /// Links made (CONNACK received) since start.
+    pub connects: u64,
     pub last_error: Option<String>,
 }
 
@@ -126,6 +132,7 @@ impl Broker {
         self.bridges.inbox = Some(inbox);
         for config in self.config.bridge.clone() {
             let totals = self
+                .db
                 .store
                 .forward_totals(&config.name)
                 .map_err(RunError::Store)?;
@@ -158,6 +165,7 @@ impl Broker {
             );
             let mut session = Session::new(&config, queue, self.config.max_packet_size, now);
             let inbound = self
+                .db
                 .store
                 .load_bridge_inbound(&config.name)
                 .map_err(RunError::Store)?;
@@ -180,6 +188,14 @@ impl Broker {
             self.schedule_bridge(index, now);
         }
         Ok(())
+    }
+
+    /// True when some bridge's `out` rules take a local message on `topic`.
+    pub(super) fn bridges_take(&self, topic: &str) -> bool {
+        self.bridges
+            .list
+            .iter()
+            .any(|bridge| bridge.session.rules.sends(topic))
     }
 
     /// Sends a local message to every bridge whose `out` rules take it, except the bridge
@@ -221,7 +237,7 @@ impl Broker {
             let stored = stored(&outgoing);
             let pushed = bridge.session.queue.push(outgoing);
             let name = bridge.config.name.clone();
-            self.store.stage(Write::Bridge(BridgeWrite::Put {
+            self.db.store.stage(Write::Bridge(BridgeWrite::Put {
                 bridge: name,
                 seq: pushed.seq,
                 msg: stored,
@@ -258,7 +274,8 @@ impl Broker {
             match bridge.session.queue.drop_oldest() {
                 Some(seq) => {
                     let name = bridge.config.name.clone();
-                    self.store
+                    self.db
+                        .store
                         .stage(Write::Bridge(BridgeWrite::Delete { bridge: name, seq }));
                 }
                 None if bridge.session.queue.wants_refill().is_some()
@@ -288,11 +305,11 @@ impl Broker {
         if room == 0 {
             return false;
         }
-        if self.store.has_staged() {
+        if self.db.store.has_staged() {
             self.commit();
         }
         let name = self.bridges.list[index].config.name.clone();
-        match self.store.load_forward(&name, from, room) {
+        match self.db.store.load_forward(&name, from, room) {
             Ok(rows) => {
                 let complete = rows.len() < room;
                 let any = !rows.is_empty();
@@ -333,13 +350,14 @@ impl Broker {
             let name = self.bridges.list[index].config.name.clone();
             match effect {
                 Effect::Forget { seq, .. } => self
+                    .db
                     .store
                     .stage(Write::Bridge(BridgeWrite::Delete { bridge: name, seq })),
                 Effect::Record {
                     seq,
                     packet_id,
                     stage,
-                } => self.store.stage(Write::Bridge(BridgeWrite::Sent {
+                } => self.db.store.stage(Write::Bridge(BridgeWrite::Sent {
                     bridge: name,
                     seq,
                     packet_id: packet_id.get(),
@@ -349,7 +367,7 @@ impl Broker {
                     },
                 })),
                 Effect::Inbound { packet_id, held } => {
-                    self.store.stage(Write::Bridge(BridgeWrite::Inbound {
+                    self.db.store.stage(Write::Bridge(BridgeWrite::Inbound {
                         bridge: name,
                         packet_id,
                         held,
@@ -549,7 +567,7 @@ impl Broker {
     }
 
     fn read_bridge(&mut self, index: usize, now: Instant) {
-        let mut scratch = std::mem::take(&mut self.read_scratch);
+        let mut scratch = std::mem::take(&mut self.turn.read_scratch);
         scratch.resize(READ_CHUNK, 0);
         let result = loop {
             let Some(link) = self.bridges.list[index].link.as_mut() else {
@@ -579,7 +597,7 @@ impl Broker {
                 link.read_buf = input;
             }
         };
-        self.read_scratch = scratch;
+        self.turn.read_scratch = scratch;
         if let Err(e) = result {
             self.bridge_down(index, e, now);
         }
@@ -751,6 +769,7 @@ impl Broker {
 
     /// What the console shows of each bridge.
     pub(super) fn bridge_infos(&self) -> Vec<BridgeInfo> {
+        let now = Instant::now();
         self.bridges
             .list
             .iter()
@@ -759,7 +778,12 @@ impl Broker {
                 BridgeInfo {
                     name: b.config.name.clone(),
                     address: b.config.address.clone(),
+                    protocol: s.version(),
                     connected: s.is_up(),
+                    up_for: b
+                        .up_since
+                        .filter(|_| s.is_up())
+                        .map(|since| now.saturating_duration_since(since)),
                     queued: s.queue.len(),
                     queued_bytes: s.queue.bytes(),
                     max_queue_bytes: b.config.max_queue_bytes,
@@ -767,6 +791,7 @@ impl Broker {
                     forwarded: c.forwarded,
                     received: c.received,
                     dropped: c.dropped,
+                    connects: c.connects,
                     last_error: c.last_error.clone(),
                 }
             })

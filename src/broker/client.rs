@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 
 use super::alias::{InboundAliases, OutboundAliases};
+use super::keys::SessionKey;
 use super::listeners::ListenerId;
 use super::transport::Transport;
 use crate::protocol::{self, Packet, ProtocolVersion, ReasonCode};
@@ -34,10 +35,8 @@ pub enum Phase {
     /// CONNECT received; its password is being checked off the loop. Input waits.
     /// The CONNECT deadline still applies.
     Authenticating,
-    /// CONNECT accepted; bound to a session.
-    /// The session's slab key, as u32 to keep idle connections small (keys stay far
-    /// below 2^32: they are bounded by the number of sessions).
-    Connected { session: u32 },
+    /// CONNECT accepted; bound to this session.
+    Connected { session: SessionKey },
 }
 
 /// Whether the loop reads a connection (see `backpressure.rs`).
@@ -175,9 +174,9 @@ impl Connection {
         }
     }
 
-    pub fn session(&self) -> Option<usize> {
+    pub fn session(&self) -> Option<SessionKey> {
         match self.phase {
-            Phase::Connected { session } => Some(session as usize),
+            Phase::Connected { session } => Some(session),
             Phase::AwaitingConnect | Phase::Authenticating => None,
         }
     }

@@ -3,6 +3,7 @@
 //! will is published. Every path that closes a client names an [`Ending`] here.
 
 use super::client::{CloseReason, Connection, Phase};
+use super::keys::ConnKey;
 use super::{Broker, Violation};
 use crate::protocol::{self, Disconnect, Packet, Properties, ProtocolVersion, ReasonCode};
 
@@ -59,7 +60,7 @@ impl Ending {
 impl Broker {
     /// Ends a connection: answers on the wire as `ending` asks, logs it, and marks the
     /// connection to close at the end of the turn, after its output is flushed.
-    pub(super) fn end_connection(&mut self, token: usize, ending: Ending) {
+    pub(super) fn end_connection(&mut self, token: ConnKey, ending: Ending) {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
@@ -129,7 +130,7 @@ impl Broker {
         }
         let why = ending.close_reason();
         conn.closing = Some(Box::new(why));
-        self.close_list.push(token);
+        self.turn.close.push(token);
         self.mark_flush(token);
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::alias::OutboundAliases;
 use super::client::Phase;
 use super::close::Ending;
+use super::keys::{ConnKey, SessionKey};
 use super::message::{ForwardedProperties, Message};
 use super::persist::unix_now;
 use super::session::{Session, Will};
@@ -53,7 +54,7 @@ pub(super) struct PendingConnect {
 impl Broker {
     pub(super) fn handle_connect(
         &mut self,
-        token: usize,
+        token: ConnKey,
         connect: Connect<'_>,
         now: Instant,
     ) -> Result<(), Violation> {
@@ -72,7 +73,7 @@ impl Broker {
             return Ok(());
         };
         let password = connect.password.unwrap_or_default();
-        if self.login_tokens.redeem(username, password, now) {
+        if self.access.login_tokens.redeem(username, password, now) {
             log::info!(
                 "client {} from {}: {username} logged in with a login token",
                 request.client_id,
@@ -81,8 +82,8 @@ impl Broker {
             self.accept_connect(token, request, now);
             return Ok(());
         }
-        let credential = self.credentials.credential(username, password);
-        if self.credentials.check(username, &credential, now) {
+        let credential = self.access.credentials.credential(username, password);
+        if self.access.credentials.check(username, &credential, now) {
             self.accept_connect(token, request, now);
             return Ok(());
         }
@@ -93,14 +94,14 @@ impl Broker {
             request.client_id,
             conn.addr
         );
-        self.auth.submit(AuthRequest {
+        self.access.worker.submit(AuthRequest {
             token,
             serial: conn.serial,
             username: username.to_string(),
             password: password.to_vec(),
             addr: conn.addr.ip(),
         });
-        self.pending_connects.insert(
+        self.access.pending.insert(
             token,
             PendingConnect {
                 serial: conn.serial,
@@ -114,13 +115,13 @@ impl Broker {
     /// The auth worker's verdict on a pending CONNECT.
     pub(super) fn auth_replied(&mut self, reply: AuthReply, now: Instant) {
         if let Some(rules) = reply.rules {
-            self.acl_rules = rules;
+            self.access.acl_rules = rules;
         }
-        let Some(pending) = self.pending_connects.remove(&reply.token) else {
+        let Some(pending) = self.access.pending.remove(&reply.token) else {
             return;
         };
         if pending.serial != reply.serial {
-            self.pending_connects.insert(reply.token, pending);
+            self.access.pending.insert(reply.token, pending);
             return;
         }
         let token = reply.token;
@@ -142,8 +143,9 @@ impl Broker {
                 self.handle_input(token, now);
             }
             AuthOutcome::Accepted => {
-                self.throttle.succeed(addr);
-                self.credentials
+                self.access.throttle.succeed(addr);
+                self.access
+                    .credentials
                     .remember(&username, pending.credential, now);
                 self.accept_connect(token, pending.request, now);
                 // Packets pipelined behind CONNECT waited in the read buffer.
@@ -154,8 +156,8 @@ impl Broker {
                     "client {} from {addr}: bad user name or password",
                     pending.request.client_id
                 );
-                self.credentials.forget(&username);
-                let penalty = self.throttle.fail(addr, now);
+                self.access.credentials.forget(&username);
+                let penalty = self.access.throttle.fail(addr, now);
                 if penalty.is_zero() {
                     self.refuse_connect(token, ReasonCode::BadUserNameOrPassword);
                 } else {
@@ -169,14 +171,14 @@ impl Broker {
     }
 
     /// A refusal held back by the login throttle is due.
-    pub(super) fn delayed_refusal(&mut self, token: usize, serial: u64) {
+    pub(super) fn delayed_refusal(&mut self, token: ConnKey, serial: u64) {
         if self.conns.get(token).is_some_and(|c| c.serial == serial) {
             self.refuse_connect(token, ReasonCode::BadUserNameOrPassword);
         }
     }
 
     /// Anonymous clients: as configured, or by default only on loopback listeners.
-    fn anonymous_allowed(&self, token: usize) -> bool {
+    fn anonymous_allowed(&self, token: ConnKey) -> bool {
         self.config
             .allow_anonymous
             .unwrap_or(self.conns[token].local_is_loopback)
@@ -216,7 +218,7 @@ impl Broker {
 
     fn connect_request(
         &mut self,
-        token: usize,
+        token: ConnKey,
         connect: &Connect<'_>,
         now: Instant,
     ) -> ConnectRequest {
@@ -264,7 +266,7 @@ impl Broker {
     }
 
     /// Binds the connection to its session and answers CONNACK.
-    fn accept_connect(&mut self, token: usize, request: ConnectRequest, now: Instant) {
+    fn accept_connect(&mut self, token: ConnKey, request: ConnectRequest, now: Instant) {
         let ConnectRequest {
             version,
             clean_start,
@@ -282,7 +284,9 @@ impl Broker {
         } = request;
         let (session, session_present) =
             self.take_session(&client_id, clean_start, session_expiry, now);
-        let acl = self.acl_for(username.as_deref(), &client_id);
+        let acl = self
+            .access
+            .acl_for(&self.config, username.as_deref(), &client_id);
         let s = &mut self.sessions[session];
         s.set_connection(Some(token));
         s.will = will;
@@ -307,9 +311,7 @@ impl Broker {
         let response_information = (request_response_information && version == ProtocolVersion::V5)
             .then(|| format!("{RESPONSE_TOPIC_PREFIX}{client_id}"));
         let conn = &mut self.conns[token];
-        conn.phase = Phase::Connected {
-            session: session as u32,
-        };
+        conn.phase = Phase::Connected { session };
         conn.client_id = self.sessions[session].client_id.clone();
         conn.keep_alive = server_keep_alive.unwrap_or(keep_alive);
         conn.last_read = now;
@@ -349,11 +351,11 @@ impl Broker {
     }
 
     /// Sends CONNACK with a failure code and closes without a will.
-    fn refuse_connect(&mut self, token: usize, reason: ReasonCode) {
+    fn refuse_connect(&mut self, token: ConnKey, reason: ReasonCode) {
         self.end_connection(token, Ending::Refused(reason));
     }
 
-    fn assign_client_id(&mut self, token: usize) -> String {
+    fn assign_client_id(&mut self, token: ConnKey) -> String {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -391,7 +393,7 @@ impl Broker {
         clean_start: bool,
         expiry: u32,
         now: Instant,
-    ) -> (usize, bool) {
+    ) -> (SessionKey, bool) {
         if let Some(key) = self.session_ids.find(client_id, &self.sessions) {
             if let Some(old) = self.sessions[key].connection() {
                 self.sessions[key].set_connection(None);
@@ -420,7 +422,7 @@ impl Broker {
     }
 
     /// Closes a connection whose client id connected again (MQTT 5: DISCONNECT 0x8E).
-    fn take_over(&mut self, old: usize) {
+    fn take_over(&mut self, old: ConnKey) {
         self.end_connection(old, Ending::TakenOver);
     }
 

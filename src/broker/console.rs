@@ -14,6 +14,7 @@ use serde::Serialize;
 pub use super::bridge::BridgeInfo;
 use super::close::Ending;
 use super::inbox::{Inbound, InboxSender, SendError};
+use super::keys::ConnKey;
 use super::listeners::{ListenerId, ListenerKind};
 use super::watch::Seen;
 use super::{Broker, Violation};
@@ -252,7 +253,7 @@ impl Broker {
         let s = &self.stats;
         StatsSnapshot {
             uptime_seconds: Instant::now()
-                .saturating_duration_since(self.started)
+                .saturating_duration_since(self.sys.started)
                 .as_secs(),
             clients_connected: self
                 .conns
@@ -268,7 +269,7 @@ impl Broker {
             bytes_sent: s.bytes_sent,
             subscriptions: self.trie.len(),
             retained_messages: self.retained.len(),
-            queued_messages: self.queued_messages,
+            queued_messages: self.budget.messages,
             store_failures: s.store_failures,
             alias_bytes_saved: s.alias_bytes_saved,
             topics_seen: self.watch.topics().count(),
@@ -378,7 +379,7 @@ impl Broker {
         if !self.listeners.stop(&self.registry, id) {
             return ConsoleAnswer::Done;
         }
-        let clients: Vec<usize> = self
+        let clients: Vec<ConnKey> = self
             .conns
             .iter()
             .filter(|(_, c)| c.listener == id)

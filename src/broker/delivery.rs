@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::alias::TopicAlias;
 use super::close::Ending;
+use super::keys::{ConnKey, SessionKey, Slab};
 use super::message::{Delivery, Message};
 use super::queue::Full;
 use super::session::{Inflight, InflightState, Outbound, Session, SubEntry};
@@ -34,7 +35,7 @@ pub enum Step {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Holder {
     /// This session's queue.
-    Session(usize),
+    Session(SessionKey),
     /// A broker-wide budget (memory or disk), which any queue's draining relieves.
     Budget,
 }
@@ -43,7 +44,7 @@ pub enum Holder {
 /// before any of them is touched.
 pub enum Admission {
     /// Deliver it: every delivery with what it does.
-    Accepted(Vec<(usize, Outbound, Step)>),
+    Accepted(Vec<(SessionKey, Outbound, Step)>),
     /// Hold the publisher back (`backpressure`): withhold its acknowledgement and stop
     /// reading it until the queue has room.
     Held(Holder),
@@ -52,33 +53,43 @@ pub enum Admission {
 }
 
 impl Broker {
-    /// Every delivery of `message`: one per matching session that may read it, overlapping
-    /// subscriptions of a session merged into one copy at the highest QoS, carrying every
-    /// matching subscription identifier.
-    /// They come in `self.plan`'s buffer (taken, so routing does not allocate per message),
-    /// each with `Step::Deliver`; give it back with `self.plan = plan` once drained.
-    fn deliveries(&mut self, message: &Arc<Message>) -> Vec<(usize, Outbound, Step)> {
+    /// Finds the subscriptions matching `topic`, one member picked per shared group, into
+    /// `self.turn.matches` for [`Self::deliveries`]; true if there are any. Matching comes
+    /// first so that a message nobody subscribes to need not be copied at all.
+    pub(super) fn match_topic(&mut self, topic: &str) -> bool {
         let Broker {
             trie,
             sessions,
             shared_cursors,
-            matches,
+            turn,
             ..
         } = self;
+        let matches = &mut turn.matches;
         matches.clear();
         let mut shared = Vec::new();
         trie.for_each_match(
-            &message.topic,
+            topic,
             |session, entry| matches.push((session, *entry)),
             |group| shared.extend(pick_member(group, sessions, shared_cursors)),
         );
         matches.append(&mut shared);
-        let mut out = std::mem::take(&mut self.plan);
+        !matches.is_empty()
+    }
+
+    /// Every delivery of `message`, from the matches [`Self::match_topic`] found for its
+    /// topic just before: one per matching session that may read it, overlapping
+    /// subscriptions of a session merged into one copy at the highest QoS, carrying every
+    /// matching subscription identifier.
+    /// They come in `self.turn.plan`'s buffer (taken, so routing does not allocate per
+    /// message), each with `Step::Deliver`; give it back with `self.turn.plan = plan` once
+    /// drained.
+    fn deliveries(&mut self, message: &Arc<Message>) -> Vec<(SessionKey, Outbound, Step)> {
+        let mut out = std::mem::take(&mut self.turn.plan);
         out.clear();
-        if matches.is_empty() {
+        if self.turn.matches.is_empty() {
             return out;
         }
-        let mut matches = std::mem::take(&mut self.matches);
+        let mut matches = std::mem::take(&mut self.turn.matches);
         matches.sort_unstable_by_key(|(session, _)| *session);
         let mut i = 0;
         while i < matches.len() {
@@ -99,19 +110,21 @@ impl Broker {
             }
             i = end;
         }
-        self.matches = matches;
+        self.turn.matches = matches;
         out
     }
 
     /// Delivers a message the broker itself publishes (a will, `$SYS`) to every matching
     /// session: queued even past the queue limits, since nobody could be held back.
     pub(super) fn route(&mut self, message: Arc<Message>, now: Instant) {
+        self.match_topic(&message.topic);
         let plan = self.deliveries(&message);
         self.deliver(plan, now);
     }
 
     /// Decides what a client's message meets at its targets' queues (`queue_full`), before
-    /// anything is delivered. `v5` says whether the publisher can be told 0x97.
+    /// anything is delivered; its topic was matched by [`Self::match_topic`] just before.
+    /// `v5` says whether the publisher can be told 0x97.
     pub(super) fn admit(&mut self, message: &Arc<Message>, v5: bool) -> Admission {
         let mut plan = self.deliveries(message);
         for i in 0..plan.len() {
@@ -124,7 +137,7 @@ impl Broker {
                     Err(full) if self.sessions[session].flight().overflowing => Step::Drop(full),
                     Err(full) => match (self.config.queue_full, v5) {
                         (QueueFull::Backpressure, _) | (QueueFull::Refuse, false) => {
-                            self.plan = plan;
+                            self.turn.plan = plan;
                             return Admission::Held(if full.broker_wide() {
                                 Holder::Budget
                             } else {
@@ -132,7 +145,7 @@ impl Broker {
                             });
                         }
                         (QueueFull::Refuse, true) => {
-                            self.plan = plan;
+                            self.turn.plan = plan;
                             return Admission::Refused;
                         }
                         (QueueFull::DropNew, _) => Step::Drop(full),
@@ -146,7 +159,7 @@ impl Broker {
     }
 
     /// Carries out an admitted message's deliveries.
-    pub(super) fn deliver(&mut self, mut plan: Vec<(usize, Outbound, Step)>, now: Instant) {
+    pub(super) fn deliver(&mut self, mut plan: Vec<(SessionKey, Outbound, Step)>, now: Instant) {
         for (session, outbound, step) in plan.drain(..) {
             match step {
                 Step::Deliver => self.enqueue(session, outbound, now),
@@ -161,11 +174,11 @@ impl Broker {
                 Step::Drop(full) => self.count_drop(session, &outbound, full),
             }
         }
-        self.plan = plan;
+        self.turn.plan = plan;
     }
 
     /// Sends an outbound message to the session's connection, or queues it.
-    pub(super) fn enqueue(&mut self, session: usize, mut outbound: Outbound, now: Instant) {
+    pub(super) fn enqueue(&mut self, session: SessionKey, mut outbound: Outbound, now: Instant) {
         let s = &mut self.sessions[session];
         if s.stored && outbound.qos != Qos::AtMostOnce {
             outbound.seq = Some(s.next_seq);
@@ -198,12 +211,12 @@ impl Broker {
     /// True when the client has more than `max_output_buffer` unsent even after a write
     /// now. Writing mid-turn must not let an acknowledgement overtake its commit, so the
     /// turn's staged writes are committed first.
-    fn output_full(&mut self, token: usize) -> bool {
+    fn output_full(&mut self, token: ConnKey) -> bool {
         let limit = self.config.max_output_buffer;
         if self.conns[token].pending_output() <= limit {
             return false;
         }
-        if self.store.has_staged() {
+        if self.db.store.has_staged() {
             self.commit();
         }
         let conn = &mut self.conns[token];
@@ -217,7 +230,7 @@ impl Broker {
 
     /// A QoS 0 message cannot be sent because the client leaves its output unread: drop it
     /// (counted), and disconnect the client once this has lasted `slow_consumer_timeout`.
-    fn slow_consumer(&mut self, token: usize, now: Instant) {
+    fn slow_consumer(&mut self, token: ConnKey, now: Instant) {
         self.stats.messages_dropped += 1;
         self.stats.dropped_slow_consumer += 1;
         let conn = &mut self.conns[token];
@@ -240,7 +253,7 @@ impl Broker {
     }
 
     /// Sends queued messages while the client's in-flight window has room.
-    pub(super) fn fill_window(&mut self, session: usize, now: Instant) {
+    pub(super) fn fill_window(&mut self, session: SessionKey, now: Instant) {
         let Some(token) = self.sessions[session].connection() else {
             return;
         };
@@ -265,7 +278,7 @@ impl Broker {
     }
 
     /// On reconnect: resend unacknowledged messages with DUP (and PUBRELs), then the queue.
-    pub(super) fn resume_session(&mut self, session: usize, now: Instant) {
+    pub(super) fn resume_session(&mut self, session: SessionKey, now: Instant) {
         let Some(token) = self.sessions[session].connection() else {
             return;
         };
@@ -295,7 +308,7 @@ impl Broker {
     }
 
     /// Removes a session and all its subscriptions; publishers it held back go on.
-    pub(super) fn end_session(&mut self, session: usize) {
+    pub(super) fn end_session(&mut self, session: SessionKey) {
         let client_id = self.sessions[session].client_id.clone();
         self.session_ids.remove(&client_id, session);
         self.forget_queue(session);
@@ -318,7 +331,7 @@ impl Broker {
     }
 
     /// How many unacknowledged QoS 1/2 messages this connection may have.
-    pub(super) fn window(&self, token: usize) -> usize {
+    pub(super) fn window(&self, token: ConnKey) -> usize {
         usize::from(
             self.conns[token]
                 .receive_maximum
@@ -326,7 +339,13 @@ impl Broker {
         )
     }
 
-    fn send_inflight(&mut self, session: usize, token: usize, outbound: Outbound, now: Instant) {
+    fn send_inflight(
+        &mut self,
+        session: SessionKey,
+        token: ConnKey,
+        outbound: Outbound,
+        now: Instant,
+    ) {
         let s = &mut self.sessions[session];
         let packet_id = s.allocate_packet_id();
         let qos = qos_pid(outbound.qos, packet_id);
@@ -356,7 +375,7 @@ impl Broker {
     /// the spec says, and counted).
     fn write_publish(
         &mut self,
-        token: usize,
+        token: ConnKey,
         outbound: &Outbound,
         qos: QosPid,
         dup: bool,
@@ -407,7 +426,11 @@ impl Broker {
 
 /// One delivery for `session` from its matching subscriptions, or `None` when every one of
 /// them is No Local and the session published the message itself.
-fn merge(message: &Arc<Message>, session: usize, subs: &[(usize, SubEntry)]) -> Option<Outbound> {
+fn merge(
+    message: &Arc<Message>,
+    session: SessionKey,
+    subs: &[(SessionKey, SubEntry)],
+) -> Option<Outbound> {
     let mut best: Option<Qos> = None;
     let mut retain = false;
     let mut subscription_ids = Vec::new();
@@ -431,10 +454,10 @@ fn merge(message: &Arc<Message>, session: usize, subs: &[(usize, SubEntry)]) -> 
 /// Round robin over a shared group's members, preferring online ones; an offline
 /// persistent member gets the message queued when nobody is online.
 fn pick_member(
-    group: &SharedGroup<SubEntry>,
-    sessions: &slab::Slab<Session>,
+    group: &SharedGroup<SubEntry, SessionKey>,
+    sessions: &Slab<SessionKey, Session>,
     cursors: &mut SharedCursors,
-) -> Option<(usize, SubEntry)> {
+) -> Option<(SessionKey, SubEntry)> {
     let n = group.members.len();
     if n == 0 {
         return None;

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::client::CloseReason;
 use super::close::Ending;
+use super::keys::{ConnKey, SessionKey};
 use super::persist::unix_now;
 use super::timers::Timer;
 use super::{Broker, Violation};
@@ -14,8 +15,8 @@ use crate::store::Write;
 impl Broker {
     pub(super) fn handle_disconnect(
         &mut self,
-        token: usize,
-        session: usize,
+        token: ConnKey,
+        session: SessionKey,
         disconnect: Disconnect<'_>,
     ) -> Result<(), Violation> {
         let s = &mut self.sessions[session];
@@ -34,7 +35,7 @@ impl Broker {
 
     /// Detaches a closed connection from its session: publishes or schedules the will, and
     /// ends the session now or schedules its expiry.
-    pub(super) fn detach(&mut self, token: usize, why: CloseReason, now: Instant) {
+    pub(super) fn detach(&mut self, token: ConnKey, why: CloseReason, now: Instant) {
         let Some(conn) = self.conns.get(token) else {
             return;
         };
@@ -98,7 +99,12 @@ impl Broker {
     }
 
     /// A will delay ran out while the session stayed offline: publish the will.
-    pub(super) fn will_delay_elapsed(&mut self, session: usize, generation: u64, now: Instant) {
+    pub(super) fn will_delay_elapsed(
+        &mut self,
+        session: SessionKey,
+        generation: u64,
+        now: Instant,
+    ) {
         let Some(s) = self.sessions.get_mut(session) else {
             return;
         };
@@ -112,7 +118,7 @@ impl Broker {
     }
 
     /// A session's expiry ran out while it stayed offline: publish any pending will, end it.
-    pub(super) fn session_expired(&mut self, session: usize, generation: u64, now: Instant) {
+    pub(super) fn session_expired(&mut self, session: SessionKey, generation: u64, now: Instant) {
         let Some(s) = self.sessions.get_mut(session) else {
             return;
         };

@@ -5,13 +5,14 @@ use std::time::Instant;
 
 use super::client::{Hold, Phase};
 use super::close::Ending;
+use super::keys::ConnKey;
 use super::{Broker, Violation};
 use crate::protocol::{self, Packet};
 
 impl Broker {
     /// New bytes from the socket: decoded straight from `data` when nothing is buffered;
     /// only an incomplete frame is copied into the connection's own buffer.
-    pub(super) fn take_input(&mut self, token: usize, data: &[u8], now: Instant) {
+    pub(super) fn take_input(&mut self, token: ConnKey, data: &[u8], now: Instant) {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
@@ -30,7 +31,7 @@ impl Broker {
     }
 
     /// Handles every whole frame in the connection's own buffer.
-    pub(super) fn handle_input(&mut self, token: usize, now: Instant) {
+    pub(super) fn handle_input(&mut self, token: ConnKey, now: Instant) {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
@@ -43,7 +44,7 @@ impl Broker {
     }
 
     /// Decodes and handles whole frames from the front of `buf`; returns the bytes used.
-    fn handle_frames(&mut self, token: usize, buf: &[u8], now: Instant) -> usize {
+    fn handle_frames(&mut self, token: ConnKey, buf: &[u8], now: Instant) -> usize {
         let mut consumed = 0;
         while consumed < buf.len() {
             let Some(conn) = self.conns.get(token) else {
@@ -85,7 +86,7 @@ impl Broker {
 
     fn dispatch(
         &mut self,
-        token: usize,
+        token: ConnKey,
         packet: Packet<'_>,
         now: Instant,
     ) -> Result<(), Violation> {
@@ -96,7 +97,7 @@ impl Broker {
                     _ => Err(Violation::protocol("first packet is not CONNECT")),
                 };
             }
-            Phase::Connected { session } => session as usize,
+            Phase::Connected { session } => session,
             Phase::Authenticating => return Ok(()),
         };
         match packet {
@@ -125,7 +126,7 @@ impl Broker {
 
     /// Answers a broken rule (see `close.rs`): the connection closes and its will is
     /// published.
-    pub(super) fn reject(&mut self, token: usize, v: Violation) {
+    pub(super) fn reject(&mut self, token: ConnKey, v: Violation) {
         self.end_connection(token, Ending::Violation(v));
     }
 }

@@ -18,6 +18,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::client::{Connection, Hold, Phase, ReadOutcome, READ_CHUNK};
 use super::close::{send_disconnect, Ending};
 use super::inbox::{Inbound, Inbox, InboxSender};
+use super::keys::ConnKey;
 use super::listeners::{ListenerId, ListenerKind, Listeners};
 use super::timers::Timer;
 use super::transport::Transport;
@@ -183,7 +184,7 @@ impl Server {
         let mut events = Events::with_capacity(256);
         loop {
             broker.prune_connect_deadlines();
-            let timeout = if broker.read_again.is_empty() {
+            let timeout = if broker.turn.read_again.is_empty() {
                 broker.timers.timeout(Instant::now())
             } else {
                 Some(Duration::ZERO)
@@ -201,7 +202,7 @@ impl Server {
             if events.iter().any(|e| e.token() == WAKER) {
                 broker.drain_inbox(now);
             }
-            for token in std::mem::take(&mut broker.read_again) {
+            for token in std::mem::take(&mut broker.turn.read_again) {
                 broker.read(token, now);
             }
             for event in events.iter() {
@@ -222,11 +223,14 @@ impl Server {
                     token => match broker.listeners.id_of(token) {
                         Some(listener) => broker.accept(listener, now),
                         None => {
+                            let Some(conn) = ConnKey::from_token(token) else {
+                                continue;
+                            };
                             if event.is_readable() || event.is_read_closed() {
-                                broker.read(token.0, now);
+                                broker.read(conn, now);
                             }
                             if event.is_writable() {
-                                broker.mark_flush(token.0);
+                                broker.mark_flush(conn);
                             }
                         }
                     },
@@ -298,7 +302,7 @@ impl Broker {
                 Inbound::Console(request) => self.answer_console(request),
                 Inbound::BridgeResolved(resolved) => self.bridge_resolved(resolved, now),
                 Inbound::LoginToken(grant) => {
-                    if !self.login_tokens.grant(grant, now) {
+                    if !self.access.login_tokens.grant(grant, now) {
                         log::warn!("login token dropped: too many open tokens");
                     }
                 }
@@ -338,11 +342,10 @@ impl Broker {
             let _ = socket.set_nodelay(true);
             let serial = self.next_generation();
             let local_is_loopback = socket.local_addr().is_ok_and(|a| a.ip().is_loopback());
-            let entry = self.conns.vacant_entry();
-            let token = entry.key();
+            let token = self.conns.vacant_key();
             if let Err(e) = self
                 .registry
-                .register(&mut socket, Token(token), Interest::READABLE)
+                .register(&mut socket, token.token(), Interest::READABLE)
             {
                 log::warn!("cannot register connection from {addr}: {e}");
                 continue;
@@ -360,24 +363,24 @@ impl Broker {
                 },
                 _ => None,
             };
-            let conn = entry.insert(Connection::new(
-                socket, addr, listener, transport, serial, now,
-            ));
+            let mut conn = Connection::new(socket, addr, listener, transport, serial, now);
             conn.local_is_loopback = local_is_loopback;
             conn.tls = tls;
+            let inserted = self.conns.insert(conn);
+            debug_assert_eq!(inserted, token, "registered under the key it got");
             *self.per_address.entry(addr.ip()).or_insert(0) += 1;
             self.timers.schedule_connect(deadline, token, serial);
         }
     }
 
-    fn read(&mut self, token: usize, now: Instant) {
+    fn read(&mut self, token: ConnKey, now: Instant) {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
         if conn.closing.is_some() || !self.resume_input(token, now) {
             return;
         }
-        let mut scratch = std::mem::take(&mut self.read_scratch);
+        let mut scratch = std::mem::take(&mut self.turn.read_scratch);
         scratch.resize(READ_CHUNK, 0);
         let mut reads = 0;
         let open = loop {
@@ -387,9 +390,7 @@ impl Broker {
             };
             if reads == READS_PER_TURN {
                 // Edge-triggered readiness will not fire again: come back next turn.
-                if !self.read_again.contains(&token) {
-                    self.read_again.push(token);
-                }
+                self.turn.read_next_turn(token);
                 break true;
             }
             reads += 1;
@@ -402,7 +403,7 @@ impl Broker {
                 ReadOutcome::Closed => break false,
             }
         };
-        self.read_scratch = scratch;
+        self.turn.read_scratch = scratch;
         if !open {
             self.end_connection(token, Ending::Lost);
         } else if self.conns.get(token).is_some_and(|c| c.tls_has_output()) {
@@ -452,7 +453,7 @@ impl Broker {
 
     /// Closes a connection silent past its deadline (CONNECT timeout or 1.5 × keep
     /// alive), or sets the timer again for the new deadline.
-    fn keep_alive_check(&mut self, token: usize, serial: u64, now: Instant) {
+    fn keep_alive_check(&mut self, token: ConnKey, serial: u64, now: Instant) {
         let Some(conn) = self.conns.get(token).filter(|c| c.serial == serial) else {
             return;
         };
@@ -495,7 +496,7 @@ impl Broker {
         let mut closed = Vec::new();
         // A second pass only runs when a failed commit closed more connections.
         for _ in 0..2 {
-            let closing = std::mem::take(&mut self.close_list);
+            let closing = std::mem::take(&mut self.turn.close);
             for &token in &closing {
                 if let Some(why) = self
                     .conns
@@ -507,19 +508,19 @@ impl Broker {
             }
             closed.extend(closing);
             self.commit();
-            if self.close_list.is_empty() {
+            if self.turn.close.is_empty() {
                 break;
             }
         }
-        closed.append(&mut self.close_list);
-        let flush = std::mem::take(&mut self.flush_list);
+        closed.append(&mut self.turn.close);
+        let flush = std::mem::take(&mut self.turn.flush);
         for token in flush {
             self.flush(token);
         }
         self.flush_bridges(self.stats.store_failures != failures, now);
         for token in closed {
             if self.conns.contains(token) {
-                self.pending_connects.remove(&token);
+                self.access.pending.remove(&token);
                 let mut conn = self.conns.remove(token);
                 if let Some(count) = self.per_address.get_mut(&conn.addr.ip()) {
                     *count -= 1;
@@ -533,7 +534,7 @@ impl Broker {
         }
     }
 
-    fn flush(&mut self, token: usize) {
+    fn flush(&mut self, token: ConnKey) {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
@@ -557,7 +558,7 @@ impl Broker {
             };
             if self
                 .registry
-                .reregister(&mut conn.socket, Token(token), interest)
+                .reregister(&mut conn.socket, token.token(), interest)
                 .is_ok()
             {
                 conn.wants_write = pending;
@@ -568,8 +569,7 @@ impl Broker {
     /// Graceful stop: MQTT 5 clients get DISCONNECT 0x8B, pending output gets a short
     /// grace period to drain, then every socket closes.
     fn stop(&mut self, poll: &mut Poll, events: &mut Events) {
-        let tokens: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
-        for &token in &tokens {
+        for token in self.conns.keys() {
             let conn = &mut self.conns[token];
             if conn.session().is_some() {
                 send_disconnect(conn, ReasonCode::ServerShuttingDown);
@@ -592,7 +592,7 @@ impl Broker {
                 if conn.pending_output() > 0 && !conn.wants_write {
                     let _ = poll.registry().reregister(
                         &mut conn.socket,
-                        Token(token),
+                        token.token(),
                         Interest::READABLE | Interest::WRITABLE,
                     );
                     conn.wants_write = true;

@@ -1,22 +1,24 @@
-//! Sessions by client id. The table holds only slab keys (8 bytes a slot) and hashes and
-//! compares through the session each key points to, so the client id is stored once, in
-//! the session: an index entry per idle client costs a third of a `HashMap` entry.
+//! Sessions by client id. The table holds only session keys (4 bytes a slot) and hashes
+//! and compares through the session each key points to, so the client id is stored once,
+//! in the session: an index entry per idle client costs a fraction of a `HashMap` entry.
 
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
-use slab::Slab;
 
+use super::keys::{SessionKey, Slab};
 use super::session::Session;
+
+type Sessions = Slab<SessionKey, Session>;
 
 #[derive(Default)]
 pub struct SessionIndex {
-    table: HashTable<usize>,
+    table: HashTable<SessionKey>,
     hasher: std::collections::hash_map::RandomState,
 }
 
 impl SessionIndex {
-    pub fn find(&self, client_id: &str, sessions: &Slab<Session>) -> Option<usize> {
+    pub fn find(&self, client_id: &str, sessions: &Sessions) -> Option<SessionKey> {
         let hash = self.hasher.hash_one(client_id);
         self.table
             .find(hash, |&key| is(sessions, key, client_id))
@@ -24,7 +26,7 @@ impl SessionIndex {
     }
 
     /// Adds `key`, whose session must already be in `sessions` and not yet indexed.
-    pub fn insert(&mut self, key: usize, sessions: &Slab<Session>) {
+    pub fn insert(&mut self, key: SessionKey, sessions: &Sessions) {
         let hash = self.hasher.hash_one(&*sessions[key].client_id);
         let hasher = &self.hasher;
         self.table.insert_unique(hash, key, |&k| {
@@ -33,7 +35,7 @@ impl SessionIndex {
     }
 
     /// Removes `key`, found by its client id (call before the session leaves the slab).
-    pub fn remove(&mut self, client_id: &str, key: usize) {
+    pub fn remove(&mut self, client_id: &str, key: SessionKey) {
         let hash = self.hasher.hash_one(client_id);
         if let Ok(entry) = self.table.find_entry(hash, |&k| k == key) {
             entry.remove();
@@ -41,7 +43,7 @@ impl SessionIndex {
     }
 }
 
-fn is(sessions: &Slab<Session>, key: usize, client_id: &str) -> bool {
+fn is(sessions: &Sessions, key: SessionKey, client_id: &str) -> bool {
     sessions
         .get(key)
         .is_some_and(|s| &*s.client_id == client_id)
@@ -53,7 +55,7 @@ mod tests {
 
     #[test]
     fn finds_inserts_and_removes_by_client_id() {
-        let mut sessions = Slab::new();
+        let mut sessions = Slab::default();
         let mut index = SessionIndex::default();
         let a = sessions.insert(Session::new("alpha".into(), 0));
         let b = sessions.insert(Session::new("beta".into(), 0));

@@ -1,10 +1,12 @@
 //! An application message once it must outlive the read buffer: copied once from the
 //! inbound PUBLISH into an `Arc` that every subscriber's queue, the retained tree and the
-//! store point to.
+//! store point to. A PUBLISH nothing takes (no subscriber, no RETAIN, no bridge) is never
+//! copied: `publish.rs` matches its topic first.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use super::keys::SessionKey;
 use crate::protocol::{Properties, Publish, Qos, QosPid};
 
 /// A message shared by every queue it sits in.
@@ -21,7 +23,7 @@ pub struct Message {
     /// When the Message Expiry Interval runs out; `None` for messages that never expire.
     pub expires_at: Option<Instant>,
     /// The session that published it, for No Local subscriptions; `None` for wills and $SYS.
-    pub publisher: Option<usize>,
+    pub publisher: Option<SessionKey>,
     /// Its id in the store, given the first time a persistent session queues it.
     pub store_id: OnceLock<u64>,
 }
@@ -58,7 +60,7 @@ impl Message {
     pub fn from_publish(
         topic: &str,
         publish: &Publish<'_>,
-        publisher: Option<usize>,
+        publisher: Option<SessionKey>,
         now: Instant,
     ) -> Arc<Message> {
         Arc::new(Message {

@@ -5,8 +5,10 @@
 //! - `transport`  — the framing between socket and MQTT bytes: plain TCP or WebSocket.
 //! - `listeners`  — the listener table: kinds, addresses, stop and start at run time.
 //! - `inbox`      — the one channel other threads (auth, web console) reach the loop by.
+//! - `turn`       — what a turn collects for its end (flush, close, read again), reused buffers.
 //! - `console`    — what the web console may ask the loop, and the answers.
 //! - `dispatch`   — packet → handler.
+//! - `access`     — auth workers and waiting CONNECTs, credential cache, throttle, ACL rules.
 //! - `close`      — why connections end: the one place that turns it into reason codes.
 //! - `connect` `publish` `acks` `subscribe` `disconnect` — one handler file per inbound packet.
 //! - `bridge`     — the bridges' outbound connections, forward queues and local delivery.
@@ -15,6 +17,7 @@
 //! - `queue`      — session queues: memory or disk tail, limits and budgets, paging.
 //! - `backpressure` — holding publishers back while a queue is full, and letting them go.
 //! - `index`      — sessions by client id (slab keys only; the id lives in the session).
+//! - `keys`       — typed slab keys (`ConnKey`, `SessionKey`) and the slab they index.
 //! - `session`    — what survives a connection: subscriptions, queue, in-flight, will.
 //! - `shared`     — round-robin positions of shared-subscription groups.
 //! - `message`    — the shared, reference-counted copy of a published message.
@@ -26,6 +29,7 @@
 //! - `services`   — the internal services beside the broker (chat): claimed topics, effects.
 //! - `watch`      — recent topics and their last messages, for the web console (bounded).
 
+mod access;
 mod acks;
 mod alias;
 mod backpressure;
@@ -40,6 +44,7 @@ mod dispatch;
 mod event_loop;
 mod inbox;
 mod index;
+mod keys;
 mod listeners;
 mod message;
 mod persist;
@@ -54,34 +59,30 @@ mod subscribe;
 mod sys;
 mod timers;
 mod transport;
+mod turn;
 mod watch;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
-use slab::Slab;
-
-use crate::auth::acl::ClientAcl;
-use crate::auth::cache::CredentialCache;
-use crate::auth::login_token::LoginTokens;
-use crate::auth::throttle::LoginThrottle;
 use crate::auth::worker::AuthWorker;
 use crate::config::Config;
 use crate::protocol::ReasonCode;
-use crate::store::{AclRule, Store};
+use crate::store::Store;
 use crate::topic::{self, RetainedTree, TopicTrie};
 use client::Connection;
 use inbox::Inbox;
+use keys::{SessionKey, Slab};
 use listeners::Listeners;
 use message::Message;
-use session::{Outbound, Session, SubEntry};
+use session::{Session, SubEntry};
 use stats::Stats;
 use timers::Timers;
 
 pub use event_loop::{run, RunError, Server};
 pub use inbox::{Inbound, InboxSender, SendError};
+pub use keys::ConnKey;
 pub use listeners::{ListenerId, ListenerKind};
 
 /// A rule broken by a client: the reason code to answer with and a detail for the log.
@@ -101,82 +102,53 @@ impl Violation {
     }
 }
 
-/// Everything the loop owns besides the poll itself.
+/// Everything the loop owns besides the poll itself. Each concern with more than one
+/// field is a part with its own type, in the module that owns the concern, so a handler
+/// can borrow one part while it changes another.
 pub struct Broker {
     config: Config,
     /// The poll's registry, to register sockets from any handler.
     registry: mio::Registry,
     listeners: Listeners,
-    /// What other threads send the loop.
-    inbox: Inbox,
-    /// The chat service, unless `chat = false`.
-    chat: Option<crate::chat::ChatService>,
-    /// The database; writes are staged during a turn and committed at its end.
-    store: Store,
-    /// Last message id handed out in the store.
-    next_message_id: u64,
-    /// Message bodies staged in this turn's commit, so each is written once.
-    staged_messages: HashSet<u64>,
-    conns: Slab<Connection>,
-    sessions: Slab<Session>,
-    /// Client id → key in `sessions`.
-    session_ids: index::SessionIndex,
-    trie: TopicTrie<SubEntry>,
-    retained: RetainedTree<Arc<Message>>,
-    timers: Timers,
-    stats: Stats,
-    /// The bcrypt worker threads.
-    auth: AuthWorker,
-    /// CONNECTs waiting for the auth worker, by connection.
-    pending_connects: HashMap<usize, connect::PendingConnect>,
-    /// Recently verified credentials (salted digests).
-    credentials: CredentialCache,
-    /// Addresses that keep failing to log in.
-    throttle: LoginThrottle,
-    /// Single-use passwords the web console granted to logged-in browsers.
-    login_tokens: LoginTokens,
-    /// Every ACL rule in the store, refreshed with each auth reply.
-    acl_rules: Arc<Vec<AclRule>>,
-    /// The last client ACL built, handed out again to clients whose rules are the same.
-    last_acl: Arc<ClientAcl>,
-    /// Connections with output to flush at the end of this turn.
-    flush_list: Vec<usize>,
-    /// Open connections per client IP address, for `max_connections_per_address`.
-    per_address: HashMap<IpAddr, usize>,
-    /// Connections that had more to read when their per-turn share ran out.
-    read_again: Vec<usize>,
-    /// Connections to close at the end of this turn.
-    close_list: Vec<usize>,
-    /// Round-robin position per shared group.
-    shared_cursors: shared::SharedCursors,
-    /// The one buffer every socket is read into; whole frames are decoded from it directly.
-    read_scratch: Vec<u8>,
-    /// Reused buffer of matching subscriptions, so routing does not allocate per message.
-    matches: Vec<(usize, SubEntry)>,
-    /// Reused buffer of a message's deliveries and what each does (see `delivery.rs`).
-    plan: Vec<(usize, Outbound, delivery::Step)>,
-    /// True while the `$SYS` timer is scheduled.
-    sys_running: bool,
-    load: sys::Load,
-    started: Instant,
-    /// Messages waiting in session queues, in memory and on disk.
-    queued_messages: usize,
-    /// Topic and payload bytes of queued messages held in memory, against `max_queued_memory`.
-    queued_bytes: usize,
-    /// The uplinks to upstream brokers.
-    bridges: bridge::Bridges,
     /// Certificate and key of the TLS listeners, when there are any.
     tls_server: Option<Arc<rustls::ServerConfig>>,
-    /// Topic and payload bytes of persistent sessions' queued messages (all in the store),
-    /// against `max_queued_disk`.
-    disk_queued_bytes: usize,
-    /// Publishers held back until a broker-wide queue budget has room, in the order they came.
-    budget_waiters: Vec<(usize, u64)>,
+    /// What other threads send the loop.
+    inbox: Inbox,
+
+    conns: Slab<ConnKey, Connection>,
+    /// Open connections per client IP address, for `max_connections_per_address`.
+    per_address: HashMap<IpAddr, usize>,
+    sessions: Slab<SessionKey, Session>,
+    /// Client id → key in `sessions`.
+    session_ids: index::SessionIndex,
     /// Last serial handed out (connection serials, session generations); timers name
     /// what they are for by it, since slab keys are reused.
     next_serial: u64,
+
+    trie: TopicTrie<SubEntry, SessionKey>,
+    /// Round-robin position per shared group.
+    shared_cursors: shared::SharedCursors,
+    retained: RetainedTree<Arc<Message>>,
     /// Topics seen and their last messages, for the web console.
     watch: watch::TopicWatch,
+
+    /// The chat service, unless `chat = false`.
+    chat: Option<crate::chat::ChatService>,
+    /// The uplinks to upstream brokers.
+    bridges: bridge::Bridges,
+
+    /// Who may connect and what they may do: auth workers, caches, ACL rules.
+    access: access::Access,
+    /// The store and this turn's staged writes.
+    db: persist::Db,
+    /// The broker-wide queue budgets and the publishers waiting for them.
+    budget: queue::Budget,
+    /// What the turn does at its end, and the buffers it reuses.
+    turn: turn::Turn,
+    timers: Timers,
+    stats: Stats,
+    /// `$SYS`: whether it runs, its rates, the uptime.
+    sys: sys::Sys,
 }
 
 impl Broker {
@@ -189,47 +161,29 @@ impl Broker {
         inbox: Inbox,
     ) -> Broker {
         Broker {
+            config,
             registry,
             listeners,
+            tls_server: None,
             inbox,
-            chat: None,
-            auth,
-            pending_connects: HashMap::new(),
-            credentials: CredentialCache::default(),
-            throttle: LoginThrottle::default(),
-            login_tokens: LoginTokens::default(),
-            acl_rules: Arc::new(Vec::new()),
-            last_acl: Arc::default(),
-            config,
-            store,
-            next_message_id: 0,
-            staged_messages: HashSet::new(),
-            conns: Slab::new(),
-            sessions: Slab::new(),
+            conns: Slab::default(),
+            per_address: HashMap::new(),
+            sessions: Slab::default(),
             session_ids: index::SessionIndex::default(),
+            next_serial: 0,
             trie: TopicTrie::new(),
+            shared_cursors: shared::SharedCursors::default(),
             retained: RetainedTree::new(),
+            watch: watch::TopicWatch::default(),
+            chat: None,
+            bridges: bridge::Bridges::default(),
+            access: access::Access::new(auth),
+            db: persist::Db::new(store),
+            budget: queue::Budget::default(),
+            turn: turn::Turn::default(),
             timers: Timers::default(),
             stats: Stats::default(),
-            flush_list: Vec::new(),
-            close_list: Vec::new(),
-            read_again: Vec::new(),
-            per_address: HashMap::new(),
-            shared_cursors: shared::SharedCursors::default(),
-            matches: Vec::new(),
-            plan: Vec::new(),
-            read_scratch: Vec::new(),
-            next_serial: 0,
-            sys_running: false,
-            load: sys::Load::default(),
-            started: Instant::now(),
-            queued_messages: 0,
-            queued_bytes: 0,
-            bridges: bridge::Bridges::default(),
-            tls_server: None,
-            disk_queued_bytes: 0,
-            budget_waiters: Vec::new(),
-            watch: watch::TopicWatch::default(),
+            sys: sys::Sys::default(),
         }
     }
 
@@ -237,21 +191,6 @@ impl Broker {
     fn next_generation(&mut self) -> u64 {
         self.next_serial += 1;
         self.next_serial
-    }
-
-    /// The rules for one client, shared with the previous client when they are the same.
-    fn acl_for(&mut self, username: Option<&str>, client_id: &str) -> Arc<ClientAcl> {
-        let acl = ClientAcl::for_client(
-            &self.acl_rules,
-            &self.config.deny_subscribe,
-            &self.config.deny_publish,
-            username,
-            client_id,
-        );
-        if *self.last_acl != acl {
-            self.last_acl = Arc::new(acl);
-        }
-        self.last_acl.clone()
     }
 
     /// A topic name a client may publish to (or name in a will), within the limits.
@@ -269,11 +208,11 @@ impl Broker {
     }
 
     /// Lists a connection for the end-of-turn flush.
-    fn mark_flush(&mut self, token: usize) {
+    fn mark_flush(&mut self, token: ConnKey) {
         if let Some(conn) = self.conns.get_mut(token) {
             if !conn.in_flush_list {
                 conn.in_flush_list = true;
-                self.flush_list.push(token);
+                self.turn.flush.push(token);
             }
         }
     }

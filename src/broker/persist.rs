@@ -5,16 +5,17 @@
 //! QoS 2 ids), and client records. Writes are staged here and committed once per turn by
 //! the loop, before any acknowledgement is flushed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::keys::SessionKey;
 use super::message::{ForwardedProperties, Message};
 use super::session::{DiskTail, Inflight, InflightState, Outbound, Session, SubEntry, Will};
 use super::timers::Timer;
 use super::Broker;
 use crate::protocol::{self, PacketId, Properties, Qos, SubscriptionOptions};
-use crate::store::{StoreError, StoredMessage, StoredSession, Write};
+use crate::store::{Store, StoreError, StoredMessage, StoredSession, Write};
 use crate::topic::parse_shared;
 
 /// Queue row states, as the store keeps them.
@@ -40,7 +41,26 @@ pub(super) fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-impl Broker {
+/// The database and what the turn has staged in it.
+pub struct Db {
+    /// Writes are staged during a turn and committed at its end (`Broker::commit`).
+    pub store: Store,
+    /// Last message id handed out in the store.
+    next_message_id: u64,
+    /// Message bodies staged in this turn's commit, so each is written once however many
+    /// queues it joins.
+    staged_messages: HashSet<u64>,
+}
+
+impl Db {
+    pub fn new(store: Store) -> Db {
+        Db {
+            store,
+            next_message_id: 0,
+            staged_messages: HashSet::new(),
+        }
+    }
+
     /// Stages the message body once per turn and returns its store id.
     fn stage_message(&mut self, message: &Arc<Message>, now: Instant) -> u64 {
         let id = *message.store_id.get_or_init(|| {
@@ -54,10 +74,18 @@ impl Broker {
         id
     }
 
+    /// Commits the turn's writes in one transaction.
+    fn commit(&mut self) -> Result<(), StoreError> {
+        self.staged_messages.clear();
+        self.store.commit().map(drop)
+    }
+}
+
+impl Broker {
     /// Records a queue entry of a persistent session (new, sent, or released).
     pub(super) fn stage_queue(
         &mut self,
-        session: usize,
+        session: SessionKey,
         outbound: &Outbound,
         packet_id: Option<PacketId>,
         state: InflightState,
@@ -66,13 +94,13 @@ impl Broker {
         let (Some(seq), true) = (outbound.seq, self.sessions[session].stored) else {
             return;
         };
-        let message_id = self.stage_message(&outbound.message, now);
+        let message_id = self.db.stage_message(&outbound.message, now);
         let state = match (packet_id, state) {
             (None, _) => QUEUED,
             (Some(_), InflightState::Published) => PUBLISHED,
             (Some(_), InflightState::Released) => RELEASED,
         };
-        self.store.stage(Write::QueuePut {
+        self.db.store.stage(Write::QueuePut {
             client_id: self.sessions[session].client_id.to_string(),
             seq,
             message_id,
@@ -83,10 +111,10 @@ impl Broker {
     }
 
     /// Forgets a queue entry that was delivered, refused or dropped.
-    pub(super) fn stage_dequeue(&mut self, session: usize, outbound: &Outbound) {
+    pub(super) fn stage_dequeue(&mut self, session: SessionKey, outbound: &Outbound) {
         let s = &self.sessions[session];
         if let (Some(seq), true) = (outbound.seq, s.stored) {
-            self.store.stage(Write::QueueDelete {
+            self.db.store.stage(Write::QueueDelete {
                 client_id: s.client_id.to_string(),
                 seq,
             });
@@ -96,7 +124,7 @@ impl Broker {
     /// Writes the session row (and, the first time, everything in it).
     pub(super) fn stage_session(
         &mut self,
-        session: usize,
+        session: SessionKey,
         disconnected_at: Option<i64>,
         now: Instant,
     ) {
@@ -107,7 +135,7 @@ impl Broker {
                 self.unspill_queue(session, now);
                 let s = &mut self.sessions[session];
                 s.stored = false;
-                self.store.stage(Write::SessionDelete {
+                self.db.store.stage(Write::SessionDelete {
                     client_id: s.client_id.to_string(),
                 });
             }
@@ -116,7 +144,7 @@ impl Broker {
         let s = &mut self.sessions[session];
         let first_time = !s.stored;
         s.stored = true;
-        self.store.stage(Write::SessionPut {
+        self.db.store.stage(Write::SessionPut {
             client_id: s.client_id.to_string(),
             expiry_interval: s.expiry_interval,
             username: s.username.as_deref().map(String::from),
@@ -129,7 +157,7 @@ impl Broker {
 
     /// Everything a session holds, for a session that becomes persistent while it
     /// already has state (a takeover that raises the expiry from 0).
-    fn stage_session_contents(&mut self, session: usize, now: Instant) {
+    fn stage_session_contents(&mut self, session: SessionKey, now: Instant) {
         let s = &self.sessions[session];
         let client_id = s.client_id.to_string();
         let subs: Vec<(String, SubEntry)> = s
@@ -137,11 +165,12 @@ impl Broker {
             .map(|(f, e)| (f.to_string(), *e))
             .collect();
         for (filter, entry) in subs {
-            self.store
+            self.db
+                .store
                 .stage(subscription_put(&client_id, filter, entry));
         }
         for id in self.sessions[session].flight().incoming_qos2.clone() {
-            self.store.stage(Write::Qos2Received {
+            self.db.store.stage(Write::Qos2Received {
                 client_id: client_id.clone(),
                 packet_id: id,
             });
@@ -169,13 +198,13 @@ impl Broker {
     }
 
     /// Records the will of a persistent session, or that it has none (any more).
-    pub(super) fn stage_will(&mut self, session: usize, now: Instant) {
+    pub(super) fn stage_will(&mut self, session: SessionKey, now: Instant) {
         let s = &self.sessions[session];
         if !s.stored {
             return;
         }
         let client_id = s.client_id.to_string();
-        self.store.stage(match &s.will {
+        self.db.store.stage(match &s.will {
             Some(will) => Write::WillPut {
                 client_id,
                 msg: stored_message(&will.message, now),
@@ -187,7 +216,7 @@ impl Broker {
 
     pub(super) fn stage_session_delete(&mut self, session: &Session) {
         if session.stored {
-            self.store.stage(Write::SessionDelete {
+            self.db.store.stage(Write::SessionDelete {
                 client_id: session.client_id.to_string(),
             });
         }
@@ -195,7 +224,7 @@ impl Broker {
 
     pub(super) fn stage_subscription(
         &mut self,
-        session: usize,
+        session: SessionKey,
         filter: &str,
         entry: Option<SubEntry>,
     ) {
@@ -204,7 +233,7 @@ impl Broker {
             return;
         }
         let client_id = s.client_id.to_string();
-        self.store.stage(match entry {
+        self.db.store.stage(match entry {
             Some(entry) => subscription_put(&client_id, filter.to_string(), entry),
             None => Write::SubscriptionDelete {
                 client_id,
@@ -213,13 +242,13 @@ impl Broker {
         });
     }
 
-    pub(super) fn stage_qos2(&mut self, session: usize, packet_id: u16, received: bool) {
+    pub(super) fn stage_qos2(&mut self, session: SessionKey, packet_id: u16, received: bool) {
         let s = &self.sessions[session];
         if !s.stored {
             return;
         }
         let client_id = s.client_id.to_string();
-        self.store.stage(if received {
+        self.db.store.stage(if received {
             Write::Qos2Received {
                 client_id,
                 packet_id,
@@ -233,7 +262,7 @@ impl Broker {
     }
 
     pub(super) fn stage_retained(&mut self, message: &Arc<Message>, now: Instant) {
-        self.store.stage(if message.payload.is_empty() {
+        self.db.store.stage(if message.payload.is_empty() {
             Write::RetainClear {
                 topic: message.topic.to_string(),
             }
@@ -245,7 +274,7 @@ impl Broker {
     /// Stages a client record (last connect or disconnect) without making this turn's
     /// replies wait for it: a clean-session CONNACK promises nothing that is on disk.
     pub(super) fn stage_record(&mut self, record: Write, now: Instant) {
-        if self.store.stage_record(record) {
+        if self.db.store.stage_record(record) {
             self.timers
                 .schedule(now + RECORD_DELAY, Timer::ClientRecords);
         }
@@ -253,10 +282,10 @@ impl Broker {
 
     /// The client records' delay ran out (or the broker stops): write them now.
     pub(super) fn commit_records(&mut self) {
-        if self.store.has_staged() {
+        if self.db.store.has_staged() {
             return self.commit();
         }
-        if let Err(e) = self.store.commit_records() {
+        if let Err(e) = self.db.store.commit_records() {
             self.stats.store_failures += 1;
             log::error!("client records could not be written: {e}");
         }
@@ -266,12 +295,11 @@ impl Broker {
     /// If it fails, nothing this turn produced may be acknowledged: the connections with
     /// pending output are closed without flushing, so their clients retry.
     pub(super) fn commit(&mut self) {
-        self.staged_messages.clear();
-        if let Err(e) = self.store.commit() {
+        if let Err(e) = self.db.commit() {
             self.stats.store_failures += 1;
             log::error!("store commit failed, closing the turn's connections unacknowledged: {e}");
             self.services_commit_failed();
-            for token in std::mem::take(&mut self.flush_list) {
+            for token in std::mem::take(&mut self.turn.flush) {
                 if let Some(conn) = self.conns.get_mut(token) {
                     conn.in_flush_list = false;
                 }
@@ -283,23 +311,23 @@ impl Broker {
     /// Loads retained messages and persistent sessions at start.
     pub(super) fn load(&mut self, now: Instant) -> Result<(), StoreError> {
         let unix = unix_now();
-        let purged = self.store.purge_expired(unix)?;
+        let purged = self.db.store.purge_expired(unix)?;
         if purged > 0 {
             log::info!("{purged} expired messages removed from the store");
         }
-        for stored in self.store.load_retained()? {
+        for stored in self.db.store.load_retained()? {
             let message = loaded_message(&stored, now);
             self.retained.insert(&message.topic.clone(), message);
         }
-        self.acl_rules = Arc::new(self.store.list_acl_rules()?);
-        self.next_message_id = self.store.max_message_id()?;
+        self.access.acl_rules = Arc::new(self.db.store.list_acl_rules()?);
+        self.db.next_message_id = self.db.store.max_message_id()?;
         let mut bodies: HashMap<u64, Arc<Message>> = HashMap::new();
-        for (id, stored) in self.store.load_inflight_messages()? {
+        for (id, stored) in self.db.store.load_inflight_messages()? {
             let message = loaded_message(&stored, now);
             let _ = message.store_id.set(id);
             bodies.insert(id, message);
         }
-        let sessions = self.store.load_sessions()?;
+        let sessions = self.db.store.load_sessions()?;
         let count = sessions.len();
         for stored in sessions {
             self.restore_session(stored, &bodies, now, unix);
@@ -308,7 +336,7 @@ impl Broker {
             "store loaded: {} retained messages, {} sessions, {} queued messages",
             self.retained.len(),
             count,
-            self.queued_messages
+            self.budget.messages
         );
         Ok(())
     }
@@ -323,7 +351,9 @@ impl Broker {
         let client_id: Arc<str> = stored.client_id.as_str().into();
         let mut session = Session::new(client_id.clone(), stored.expiry_interval);
         session.stored = true;
-        session.acl = self.acl_for(stored.username.as_deref(), &client_id);
+        session.acl = self
+            .access
+            .acl_for(&self.config, stored.username.as_deref(), &client_id);
         session.username = stored.username.map(String::into_boxed_str);
         if !stored.qos2_received.is_empty() {
             session
@@ -378,8 +408,8 @@ impl Broker {
                 after_seq: 0,
             };
             flight.queued_bytes = stored.queued_bytes;
-            self.queued_messages += stored.queued;
-            self.disk_queued_bytes += stored.queued_bytes;
+            self.budget.messages += stored.queued;
+            self.budget.disk_bytes += stored.queued_bytes;
         }
         if let Some((will, delay)) = &stored.will {
             session.will = Some(Box::new(Will {

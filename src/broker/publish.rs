@@ -5,16 +5,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::delivery::Admission;
+use super::keys::{ConnKey, SessionKey};
 use super::message::Message;
 use super::{Broker, Violation};
 use crate::auth::acl::Action;
-use crate::protocol::{Ack, Packet, Properties, ProtocolVersion, Publish, QosPid, ReasonCode};
+use crate::protocol::{Ack, Packet, Properties, ProtocolVersion, Publish, Qos, QosPid, ReasonCode};
 
 impl Broker {
     pub(super) fn handle_publish(
         &mut self,
-        token: usize,
-        session: usize,
+        token: ConnKey,
+        session: SessionKey,
         publish: Publish<'_>,
         now: Instant,
     ) -> Result<(), Violation> {
@@ -81,6 +82,10 @@ impl Broker {
             // A service's topic: the service decides what, if anything, is routed.
             self.hand_to_service(token, session, &topic, &publish, now);
             ReasonCode::Success
+        } else if !self.match_topic(&topic) && !publish.retain && !self.bridges_take(&topic) {
+            // Nobody takes it: it is noted for the console and never copied.
+            self.watch(&topic, publish.payload, publish.qos.qos(), publish.retain);
+            ReasonCode::Success
         } else {
             let message = Message::from_publish(&topic, &publish, Some(session), now);
             let v5 = self.conns[token].version == ProtocolVersion::V5;
@@ -136,7 +141,7 @@ impl Broker {
         Ok(())
     }
 
-    fn is_qos2_resend(&self, session: usize, publish: &Publish<'_>) -> bool {
+    fn is_qos2_resend(&self, session: SessionKey, publish: &Publish<'_>) -> bool {
         match publish.qos {
             QosPid::ExactlyOnce(id) => self.sessions[session]
                 .flight()
@@ -149,7 +154,7 @@ impl Broker {
     /// The topic this PUBLISH is for, after applying (and learning) its Topic Alias.
     fn resolve_alias<'p>(
         &mut self,
-        token: usize,
+        token: ConnKey,
         publish: &Publish<'p>,
     ) -> Result<std::borrow::Cow<'p, str>, Violation> {
         let conn = &mut self.conns[token];
@@ -200,15 +205,21 @@ impl Broker {
         self.route(message, now)
     }
 
-    /// Notes a routed message in the web console's topic history (O(1), bounded).
+    /// Notes a routed message in the web console's topic history.
     fn watch_message(&mut self, message: &Message) {
-        self.watch.record(
+        self.watch(
             &message.topic,
             &message.payload,
             message.qos,
             message.retain,
-            super::watch::unix_ms(),
         );
+    }
+
+    /// Notes a message in the web console's topic history (O(1), bounded; it keeps a
+    /// short preview, so it needs no copy of the message).
+    fn watch(&mut self, topic: &str, payload: &[u8], qos: Qos, retain: bool) {
+        self.watch
+            .record(topic, payload, qos, retain, super::watch::unix_ms());
     }
 
     /// Sets, replaces or (with an empty payload) clears the retained message of its topic.
@@ -224,7 +235,7 @@ impl Broker {
     /// Queues PUBACK, PUBREC, PUBREL or PUBCOMP; 3.1.1 clients get the bare form.
     pub(super) fn send_ack(
         &mut self,
-        token: usize,
+        token: ConnKey,
         kind: fn(Ack<'static>) -> Packet<'static>,
         packet_id: crate::protocol::PacketId,
         reason: ReasonCode,

@@ -10,10 +10,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::keys::{ConnKey, SessionKey};
 use super::message::Message;
 use super::persist::loaded_message;
 use super::session::{InflightState, Outbound, Session};
 use super::Broker;
+use crate::config::Config;
 use crate::protocol::Qos;
 use crate::topic::{self, parse_shared};
 
@@ -22,6 +24,33 @@ use crate::topic::{self, parse_shared};
 const PAGE: usize = 1024;
 /// A page read only to drop the oldest message of an offline session.
 const DROP_PAGE: usize = 64;
+
+/// The broker-wide queue budgets: what every session's queue counts against together,
+/// and the publishers held back until there is room.
+#[derive(Debug, Default)]
+pub struct Budget {
+    /// Messages waiting in session queues, in memory and on disk (for `$SYS`, the console
+    /// and the start-up log).
+    pub messages: usize,
+    /// Topic and payload bytes of queued messages held in memory, against
+    /// `max_queued_memory`.
+    pub memory_bytes: usize,
+    /// Topic and payload bytes of persistent sessions' queued messages (all in the store),
+    /// against `max_queued_disk`.
+    pub disk_bytes: usize,
+    /// Publishers held back until a budget has room, as (connection, serial), in the order
+    /// they came.
+    pub waiters: Vec<(ConnKey, u64)>,
+}
+
+impl Budget {
+    /// True when both budgets have slack again (an eighth), so held publishers run for a
+    /// while rather than wake for one message at a time.
+    pub fn has_slack(&self, c: &Config) -> bool {
+        (c.max_queued_memory == 0 || self.memory_bytes <= c.max_queued_memory / 8 * 7)
+            && (c.max_queued_disk == 0 || self.disk_bytes <= c.max_queued_disk / 8 * 7)
+    }
+}
 
 /// The limit a queue is at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,12 +84,12 @@ impl Full {
 
 impl Broker {
     /// True when a delivery of `qos` to this session is kept in the store while it waits.
-    fn backed(&self, session: usize, qos: Qos) -> bool {
+    fn backed(&self, session: SessionKey, qos: Qos) -> bool {
         self.sessions[session].stored && qos != Qos::AtMostOnce
     }
 
     /// True when `outbound` would wait in the session's queue rather than go out now.
-    pub(super) fn must_queue(&self, session: usize, outbound: &Outbound) -> bool {
+    pub(super) fn must_queue(&self, session: SessionKey, outbound: &Outbound) -> bool {
         let s = &self.sessions[session];
         let flight = s.flight();
         match s.connection() {
@@ -71,7 +100,7 @@ impl Broker {
     }
 
     /// Whether one more message fits in the session's queue, and which limit it meets if not.
-    pub(super) fn queue_room(&self, session: usize, outbound: &Outbound) -> Result<(), Full> {
+    pub(super) fn queue_room(&self, session: SessionKey, outbound: &Outbound) -> Result<(), Full> {
         let c = &self.config;
         let flight = self.sessions[session].flight();
         let size = queued_size(outbound);
@@ -82,10 +111,10 @@ impl Broker {
             return Err(Full::Bytes);
         }
         if self.backed(session, outbound.qos) {
-            if c.max_queued_disk > 0 && self.disk_queued_bytes + size > c.max_queued_disk {
+            if c.max_queued_disk > 0 && self.budget.disk_bytes + size > c.max_queued_disk {
                 return Err(Full::Disk);
             }
-        } else if c.max_queued_memory > 0 && self.queued_bytes + size > c.max_queued_memory {
+        } else if c.max_queued_memory > 0 && self.budget.memory_bytes + size > c.max_queued_memory {
             return Err(Full::Memory);
         }
         Ok(())
@@ -94,7 +123,7 @@ impl Broker {
     /// True when the session's queue is far enough below its limits that each publisher
     /// waiting for it can add a message, with slack (a sixteenth of the limit) so held
     /// publishers run for a while rather than wake for one message at a time.
-    pub(super) fn queue_has_slack(&self, session: usize) -> bool {
+    pub(super) fn queue_has_slack(&self, session: SessionKey) -> bool {
         let c = &self.config;
         let flight = self.sessions[session].flight();
         let limit = c.max_queued_messages;
@@ -103,21 +132,14 @@ impl Broker {
         count_ok && bytes_ok
     }
 
-    /// True when both broker-wide budgets have slack again.
-    pub(super) fn budgets_have_slack(&self) -> bool {
-        let c = &self.config;
-        (c.max_queued_memory == 0 || self.queued_bytes <= c.max_queued_memory / 8 * 7)
-            && (c.max_queued_disk == 0 || self.disk_queued_bytes <= c.max_queued_disk / 8 * 7)
-    }
-
     /// Queues a message whatever the limits (they were checked before, if they apply): in
     /// memory, or only on disk for a persistent session whose client is offline, whose
     /// memory page is full or whose disk tail is not empty (order is kept).
-    pub(super) fn push_queue(&mut self, session: usize, outbound: Outbound, now: Instant) {
+    pub(super) fn push_queue(&mut self, session: SessionKey, outbound: Outbound, now: Instant) {
         let size = queued_size(&outbound);
         let backed = self.backed(session, outbound.qos) && outbound.seq.is_some();
         let memory_spent = self.config.max_queued_memory > 0
-            && self.queued_bytes + size > self.config.max_queued_memory;
+            && self.budget.memory_bytes + size > self.config.max_queued_memory;
         let s = &self.sessions[session];
         let flight = s.flight();
         let to_disk = backed
@@ -126,9 +148,9 @@ impl Broker {
                 || flight.queue.len() >= PAGE
                 || memory_spent);
         self.stage_queue(session, &outbound, None, InflightState::Published, now);
-        self.queued_messages += 1;
+        self.budget.messages += 1;
         if backed {
-            self.disk_queued_bytes += size;
+            self.budget.disk_bytes += size;
         }
         let flight = self.sessions[session].flight_mut();
         flight.queued_bytes += size;
@@ -137,13 +159,13 @@ impl Broker {
             flight.disk.bytes += size;
         } else {
             flight.queue.push_back(outbound);
-            self.queued_bytes += size;
+            self.budget.memory_bytes += size;
         }
     }
 
     /// Takes the oldest queued message, reading the next page from disk when memory holds
     /// none of the queue.
-    pub(super) fn pop_queue(&mut self, session: usize, now: Instant) -> Option<Outbound> {
+    pub(super) fn pop_queue(&mut self, session: SessionKey, now: Instant) -> Option<Outbound> {
         let s = &self.sessions[session];
         if s.flight().queue.is_empty() && s.flight().disk.count > 0 {
             let page = if s.connection().is_some() {
@@ -160,10 +182,10 @@ impl Broker {
         if let Some(outbound) = &outbound {
             let size = queued_size(outbound);
             take(&mut flight.queued_bytes, size);
-            take(&mut self.queued_bytes, size);
-            take(&mut self.queued_messages, 1);
+            take(&mut self.budget.memory_bytes, size);
+            take(&mut self.budget.messages, 1);
             if stored && outbound.seq.is_some() {
-                take(&mut self.disk_queued_bytes, size);
+                take(&mut self.budget.disk_bytes, size);
             }
         }
         s.settle();
@@ -171,14 +193,14 @@ impl Broker {
     }
 
     /// Brings up to `limit` messages of the session's disk tail into memory, in order.
-    fn page_in(&mut self, session: usize, limit: usize, now: Instant) {
+    fn page_in(&mut self, session: SessionKey, limit: usize, now: Instant) {
         // The rows to read may still be staged in this turn.
-        if self.store.has_staged() {
+        if self.db.store.has_staged() {
             self.commit();
         }
         let s = &self.sessions[session];
         let after = s.flight().disk.after_seq;
-        let rows = match self.store.load_queue_page(&s.client_id, after, limit) {
+        let rows = match self.db.store.load_queue_page(&s.client_id, after, limit) {
             Ok(rows) => rows,
             Err(e) => {
                 self.stats.store_failures += 1;
@@ -215,7 +237,7 @@ impl Broker {
         }
         flight.disk.count = flight.disk.count.saturating_sub(page.len());
         flight.disk.bytes = flight.disk.bytes.saturating_sub(bytes);
-        self.queued_bytes += bytes;
+        self.budget.memory_bytes += bytes;
         flight.queue.append(&mut page);
         if rows.len() < limit && flight.disk.count > 0 {
             // Fewer rows than counted (they expired at start-up, say): forget the rest.
@@ -227,14 +249,14 @@ impl Broker {
             flight.disk.count = 0;
             flight.disk.bytes = 0;
             take(&mut flight.queued_bytes, bytes);
-            take(&mut self.queued_messages, count);
-            take(&mut self.disk_queued_bytes, bytes);
+            take(&mut self.budget.messages, count);
+            take(&mut self.budget.disk_bytes, bytes);
         }
     }
 
     /// The client of a persistent session went offline: its queue's memory page is in the
     /// store already, so memory lets go of it.
-    pub(super) fn spill_queue(&mut self, session: usize) {
+    pub(super) fn spill_queue(&mut self, session: SessionKey) {
         let s = &mut self.sessions[session];
         if !s.stored || s.flight().queue.is_empty() {
             return;
@@ -252,7 +274,7 @@ impl Broker {
             let size = queued_size(&outbound);
             flight.disk.count += 1;
             flight.disk.bytes += size;
-            take(&mut self.queued_bytes, size);
+            take(&mut self.budget.memory_bytes, size);
         }
         if let Some(seq) = first {
             flight.disk.after_seq = seq - 1;
@@ -262,7 +284,7 @@ impl Broker {
 
     /// Brings a persistent session's whole disk tail into memory before the session stops
     /// being persistent (its rows are about to be deleted).
-    pub(super) fn unspill_queue(&mut self, session: usize, now: Instant) {
+    pub(super) fn unspill_queue(&mut self, session: SessionKey, now: Instant) {
         let count = self.sessions[session].flight().disk.count;
         if count > 0 {
             self.page_in(session, count, now);
@@ -274,12 +296,12 @@ impl Broker {
             .filter(|o| o.seq.is_some())
             .map(queued_size)
             .sum();
-        take(&mut self.disk_queued_bytes, bytes);
+        take(&mut self.budget.disk_bytes, bytes);
     }
 
     /// A session became persistent with messages already queued in memory: they are now
     /// in the store too, and count against the disk budget.
-    pub(super) fn back_queue(&mut self, session: usize) {
+    pub(super) fn back_queue(&mut self, session: SessionKey) {
         let bytes: usize = self.sessions[session]
             .flight()
             .queue
@@ -287,11 +309,11 @@ impl Broker {
             .filter(|o| o.seq.is_some())
             .map(queued_size)
             .sum();
-        self.disk_queued_bytes += bytes;
+        self.budget.disk_bytes += bytes;
     }
 
     /// Makes room by dropping the session's oldest queued message; false if it has none.
-    pub(super) fn drop_oldest(&mut self, session: usize, full: Full, now: Instant) -> bool {
+    pub(super) fn drop_oldest(&mut self, session: SessionKey, full: Full, now: Instant) -> bool {
         let Some(oldest) = self.pop_queue(session, now) else {
             return false;
         };
@@ -302,7 +324,7 @@ impl Broker {
 
     /// Counts and (the first and every thousandth time per session) logs a message dropped
     /// for a full queue.
-    pub(super) fn count_drop(&mut self, session: usize, outbound: &Outbound, full: Full) {
+    pub(super) fn count_drop(&mut self, session: SessionKey, outbound: &Outbound, full: Full) {
         self.stats.messages_dropped += 1;
         self.stats.dropped_queue_full += 1;
         let s = &mut self.sessions[session];
@@ -319,7 +341,7 @@ impl Broker {
     }
 
     /// What a session's queue counted against the budgets, given back when it ends.
-    pub(super) fn forget_queue(&mut self, session: usize) {
+    pub(super) fn forget_queue(&mut self, session: SessionKey) {
         let s = &self.sessions[session];
         let flight = s.flight();
         let memory: usize = flight.queue.iter().map(queued_size).sum();
@@ -330,9 +352,9 @@ impl Broker {
             .map(queued_size)
             .sum::<usize>()
             + flight.disk.bytes;
-        take(&mut self.queued_messages, flight.queued());
-        take(&mut self.queued_bytes, memory);
-        take(&mut self.disk_queued_bytes, backed);
+        take(&mut self.budget.messages, flight.queued());
+        take(&mut self.budget.memory_bytes, memory);
+        take(&mut self.budget.disk_bytes, backed);
     }
 }
 

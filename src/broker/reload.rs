@@ -171,20 +171,22 @@ impl Broker {
             Some(Err(e)) => log::error!("reload: {e}; keeping every running setting"),
             None => {}
         }
-        self.credentials = CredentialCache::default();
-        match self.store.list_acl_rules() {
-            Ok(rules) => self.acl_rules = Arc::new(rules),
+        self.access.credentials = CredentialCache::default();
+        match self.db.store.list_acl_rules() {
+            Ok(rules) => self.access.acl_rules = Arc::new(rules),
             Err(e) => log::error!("reload: cannot read the ACL rules ({e}); keeping those in use"),
         }
-        let keys: Vec<usize> = self.sessions.iter().map(|(key, _)| key).collect();
+        let keys = self.sessions.keys();
         for &key in &keys {
             let session = &self.sessions[key];
             let (username, client_id) = (session.username.clone(), session.client_id.clone());
-            self.sessions[key].acl = self.acl_for(username.as_deref(), &client_id);
+            self.sessions[key].acl =
+                self.access
+                    .acl_for(&self.config, username.as_deref(), &client_id);
         }
         log::info!(
             "reload done: {} ACL rules applied to {} sessions",
-            self.acl_rules.len(),
+            self.access.acl_rules.len(),
             keys.len()
         );
     }

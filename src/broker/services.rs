@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use super::keys::{ConnKey, Key, SessionKey};
 use super::message::{ForwardedProperties, Message};
 use super::persist::unix_now;
 use super::{Broker, Inbound};
@@ -29,7 +30,7 @@ impl Broker {
                 requests_per_second: c.chat_requests_per_second,
                 request_burst: c.chat_request_burst,
             };
-            self.chat = Some(ChatService::load(config, &self.store)?);
+            self.chat = Some(ChatService::load(config, &self.db.store)?);
         }
         Ok(())
     }
@@ -37,7 +38,7 @@ impl Broker {
     /// After a failed commit: the services drop what they counted on being written.
     pub(super) fn services_commit_failed(&mut self) {
         if let Some(chat) = self.chat.as_mut() {
-            if let Err(e) = chat.reload(&self.store) {
+            if let Err(e) = chat.reload(&self.db.store) {
                 log::error!("chat: cannot reload rooms after a failed commit: {e}");
             }
         }
@@ -50,7 +51,7 @@ impl Broker {
 
     /// True when `session` may read `topic_or_filter`: its ACL, and reply topics only for
     /// their owner while the chat service runs.
-    pub(super) fn may_read(&self, session: usize, topic_or_filter: &str) -> bool {
+    pub(super) fn may_read(&self, session: SessionKey, topic_or_filter: &str) -> bool {
         let s = &self.sessions[session];
         let private_ok = self.chat.is_none()
             || reply_topic_allows(topic_or_filter, s.username.as_deref(), &s.client_id);
@@ -60,14 +61,14 @@ impl Broker {
     /// Hands a claimed PUBLISH to its service and applies what it answers.
     pub(super) fn hand_to_service(
         &mut self,
-        token: usize,
-        session: usize,
+        token: ConnKey,
+        session: SessionKey,
         topic: &str,
         publish: &Publish<'_>,
         now: Instant,
     ) {
         // Reads must see this turn's earlier writes (a like of a message just sent).
-        if ChatService::reads_store(topic) && self.store.has_staged() {
+        if ChatService::reads_store(topic) && self.db.store.has_staged() {
             self.commit();
         }
         let Some(mut chat) = self.chat.take() else {
@@ -90,14 +91,16 @@ impl Broker {
                     addr: conn.addr.ip(),
                     response_topic,
                     correlation_data: publish.properties.correlation_data,
-                    session: Some(session),
+                    // The seam carries the key as a plain number; it comes back as
+                    // `Outgoing::publisher`.
+                    session: Some(session.index()),
                 },
                 now,
                 unix: unix_now(),
             };
             let members = |topic: &str| self.members(topic);
             let ctx = Context {
-                store: &self.store,
+                store: &self.db.store,
                 members: &members,
             };
             chat.handle(&request, &ctx)
@@ -118,7 +121,7 @@ impl Broker {
     fn apply_effects(&mut self, effects: Vec<Effect>, now: Instant) {
         for effect in effects {
             match effect {
-                Effect::Stage(w) => self.store.stage(w),
+                Effect::Stage(w) => self.db.store.stage(w),
                 Effect::Publish(out) => {
                     let message = Arc::new(Message {
                         topic: out.topic.into(),
@@ -130,7 +133,7 @@ impl Broker {
                             ..ForwardedProperties::default()
                         },
                         expires_at: None,
-                        publisher: out.publisher,
+                        publisher: out.publisher.map(SessionKey::from_index),
                         store_id: OnceLock::new(),
                     });
                     self.stats.messages_received += 1;
@@ -138,12 +141,12 @@ impl Broker {
                 }
                 Effect::Account { ticket, op } => {
                     let cost = self.config.bcrypt_cost;
-                    self.auth.run(Box::new(move |store, dummy| {
+                    self.access.worker.run(Box::new(move |store, dummy| {
                         let result = accounts::run(store, &op, cost, dummy);
                         Inbound::Chat(AccountReply { ticket, result })
                     }));
                 }
-                Effect::ForgetCredentials(name) => self.credentials.forget(&name),
+                Effect::ForgetCredentials(name) => self.access.credentials.forget(&name),
             }
         }
     }

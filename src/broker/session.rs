@@ -6,6 +6,7 @@ use std::num::NonZeroU16;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::keys::ConnKey;
 use super::message::Message;
 use crate::auth::acl::ClientAcl;
 use crate::protocol::{PacketId, Qos, SubscriptionOptions};
@@ -82,7 +83,7 @@ pub struct Flight {
     pub incoming_qos2: Vec<u16>,
     /// Publishers held back because this queue is full, as (connection, serial), in the
     /// order they came: released in that order as it drains.
-    pub waiting: Vec<(usize, u64)>,
+    pub waiting: Vec<(ConnKey, u64)>,
     /// Since when this session has kept publishers waiting, for `slow_consumer_timeout`.
     pub holding_since: Option<Instant>,
     /// Set once it kept publishers waiting past `slow_consumer_timeout` and could not be
@@ -127,9 +128,8 @@ pub struct Session {
     /// Shared with the connection (the session index hashes it in place): one
     /// allocation per client.
     pub client_id: Arc<str>,
-    /// Slab key of the connection that owns the session now; `None` while offline.
-    /// As u32 to keep idle sessions small; see `connection()`.
-    connection: Option<u32>,
+    /// The connection that owns the session now; `None` while offline.
+    connection: Option<ConnKey>,
     /// Seconds the session outlives its connection; `u32::MAX` never expires.
     pub expiry_interval: u32,
     /// Filter (with any `$share/group/` prefix) → options; mirrors the trie for this session.
@@ -193,15 +193,13 @@ impl Session {
         }
     }
 
-    /// Slab key of the connection that owns the session now; `None` while offline.
-    pub fn connection(&self) -> Option<usize> {
-        self.connection.map(|token| token as usize)
+    /// The connection that owns the session now; `None` while offline.
+    pub fn connection(&self) -> Option<ConnKey> {
+        self.connection
     }
 
-    /// Connection slab keys are bounded by `max_connections` (and the fd limit), far
-    /// below 2^32.
-    pub fn set_connection(&mut self, token: Option<usize>) {
-        self.connection = token.map(|token| token as u32);
+    pub fn set_connection(&mut self, token: Option<ConnKey>) {
+        self.connection = token;
     }
 
     /// Every subscription: filter and options.

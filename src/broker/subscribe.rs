@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::keys::{ConnKey, SessionKey};
 use super::message::Message;
 use super::session::{Outbound, SubEntry};
 use super::{Broker, Violation};
@@ -16,8 +17,8 @@ use crate::topic::parse_shared;
 impl Broker {
     pub(super) fn handle_subscribe(
         &mut self,
-        token: usize,
-        session: usize,
+        token: ConnKey,
+        session: SessionKey,
         subscribe: Subscribe<'_>,
         now: Instant,
     ) -> Result<(), Violation> {
@@ -67,7 +68,7 @@ impl Broker {
     /// the inner result is the filter's SUBACK outcome (`Ok(is_new)` or a failure code).
     fn subscribe_one(
         &mut self,
-        session: usize,
+        session: SessionKey,
         filter: &str,
         options: SubscriptionOptions,
         identifier: Option<u32>,
@@ -124,7 +125,7 @@ impl Broker {
     /// Sends the retained messages matching a new subscription, flagged retained.
     fn send_retained(
         &mut self,
-        session: usize,
+        session: SessionKey,
         filter: &str,
         options: SubscriptionOptions,
         identifier: Option<u32>,
@@ -152,8 +153,8 @@ impl Broker {
 
     pub(super) fn handle_unsubscribe(
         &mut self,
-        token: usize,
-        session: usize,
+        token: ConnKey,
+        session: SessionKey,
         unsubscribe: Unsubscribe<'_>,
     ) -> Result<(), Violation> {
         let mut reasons = Vec::with_capacity(unsubscribe.filters.len());
@@ -179,7 +180,7 @@ impl Broker {
     }
 
     /// Removes one of the session's filters (plain or `$share/…`) from the trie.
-    pub(super) fn remove_from_trie(&mut self, session: usize, filter: &str) {
+    pub(super) fn remove_from_trie(&mut self, session: SessionKey, filter: &str) {
         match parse_shared(filter) {
             Some(Ok(shared)) => self
                 .trie

@@ -19,6 +19,27 @@ const PROBE_TOPICS: [&str; 3] = [
     "$SYS/broker/load/messages/received/1min",
 ];
 
+/// What `$SYS` keeps between its publications.
+#[derive(Debug)]
+pub struct Sys {
+    /// True while the `$SYS` timer is scheduled (someone subscribes to `$SYS`).
+    pub running: bool,
+    /// The rates published under `load/`.
+    pub load: Load,
+    /// When the broker started, for `uptime` (and the console's).
+    pub started: Instant,
+}
+
+impl Default for Sys {
+    fn default() -> Self {
+        Sys {
+            running: false,
+            load: Load::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
 /// Exponentially decayed per-minute rates, like Mosquitto's `load/*/1min`.
 #[derive(Debug, Default)]
 pub struct Load {
@@ -47,8 +68,8 @@ impl Load {
 impl Broker {
     /// Starts the `$SYS` timer when a subscription could want it and it is not running.
     pub(super) fn sys_wanted(&mut self, filter: &str, now: Instant) {
-        if self.config.sys_interval > 0 && !self.sys_running && filter.starts_with('$') {
-            self.sys_running = true;
+        if self.config.sys_interval > 0 && !self.sys.running && filter.starts_with('$') {
+            self.sys.running = true;
             self.timers.schedule(now, Timer::Sys);
         }
     }
@@ -63,7 +84,7 @@ impl Broker {
         }
         let listening = plain || shared;
         if !listening {
-            self.sys_running = false;
+            self.sys.running = false;
             return;
         }
         self.publish_sys(now);
@@ -80,7 +101,7 @@ impl Broker {
             .count();
         let sessions = self.sessions.len();
         let s = self.stats.clone();
-        let load = self.load.update(
+        let load = self.sys.load.update(
             now,
             [
                 s.messages_received,
@@ -90,7 +111,7 @@ impl Broker {
                 s.connections_total,
             ],
         );
-        let uptime = now.saturating_duration_since(self.started).as_secs();
+        let uptime = now.saturating_duration_since(self.sys.started).as_secs();
         let held = self
             .conns
             .iter()
@@ -133,14 +154,14 @@ impl Broker {
             ),
             ("subscriptions/count", self.trie.len().to_string()),
             ("retained messages/count", self.retained.len().to_string()),
-            ("store/messages/queued", self.queued_messages.to_string()),
+            ("store/messages/queued", self.budget.messages.to_string()),
             (
                 "store/messages/queued bytes in memory",
-                self.queued_bytes.to_string(),
+                self.budget.memory_bytes.to_string(),
             ),
             (
                 "store/messages/queued bytes on disk",
-                self.disk_queued_bytes.to_string(),
+                self.budget.disk_bytes.to_string(),
             ),
             ("store/failures", s.store_failures.to_string()),
             ("load/messages/received/1min", format!("{:.2}", load[0])),

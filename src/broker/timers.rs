@@ -15,27 +15,35 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
+use super::keys::{ConnKey, SessionKey};
+
 /// What a deadline is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Timer {
     /// CONNECT timeout of the socket in slot `token` with `serial`.
-    ConnectDeadline { token: usize, serial: u64 },
+    ConnectDeadline { token: ConnKey, serial: u64 },
     /// Keep alive of the connection in slot `token` with `serial`.
-    KeepAlive { token: usize, serial: u64 },
+    KeepAlive { token: ConnKey, serial: u64 },
     /// Send the CONNACK refusal the login throttle held back.
-    DelayedRefusal { token: usize, serial: u64 },
+    DelayedRefusal { token: ConnKey, serial: u64 },
     /// Publish the will of session `session` if it is still at `generation` and offline.
-    WillDelay { session: usize, generation: u64 },
+    WillDelay {
+        session: SessionKey,
+        generation: u64,
+    },
     /// Publish `$SYS` (only scheduled while someone subscribes to it).
     Sys,
     /// End session `session` if it is still at `generation` and offline.
-    SessionExpiry { session: usize, generation: u64 },
+    SessionExpiry {
+        session: SessionKey,
+        generation: u64,
+    },
     /// Bridge `index` has a deadline: reconnect, CONNACK timeout or keep alive.
     Bridge { index: usize },
     /// Write the client records waiting for a commit.
     ClientRecords,
     /// `slow_consumer_timeout` since session `session` began holding publishers back.
-    HeldTooLong { session: usize },
+    HeldTooLong { session: SessionKey },
 }
 
 #[derive(Debug)]
@@ -44,7 +52,7 @@ pub struct Timers {
     base: Instant,
     heap: BinaryHeap<Reverse<(i64, Timer)>>,
     /// CONNECT deadlines in the order they come due: (deadline, token, serial).
-    connects: VecDeque<(i64, usize, u64)>,
+    connects: VecDeque<(i64, ConnKey, u64)>,
 }
 
 impl Default for Timers {
@@ -73,14 +81,14 @@ impl Timers {
     }
 
     /// Adds a CONNECT deadline; every one lasts the same, so they arrive in order.
-    pub fn schedule_connect(&mut self, at: Instant, token: usize, serial: u64) {
+    pub fn schedule_connect(&mut self, at: Instant, token: ConnKey, serial: u64) {
         let at = self.nanos(at);
         self.connects.push_back((at, token, serial));
     }
 
     /// Drops CONNECT deadlines from the front while `settled` says their socket has
     /// connected (or closed) since.
-    pub fn prune_connect_deadlines(&mut self, mut settled: impl FnMut(usize, u64) -> bool) {
+    pub fn prune_connect_deadlines(&mut self, mut settled: impl FnMut(ConnKey, u64) -> bool) {
         while let Some(&(_, token, serial)) = self.connects.front() {
             if !settled(token, serial) {
                 break;
@@ -120,17 +128,18 @@ impl Timers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::keys::Key;
 
     #[test]
     fn fires_in_deadline_order_and_only_when_due() {
         let now = Instant::now();
         let mut timers = Timers::default();
         let late = Timer::SessionExpiry {
-            session: 1,
+            session: SessionKey::from_index(1),
             generation: 0,
         };
         let early = Timer::KeepAlive {
-            token: 3,
+            token: ConnKey::from_index(3),
             serial: 9,
         };
         timers.schedule(now + Duration::from_secs(5), late);
@@ -147,16 +156,17 @@ mod tests {
     fn connect_deadlines_fire_in_order_unless_pruned() {
         let now = Instant::now();
         let mut timers = Timers::default();
-        timers.schedule_connect(now + Duration::from_secs(1), 1, 10);
-        timers.schedule_connect(now + Duration::from_secs(2), 2, 11);
+        let (first, second) = (ConnKey::from_index(1), ConnKey::from_index(2));
+        timers.schedule_connect(now + Duration::from_secs(1), first, 10);
+        timers.schedule_connect(now + Duration::from_secs(2), second, 11);
         timers.schedule(now + Duration::from_secs(3), Timer::Sys);
-        timers.prune_connect_deadlines(|token, _| token == 1);
+        timers.prune_connect_deadlines(|token, _| token == first);
         assert_eq!(timers.timeout(now), Some(Duration::from_secs(2)));
         let later = now + Duration::from_secs(5);
         assert_eq!(
             timers.pop_due(later),
             Some(Timer::ConnectDeadline {
-                token: 2,
+                token: second,
                 serial: 11
             })
         );

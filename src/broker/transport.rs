@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use super::close::Ending;
+use super::keys::ConnKey;
 use super::listeners::ListenerKind;
 use super::Broker;
 use crate::protocol::ReasonCode;
@@ -58,7 +59,7 @@ impl Transport {
 impl Broker {
     /// Bytes fresh from a connection's socket (in the loop's scratch buffer, which the
     /// WebSocket layer unwraps in place) go to the MQTT decoder.
-    pub(super) fn receive(&mut self, token: usize, data: &mut [u8], now: Instant) {
+    pub(super) fn receive(&mut self, token: ConnKey, data: &mut [u8], now: Instant) {
         let max_message = self.config.max_packet_size;
         let Some(conn) = self.conns.get_mut(token) else {
             return;

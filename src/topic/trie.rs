@@ -37,23 +37,23 @@ use std::collections::HashMap;
 
 /// One shared-subscription group on one filter: members get messages in turn.
 #[derive(Debug, Clone)]
-pub struct SharedGroup<V> {
+pub struct SharedGroup<V, K = usize> {
     pub group: String,
     pub filter: String,
     /// (subscriber key, value), in subscription order.
-    pub members: Vec<(usize, V)>,
+    pub members: Vec<(K, V)>,
 }
 
 /// One trie node: the subscriptions whose filter ends here, and the next levels.
-struct Node<V> {
-    children: HashMap<Box<str>, Node<V>>,
-    plus: Option<Box<Node<V>>>,
-    hash: Option<Box<Node<V>>>,
-    subs: Vec<(usize, V)>,
-    groups: Vec<SharedGroup<V>>,
+struct Node<V, K> {
+    children: HashMap<Box<str>, Node<V, K>>,
+    plus: Option<Box<Node<V, K>>>,
+    hash: Option<Box<Node<V, K>>>,
+    subs: Vec<(K, V)>,
+    groups: Vec<SharedGroup<V, K>>,
 }
 
-impl<V> Default for Node<V> {
+impl<V, K> Default for Node<V, K> {
     fn default() -> Self {
         Node {
             children: HashMap::new(),
@@ -65,10 +65,10 @@ impl<V> Default for Node<V> {
     }
 }
 
-impl<V> Drop for Node<V> {
+impl<V, K> Drop for Node<V, K> {
     /// Tears the subtree down with an explicit stack instead of recursion.
     fn drop(&mut self) {
-        let mut stack: Vec<Node<V>> = Vec::new();
+        let mut stack: Vec<Node<V, K>> = Vec::new();
         self.take_children(&mut stack);
         while let Some(mut node) = stack.pop() {
             node.take_children(&mut stack);
@@ -76,14 +76,14 @@ impl<V> Drop for Node<V> {
     }
 }
 
-impl<V> Node<V> {
-    fn take_children(&mut self, out: &mut Vec<Node<V>>) {
+impl<V, K> Node<V, K> {
+    fn take_children(&mut self, out: &mut Vec<Node<V, K>>) {
         out.extend(self.children.drain().map(|(_, n)| n));
         out.extend(self.plus.take().map(|n| *n));
         out.extend(self.hash.take().map(|n| *n));
     }
 
-    fn child(&self, level: &str) -> Option<&Node<V>> {
+    fn child(&self, level: &str) -> Option<&Node<V, K>> {
         match level {
             "+" => self.plus.as_deref(),
             "#" => self.hash.as_deref(),
@@ -91,7 +91,7 @@ impl<V> Node<V> {
         }
     }
 
-    fn child_mut(&mut self, level: &str) -> Option<&mut Node<V>> {
+    fn child_mut(&mut self, level: &str) -> Option<&mut Node<V, K>> {
         match level {
             "+" => self.plus.as_deref_mut(),
             "#" => self.hash.as_deref_mut(),
@@ -102,7 +102,7 @@ impl<V> Node<V> {
     /// The child for `level`, created if missing. Always `Some`; an `Option` only
     /// because the borrow checker cannot express "get, else insert" without allocating
     /// the key on every call.
-    fn child_or_insert(&mut self, level: &str) -> Option<&mut Node<V>> {
+    fn child_or_insert(&mut self, level: &str) -> Option<&mut Node<V, K>> {
         match level {
             "+" => Some(self.plus.get_or_insert_with(Box::default)),
             "#" => Some(self.hash.get_or_insert_with(Box::default)),
@@ -115,7 +115,7 @@ impl<V> Node<V> {
         }
     }
 
-    fn remove_child(&mut self, level: &str) -> Option<Node<V>> {
+    fn remove_child(&mut self, level: &str) -> Option<Node<V, K>> {
         match level {
             "+" => self.plus.take().map(|n| *n),
             "#" => self.hash.take().map(|n| *n),
@@ -127,7 +127,10 @@ impl<V> Node<V> {
         self.children.len() + usize::from(self.plus.is_some()) + usize::from(self.hash.is_some())
     }
 
-    fn emit(&self, on_sub: &mut impl FnMut(usize, &V), on_group: &mut impl FnMut(&SharedGroup<V>)) {
+    fn emit(&self, on_sub: &mut impl FnMut(K, &V), on_group: &mut impl FnMut(&SharedGroup<V, K>))
+    where
+        K: Copy,
+    {
         for (sub, value) in &self.subs {
             on_sub(*sub, value);
         }
@@ -145,20 +148,20 @@ fn split_level(s: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Subscriptions keyed by filter; each subscriber (a `usize` key, e.g. a session id)
+/// Subscriptions keyed by filter; each subscriber (a key `K`, e.g. a session's slab key)
 /// holds at most one value per filter (and per shared group and filter).
-pub struct TopicTrie<V> {
-    root: Node<V>,
+pub struct TopicTrie<V, K = usize> {
+    root: Node<V, K>,
     len: usize,
 }
 
-impl<V> Default for TopicTrie<V> {
+impl<V, K: Copy + Eq> Default for TopicTrie<V, K> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<V> TopicTrie<V> {
+impl<V, K: Copy + Eq> TopicTrie<V, K> {
     pub fn new() -> Self {
         TopicTrie {
             root: Node::default(),
@@ -171,7 +174,7 @@ impl<V> TopicTrie<V> {
         &mut self,
         filter: &str,
         share_group: Option<&str>,
-        subscriber: usize,
+        subscriber: K,
         value: V,
     ) -> bool {
         let mut node = &mut self.root;
@@ -216,7 +219,7 @@ impl<V> TopicTrie<V> {
         &mut self,
         filter: &str,
         share_group: Option<&str>,
-        subscriber: usize,
+        subscriber: K,
     ) -> Option<V> {
         // Pass 1 (shared): find the subscription and the deepest node that must stay
         // after its removal; everything below that node on the path gets cut off.
@@ -291,12 +294,12 @@ impl<V> TopicTrie<V> {
     pub fn for_each_match(
         &self,
         topic: &str,
-        mut on_sub: impl FnMut(usize, &V),
-        mut on_group: impl FnMut(&SharedGroup<V>),
+        mut on_sub: impl FnMut(K, &V),
+        mut on_group: impl FnMut(&SharedGroup<V, K>),
     ) {
         // Literal children are followed in a loop; only `+` branches go on the stack,
         // so the stack (and its allocation) is only used when there are `+` filters.
-        let mut stack: Vec<(&Node<V>, Option<&str>)> = Vec::new();
+        let mut stack: Vec<(&Node<V, K>, Option<&str>)> = Vec::new();
         let mut current = Some((&self.root, Some(topic)));
         // At the root, wildcards do not match `$`-topics.
         let mut wildcards = !topic.starts_with('$');
@@ -324,10 +327,10 @@ impl<V> TopicTrie<V> {
 
     /// Calls `f(filter, group, subscriber, value)` for every subscription, plain
     /// (`group` is `None`) and shared, in no particular order.
-    pub fn for_each_subscription(&self, mut f: impl FnMut(&str, Option<&str>, usize, &V)) {
+    pub fn for_each_subscription(&self, mut f: impl FnMut(&str, Option<&str>, K, &V)) {
         let mut filter = String::new();
         // (node, depth, length of the parent's filter, level leading to the node)
-        let mut stack: Vec<(&Node<V>, usize, usize, &str)> = vec![(&self.root, 0, 0, "")];
+        let mut stack: Vec<(&Node<V, K>, usize, usize, &str)> = vec![(&self.root, 0, 0, "")];
         while let Some((node, depth, parent_len, level)) = stack.pop() {
             filter.truncate(parent_len);
             if depth > 1 {

@@ -9,9 +9,10 @@ use super::html::{self, escape, utc, Value};
 use super::routes::Auth;
 use super::server::Context;
 use crate::broker::console::{
-    AskError, ClientInfo, ConsoleAnswer, ConsoleAsk, FilterInfo, ListenerInfo, MessageInfo, Rows,
-    StatsSnapshot, TopicInfo,
+    AskError, BridgeInfo, ClientInfo, ConsoleAnswer, ConsoleAsk, FilterInfo, ListenerInfo,
+    MessageInfo, Rows, StatsSnapshot, TopicInfo,
 };
+use crate::protocol::ProtocolVersion;
 use crate::store::{Store, UserRecord};
 
 const ADMIN: &str = include_str!("../../assets/admin.html");
@@ -52,6 +53,9 @@ pub fn render(
     let ConsoleAnswer::Listeners(listeners) = ask(context, ConsoleAsk::Listeners)? else {
         return Err(AdminError::Unexpected);
     };
+    let ConsoleAnswer::Bridges(bridges) = ask(context, ConsoleAsk::Bridges)? else {
+        return Err(AdminError::Unexpected);
+    };
     let ConsoleAnswer::Clients(clients) = ask(context, ConsoleAsk::Clients)? else {
         return Err(AdminError::Unexpected);
     };
@@ -79,6 +83,7 @@ pub fn render(
             ("notice", Value::Html(notice)),
             ("stats", Value::Html(&stats_html(&stats))),
             ("listeners", Value::Html(&listener_rows(&listeners, csrf))),
+            ("bridges", Value::Html(&bridge_table(&bridges))),
             ("clients_total", Value::Text(&count_text(&clients))),
             (
                 "clients",
@@ -170,6 +175,77 @@ fn listener_rows(listeners: &[ListenerInfo], csrf: &str) -> String {
             id = l.id.0,
         );
     }
+    out
+}
+
+/// "5" or "3.1.1", as the client rows say it.
+pub fn protocol_name(version: ProtocolVersion) -> &'static str {
+    match version {
+        ProtocolVersion::V5 => "5",
+        ProtocolVersion::V311 => "3.1.1",
+    }
+}
+
+/// Since when (Unix seconds) bridge `b`'s link has been up, if it is.
+pub fn bridge_since(b: &BridgeInfo) -> Option<i64> {
+    let up = b.up_for?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(now.saturating_sub(up).as_secs() as i64)
+}
+
+/// Bytes in the largest unit that keeps a number of at least 1 (`512.0 MiB`).
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// The bridges' table, or one line when none is configured (bridges are fixed at start, so
+/// `assets/admin.js` keeps the table live only when there is one).
+fn bridge_table(bridges: &[BridgeInfo]) -> String {
+    if bridges.is_empty() {
+        return r#"<p class="empty" id="bridges-none">No bridge configured (see <code>[[bridge]]</code> in docs/bridge.md).</p>"#.to_owned();
+    }
+    let mut out = String::from(
+        r#"<div class="scroll"><table class="stack"><thead><tr><th>bridge</th><th>upstream</th><th>MQTT</th><th>link</th><th>queued</th><th>forwarded</th><th>received</th><th>dropped</th><th>connects</th><th>disk budget</th><th>last error</th></tr></thead><tbody id="bridge-rows">"#,
+    );
+    for b in bridges {
+        let (state, link) = match (b.connected, bridge_since(b)) {
+            (true, Some(since)) => ("connected", format!("connected since {}", utc(since))),
+            (true, None) => ("connected", "connected".to_owned()),
+            (false, _) => ("down", "down".to_owned()),
+        };
+        let _ = write!(
+            out,
+            r#"<tr data-bridge="{name}"><td data-label="bridge"><code>{name}</code></td><td data-label="upstream"><code>{addr}</code></td><td data-label="MQTT">{proto}</td><td data-label="link"><span class="state-{state}">{link}</span></td><td data-label="queued">{queued} ({queued_size})</td><td data-label="forwarded">{forwarded}</td><td data-label="received">{received}</td><td data-label="dropped">{dropped}</td><td data-label="connects">{connects}</td><td data-label="disk budget">{budget}, {policy}</td><td data-label="last error">{error}</td></tr>"#,
+            name = escape(&b.name),
+            addr = escape(&b.address),
+            proto = protocol_name(b.protocol),
+            queued = b.queued,
+            queued_size = size(b.queued_bytes),
+            forwarded = b.forwarded,
+            received = b.received,
+            dropped = b.dropped,
+            connects = b.connects,
+            budget = size(b.max_queue_bytes),
+            policy = b.queue_full,
+            error = b.last_error.as_deref().map_or_else(
+                || "—".to_owned(),
+                |e| format!(r#"<span class="bridge-error">{}</span>"#, escape(e))
+            ),
+        );
+    }
+    out.push_str("</tbody></table></div>");
     out
 }
 

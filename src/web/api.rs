@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::accounts::{self, AccountError};
-use super::admin::{connected_since, preview_text};
+use super::admin::{bridge_since, connected_since, preview_text, protocol_name};
 use super::chat;
 use super::csrf;
 use super::form;
@@ -93,6 +93,7 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
         | "/chat/token"
         | "/stats"
         | "/listeners"
+        | "/bridges"
         | "/clients"
         | "/subscribers"
         | "/topics"
@@ -259,7 +260,9 @@ fn answer(answer: Result<ConsoleAnswer, crate::broker::console::AskError>) -> Re
                     json!({
                         "name": b.name,
                         "address": b.address,
+                        "protocol": protocol_name(b.protocol),
                         "connected": b.connected,
+                        "connected_since": bridge_since(b),
                         "queued": b.queued,
                         "queued_bytes": b.queued_bytes,
                         "max_queue_bytes": b.max_queue_bytes,
@@ -267,6 +270,7 @@ fn answer(answer: Result<ConsoleAnswer, crate::broker::console::AskError>) -> Re
                         "forwarded": b.forwarded,
                         "received": b.received,
                         "dropped": b.dropped,
+                        "connects": b.connects,
                         "last_error": b.last_error,
                     })
                 })

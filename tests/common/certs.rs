@@ -40,50 +40,16 @@ impl Certs {
             );
         }
         for (name, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
-            openssl(
-                d,
-                &[
-                    "req",
-                    "-newkey",
-                    "ec",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1",
-                    "-nodes",
-                    "-subj",
-                    &format!("/CN={name}"),
-                    "-keyout",
-                    &format!("{name}.key"),
-                    "-out",
-                    &format!("{name}.csr"),
-                ],
-            );
-            let ext = format!(
-                "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n\
-                 subjectAltName=DNS:localhost,IP:127.0.0.1\n"
-            );
-            std::fs::write(d.join(format!("{name}.ext")), ext).unwrap();
-            openssl(
-                d,
-                &[
-                    "x509",
-                    "-req",
-                    "-in",
-                    &format!("{name}.csr"),
-                    "-CA",
-                    "ca.pem",
-                    "-CAkey",
-                    "ca.key",
-                    "-CAcreateserial",
-                    "-days",
-                    "2",
-                    "-extfile",
-                    &format!("{name}.ext"),
-                    "-out",
-                    &format!("{name}.pem"),
-                ],
-            );
+            sign(d, name, usage, "DNS:localhost,IP:127.0.0.1");
         }
         Certs { dir }
+    }
+
+    /// A server certificate `{name}.pem` (key `{name}.key`) signed by the CA for the
+    /// names in `san` (openssl's `subjectAltName` syntax, `DNS:a,IP:b`); openssl takes any
+    /// text as a DNS name, as a hostile upstream's certificate may carry.
+    pub fn server(&self, name: &str, san: &str) {
+        sign(self.dir.path(), name, "serverAuth", san);
     }
 
     pub fn path(&self, file: &str) -> PathBuf {
@@ -94,6 +60,52 @@ impl Certs {
     pub fn arg(&self, file: &str) -> String {
         self.path(file).display().to_string()
     }
+}
+
+/// A key and a certificate `{name}` for `usage` and the names `san`, signed by `ca`.
+fn sign(d: &Path, name: &str, usage: &str, san: &str) {
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+        ],
+    );
+    let ext = format!(
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n\
+         subjectAltName={san}\n"
+    );
+    std::fs::write(d.join(format!("{name}.ext")), ext).unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+            "-out",
+            &format!("{name}.pem"),
+        ],
+    );
 }
 
 fn openssl(dir: &Path, args: &[&str]) {

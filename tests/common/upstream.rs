@@ -1,18 +1,21 @@
 //! An upstream Mosquitto for the bridge tests: Debian's `mosquitto` started on a free
-//! loopback port with a generated config (plain and, when asked, a TLS listener), and
-//! `mosquitto_sub` / `mosquitto_pub` against it. Missing mosquitto is a failure, not a skip
-//! (scripts/install-test-deps.sh installs it).
+//! loopback port with a generated config (plain and, when asked, a TLS listener or sessions
+//! kept on disk across a stop), `mosquitto_pub` against it, and the one `mosquitto_sub`
+//! wrapper every test uses, against it or against Outpost. Missing mosquitto is a failure,
+//! not a skip (scripts/install-test-deps.sh installs it).
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::wait_until;
 
 const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+/// How long a mosquitto_sub may take to subscribe, to print a line, or to exit by itself.
+const WAIT: Duration = Duration::from_secs(10);
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
@@ -38,32 +41,47 @@ pub struct Mosquitto {
     pub port: u16,
     pub tls_port: Option<u16>,
     log: Arc<Mutex<Vec<String>>>,
+    conf: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Mosquitto {
     pub fn start() -> Mosquitto {
-        Mosquitto::spawn(None)
+        Mosquitto::spawn(None, false)
     }
 
     /// With a second listener speaking TLS with `tls`'s certificate.
     pub fn with_tls(tls: &TlsFiles) -> Mosquitto {
-        Mosquitto::spawn(Some(tls))
+        Mosquitto::spawn(Some(tls), false)
     }
 
-    fn spawn(tls: Option<&TlsFiles>) -> Mosquitto {
+    /// Keeps its sessions (the bridge's, and a `mosquitto_sub -c`'s with its queued
+    /// messages) on disk across [`Mosquitto::stop`] and [`Mosquitto::resume`].
+    pub fn persistent() -> Mosquitto {
+        Mosquitto::spawn(None, true)
+    }
+
+    fn spawn(tls: Option<&TlsFiles>, persistent: bool) -> Mosquitto {
         assert!(
             Path::new(MOSQUITTO).exists(),
             "{MOSQUITTO} is missing: run scripts/install-test-deps.sh (apt-get install -y mosquitto)"
         );
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
+        let persistence = if persistent {
+            format!(
+                "persistence true\npersistence_location {}/\n",
+                dir.path().display()
+            )
+        } else {
+            "persistence false\n".to_string()
+        };
         // Receive Maximum and the queue are generous so the broker under test, not
         // Mosquitto's limits, decides how the link is used.
         // `user root`: started as root, Mosquitto would switch to its own user, which cannot
         // read the certificates in our temporary directory (ignored when not root).
         let mut conf = format!(
-            "user root\nper_listener_settings false\nallow_anonymous true\npersistence false\n\
+            "user root\nper_listener_settings false\nallow_anonymous true\n{persistence}\
              max_inflight_messages 1000\nmax_queued_messages 100000\n\
              log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n\
              listener {port} 127.0.0.1\n"
@@ -82,45 +100,35 @@ impl Mosquitto {
         });
         let conf_path = dir.path().join("mosquitto.conf");
         std::fs::write(&conf_path, conf).unwrap();
-        let mut child = Command::new(MOSQUITTO)
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn mosquitto");
         let log = Arc::new(Mutex::new(Vec::new()));
-        for pipe in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push(line);
-                }
-            });
-        }
-        let up = wait_until(Duration::from_secs(10), || {
-            TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        assert!(
-            up.is_some(),
-            "mosquitto did not listen on {port}: {:?}",
-            log.lock().unwrap()
-        );
+        let child = launch(&conf_path, port, &log);
         Mosquitto {
             child,
             port,
             tls_port,
             log,
+            conf: conf_path,
             _dir: dir,
         }
     }
 
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Stops it with SIGTERM (a [`Mosquitto::persistent`] one saves its sessions) and
+    /// waits for it to exit. Its port stays ours for [`Mosquitto::resume`].
+    pub fn stop(&mut self) {
+        let pid = i32::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "kill {pid}");
+        let exited = wait_until(Duration::from_secs(10), || self.child.try_wait().unwrap());
+        assert!(exited.is_some(), "mosquitto did not stop: {:?}", self.log());
+    }
+
+    /// Starts it again on the same ports with the same config (after [`Mosquitto::stop`]).
+    pub fn resume(&mut self) {
+        self.child = launch(&self.conf, self.port, &self.log);
     }
 
     /// `mosquitto_pub` to this broker; panics if it fails.
@@ -144,68 +152,119 @@ impl Drop for Mosquitto {
     }
 }
 
-/// A `mosquitto_sub -v` collecting `topic payload` lines.
+/// Runs mosquitto on `conf`, its output joining `log`, and waits until it listens on `port`.
+fn launch(conf: &Path, port: u16, log: &Arc<Mutex<Vec<String>>>) -> Child {
+    let mut child = Command::new(MOSQUITTO)
+        .arg("-c")
+        .arg(conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mosquitto");
+    collect_output(&mut child, log);
+    let up = wait_until(Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    assert!(
+        up.is_some(),
+        "mosquitto did not listen on {port}: {:?}",
+        log.lock().unwrap()
+    );
+    child
+}
+
+/// Appends every line `child` writes to stdout or stderr to `lines`, from two threads.
+fn collect_output(child: &mut Child, lines: &Arc<Mutex<Vec<String>>>) {
+    for pipe in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+}
+
+/// A `mosquitto_sub -d` (debug lines: CONNACK, SUBACK, each PUBLISH's flags) with its
+/// output collected line by line, against Outpost or an upstream Mosquitto.
 pub struct Sub {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Sub {
-    /// Subscribes to `filter` at `qos` on `port` (plus `extra` arguments) and waits for
-    /// the SUBACK.
+    /// `mosquitto_sub -v` on `filter` at `qos` on `port` (plus `extra` arguments); waits
+    /// for the SUBACK.
     pub fn start(port: u16, filter: &str, qos: u8, extra: &[&str]) -> Sub {
+        let qos = qos.to_string();
+        let mut args = vec!["-t", filter, "-q", &qos, "-v"];
+        args.extend_from_slice(extra);
+        Sub::spawn(port, &args)
+    }
+
+    /// `mosquitto_sub -d` on `port` with `args` as they are; waits for the SUBACK.
+    pub fn spawn(port: u16, args: &[&str]) -> Sub {
+        // stdbuf: mosquitto_sub's stdout is block-buffered on a pipe; we need each line now.
         let mut child = Command::new("stdbuf")
-            .args([
-                "-oL",
-                "mosquitto_sub",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .args(["-t", filter, "-q", &qos.to_string(), "-v", "-d"])
-            .args(extra)
+            .args(["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-d"])
+            .args(["-p", &port.to_string()])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn mosquitto_sub");
         let lines = Arc::new(Mutex::new(Vec::new()));
-        for pipe in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
+        collect_output(&mut child, &lines);
         let sub = Sub { child, lines };
-        let subscribed = wait_until(Duration::from_secs(10), || {
-            sub.lines
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|l| l.contains("received SUBACK"))
-                .then_some(())
-        });
-        assert!(
-            subscribed.is_some(),
-            "mosquitto_sub: no SUBACK: {:?}",
-            sub.all()
-        );
+        sub.wait_line(|l| l.contains("received SUBACK"), "SUBACK");
         sub
     }
 
-    fn all(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
+    /// Waits for a line that satisfies `pred` (`what` names it in the panic if none comes).
+    pub fn wait_line(&self, pred: impl Fn(&str) -> bool, what: &str) -> String {
+        wait_until(WAIT, || {
+            self.lines.lock().unwrap().iter().find(|l| pred(l)).cloned()
+        })
+        .unwrap_or_else(|| panic!("mosquitto_sub: no {what}; output:\n{}", self.output()))
+    }
+
+    /// The debug line of the n-th (0-based) PUBLISH received, e.g.
+    /// `Client x received PUBLISH (d0, q2, r0, m1, 'a/b', ... (2 bytes))`.
+    pub fn publish_line(&self, n: usize) -> String {
+        let nth = |l: &[String]| {
+            l.iter()
+                .filter(|l| l.contains("received PUBLISH"))
+                .nth(n)
+                .cloned()
+        };
+        wait_until(WAIT, || nth(&self.lines.lock().unwrap()))
+            .unwrap_or_else(|| panic!("mosquitto_sub: no PUBLISH #{n}; output:\n{}", self.output()))
+    }
+
+    pub fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Waits for it to exit by itself (`-C`, `-W`) and returns how.
+    pub fn wait_exit(mut self) -> ExitStatus {
+        wait_until(WAIT, || self.child.try_wait().unwrap()).expect("mosquitto_sub did not exit")
+    }
+
+    /// SIGKILL: it goes without a DISCONNECT.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
     }
 
     /// The messages received so far as (topic, payload), in order (debug lines left out).
     pub fn messages(&self) -> Vec<(String, String)> {
-        self.all()
+        self.lines
+            .lock()
+            .unwrap()
             .iter()
             .filter(|l| !l.starts_with("Client ") && !l.starts_with("Subscribed"))
             .filter_map(|l| l.split_once(' '))

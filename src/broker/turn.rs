@@ -1,0 +1,35 @@
+//! What one turn of the loop collects for its end (connections to flush, to close, to read
+//! again next turn) and the buffers every turn reuses, so reading and routing do not
+//! allocate per socket or per message. The loop (`event_loop.rs`) drains the lists.
+
+use super::delivery::Step;
+use super::keys::{ConnKey, SessionKey};
+use super::session::{Outbound, SubEntry};
+
+#[derive(Default)]
+pub struct Turn {
+    /// Connections with output to flush at the end of this turn (each listed once: see
+    /// `Connection::in_flush_list`).
+    pub flush: Vec<ConnKey>,
+    /// Connections that had more to read when their share of the turn ran out, or that a
+    /// released hold lets handle their kept frames: read first next turn, which does not
+    /// sleep while there are any.
+    pub read_again: Vec<ConnKey>,
+    /// Connections to close at the end of this turn, after their output is flushed.
+    pub close: Vec<ConnKey>,
+    /// The one buffer every socket is read into; whole frames are decoded from it directly.
+    pub read_scratch: Vec<u8>,
+    /// Matching subscriptions of the message being routed (see `delivery.rs`).
+    pub matches: Vec<(SessionKey, SubEntry)>,
+    /// The deliveries of the message being routed and what each does.
+    pub plan: Vec<(SessionKey, Outbound, Step)>,
+}
+
+impl Turn {
+    /// Lists a connection to be read again next turn (once).
+    pub fn read_next_turn(&mut self, token: ConnKey) {
+        if !self.read_again.contains(&token) {
+            self.read_again.push(token);
+        }
+    }
+}
