@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: Outpost against Eclipse Mosquitto under the same loads
 # (issue #4), then the criterion micro-benches. Loopback only, bounded in
-# time: about 7 minutes in full, about a minute and a half with BENCH_QUICK=1.
+# time: about 7 minutes in full, about 3 with BENCH_QUICK=1.
 #
 # Results: target/bench/results.{md,json,svg}; micro-benches in
 # target/criterion/. See docs/performance.md for the method.
