@@ -276,24 +276,6 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             }),
         });
     }
-    v.push(Plan {
-        group: "idle",
-        name: format!("idle {}k", idle_clients / 1000),
-        params: vec![
-            ("clients", idle_clients.to_string()),
-            ("keep_alive", "60".into()),
-            ("idle_seconds", idle_secs.to_string()),
-        ],
-        auth: false,
-        sync: None,
-        defaults: false,
-        accounts: 0,
-        constrained: false,
-        websocket: false,
-        run: Box::new(move |t: &Target| {
-            scenarios::idle(t, idle_clients, Duration::from_secs(idle_secs))
-        }),
-    });
     // Issue #10: 100 persistent sessions offline while 10 000 QoS 1 messages are queued for
     // each (a million queued deliveries), at each broker's defaults.
     let (deep_sessions, deep_messages) = (100, if quick { 2_000 } else { 10_000 });
