@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: Outpost against Eclipse Mosquitto under the same loads
 # (issue #4), then the criterion micro-benches. Loopback only, bounded in
-# time: about 6 minutes in full, about a minute with BENCH_QUICK=1.
+# time: about 7 minutes in full, about 3 with BENCH_QUICK=1.
 #
 # Results: target/bench/results.{md,json,svg}; micro-benches in
 # target/criterion/. See docs/performance.md for the method.
@@ -42,9 +42,10 @@ if [ "$HARD" -lt 10300 ]; then
 	echo "warning: fd limit $HARD is below what the idle scenario needs (10 300)" >&2
 fi
 
-# Password cases (the reconnect storm's second case and the issue #3 login
-# burst, whose 50 distinct accounts loadgen creates the same way), once
-# `outpost user add` works.
+# Password cases (the reconnect storm's second case, the chat-service cases,
+# the issue #3 login burst, whose 50 distinct accounts loadgen creates the
+# same way, and the 1000-member room, whose 20 senders have accounts of
+# their own), once `outpost user add` works.
 ARGS=()
 PROBE=$(mktemp -d)
 PW="bench-$RANDOM$RANDOM"

@@ -985,3 +985,136 @@ fn a_will_on_a_chat_topic_is_refused() {
         assert_eq!(code, refused, "{version:?}");
     }
 }
+
+/// A room of 200 members, each its own rumqttc MQTT 5 connection, logged in as one of 20
+/// accounts (ten connections each, as a user with several devices; bcrypt in a debug build
+/// makes 200 distinct logins slow), three of them talking: every member gets every message
+/// exactly once, in the order sent, with the sender it was sent by and the one id the
+/// service gave it (the id history shows); the room list counts each member once, also the
+/// member subscribed twice (to the room and to `chat/r/+`), and every member sees that count.
+#[test]
+fn a_room_of_200_members_gets_each_message_once_with_its_id_and_sender() {
+    const MEMBERS: usize = 200;
+    const ACCOUNTS: usize = 20;
+    // Every member comes from 127.0.0.1.
+    let broker = Broker::with_config(&format!("{CONFIG}max_connections_per_address = 0\n"));
+    let port = broker.port();
+    let kiosk = V5::connect(port, "room-kiosk");
+    kiosk.subscribe("kiosk/room", QoS5::AtLeastOnce);
+    for i in 0..ACCOUNTS {
+        let credentials = format!("member{i} password-{i}");
+        let reply = request_v5(
+            &kiosk,
+            "register",
+            &credentials,
+            "kiosk/room",
+            &i.to_string(),
+        );
+        assert_eq!(text(&reply), format!("ok registered member{i}"));
+    }
+    kiosk.disconnect();
+    let members: Vec<V5> = (0..MEMBERS)
+        .map(|i| {
+            let (name, password) = (
+                format!("member{}", i % ACCOUNTS),
+                format!("password-{}", i % ACCOUNTS),
+            );
+            let m = user(port, &format!("room-{i}"), &name, &password);
+            m.subscribe("chat/r/big", QoS5::AtLeastOnce);
+            m.subscribe(&format!("chat/u/{name}"), QoS5::AtLeastOnce);
+            m
+        })
+        .collect();
+    members[0].subscribe("chat/r/+", QoS5::AtLeastOnce);
+
+    // Members 0, 1 and 2 take turns; each send is acknowledged before the next, so the
+    // service numbers them in this order.
+    let mut said = Vec::new();
+    for round in 0..4 {
+        for sender in 0..3 {
+            said.push((
+                format!("member{sender}"),
+                format!("round {round} from {sender}"),
+            ));
+        }
+    }
+    said.push(("member0".to_string(), "that is all".to_string()));
+    for (sender, line) in &said {
+        let i: usize = sender["member".len()..].parse().unwrap();
+        send(&members[i], "chat/r/big", line.clone());
+    }
+
+    let mut ids: Option<Vec<u64>> = None;
+    for (i, m) in members.iter().enumerate() {
+        let got: Vec<(u64, String, String)> = said
+            .iter()
+            .map(|_| {
+                let p = expect_on(m, "chat/r/big", |_| true, "room message");
+                let t = text(&p);
+                let mut f = t.splitn(4, ' ');
+                let id = f.next().unwrap().parse().unwrap();
+                let (sender, line) = (f.nth(1).unwrap(), f.next().unwrap());
+                (id, sender.to_owned(), line.to_owned())
+            })
+            .collect();
+        let heard: Vec<(String, String)> =
+            got.iter().map(|(_, s, l)| (s.clone(), l.clone())).collect();
+        assert_eq!(
+            heard, said,
+            "member {i}: senders and texts in the order sent"
+        );
+        let these: Vec<u64> = got.iter().map(|(id, _, _)| *id).collect();
+        assert!(
+            these.windows(2).all(|w| w[0] < w[1]),
+            "member {i}: ids {these:?}"
+        );
+        match &ids {
+            None => ids = Some(these),
+            Some(first) => assert_eq!(&these, first, "member {i}: the same ids as member 0"),
+        }
+        // The reply leaves after anything routed to this member before it: a second copy
+        // of a room message would be in the inbox by now.
+        let me = format!("chat/u/member{}", i % ACCOUNTS);
+        let rooms = request_v5(m, "rooms", "", &me, &format!("rooms-{i}"));
+        assert_eq!(
+            text(&rooms),
+            format!("ok 1 room\nbig {MEMBERS} {}", said.len()),
+            "member {i}: the room list"
+        );
+        let extra = m.take(
+            Duration::ZERO,
+            |p| matches!(p, Packet::Publish(p) if topic(p) == "chat/r/big"),
+        );
+        assert!(extra.is_none(), "member {i}: a second copy: {extra:?}");
+    }
+
+    // History carries the same ids, senders and texts.
+    let page = request_v5(&members[7], "history", "big 20", "chat/u/member7", "h");
+    let page = text(&page);
+    let mut lines = page.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("ok {} messages", said.len()).as_str())
+    );
+    let stored: Vec<(u64, String, String)> = lines
+        .map(|l| {
+            let mut f = l.splitn(5, ' ');
+            let id = f.next().unwrap().parse().unwrap();
+            let sender = f.nth(1).unwrap().to_owned();
+            assert_eq!(f.next(), Some("0"), "no likes: {l}");
+            (id, sender, f.next().unwrap().to_owned())
+        })
+        .collect();
+    let sent: Vec<(u64, String, String)> = ids
+        .unwrap()
+        .into_iter()
+        .zip(said)
+        .map(|(id, (s, l))| (id, s, l))
+        .collect();
+    assert_eq!(stored, sent);
+    // A DISCONNECT each ends the clients' threads at once (a dropped client's thread waits
+    // out its poll interval).
+    for m in members {
+        m.disconnect();
+    }
+}

@@ -4,7 +4,8 @@
 mod common;
 
 use common::clients::{server_disconnect_reason, QoS4, QoS5, V4, V5, WAIT};
-use common::frames::{self, prop, Connect, Version};
+use common::frames::{self, prop, Bytes, Connect, Version};
+use common::proxy::{Link, Proxy};
 use common::raw::Raw;
 use common::Broker;
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
@@ -141,6 +142,30 @@ fn v5_connack_advertises_default_limits() {
     );
 }
 
+/// A loaded machine can make any CONNACK slow. The test clients must wait for it on the one
+/// connection: a client that gave up and connected again would find the session its first
+/// attempt created and report Session Present for a brand-new session.
+#[test]
+fn a_slow_connack_is_awaited_on_one_connection() {
+    let broker = Broker::start();
+    let link = Link {
+        latency: Duration::from_millis(250),
+        ..Link::default()
+    };
+    let proxy = Proxy::start(broker.port(), link);
+    let v5 = V5::connect_with(V5::persistent_options(proxy.port(), "slow-v5", 60));
+    assert!(!v5.connack.session_present, "a brand-new v5 session");
+    let mut opts = V4::options(proxy.port(), "slow-v4");
+    opts.set_clean_session(false);
+    let v4 = V4::connect_with(opts);
+    assert!(!v4.connack.session_present, "a brand-new 3.1.1 session");
+    assert_eq!(
+        proxy.connections(),
+        2,
+        "a client connected again while its CONNACK was on the way"
+    );
+}
+
 #[test]
 fn v311_persistent_session_is_resumed_with_session_present() {
     let broker = Broker::start();
@@ -178,6 +203,7 @@ fn v311_qos1_messages_published_while_offline_are_delivered_on_resume() {
     let first = V4::connect_with(opts.clone());
     first.subscribe("offline/t", QoS4::AtLeastOnce);
     first.disconnect();
+    broker.wait_disconnected("sleeper");
 
     let publisher = V5::connect(broker.port(), "sleeper-pub");
     publisher.publish("offline/t", QoS5::AtLeastOnce, false, "one");
@@ -199,6 +225,8 @@ fn v311_clean_session_discards_the_stored_session() {
     let first = V4::connect_with(persistent.clone());
     first.subscribe("clean/t", QoS4::AtLeastOnce);
     first.disconnect();
+    // Each connection starts after the broker closed the one before: not a takeover.
+    broker.wait_disconnects("cleaner", 1);
 
     let mut clean = V4::options(broker.port(), "cleaner");
     clean.set_clean_session(true);
@@ -208,6 +236,7 @@ fn v311_clean_session_discards_the_stored_session() {
         "clean_session=true never reports a session"
     );
     second.disconnect();
+    broker.wait_disconnects("cleaner", 2);
 
     let third = V4::connect_with(persistent);
     assert!(
@@ -252,6 +281,7 @@ fn v5_session_without_expiry_ends_at_disconnect() {
     let first = V5::connect_with(opts.clone());
     first.subscribe("v5brief/t", QoS5::AtLeastOnce);
     first.disconnect();
+    broker.wait_disconnected("v5-brief");
 
     let again = V5::connect_with(opts);
     assert!(
@@ -315,6 +345,44 @@ fn v311_client_id_takeover_closes_the_first_connection() {
     second.subscribe("twin311/t", QoS4::AtLeastOnce);
     second.publish("twin311/t", QoS4::AtLeastOnce, false, "second wins");
     assert_eq!(&second.expect_publish().payload[..], b"second wins");
+}
+
+/// A session without expiry (3.1.1 clean session, MQTT 5 expiry 0) lasts as long as its
+/// connection, and a takeover closes that connection: a CONNECT with clean start off that takes
+/// over must start a new session (Session Present 0) without the old subscriptions.
+#[test]
+fn taking_over_a_session_without_expiry_starts_a_new_one() {
+    let broker = Broker::start();
+    let publisher = V4::connect(broker.port(), "brief-twin-pub");
+    for version in [Version::V311, Version::V5] {
+        let id = format!("brief-twin-{version:?}");
+        let (old_topic, marker) = (format!("brief/{version:?}"), format!("marker/{version:?}"));
+        let (mut first, _) = Raw::connect(broker.port(), &Connect::new(version, &id));
+        first.send(&frames::subscribe(version, 1, &old_topic, 1));
+        first.expect_frame(frames::SUBACK, WAIT);
+
+        let mut resume = Connect::new(version, &id).clean(false);
+        if version == Version::V5 {
+            let expiry = Bytes::new().u8(prop::SESSION_EXPIRY_INTERVAL).u32(60);
+            resume = resume.properties(expiry.0);
+        }
+        let (mut second, session_present) = Raw::connect(broker.port(), &resume);
+        assert!(
+            !session_present,
+            "{version:?}: a session without expiry ended with the connection taken over"
+        );
+        first.expect_closed(WAIT);
+        second.send(&frames::subscribe(version, 1, &marker, 1));
+        second.expect_frame(frames::SUBACK, WAIT);
+        publisher.publish(&old_topic, QoS4::AtLeastOnce, false, "stale");
+        publisher.publish(&marker, QoS4::AtLeastOnce, false, "marker");
+        let (topic, _, _) = second.expect_frame(frames::PUBLISH, WAIT).publish(version);
+        assert_eq!(
+            String::from_utf8_lossy(&topic),
+            marker,
+            "{version:?}: the old session's subscription still delivered"
+        );
+    }
 }
 
 #[test]

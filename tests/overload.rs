@@ -44,6 +44,26 @@ fn next_of(raw: &mut Raw, kind: u8, timeout: Duration) -> Option<Frame> {
     }
 }
 
+/// Reads and acknowledges the next `n` QoS 1 PUBLISHes (each awaited for up to `WAIT`), then any
+/// more that come within 500 ms; returns their payloads in order, so that comparing them with
+/// an exact list shows a missing and an extra message alike.
+fn acknowledged_payloads(sub: &mut Raw, n: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    loop {
+        let wait = if got.len() < n {
+            WAIT
+        } else {
+            Duration::from_millis(500)
+        };
+        let Some(f) = next_of(sub, frames::PUBLISH, wait) else {
+            return got;
+        };
+        let (_, packet_id, body) = f.publish(Version::V5);
+        sub.send(&frames::ack(frames::PUBACK, packet_id.unwrap()));
+        got.push(String::from_utf8(body).unwrap());
+    }
+}
+
 /// Publishes `n` QoS 1 messages `pub-{k}-{i}` to `topic` with up to `window` unacknowledged,
 /// as fast as the acknowledgements allow; returns how many were acknowledged (all of them,
 /// or fewer if the broker closed the connection).
@@ -268,12 +288,7 @@ fn refuse_answers_0x97_to_mqtt5_and_holds_3_1_1_publishers() {
 
     let (mut sub, present) = Raw::connect(port, &persistent("refuse-sub"));
     assert!(present);
-    let mut got = Vec::new();
-    while let Next::Frame(f) = sub.next(Duration::from_millis(500)) {
-        let (_, packet_id, body) = f.publish(Version::V5);
-        sub.send(&frames::ack(frames::PUBACK, packet_id.unwrap()));
-        got.push(String::from_utf8(body).unwrap());
-    }
+    let got = acknowledged_payloads(&mut sub, 4);
     assert_eq!(
         got,
         ["m1", "m2", "m3", "held"],
@@ -314,12 +329,7 @@ fn drop_oldest_keeps_the_newest_and_counts_the_drops() {
     });
     assert_eq!(dropped, Ok("3".to_string()));
     let (mut sub, _) = Raw::connect(port, &persistent("drop-sub"));
-    let mut got = Vec::new();
-    while let Next::Frame(f) = sub.next(Duration::from_millis(500)) {
-        let (_, packet_id, body) = f.publish(Version::V5);
-        sub.send(&frames::ack(frames::PUBACK, packet_id.unwrap()));
-        got.push(String::from_utf8(body).unwrap());
-    }
+    let got = acknowledged_payloads(&mut sub, 5);
     assert_eq!(got, ["m3", "m4", "m5", "m6", "m7"]);
 }
 

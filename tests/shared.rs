@@ -46,7 +46,7 @@ fn two_online_members_receive_alternate_messages_once_each() {
     a.subscribe(GROUP, QoS5::AtLeastOnce);
     b.subscribe(GROUP, QoS5::AtLeastOnce);
     let jobs = publish_jobs(broker.port(), 10);
-    let (got_a, got_b) = (a.payloads_until_quiet(QUIET), b.payloads_until_quiet(QUIET));
+    let (got_a, got_b) = (a.expect_payloads(5, QUIET), b.expect_payloads(5, QUIET));
     assert_eq!(got_a.len(), 5, "a got {got_a:?}, b got {got_b:?}");
     assert_eq!(got_b.len(), 5, "a got {got_a:?}, b got {got_b:?}");
     let mut all: Vec<String> = got_a.iter().chain(&got_b).cloned().collect();
@@ -72,9 +72,9 @@ fn different_groups_and_plain_subscribers_each_get_a_copy() {
     let plain = V5::connect(broker.port(), "group-plain");
     plain.subscribe("jobs/#", QoS5::AtLeastOnce);
     let jobs = publish_jobs(broker.port(), 3);
-    assert_eq!(g1.payloads_until_quiet(QUIET), jobs);
-    assert_eq!(g2.payloads_until_quiet(QUIET), jobs);
-    assert_eq!(plain.payloads_until_quiet(QUIET), jobs);
+    assert_eq!(g1.expect_payloads(jobs.len(), QUIET), jobs);
+    assert_eq!(g2.expect_payloads(jobs.len(), QUIET), jobs);
+    assert_eq!(plain.expect_payloads(jobs.len(), QUIET), jobs);
 }
 
 #[test]
@@ -90,7 +90,7 @@ fn messages_go_to_the_online_member_while_the_other_is_offline() {
 
     let jobs = publish_jobs(broker.port(), 4);
     assert_eq!(
-        online.payloads_until_quiet(QUIET),
+        online.expect_payloads(jobs.len(), QUIET),
         jobs,
         "all messages to the online member"
     );
@@ -137,7 +137,7 @@ fn unsubscribed_member_stops_receiving_and_the_rest_get_everything() {
         "UNSUBACK",
     );
     let jobs = publish_jobs(broker.port(), 4);
-    assert_eq!(stays.payloads_until_quiet(QUIET), jobs);
+    assert_eq!(stays.expect_payloads(jobs.len(), QUIET), jobs);
     assert!(leaves.payloads_until_quiet(QUIET).is_empty());
 }
 

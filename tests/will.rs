@@ -223,7 +223,9 @@ fn pingreq_keeps_a_short_keep_alive_connection_open() {
     let start = Instant::now();
     while start.elapsed() < Duration::from_millis(2600) {
         raw.send(&frames::pingreq());
-        match raw.next(Duration::from_millis(600)) {
+        // The broker's keep alive counts from when it read the PINGREQ, so a slow answer on a
+        // loaded machine is no reason to fail; a close still is.
+        match raw.next(WAIT) {
             Next::Frame(f) if f.kind() == frames::PINGRESP => {}
             other => panic!(
                 "expected PINGRESP after {:?}, got {other:?}",

@@ -395,6 +395,9 @@ impl Broker {
         now: Instant,
     ) -> (SessionKey, bool) {
         if let Some(key) = self.session_ids.find(client_id, &self.sessions) {
+            // A session without expiry lasts only as long as its connection, which a
+            // takeover closes: it ends here even for a client that asks to resume.
+            let ends = clean_start || self.sessions[key].expiry_interval == 0;
             if let Some(old) = self.sessions[key].connection() {
                 self.sessions[key].set_connection(None);
                 self.take_over(old);
@@ -402,11 +405,11 @@ impl Broker {
             // A will still waiting on its delay is cancelled by a reconnect that resumes
             // the session, and published now if the session is about to end.
             if let Some(will) = self.sessions[key].will.take() {
-                if clean_start || will.delay == 0 {
+                if ends || will.delay == 0 {
                     self.distribute(will.message, now);
                 }
             }
-            if clean_start {
+            if ends {
                 self.end_session(key);
             } else {
                 let generation = self.next_generation();

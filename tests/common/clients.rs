@@ -4,10 +4,10 @@
 use rumqttc::v5;
 use rumqttc::v5::mqttbytes::v5 as p5;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 pub use rumqttc::v5::mqttbytes::QoS as QoS5;
 pub use rumqttc::QoS as QoS4;
@@ -61,11 +61,51 @@ impl<T> Inbox<T> {
     }
 }
 
-/// The thread that makes a sync rumqttc `Connection` progress; stops on the first error so that
-/// rumqttc never reconnects behind the test's back.
+/// One turn of a rumqttc event loop (MQTT 5 or 3.1.1), reduced to what the inbox records.
+trait Turn: Send + 'static {
+    type P;
+    type E;
+    async fn turn(&mut self) -> Step<Self::P, Self::E>;
+}
+
+impl Turn for v5::EventLoop {
+    type P = V5Packet;
+    type E = v5::ConnectionError;
+    async fn turn(&mut self) -> Step<V5Packet, v5::ConnectionError> {
+        match self.poll().await {
+            Ok(v5::Event::Incoming(p)) => Step::Packet(p),
+            Ok(v5::Event::Outgoing(rumqttc::Outgoing::Disconnect)) => Step::SentDisconnect,
+            Ok(v5::Event::Outgoing(_)) => Step::Nothing,
+            Err(v5::ConnectionError::RequestsDone) => Step::Done,
+            Err(e) => Step::Error(e),
+        }
+    }
+}
+
+impl Turn for rumqttc::EventLoop {
+    type P = V4Packet;
+    type E = rumqttc::ConnectionError;
+    async fn turn(&mut self) -> Step<V4Packet, rumqttc::ConnectionError> {
+        match self.poll().await {
+            Ok(rumqttc::Event::Incoming(p)) => Step::Packet(p),
+            Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect)) => Step::SentDisconnect,
+            Ok(rumqttc::Event::Outgoing(_)) => Step::Nothing,
+            Err(rumqttc::ConnectionError::RequestsDone) => Step::Done,
+            Err(e) => Step::Error(e),
+        }
+    }
+}
+
+/// The thread that drives a rumqttc event loop on its own runtime; stops on the first error so
+/// that rumqttc never reconnects behind the test's back.
+///
+/// A turn is never cut short by a timeout, only by `stop`: rumqttc's `recv_timeout` drops an
+/// unfinished `poll`, and while it waits for CONNACK that drops the connection and the next
+/// `poll` connects again, so a CONNACK slower than the timeout (a loaded machine) turned into
+/// a second connection that found the session the first one had just created.
 struct Pump<P, E> {
     inbox: Arc<Inbox<Ev<P, E>>>,
-    stop: Arc<AtomicBool>,
+    stop: Arc<Notify>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -78,29 +118,39 @@ enum Step<P, E> {
 }
 
 impl<P: Send + 'static, E: Send + 'static> Pump<P, E> {
-    fn spawn(mut poll: impl FnMut() -> Step<P, E> + Send + 'static) -> Self {
+    fn spawn(mut events: impl Turn<P = P, E = E>) -> Self {
         let inbox = Arc::new(Inbox::new());
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(Notify::new());
         let thread = {
             let inbox = inbox.clone();
             let stop = stop.clone();
             std::thread::spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    match poll() {
-                        Step::Packet(p) => inbox.push(Ev::Packet(p)),
-                        Step::Nothing => {}
-                        Step::SentDisconnect => {
-                            inbox.push(Ev::SentDisconnect);
-                            break;
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the client thread");
+                runtime.block_on(async {
+                    loop {
+                        let step = tokio::select! {
+                            step = events.turn() => step,
+                            () = stop.notified() => break,
+                        };
+                        match step {
+                            Step::Packet(p) => inbox.push(Ev::Packet(p)),
+                            Step::Nothing => {}
+                            Step::SentDisconnect => {
+                                inbox.push(Ev::SentDisconnect);
+                                break;
+                            }
+                            Step::Error(e) => {
+                                inbox.push(Ev::Error(e));
+                                break;
+                            }
+                            Step::Done => break,
                         }
-                        Step::Error(e) => {
-                            inbox.push(Ev::Error(e));
-                            break;
-                        }
-                        Step::Done => break,
                     }
-                }
-                // Dropping `poll` here drops the Connection and so closes the socket.
+                });
+                // Dropping `events` here closes the socket.
             })
         };
         Pump {
@@ -126,7 +176,8 @@ impl<P: Send + 'static, E: Send + 'static> Pump<P, E> {
     }
 
     fn stop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        // A permit is kept if the thread is not waiting yet, so the stop is never missed.
+        self.stop.notify_one();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -135,14 +186,12 @@ impl<P: Send + 'static, E: Send + 'static> Pump<P, E> {
 
 impl<P, E> Drop for Pump<P, E> {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.stop.notify_one();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
-
-const POLL: Duration = Duration::from_millis(100);
 
 // ---------------------------------------------------------------------------------------------
 // MQTT 5
@@ -190,16 +239,8 @@ impl V5 {
     /// Connects and waits for CONNACK; returns the connection error (e.g. a refusal) instead.
     pub fn try_connect_with(opts: v5::MqttOptions) -> Result<V5, String> {
         let id = opts.client_id();
-        let (client, mut connection) = v5::Client::new(opts, 100);
-        let pump = Pump::spawn(move || match connection.recv_timeout(POLL) {
-            Ok(Ok(v5::Event::Incoming(p))) => Step::Packet(p),
-            Ok(Ok(v5::Event::Outgoing(rumqttc::Outgoing::Disconnect))) => Step::SentDisconnect,
-            Ok(Ok(v5::Event::Outgoing(_))) => Step::Nothing,
-            Ok(Err(e)) => Step::Error(e),
-            // rumqttc does not export the v5 RecvTimeoutError type; tell its variants by name.
-            Err(e) if format!("{e:?}") == "Timeout" => Step::Nothing,
-            Err(_) => Step::Done,
-        });
+        let (client, connection) = v5::Client::new(opts, 100);
+        let pump = Pump::spawn(connection.eventloop);
         let first = pump.inbox.take(WAIT, |e| {
             matches!(e, Ev::Error(_) | Ev::Packet(V5Packet::ConnAck(_)))
         });
@@ -269,6 +310,22 @@ impl V5 {
         while let Some(p) = self.recv_publish(quiet) {
             out.push(String::from_utf8_lossy(&p.payload).into_owned());
         }
+        out
+    }
+
+    /// Payloads of the next `n` PUBLISHes, each awaited for up to [`WAIT`], then of any more
+    /// that come within `quiet`: compared with an exact list, a missing message and an extra
+    /// one both show, and a loaded machine only makes it wait longer (where a gap longer
+    /// than `quiet` would cut `payloads_until_quiet` short).
+    pub fn expect_payloads(&self, n: usize, quiet: Duration) -> Vec<String> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            match self.recv_publish(WAIT) {
+                Some(p) => out.push(String::from_utf8_lossy(&p.payload).into_owned()),
+                None => return out,
+            }
+        }
+        out.extend(self.payloads_until_quiet(quiet));
         out
     }
 
@@ -348,15 +405,8 @@ impl V4 {
 
     pub fn try_connect_with(opts: rumqttc::MqttOptions) -> Result<V4, String> {
         let id = opts.client_id();
-        let (client, mut connection) = rumqttc::Client::new(opts, 100);
-        let pump = Pump::spawn(move || match connection.recv_timeout(POLL) {
-            Ok(Ok(rumqttc::Event::Incoming(p))) => Step::Packet(p),
-            Ok(Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect))) => Step::SentDisconnect,
-            Ok(Ok(rumqttc::Event::Outgoing(_))) => Step::Nothing,
-            Ok(Err(e)) => Step::Error(e),
-            Err(rumqttc::RecvTimeoutError::Timeout) => Step::Nothing,
-            Err(rumqttc::RecvTimeoutError::Disconnected) => Step::Done,
-        });
+        let (client, connection) = rumqttc::Client::new(opts, 100);
+        let pump = Pump::spawn(connection.eventloop);
         let first = pump.inbox.take(WAIT, |e| {
             matches!(e, Ev::Error(_) | Ev::Packet(V4Packet::ConnAck(_)))
         });

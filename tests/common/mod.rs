@@ -211,6 +211,23 @@ impl Broker {
         .unwrap_or_else(|| panic!("no disconnect log line for {id}"));
     }
 
+    /// Waits until the broker has logged the end of `n` connections of `id` in all, for a test
+    /// that reconnects under the same id and must not start the next connection before the
+    /// broker has closed the previous one.
+    pub fn wait_disconnects(&self, id: &str, n: usize) {
+        let mark = format!("client {id} from");
+        let ended = || {
+            let log = self.log.lock().unwrap();
+            let count = log
+                .iter()
+                .filter(|l| l.contains(&mark) && l.contains("disconnected"))
+                .count();
+            (count >= n).then_some(())
+        };
+        wait_until(clients::WAIT, ended)
+            .unwrap_or_else(|| panic!("fewer than {n} disconnect log lines for {id}"));
+    }
+
     /// Waits until a log line satisfies `pred`; returns it.
     pub fn wait_for_log(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
         wait_until(timeout, || {

@@ -4,7 +4,7 @@
 //!
 //! Modules: `mqtt` (the minimal client), `ws` (its WebSocket framing),
 //! `broker` (start/stop the brokers), `cgroup` (the constrained, Pi-class budget),
-//! `scenarios` (the loads), `stats` (clocks, percentiles, `/proc`),
+//! `scenarios` (the loads), `room` (one room of a thousand members), `stats` (clocks, percentiles, `/proc`),
 //! `report` (tables, JSON, SVG).
 //!
 //! ```text
@@ -18,6 +18,7 @@ mod broker;
 mod cgroup;
 mod mqtt;
 mod report;
+mod room;
 mod scenarios;
 mod stats;
 mod ws;
@@ -43,7 +44,7 @@ struct Args {
 fn usage() -> ! {
     eprintln!(
         "usage: loadgen [--quick] [--outpost BIN] [--mosquitto BIN] [--out DIR]\n\
-         \x20                      [--only fan-in,fan-out,durable,overload,deep,idle,chat,connect,reconnect,login,constrained]\n\
+         \x20                      [--only fan-in,fan-out,durable,overload,deep,idle,chat,room,connect,reconnect,login,constrained]\n\
          \x20                      [--brokers outpost,mosquitto] [--mqtt 5|3]\n\
          \x20                      [--auth USER:PASS] [--sync full|normal] [--broker-cpus LIST]"
     );
@@ -275,24 +276,6 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             }),
         });
     }
-    v.push(Plan {
-        group: "idle",
-        name: format!("idle {}k", idle_clients / 1000),
-        params: vec![
-            ("clients", idle_clients.to_string()),
-            ("keep_alive", "60".into()),
-            ("idle_seconds", idle_secs.to_string()),
-        ],
-        auth: false,
-        sync: None,
-        defaults: false,
-        accounts: 0,
-        constrained: false,
-        websocket: false,
-        run: Box::new(move |t: &Target| {
-            scenarios::idle(t, idle_clients, Duration::from_secs(idle_secs))
-        }),
-    });
     // Issue #10: 100 persistent sessions offline while 10 000 QoS 1 messages are queued for
     // each (a million queued deliveries), at each broker's defaults.
     let (deep_sessions, deep_messages) = (100, if quick { 2_000 } else { 10_000 });
@@ -400,6 +383,58 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
                 )
             }),
         });
+    }
+    // Issue #11: one room of 1000 members, 20 of them talking, as plain MQTT on both
+    // brokers and through Outpost's chat service (Mosquitto: plain again, same texts).
+    if with_auth {
+        let (members, senders, rate) = (1000, 20, 100);
+        let room_secs = if quick { 2 } else { 5 };
+        for wire in [scenarios::ChatWire::Plain, scenarios::ChatWire::Service] {
+            let service = wire == scenarios::ChatWire::Service;
+            let room = room::BigRoom {
+                members,
+                senders,
+                rate,
+                run_for: Duration::from_secs(room_secs),
+                wire,
+            };
+            v.push(Plan {
+                group: "room",
+                name: format!("room 1000{}", if service { " chat service" } else { "" }),
+                params: vec![
+                    ("members", members.to_string()),
+                    (
+                        "senders",
+                        format!("{senders} of the members, each with its own account"),
+                    ),
+                    ("members_login", "one shared account (--auth)".into()),
+                    (
+                        "rate",
+                        format!("{rate} msgs/s in all, {} per sender", rate / senders as u64),
+                    ),
+                    ("qos", "1".into()),
+                    ("payload_bytes", "100".into()),
+                    ("seconds", room_secs.to_string()),
+                    (
+                        "outpost",
+                        if service {
+                            "chat service (chat/r/big)"
+                        } else {
+                            "plain topic talk/room/big"
+                        }
+                        .into(),
+                    ),
+                    ("mosquitto", "plain topic talk/room/big, same texts".into()),
+                ],
+                auth: true,
+                sync: None,
+                defaults: false,
+                accounts: senders,
+                websocket: false,
+                constrained: false,
+                run: Box::new(move |t: &Target| room::big_room(t, &room)),
+            });
+        }
     }
     // A Raspberry-Pi-class budget for the broker (cgroup.rs): fan-in and chat again.
     for qos in [0, 1] {

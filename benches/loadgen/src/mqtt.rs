@@ -377,6 +377,11 @@ impl Conn {
         self.stream.set_nonblocking(true)
     }
 
+    /// Back to blocking reads (with `set_timeout`) after event-driven use.
+    pub fn set_blocking(&mut self) -> io::Result<()> {
+        self.stream.set_nonblocking(false)
+    }
+
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
         self.stream.as_raw_fd()

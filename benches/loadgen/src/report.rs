@@ -75,6 +75,10 @@ impl Case {
 fn describe(key: &str) -> (&'static str, bool, bool) {
     match key {
         "msgs_s" => ("msgs/s", true, true),
+        "sent_s" => ("sent/s", true, false),
+        "deliveries_s" => ("deliveries/s", true, true),
+        "misordered" => ("out of order", false, false),
+        "rooms_us" => ("rooms reply", false, false),
         "mb_s" => ("MB/s", true, false),
         "p50_us" => ("p50", false, true),
         "p99_us" => ("p99", false, true),
@@ -112,8 +116,8 @@ fn describe(key: &str) -> (&'static str, bool, bool) {
 
 fn format_value(key: &str, v: f64) -> String {
     match key {
-        "msgs_s" | "sent" | "connects_s" | "drain_msgs_s" => count(v),
-        "clients" | "during_n" => format!("{v:.0}"),
+        "msgs_s" | "sent" | "connects_s" | "drain_msgs_s" | "sent_s" | "deliveries_s" => count(v),
+        "clients" | "during_n" | "misordered" => format!("{v:.0}"),
         "mb_s" => format!("{v:.1}"),
         k if k.ends_with("_us") => {
             if v < 1000.0 {
@@ -214,7 +218,9 @@ pub fn tables(cases: &[Case]) -> String {
                 let _ = write!(out, "| {} | **Outpost/Mosquitto** |", c.name);
                 for k in &keys {
                     let cell = match (c.ratio(k), describe(k).0) {
-                        (_, "sent" | "lost" | "clients" | "RTTs in burst") => String::new(),
+                        (_, "sent" | "lost" | "out of order" | "clients" | "RTTs in burst") => {
+                            String::new()
+                        }
                         (Some(r), _) => format!("{r:.2}×"),
                         (None, _) => String::new(),
                     };

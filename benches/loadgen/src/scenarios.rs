@@ -29,7 +29,7 @@ pub struct Target {
 }
 
 impl Target {
-    fn options(&self, client_id: String) -> ConnectOptions {
+    pub fn options(&self, client_id: String) -> ConnectOptions {
         let mut o = ConnectOptions::new(self.version, client_id);
         if let Some((u, p)) = &self.auth {
             o.username = Some(u.clone());
@@ -43,7 +43,7 @@ impl Target {
     }
 
     /// Connects with `o` over the target's transport.
-    fn connect_with(&self, o: &ConnectOptions) -> io::Result<Conn> {
+    pub fn connect_with(&self, o: &ConnectOptions) -> io::Result<Conn> {
         if self.websocket {
             Conn::connect_ws(self.addr, o)
         } else {
@@ -53,7 +53,7 @@ impl Target {
 }
 
 /// Threads of many-client scenarios need little stack.
-fn spawn<T: Send + 'static>(
+pub fn spawn<T: Send + 'static>(
     name: String,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> io::Result<thread::JoinHandle<T>> {
@@ -271,7 +271,7 @@ fn rate(n: u64, secs: f64) -> f64 {
     }
 }
 
-fn latency_metrics(lat: &mut Latencies, p50: &'static str, p99: &'static str) -> Vec<Metric> {
+pub fn latency_metrics(lat: &mut Latencies, p50: &'static str, p99: &'static str) -> Vec<Metric> {
     let mut m = Vec::new();
     if let Some(v) = lat.percentile(50.0) {
         m.push(Metric::new(p50, v));
@@ -570,7 +570,7 @@ pub enum ChatWire {
 
 impl ChatWire {
     /// The wire used against `t`'s broker.
-    fn on(self, t: &Target) -> ChatWire {
+    pub fn on(self, t: &Target) -> ChatWire {
         if t.kind == crate::broker::Kind::Outpost {
             self
         } else {
