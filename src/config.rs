@@ -457,6 +457,14 @@ impl Config {
         // An hour is already far longer than any client needs to send CONNECT, and a
         // bound keeps the deadline (now + timeout) from overflowing.
         range("connect_timeout", self.connect_timeout, 1..=3600)?;
+        // A day bounds the other durations the same way: a deadline past it helps nobody,
+        // and an unbounded one would overflow the clock and stop the broker.
+        range(
+            "slow_consumer_timeout",
+            self.slow_consumer_timeout,
+            0..=86_400,
+        )?;
+        range("sys_interval", self.sys_interval, 0..=86_400)?;
         range("max_keepalive", self.max_keepalive, 1..=u16::MAX)?;
         range("max_packet_size", self.max_packet_size, 16..=268_435_455)?;
         range("receive_maximum", self.receive_maximum, 1..=u16::MAX)?;
@@ -464,7 +472,7 @@ impl Config {
         range("maximum_qos", self.maximum_qos, 0..=2)?;
         range("chat_max_text", self.chat_max_text, 1..=65_536)?;
         range("chat_history_page", self.chat_history_page, 1..=1000)?;
-        range("chat_request_burst", self.chat_request_burst, 1..=u32::MAX)?;
+        range("chat_request_burst", self.chat_request_burst, 1..=1_000_000)?;
         Ok(())
     }
 
@@ -729,6 +737,10 @@ mod tests {
                 format!("{text}{}", text.replace("8883", "1883")),
                 "\"cloud\" is used twice",
             ),
+            (
+                text.replace("tls = true", "reconnect_delay_max = 9223372036854775807"),
+                "`bridge.reconnect_delay_max` must be at most 86400",
+            ),
         ];
         for (text, expected) in bad {
             let e = err(&text);
@@ -834,6 +846,18 @@ mod tests {
             (
                 "connect_timeout = 9223372036854775807",
                 "`connect_timeout` = 9223372036854775807 is out of range (1..=3600)",
+            ),
+            (
+                "slow_consumer_timeout = 9223372036854775807",
+                "`slow_consumer_timeout` = 9223372036854775807 is out of range (0..=86400)",
+            ),
+            (
+                "sys_interval = 86401",
+                "`sys_interval` = 86401 is out of range (0..=86400)",
+            ),
+            (
+                "chat_request_burst = 0",
+                "`chat_request_burst` = 0 is out of range (1..=1000000)",
             ),
             ("max_keepalive = 0", "`max_keepalive` = 0 is out of range"),
             (

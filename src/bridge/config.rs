@@ -203,6 +203,13 @@ impl BridgeConfig {
                 "must be at least 1 and at most reconnect_delay_max",
             );
         }
+        // A day: longer helps nobody, and an unbounded delay would overflow the clock.
+        if self.reconnect_delay_max > 86_400 {
+            return bad(
+                "bridge.reconnect_delay_max",
+                "must be at most 86400 (a day)",
+            );
+        }
         if self.cert_file.is_some() != self.key_file.is_some() {
             return bad("bridge.cert_file", "and key_file go together");
         }
