@@ -66,6 +66,10 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Page cache per database connection, in KiB (`PRAGMA cache_size`).
 const PAGE_CACHE_KIB: i64 = 256;
 
+/// Writes the staged lists keep room for after a commit; a larger batch gives its
+/// room back, so a burst of connects does not leave memory behind per client.
+const KEPT_CAPACITY: usize = 64;
+
 /// One connection to the database plus the writes staged for the next commit.
 pub struct Store {
     /// The connection every statement of this store runs on; prepared
@@ -170,6 +174,10 @@ impl Store {
         }
         let count = self.staged.len();
         let result = write::apply_all(&mut self.conn, self.staged.drain(..));
+        // A connect burst stages one record per client: do not keep room for all of
+        // them once they are written (it would stay allocated for the broker's life).
+        self.staged.shrink_to(KEPT_CAPACITY);
+        self.records.shrink_to(KEPT_CAPACITY);
         match result {
             Ok(()) => Ok(count),
             Err(e) => {
@@ -285,6 +293,25 @@ mod tests {
         assert_eq!(store.commit_records().unwrap(), 1);
         assert_eq!(store.client_records().unwrap().len(), 3);
         assert_eq!(store.commit_records().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_burst_of_records_gives_its_room_back_once_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("db"), SyncMode::Normal).unwrap();
+        for i in 0..1000 {
+            store.stage_record(Write::ClientConnected {
+                client_id: format!("c{i}"),
+                username: None,
+                address: "127.0.0.1:1".into(),
+                protocol: 5,
+                at: 1,
+            });
+        }
+        assert_eq!(store.commit_records().unwrap(), 1000);
+        assert_eq!(store.client_records().unwrap().len(), 1000);
+        assert!(store.staged.capacity() <= KEPT_CAPACITY);
+        assert!(store.records.capacity() <= KEPT_CAPACITY);
     }
 
     #[test]
