@@ -5,7 +5,8 @@
 //! in place for `make test`. Screenshots land in target/browser/. The second test runs
 //! tests/browser/chat.test.mjs: two people chatting on the `/chat` page with a paho-mqtt
 //! peer (tests/python/chat_peer.py, so it needs python3 with paho-mqtt 2.x too) and a
-//! mosquitto one.
+//! mosquitto one. The third runs tests/browser/admin-bridges.test.mjs: the admin page's
+//! bridge panel against a real upstream Mosquitto.
 
 mod common;
 
@@ -15,24 +16,23 @@ use std::process::Command;
 use common::console;
 use common::scripts::require_paho;
 
-#[test]
-fn register_login_and_watch_the_broker_from_chromium() {
+/// Runs one page test under tests/browser/ with node against `broker`, with BASE,
+/// MQTT_PORT and OUT set besides `env`, and checks it passed and left its screenshots in
+/// target/browser/.
+fn run_page_test(script: &str, broker: &common::Broker, env: &[(&str, String)], shots: &[&str]) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let script = root.join("tests/browser/console.test.mjs");
     assert!(
         root.join("tests/browser/node_modules/playwright-core")
             .exists(),
         "playwright-core is missing: run scripts/install-test-deps.sh (npm ci in tests/browser)"
     );
-    let broker = console::start(&[("admin", "admin-password", true)]);
     let out = root.join("target/browser");
     let run = Command::new("node")
-        .arg(&script)
+        .arg(root.join("tests/browser").join(script))
         .env("BASE", format!("http://127.0.0.1:{}", broker.web_port()))
         .env("MQTT_PORT", broker.port().to_string())
-        .env("ADMIN_USER", "admin")
-        .env("ADMIN_PASSWORD", "admin-password")
         .env("OUT", &out)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("run node");
     let text = format!(
@@ -40,15 +40,28 @@ fn register_login_and_watch_the_broker_from_chromium() {
         String::from_utf8_lossy(&run.stdout),
         String::from_utf8_lossy(&run.stderr)
     );
-    assert!(run.status.success(), "browser test failed:\n{text}");
-    for shot in ["admin-desktop.png", "admin-phone.png", "admin-stopped.png"] {
+    assert!(run.status.success(), "{script} failed:\n{text}");
+    for shot in shots {
         assert!(out.join(shot).exists(), "no screenshot {shot}");
     }
 }
 
 #[test]
+fn register_login_and_watch_the_broker_from_chromium() {
+    let broker = console::start(&[("admin", "admin-password", true)]);
+    run_page_test(
+        "console.test.mjs",
+        &broker,
+        &[
+            ("ADMIN_USER", "admin".into()),
+            ("ADMIN_PASSWORD", "admin-password".into()),
+        ],
+        &["admin-desktop.png", "admin-phone.png", "admin-stopped.png"],
+    );
+}
+
+#[test]
 fn two_phones_chat_on_the_chat_page_with_paho_and_mosquitto_peers() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     require_paho();
     // The test seeds 60 messages at once: no request rate limit.
     let broker = console::start_with(
@@ -61,29 +74,18 @@ fn two_phones_chat_on_the_chat_page_with_paho_and_mosquitto_peers() {
         ],
         "chat_requests_per_second = 0\n",
     );
-    let out = root.join("target/browser");
-    let run = Command::new("node")
-        .arg(root.join("tests/browser/chat.test.mjs"))
-        .env("BASE", format!("http://127.0.0.1:{}", broker.web_port()))
-        .env("MQTT_PORT", broker.port().to_string())
-        .env("OUT", &out)
-        .output()
-        .expect("run node");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
+    run_page_test(
+        "chat.test.mjs",
+        &broker,
+        &[],
+        &[
+            "chat-alice-desktop.png",
+            "chat-bob-phone.png",
+            "chat-alice-offline.png",
+            "chat-bob-porch.png",
+            "chat-alice-refused.png",
+        ],
     );
-    assert!(run.status.success(), "chat page test failed:\n{text}");
-    for shot in [
-        "chat-alice-desktop.png",
-        "chat-bob-phone.png",
-        "chat-alice-offline.png",
-        "chat-bob-porch.png",
-        "chat-alice-refused.png",
-    ] {
-        assert!(out.join(shot).exists(), "no screenshot {shot}");
-    }
 }
 
 /// The admin page's bridge panel (tests/browser/admin-bridges.test.mjs): Outpost with a
@@ -92,7 +94,6 @@ fn two_phones_chat_on_the_chat_page_with_paho_and_mosquitto_peers() {
 #[test]
 fn the_admin_page_shows_each_bridge_live_with_a_hostile_error_as_text() {
     const MARKUP: &str = "<img src=x onerror=alert(1)>";
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let certs = common::certs::Certs::make();
     certs.server("hostile", &format!("DNS:{MARKUP}"));
     let upstream = common::upstream::Mosquitto::with_tls(&common::upstream::TlsFiles {
@@ -112,28 +113,15 @@ fn the_admin_page_shows_each_bridge_live_with_a_hostile_error_as_text() {
         ca = certs.arg("ca.pem"),
     );
     let broker = console::start_with(&[("admin", "admin-password", true)], &bridges);
-    let out = root.join("target/browser");
-    let run = Command::new("node")
-        .arg(root.join("tests/browser/admin-bridges.test.mjs"))
-        .env("BASE", format!("http://127.0.0.1:{}", broker.web_port()))
-        .env("MQTT_PORT", broker.port().to_string())
-        .env("UPSTREAM_PORT", upstream.port.to_string())
-        .env("ADMIN_USER", "admin")
-        .env("ADMIN_PASSWORD", "admin-password")
-        .env("MARKUP", MARKUP)
-        .env("OUT", &out)
-        .output()
-        .expect("run node");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
+    run_page_test(
+        "admin-bridges.test.mjs",
+        &broker,
+        &[
+            ("UPSTREAM_PORT", upstream.port.to_string()),
+            ("ADMIN_USER", "admin".into()),
+            ("ADMIN_PASSWORD", "admin-password".into()),
+            ("MARKUP", MARKUP.into()),
+        ],
+        &["admin-bridges.png", "admin-bridges-phone.png"],
     );
-    assert!(
-        run.status.success(),
-        "admin bridge panel test failed:\n{text}"
-    );
-    for shot in ["admin-bridges.png", "admin-bridges-phone.png"] {
-        assert!(out.join(shot).exists(), "no screenshot {shot}");
-    }
 }

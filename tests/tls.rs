@@ -145,6 +145,22 @@ fn client_certificates_are_required_when_a_client_ca_is_set() {
     assert_eq!(got, vec![("secure/a".to_string(), "with cert".to_string())]);
 }
 
+/// Starts outpost on `config` (only loopback listeners on free ports) and expects it to stop
+/// at once with exit status 2, returning what it said on stderr.
+fn refused_at_start(dir: &std::path::Path, config: &str) -> String {
+    std::fs::write(dir.join("outpost.toml"), config).unwrap();
+    let out = Command::new(common::BIN)
+        .args(["--listen", "127.0.0.1:0", "--http", "off"])
+        .args(["--ws-listen", "off", "--config"])
+        .arg(dir.join("outpost.toml"))
+        .arg("--db")
+        .arg(dir.join("db"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn missing_tls_files_stop_outpost_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -153,24 +169,7 @@ fn missing_tls_files_stop_outpost_with_one_line() {
         "tls_listen = [\"127.0.0.1:0\"]\ntls_cert = \"{0}\"\ntls_key = \"{0}\"\n",
         missing.display()
     );
-    std::fs::write(dir.path().join("outpost.toml"), config).unwrap();
-    let out = Command::new(common::BIN)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--http",
-            "off",
-            "--ws-listen",
-            "off",
-            "--config",
-        ])
-        .arg(dir.path().join("outpost.toml"))
-        .arg("--db")
-        .arg(dir.path().join("db"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_at_start(dir.path(), &config);
     assert!(stderr.contains("missing.pem"), "{stderr}");
 
     // The same for a bridge's CA file.
@@ -179,24 +178,7 @@ fn missing_tls_files_stop_outpost_with_one_line() {
          [[bridge.topic]]\nfilter = \"#\"\ndirection = \"out\"\n",
         missing.display()
     );
-    std::fs::write(dir.path().join("outpost.toml"), config).unwrap();
-    let out = Command::new(common::BIN)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--http",
-            "off",
-            "--ws-listen",
-            "off",
-            "--config",
-        ])
-        .arg(dir.path().join("outpost.toml"))
-        .arg("--db")
-        .arg(dir.path().join("db"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_at_start(dir.path(), &config);
     assert!(
         stderr.contains("bridge up: ") && stderr.contains("missing.pem"),
         "{stderr}"

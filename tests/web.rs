@@ -680,26 +680,6 @@ fn metrics_serve_the_counters_to_loopback() {
         .contains("# TYPE outpost_clients_connected gauge\noutpost_clients_connected 1"));
 }
 
-/// Context switches of every thread of `pid` (the loop, auth workers, console workers).
-fn context_switches(pid: u32) -> Vec<(String, u64)> {
-    let mut threads: Vec<(String, u64)> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .map(|task| {
-            let dir = task.unwrap().path();
-            let name = std::fs::read_to_string(dir.join("comm")).unwrap();
-            let status = std::fs::read_to_string(dir.join("status")).unwrap();
-            let switches = status
-                .lines()
-                .filter(|l| l.contains("ctxt_switches"))
-                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .sum();
-            (format!("{} {}", dir.display(), name.trim()), switches)
-        })
-        .collect();
-    threads.sort();
-    threads
-}
-
 /// Nothing periodic runs while nobody looks: after the console has served pages, an idle
 /// broker's threads, the console's included, do not wake up at all.
 #[test]
@@ -708,9 +688,9 @@ fn an_idle_broker_with_the_console_on_does_not_wake_up() {
     let (mut admin, _) = logged_in(broker.web_port(), "admin", "admin-password");
     assert_eq!(admin.get("/admin").status, 200);
     std::thread::sleep(Duration::from_millis(300));
-    let before = context_switches(broker.pid());
+    let before = broker.context_switches();
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(context_switches(broker.pid()), before);
+    assert_eq!(broker.context_switches(), before);
 }
 
 /// A security question set on the web is the one the chat service resets passwords with.

@@ -10,35 +10,17 @@
 // UPSTREAM_PORT (Mosquitto, plain), ADMIN_USER, ADMIN_PASSWORD, MARKUP (the certificate's
 // name), OUT, CHROMIUM (default /usr/bin/chromium). Exits non-zero on the first failure.
 
-import { chromium } from "playwright-core";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
+import { check, env as need, openDesktop, watchProblems } from "./harness.mjs";
 
-const need = (name) => {
-  const value = process.env[name];
-  if (value === undefined) throw new Error(`missing environment variable ${name}`);
-  return value;
-};
 const BASE = need("BASE");
 const OUT = need("OUT");
 const MARKUP = need("MARKUP");
 const WAIT = 20000;
 
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
-
-const profile = mkdtempSync(join(tmpdir(), "outpost-chromium-"));
-mkdirSync(OUT, { recursive: true });
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-  viewport: { width: 1280, height: 900 },
-});
-context.setDefaultTimeout(WAIT);
+const { context, profile } = await openDesktop(OUT, WAIT);
 
 // The upstream side: a mosquitto_sub that takes one message and exits (stdbuf: each line
 // as it comes; "close": after its output is read, not only when the process is gone).
@@ -56,14 +38,8 @@ const problems = [];
 let failed = false;
 try {
   const page = context.pages()[0] ?? (await context.newPage());
-  // Any console warning or error (a CSP violation included) but a failed load (the
-  // favicon), page error or dialog (an onerror=alert that ran) is a failure.
-  page.on("console", (m) => {
-    if (m.type() === "warning" || (m.type() === "error" && !m.text().startsWith("Failed to load resource"))) {
-      problems.push(`console ${m.type()}: ${m.text()}`);
-    }
-  });
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  // Any page problem, or a dialog (an onerror=alert that ran), is a failure.
+  watchProblems(page, problems);
   page.on("dialog", (d) => { problems.push(`dialog: ${d.message()}`); d.dismiss(); });
 
   await page.goto(`${BASE}/login`);

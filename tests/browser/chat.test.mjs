@@ -1,6 +1,6 @@
 // The /chat page in a real browser: Debian's chromium, headless, driven by playwright-core
 // against the real outpost binary that tests/browser.rs started. Two people (two browser
-// contexts, one phone-sized) log in through the console and open /chat (which logs in to
+// contexts, both phone-sized) log in through the console and open /chat (which logs in to
 // the broker over WebSocket with a single-use token from POST /api/chat/token). They chat
 // with each other and with two peers over TCP: carol, a paho-mqtt script speaking MQTT 5
 // (tests/python/chat_peer.py), and dave, mosquitto_pub and mosquitto_sub. On the way:
@@ -146,7 +146,8 @@ try {
     headless: true,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking"],
   });
-  const alice = await open(browser, "alice", { viewport: { width: 1280, height: 800 } }, true);
+  // Two phones, as on the site's Wi-Fi: an Android-sized one and an iPhone-sized one.
+  const alice = await open(browser, "alice", { viewport: { width: 412, height: 915 }, isMobile: true, hasTouch: true }, true);
   const bob = await open(browser, "bob", { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   const pages = [[alice, "alice"], [bob, "bob"]];
 
@@ -369,6 +370,8 @@ try {
   }
   check(same(await texts(alice), early), `archive after paging: ${JSON.stringify(await texts(alice))}`);
   await alice.locator("#older").waitFor({ state: "hidden" });
+  // The same page on a laptop's screen, for the desktop layout.
+  await alice.setViewportSize({ width: 1280, height: 800 });
   await alice.screenshot({ path: join(OUT, "chat-alice-desktop.png") });
   await alice.click('.room[data-room="general"]');
   await message(alice, "back online").waitFor();

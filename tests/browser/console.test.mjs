@@ -8,17 +8,11 @@
 // Environment: BASE (http://127.0.0.1:PORT of the console), MQTT_PORT, ADMIN_USER,
 // ADMIN_PASSWORD, OUT (screenshot folder), CHROMIUM (default /usr/bin/chromium).
 
-import { chromium } from "playwright-core";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
+import { check, env, openDesktop, watchProblems } from "./harness.mjs";
 
-const env = (name, fallback) => {
-  const value = process.env[name] ?? fallback;
-  if (value === undefined) throw new Error(`missing environment variable ${name}`);
-  return value;
-};
 const BASE = env("BASE");
 const MQTT_PORT = env("MQTT_PORT");
 const ADMIN_USER = env("ADMIN_USER");
@@ -60,41 +54,13 @@ async function within(ms, what, promise) {
   }
 }
 
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
-
-const profile = mkdtempSync(join(tmpdir(), "outpost-chromium-"));
-mkdirSync(OUT, { recursive: true });
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: env("CHROMIUM", "/usr/bin/chromium"),
-  headless: true,
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-  viewport: { width: 1280, height: 900 },
-});
-context.setDefaultTimeout(WAIT);
+const { context, profile } = await openDesktop(OUT, WAIT);
 
 const problems = [];
 let failed = false;
 try {
   const page = context.pages()[0] ?? (await context.newPage());
-  // Error pages (400, 401 …) are expected on refusals; anything else, CSP violations
-  // included, is a problem.
-  page.on("console", (m) => {
-    if (m.type() === "warning" || (m.type() === "error" && !m.text().startsWith("Failed to load resource"))) {
-      problems.push(`console ${m.type()}: ${m.text()}`);
-    }
-  });
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  watchProblems(page, problems);
   page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
   if (process.env.TRACE) {
     const t0 = Date.now();

@@ -176,13 +176,14 @@ impl Broker {
             .unwrap_or_else(|e| panic!("{tasks}: {e}"))
             .map(|task| {
                 let dir = task.unwrap().path();
+                let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
                 let status = std::fs::read_to_string(dir.join("status")).unwrap();
                 let switches = status
                     .lines()
                     .filter(|l| l.contains("ctxt_switches"))
                     .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
                     .sum();
-                (dir.display().to_string(), switches)
+                (format!("{} {}", dir.display(), name.trim()), switches)
             })
             .collect();
         threads.sort();
