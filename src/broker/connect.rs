@@ -294,11 +294,10 @@ impl Broker {
         s.username = username.as_deref().map(Box::from);
         self.stage_session(session, None, now);
         self.stage_will(session, now);
-        let conn = &self.conns[token];
         let record = Write::ClientConnected {
-            client_id: client_id.clone(),
+            client_id: self.sessions[session].client_id.clone(),
             username,
-            address: conn.addr.to_string(),
+            address: self.conns[token].addr,
             protocol: match version {
                 ProtocolVersion::V5 => 5,
                 ProtocolVersion::V311 => 4,

@@ -3,6 +3,8 @@
 //! [`super::Write::ClientConnected`] and [`super::Write::ClientDisconnected`],
 //! usually as records that wait for a commit ([`Store::stage_record`]).
 
+use std::net::SocketAddr;
+
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::{Store, StoreError};
@@ -64,7 +66,7 @@ pub(super) fn connected(
     tx: &Transaction<'_>,
     client_id: &str,
     username: Option<&str>,
-    address: &str,
+    address: SocketAddr,
     protocol: u8,
     at: i64,
 ) -> Result<(), StoreError> {
@@ -76,7 +78,13 @@ pub(super) fn connected(
              connected_at = excluded.connected_at,
              disconnected_at = NULL, disconnect_reason = NULL",
     )?
-    .execute(params![client_id, username, address, protocol, at])?;
+    .execute(params![
+        client_id,
+        username,
+        address.to_string(),
+        protocol,
+        at
+    ])?;
     Ok(())
 }
 

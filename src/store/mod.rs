@@ -274,7 +274,7 @@ mod tests {
         let record = |id: &str| Write::ClientConnected {
             client_id: id.into(),
             username: None,
-            address: "127.0.0.1:1".into(),
+            address: "127.0.0.1:1".parse().unwrap(),
             protocol: 5,
             at: 1,
         };
@@ -301,9 +301,9 @@ mod tests {
         let mut store = Store::open(&dir.path().join("db"), SyncMode::Normal).unwrap();
         for i in 0..1000 {
             store.stage_record(Write::ClientConnected {
-                client_id: format!("c{i}"),
+                client_id: format!("c{i}").into(),
                 username: None,
-                address: "127.0.0.1:1".into(),
+                address: "127.0.0.1:1".parse().unwrap(),
                 protocol: 5,
                 at: 1,
             });

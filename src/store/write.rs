@@ -5,6 +5,9 @@
 //! its SQL: `retained.rs`, `sessions.rs`, `queues.rs`, `clients.rs`,
 //! `chat.rs` and `bridge.rs`.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use rusqlite::{Connection, Row, Transaction, TransactionBehavior};
 
 use super::{bridge, chat, clients, queues, retained, sessions, Store, StoreError};
@@ -161,12 +164,13 @@ pub enum Write {
     // Client records (`store::clients`).
     /// A client connected; recorded for the web pages.
     ClientConnected {
-        /// Who connected.
-        client_id: String,
+        /// Who connected: the session's own copy of the id, so a burst of connects
+        /// allocates nothing per record that would stay behind as holes in the heap.
+        client_id: Arc<str>,
         /// As authenticated, if any.
         username: Option<String>,
-        /// The peer address, as text.
-        address: String,
+        /// The peer address (written as text).
+        address: SocketAddr,
         /// The MQTT protocol level (4 for 3.1.1, 5 for 5.0).
         protocol: u8,
         /// Unix seconds.
@@ -269,7 +273,7 @@ fn apply(tx: &Transaction<'_>, w: &Write, maybe_orphaned: &mut Vec<u64>) -> Resu
             address,
             protocol,
             at,
-        } => clients::connected(tx, client_id, username.as_deref(), address, *protocol, *at),
+        } => clients::connected(tx, client_id, username.as_deref(), *address, *protocol, *at),
         Write::ClientDisconnected {
             client_id,
             at,
@@ -394,7 +398,7 @@ mod tests {
             Write::ClientConnected {
                 client_id: "c1".into(),
                 username: Some("alice".into()),
-                address: "10.0.0.1:5000".into(),
+                address: "10.0.0.1:5000".parse().unwrap(),
                 protocol: 5,
                 at: 100,
             },
@@ -406,7 +410,7 @@ mod tests {
             Write::ClientConnected {
                 client_id: "c2".into(),
                 username: None,
-                address: "[::1]:1".into(),
+                address: "[::1]:1".parse().unwrap(),
                 protocol: 4,
                 at: 150,
             },
@@ -464,7 +468,7 @@ mod tests {
                 ClientRecord {
                     client_id: "c2".into(),
                     username: None,
-                    address: "[::1]:1".into(),
+                    address: "[::1]:1".parse().unwrap(),
                     protocol: 4,
                     connected_at: 150,
                     disconnected_at: None,
@@ -473,7 +477,7 @@ mod tests {
                 ClientRecord {
                     client_id: "c1".into(),
                     username: Some("alice".into()),
-                    address: "10.0.0.1:5000".into(),
+                    address: "10.0.0.1:5000".parse().unwrap(),
                     protocol: 5,
                     connected_at: 100,
                     disconnected_at: Some(200),
@@ -489,7 +493,7 @@ mod tests {
             vec![Write::ClientConnected {
                 client_id: "c1".into(),
                 username: None,
-                address: "a".into(),
+                address: "10.0.0.9:1".parse().unwrap(),
                 protocol: 5,
                 at: 300,
             }],
