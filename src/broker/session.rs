@@ -158,12 +158,6 @@ pub struct Session {
     /// state (will delay, expiry) can tell they are stale.
     pub generation: u64,
     next_packet_id: u16,
-    /// How many ids from `next_packet_id` on are known to be unused, so that a window of
-    /// a thousand messages in flight costs one scan of it per run of free ids, not one per
-    /// delivery. Ids handed out in a run lie behind `next_packet_id`, and an entry put
-    /// back after an ack carries an id that was already counted, so the run stays true
-    /// until it is used up; a session restored from the store starts at 0 (scan first).
-    free_ids: u16,
 }
 
 impl Session {
@@ -182,7 +176,6 @@ impl Session {
             next_seq: 1,
             generation: 0,
             next_packet_id: 1,
-            free_ids: 0,
         }
     }
 
@@ -190,28 +183,14 @@ impl Session {
     /// than 65535 messages in flight (Receive Maximum is at most 65535).
     pub fn allocate_packet_id(&mut self) -> PacketId {
         loop {
-            if self.free_ids == 0 {
-                self.free_ids = self.free_run();
-            }
             let id = self.next_packet_id;
             self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
-            if self.free_ids > 0 {
-                self.free_ids -= 1;
-                return NonZeroU16::new(id).expect("packet ids run from 1 to 65535");
+            if let Some(id) = NonZeroU16::new(id) {
+                if !self.flight().inflight.iter().any(|i| i.packet_id == id) {
+                    return id;
+                }
             }
         }
-    }
-
-    /// How many ids from `next_packet_id` on (1 to 65535, wrapping) are not in flight.
-    fn free_run(&self) -> u16 {
-        const IDS: u32 = u16::MAX as u32;
-        let next = u32::from(self.next_packet_id);
-        self.flight()
-            .inflight
-            .iter()
-            .map(|i| (u32::from(i.packet_id.get()) + IDS - next) % IDS)
-            .min()
-            .map_or(u16::MAX, |free| free as u16)
     }
 
     /// The connection that owns the session now; `None` while offline.
@@ -306,80 +285,5 @@ impl Session {
             .is_some();
         self.settle();
         known
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::broker::message::ForwardedProperties;
-
-    fn in_flight(session: &mut Session, packet_id: PacketId) {
-        let message = Arc::new(Message {
-            topic: "t".into(),
-            payload: Box::default(),
-            qos: Qos::AtLeastOnce,
-            retain: false,
-            properties: ForwardedProperties::default(),
-            expires_at: None,
-            publisher: None,
-            store_id: Default::default(),
-        });
-        let outbound = Outbound {
-            message,
-            qos: Qos::AtLeastOnce,
-            retain: false,
-            subscription_ids: Vec::new(),
-            seq: None,
-        };
-        session.flight_mut().inflight.push_back(Inflight {
-            packet_id,
-            state: InflightState::Published,
-            outbound,
-        });
-    }
-
-    fn id(n: u16) -> PacketId {
-        PacketId::new(n).unwrap()
-    }
-
-    #[test]
-    fn packet_ids_skip_those_still_in_flight_across_the_wrap() {
-        let mut s = Session::new("c".into(), 0);
-        // Restored from the store: ids anywhere, the next one among them.
-        for n in [1, 2, 4, 65535] {
-            in_flight(&mut s, id(n));
-        }
-        assert_eq!(s.allocate_packet_id(), id(3));
-        let mut seen = vec![3];
-        // A full turn of the ring hands out every free id once, never one in flight.
-        for _ in 0..65530 {
-            let next = s.allocate_packet_id().get();
-            assert!(![1, 2, 4, 65535].contains(&next), "{next} is in flight");
-            seen.push(next);
-        }
-        seen.sort_unstable();
-        seen.dedup();
-        assert_eq!(seen.len(), 65531);
-        assert_eq!(s.allocate_packet_id(), id(3), "the ring starts over");
-    }
-
-    #[test]
-    fn an_id_acked_and_put_back_is_not_handed_out_again() {
-        let mut s = Session::new("c".into(), 0);
-        let first = s.allocate_packet_id();
-        in_flight(&mut s, first);
-        for _ in 0..100 {
-            let next = s.allocate_packet_id();
-            in_flight(&mut s, next);
-        }
-        // An ack takes the oldest out and puts it back (a PUBACK for a QoS 2 message).
-        let back = s.flight_mut().inflight.pop_front().unwrap();
-        s.flight_mut().inflight.push_front(back);
-        let mut handed = std::collections::HashSet::new();
-        for _ in 0..65000 {
-            assert!(handed.insert(s.allocate_packet_id()));
-        }
-        assert!(!handed.contains(&first));
     }
 }
