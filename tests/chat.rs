@@ -11,7 +11,6 @@ use common::proxy::{self, Link, Proxy};
 use common::raw::{Next, Raw};
 use common::{wait_until, Broker};
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties, SubscribeReasonCode};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,17 +37,7 @@ impl Watched {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e} (run `make test` to install it)"));
         let lines = Arc::new(Mutex::new(Vec::new()));
-        for pipe in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(line);
-                }
-            });
-        }
+        common::upstream::collect_output(&mut child, &lines);
         Watched { child, lines }
     }
 

@@ -175,7 +175,7 @@ fn launch(conf: &Path, port: u16, log: &Arc<Mutex<Vec<String>>>) -> Child {
 }
 
 /// Appends every line `child` writes to stdout or stderr to `lines`, from two threads.
-fn collect_output(child: &mut Child, lines: &Arc<Mutex<Vec<String>>>) {
+pub fn collect_output(child: &mut Child, lines: &Arc<Mutex<Vec<String>>>) {
     for pipe in [
         Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
         Box::new(child.stderr.take().unwrap()),
