@@ -92,8 +92,7 @@ impl Broker {
                 store_id: Default::default(),
             });
             // Kept in memory only: $SYS values are not worth a disk write.
-            self.retained
-                .insert(&message.topic.clone(), message.clone());
+            self.retained.insert(&message.topic, message.clone());
             self.route(message, now);
         }
         let interval = Duration::from_secs(self.config.sys_interval);
