@@ -66,10 +66,10 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Page cache per database connection, in KiB (`PRAGMA cache_size`).
 const PAGE_CACHE_KIB: i64 = 256;
 
-/// Writes the staged lists keep room for after a commit (about 140 KB): a busy turn's
+/// Writes the staged lists keep room for after a commit (about 35 KB): a busy turn's
 /// batch reuses it without reallocating, while a larger one (a burst of connects stages
 /// a record per client) gives its room back instead of keeping it for the broker's life.
-const KEPT_CAPACITY: usize = 1024;
+const KEPT_CAPACITY: usize = 256;
 
 /// One connection to the database plus the writes staged for the next commit.
 pub struct Store {
