@@ -70,8 +70,10 @@ impl Broker {
             &outbound,
             Some(ack.packet_id),
             InflightState::Released,
+            false,
             now,
         );
+        self.await_durable(token);
         self.send_ack(token, Packet::PubRel, ack.packet_id, ReasonCode::Success);
         Ok(())
     }
@@ -91,6 +93,7 @@ impl Broker {
         } else {
             ReasonCode::PacketIdentifierNotFound
         };
+        self.await_durable(token);
         self.send_ack(token, Packet::PubComp, ack.packet_id, reason);
         Ok(())
     }

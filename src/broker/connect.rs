@@ -329,6 +329,8 @@ impl Broker {
         properties.assigned_client_identifier = assigned.then_some(client_id.as_str());
         properties.response_information = response_information.as_deref();
         properties.session_expiry_interval = session_expiry_capped.then_some(session_expiry);
+        // A persistent session is durable before its CONNACK says it is present.
+        self.await_durable(token);
         let conn = &mut self.conns[token];
         conn.send(&Packet::ConnAck(ConnAck {
             session_present,

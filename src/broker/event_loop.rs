@@ -27,7 +27,7 @@ use crate::auth::worker::AuthWorker;
 use crate::cli::ConfigSource;
 use crate::config::Config;
 use crate::protocol::ReasonCode;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Writer};
 
 /// The signal pipe's token and the waker's (the inbox); listeners count down below them.
 const SIGNAL: Token = Token(usize::MAX);
@@ -130,7 +130,17 @@ impl Server {
             inbox.clone(),
         )
         .map_err(|e| RunError::Io("cannot start the auth workers", e))?;
-        let mut broker = Broker::new(config, store, auth, registry, listeners, inbox_rx);
+        let durable = inbox.clone();
+        let writer = Writer::spawn(
+            &config.db,
+            config.sync,
+            Box::new(move || {
+                // A stopped loop needs no word.
+                let _ = durable.send(Inbound::Durable);
+            }),
+        )
+        .map_err(RunError::Store)?;
+        let mut broker = Broker::new(config, store, writer, auth, registry, listeners, inbox_rx);
         broker.tls_server = tls_server;
         broker.load(Instant::now()).map_err(RunError::Store)?;
         broker.load_services().map_err(RunError::Store)?;
@@ -295,6 +305,7 @@ impl Broker {
                 Inbound::Chat(reply) => self.chat_account_done(reply, now),
                 Inbound::Console(request) => self.answer_console(request),
                 Inbound::BridgeResolved(resolved) => self.bridge_resolved(resolved, now),
+                Inbound::Durable => self.commit_progress(now),
                 Inbound::LoginToken(grant) => {
                     if !self.access.login_tokens.grant(grant, now) {
                         log::warn!("login token dropped: too many open tokens");
@@ -428,6 +439,7 @@ impl Broker {
                 } => self.session_expired(session, generation, now),
                 Timer::Bridge { index } => self.bridge_timer(index, now),
                 Timer::ClientRecords => self.commit_records(),
+                Timer::Commit => self.commit_progress(now),
                 Timer::HeldTooLong { session } => self.held_too_long(session, now),
             }
         }
@@ -501,7 +513,16 @@ impl Broker {
                 }
             }
             closed.extend(closing);
-            self.commit();
+            // A closing connection's held acknowledgements cannot wait for the writer,
+            // nor can a bridge's output: those turns wait for the disk, as every turn
+            // did before the writer.
+            let closing_held = closed
+                .iter()
+                .any(|&t| self.conns.get(t).is_some_and(|c| c.held_until().is_some()));
+            if self.writes_pending() && (closing_held || self.bridges_have_output()) {
+                self.sync_store();
+            }
+            self.commit_window(now);
             if self.turn.close.is_empty() {
                 break;
             }
@@ -570,8 +591,7 @@ impl Broker {
             }
             conn.close_transport(ReasonCode::ServerShuttingDown);
         }
-        self.commit();
-        self.commit_records();
+        self.close_store();
         self.stop_bridges(Instant::now());
         for (_, conn) in self.conns.iter_mut() {
             let _ = conn.flush(&mut self.stats.bytes_sent);

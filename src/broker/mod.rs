@@ -25,6 +25,7 @@
 //! - `stats`      — counters for logs and `$SYS`.
 //! - `sys`        — the `$SYS` topics, published only while someone listens.
 //! - `persist`    — what is staged in the store each turn, and loaded back at start.
+//! - `commit`     — the commit window, the store writer's batches, acks held until durable.
 //! - `reload`     — SIGHUP: the config file and ACL rules read again, clients kept.
 //! - `services`   — the internal services beside the broker (chat): claimed topics, effects.
 //! - `watch`      — recent topics and their last messages, for the web console (bounded).
@@ -36,6 +37,7 @@ mod backpressure;
 mod bridge;
 mod client;
 mod close;
+mod commit;
 mod connect;
 pub mod console;
 mod delivery;
@@ -69,7 +71,7 @@ use std::sync::Arc;
 use crate::auth::worker::AuthWorker;
 use crate::config::Config;
 use crate::protocol::ReasonCode;
-use crate::store::Store;
+use crate::store::{Store, Writer};
 use crate::topic::{self, RetainedTree, TopicTrie};
 use client::Connection;
 use inbox::Inbox;
@@ -155,6 +157,7 @@ impl Broker {
     fn new(
         config: Config,
         store: Store,
+        writer: Writer,
         auth: AuthWorker,
         registry: mio::Registry,
         listeners: Listeners,
@@ -178,7 +181,7 @@ impl Broker {
             chat: None,
             bridges: bridge::Bridges::default(),
             access: access::Access::new(auth),
-            db: persist::Db::new(store),
+            db: persist::Db::new(store, writer),
             budget: queue::Budget::default(),
             turn: turn::Turn::default(),
             timers: Timers::default(),

@@ -40,6 +40,7 @@ fn sort(old: &Config, new: Config) -> Sorted {
         http_enabled,
         db,
         sync,
+        commit_interval,
         bcrypt_cost,
         max_packet_size,
         receive_maximum,
@@ -131,6 +132,7 @@ fn sort(old: &Config, new: Config) -> Sorted {
     );
     reloadable!(
         log_level,
+        commit_interval,
         allow_anonymous,
         anonymous_unknown_users,
         max_connections,

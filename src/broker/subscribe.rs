@@ -52,6 +52,7 @@ impl Broker {
                 Err(code) => code,
             });
         }
+        self.await_durable(token);
         self.conns[token].send(&Packet::SubAck(SubAck {
             packet_id: subscribe.packet_id,
             properties: Properties::default(),
@@ -170,6 +171,7 @@ impl Broker {
                 ReasonCode::NoSubscriptionExisted
             });
         }
+        self.await_durable(token);
         self.conns[token].send(&Packet::UnsubAck(UnsubAck {
             packet_id: unsubscribe.packet_id,
             properties: Properties::default(),

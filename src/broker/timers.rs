@@ -42,6 +42,8 @@ pub enum Timer {
     Bridge { index: usize },
     /// Write the client records waiting for a commit.
     ClientRecords,
+    /// The open batch's commit window has passed: hand it to the store writer.
+    Commit,
     /// `slow_consumer_timeout` since session `session` began holding publishers back.
     HeldTooLong { session: SessionKey },
 }

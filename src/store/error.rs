@@ -66,6 +66,8 @@ pub enum StoreError {
         /// What went wrong.
         source: BackupFailure,
     },
+    /// The store writer thread could not be started.
+    Thread(String),
     /// Any other SQLite failure.
     Sqlite(rusqlite::Error),
 }
@@ -131,6 +133,7 @@ impl fmt::Display for StoreError {
                     }
                 }
             }
+            StoreError::Thread(e) => write!(f, "cannot start the store writer: {e}"),
             StoreError::Sqlite(e) => write!(f, "database error: {e}"),
         }
     }
