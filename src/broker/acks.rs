@@ -39,6 +39,7 @@ impl Broker {
         ack: Ack<'_>,
         now: Instant,
     ) -> Result<(), Violation> {
+        let staged = self.db.store.staged_total();
         let s = &mut self.sessions[session];
         let Some(pos) = s
             .flight()
@@ -73,7 +74,7 @@ impl Broker {
             false,
             now,
         );
-        self.await_durable(token);
+        self.await_own(token, staged);
         self.send_ack(token, Packet::PubRel, ack.packet_id, ReasonCode::Success);
         Ok(())
     }
@@ -84,6 +85,7 @@ impl Broker {
         session: SessionKey,
         ack: Ack<'_>,
     ) -> Result<(), Violation> {
+        let staged = self.db.store.staged_total();
         let known = self.sessions[session].remove_incoming_qos2(ack.packet_id.get());
         if known {
             self.stage_qos2(session, ack.packet_id.get(), false);
@@ -93,7 +95,7 @@ impl Broker {
         } else {
             ReasonCode::PacketIdentifierNotFound
         };
-        self.await_durable(token);
+        self.await_own(token, staged);
         self.send_ack(token, Packet::PubComp, ack.packet_id, reason);
         Ok(())
     }

@@ -66,6 +66,15 @@ impl Broker {
         self.hold_output(token, Wait::Batch(batch));
     }
 
+    /// [`Self::await_durable`] when anything was staged since the store's count of
+    /// staged writes was `before`: an acknowledgement whose handler wrote nothing (a
+    /// clean session's CONNACK or SUBACK) is not held up by other clients' writes.
+    pub(super) fn await_own(&mut self, token: ConnKey, before: u64) {
+        if self.db.store.staged_total() != before {
+            self.await_durable(token);
+        }
+    }
+
     /// Makes the acknowledgement of a publish about to be sent to `token` wait. When the
     /// publish staged nothing but its message `message` and the queue entries that deliver
     /// it (nothing else was staged since `others` was read), it waits only until every one
@@ -171,13 +180,11 @@ impl Broker {
             let Some(conn) = self.conns.get_mut(token) else {
                 return false;
             };
-            if conn.release_held(ready) {
-                if !conn.in_flush_list {
-                    conn.in_flush_list = true;
-                    self.turn.flush.push(token);
-                }
-                return false;
+            if conn.release_held(ready) && !conn.in_flush_list {
+                conn.in_flush_list = true;
+                self.turn.flush.push(token);
             }
+            // Parts behind the released ones may still wait.
             conn.held_until().is_some()
         });
         held.append(&mut self.db.batches.held);

@@ -267,6 +267,7 @@ impl Broker {
 
     /// Binds the connection to its session and answers CONNACK.
     fn accept_connect(&mut self, token: ConnKey, request: ConnectRequest, now: Instant) {
+        let staged = self.db.store.staged_total();
         let ConnectRequest {
             version,
             clean_start,
@@ -330,7 +331,7 @@ impl Broker {
         properties.response_information = response_information.as_deref();
         properties.session_expiry_interval = session_expiry_capped.then_some(session_expiry);
         // A persistent session is durable before its CONNACK says it is present.
-        self.await_durable(token);
+        self.await_own(token, staged);
         let conn = &mut self.conns[token];
         conn.send(&Packet::ConnAck(ConnAck {
             session_present,

@@ -22,6 +22,7 @@ impl Broker {
         subscribe: Subscribe<'_>,
         now: Instant,
     ) -> Result<(), Violation> {
+        let staged = self.db.store.staged_total();
         let identifier = subscribe
             .properties
             .subscription_identifiers
@@ -52,7 +53,7 @@ impl Broker {
                 Err(code) => code,
             });
         }
-        self.await_durable(token);
+        self.await_own(token, staged);
         self.conns[token].send(&Packet::SubAck(SubAck {
             packet_id: subscribe.packet_id,
             properties: Properties::default(),
@@ -158,6 +159,7 @@ impl Broker {
         session: SessionKey,
         unsubscribe: Unsubscribe<'_>,
     ) -> Result<(), Violation> {
+        let staged = self.db.store.staged_total();
         let mut reasons = Vec::with_capacity(unsubscribe.filters.len());
         for filter in &unsubscribe.filters {
             let existed = self.sessions[session].unsubscribe(filter);
@@ -171,7 +173,7 @@ impl Broker {
                 ReasonCode::NoSubscriptionExisted
             });
         }
-        self.await_durable(token);
+        self.await_own(token, staged);
         self.conns[token].send(&Packet::UnsubAck(UnsubAck {
             packet_id: unsubscribe.packet_id,
             properties: Properties::default(),

@@ -42,6 +42,8 @@ pub struct Batch {
     /// Writes pushed other than message bodies and the queue rows that create them; never
     /// reset, so a caller can tell whether a span of its work staged any.
     others: u64,
+    /// Writes pushed, never reset (for the same purpose).
+    pushed: u64,
 }
 
 impl Batch {
@@ -64,6 +66,7 @@ impl Batch {
         if !delivery {
             self.others += 1;
         }
+        self.pushed += 1;
         match &w {
             Write::QueuePut {
                 client_id,
@@ -156,6 +159,11 @@ impl Batch {
     /// How many writes other than bodies and the rows that create them were ever pushed.
     pub fn others(&self) -> u64 {
         self.others
+    }
+
+    /// How many writes were ever pushed.
+    pub fn pushed(&self) -> u64 {
+        self.pushed
     }
 
     /// True when the batch puts body `id`.

@@ -158,6 +158,11 @@ impl Store {
         self.staged.others()
     }
 
+    /// How many writes were ever staged: unchanged across a handler means it staged none.
+    pub fn staged_total(&self) -> u64 {
+        self.staged.pushed()
+    }
+
     /// True when the staged batch puts body `id`.
     pub fn stages_body(&self, id: u64) -> bool {
         self.staged.has_body(id)

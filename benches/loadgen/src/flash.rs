@@ -9,7 +9,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -67,7 +67,9 @@ pub struct Flash {
 pub fn run(t: &Target, f: &Flash) -> Result<Outcome, String> {
     let err = |what: &'static str| move |e: io::Error| format!("{what}: {e}");
     // The persistent subscriber: its session exists before the load starts.
-    let sub_opts = ConnectOptions::new(Version::V5, "flash-sub").persistent(3600);
+    let mut sub_opts = ConnectOptions::new(Version::V5, "flash-sub").persistent(3600);
+    // Resumed when it comes back after the offline load.
+    sub_opts.clean_start = false;
     let mut sub = t.connect_with(&sub_opts).map_err(err("subscriber"))?;
     sub.subscribe("site/#", 1).map_err(err("subscribe"))?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -79,20 +81,28 @@ pub fn run(t: &Target, f: &Flash) -> Result<Outcome, String> {
         Some(spawn_acker(sub, stop.clone(), received.clone()).map_err(err("thread"))?)
     };
     let probe = Probe::start(t, stop.clone()).map_err(err("probe"))?;
-    thread::sleep(Duration::from_millis(300));
-
-    let before = proc_sample(t.pid);
-    let flushes_before = read_count(&f.flush_count);
-    let started = Instant::now();
+    // Every sensor connects first; what connecting writes (client records, within a
+    // second) is not counted.
+    let ready = Arc::new(Barrier::new(SENSORS + 1));
+    let go = Arc::new(Barrier::new(SENSORS + 1));
     let sensors: Vec<_> = (0..SENSORS)
         .map(|i| {
             let t = t.clone();
             let load = f.load;
             let duration = f.duration;
-            spawn(format!("sensor{i}"), move || sensor(&t, i, load, duration))
+            let (ready, go) = (ready.clone(), go.clone());
+            spawn(format!("sensor{i}"), move || {
+                sensor(&t, i, load, duration, &ready, &go)
+            })
         })
         .collect::<Result<_, _>>()
         .map_err(err("thread"))?;
+    ready.wait();
+    thread::sleep(Duration::from_millis(1500));
+    let before = proc_sample(t.pid);
+    let flushes_before = read_count(&f.flush_count);
+    go.wait();
+    let started = Instant::now();
     let mut acks = Latencies::default();
     let mut sent = 0u64;
     for s in sensors {
@@ -194,9 +204,19 @@ fn spawn_acker(
 
 /// One sensor: its readings, and how long each PUBACK took. Returns how many were
 /// acknowledged.
-fn sensor(t: &Target, i: usize, load: Load, duration: Duration) -> io::Result<(u64, Latencies)> {
+fn sensor(
+    t: &Target,
+    i: usize,
+    load: Load,
+    duration: Duration,
+    ready: &Barrier,
+    go: &Barrier,
+) -> io::Result<(u64, Latencies)> {
     let opts = ConnectOptions::new(Version::V311, format!("sensor-{i}"));
-    let mut c = t.connect_with(&opts)?;
+    let connected = t.connect_with(&opts);
+    ready.wait();
+    go.wait();
+    let mut c = connected?;
     c.set_timeout(Some(Duration::from_secs(10)))?;
     let topic = format!("site/{i}/temp");
     let reading = br#"{"t":21.5,"h":40}"#;

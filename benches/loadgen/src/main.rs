@@ -734,7 +734,11 @@ fn main() -> ExitCode {
         .filter(|p| {
             args.only
                 .as_ref()
-                .is_none_or(|o| o.iter().any(|g| p.group.split(' ').next() == Some(g)))
+                .is_none_or(|o| {
+                    // A group, or the start of a case's name ("flash burst").
+                    o.iter()
+                        .any(|g| p.group.split(' ').next() == Some(g) || p.name.starts_with(g))
+                })
         })
         .collect();
     let mut cases = Vec::new();
