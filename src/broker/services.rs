@@ -11,7 +11,7 @@ use std::time::Instant;
 use super::keys::{ConnKey, Key, SessionKey};
 use super::message::{ForwardedProperties, Message};
 use super::persist::unix_now;
-use super::{Broker, Inbound};
+use super::{Broker, Inbound, Violation};
 use crate::auth::acl::{reply_topic_allows, Action};
 use crate::chat::{accounts, AccountReply, ChatConfig, ChatService, Context};
 use crate::protocol::{Publish, Qos, ReasonCode};
@@ -69,11 +69,14 @@ impl Broker {
             && self.may_read(session, topic)
     }
 
-    /// Hands a claimed PUBLISH to its service and applies what it answers. Returns the
+    /// Hands a claimed PUBLISH to its service and applies what it answers, returning the
     /// reason code for the PUBLISH's acknowledgement: Not authorized (0x87) when its
     /// Response Topic is one the client may not use (see [`Broker::may_reply_to`]); the
-    /// service is told it was refused and never learns the topic, and nothing it answers
-    /// is published there.
+    /// service is then told only that it was refused, never the topic. A client the
+    /// service could never answer (anonymous, no usable Response Topic, and a client id
+    /// that cannot name a reply topic — an MQTT 3.1.1 client that left it empty never
+    /// learns the one the broker assigned) is disconnected with 0x87: MQTT 3.1.1 has no
+    /// other way to refuse a PUBLISH, and silence would leave it waiting forever.
     pub(super) fn hand_to_service(
         &mut self,
         token: ConnKey,
@@ -81,13 +84,13 @@ impl Broker {
         topic: &str,
         publish: &Publish<'_>,
         now: Instant,
-    ) -> ReasonCode {
+    ) -> Result<ReasonCode, Violation> {
         // Reads must see this turn's earlier writes (a like of a message just sent).
         if ChatService::reads_store(topic) && self.db.store.has_staged() {
             self.commit();
         }
         let Some(mut chat) = self.chat.take() else {
-            return ReasonCode::Success;
+            return Ok(ReasonCode::Success);
         };
         let refused = publish
             .properties
@@ -114,7 +117,12 @@ impl Broker {
                 payload: publish.payload,
                 from: Requester {
                     username: s.username.as_deref(),
-                    client_id: &s.client_id,
+                    // An id the client was never told cannot address its replies.
+                    client_id: if conn.client_id_untold && s.username.is_none() {
+                        ""
+                    } else {
+                        &s.client_id
+                    },
                     version: conn.version,
                     addr: conn.addr.ip(),
                     response_topic,
@@ -126,20 +134,31 @@ impl Broker {
                 now,
                 unix: unix_now(),
             };
-            let members = |topic: &str| self.members(topic);
-            let ctx = Context {
-                store: &self.db.store,
-                members: &members,
-            };
-            chat.handle(&request, &ctx)
+            if !ChatService::answerable(&request.from) {
+                None
+            } else {
+                let members = |topic: &str| self.members(topic);
+                let ctx = Context {
+                    store: &self.db.store,
+                    members: &members,
+                };
+                Some(chat.handle(&request, &ctx))
+            }
         };
         self.chat = Some(chat);
+        let Some(effects) = effects else {
+            return Err(Violation::new(
+                ReasonCode::NotAuthorized,
+                "chat request that cannot be answered: an anonymous client needs a client id \
+                 without '/', '+', '#' (or an MQTT 5 Response Topic)",
+            ));
+        };
         self.apply_effects(effects, now);
-        if refused.is_some() {
+        Ok(if refused.is_some() {
             ReasonCode::NotAuthorized
         } else {
             ReasonCode::Success
-        }
+        })
     }
 
     /// An auth worker finished a chat request's account work.

@@ -1,4 +1,4 @@
-//! Where a reply goes: the MQTT 5 Response Topic when the client may read it, otherwise
+//! Where a reply goes: the MQTT 5 Response Topic when the broker permits it (see `service`), otherwise
 //! the user's own `chat/u/<user>[/<tag>]` (an anonymous client's `chat/a/<client
 //! id>[/<tag>]`), with the Correlation Data echoed.
 
