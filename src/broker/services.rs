@@ -11,10 +11,10 @@ use std::time::Instant;
 use super::keys::{ConnKey, Key, SessionKey};
 use super::message::{ForwardedProperties, Message};
 use super::persist::unix_now;
-use super::{Broker, Inbound};
+use super::{Broker, Inbound, Violation};
 use crate::auth::acl::{reply_topic_allows, Action};
 use crate::chat::{accounts, AccountReply, ChatConfig, ChatService, Context};
-use crate::protocol::{Publish, Qos};
+use crate::protocol::{Publish, Qos, ReasonCode};
 use crate::service::{Effect, Request, Requester};
 use crate::store::StoreError;
 
@@ -58,7 +58,11 @@ impl Broker {
         private_ok && s.acl.allows(Action::Read, topic_or_filter)
     }
 
-    /// Hands a claimed PUBLISH to its service and applies what it answers.
+    /// Hands a claimed PUBLISH to its service and applies what it answers. A client the
+    /// service could never answer (anonymous, no usable Response Topic, and a client id
+    /// that cannot name a reply topic — an MQTT 3.1.1 client that left it empty never
+    /// learns the one the broker assigned) is disconnected with 0x87: MQTT 3.1.1 has no
+    /// other way to refuse a PUBLISH, and silence would leave it waiting forever.
     pub(super) fn hand_to_service(
         &mut self,
         token: ConnKey,
@@ -66,13 +70,13 @@ impl Broker {
         topic: &str,
         publish: &Publish<'_>,
         now: Instant,
-    ) {
+    ) -> Result<(), Violation> {
         // Reads must see this turn's earlier writes (a like of a message just sent).
         if ChatService::reads_store(topic) && self.db.store.has_staged() {
             self.commit();
         }
         let Some(mut chat) = self.chat.take() else {
-            return;
+            return Ok(());
         };
         let effects = {
             let conn = &self.conns[token];
@@ -86,7 +90,12 @@ impl Broker {
                 payload: publish.payload,
                 from: Requester {
                     username: s.username.as_deref(),
-                    client_id: &s.client_id,
+                    // An id the client was never told cannot address its replies.
+                    client_id: if conn.client_id_untold && s.username.is_none() {
+                        ""
+                    } else {
+                        &s.client_id
+                    },
                     version: conn.version,
                     addr: conn.addr.ip(),
                     response_topic,
@@ -98,15 +107,27 @@ impl Broker {
                 now,
                 unix: unix_now(),
             };
-            let members = |topic: &str| self.members(topic);
-            let ctx = Context {
-                store: &self.db.store,
-                members: &members,
-            };
-            chat.handle(&request, &ctx)
+            if !ChatService::answerable(&request.from) {
+                None
+            } else {
+                let members = |topic: &str| self.members(topic);
+                let ctx = Context {
+                    store: &self.db.store,
+                    members: &members,
+                };
+                Some(chat.handle(&request, &ctx))
+            }
         };
         self.chat = Some(chat);
+        let Some(effects) = effects else {
+            return Err(Violation::new(
+                ReasonCode::NotAuthorized,
+                "chat request that cannot be answered: an anonymous client needs a client id \
+                 without '/', '+', '#' (or an MQTT 5 Response Topic)",
+            ));
+        };
         self.apply_effects(effects, now);
+        Ok(())
     }
 
     /// An auth worker finished a chat request's account work.
