@@ -90,10 +90,21 @@ pub fn check_text(text: &[u8], max: usize) -> Result<&str, ChatError> {
         return Err(ChatError::TextTooLong(max));
     }
     let text = std::str::from_utf8(text).map_err(|_| ChatError::BadRequest("not UTF-8"))?;
-    if text.chars().any(|c| c.is_control() && c != '\t') {
+    if text
+        .chars()
+        .any(|c| breaks_lines(c) || (c.is_control() && c != '\t'))
+    {
         return Err(ChatError::TextInvalid);
     }
     Ok(text)
+}
+
+/// True for the characters a reader may take as the end of a line besides the control
+/// characters: U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR (Python's
+/// `splitlines()`, JavaScript's line terminators). A text holding one could forge a row
+/// of a history page.
+pub fn breaks_lines(c: char) -> bool {
+    matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 /// A parsed request payload.
@@ -138,8 +149,8 @@ impl Op<'_> {
 
 /// Parses the payload of request `op`. A trailing line end (`mosquitto_pub -l`) is ignored.
 pub fn parse_request<'a>(op: &str, payload: &'a [u8]) -> Result<Op<'a>, ChatError> {
-    let text = std::str::from_utf8(payload).map_err(|_| ChatError::BadRequest("not UTF-8"))?;
-    let text = text.trim_end_matches(['\r', '\n']);
+    let untrimmed = std::str::from_utf8(payload).map_err(|_| ChatError::BadRequest("not UTF-8"))?;
+    let text = untrimmed.trim_end_matches(['\r', '\n']);
     let two = |sep: char, what: &'static str| {
         text.split_once(sep)
             .filter(|(a, b)| !a.is_empty() && !b.is_empty())
@@ -151,7 +162,18 @@ pub fn parse_request<'a>(op: &str, payload: &'a [u8]) -> Result<Op<'a>, ChatErro
             Ok(Op::Register { name, password })
         }
         "setq" => {
-            let (question, answer) = two('\n', "setq needs a question, a newline, an answer")?;
+            // The two parts are there but empty: the rule's own codes, as documented.
+            // Split before trimming, so "question\n" is a question with an empty answer.
+            let (question, answer) = untrimmed.split_once('\n').ok_or(ChatError::BadRequest(
+                "setq needs a question, a newline, an answer",
+            ))?;
+            let answer = answer.trim_end_matches(['\r', '\n']);
+            if question.trim().is_empty() {
+                return Err(ChatError::QuestionInvalid);
+            }
+            if answer.trim().is_empty() {
+                return Err(ChatError::AnswerInvalid);
+            }
             Ok(Op::SetQuestion { question, answer })
         }
         "question" => match text {
@@ -339,7 +361,20 @@ mod tests {
             check_text(b"12345678901", 10),
             Err(ChatError::TextTooLong(10))
         );
-        assert_eq!(check_text(b"a\nb", 10), Err(ChatError::TextInvalid));
+        for bad in [
+            "a\nb",
+            "a\u{2028}b",
+            "a\u{2029}b",
+            "a\u{85}b",
+            "a\u{b}b",
+            "a\u{1e}b",
+        ] {
+            assert_eq!(
+                check_text(bad.as_bytes(), 10),
+                Err(ChatError::TextInvalid),
+                "{bad:?}"
+            );
+        }
         assert_eq!(
             check_text(b"\xff", 10),
             Err(ChatError::BadRequest("not UTF-8"))
@@ -387,12 +422,21 @@ mod tests {
             })
         );
         assert_eq!(parse_request("like", b"42"), Ok(Op::Like { id: 42 }));
+        assert_eq!(
+            parse_request("setq", b"\nRex"),
+            Err(ChatError::QuestionInvalid)
+        );
+        assert_eq!(
+            parse_request("setq", b"First pet?\n  "),
+            Err(ChatError::AnswerInvalid)
+        );
         assert_eq!(parse_request("rooms", b""), Ok(Op::Rooms));
         for (op, bad) in [
             ("register", &b"ana"[..]),
             ("register", b" pass"),
             ("reset", b"ana pass"),
             ("setq", b"no answer"),
+            ("setq", b""),
             ("question", b""),
             ("history", b"general after x"),
             ("history", b"general after"),

@@ -17,7 +17,7 @@ use crate::auth::password::{self, PasswordError};
 use crate::broker::console::{self, AskError, ConsoleAnswer, ConsoleAsk};
 use crate::broker::InboxSender;
 use crate::config::Config;
-use crate::store::Store;
+use crate::store::HelperStore;
 
 /// How long a request waits for the loop's answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -171,7 +171,7 @@ impl Reply {
 pub fn spawn(config: &Config, addr: SocketAddr, inbox: InboxSender) -> Result<(), WebError> {
     let listener = TcpListener::bind(addr).map_err(|e| WebError::Bind(addr, e))?;
     let bound = listener.local_addr().unwrap_or(addr);
-    log::info!("http console on {bound}");
+    log::info!("console on http://{bound}/");
     let context = Arc::new(Context {
         inbox,
         sessions: Mutex::default(),
@@ -196,17 +196,11 @@ pub fn spawn(config: &Config, addr: SocketAddr, inbox: InboxSender) -> Result<()
     Ok(())
 }
 
-/// The answer when the database cannot be opened (the next request tries again).
-pub fn unavailable() -> (Vec<u8>, bool) {
-    let reply = plain(503, "the database cannot be opened; see the broker log");
-    (encode(reply, true, true, false), true)
-}
-
 /// Runs one complete request through the routes: the encoded answer, and whether the
 /// connection closes after it.
 pub fn serve(
     context: &Context,
-    store: &Store,
+    store: &HelperStore,
     request: Request,
     peer: IpAddr,
     https: bool,
@@ -214,7 +208,13 @@ pub fn serve(
     let send_body = request.method != Method::Head;
     let keep_alive = request.keep_alive;
     let req = decode(request, peer, https);
-    let reply = routes::handle(context, store, &req);
+    // When the database cannot be opened, the next request tries again.
+    let reply = store
+        .with(|store| routes::handle(context, store, &req))
+        .unwrap_or_else(|e| {
+            log::warn!("web console: {e}");
+            plain(503, "the database is not available; see the broker log")
+        });
     if reply.status >= 400 && reply.status != 404 {
         log::info!(
             "http {} {} from {}: {}",

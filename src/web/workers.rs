@@ -12,7 +12,7 @@ use mio::Waker;
 
 use super::http::Request;
 use super::server::{self, Context};
-use crate::store::{Store, SyncMode};
+use crate::store::{HelperStore, SyncMode};
 
 /// Worker threads: password checks take one at a time (see [`Context::hash`]), so more
 /// would only wait; the others answer pages and the admin page's polling meanwhile.
@@ -83,21 +83,13 @@ fn work(
     waker: &Waker,
 ) {
     // Opened on the first request: an unused console costs no SQLite memory.
-    let mut store = None;
+    let store = HelperStore::lazy(db, sync);
     loop {
         let job = match queue.lock().expect("job queue").recv() {
             Ok(job) => job,
             Err(_) => return,
         };
-        if store.is_none() {
-            store = Store::open(db, sync)
-                .map_err(|e| log::warn!("web console: {e}"))
-                .ok();
-        }
-        let (bytes, close) = match &store {
-            Some(store) => server::serve(context, store, job.request, job.peer, job.https),
-            None => server::unavailable(),
-        };
+        let (bytes, close) = server::serve(context, &store, job.request, job.peer, job.https);
         let answer = Done {
             key: job.key,
             serial: job.serial,
