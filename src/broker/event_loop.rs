@@ -112,7 +112,7 @@ impl Server {
         }
         let store = Store::open(&config.db, config.sync).map_err(RunError::Store)?;
         for (_, listener) in listeners.iter() {
-            log::info!("{} listener on {}", listener.kind, listener.addr);
+            log::info!("{}", listener.announcement());
         }
         let (signals, received, hangup) = register_signals(&poll)?;
         let waker = Arc::new(
