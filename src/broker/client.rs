@@ -81,6 +81,9 @@ pub struct Connection {
     pub serial: u64,
     /// True when accepted on a loopback address (anonymous clients allowed by default).
     pub local_is_loopback: bool,
+    /// True when the broker assigned the client id of an MQTT 3.1.1 client, which has no
+    /// way to learn it (so nothing addressed by it can reach the client).
+    pub client_id_untold: bool,
     /// The listener it came in on, so stopping that listener can disconnect it.
     pub listener: ListenerId,
     /// The framing between the socket and the MQTT bytes.
@@ -149,6 +152,7 @@ impl Connection {
             addr,
             serial,
             local_is_loopback: false,
+            client_id_untold: false,
             listener,
             transport,
             phase: Phase::AwaitingConnect,

@@ -80,8 +80,7 @@ impl Broker {
             ReasonCode::NotAuthorized
         } else if self.claimed(&topic) {
             // A service's topic: the service decides what, if anything, is routed.
-            self.hand_to_service(token, session, &topic, &publish, now);
-            ReasonCode::Success
+            self.hand_to_service(token, session, &topic, &publish, now)?
         } else if !self.match_topic(&topic) && !publish.retain && !self.bridges_take(&topic) {
             // Nobody takes it: it is noted for the console and never copied.
             self.watch(&topic, publish.payload, publish.qos.qos(), publish.retain);

@@ -13,6 +13,8 @@
 //!
 //! - `error.rs`: [`StoreError`].
 //! - `backup.rs`: [`backup()`], a consistent copy of the live database.
+//! - `helper.rs`: [`HelperStore`], the connections of the web and auth threads, and
+//!   the clean stop that leaves the database in one file.
 //! - `migrate.rs`: `schema.sql` and the version steps.
 //! - `write.rs`: [`Write`], the turn's transaction and the one match that
 //!   hands each write to its table group; the start-up purge of what expired.
@@ -33,6 +35,7 @@ pub mod bridge;
 pub mod chat;
 pub mod clients;
 pub mod error;
+mod helper;
 mod migrate;
 mod questions;
 mod queues;
@@ -56,6 +59,7 @@ pub use bridge::{BridgeWrite, ForwardRow, ForwardTotals};
 pub use chat::{ChatMessageRecord, ChatRoomRecord, ChatWrite, HistoryRange};
 pub use clients::ClientRecord;
 pub use error::StoreError;
+pub use helper::{close_helpers, close_last, HelperStore};
 pub use migrate::SCHEMA_VERSION;
 pub use queues::{QueuedPageRow, StoredQueued};
 pub use sessions::{StoredSession, StoredSubscription};

@@ -15,7 +15,7 @@ use crate::auth::password::{self, PasswordError};
 use crate::broker::console::{self, AskError, ConsoleAnswer, ConsoleAsk};
 use crate::broker::InboxSender;
 use crate::config::Config;
-use crate::store::Store;
+use crate::store::HelperStore;
 
 /// Request workers: some may wait on slow clients (at most [`http::IO_TIMEOUT`] each) or
 /// for the password check while the others keep the admin page live. Each opens its
@@ -170,7 +170,7 @@ impl Reply {
 pub fn spawn(config: &Config, addr: SocketAddr, inbox: InboxSender) -> Result<(), WebError> {
     let listener = TcpListener::bind(addr).map_err(|e| WebError::Bind(addr, e))?;
     let bound = listener.local_addr().unwrap_or(addr);
-    log::info!("http console on {bound}");
+    log::info!("console on http://{bound}/");
     let context = Arc::new(Context {
         inbox,
         sessions: Mutex::default(),
@@ -186,20 +186,10 @@ pub fn spawn(config: &Config, addr: SocketAddr, inbox: InboxSender) -> Result<()
             .name(format!("web-{n}"))
             .spawn(move || {
                 // Opened on the first request: an unused console costs no SQLite memory.
-                let mut store = None;
+                let store = HelperStore::lazy(&db, sync);
                 loop {
                     match listener.accept() {
-                        Ok((stream, peer)) => {
-                            if store.is_none() {
-                                store = Store::open(&db, sync)
-                                    .map_err(|e| log::warn!("web console: {e}"))
-                                    .ok();
-                            }
-                            match &store {
-                                Some(store) => serve(&context, store, stream, peer),
-                                None => unavailable(stream),
-                            }
-                        }
+                        Ok((stream, peer)) => serve(&context, &store, stream, peer),
                         Err(e) => {
                             log::warn!("web console: accept failed: {e}");
                             // Out of file descriptors, say: give the others a moment.
@@ -213,17 +203,7 @@ pub fn spawn(config: &Config, addr: SocketAddr, inbox: InboxSender) -> Result<()
     Ok(())
 }
 
-/// The answer when the database cannot be opened (the next request tries again).
-fn unavailable(mut stream: TcpStream) {
-    let _ = stream.set_write_timeout(Some(http::IO_TIMEOUT));
-    respond(
-        &mut stream,
-        plain(503, "the database cannot be opened; see the broker log"),
-        true,
-    );
-}
-
-fn serve(context: &Context, store: &Store, mut stream: TcpStream, peer: SocketAddr) {
+fn serve(context: &Context, store: &HelperStore, mut stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_read_timeout(Some(http::IO_TIMEOUT));
     let _ = stream.set_write_timeout(Some(http::IO_TIMEOUT));
     let _ = stream.set_nodelay(true);
@@ -232,7 +212,13 @@ fn serve(context: &Context, store: &Store, mut stream: TcpStream, peer: SocketAd
         Ok(Some(request)) => {
             let head = request.method == Method::Head;
             let req = decode(request, peer.ip());
-            let reply = routes::handle(context, store, &req);
+            // When the database cannot be opened, the next request tries again.
+            let reply = store
+                .with(|store| routes::handle(context, store, &req))
+                .unwrap_or_else(|e| {
+                    log::warn!("web console: {e}");
+                    plain(503, "the database is not available; see the broker log")
+                });
             if reply.status >= 400 && reply.status != 404 {
                 log::info!(
                     "http {} {} from {}: {}",
