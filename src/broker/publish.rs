@@ -205,7 +205,7 @@ impl Broker {
     }
 
     /// Notes a routed message in the web console's topic history.
-    fn watch_message(&mut self, message: &Message) {
+    pub(super) fn watch_message(&mut self, message: &Message) {
         self.watch(
             &message.topic,
             &message.payload,
@@ -222,7 +222,7 @@ impl Broker {
     }
 
     /// Sets, replaces or (with an empty payload) clears the retained message of its topic.
-    fn retain(&mut self, message: &Arc<Message>, now: Instant) {
+    pub(super) fn retain(&mut self, message: &Arc<Message>, now: Instant) {
         self.stage_retained(message, now);
         if message.payload.is_empty() {
             self.retained.remove(&message.topic);

@@ -19,6 +19,7 @@ pub enum Method {
     Get,
     Head,
     Post,
+    Delete,
     Other,
 }
 
@@ -28,6 +29,7 @@ impl fmt::Display for Method {
             Method::Get => "GET",
             Method::Head => "HEAD",
             Method::Post => "POST",
+            Method::Delete => "DELETE",
             Method::Other => "(other method)",
         })
     }
@@ -77,6 +79,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Request>, Refusal> {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
         "POST" => Method::Post,
+        "DELETE" => Method::Delete,
         _ => Method::Other,
     };
     if !head.target.starts_with('/') {
