@@ -88,6 +88,8 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), RunError> {
 impl Server {
     /// Binds every configured listener, opens and loads the store, starts the auth workers.
     pub fn bind(config: Config) -> Result<Server, RunError> {
+        // Files first: a bad one stops the start before a port is bound or the store opened.
+        let bridge_tls = super::bridge::load_tls(&config)?;
         let poll = Poll::new().map_err(|e| RunError::Io("cannot create poll", e))?;
         let registry = poll
             .registry()
@@ -134,7 +136,7 @@ impl Server {
         broker.tls_server = tls_server;
         broker.load(Instant::now()).map_err(RunError::Store)?;
         broker.load_services().map_err(RunError::Store)?;
-        broker.start_bridges(inbox.clone(), Instant::now())?;
+        broker.start_bridges(bridge_tls, inbox.clone(), Instant::now())?;
         Ok(Server {
             poll,
             broker,
@@ -293,7 +295,7 @@ impl Broker {
             match message {
                 Inbound::Auth(reply) => self.auth_replied(reply, now),
                 Inbound::Chat(reply) => self.chat_account_done(reply, now),
-                Inbound::Console(request) => self.answer_console(request),
+                Inbound::Console(request) => self.answer_console(request, now),
                 Inbound::BridgeResolved(resolved) => self.bridge_resolved(resolved, now),
                 Inbound::LoginToken(grant) => {
                     if !self.access.login_tokens.grant(grant, now) {
