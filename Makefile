@@ -15,17 +15,16 @@ build:
 run: build
 	./target/release/outpost
 
-# Benches only compile here (`--no-run`), so they cannot rot; `cargo test
-# --all-targets` skips doc tests, hence the separate `--doc` run.
+# `--all-targets` builds the benches too (in the test profile, once, with the
+# rest), so they compile here and cannot rot; no separate `cargo bench --no-run`,
+# which would build every dependency again in the bench profile. It skips doc
+# tests, hence the separate `--doc` run.
 test:
 	bash scripts/install-test-deps.sh
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
-	@if ls benches/*.rs >/dev/null 2>&1; then \
-		echo "$(CARGO) bench --no-run"; $(CARGO) bench --no-run; \
-	fi
 
 clean:
 	$(CARGO) clean

@@ -49,9 +49,7 @@ pub fn check(path: &Path, text: &str) -> Result<String, String> {
 /// Loads every TLS file the broker would load at start-up, through the same functions.
 fn load_tls_files(config: &Config) -> Result<(), RunError> {
     tls::listeners_config(config).map_err(RunError::Tls)?;
-    for bridge in &config.bridge {
-        tls::bridge_config(bridge).map_err(|e| RunError::Bridge(bridge.name.clone(), e))?;
-    }
+    crate::broker::load_bridge_tls(config)?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use outpost::broker::Server;
 use outpost::cli::{self, Command, ConfigSource};
 use outpost::config::Config;
+use outpost::store::Store;
 
 fn main() -> ExitCode {
     let command = match cli::parse(std::env::args().skip(1)) {
@@ -67,6 +68,33 @@ fn serve(config: Config, source: ConfigSource) -> Result<(), Box<dyn std::error:
     if let Some(addr) = web {
         outpost::web::spawn(&web_config, addr, server.inbox())?;
     }
+    announce_missing_admin(&web_config);
     server.run()?;
+    stop_store(&web_config.db);
     Ok(())
+}
+
+/// After the loop closed its store: closes the web and auth threads' connections, then
+/// makes the last close, which leaves the database in its one file (no `-wal`, no `-shm`).
+fn stop_store(db: &std::path::Path) {
+    outpost::store::close_helpers();
+    match outpost::store::close_last(db) {
+        Ok(true) => log::info!("database closed: everything is in {}", db.display()),
+        Ok(false) => log::warn!(
+            "{} keeps its -wal beside it: another process has it open",
+            db.display()
+        ),
+        Err(e) => log::warn!("closing the database: {e}"),
+    }
+}
+
+/// While nobody may administer the broker, says how to create the first administrator.
+fn announce_missing_admin(config: &Config) {
+    let has_admin = Store::open(&config.db, config.sync).and_then(|store| store.has_admin());
+    if let Ok(false) = has_admin {
+        log::info!(
+            "no administrator yet: create one with `outpost --db {} user add admin --admin`",
+            config.db.display()
+        );
+    }
 }

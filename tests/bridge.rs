@@ -298,6 +298,12 @@ fn the_disk_budget_drops_the_oldest_and_says_so() {
     broker
         .wait_for_log(Duration::from_secs(5), |l| l.contains("forward queue full"))
         .expect("a log line when the budget is reached");
+    let episodes = broker
+        .log()
+        .iter()
+        .filter(|l| l.contains("forward queue full"))
+        .count();
+    assert_eq!(episodes, 1, "60 drops in one episode, one line");
     let sys = sys_client(broker.port(), &unique("sys"));
     let dropped = wait_sys(&sys, "bridge/up/dropped", Duration::from_secs(5), |v| {
         v == "60"
@@ -591,7 +597,8 @@ fn a_graceful_stop_disconnects_from_the_upstream() {
 }
 
 /// A message from the upstream onto a chat topic would reach the room without the chat
-/// service: it is dropped and logged.
+/// service: it is dropped and logged, and `$SYS .../received` counts only the command that
+/// was delivered locally.
 #[test]
 fn upstream_messages_onto_chat_topics_are_dropped() {
     let upstream = Mosquitto::start();
@@ -610,6 +617,20 @@ fn upstream_messages_onto_chat_topics_are_dropped() {
             l.contains("chat/general from the upstream is a service's topic, dropped")
         })
         .expect("the drop is logged");
+    let local = V5::connect(broker.port(), &unique("cmd"));
+    local.subscribe("cmd/#", QoS5::AtLeastOnce);
+    upstream.publish("site1/cmd/reboot", "now", 1);
+    local
+        .recv_publish(Duration::from_secs(10))
+        .expect("the command is delivered");
+    let sys = sys_client(broker.port(), &unique("sys"));
+    let received = wait_sys(&sys, "bridge/up/received", Duration::from_secs(5), |v| {
+        v == "1"
+    });
+    assert!(
+        received.is_ok(),
+        "$SYS received counts the delivered command, not the dropped one: {received:?}"
+    );
 }
 
 /// The bridges as an admin sees them through `GET /api/bridges`.
@@ -802,4 +823,97 @@ fn a_hostile_upstreams_certificate_names_show_escaped_on_admin() {
             .contains("DnsName(&quot;&lt;img src=x onerror=alert(1)&gt;&quot;)"),
         "the escaped error is missing from /admin"
     );
+}
+
+/// A bridge file that cannot be read (a missing `ca_file`, a missing `key_file`) stops
+/// Outpost before it opens anything: exit 2 with one line naming the bridge and the file,
+/// no database created, no listener bound; `check-config` reports the same.
+#[test]
+fn a_missing_bridge_file_stops_outpost_before_it_opens_anything() {
+    let certs = common::certs::Certs::make();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let section = |files: &str| {
+        format!(
+            "[[bridge]]\nname = \"up\"\naddress = \"127.0.0.1:1\"\ntls = true\n{files}\n\
+             [[bridge.topic]]\nfilter = \"#\"\ndirection = \"out\"\n"
+        )
+    };
+    let missing_ca = section(&format!("ca_file = \"{}\"", missing.display()));
+    let missing_key = section(&format!(
+        "cert_file = \"{}\"\nkey_file = \"{}\"",
+        certs.arg("client.pem"),
+        missing.display()
+    ));
+    for config in [missing_ca, missing_key] {
+        std::fs::write(dir.path().join("outpost.toml"), &config).unwrap();
+        let port = common::upstream::free_port();
+        let out = std::process::Command::new(common::BIN)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--http", "off"])
+            .args(["--ws-listen", "off", "--config"])
+            .arg(dir.path().join("outpost.toml"))
+            .arg("--db")
+            .arg(dir.path().join("db"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("bridge up: ") && stderr.contains("missing.pem"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("listener on"), "{stderr}");
+        assert!(!dir.path().join("db").exists(), "the database was created");
+
+        let check = std::process::Command::new(common::BIN)
+            .arg("check-config")
+            .arg(dir.path().join("outpost.toml"))
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&check.stderr);
+        assert_eq!(check.status.code(), Some(2), "{said}");
+        assert!(
+            said.contains("bridge up: ") && said.contains("missing.pem"),
+            "{said}"
+        );
+    }
+}
+
+/// An upstream whose ACL refuses most of what we send (PUBACK 0x87): each refused message
+/// is dropped and counted, the queue moves on, and each run of refusals is logged once.
+#[test]
+fn upstream_acl_refusals_are_logged_once_per_episode() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = dir.path().join("acl");
+    std::fs::write(
+        &acl,
+        "topic read site1/sensors/#\ntopic readwrite site1/sensors/9\n",
+    )
+    .unwrap();
+    let upstream = Mosquitto::with_settings(&format!("acl_file {}", acl.display()));
+    let sub = Sub::start(upstream.port, "site1/sensors/#", 1, &[]);
+    let broker = Broker::with_config(&bridge_config(upstream.port, "v5", 1, ""));
+    let refusals = || {
+        broker
+            .log()
+            .iter()
+            .filter(|l| l.contains("the upstream refused a message (NotAuthorized)"))
+            .count()
+    };
+    for (round, range) in [0..10, 10..20].into_iter().enumerate() {
+        publish_range(&broker, range, QoS5::AtLeastOnce);
+        let got = sub.wait(Duration::from_secs(10), |m| m.len() > round);
+        let expected: Vec<String> = (0..=round)
+            .map(|r| format!("m-{:05}", r * 10 + 9))
+            .collect();
+        let payloads: Vec<String> = got.into_iter().map(|(_, p)| p).collect();
+        assert_eq!(payloads, expected, "only the allowed topic arrives");
+        let sys = sys_client(broker.port(), &unique("sys"));
+        let want = (9 * (round + 1)).to_string();
+        let dropped = wait_sys(&sys, "bridge/up/dropped", Duration::from_secs(5), |v| {
+            v == want
+        });
+        assert!(dropped.is_ok(), "$SYS dropped: {dropped:?}");
+        assert_eq!(refusals(), round + 1, "one line per run of refusals");
+    }
 }

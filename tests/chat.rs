@@ -240,7 +240,7 @@ fn three_clients_converse_then_history_survives_kill_9() {
     expect_on(
         &bob,
         "chat/r/general",
-        |t| t == format!("l {hi_id} 1"),
+        |t| t == format!("l {hi_id} 1 +pat"),
         "pat's like",
     );
     expect_on(
@@ -308,8 +308,8 @@ fn three_clients_converse_then_history_survives_kill_9() {
     assert_eq!(text(&liked), format!("ok liked\n{hello_id} 1"));
     let unliked = request_v5(&bob, "like", &hello_id.to_string(), "bob/inbox", "like2");
     assert_eq!(text(&unliked), format!("ok unliked\n{hello_id} 0"));
-    for count in [1, 0] {
-        let line = format!("chat/r/general l {hello_id} {count}");
+    for (count, who) in [(1, "+bob"), (0, "-bob")] {
+        let line = format!("chat/r/general l {hello_id} {count} {who}");
         assert!(
             watcher.wait_line(WAIT, |l| l == line).is_some(),
             "watcher lacks {line:?}:\n{}",
@@ -394,7 +394,7 @@ fn three_clients_converse_then_history_survives_kill_9() {
     );
     let liked = expect_on(&bob, "chat/u/bob/c3", |_| true, "liked message");
     assert!(
-        text(&liked).contains(&format!("\n{hi_id} ")) && text(&liked).contains(" bob 1 hi pat")
+        text(&liked).contains(&format!("\n{hi_id} ")) && text(&liked).contains(" bob pat hi pat")
     );
     bob.subscribe("chat/r/camp", QoS5::AtLeastOnce);
     bob.publish("chat/r/camp", QoS5::AtLeastOnce, false, "after restart");
@@ -1105,5 +1105,93 @@ fn a_room_of_200_members_gets_each_message_once_with_its_id_and_sender() {
     // out its poll interval).
     for m in members {
         m.disconnect();
+    }
+}
+
+/// An anonymous MQTT 3.1.1 client with an empty client id never learns the id the broker
+/// gave it, so no reply could reach it: its chat request closes the connection (the one
+/// refusal 3.1.1 has) instead of leaving it waiting. With a client id, the same request is
+/// answered on `chat/a/<client id>`.
+#[test]
+fn an_anonymous_3_1_1_client_without_a_client_id_is_refused_clearly() {
+    let broker = Broker::with_config(CONFIG);
+    let (mut nameless, _) = Raw::connect(
+        broker.port(),
+        &frames::Connect::new(Version::V311, "").clean(true),
+    );
+    nameless.send(&frames::publish(
+        Version::V311,
+        "chat/x/question",
+        1,
+        1,
+        b"nobody",
+    ));
+    let seen = nameless.expect_closed(WAIT);
+    assert!(
+        seen.iter().all(|f| f.kind() != frames::PUBACK),
+        "no acknowledgement for a request nobody can answer: {seen:?}"
+    );
+
+    let (mut kiosk, _) = Raw::connect(broker.port(), &frames::Connect::new(Version::V311, "kiosk"));
+    kiosk.send(&frames::subscribe(Version::V311, 1, "chat/a/kiosk/#", 1));
+    kiosk.expect_frame(frames::SUBACK, WAIT);
+    kiosk.send(&frames::publish(
+        Version::V311,
+        "chat/x/question/q1",
+        1,
+        2,
+        b"nobody",
+    ));
+    let reply = loop {
+        let f = kiosk.expect_frame(frames::PUBLISH, WAIT);
+        let (topic, _, payload) = f.publish(Version::V311);
+        if topic == b"chat/a/kiosk/q1" {
+            break String::from_utf8(payload).unwrap();
+        }
+    };
+    assert!(reply.starts_with("no_question "), "{reply}");
+}
+
+/// A line separator in a text would split a history row for a reader that takes U+2028
+/// as a line end (Python's `splitlines()`): refused like a newline. `setq` with an empty
+/// question or answer gets the documented codes.
+#[test]
+fn line_separators_are_refused_and_setq_codes_are_as_documented() {
+    let broker = Broker::with_config(CONFIG);
+    let port = broker.port();
+    common::add_user(broker.dir(), "ana", "s3cret-pass");
+    let mut ana = raw_user(port, "ana-1", "ana", "s3cret-pass");
+    suback_codes(&mut ana, &["chat/u/ana/#"]);
+    let mut ask = |topic: &str, payload: &str| -> String {
+        ana.send(&frames::publish(
+            Version::V5,
+            topic,
+            0,
+            0,
+            payload.as_bytes(),
+        ));
+        loop {
+            let f = ana.expect_frame(frames::PUBLISH, WAIT);
+            let (t, _, p) = f.publish(Version::V5);
+            if t.starts_with(b"chat/u/ana") {
+                return String::from_utf8(p).unwrap();
+            }
+        }
+    };
+    for text in [
+        "forged\u{2028}1 1700000000 bob 0 hi",
+        "a\u{2029}b",
+        "a\u{85}b",
+    ] {
+        let reply = ask("chat/r/general", text);
+        assert!(reply.starts_with("text_invalid "), "{text:?}: {reply}");
+    }
+    for (payload, code) in [
+        ("\nRex", "question_invalid "),
+        ("First pet?\n", "answer_invalid "),
+        ("First\u{2028}pet?\nRex", "question_invalid "),
+    ] {
+        let reply = ask("chat/x/setq", payload);
+        assert!(reply.starts_with(code), "{payload:?}: {reply}");
     }
 }

@@ -13,7 +13,7 @@ use std::thread;
 use super::password::{hash_password, verify_password};
 use crate::broker::{ConnKey, Inbound, InboxSender};
 use crate::config::SyncMode;
-use crate::store::{AclRule, Store};
+use crate::store::{AclRule, HelperStore, Store};
 
 /// A CONNECT whose user name and password must be checked.
 pub struct AuthRequest {
@@ -72,7 +72,7 @@ impl AuthWorker {
         let (requests, jobs) = mpsc::channel::<Job>();
         let jobs = Arc::new(Mutex::new(jobs));
         for i in 0..threads.max(1) {
-            let store = Store::open(db, sync).map_err(io::Error::other)?;
+            let store = HelperStore::open(db, sync).map_err(io::Error::other)?;
             let jobs = jobs.clone();
             let inbox = inbox.clone();
             thread::Builder::new()
@@ -93,7 +93,7 @@ impl AuthWorker {
     }
 }
 
-fn work(mut store: Store, cost: u32, jobs: &Mutex<Receiver<Job>>, inbox: &InboxSender) {
+fn work(store: HelperStore, cost: u32, jobs: &Mutex<Receiver<Job>>, inbox: &InboxSender) {
     // Unknown users are checked against this hash so they cost what a wrong password costs.
     let dummy = hash_password("outpost-dummy-password", cost).unwrap_or_default();
     loop {
@@ -107,14 +107,22 @@ fn work(mut store: Store, cost: u32, jobs: &Mutex<Receiver<Job>>, inbox: &InboxS
         let request = match job {
             Job::Connect(request) => request,
             Job::Run(task) => {
-                if inbox.send(task(&mut store, &dummy)).is_err() {
+                // Stopping: the loop that would take the answer is gone.
+                let Ok(answer) = store.with(|store| task(store, &dummy)) else {
+                    return;
+                };
+                if inbox.send(answer).is_err() {
                     return;
                 }
                 continue;
             }
         };
-        let outcome = check(&store, &request, &dummy);
-        let rules = store.list_acl_rules().ok().map(Arc::new);
+        let Ok((outcome, rules)) = store.with(|store| {
+            let outcome = check(store, &request, &dummy);
+            (outcome, store.list_acl_rules().ok().map(Arc::new))
+        }) else {
+            return;
+        };
         let reply = AuthReply {
             token: request.token,
             serial: request.serial,

@@ -88,6 +88,8 @@ pub enum Effect<'p> {
 #[derive(Debug, Default, Clone)]
 pub struct Counters {
     pub forwarded: u64,
+    /// Messages from the upstream delivered locally (counted by the broker, which may
+    /// still drop one: an invalid local topic, a service's topic).
     pub received: u64,
     /// Messages bound upstream that were dropped: budget, refused, expired, QoS 0 while down.
     pub dropped: u64,
@@ -142,6 +144,9 @@ pub struct Session {
     last_sent: Instant,
     last_received: Instant,
     pub counters: Counters,
+    /// True from a message the upstream refused until the next one it takes, so that a
+    /// run of refusals is logged once.
+    refusing: bool,
 }
 
 impl Session {
@@ -171,6 +176,7 @@ impl Session {
             last_sent: now,
             last_received: now,
             counters: Counters::default(),
+            refusing: false,
         }
     }
 
@@ -311,7 +317,7 @@ impl Session {
             }
             (State::Up(_), Packet::PubAck(ack)) => {
                 let done = self.queue.puback(ack.packet_id, ack.reason.is_error());
-                self.acked(done, out, effects);
+                self.acked(done, ack.reason, out, effects);
                 Ok(())
             }
             (State::Up(_), Packet::PubRec(ack)) => {
@@ -321,12 +327,12 @@ impl Session {
                     // can free the id.
                     self.send_ack(Packet::PubRel, ack.packet_id, out);
                 }
-                self.acked(done, out, effects);
+                self.acked(done, ack.reason, out, effects);
                 Ok(())
             }
             (State::Up(_), Packet::PubComp(ack)) => {
                 let done = self.queue.pubcomp(ack.packet_id);
-                self.acked(done, out, effects);
+                self.acked(done, ack.reason, out, effects);
                 Ok(())
             }
             (State::Up(up), Packet::SubAck(ack)) if up.subscribing == Some(ack.packet_id.get()) => {
@@ -546,7 +552,6 @@ impl Session {
         }
         match self.rules.inbound(publish.topic, publish.qos.qos()) {
             Some(mapped) => {
-                self.counters.received += 1;
                 effects.push(Effect::Deliver {
                     topic: mapped.topic,
                     qos: mapped.qos,
@@ -562,14 +567,36 @@ impl Session {
         Ok(())
     }
 
-    fn acked<'p>(&mut self, done: Option<Acked>, out: &mut Vec<u8>, effects: &mut Vec<Effect<'p>>) {
+    /// The upstream answered an in-flight message with `reason`. A refusal (an ACL's 0x87,
+    /// a quota) drops the message; the first of an episode is logged, and the episode ends
+    /// with the next message the upstream takes.
+    fn acked<'p>(
+        &mut self,
+        done: Option<Acked>,
+        reason: ReasonCode,
+        out: &mut Vec<u8>,
+        effects: &mut Vec<Effect<'p>>,
+    ) {
         match done {
             None => {}
             Some(Acked::Done { seq, refused }) => {
                 if refused {
                     self.counters.dropped += 1;
+                    if !self.refusing {
+                        self.refusing = true;
+                        log::warn!(
+                            "bridge {}: the upstream refused a message ({reason:?}), dropped; \
+                             further refusals are counted in dropped until it takes one again",
+                            self.name
+                        );
+                        self.counters.last_error = Some(format!("message refused: {reason:?}"));
+                    }
                 } else {
                     self.counters.forwarded += 1;
+                    if self.refusing {
+                        self.refusing = false;
+                        log::info!("bridge {}: the upstream takes messages again", self.name);
+                    }
                 }
                 effects.push(Effect::Forget { seq, refused });
             }
@@ -948,7 +975,7 @@ mod tests {
             })
             .collect();
         assert_eq!(kinds, ["PUBREC", "PUBREC", "PUBCOMP", "PUBACK"]);
-        assert_eq!(s.counters.received, 2);
+        assert_eq!(s.counters.received, 0, "the broker counts what it delivers");
     }
 
     #[test]

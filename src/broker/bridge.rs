@@ -25,6 +25,7 @@ use crate::bridge::backoff::Backoff;
 use crate::bridge::queue::{Entry, ForwardQueue, Outgoing, Stage, Totals, MEMORY_ENTRIES};
 use crate::bridge::session::{Effect, LinkError, Session};
 use crate::bridge::{BridgeConfig, QueueFull};
+use crate::config::Config;
 use crate::protocol::{self, PacketId, Properties, Qos, QosPid};
 use crate::store::{BridgeWrite, ForwardRow, StoredMessage, Write};
 use crate::tls::{self, TlsSession};
@@ -121,16 +122,27 @@ impl Bridges {
     }
 }
 
+/// Every bridge's TLS client settings (its CA, certificate and key files read), in the
+/// order of the `[[bridge]]` sections; a file that cannot be loaded names the bridge.
+pub fn load_tls(config: &Config) -> Result<Vec<Option<Arc<rustls::ClientConfig>>>, RunError> {
+    config
+        .bridge
+        .iter()
+        .map(|b| tls::bridge_config(b).map_err(|e| RunError::Bridge(b.name.clone(), e)))
+        .collect()
+}
+
 impl Broker {
     /// Sets up every configured bridge from its queue in the store and schedules its first
-    /// connection attempt now. TLS files that cannot be loaded stop the start.
+    /// connection attempt now; `tls` is [`load_tls`]'s answer, read before anything opened.
     pub(super) fn start_bridges(
         &mut self,
+        tls: Vec<Option<Arc<rustls::ClientConfig>>>,
         inbox: InboxSender,
         now: Instant,
     ) -> Result<(), RunError> {
         self.bridges.inbox = Some(inbox);
-        for config in self.config.bridge.clone() {
+        for (config, tls) in self.config.bridge.clone().into_iter().zip(tls) {
             let totals = self
                 .db
                 .store
@@ -141,8 +153,6 @@ impl Broker {
                 bytes: totals.bytes,
                 last_seq: totals.last_seq,
             });
-            let tls = tls::bridge_config(&config)
-                .map_err(|e| RunError::Bridge(config.name.clone(), e))?;
             // Jitter differs between gateways (clock, pid) and between bridges.
             let clock = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -245,14 +255,24 @@ impl Broker {
 
     /// Applies the queue budget before a message of `size` bytes joins bridge `index`'s
     /// queue; false when the new message must be dropped.
+    /// An episode of drops starts with the first message the budget turns away and ends
+    /// with the first one that fits without a drop: one log line each, not one per drop.
     fn make_room(&mut self, index: usize, size: u64) -> bool {
+        let mut dropped_now = false;
         loop {
             let bridge = &mut self.bridges.list[index];
             let budget = bridge.config.max_queue_bytes;
             if !bridge.session.queue.over_budget(size, budget) {
-                bridge.full = false;
+                if !dropped_now && bridge.full {
+                    bridge.full = false;
+                    log::info!(
+                        "bridge {}: forward queue below max_queue_bytes again",
+                        bridge.config.name
+                    );
+                }
                 return true;
             }
+            dropped_now = true;
             if !bridge.full {
                 bridge.full = true;
                 log::warn!(
@@ -393,6 +413,7 @@ impl Broker {
                         Qos::ExactlyOnce => QosPid::ExactlyOnce(PacketId::MIN),
                     };
                     publish.properties.topic_alias = None;
+                    self.bridges.list[index].session.counters.received += 1;
                     self.stats.messages_received += 1;
                     let message = Message::from_publish(&topic, &publish, None, now);
                     self.distribute_from(message, Some(index), now);

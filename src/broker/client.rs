@@ -104,6 +104,9 @@ pub struct Connection {
     pub serial: u64,
     /// True when accepted on a loopback address (anonymous clients allowed by default).
     pub local_is_loopback: bool,
+    /// True when the broker assigned the client id of an MQTT 3.1.1 client, which has no
+    /// way to learn it (so nothing addressed by it can reach the client).
+    pub client_id_untold: bool,
     /// The listener it came in on, so stopping that listener can disconnect it.
     pub listener: ListenerId,
     /// The framing between the socket and the MQTT bytes.
@@ -150,6 +153,8 @@ pub struct Connection {
     pub wants_write: bool,
     /// True while the connection is listed for a flush at the end of this turn.
     pub in_flush_list: bool,
+    /// True once it was held for sending beyond our Receive Maximum: logged once.
+    pub over_window: bool,
     /// The TLS layer between the socket and the MQTT buffers, on a TLS listener's
     /// connections. Boxed: plain connections pay one pointer.
     pub tls: Option<Box<tls::Layer>>,
@@ -176,6 +181,7 @@ impl Connection {
             addr,
             serial,
             local_is_loopback: false,
+            client_id_untold: false,
             listener,
             transport,
             phase: Phase::AwaitingConnect,
@@ -192,6 +198,7 @@ impl Connection {
             topic_alias_maximum: 0,
             outbound_aliases: None,
             unflushed_qos1_acks: 0,
+            over_window: false,
             closing: None,
             wants_write: false,
             in_flush_list: false,

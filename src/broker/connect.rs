@@ -313,6 +313,7 @@ impl Broker {
         let conn = &mut self.conns[token];
         conn.phase = Phase::Connected { session };
         conn.client_id = self.sessions[session].client_id.clone();
+        conn.client_id_untold = assigned && version == ProtocolVersion::V311;
         conn.keep_alive = server_keep_alive.unwrap_or(keep_alive);
         conn.last_read = now;
         conn.receive_maximum = receive_maximum;

@@ -88,6 +88,8 @@ pub fn run(config: Config, source: ConfigSource) -> Result<(), RunError> {
 impl Server {
     /// Binds every configured listener, opens and loads the store, starts the auth workers.
     pub fn bind(config: Config) -> Result<Server, RunError> {
+        // Files first: a bad one stops the start before a port is bound or the store opened.
+        let bridge_tls = super::bridge::load_tls(&config)?;
         let poll = Poll::new().map_err(|e| RunError::Io("cannot create poll", e))?;
         let registry = poll
             .registry()
@@ -112,7 +114,7 @@ impl Server {
         }
         let store = Store::open(&config.db, config.sync).map_err(RunError::Store)?;
         for (_, listener) in listeners.iter() {
-            log::info!("{} listener on {}", listener.kind, listener.addr);
+            log::info!("{}", listener.announcement());
         }
         let (signals, received, hangup) = register_signals(&poll)?;
         let waker = Arc::new(
@@ -144,7 +146,7 @@ impl Server {
         broker.tls_server = tls_server;
         broker.load(Instant::now()).map_err(RunError::Store)?;
         broker.load_services().map_err(RunError::Store)?;
-        broker.start_bridges(inbox.clone(), Instant::now())?;
+        broker.start_bridges(bridge_tls, inbox.clone(), Instant::now())?;
         Ok(Server {
             poll,
             broker,
@@ -303,7 +305,7 @@ impl Broker {
             match message {
                 Inbound::Auth(reply) => self.auth_replied(reply, now),
                 Inbound::Chat(reply) => self.chat_account_done(reply, now),
-                Inbound::Console(request) => self.answer_console(request),
+                Inbound::Console(request) => self.answer_console(request, now),
                 Inbound::BridgeResolved(resolved) => self.bridge_resolved(resolved, now),
                 Inbound::Durable => self.commit_progress(now),
                 Inbound::LoginToken(grant) => {
@@ -532,6 +534,7 @@ impl Broker {
         for token in flush {
             self.flush(token);
         }
+        self.release_window_waiters();
         self.flush_bridges(self.stats.store_failures != failures, now);
         for token in closed {
             if self.conns.contains(token) {

@@ -53,6 +53,18 @@ impl Listener {
     pub fn is_running(&self) -> bool {
         self.socket.is_some()
     }
+
+    /// The start-up log line: what a client connects to, as a URL where clients take one.
+    pub fn announcement(&self) -> String {
+        match self.kind {
+            ListenerKind::WebSocket => format!(
+                "MQTT over WebSocket on ws://{}{}",
+                self.addr,
+                crate::ws::handshake::PATH
+            ),
+            kind => format!("{kind} listener on {}", self.addr),
+        }
+    }
 }
 
 /// Every listener, running or stopped.

@@ -40,6 +40,7 @@ mod close;
 mod commit;
 mod connect;
 pub mod console;
+mod console_topics;
 mod delivery;
 mod disconnect;
 mod dispatch;
@@ -82,6 +83,7 @@ use session::{Session, SubEntry};
 use stats::Stats;
 use timers::Timers;
 
+pub use bridge::load_tls as load_bridge_tls;
 pub use event_loop::{run, RunError, Server};
 pub use inbox::{Inbound, InboxSender, SendError};
 pub use keys::ConnKey;

@@ -11,10 +11,10 @@ use std::time::Instant;
 use super::keys::{ConnKey, Key, SessionKey};
 use super::message::{ForwardedProperties, Message};
 use super::persist::unix_now;
-use super::{Broker, Inbound};
+use super::{Broker, Inbound, Violation};
 use crate::auth::acl::{reply_topic_allows, Action};
 use crate::chat::{accounts, AccountReply, ChatConfig, ChatService, Context};
-use crate::protocol::{Publish, Qos};
+use crate::protocol::{Publish, Qos, ReasonCode};
 use crate::service::{Effect, Request, Requester};
 use crate::store::StoreError;
 
@@ -58,7 +58,25 @@ impl Broker {
         private_ok && s.acl.allows(Action::Read, topic_or_filter)
     }
 
-    /// Hands a claimed PUBLISH to its service and applies what it answers.
+    /// The rule every service obeys before it replies to a client-chosen Response Topic:
+    /// the client could publish there itself and read it. A valid topic name, never a
+    /// `$` topic, writable under the client's ACL (`deny_publish` and the store's rules)
+    /// and readable under it (reply topics only by their owner).
+    fn may_reply_to(&self, session: SessionKey, topic: &str) -> bool {
+        self.valid_topic(topic)
+            && !topic.starts_with('$')
+            && self.sessions[session].acl.allows(Action::Write, topic)
+            && self.may_read(session, topic)
+    }
+
+    /// Hands a claimed PUBLISH to its service and applies what it answers, returning the
+    /// reason code for the PUBLISH's acknowledgement: Not authorized (0x87) when its
+    /// Response Topic is one the client may not use (see [`Broker::may_reply_to`]); the
+    /// service is then told only that it was refused, never the topic. A client the
+    /// service could never answer (anonymous, no usable Response Topic, and a client id
+    /// that cannot name a reply topic — an MQTT 3.1.1 client that left it empty never
+    /// learns the one the broker assigned) is disconnected with 0x87: MQTT 3.1.1 has no
+    /// other way to refuse a PUBLISH, and silence would leave it waiting forever.
     pub(super) fn hand_to_service(
         &mut self,
         token: ConnKey,
@@ -66,27 +84,45 @@ impl Broker {
         topic: &str,
         publish: &Publish<'_>,
         now: Instant,
-    ) {
+    ) -> Result<ReasonCode, Violation> {
         // Reads must see this turn's earlier writes (a like of a message just sent).
         if ChatService::reads_store(topic) && self.writes_pending() {
             self.sync_store();
         }
         let Some(mut chat) = self.chat.take() else {
-            return;
+            return Ok(ReasonCode::Success);
         };
+        let refused = publish
+            .properties
+            .response_topic
+            .filter(|t| !self.may_reply_to(session, t));
+        if let Some(t) = refused {
+            log::info!(
+                "client {}: request on {topic} refused: Response Topic {t:?} is not one it may publish to and read",
+                self.conns[token].client_id
+            );
+        }
         let effects = {
             let conn = &self.conns[token];
             let s = &self.sessions[session];
             let response_topic = publish.properties.response_topic.map(|t| {
-                let readable = self.valid_topic(t) && self.may_read(session, t);
-                (t, readable)
+                if refused.is_some() {
+                    ("", false)
+                } else {
+                    (t, true)
+                }
             });
             let request = Request {
                 topic,
                 payload: publish.payload,
                 from: Requester {
                     username: s.username.as_deref(),
-                    client_id: &s.client_id,
+                    // An id the client was never told cannot address its replies.
+                    client_id: if conn.client_id_untold && s.username.is_none() {
+                        ""
+                    } else {
+                        &s.client_id
+                    },
                     version: conn.version,
                     addr: conn.addr.ip(),
                     response_topic,
@@ -98,15 +134,31 @@ impl Broker {
                 now,
                 unix: unix_now(),
             };
-            let members = |topic: &str| self.members(topic);
-            let ctx = Context {
-                store: &self.db.store,
-                members: &members,
-            };
-            chat.handle(&request, &ctx)
+            if !ChatService::answerable(&request.from) {
+                None
+            } else {
+                let members = |topic: &str| self.members(topic);
+                let ctx = Context {
+                    store: &self.db.store,
+                    members: &members,
+                };
+                Some(chat.handle(&request, &ctx))
+            }
         };
         self.chat = Some(chat);
+        let Some(effects) = effects else {
+            return Err(Violation::new(
+                ReasonCode::NotAuthorized,
+                "chat request that cannot be answered: an anonymous client needs a client id \
+                 without '/', '+', '#' (or an MQTT 5 Response Topic)",
+            ));
+        };
         self.apply_effects(effects, now);
+        Ok(if refused.is_some() {
+            ReasonCode::NotAuthorized
+        } else {
+            ReasonCode::Success
+        })
     }
 
     /// An auth worker finished a chat request's account work.

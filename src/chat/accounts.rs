@@ -118,7 +118,11 @@ fn normalize_answer(answer: &str) -> String {
 /// The checks on a new question and answer, cheap enough for the loop to make first.
 pub fn check_question(question: &str, answer: &str) -> Result<(), AccountError> {
     let q = question.trim();
-    if q.is_empty() || q.chars().count() > QUESTION_MAX || q.chars().any(char::is_control) {
+    if q.is_empty()
+        || q.chars().count() > QUESTION_MAX
+        || q.chars()
+            .any(|c| c.is_control() || super::codec::breaks_lines(c))
+    {
         return Err(AccountError::QuestionInvalid);
     }
     let a = normalize_answer(answer);

@@ -90,10 +90,21 @@ pub fn check_text(text: &[u8], max: usize) -> Result<&str, ChatError> {
         return Err(ChatError::TextTooLong(max));
     }
     let text = std::str::from_utf8(text).map_err(|_| ChatError::BadRequest("not UTF-8"))?;
-    if text.chars().any(|c| c.is_control() && c != '\t') {
+    if text
+        .chars()
+        .any(|c| breaks_lines(c) || (c.is_control() && c != '\t'))
+    {
         return Err(ChatError::TextInvalid);
     }
     Ok(text)
+}
+
+/// True for the characters a reader may take as the end of a line besides the control
+/// characters: U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR (Python's
+/// `splitlines()`, JavaScript's line terminators). A text holding one could forge a row
+/// of a history page.
+pub fn breaks_lines(c: char) -> bool {
+    matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 /// A parsed request payload.
@@ -138,8 +149,8 @@ impl Op<'_> {
 
 /// Parses the payload of request `op`. A trailing line end (`mosquitto_pub -l`) is ignored.
 pub fn parse_request<'a>(op: &str, payload: &'a [u8]) -> Result<Op<'a>, ChatError> {
-    let text = std::str::from_utf8(payload).map_err(|_| ChatError::BadRequest("not UTF-8"))?;
-    let text = text.trim_end_matches(['\r', '\n']);
+    let untrimmed = std::str::from_utf8(payload).map_err(|_| ChatError::BadRequest("not UTF-8"))?;
+    let text = untrimmed.trim_end_matches(['\r', '\n']);
     let two = |sep: char, what: &'static str| {
         text.split_once(sep)
             .filter(|(a, b)| !a.is_empty() && !b.is_empty())
@@ -151,7 +162,18 @@ pub fn parse_request<'a>(op: &str, payload: &'a [u8]) -> Result<Op<'a>, ChatErro
             Ok(Op::Register { name, password })
         }
         "setq" => {
-            let (question, answer) = two('\n', "setq needs a question, a newline, an answer")?;
+            // The two parts are there but empty: the rule's own codes, as documented.
+            // Split before trimming, so "question\n" is a question with an empty answer.
+            let (question, answer) = untrimmed.split_once('\n').ok_or(ChatError::BadRequest(
+                "setq needs a question, a newline, an answer",
+            ))?;
+            let answer = answer.trim_end_matches(['\r', '\n']);
+            if question.trim().is_empty() {
+                return Err(ChatError::QuestionInvalid);
+            }
+            if answer.trim().is_empty() {
+                return Err(ChatError::AnswerInvalid);
+            }
             Ok(Op::SetQuestion { question, answer })
         }
         "question" => match text {
@@ -218,9 +240,11 @@ pub fn room_message(id: i64, at: i64, sender: &str, text: &str) -> Vec<u8> {
     format!("{id} {at} {sender} {text}").into_bytes()
 }
 
-/// `l <id> <likes>`: a message's new like count.
-pub fn room_likes(id: i64, likes: u32) -> Vec<u8> {
-    format!("l {id} {likes}").into_bytes()
+/// `l <id> <likes> +<user>` (a like) or `l <id> <likes> -<user>` (taken back): a message's
+/// new like count and who changed it.
+pub fn room_likes(id: i64, likes: u32, user: &str, liked: bool) -> Vec<u8> {
+    let sign = if liked { '+' } else { '-' };
+    format!("l {id} {likes} {sign}{user}").into_bytes()
 }
 
 /// `1 message`, `2 messages`: the human part of a status line that counts.
@@ -250,20 +274,21 @@ impl Reply {
         self
     }
 
-    /// A page of history rows, `<id> <time> <sender> <likes> <text>`, oldest first. The
+    /// A page of history rows, `<id> <time> <sender> <likers> <text>`, oldest first. The
     /// first row's time is Unix seconds; each later row's is `+<seconds>` after the row
-    /// before it (ten digits a row is most of a short message).
+    /// before it (ten digits a row is most of a short message). `<likers>` is `0` when
+    /// nobody likes the message, else the names joined by `,` (no name is `0`).
     pub fn messages(mut self, page: &[ChatMessageRecord]) -> Reply {
         let mut previous: Option<i64> = None;
         for m in page {
+            let likers = if m.likers.is_empty() { "0" } else { &m.likers };
             let line = match previous {
-                None => format!("{} {} {} {} {}", m.id, m.sent_at, m.sender, m.likes, m.body),
+                None => format!("{} {} {} {likers} {}", m.id, m.sent_at, m.sender, m.body),
                 Some(before) => format!(
-                    "{} +{} {} {} {}",
+                    "{} +{} {} {likers} {}",
                     m.id,
                     (m.sent_at - before).max(0),
                     m.sender,
-                    m.likes,
                     m.body
                 ),
             };
@@ -339,7 +364,20 @@ mod tests {
             check_text(b"12345678901", 10),
             Err(ChatError::TextTooLong(10))
         );
-        assert_eq!(check_text(b"a\nb", 10), Err(ChatError::TextInvalid));
+        for bad in [
+            "a\nb",
+            "a\u{2028}b",
+            "a\u{2029}b",
+            "a\u{85}b",
+            "a\u{b}b",
+            "a\u{1e}b",
+        ] {
+            assert_eq!(
+                check_text(bad.as_bytes(), 10),
+                Err(ChatError::TextInvalid),
+                "{bad:?}"
+            );
+        }
         assert_eq!(
             check_text(b"\xff", 10),
             Err(ChatError::BadRequest("not UTF-8"))
@@ -387,12 +425,21 @@ mod tests {
             })
         );
         assert_eq!(parse_request("like", b"42"), Ok(Op::Like { id: 42 }));
+        assert_eq!(
+            parse_request("setq", b"\nRex"),
+            Err(ChatError::QuestionInvalid)
+        );
+        assert_eq!(
+            parse_request("setq", b"First pet?\n  "),
+            Err(ChatError::AnswerInvalid)
+        );
         assert_eq!(parse_request("rooms", b""), Ok(Op::Rooms));
         for (op, bad) in [
             ("register", &b"ana"[..]),
             ("register", b" pass"),
             ("reset", b"ana pass"),
             ("setq", b"no answer"),
+            ("setq", b""),
             ("question", b""),
             ("history", b"general after x"),
             ("history", b"general after"),
@@ -418,13 +465,15 @@ mod tests {
             room_message(7, 1_700_000_000, "ana", "hi"),
             b"7 1700000000 ana hi"
         );
-        assert_eq!(room_likes(7, 2), b"l 7 2");
+        assert_eq!(room_likes(7, 2, "bob", true), b"l 7 2 +bob");
+        assert_eq!(room_likes(7, 1, "bob", false), b"l 7 1 -bob");
         let row = |id, sent_at, body: &str| ChatMessageRecord {
             id,
             sender: "ana".into(),
             sent_at,
             body: body.into(),
             likes: 1,
+            likers: if id == 7 { "bob".into() } else { String::new() },
         };
         let reply = Reply::ok("2 messages")
             .messages(&[
@@ -434,7 +483,7 @@ mod tests {
             .line("more");
         assert_eq!(
             reply.into_bytes(),
-            b"ok 2 messages\n7 1700000000 ana 1 hi there\n9 +42 ana 1 bye\nmore"
+            b"ok 2 messages\n7 1700000000 ana bob hi there\n9 +42 ana 0 bye\nmore"
         );
         assert_eq!(
             Reply::error(ChatError::UnknownRoom).into_bytes(),

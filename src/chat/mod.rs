@@ -125,6 +125,13 @@ impl ChatService {
         )
     }
 
+    /// False for a client no reply can reach: anonymous, without a Response Topic it may
+    /// read, and with a client id that cannot be one topic level (or that it does not know:
+    /// the broker assigned it, and MQTT 3.1.1 cannot tell it). The broker disconnects it.
+    pub fn answerable(from: &crate::service::Requester<'_>) -> bool {
+        !matches!(ReplyTo::of(from, None), Err(None))
+    }
+
     /// Handles one client PUBLISH under `chat/`.
     pub fn handle(&mut self, req: &Request<'_>, ctx: &Context<'_>) -> Vec<Effect> {
         let mut out = Vec::new();

@@ -68,6 +68,8 @@ pub enum StoreError {
     },
     /// The store writer thread could not be started.
     Thread(String),
+    /// The broker is stopping and has closed the helper threads' connections.
+    Stopping,
     /// Any other SQLite failure.
     Sqlite(rusqlite::Error),
 }
@@ -118,6 +120,7 @@ impl fmt::Display for StoreError {
                 "invalid access {text:?}: expected read, write, readwrite or deny"
             ),
             StoreError::EmptyAclTopic => write!(f, "ACL topic must not be empty"),
+            StoreError::Stopping => write!(f, "the broker is stopping"),
             StoreError::BackupOntoSource(path) => write!(
                 f,
                 "refusing to back up {} onto itself; name another file",

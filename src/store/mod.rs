@@ -13,6 +13,8 @@
 //!
 //! - `error.rs`: [`StoreError`].
 //! - `backup.rs`: [`backup()`], a consistent copy of the live database.
+//! - `helper.rs`: [`HelperStore`], the connections of the web and auth threads, and
+//!   the clean stop that leaves the database in one file.
 //! - `migrate.rs`: `schema.sql` and the version steps.
 //! - `write.rs`: [`Write`], the turn's transaction and the one match that
 //!   hands each write to its table group; the start-up purge of what expired.
@@ -27,12 +29,14 @@
 //! - `chat.rs`: the chat service's rooms, messages and likes.
 
 pub mod acl;
+pub mod admins;
 pub mod backup;
 mod batch;
 pub mod bridge;
 pub mod chat;
 pub mod clients;
 pub mod error;
+mod helper;
 mod migrate;
 mod questions;
 mod queues;
@@ -53,11 +57,13 @@ use batch::Batch;
 
 pub use crate::config::SyncMode;
 pub use acl::{Access, AclRule};
+pub use admins::AdminChange;
 pub use backup::{backup, BackupSummary};
 pub use bridge::{BridgeWrite, ForwardRow, ForwardTotals};
 pub use chat::{ChatMessageRecord, ChatRoomRecord, ChatWrite, HistoryRange};
 pub use clients::ClientRecord;
 pub use error::StoreError;
+pub use helper::{close_helpers, close_last, HelperStore};
 pub use migrate::SCHEMA_VERSION;
 pub use queues::{QueuedPageRow, StoredQueued};
 pub use sessions::{StoredSession, StoredSubscription};

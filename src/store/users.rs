@@ -98,6 +98,14 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// True when at least one user may administer the broker.
+    pub fn has_admin(&self) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE is_admin)")?;
+        Ok(stmt.query_row([], |r| r.get(0))?)
+    }
+
     /// The user called `name`, if any.
     pub fn find_user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
         let mut stmt = self.conn.prepare_cached(

@@ -25,9 +25,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_outpost");
 /// Log text that announces a listener; the port follows the address's colon.
 const LISTENER_MARK: &str = "mqtt listener on 127.0.0.1:";
 /// The same for the MQTT-over-WebSocket listener.
-const WS_LISTENER_MARK: &str = "websocket listener on 127.0.0.1:";
+const WS_LISTENER_MARK: &str = "MQTT over WebSocket on ws://127.0.0.1:";
 /// Log text that announces the web console (started only by [`Broker::start_web_in`]).
-const WEB_MARK: &str = "http console on 127.0.0.1:";
+const WEB_MARK: &str = "console on http://127.0.0.1:";
 
 /// A running broker, killed when dropped. Its stderr and stdout are drained by threads into
 /// `log` so the pipes never fill up and tests can assert on log lines.

@@ -47,21 +47,27 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     pub fn start() -> Mosquitto {
-        Mosquitto::spawn(None, false)
+        Mosquitto::spawn(None, false, "")
+    }
+
+    /// With `settings` (global mosquitto.conf lines: `max_packet_size 200`, an `acl_file`)
+    /// added to the usual config.
+    pub fn with_settings(settings: &str) -> Mosquitto {
+        Mosquitto::spawn(None, false, settings)
     }
 
     /// With a second listener speaking TLS with `tls`'s certificate.
     pub fn with_tls(tls: &TlsFiles) -> Mosquitto {
-        Mosquitto::spawn(Some(tls), false)
+        Mosquitto::spawn(Some(tls), false, "")
     }
 
     /// Keeps its sessions (the bridge's, and a `mosquitto_sub -c`'s with its queued
     /// messages) on disk across [`Mosquitto::stop`] and [`Mosquitto::resume`].
     pub fn persistent() -> Mosquitto {
-        Mosquitto::spawn(None, true)
+        Mosquitto::spawn(None, true, "")
     }
 
-    fn spawn(tls: Option<&TlsFiles>, persistent: bool) -> Mosquitto {
+    fn spawn(tls: Option<&TlsFiles>, persistent: bool, settings: &str) -> Mosquitto {
         assert!(
             Path::new(MOSQUITTO).exists(),
             "{MOSQUITTO} is missing: run scripts/install-test-deps.sh (apt-get install -y mosquitto)"
@@ -84,7 +90,7 @@ impl Mosquitto {
             "user root\nper_listener_settings false\nallow_anonymous true\n{persistence}\
              max_inflight_messages 1000\nmax_queued_messages 100000\n\
              log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n\
-             listener {port} 127.0.0.1\n"
+             {settings}\nlistener {port} 127.0.0.1\n"
         );
         let tls_port = tls.map(|t| {
             let p = free_port();
