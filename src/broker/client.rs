@@ -262,8 +262,11 @@ impl Connection {
     /// Writes pending output until done or `WouldBlock`, adding the bytes written to
     /// `sent`. Err means the peer is gone.
     pub fn flush(&mut self, sent: &mut u64) -> io::Result<()> {
-        // Lenient on purpose: acks still in the buffer are on their way.
-        self.unflushed_qos1_acks = 0;
+        // Lenient on purpose: acks still in the buffer are on their way. Acks still held
+        // for the disk are not: the client keeps counting them.
+        if self.held.is_none() {
+            self.unflushed_qos1_acks = 0;
+        }
         if let Some(why) = self.closing.as_deref().copied() {
             self.close_transport(why.reason);
         }

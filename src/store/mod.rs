@@ -179,7 +179,8 @@ impl Store {
     /// `records` asks for those too.
     pub fn take_batch(&mut self, records: bool) -> Vec<Write> {
         let mut writes = Vec::new();
-        if self.staged.is_empty() && !(records && !self.records.is_empty()) {
+        let records_wait = records && !self.records.is_empty();
+        if self.staged.is_empty() && !records_wait {
             return writes;
         }
         self.staged.drain_into(&mut writes);

@@ -224,7 +224,9 @@ fn sensor(
     let mut acked = 0u64;
     let mut sent_at = std::collections::HashMap::new();
     let mut take_ack = |c: &mut mqtt::Conn, sent_at: &mut std::collections::HashMap<u16, u64>| {
-        let frame = c.read_frame()?.ok_or_else(|| mqtt::bad("no PUBACK in 10 s"))?;
+        let frame = c
+            .read_frame()?
+            .ok_or_else(|| mqtt::bad("no PUBACK in 10 s"))?;
         if frame.kind == mqtt::PUBACK {
             let id = c.view(&frame).packet_id()?;
             if let Some(at) = sent_at.remove(&id) {

@@ -732,13 +732,11 @@ fn main() -> ExitCode {
     let plans: Vec<Plan> = plans(args.quick, args.setup.auth.is_some())
         .into_iter()
         .filter(|p| {
-            args.only
-                .as_ref()
-                .is_none_or(|o| {
-                    // A group, or the start of a case's name ("flash burst").
-                    o.iter()
-                        .any(|g| p.group.split(' ').next() == Some(g) || p.name.starts_with(g))
-                })
+            args.only.as_ref().is_none_or(|o| {
+                // A group, or the start of a case's name ("flash burst").
+                o.iter()
+                    .any(|g| p.group.split(' ').next() == Some(g) || p.name.starts_with(g))
+            })
         })
         .collect();
     let mut cases = Vec::new();
