@@ -195,6 +195,22 @@ impl Store {
         !self.records.is_empty()
     }
 
+    /// Sets how this connection's commits wait for the disk (`PRAGMA synchronous`).
+    pub fn set_sync(&self, sync: SyncMode) -> Result<(), StoreError> {
+        Ok(self
+            .conn
+            .pragma_update(None, "synchronous", sync.pragma())?)
+    }
+
+    /// Flushes the WAL and copies what it can into the database file without waiting for
+    /// readers (`PRAGMA wal_checkpoint(PASSIVE)`): at `sync = "normal"`, what makes the
+    /// commits since the last flush durable.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// Writes `writes` in one transaction now (the [`Writer`]'s commit).
     pub fn write_now(&mut self, writes: Vec<Write>) -> Result<usize, StoreError> {
         let count = writes.len();

@@ -13,8 +13,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use super::{Store, StoreError, SyncMode, Write};
+
+/// At `sync = "normal"`, the longest a commit stays unflushed: the bound on what a power
+/// cut can take.
+const NORMAL_FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// How far the writer got, shared with the loop.
 #[derive(Default)]
@@ -62,7 +67,7 @@ impl Writer {
         let shared = progress.clone();
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(store, rx, &shared, wake))
+            .spawn(move || run(store, sync, rx, &shared, wake))
             .map_err(|e| StoreError::Thread(e.to_string()))?;
         Ok(Writer {
             batches: Some(tx),
@@ -119,18 +124,55 @@ impl Drop for Writer {
 /// The writer thread: commits batches until the loop hangs up, then closes the store.
 fn run(
     mut store: Store,
+    sync: SyncMode,
     batches: Receiver<(u64, Vec<Write>)>,
     progress: &Progress,
     wake: Box<dyn Fn() + Send>,
 ) {
-    while let Ok((first, mut writes)) = batches.recv() {
+    // At `normal`, since when commits have gone unflushed.
+    let mut unflushed: Option<Instant> = None;
+    loop {
+        let (first, mut writes) = match unflushed {
+            None => match batches.recv() {
+                Ok(batch) => batch,
+                Err(_) => break,
+            },
+            Some(since) => {
+                let left = (since + NORMAL_FLUSH_EVERY).saturating_duration_since(Instant::now());
+                match batches.recv_timeout(left) {
+                    Ok(batch) => batch,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        // Idle with unflushed commits: flush them now.
+                        if let Err(e) = store.checkpoint() {
+                            log::warn!("store flush (sync = \"normal\") failed: {e}");
+                        }
+                        unflushed = None;
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        };
         let mut last = first;
         // Whatever else waits goes in the same transaction: one flush for all of it.
         while let Ok((id, more)) = batches.try_recv() {
             last = id;
             writes.extend(more);
         }
-        if let Err(e) = store.write_now(writes) {
+        // At `normal`, the commit a second after the first unflushed one is a full one.
+        let flush_now = sync == SyncMode::Normal
+            && unflushed.is_some_and(|since| since.elapsed() >= NORMAL_FLUSH_EVERY);
+        if flush_now {
+            let _ = store.set_sync(SyncMode::Full);
+        }
+        let result = store.write_now(writes);
+        if flush_now {
+            let _ = store.set_sync(SyncMode::Normal);
+            unflushed = None;
+        } else if sync == SyncMode::Normal {
+            unflushed.get_or_insert_with(Instant::now);
+        }
+        if let Err(e) = result {
             log::error!("store commit of batch {last} failed: {e}");
             progress
                 .failed
