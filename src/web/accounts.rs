@@ -130,9 +130,9 @@ impl From<password::PasswordError> for AccountError {
     }
 }
 
-/// Creates a (non-admin) account and returns it. At most `registrations_per_hour` tries
-/// per address; the password is hashed before the name is looked at, so a taken name
-/// costs what a fresh one does and counts the same.
+/// Creates a (non-admin) account for someone registering from `peer` and returns it: at
+/// most `registrations_per_hour` tries per address (a try breaking a rule is answered
+/// first and not counted), then [`create`].
 pub fn register(
     context: &Context,
     store: &Store,
@@ -141,11 +141,7 @@ pub fn register(
     password: &str,
     repeat: &str,
 ) -> Result<UserRecord, AccountError> {
-    rules::check_username(name).map_err(AccountError::Rule)?;
-    rules::check_password(password).map_err(AccountError::Rule)?;
-    if password != repeat {
-        return Err(AccountError::Mismatch);
-    }
+    check_new(name, password, repeat)?;
     let allowed = context
         .limiter
         .lock()
@@ -156,12 +152,36 @@ pub fn register(
         log::info!("web console: registration of {name:?} from {peer} refused: too many");
         return Err(AccountError::TooManyRegistrations);
     }
+    let user = create(context, store, name, password, repeat)?;
+    log::info!("web console: user {} registered from {peer}", user.name);
+    Ok(user)
+}
+
+/// The account rules and the repeated password, checked before any work.
+fn check_new(name: &str, password: &str, repeat: &str) -> Result<(), AccountError> {
+    rules::check_username(name).map_err(AccountError::Rule)?;
+    rules::check_password(password).map_err(AccountError::Rule)?;
+    if password != repeat {
+        return Err(AccountError::Mismatch);
+    }
+    Ok(())
+}
+
+/// Creates a (non-admin) account and returns it. The password is hashed before the name
+/// is looked at, so a taken name (in any case) costs what a fresh one does.
+pub fn create(
+    context: &Context,
+    store: &Store,
+    name: &str,
+    password: &str,
+    repeat: &str,
+) -> Result<UserRecord, AccountError> {
+    check_new(name, password, repeat)?;
     let hash = context.hash(password)?;
     match store.add_user(name, &hash, false) {
-        Ok(_) => {
-            log::info!("web console: user {name} registered from {peer}");
-            store.find_user(name)?.ok_or(AccountError::WrongCredentials)
-        }
+        Ok(_) => store
+            .find_login(name)?
+            .ok_or(AccountError::WrongCredentials),
         Err(StoreError::DuplicateUser(_)) => Err(AccountError::NameTaken),
         Err(e) => Err(e.into()),
     }
