@@ -513,6 +513,7 @@ impl Broker {
         for token in flush {
             self.flush(token);
         }
+        self.release_window_waiters();
         self.flush_bridges(self.stats.store_failures != failures, now);
         for token in closed {
             if self.conns.contains(token) {
