@@ -235,14 +235,16 @@
 
   // --- rooms and messages -------------------------------------------------------------
 
-  /// `<id> <time> <sender> <text>` or `l <id> <likes>`.
+  /// `<id> <time> <sender> <text>` or `l <id> <likes> +<user>|-<user>`.
   function roomEvent(name, text) {
     const r = room(name);
     if (text.startsWith("l ")) {
-      const [, id, likes] = text.split(" ");
+      const [, id, likes, who] = text.split(" ");
       const m = r.messages.get(Number(id));
       if (m) {
         m.likes = Number(likes);
+        if (who && who[0] === "+") m.likers.add(who.slice(1));
+        if (who && who[0] === "-") m.likers.delete(who.slice(1));
         if (name === current) updateLikes(m);
       }
       return;
@@ -263,11 +265,11 @@
     if (parts.length < 4 || !/^\d+$/.test(parts[0])) return null;
     return {
       id: Number(parts[0]), time: Number(parts[1]), sender: parts[2],
-      text: parts.slice(3).join(" "), likes: 0,
+      text: parts.slice(3).join(" "), likes: 0, likers: new Set(),
     };
   }
 
-  /// A history reply: `ok N messages`, then `<id> <time|+delta> <sender> <likes> <text>`
+  /// A history reply: `ok N messages`, then `<id> <time|+delta> <sender> <likers> <text>`
   /// rows, oldest first, then `more` if the page is full and more remain.
   function parsePage(lines) {
     if (lines && lines[0].startsWith("unknown_room")) return { rows: [], more: false };
@@ -280,8 +282,9 @@
       const parts = line.split(" ");
       if (parts.length < 5) continue;
       time = parts[1].startsWith("+") ? time + Number(parts[1].slice(1)) : Number(parts[1]);
+      const likers = new Set(parts[3] === "0" ? [] : parts[3].split(","));
       rows.push({
-        id: Number(parts[0]), time, sender: parts[2], likes: Number(parts[3]),
+        id: Number(parts[0]), time, sender: parts[2], likes: likers.size, likers,
         text: parts.slice(4).join(" "),
       });
     }

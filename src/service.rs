@@ -16,6 +16,12 @@
 //!   more effects;
 //! - [`Effect::ForgetCredentials`]: drop a user's cached login after a password change.
 //!
+//! A client-chosen Response Topic is the one place a client names where a service
+//! publishes, so the broker checks it before the service runs: it must be a topic the
+//! client could publish to itself and read (no `$` topic, nothing `deny_publish` or the
+//! ACL forbids). When it is not, the service sees only that it was refused (an empty
+//! topic, `false`) and must answer elsewhere or not at all.
+//!
 //! Nothing here touches a socket, so a service's logic is tested by calling it with
 //! requests and looking at the effects (see `chat`'s unit tests).
 
@@ -46,7 +52,10 @@ pub struct Requester<'a> {
     pub client_id: &'a str,
     pub version: ProtocolVersion,
     pub addr: IpAddr,
-    /// The MQTT 5 Response Topic, with whether the client's ACL lets it read that topic.
+    /// The MQTT 5 Response Topic, with whether the client may have replies there: false
+    /// when the client could not publish there itself or not read it (the broker's rule
+    /// for every service; the topic is then withheld as `""` and the request must be
+    /// refused, never answered there).
     pub response_topic: Option<(&'a str, bool)>,
     /// The MQTT 5 Correlation Data, echoed in the reply.
     pub correlation_data: Option<&'a [u8]>,

@@ -240,7 +240,7 @@ fn three_clients_converse_then_history_survives_kill_9() {
     expect_on(
         &bob,
         "chat/r/general",
-        |t| t == format!("l {hi_id} 1"),
+        |t| t == format!("l {hi_id} 1 +pat"),
         "pat's like",
     );
     expect_on(
@@ -308,8 +308,8 @@ fn three_clients_converse_then_history_survives_kill_9() {
     assert_eq!(text(&liked), format!("ok liked\n{hello_id} 1"));
     let unliked = request_v5(&bob, "like", &hello_id.to_string(), "bob/inbox", "like2");
     assert_eq!(text(&unliked), format!("ok unliked\n{hello_id} 0"));
-    for count in [1, 0] {
-        let line = format!("chat/r/general l {hello_id} {count}");
+    for (count, who) in [(1, "+bob"), (0, "-bob")] {
+        let line = format!("chat/r/general l {hello_id} {count} {who}");
         assert!(
             watcher.wait_line(WAIT, |l| l == line).is_some(),
             "watcher lacks {line:?}:\n{}",
@@ -394,7 +394,7 @@ fn three_clients_converse_then_history_survives_kill_9() {
     );
     let liked = expect_on(&bob, "chat/u/bob/c3", |_| true, "liked message");
     assert!(
-        text(&liked).contains(&format!("\n{hi_id} ")) && text(&liked).contains(" bob 1 hi pat")
+        text(&liked).contains(&format!("\n{hi_id} ")) && text(&liked).contains(" bob pat hi pat")
     );
     bob.subscribe("chat/r/camp", QoS5::AtLeastOnce);
     bob.publish("chat/r/camp", QoS5::AtLeastOnce, false, "after restart");

@@ -557,10 +557,11 @@ fn admin_stops_and_starts_the_listener_and_disconnects_a_client() {
         &[("csrf", &csrf), ("client_id", "victim")],
     );
     assert_eq!(kicked.status, 303);
-    assert_eq!(
-        kicked.header("location"),
-        Some("/admin?notice=disconnected")
-    );
+    assert_eq!(kicked.header("location"), Some("/admin"));
+    assert!(admin
+        .get("/admin")
+        .body
+        .contains("Disconnected client victim."));
     let e = victim.expect_closed(WAIT);
     assert_eq!(
         server_disconnect_reason(&e),
@@ -579,8 +580,21 @@ fn admin_stops_and_starts_the_listener_and_disconnects_a_client() {
         Some(DisconnectReasonCode::ServerShuttingDown)
     );
     assert!(V5::try_connect_with(V5::options(broker.port(), "refused")).is_err());
-    let page = admin.get("/admin?notice=stopped");
-    assert!(page.body.contains("Listener stopped."));
+    let page = admin.get("/admin");
+    assert!(
+        page.body
+            .contains("Stopped the mqtt listener on 127.0.0.1:"),
+        "the notice names what was done"
+    );
+    assert!(
+        page.body.contains("(1 client disconnected)."),
+        "{}",
+        page.body
+    );
+    assert!(
+        !admin.get("/admin").body.contains("client disconnected"),
+        "a reload does not show the notice again"
+    );
     assert!(page.body.contains(r#"class="state-stopped">stopped"#));
     assert_eq!(admin.get("/api/listeners").json()[0]["running"], false);
 

@@ -58,7 +58,21 @@ impl Broker {
         private_ok && s.acl.allows(Action::Read, topic_or_filter)
     }
 
-    /// Hands a claimed PUBLISH to its service and applies what it answers. A client the
+    /// The rule every service obeys before it replies to a client-chosen Response Topic:
+    /// the client could publish there itself and read it. A valid topic name, never a
+    /// `$` topic, writable under the client's ACL (`deny_publish` and the store's rules)
+    /// and readable under it (reply topics only by their owner).
+    fn may_reply_to(&self, session: SessionKey, topic: &str) -> bool {
+        self.valid_topic(topic)
+            && !topic.starts_with('$')
+            && self.sessions[session].acl.allows(Action::Write, topic)
+            && self.may_read(session, topic)
+    }
+
+    /// Hands a claimed PUBLISH to its service and applies what it answers, returning the
+    /// reason code for the PUBLISH's acknowledgement: Not authorized (0x87) when its
+    /// Response Topic is one the client may not use (see [`Broker::may_reply_to`]); the
+    /// service is then told only that it was refused, never the topic. A client the
     /// service could never answer (anonymous, no usable Response Topic, and a client id
     /// that cannot name a reply topic — an MQTT 3.1.1 client that left it empty never
     /// learns the one the broker assigned) is disconnected with 0x87: MQTT 3.1.1 has no
@@ -70,20 +84,33 @@ impl Broker {
         topic: &str,
         publish: &Publish<'_>,
         now: Instant,
-    ) -> Result<(), Violation> {
+    ) -> Result<ReasonCode, Violation> {
         // Reads must see this turn's earlier writes (a like of a message just sent).
         if ChatService::reads_store(topic) && self.db.store.has_staged() {
             self.commit();
         }
         let Some(mut chat) = self.chat.take() else {
-            return Ok(());
+            return Ok(ReasonCode::Success);
         };
+        let refused = publish
+            .properties
+            .response_topic
+            .filter(|t| !self.may_reply_to(session, t));
+        if let Some(t) = refused {
+            log::info!(
+                "client {}: request on {topic} refused: Response Topic {t:?} is not one it may publish to and read",
+                self.conns[token].client_id
+            );
+        }
         let effects = {
             let conn = &self.conns[token];
             let s = &self.sessions[session];
             let response_topic = publish.properties.response_topic.map(|t| {
-                let readable = self.valid_topic(t) && self.may_read(session, t);
-                (t, readable)
+                if refused.is_some() {
+                    ("", false)
+                } else {
+                    (t, true)
+                }
             });
             let request = Request {
                 topic,
@@ -127,7 +154,11 @@ impl Broker {
             ));
         };
         self.apply_effects(effects, now);
-        Ok(())
+        Ok(if refused.is_some() {
+            ReasonCode::NotAuthorized
+        } else {
+            ReasonCode::Success
+        })
     }
 
     /// An auth worker finished a chat request's account work.

@@ -240,9 +240,11 @@ pub fn room_message(id: i64, at: i64, sender: &str, text: &str) -> Vec<u8> {
     format!("{id} {at} {sender} {text}").into_bytes()
 }
 
-/// `l <id> <likes>`: a message's new like count.
-pub fn room_likes(id: i64, likes: u32) -> Vec<u8> {
-    format!("l {id} {likes}").into_bytes()
+/// `l <id> <likes> +<user>` (a like) or `l <id> <likes> -<user>` (taken back): a message's
+/// new like count and who changed it.
+pub fn room_likes(id: i64, likes: u32, user: &str, liked: bool) -> Vec<u8> {
+    let sign = if liked { '+' } else { '-' };
+    format!("l {id} {likes} {sign}{user}").into_bytes()
 }
 
 /// `1 message`, `2 messages`: the human part of a status line that counts.
@@ -272,20 +274,21 @@ impl Reply {
         self
     }
 
-    /// A page of history rows, `<id> <time> <sender> <likes> <text>`, oldest first. The
+    /// A page of history rows, `<id> <time> <sender> <likers> <text>`, oldest first. The
     /// first row's time is Unix seconds; each later row's is `+<seconds>` after the row
-    /// before it (ten digits a row is most of a short message).
+    /// before it (ten digits a row is most of a short message). `<likers>` is `0` when
+    /// nobody likes the message, else the names joined by `,` (no name is `0`).
     pub fn messages(mut self, page: &[ChatMessageRecord]) -> Reply {
         let mut previous: Option<i64> = None;
         for m in page {
+            let likers = if m.likers.is_empty() { "0" } else { &m.likers };
             let line = match previous {
-                None => format!("{} {} {} {} {}", m.id, m.sent_at, m.sender, m.likes, m.body),
+                None => format!("{} {} {} {likers} {}", m.id, m.sent_at, m.sender, m.body),
                 Some(before) => format!(
-                    "{} +{} {} {} {}",
+                    "{} +{} {} {likers} {}",
                     m.id,
                     (m.sent_at - before).max(0),
                     m.sender,
-                    m.likes,
                     m.body
                 ),
             };
@@ -462,13 +465,15 @@ mod tests {
             room_message(7, 1_700_000_000, "ana", "hi"),
             b"7 1700000000 ana hi"
         );
-        assert_eq!(room_likes(7, 2), b"l 7 2");
+        assert_eq!(room_likes(7, 2, "bob", true), b"l 7 2 +bob");
+        assert_eq!(room_likes(7, 1, "bob", false), b"l 7 1 -bob");
         let row = |id, sent_at, body: &str| ChatMessageRecord {
             id,
             sender: "ana".into(),
             sent_at,
             body: body.into(),
             likes: 1,
+            likers: if id == 7 { "bob".into() } else { String::new() },
         };
         let reply = Reply::ok("2 messages")
             .messages(&[
@@ -478,7 +483,7 @@ mod tests {
             .line("more");
         assert_eq!(
             reply.into_bytes(),
-            b"ok 2 messages\n7 1700000000 ana 1 hi there\n9 +42 ana 1 bye\nmore"
+            b"ok 2 messages\n7 1700000000 ana bob hi there\n9 +42 ana 0 bye\nmore"
         );
         assert_eq!(
             Reply::error(ChatError::UnknownRoom).into_bytes(),

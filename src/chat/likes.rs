@@ -34,7 +34,7 @@ impl ChatService {
         })));
         out.push(Effect::Publish(Outgoing {
             topic: codec::room_topic(room),
-            payload: codec::room_likes(id, likes),
+            payload: codec::room_likes(id, likes, user, liked),
             correlation_data: None,
             publisher: None,
         }));

@@ -1,4 +1,4 @@
-//! Where a reply goes: the MQTT 5 Response Topic when the client may read it, otherwise
+//! Where a reply goes: the MQTT 5 Response Topic when the broker permits it (see `service`), otherwise
 //! the user's own `chat/u/<user>[/<tag>]` (an anonymous client's `chat/a/<client
 //! id>[/<tag>]`), with the Correlation Data echoed.
 
@@ -23,13 +23,13 @@ impl ReplyTo {
             topic,
             correlation_data: correlation_data.clone(),
         });
-        let Some((topic, readable)) = from.response_topic else {
+        let Some((topic, permitted)) = from.response_topic else {
             return default.ok_or(None);
         };
         // Under chat/ only its own reply topic: never a room or someone else's replies.
         let own = !topic.starts_with(PREFIX)
             || (is_reply_topic(topic) && reply_topic_allows(topic, from.username, from.client_id));
-        if readable && own {
+        if permitted && own {
             Ok(ReplyTo {
                 topic: topic.to_owned(),
                 correlation_data,

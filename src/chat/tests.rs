@@ -262,15 +262,26 @@ fn a_second_like_takes_the_first_back_and_the_room_hears_the_count() {
     assert_eq!(
         publishes(&liked),
         [
-            ("chat/r/general".to_owned(), "l 1 1".to_owned()),
+            ("chat/r/general".to_owned(), "l 1 1 +ana".to_owned()),
             ("chat/u/ana".to_owned(), "ok liked\n1 1".to_owned())
         ]
     );
     let bob = f.call(from(Some("bob"), "b"), "chat/x/like", "1");
-    assert_eq!(publishes(&bob)[0].1, "l 1 2");
+    assert_eq!(publishes(&bob)[0].1, "l 1 2 +bob");
+    let page = f.ana("chat/x/history", "general");
+    assert_eq!(
+        publishes(&page)[0].1,
+        format!("ok 1 message\n1 {UNIX} ana ana,bob like me")
+    );
     let unliked = f.ana("chat/x/like", "1");
+    assert_eq!(publishes(&unliked)[0].1, "l 1 1 -ana");
     assert_eq!(publishes(&unliked)[1].1, "ok unliked\n1 1");
     assert_eq!(f.store.chat_message_room(1).unwrap(), Some((1, 1)));
+    let page = f.ana("chat/x/history", "general");
+    assert_eq!(
+        publishes(&page)[0].1,
+        format!("ok 1 message\n1 {UNIX} ana bob like me")
+    );
 }
 
 #[test]

@@ -62,6 +62,8 @@ pub struct ChatMessageRecord {
     pub sent_at: i64,
     pub body: String,
     pub likes: u32,
+    /// Who likes it, names joined by `,` (empty when nobody does).
+    pub likers: String,
 }
 
 /// Which part of a room's history a page shows.
@@ -120,6 +122,7 @@ impl Store {
                 sent_at: r.get(2)?,
                 body: r.get(3)?,
                 likes: r.get(4)?,
+                likers: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
             })
         })?;
         let mut page: Vec<ChatMessageRecord> = rows.collect::<Result<_, _>>()?;
@@ -151,15 +154,22 @@ impl Store {
     }
 }
 
-/// The query of a history page: one range search on `chat_messages_room`.
+/// The query of a history page: one range search on `chat_messages_room`, and for each
+/// liked message one search of the likes' primary key for the names.
 fn history_sql(range: HistoryRange) -> &'static str {
     match range {
         HistoryRange::Last | HistoryRange::Before(_) => {
-            "SELECT id, sender, sent_at, body, likes FROM chat_messages
+            "SELECT id, sender, sent_at, body, likes,
+                    CASE WHEN likes > 0 THEN (SELECT group_concat(username, ',')
+                        FROM chat_likes WHERE message_id = m.id) END
+             FROM chat_messages m
              WHERE room_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
         }
         HistoryRange::After(_) => {
-            "SELECT id, sender, sent_at, body, likes FROM chat_messages
+            "SELECT id, sender, sent_at, body, likes,
+                    CASE WHEN likes > 0 THEN (SELECT group_concat(username, ',')
+                        FROM chat_likes WHERE message_id = m.id) END
+             FROM chat_messages m
              WHERE room_id = ?1 AND id > ?2 ORDER BY id ASC LIMIT ?3"
         }
     }
@@ -304,11 +314,17 @@ mod tests {
                 .unwrap()
                 .map(Result::unwrap)
                 .collect();
-            assert_eq!(plan.len(), 1, "{range:?}: {plan:?}");
+            // The page's range search, and the likers' search of the likes' key.
+            assert_eq!(plan.len(), 3, "{range:?}: {plan:?}");
             assert!(
-                plan[0].starts_with(
-                    "SEARCH chat_messages USING INDEX chat_messages_room (room_id=? AND id"
-                ) && !plan[0].contains("TEMP B-TREE"),
+                plan[0].starts_with("SEARCH m USING INDEX chat_messages_room (room_id=? AND id")
+                    && !plan
+                        .iter()
+                        .any(|p| p.contains("TEMP B-TREE") || p.contains("SCAN")),
+                "{range:?}: {plan:?}"
+            );
+            assert!(
+                plan[2].starts_with("SEARCH chat_likes USING PRIMARY KEY (message_id=?)"),
                 "{range:?}: {plan:?}"
             );
         }

@@ -28,6 +28,7 @@ pub enum Method {
     Get,
     Head,
     Post,
+    Delete,
     Other,
 }
 
@@ -37,6 +38,7 @@ impl fmt::Display for Method {
             Method::Get => "GET",
             Method::Head => "HEAD",
             Method::Post => "POST",
+            Method::Delete => "DELETE",
             Method::Other => "(other method)",
         })
     }
@@ -122,6 +124,7 @@ pub fn read_request(stream: &mut TcpStream) -> Result<Option<Request>, Refusal> 
         "GET" => Method::Get,
         "HEAD" => Method::Head,
         "POST" => Method::Post,
+        "DELETE" => Method::Delete,
         m if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => Method::Other,
         _ => return Err(refuse(400, "malformed request line")),
     };

@@ -13,15 +13,19 @@
 //! - `accounts` — register, log in, change password, set the security question.
 //! - `pages`    — the HTML pages, filled from `assets/` templates.
 //! - `admin`    — the admin page's tables, rendered on the server so it works without JS.
-//! - `api`      — the JSON API.
+//! - `api`      — the JSON API; `admin_api` its admin commands.
+//! - `commands` — what the console's commands do (publish, retained, users, ACL rules).
+//! - `payload`  — a payload as text, pretty JSON or hex.
 //! - `chat`     — the `/chat` page's policy and its single-use MQTT login tokens.
 //! - `metrics`  — `/metrics` in the Prometheus text format (loopback only).
 //! - `html` `form` — escaping and templates; form and query decoding.
 
 mod accounts;
 mod admin;
+mod admin_api;
 mod api;
 mod chat;
+mod commands;
 mod csrf;
 mod form;
 mod html;
@@ -29,6 +33,7 @@ mod http;
 mod limit;
 mod metrics;
 mod pages;
+mod payload;
 mod routes;
 mod server;
 mod session;

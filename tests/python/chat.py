@@ -113,7 +113,7 @@ def main():
     reply = request(pat, inbox, u, "like", "l1", str(bobs))
     if reply != f"ok liked\n{bobs} 1":
         fail(f"like: {reply!r}")
-    inbox.wait(lambda t, p: t == "chat/r/general" and p == f"l {bobs} 1".encode(), "like count")
+    inbox.wait(lambda t, p: t == "chat/r/general" and p == f"l {bobs} 1 +pat".encode(), "like count and liker")
     publish_acknowledged(pat, "chat/r/camp", b"camp fire at 8", 1)
     room_message(inbox, "camp", "pat", "camp fire at 8")
 
@@ -123,7 +123,7 @@ def main():
     rows = [line.split(" ", 4) for line in page[1:]]
     if [(int(r[0]), r[2], r[3], r[4]) for r in rows] != [
         (mine, "pat", "0", "hello from paho"),
-        (bobs, "bob", "1", "hi pat"),
+        (bobs, "bob", "pat", "hi pat"),
     ]:
         fail(f"history rows: {rows!r}")
     page = request(pat, inbox, u, "history", "h2", f"general after {mine} 1").split("\n")

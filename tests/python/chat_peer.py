@@ -51,8 +51,8 @@ def on_message(_client, _userdata, message):
                 msg_id, _time, sender, body = text.split(" ", 3)
                 rooms.setdefault(room, []).append((int(msg_id), sender, body))
                 say(room=room, id=int(msg_id), sender=sender, text=body)
-            else:
-                _l, msg_id, count = text.split(" ")
+            elif text.startswith("l "):
+                _l, msg_id, count, _who = text.split(" ")
                 likes.append((room, int(msg_id), int(count)))
                 say(room=room, like=int(msg_id), likes=int(count))
         elif message.topic == REPLIES:
@@ -109,7 +109,7 @@ def stored(client, room):
             fail(f"history {room}: {reply[0]}")
         more = reply[-1] == "more"
         for line in reply[1:-1] if more else reply[1:]:
-            msg_id, _time, sender, _likes, body = line.split(" ", 4)
+            msg_id, _time, sender, _likers, body = line.split(" ", 4)
             rows.append((int(msg_id), sender, body))
         if not more:
             return rows
