@@ -34,6 +34,10 @@ pub struct Config {
     /// Lets a config file turn the web console off (TOML has no null, so an
     /// absent `http` cannot mean "off").
     pub http_enabled: bool,
+    /// Connections the web console holds at most, and from one client address at most:
+    /// beyond them a new connection gets 503 / 429 and is closed.
+    pub web_max_connections: usize,
+    pub web_max_connections_per_address: usize,
     /// SQLite database holding users, ACLs, sessions, retained messages and
     /// chat. Relative paths are relative to the working directory.
     pub db: PathBuf,
@@ -245,6 +249,8 @@ impl Default for Config {
             ws_listen: vec![DEFAULT_WS_LISTEN],
             http: Some(DEFAULT_HTTP),
             http_enabled: true,
+            web_max_connections: 256,
+            web_max_connections_per_address: 32,
             db: PathBuf::from("outpost.db"),
             sync: SyncMode::Full,
             log_level: LogLevel::Info,
@@ -455,6 +461,12 @@ impl Config {
         }
         self.validate_bridges()?;
         range("bcrypt_cost", self.bcrypt_cost, 4..=31)?;
+        range("web_max_connections", self.web_max_connections, 1..=65_536)?;
+        range(
+            "web_max_connections_per_address",
+            self.web_max_connections_per_address,
+            1..=65_536,
+        )?;
         // An hour is already far longer than any client needs to send CONNECT, and a
         // bound keeps the deadline (now + timeout) from overflowing.
         range("connect_timeout", self.connect_timeout, 1..=3600)?;

@@ -331,7 +331,7 @@ fn posts_without_the_right_token_or_origin_are_refused() {
 
 /// A `GET /api/me` whose head (request line, headers and the blank line) is `len` bytes.
 fn head_of(len: usize) -> Vec<u8> {
-    let start = "GET /api/me HTTP/1.1\r\nHost: x\r\nX-Big: ";
+    let start = "GET /api/me HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: ";
     let fill = len - start.len() - "\r\n\r\n".len();
     format!("{start}{}\r\n\r\n", "x".repeat(fill)).into_bytes()
 }
@@ -385,7 +385,7 @@ fn bad_oversized_and_malformed_requests_get_clear_4xx_answers() {
     );
     assert_eq!(http::raw(port, huge_head.as_bytes()).status, 431);
     assert_eq!(http::raw(port, b"GET / HTTP/2.0\r\n\r\n").status, 505);
-    let chunked = b"POST /login HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    let chunked = b"POST /login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
     assert_eq!(http::raw(port, chunked).status, 411);
     let head = admin.send("HEAD", "/assets/style.css", &[], b"");
     assert_eq!((head.status, head.body.as_str()), (200, ""));

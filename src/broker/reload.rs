@@ -38,6 +38,8 @@ fn sort(old: &Config, new: Config) -> Sorted {
         ws_listen,
         http,
         http_enabled,
+        web_max_connections,
+        web_max_connections_per_address,
         db,
         sync,
         bcrypt_cost,
@@ -106,6 +108,8 @@ fn sort(old: &Config, new: Config) -> Sorted {
     }
     // Sockets, files and threads made at start.
     restart_only!(listen, ws_listen, http, http_enabled, db, sync, bcrypt_cost);
+    // The web console's poll loop takes its settings at start.
+    restart_only!(web_max_connections, web_max_connections_per_address);
     // TLS configs and the bridges' connections and queues are set up at start.
     restart_only!(tls_listen, tls_cert, tls_key, tls_client_ca, bridge);
     // Announced in CONNACK and checked against what each client was told.

@@ -109,8 +109,8 @@ fn alive(s: &Session, now: Instant) -> bool {
         && now.saturating_duration_since(s.last_used) < IDLE
 }
 
-/// The `Set-Cookie` value that stores `id` for [`LIFETIME`]. `Secure` is left out on
-/// purpose: the console is served over plain HTTP on the local network.
+/// The `Set-Cookie` value that stores `id` for [`LIFETIME`]. `Secure` is added where the
+/// answer is encoded, when the request came over HTTPS (plain HTTP on loopback has none).
 pub fn set_cookie(name: &str, id: &str) -> String {
     format!(
         "{name}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
