@@ -178,10 +178,6 @@ impl Broker {
             return;
         };
         let effects = chat.session_event(event, now, unix_now());
-        let wake = chat.wake_at();
-        if let Some(at) = wake {
-            self.timers.schedule(at, Timer::Services);
-        }
         self.apply_effects(effects, now);
     }
 
@@ -215,7 +211,11 @@ impl Broker {
         }
     }
 
+    /// Applies what a service answered, and asks for the callback it wants, if any.
     fn apply_effects(&mut self, effects: Vec<Effect>, now: Instant) {
+        if let Some(at) = self.chat.as_mut().and_then(ChatService::wake_at) {
+            self.timers.schedule(at, Timer::Services);
+        }
         for effect in effects {
             match effect {
                 Effect::Stage(w) => self.db.store.stage(w),

@@ -2,11 +2,10 @@
 //! topic, the `leave` and `members` requests, and the coalesced announcements
 //! (`j`/`q`/`o`/`f` lines) that `presence` decides.
 
-use std::collections::{BTreeSet, HashSet};
 use std::time::Instant;
 
 use super::codec::{self, Reply};
-use super::presence::Change;
+use super::presence::{Change, Changes};
 use super::{ChatError, ChatService};
 use crate::service::{Effect, Outgoing, SessionEvent};
 use crate::store::{ChatWrite, Write};
@@ -150,17 +149,16 @@ impl ChatService {
         self.members.get(&room_id).is_some_and(|m| m.contains(user))
     }
 
-    /// A new room's first members: its creator and whoever already subscribes to it.
+    /// A new room's first members: whoever already subscribes to it (its creator only if
+    /// subscribed: sending is not joining).
     pub(super) fn first_members(
         &mut self,
         room: &str,
-        creator: &str,
         now: Instant,
         unix: i64,
         out: &mut Vec<Effect>,
     ) {
-        let mut users: HashSet<String> = self.presence.online_in(room).map(str::to_owned).collect();
-        users.insert(creator.to_owned());
+        let users: Vec<String> = self.presence.online_in(room).map(str::to_owned).collect();
         for user in users {
             self.join(room, &user, now, unix, out);
         }
@@ -178,7 +176,7 @@ impl ChatService {
 }
 
 /// `j ana bob\no ana bob\nf cy`: one line per kind of change, in that order.
-fn presence_lines(changes: &BTreeSet<(Change, Box<str>)>) -> String {
+fn presence_lines(changes: &Changes) -> String {
     let mut text = String::new();
     let mut last = None;
     for (change, user) in changes {

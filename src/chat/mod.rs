@@ -94,7 +94,7 @@ pub struct ChatService {
     /// Who is online where, and the announcements waiting for their window.
     presence: Presence,
     /// (blocker, blocked): direct messages refused.
-    blocks: HashSet<(Box<str>, Box<str>)>,
+    blocks: Blocks,
 }
 
 impl ChatService {
@@ -233,7 +233,10 @@ fn members_by_room(store: &Store) -> Result<HashMap<i64, HashSet<Box<str>>>, Sto
     Ok(members)
 }
 
-fn blocks(store: &Store) -> Result<HashSet<(Box<str>, Box<str>)>, StoreError> {
+/// (blocker, blocked) pairs.
+type Blocks = HashSet<(Box<str>, Box<str>)>;
+
+fn blocks(store: &Store) -> Result<Blocks, StoreError> {
     Ok(store
         .load_chat_blocks()?
         .into_iter()

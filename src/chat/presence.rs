@@ -38,6 +38,17 @@ impl Change {
     }
 }
 
+/// A room's changes in the open window: users whose online state may have changed, and
+/// joins and leaves.
+#[derive(Debug, Default)]
+struct Pending {
+    touched: HashSet<Box<str>>,
+    memberships: Vec<(Change, Box<str>)>,
+}
+
+/// A room's net changes when a window closes, sorted by kind then name.
+pub type Changes = BTreeSet<(Change, Box<str>)>;
+
 /// The room topics each connected session subscribes to, and the online counts.
 #[derive(Debug, Default)]
 pub struct Presence {
@@ -49,7 +60,7 @@ pub struct Presence {
     announced: HashMap<Box<str>, HashSet<Box<str>>>,
     /// Room → users whose online state may have changed, plus joins and leaves, in the
     /// open window.
-    pending: HashMap<Box<str>, (HashSet<Box<str>>, Vec<(Change, Box<str>)>)>,
+    pending: HashMap<Box<str>, Pending>,
     /// When the open window closes.
     due: Option<Instant>,
     /// A window just opened: the broker must be asked to call back at `due`.
@@ -129,7 +140,7 @@ impl Presence {
         self.pending
             .entry(room.into())
             .or_default()
-            .1
+            .memberships
             .push((change, user.into()));
     }
 
@@ -138,7 +149,7 @@ impl Presence {
         self.pending
             .entry(room.into())
             .or_default()
-            .0
+            .touched
             .insert(user.into());
     }
 
@@ -173,14 +184,21 @@ impl Presence {
 
     /// When the window is due, each room's net changes as (room, changes sorted by kind
     /// then name); empty before then.
-    pub fn take_due(&mut self, now: Instant) -> Vec<(Box<str>, BTreeSet<(Change, Box<str>)>)> {
+    pub fn take_due(&mut self, now: Instant) -> Vec<(Box<str>, Changes)> {
         if self.due.is_none_or(|due| due > now) {
             return Vec::new();
         }
         self.due = None;
         let mut out = Vec::new();
-        for (room, (touched, memberships)) in std::mem::take(&mut self.pending) {
-            let mut changes: BTreeSet<(Change, Box<str>)> = memberships.into_iter().collect();
+        for (
+            room,
+            Pending {
+                touched,
+                memberships,
+            },
+        ) in std::mem::take(&mut self.pending)
+        {
+            let mut changes: Changes = memberships.into_iter().collect();
             let announced = self.announced.entry(room.clone()).or_default();
             for user in touched {
                 let now_online = self

@@ -112,7 +112,7 @@ impl ChatService {
             body: text.to_owned(),
         })));
         if created {
-            self.first_members(room, sender, req.now, req.unix, out);
+            self.first_members(room, req.now, req.unix, out);
         }
         out.push(Effect::Publish(Outgoing {
             topic: codec::room_topic(room),
