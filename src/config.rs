@@ -34,6 +34,10 @@ pub struct Config {
     /// Lets a config file turn the web console off (TOML has no null, so an
     /// absent `http` cannot mean "off").
     pub http_enabled: bool,
+    /// Connections the web console holds at most, and from one client address at most:
+    /// beyond them a new connection gets 503 / 429 and is closed.
+    pub web_max_connections: usize,
+    pub web_max_connections_per_address: usize,
     /// SQLite database holding users, ACLs, sessions, retained messages and
     /// chat. Relative paths are relative to the working directory.
     pub db: PathBuf,
@@ -74,7 +78,8 @@ pub struct Config {
     /// Largest packet (bytes) we accept or send; bounds per-client buffers.
     pub max_packet_size: u32,
     /// How many unacknowledged QoS 1/2 publishes a client may send us at once
-    /// (flow control of inbound traffic).
+    /// (flow control of inbound traffic). 128 by default: paho-mqtt's usual 20 or 100
+    /// and rumqttc's 100 fit; a client beyond it is read more slowly, not disconnected.
     pub receive_maximum: u16,
     /// How many unacknowledged QoS 1/2 publishes we send one client at once;
     /// the rest wait in its queue. A subscriber on a LAN gets at most a window
@@ -244,6 +249,8 @@ impl Default for Config {
             ws_listen: vec![DEFAULT_WS_LISTEN],
             http: Some(DEFAULT_HTTP),
             http_enabled: true,
+            web_max_connections: 256,
+            web_max_connections_per_address: 32,
             db: PathBuf::from("outpost.db"),
             sync: SyncMode::Full,
             log_level: LogLevel::Info,
@@ -258,7 +265,7 @@ impl Default for Config {
             connect_timeout: 10,
             max_keepalive: 65_535,
             max_packet_size: 1_048_576,
-            receive_maximum: 64,
+            receive_maximum: 128,
             max_inflight: 1024,
             max_queued_messages: 100_000,
             max_queued_bytes: 256 * 1024 * 1024,
@@ -454,6 +461,12 @@ impl Config {
         }
         self.validate_bridges()?;
         range("bcrypt_cost", self.bcrypt_cost, 4..=31)?;
+        range("web_max_connections", self.web_max_connections, 1..=65_536)?;
+        range(
+            "web_max_connections_per_address",
+            self.web_max_connections_per_address,
+            1..=65_536,
+        )?;
         // An hour is already far longer than any client needs to send CONNECT, and a
         // bound keeps the deadline (now + timeout) from overflowing.
         range("connect_timeout", self.connect_timeout, 1..=3600)?;

@@ -3,6 +3,7 @@
 //! Module map:
 //! - `config`   — the `Config` struct, its defaults and TOML loading.
 //! - `cli`      — command-line parsing into a `Command`.
+//! - `http_head` — the one HTTP/1.1 request-head parser (httparse), for the console and WebSocket.
 //! - `protocol` — the codec: borrowed packet views, `decode` and `encode`; knows nothing of the broker.
 //! - `topic`    — topic validation, the subscription trie and the retained-message tree (pure data).
 //! - `broker`   — the single-threaded mio event loop and everything it does with packets.
@@ -25,6 +26,7 @@ pub mod chat;
 pub mod check_config;
 pub mod cli;
 pub mod config;
+pub mod http_head;
 pub mod logging;
 pub mod protocol;
 pub mod service;

@@ -79,16 +79,46 @@ fn packet_just_under_max_packet_size_is_accepted() {
 }
 
 #[test]
-fn v5_exceeding_receive_maximum_gets_0x93() {
+fn v5_open_qos2_beyond_twice_receive_maximum_gets_0x93() {
     let broker = Broker::with_config("receive_maximum = 2\n");
     let observer = Observer::connect(broker.port());
     let (mut raw, _) = Raw::connect(broker.port(), &Connect::new(Version::V5, "flooder"));
-    // QoS 2 publishes stay unacknowledged until PUBREL/PUBCOMP; the third exceeds the quota.
-    for id in 1..=3 {
+    // QoS 2 publishes stay open until PUBREL; a small overrun is tolerated (waiting cannot
+    // close them: the PUBRELs come after), the fifth is twice the window past it.
+    for id in 1..=5 {
         raw.send(&frames::publish(Version::V5, "flood", 2, id, b"x"));
+    }
+    for _ in 1..=4 {
+        raw.expect_frame(frames::PUBREC, WAIT);
     }
     raw.expect_disconnect_and_close(0x93);
     observer.assert_healthy();
+}
+
+#[test]
+fn v5_qos1_beyond_receive_maximum_is_slowed_not_disconnected() {
+    let broker = Broker::with_config("receive_maximum = 2\n");
+    let sub = V5::connect(broker.port(), "window-sub");
+    sub.subscribe("window/t", QoS5::AtLeastOnce);
+    let (mut raw, _) = Raw::connect(broker.port(), &Connect::new(Version::V5, "overrunner"));
+    // Twenty QoS 1 publishes in one write, ten times the window: read as acks go out.
+    let burst: Vec<u8> = (1..=20u16)
+        .flat_map(|id| frames::publish(Version::V5, "window/t", 1, id, &id.to_be_bytes()))
+        .collect();
+    raw.send(&burst);
+    for _ in 1..=20 {
+        raw.expect_frame(frames::PUBACK, WAIT);
+    }
+    let got: Vec<Vec<u8>> = (1..=20)
+        .map(|_| sub.expect_publish().payload.to_vec())
+        .collect();
+    let sent: Vec<Vec<u8>> = (1..=20u16).map(|id| id.to_be_bytes().to_vec()).collect();
+    assert_eq!(got, sent, "every message, in order");
+    broker
+        .wait_for_log(WAIT, |l| {
+            l.contains("overrunner") && l.contains("Receive Maximum")
+        })
+        .expect("the slowing is logged");
 }
 
 #[test]

@@ -129,7 +129,7 @@ fn slow_subscriber_holds_qos1_publishers_back_and_every_acknowledged_message_arr
         let (stop, got) = (stop.clone(), slow_got.clone());
         thread::spawn(move || slow_reader(slow, Duration::from_millis(2), &stop, &got))
     };
-    // MQTT 5 publishers stay within our Receive Maximum (64); 3.1.1 ones only within TCP.
+    // MQTT 5 publishers stay within our Receive Maximum (128); 3.1.1 ones only within TCP.
     let publishers: Vec<_> = (0..4)
         .map(|k| {
             let (version, window) = if k % 2 == 0 {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 const QOS1_MESSAGES: usize = 30;
 const QOS2_MESSAGES: usize = 30;
 /// Unacknowledged publishes the publisher keeps in flight; well under the broker's default
-/// Receive Maximum (64) so the window never decides the outcome.
+/// Receive Maximum (128) so the window never decides the outcome.
 const WINDOW: usize = 8;
 /// The whole exchange must finish within this, cuts included.
 const BUDGET: Duration = Duration::from_secs(25);

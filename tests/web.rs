@@ -331,7 +331,7 @@ fn posts_without_the_right_token_or_origin_are_refused() {
 
 /// A `GET /api/me` whose head (request line, headers and the blank line) is `len` bytes.
 fn head_of(len: usize) -> Vec<u8> {
-    let start = "GET /api/me HTTP/1.1\r\nHost: x\r\nX-Big: ";
+    let start = "GET /api/me HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: ";
     let fill = len - start.len() - "\r\n\r\n".len();
     format!("{start}{}\r\n\r\n", "x".repeat(fill)).into_bytes()
 }
@@ -385,7 +385,7 @@ fn bad_oversized_and_malformed_requests_get_clear_4xx_answers() {
     );
     assert_eq!(http::raw(port, huge_head.as_bytes()).status, 431);
     assert_eq!(http::raw(port, b"GET / HTTP/2.0\r\n\r\n").status, 505);
-    let chunked = b"POST /login HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    let chunked = b"POST /login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
     assert_eq!(http::raw(port, chunked).status, 411);
     let head = admin.send("HEAD", "/assets/style.css", &[], b"");
     assert_eq!((head.status, head.body.as_str()), (200, ""));
@@ -557,10 +557,11 @@ fn admin_stops_and_starts_the_listener_and_disconnects_a_client() {
         &[("csrf", &csrf), ("client_id", "victim")],
     );
     assert_eq!(kicked.status, 303);
-    assert_eq!(
-        kicked.header("location"),
-        Some("/admin?notice=disconnected")
-    );
+    assert_eq!(kicked.header("location"), Some("/admin"));
+    assert!(admin
+        .get("/admin")
+        .body
+        .contains("Disconnected client victim."));
     let e = victim.expect_closed(WAIT);
     assert_eq!(
         server_disconnect_reason(&e),
@@ -579,8 +580,21 @@ fn admin_stops_and_starts_the_listener_and_disconnects_a_client() {
         Some(DisconnectReasonCode::ServerShuttingDown)
     );
     assert!(V5::try_connect_with(V5::options(broker.port(), "refused")).is_err());
-    let page = admin.get("/admin?notice=stopped");
-    assert!(page.body.contains("Listener stopped."));
+    let page = admin.get("/admin");
+    assert!(
+        page.body
+            .contains("Stopped the mqtt listener on 127.0.0.1:"),
+        "the notice names what was done"
+    );
+    assert!(
+        page.body.contains("(1 client disconnected)."),
+        "{}",
+        page.body
+    );
+    assert!(
+        !admin.get("/admin").body.contains("client disconnected"),
+        "a reload does not show the notice again"
+    );
     assert!(page.body.contains(r#"class="state-stopped">stopped"#));
     assert_eq!(admin.get("/api/listeners").json()[0]["running"], false);
 

@@ -3,6 +3,11 @@
 //! kept unhandled, its socket no longer read, so TCP slows it down — and released, in the
 //! order publishers came, once that queue (or the broker-wide budget) has room again.
 //!
+//! A client that sends more unacknowledged QoS 1/2 PUBLISHes than our Receive Maximum
+//! (paho-mqtt 2.x, for one, ignores it) is held back the same way until its
+//! acknowledgements are written, rather than disconnected: only a real flood of open
+//! QoS 2 exchanges, which waiting cannot bring back under the window, gets 0x93.
+//!
 //! A held publisher is not timed out for keep alive: its silence is ours. A session that
 //! keeps publishers waiting longer than `slow_consumer_timeout` is disconnected; if it is
 //! persistent (it keeps queueing on disk) and still full, further messages for it are
@@ -15,7 +20,13 @@ use super::close::Ending;
 use super::delivery::Holder;
 use super::keys::{ConnKey, SessionKey};
 use super::timers::Timer;
-use super::Broker;
+use super::{Broker, Violation};
+use crate::protocol::ReasonCode;
+
+/// How many times the Receive Maximum of open QoS 2 exchanges a client may have before it
+/// is disconnected with 0x93: a small overrun is a client ignoring the window, this much
+/// is a flood.
+const QOS2_FLOOD_FACTOR: usize = 2;
 
 impl Broker {
     /// Holds the publisher on `token` back: the frame being handled stays in its buffer
@@ -49,6 +60,64 @@ impl Broker {
                 }
             }
         }
+    }
+
+    /// A QoS 1/2 PUBLISH from an MQTT 5 client on `token`: true when it is beyond the
+    /// Receive Maximum and must wait, unhandled, until the acknowledgements already
+    /// given are written (the end of this turn). Open QoS 2 exchanges end only with a
+    /// PUBREL further on in the stream, so waiting cannot help them: up to
+    /// [`QOS2_FLOOD_FACTOR`] times the window they are tolerated, beyond it refused.
+    pub(super) fn beyond_receive_maximum(
+        &mut self,
+        token: ConnKey,
+        session: SessionKey,
+    ) -> Result<bool, Violation> {
+        let window = usize::from(self.config.receive_maximum);
+        let open_qos2 = self.sessions[session].flight().incoming_qos2.len();
+        let conn = &mut self.conns[token];
+        let unwritten_acks = usize::from(conn.unflushed_qos1_acks);
+        if open_qos2 + unwritten_acks < window {
+            return Ok(false);
+        }
+        if unwritten_acks > 0 {
+            if !conn.over_window {
+                conn.over_window = true;
+                log::info!(
+                    "client {}: more unacknowledged QoS 1/2 publishes than Receive Maximum \
+                     ({window}); reading it again once its acknowledgements are out",
+                    conn.client_id
+                );
+            }
+            conn.hold = Hold::Held;
+            self.turn.window_waiters.push((token, conn.serial));
+            return Ok(true);
+        }
+        if open_qos2 >= window * QOS2_FLOOD_FACTOR {
+            return Err(Violation::new(
+                ReasonCode::ReceiveMaximumExceeded,
+                "more open QoS 2 publishes than twice Receive Maximum",
+            ));
+        }
+        Ok(false)
+    }
+
+    /// The end of a turn, after the flush: publishers held for their Receive Maximum
+    /// whose acknowledgements are out go on; the others wait another turn.
+    pub(super) fn release_window_waiters(&mut self) {
+        if self.turn.window_waiters.is_empty() {
+            return;
+        }
+        let mut waiting = std::mem::take(&mut self.turn.window_waiters);
+        waiting.retain(|&(token, serial)| {
+            self.conns
+                .get(token)
+                .is_some_and(|c| c.serial == serial && c.hold == Hold::Held)
+        });
+        let (ready, still): (Vec<_>, Vec<_>) = waiting
+            .into_iter()
+            .partition(|&(token, _)| self.conns[token].unflushed_qos1_acks == 0);
+        self.turn.window_waiters = still;
+        self.release(ready);
     }
 
     /// Called whenever a session's queue may have shrunk: releases the publishers waiting

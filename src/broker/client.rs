@@ -126,6 +126,8 @@ pub struct Connection {
     pub wants_write: bool,
     /// True while the connection is listed for a flush at the end of this turn.
     pub in_flush_list: bool,
+    /// True once it was held for sending beyond our Receive Maximum: logged once.
+    pub over_window: bool,
     /// The TLS layer between the socket and the MQTT buffers, on a TLS listener's
     /// connections. Boxed: plain connections pay one pointer.
     pub tls: Option<Box<tls::Layer>>,
@@ -168,6 +170,7 @@ impl Connection {
             topic_alias_maximum: 0,
             outbound_aliases: None,
             unflushed_qos1_acks: 0,
+            over_window: false,
             closing: None,
             wants_write: false,
             in_flush_list: false,

@@ -2,7 +2,8 @@
 //! [`ConsoleRequest`] through the inbox and waits (with a timeout) on its own reply
 //! channel; the loop answers from its state in one place and never waits on the web thread.
 //! Answers are snapshots: the console computes rates from successive ones, so nothing runs
-//! on the loop while nobody looks. Long lists are cut at [`MAX_ROWS`].
+//! on the loop while nobody looks. Long lists are cut at [`MAX_ROWS`]. The console's
+//! publish and retained-message commands are carried out in `console_topics.rs`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -46,6 +47,36 @@ pub enum ConsoleAsk {
     Disconnect(String),
     /// Every bridge with its link state and queue.
     Bridges,
+    /// Publish a message as a console user, under that user's ACL rules.
+    Publish(ConsolePublish),
+    /// The retained messages whose topics start with this prefix (previews only).
+    Retained(String),
+    /// One retained message with its payload up to [`PAYLOAD_CAP`].
+    RetainedMessage(String),
+    /// Clear the retained messages matching a filter (a topic, or a subtree with `#`),
+    /// as a console user who must be allowed to publish to the filter.
+    ClearRetained { user: String, filter: String },
+    /// Read the ACL rules again and forget cached logins (after the console changed users
+    /// or rules).
+    RefreshAccess,
+}
+
+/// A message published from the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsolePublish {
+    /// The logged-in admin it is published as (its ACL rules apply).
+    pub user: String,
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub qos: u8,
+    pub retain: bool,
+    /// MQTT 5 Content Type.
+    pub content_type: Option<String>,
+    /// MQTT 5 Message Expiry Interval, seconds.
+    pub message_expiry: Option<u32>,
+    pub user_properties: Vec<(String, String)>,
+    /// Sent with Payload Format Indicator 1 (the payload is UTF-8 text).
+    pub utf8: bool,
 }
 
 /// The loop's answer.
@@ -64,6 +95,33 @@ pub enum ConsoleAnswer {
     NotFound,
     /// The command could not be carried out; the text says why.
     Failed(String),
+    /// The request is malformed (a topic the broker does not take, a QoS above its maximum).
+    Invalid(String),
+    /// The user's ACL rules do not allow it.
+    NotAuthorized(String),
+    Retained(Rows<RetainedInfo>),
+    RetainedMessage(RetainedInfo),
+    /// How many retained messages a clear removed.
+    Cleared(usize),
+}
+
+/// Bytes of a payload the console shows at most (the viewer's cap).
+pub const PAYLOAD_CAP: usize = 64 * 1024;
+
+/// One retained message as the console shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetainedInfo {
+    pub topic: String,
+    pub qos: u8,
+    pub size: usize,
+    /// The payload's first bytes: 128 in a list, up to [`PAYLOAD_CAP`] for one message.
+    #[serde(skip)]
+    pub payload: Vec<u8>,
+    pub content_type: Option<String>,
+    pub payload_format_utf8: bool,
+    /// Seconds left of its Message Expiry Interval, if it has one.
+    pub expires_in: Option<u32>,
+    pub user_properties: Vec<(String, String)>,
 }
 
 /// One listener as the console shows it.
@@ -85,7 +143,7 @@ pub struct Rows<T> {
 }
 
 impl<T> Rows<T> {
-    fn cut(mut rows: Vec<T>) -> Rows<T> {
+    pub(super) fn cut(mut rows: Vec<T>) -> Rows<T> {
         let total = rows.len();
         rows.truncate(MAX_ROWS);
         Rows { total, rows }
@@ -214,7 +272,7 @@ pub fn ask(
 
 impl Broker {
     /// Answers one console request from the loop's state.
-    pub(super) fn answer_console(&mut self, request: ConsoleRequest) {
+    pub(super) fn answer_console(&mut self, request: ConsoleRequest, now: Instant) {
         let answer = match request.ask {
             ConsoleAsk::Listeners => ConsoleAnswer::Listeners(self.listener_infos()),
             ConsoleAsk::StopListener(id) => self.stop_listener(id),
@@ -231,6 +289,16 @@ impl Broker {
             },
             ConsoleAsk::Disconnect(client_id) => self.disconnect_client(&client_id),
             ConsoleAsk::Bridges => ConsoleAnswer::Bridges(self.bridge_infos()),
+            ConsoleAsk::Publish(publish) => self.console_publish(publish, now),
+            ConsoleAsk::Retained(prefix) => {
+                ConsoleAnswer::Retained(self.retained_infos(&prefix, now))
+            }
+            ConsoleAsk::RetainedMessage(topic) => self.retained_message(&topic, now),
+            ConsoleAsk::ClearRetained { user, filter } => self.clear_retained(&user, &filter),
+            ConsoleAsk::RefreshAccess => {
+                self.refresh_access();
+                ConsoleAnswer::Done
+            }
         };
         // The web thread may have timed out and gone; nothing to do then.
         let _ = request.reply.send(answer);

@@ -295,7 +295,7 @@ impl Broker {
             match message {
                 Inbound::Auth(reply) => self.auth_replied(reply, now),
                 Inbound::Chat(reply) => self.chat_account_done(reply, now),
-                Inbound::Console(request) => self.answer_console(request),
+                Inbound::Console(request) => self.answer_console(request, now),
                 Inbound::BridgeResolved(resolved) => self.bridge_resolved(resolved, now),
                 Inbound::LoginToken(grant) => {
                     if !self.access.login_tokens.grant(grant, now) {
@@ -514,6 +514,7 @@ impl Broker {
         for token in flush {
             self.flush(token);
         }
+        self.release_window_waiters();
         self.flush_bridges(self.stats.store_failures != failures, now);
         for token in closed {
             if self.conns.contains(token) {

@@ -44,17 +44,13 @@ impl Broker {
                 "invalid topic name",
             ));
         }
-        let unacknowledged = self.sessions[session].flight().incoming_qos2.len()
-            + usize::from(self.conns[token].unflushed_qos1_acks);
         if publish.qos != QosPid::AtMostOnce
             && self.conns[token].version == ProtocolVersion::V5
-            && unacknowledged >= usize::from(self.config.receive_maximum)
             && !self.is_qos2_resend(session, &publish)
+            && self.beyond_receive_maximum(token, session)?
         {
-            return Err(Violation::new(
-                ReasonCode::ReceiveMaximumExceeded,
-                "more unacknowledged QoS 1/2 publishes than Receive Maximum",
-            ));
+            // Slowed, not refused: the frame waits until its acknowledgements are out.
+            return Ok(());
         }
         if let QosPid::ExactlyOnce(id) = publish.qos {
             if self.sessions[session]
@@ -205,7 +201,7 @@ impl Broker {
     }
 
     /// Notes a routed message in the web console's topic history.
-    fn watch_message(&mut self, message: &Message) {
+    pub(super) fn watch_message(&mut self, message: &Message) {
         self.watch(
             &message.topic,
             &message.payload,
@@ -222,7 +218,7 @@ impl Broker {
     }
 
     /// Sets, replaces or (with an empty payload) clears the retained message of its topic.
-    fn retain(&mut self, message: &Arc<Message>, now: Instant) {
+    pub(super) fn retain(&mut self, message: &Arc<Message>, now: Instant) {
         self.stage_retained(message, now);
         if message.payload.is_empty() {
             self.retained.remove(&message.topic);

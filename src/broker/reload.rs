@@ -38,6 +38,8 @@ fn sort(old: &Config, new: Config) -> Sorted {
         ws_listen,
         http,
         http_enabled,
+        web_max_connections,
+        web_max_connections_per_address,
         db,
         sync,
         bcrypt_cost,
@@ -106,6 +108,8 @@ fn sort(old: &Config, new: Config) -> Sorted {
     }
     // Sockets, files and threads made at start.
     restart_only!(listen, ws_listen, http, http_enabled, db, sync, bcrypt_cost);
+    // The web console's poll loop takes its settings at start.
+    restart_only!(web_max_connections, web_max_connections_per_address);
     // TLS configs and the bridges' connections and queues are set up at start.
     restart_only!(tls_listen, tls_cert, tls_key, tls_client_ca, bridge);
     // Announced in CONNACK and checked against what each client was told.
@@ -171,10 +175,21 @@ impl Broker {
             Some(Err(e)) => log::error!("reload: {e}; keeping every running setting"),
             None => {}
         }
+        let sessions = self.refresh_access();
+        log::info!(
+            "reload done: {} ACL rules applied to {sessions} sessions",
+            self.access.acl_rules.len(),
+        );
+    }
+
+    /// Reads the ACL rules again, applies them to every session and forgets cached logins
+    /// (on SIGHUP, and after the web console changed users or rules). Returns how many
+    /// sessions it applied them to.
+    pub(super) fn refresh_access(&mut self) -> usize {
         self.access.credentials = CredentialCache::default();
         match self.db.store.list_acl_rules() {
             Ok(rules) => self.access.acl_rules = Arc::new(rules),
-            Err(e) => log::error!("reload: cannot read the ACL rules ({e}); keeping those in use"),
+            Err(e) => log::error!("cannot read the ACL rules ({e}); keeping those in use"),
         }
         let keys = self.sessions.keys();
         for &key in &keys {
@@ -184,11 +199,7 @@ impl Broker {
                 self.access
                     .acl_for(&self.config, username.as_deref(), &client_id);
         }
-        log::info!(
-            "reload done: {} ACL rules applied to {} sessions",
-            self.access.acl_rules.len(),
-            keys.len()
-        );
+        keys.len()
     }
 
     fn apply_config(&mut self, new: Config) {

@@ -15,6 +15,9 @@ pub struct Turn {
     /// released hold lets handle their kept frames: read first next turn, which does not
     /// sleep while there are any.
     pub read_again: Vec<ConnKey>,
+    /// Publishers held because they sent more than Receive Maximum ahead of their
+    /// acknowledgements (with their serials): released once those are written.
+    pub window_waiters: Vec<(ConnKey, u64)>,
     /// Connections to close at the end of this turn, after their output is flushed.
     pub close: Vec<ConnKey>,
     /// The one buffer every socket is read into; whole frames are decoded from it directly.

@@ -29,6 +29,7 @@
 //! - `chat.rs`: the chat service's rooms, messages and likes.
 
 pub mod acl;
+pub mod admins;
 pub mod backup;
 pub mod bridge;
 pub mod chat;
@@ -52,6 +53,7 @@ use rusqlite::Connection;
 
 pub use crate::config::SyncMode;
 pub use acl::{Access, AclRule};
+pub use admins::AdminChange;
 pub use backup::{backup, BackupSummary};
 pub use bridge::{BridgeWrite, ForwardRow, ForwardTotals};
 pub use chat::{ChatMessageRecord, ChatRoomRecord, ChatWrite, HistoryRange};

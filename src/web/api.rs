@@ -1,7 +1,8 @@
 //! The JSON API behind the pages (see `docs/http-api.md`). Errors are
 //! `{"error": code, "message": text}` with a fitting status; the admin part needs an admin
 //! session, and every command the session's token in `X-CSRF-Token`. Login and register
-//! take JSON bodies only, which another site's form cannot send.
+//! take JSON bodies only, which another site's form cannot send. The console's commands
+//! (publish, retained, users, ACL rules) are in `admin_api`.
 
 use std::time::Instant;
 
@@ -11,6 +12,7 @@ use serde_json::json;
 
 use super::accounts::{self, AccountError};
 use super::admin::{bridge_since, connected_since, preview_text, protocol_name};
+use super::admin_api;
 use super::chat;
 use super::csrf;
 use super::form;
@@ -98,13 +100,13 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
         | "/subscribers"
         | "/topics"
         | "/topics/messages"
-        | "/users"
         | "/clients/disconnect" => Reply::json_error(
             405,
             "method_not_allowed",
             "this endpoint does not take that method",
         ),
-        _ => Reply::json_error(404, "not_found", "no such endpoint"),
+        _ => admin_api::handle(context, store, req, path)
+            .unwrap_or_else(|| Reply::json_error(404, "not_found", "no such endpoint")),
     }
 }
 
@@ -188,7 +190,7 @@ fn with_user(context: &Context, store: &Store, req: &Req, f: impl FnOnce(&Auth) 
     }
 }
 
-fn with_admin(
+pub(super) fn with_admin(
     context: &Context,
     store: &Store,
     req: &Req,
@@ -204,7 +206,7 @@ fn with_admin(
 }
 
 /// A command: logged in (as an admin when `admin`), with the session's CSRF header.
-fn with_command(
+pub(super) fn with_command(
     context: &Context,
     store: &Store,
     req: &Req,
@@ -229,7 +231,7 @@ fn admin_ask(context: &Context, store: &Store, req: &Req, what: ConsoleAsk) -> R
 }
 
 /// The loop's answer as JSON.
-fn answer(answer: Result<ConsoleAnswer, crate::broker::console::AskError>) -> Reply {
+pub(super) fn answer(answer: Result<ConsoleAnswer, crate::broker::console::AskError>) -> Reply {
     let answer = match answer {
         Ok(answer) => answer,
         Err(e) => {
@@ -301,6 +303,14 @@ fn answer(answer: Result<ConsoleAnswer, crate::broker::console::AskError>) -> Re
             Reply::json_error(404, "not_found", "no such topic, listener or client")
         }
         ConsoleAnswer::Failed(why) => Reply::json_error(409, "failed", &why),
+        ConsoleAnswer::Invalid(why) => Reply::json_error(400, "invalid", &why),
+        ConsoleAnswer::NotAuthorized(why) => Reply::json_error(403, "not_authorized", &why),
+        ConsoleAnswer::Retained(_)
+        | ConsoleAnswer::RetainedMessage(_)
+        | ConsoleAnswer::Cleared(_) => {
+            log::warn!("web console: an answer this endpoint did not ask for");
+            Reply::json_error(500, "internal", "unexpected answer from the broker")
+        }
     }
 }
 

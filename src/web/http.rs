@@ -1,18 +1,11 @@
-//! The HTTP/1.1 wire: read one request from a socket within size and time limits, write
-//! one response, close. One request per connection (`Connection: close`) keeps every
-//! worker's time bounded and needs no pipelining; a console page makes a handful of
-//! requests every few seconds, so the extra TCP handshakes cost nothing that matters.
-//!
-//! Why not `tiny_http`, which the design named: its connection pool (0.12) leaves a new
-//! connection unserved when several arrive at once while its threads are busy with
-//! keep-alive connections (five parallel browser fetches: one hangs until another
-//! connection closes), and it refuses a `Connection` header on responses, so the page
-//! cannot work around it.
+//! The console's HTTP/1.1 rules on top of the shared head parser ([`crate::http_head`]):
+//! what a request may declare (one decimal `Content-Length`, no chunked body, a path
+//! target within [`MAX_URL`]), when the connection stays open after the answer, and the
+//! bytes of a response. Pure functions on buffers; the sockets are `front`'s.
 
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+
+use crate::http_head::{self, refuse, Head, Refusal};
 
 /// Longest request line plus headers.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -20,14 +13,13 @@ pub const MAX_HEAD: usize = 16 * 1024;
 pub const MAX_BODY: usize = 16 * 1024;
 /// Longest request target (path and query).
 pub const MAX_URL: usize = 4096;
-/// How long a client may take to send its request, or to take our answer.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Get,
     Head,
     Post,
+    Delete,
     Other,
 }
 
@@ -37,19 +29,28 @@ impl fmt::Display for Method {
             Method::Get => "GET",
             Method::Head => "HEAD",
             Method::Post => "POST",
+            Method::Delete => "DELETE",
             Method::Other => "(other method)",
         })
     }
 }
 
-/// A request as read from the wire.
+/// A request whose head has been read and checked; its body is `body_len` bytes after
+/// the head.
 pub struct Request {
     pub method: Method,
     /// Path and query, as sent.
     pub target: String,
     /// Names lower-cased.
     pub headers: Vec<(String, String)>,
+    /// Filled in once the whole body has come.
     pub body: Vec<u8>,
+    /// Bytes of the head.
+    pub head_len: usize,
+    /// Bytes of the body, from `Content-Length`.
+    pub body_len: usize,
+    /// The client asked for the connection to stay open after the answer.
+    pub keep_alive: bool,
 }
 
 impl Request {
@@ -59,173 +60,108 @@ impl Request {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// True when the client waits for `100 Continue` before sending its body.
+    pub fn expects_continue(&self) -> bool {
+        self.body_len > 0
+            && self
+                .header("expect")
+                .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+    }
 }
 
-/// Why no request could be read: the status to answer with (if the peer is still there)
-/// and a reason for the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refusal {
-    pub status: u16,
-    pub reason: &'static str,
-}
-
-fn refuse(status: u16, reason: &'static str) -> Refusal {
-    Refusal { status, reason }
-}
-
-/// Reads one request. `Ok(None)` when the peer closed without sending one.
-pub fn read_request(stream: &mut TcpStream) -> Result<Option<Request>, Refusal> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        let end = find(&buf, b"\r\n\r\n");
-        // The head runs through its blank line; while unfinished, it is at least what came.
-        if end.map_or(buf.len(), |end| end + 4) > MAX_HEAD {
-            return Err(refuse(431, "request head too large"));
-        }
-        if let Some(end) = end {
-            break end;
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) if buf.is_empty() => return Ok(None),
-            Ok(0) => return Err(refuse(400, "connection closed inside the request head")),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => return Err(refuse(408, "request not sent in time")),
-            Err(_) => return Ok(None),
-        }
+/// Reads the request head at the front of `buf`: `Ok(None)` until it is all there.
+pub fn parse_head(buf: &[u8]) -> Result<Option<Request>, Refusal> {
+    let Some(head) = http_head::parse(buf, MAX_HEAD)? else {
+        return Ok(None);
     };
-    let head = std::str::from_utf8(&buf[..head_end])
-        .map_err(|_| refuse(400, "request head is not text"))?;
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next().unwrap_or("");
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(refuse(400, "malformed request line"));
-    };
-    if !matches!(version, "HTTP/1.1" | "HTTP/1.0") {
-        return Err(if version.starts_with("HTTP/") {
-            refuse(505, "HTTP version not supported")
-        } else {
-            refuse(400, "malformed request line")
-        });
-    }
-    if !target.starts_with('/') {
-        return Err(refuse(400, "request target must be a path"));
-    }
-    if target.len() > MAX_URL {
-        return Err(refuse(414, "URL too long"));
-    }
-    let method = match method {
+    let method = match head.method.as_str() {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
         "POST" => Method::Post,
-        m if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => Method::Other,
-        _ => return Err(refuse(400, "malformed request line")),
+        "DELETE" => Method::Delete,
+        _ => Method::Other,
     };
-    let mut headers = Vec::new();
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            return Err(refuse(400, "malformed header line"));
-        };
-        if name.is_empty() || name.contains(|c: char| c.is_whitespace()) {
-            return Err(refuse(400, "malformed header name"));
-        }
-        headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
+    if !head.target.starts_with('/') {
+        return Err(refuse(400, "request target must be a path"));
     }
-    let mut request = Request {
-        method,
-        target: target.to_owned(),
-        headers,
-        body: Vec::new(),
-    };
-    if request.header("transfer-encoding").is_some() {
+    if head.target.len() > MAX_URL {
+        return Err(refuse(414, "URL too long"));
+    }
+    if head.count("transfer-encoding") > 0 {
         return Err(refuse(411, "send a Content-Length, not a chunked body"));
     }
-    let length = match request.header("content-length") {
-        None => 0,
-        Some(text) => text
-            .parse::<usize>()
-            .map_err(|_| refuse(400, "bad Content-Length"))?,
-    };
-    if length > MAX_BODY {
+    let body_len = content_length(&head)?;
+    if body_len > MAX_BODY {
         return Err(refuse(413, "request body too large"));
     }
-    let mut body = buf.split_off(head_end + 4);
-    if body.len() > length {
-        return Err(refuse(400, "more bytes than Content-Length"));
+    let keep_alive = match head.minor_version {
+        0 => head.has_token("connection", "keep-alive"),
+        _ => !head.has_token("connection", "close"),
+    };
+    Ok(Some(Request {
+        method,
+        target: head.target,
+        headers: head.headers,
+        body: Vec::new(),
+        head_len: head.len,
+        body_len,
+        keep_alive,
+    }))
+}
+
+/// The body length: none means 0; otherwise exactly one line of decimal digits (no sign,
+/// no list, no spaces inside), as RFC 9112 §6.3 asks of a server that wants no smuggling.
+fn content_length(head: &Head) -> Result<usize, Refusal> {
+    match head.count("content-length") {
+        0 => return Ok(0),
+        1 => {}
+        _ => return Err(refuse(400, "more than one Content-Length")),
     }
-    let missing = length - body.len();
-    let mut rest = stream.take(missing as u64);
-    match rest.read_to_end(&mut body) {
-        Ok(_) if body.len() == length => {}
-        Ok(_) => return Err(refuse(400, "connection closed inside the body")),
-        Err(e) if is_timeout(&e) => return Err(refuse(408, "body not sent in time")),
-        Err(_) => return Ok(None),
+    let text = head.header("content-length").unwrap_or_default();
+    if text.is_empty() || text.len() > 12 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(refuse(400, "bad Content-Length"));
     }
-    request.body = body;
-    Ok(Some(request))
+    text.parse().map_err(|_| refuse(400, "bad Content-Length"))
 }
 
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Writes one response and closes the connection (without sending the body for HEAD).
-pub fn write_response(
-    stream: &mut TcpStream,
+/// The bytes of one response (the body left out for HEAD), saying whether the connection
+/// closes after it.
+pub fn encode_response(
     status: u16,
     headers: &[(&str, &str)],
     body: &[u8],
     send_body: bool,
-) {
+    close: bool,
+) -> Vec<u8> {
     let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
     for (name, value) in headers {
         // Values are ours; a line break in one would split the header.
         debug_assert!(!value.contains(['\r', '\n']), "header {name}");
         head.push_str(&format!("{name}: {value}\r\n"));
     }
+    let connection = if close { "close" } else { "keep-alive" };
     head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        "Content-Length: {}\r\nConnection: {connection}\r\n\r\n",
         body.len()
     ));
-    let sent = stream
-        .write_all(head.as_bytes())
-        .and_then(|()| {
-            if send_body {
-                stream.write_all(body)
-            } else {
-                Ok(())
-            }
-        })
-        .and_then(|()| stream.flush());
-    if sent.is_ok() {
-        linger(stream);
+    let mut bytes = head.into_bytes();
+    if send_body {
+        bytes.extend_from_slice(body);
     }
+    bytes
 }
 
-/// Closes our side and reads what the client still sends for a moment, so an early answer
-/// (413 before the body) is not destroyed by a reset when unread input is dropped.
-fn linger(stream: &mut TcpStream) {
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-    let mut sink = [0u8; 4096];
-    let mut drained = 0;
-    while drained < 256 * 1024 {
-        match stream.read(&mut sink) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => drained += n,
-        }
-    }
+/// A plain-text answer that closes the connection: for refusals, before any handler ran.
+pub fn refusal_response(refusal: Refusal) -> Vec<u8> {
+    let body = format!("{}\n", refusal.reason);
+    encode_response(
+        refusal.status,
+        &[("Content-Type", "text/plain; charset=utf-8")],
+        body.as_bytes(),
+        true,
+        true,
+    )
 }
 
 fn reason(status: u16) -> &'static str {
@@ -245,11 +181,81 @@ fn reason(status: u16) -> &'static str {
         413 => "Content Too Large",
         414 => "URI Too Long",
         415 => "Unsupported Media Type",
+        421 => "Misdirected Request",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
         505 => "HTTP Version Not Supported",
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(head: &str) -> Refusal {
+        match parse_head(head.as_bytes()) {
+            Err(r) => r,
+            Ok(_) => panic!("accepted: {head:?}"),
+        }
+    }
+
+    #[test]
+    fn content_length_must_be_one_plain_number() {
+        for value in [
+            "+2",
+            "-1",
+            "0x10",
+            "2, 2",
+            "",
+            " 2 2",
+            "99999999999999999999",
+        ] {
+            let head = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {value}\r\n\r\n");
+            assert_eq!(refused(&head).reason, "bad Content-Length", "{value:?}");
+        }
+        let twice = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n";
+        assert_eq!(refused(twice).reason, "more than one Content-Length");
+        let ok = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n";
+        let request = parse_head(ok.as_bytes()).unwrap().unwrap();
+        assert_eq!((request.head_len, request.body_len), (ok.len(), 12));
+    }
+
+    #[test]
+    fn framing_limits_get_their_own_statuses() {
+        let chunked = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(refused(chunked).status, 411);
+        let big = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 16385\r\n\r\n";
+        assert_eq!(refused(big).status, 413);
+        let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(MAX_URL));
+        assert_eq!(refused(&long).status, 414);
+        assert_eq!(refused("GET * HTTP/1.1\r\nHost: x\r\n\r\n").status, 400);
+    }
+
+    #[test]
+    fn keep_alive_follows_the_version_and_connection_header() {
+        let cases = [
+            ("HTTP/1.1", "", true),
+            ("HTTP/1.1", "Connection: close\r\n", false),
+            ("HTTP/1.0", "", false),
+            ("HTTP/1.0", "Connection: Keep-Alive\r\n", true),
+        ];
+        for (version, header, keep) in cases {
+            let head = format!("GET / {version}\r\nHost: x\r\n{header}\r\n");
+            let request = parse_head(head.as_bytes()).unwrap().unwrap();
+            assert_eq!(request.keep_alive, keep, "{head:?}");
+        }
+    }
+
+    #[test]
+    fn a_response_says_its_length_and_whether_it_closes() {
+        let bytes = encode_response(200, &[("Content-Type", "text/plain")], b"hi", false, true);
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\
+             Connection: close\r\n\r\n"
+        );
     }
 }

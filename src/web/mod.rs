@@ -1,11 +1,14 @@
-//! The web console: a small HTTP/1.1 server on its own threads with the login, register,
+//! The web console: a small HTTP/1.1 server on a poll loop and worker threads of its own with the login, register,
 //! account, chat and admin pages, the JSON API behind them and a Prometheus endpoint. It never
 //! touches broker state: users come from its own SQLite connection, live state and
 //! commands go to the loop through the inbox ([`crate::broker::console`]) and come back
 //! within a timeout.
 //!
-//! - `server`   — the workers: accept, decode, route, security headers, the reply type.
-//! - `http`     — one HTTP/1.1 request in, one response out, within size and time limits.
+//! - `server`   — start-up, the request and reply types, security headers.
+//! - `front`    — the mio poll loop: accept, connection caps, deadlines, answers back.
+//! - `conn`     — one connection's request cycle: head, body, keep-alive, pipelining.
+//! - `workers`  — the threads that run handlers on complete requests.
+//! - `http`     — the console's HTTP/1.1 rules over the shared head parser; responses.
 //! - `routes`   — method and path → handler; who may call what.
 //! - `session`  — login sessions and their cookies.
 //! - `csrf`     — the form and API token checks.
@@ -13,24 +16,32 @@
 //! - `accounts` — register, log in, change password, set the security question.
 //! - `pages`    — the HTML pages, filled from `assets/` templates.
 //! - `admin`    — the admin page's tables, rendered on the server so it works without JS.
-//! - `api`      — the JSON API.
+//! - `api`      — the JSON API; `admin_api` its admin commands.
+//! - `commands` — what the console's commands do (publish, retained, users, ACL rules).
+//! - `payload`  — a payload as text, pretty JSON or hex.
 //! - `chat`     — the `/chat` page's policy and its single-use MQTT login tokens.
 //! - `metrics`  — `/metrics` in the Prometheus text format (loopback only).
 //! - `html` `form` — escaping and templates; form and query decoding.
 
 mod accounts;
 mod admin;
+mod admin_api;
 mod api;
 mod chat;
+mod commands;
+mod conn;
 mod csrf;
 mod form;
+mod front;
 mod html;
 mod http;
 mod limit;
 mod metrics;
 mod pages;
+mod payload;
 mod routes;
 mod server;
 mod session;
+mod workers;
 
 pub use server::{spawn, WebError};

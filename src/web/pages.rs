@@ -353,14 +353,19 @@ pub fn admin(context: &Context, store: &Store, req: &Req) -> Reply {
         Ok(auth) => auth,
         Err(reply) => return reply,
     };
-    let notice = match form::get(&req.query, "notice") {
-        Some("stopped") => Some("Listener stopped."),
-        Some("started") => Some("Listener started."),
-        Some("disconnected") => Some("Client disconnected."),
-        _ => None,
-    };
+    let notice = context
+        .sessions
+        .lock()
+        .expect("sessions")
+        .take_notice(&auth.id);
     let topic = form::get(&req.query, "topic").filter(|t| !t.is_empty());
-    match admin::render(context, store, &auth, topic, &notice_html(notice)) {
+    match admin::render(
+        context,
+        store,
+        &auth,
+        topic,
+        &notice_html(notice.as_deref()),
+    ) {
         Ok(main) => page(
             200,
             "Admin",
@@ -375,13 +380,26 @@ pub fn admin(context: &Context, store: &Store, req: &Req) -> Reply {
     }
 }
 
+/// Keeps `notice` for the session's next page and sends the browser back to `/admin`
+/// (post/redirect/get: a reload shows neither the notice nor posts again).
+pub fn back_to_admin(context: &Context, auth: &Auth, notice: String) -> Reply {
+    context
+        .sessions
+        .lock()
+        .expect("sessions")
+        .set_notice(&auth.id, notice);
+    Reply::redirect("/admin")
+}
+
 /// A console command's answer as a redirect back to the admin page, or a refusal.
 fn command_reply(
+    context: &Context,
+    auth: &Auth,
     answer: Result<ConsoleAnswer, crate::broker::console::AskError>,
-    notice: &str,
+    done: String,
 ) -> Reply {
     match answer {
-        Ok(ConsoleAnswer::Done) => Reply::redirect(&format!("/admin?notice={notice}")),
+        Ok(ConsoleAnswer::Done) => back_to_admin(context, auth, done),
         Ok(ConsoleAnswer::NotFound) => message(404, "Not found", "no such listener or client"),
         Ok(ConsoleAnswer::Failed(why)) => message(409, "Cannot do that", &why),
         Ok(_) | Err(_) => message(503, "Busy", "the broker did not answer in time; try again"),
@@ -400,13 +418,31 @@ pub fn listener_command(context: &Context, store: &Store, req: &Req) -> Reply {
     let Some(id) = form::get(&fields, "id").and_then(|id| id.parse::<u8>().ok()) else {
         return message(400, "Bad request", "the listener id must be a number");
     };
-    let (ask, notice) = match form::get(&fields, "action") {
-        Some("stop") => (ConsoleAsk::StopListener(ListenerId(id)), "stopped"),
-        Some("start") => (ConsoleAsk::StartListener(ListenerId(id)), "started"),
+    let (ask, action) = match form::get(&fields, "action") {
+        Some("stop") => (ConsoleAsk::StopListener(ListenerId(id)), "Stopped"),
+        Some("start") => (ConsoleAsk::StartListener(ListenerId(id)), "Started"),
         _ => return message(400, "Bad request", "the action must be stop or start"),
     };
-    log::info!("web console: {} has listener {id} {notice}", auth.user.name);
-    command_reply(context.ask(ask), notice)
+    // Named in the notice: which listener, and how many clients a stop disconnected.
+    let listener = match context.ask(ConsoleAsk::Listeners) {
+        Ok(ConsoleAnswer::Listeners(all)) => all.into_iter().find(|l| l.id == ListenerId(id)),
+        _ => None,
+    };
+    let done = match (&listener, action) {
+        (Some(l), "Stopped") => format!(
+            "Stopped the {} listener on {} ({} disconnected).",
+            l.kind,
+            l.addr,
+            match l.connections {
+                1 => "1 client".to_owned(),
+                n => format!("{n} clients"),
+            }
+        ),
+        (Some(l), _) => format!("Started the {} listener on {}.", l.kind, l.addr),
+        (None, _) => format!("{action} listener {id}."),
+    };
+    log::info!("web console: {}: {done}", auth.user.name);
+    command_reply(context, &auth, context.ask(ask), done)
 }
 
 pub fn disconnect(context: &Context, store: &Store, req: &Req) -> Reply {
@@ -426,7 +462,9 @@ pub fn disconnect(context: &Context, store: &Store, req: &Req) -> Reply {
         auth.user.name
     );
     command_reply(
+        context,
+        &auth,
         context.ask(ConsoleAsk::Disconnect(client_id.to_owned())),
-        "disconnected",
+        format!("Disconnected client {client_id}."),
     )
 }

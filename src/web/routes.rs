@@ -56,8 +56,8 @@ fn allowed(path: &str) -> &'static str {
 
 pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
     let is_api = req.path.starts_with("/api/");
-    if req.method == Method::Post && !csrf::same_origin(req.origin.as_deref(), req.host.as_deref())
-    {
+    let command = matches!(req.method, Method::Post | Method::Delete);
+    if command && !csrf::same_origin(req.origin.as_deref(), req.host.as_deref()) {
         let text = "cross-origin request refused";
         return if is_api {
             Reply::json_error(403, "cross_origin", text)

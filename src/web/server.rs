@@ -1,26 +1,24 @@
-//! The request loop: [`THREADS`] workers take turns accepting on one listener, each with
-//! its own SQLite connection; a request is read within the limits of [`http`] and every
-//! reply carries the security headers.
+//! What the handlers see and answer ([`Req`], [`Reply`], the shared [`Context`]), how the
+//! console starts (its poll loop in `front`, its workers in `workers`), and how one complete
+//! request becomes an answer with the security headers every reply carries.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use super::front::{Caps, Front};
 use super::http::{self, Method, Request};
 use super::limit::LoginLimiter;
 use super::routes;
 use super::session::Sessions;
+use super::workers::Pool;
 use crate::auth::password::{self, PasswordError};
 use crate::broker::console::{self, AskError, ConsoleAnswer, ConsoleAsk};
 use crate::broker::InboxSender;
 use crate::config::Config;
 use crate::store::HelperStore;
 
-/// Request workers: some may wait on slow clients (at most [`http::IO_TIMEOUT`] each) or
-/// for the password check while the others keep the admin page live. Each opens its
-/// database only when it first serves a request.
-const THREADS: usize = 8;
 /// How long a request waits for the loop's answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -102,6 +100,8 @@ pub struct Req {
     pub content_type: Option<String>,
     pub csrf_header: Option<String>,
     pub peer: IpAddr,
+    /// The request came over HTTPS: cookies get `Secure`.
+    pub https: bool,
     pub body: Vec<u8>,
 }
 
@@ -166,7 +166,8 @@ impl Reply {
     }
 }
 
-/// Binds the console's address and starts its workers; they run until the process ends.
+/// Binds the console's address and starts its poll loop and workers; they run until the
+/// process ends.
 pub fn spawn(config: &Config, addr: SocketAddr, inbox: InboxSender) -> Result<(), WebError> {
     let listener = TcpListener::bind(addr).map_err(|e| WebError::Bind(addr, e))?;
     let bound = listener.local_addr().unwrap_or(addr);
@@ -179,71 +180,61 @@ pub fn spawn(config: &Config, addr: SocketAddr, inbox: InboxSender) -> Result<()
         dummy_hash: OnceLock::new(),
         hashing: Mutex::new(()),
     });
-    for n in 0..THREADS {
-        let listener = listener.try_clone().map_err(WebError::Thread)?;
-        let (context, db, sync) = (context.clone(), config.db.clone(), config.sync);
-        std::thread::Builder::new()
-            .name(format!("web-{n}"))
-            .spawn(move || {
-                // Opened on the first request: an unused console costs no SQLite memory.
-                let store = HelperStore::lazy(&db, sync);
-                loop {
-                    match listener.accept() {
-                        Ok((stream, peer)) => serve(&context, &store, stream, peer),
-                        Err(e) => {
-                            log::warn!("web console: accept failed: {e}");
-                            // Out of file descriptors, say: give the others a moment.
-                            std::thread::sleep(Duration::from_millis(100));
-                        }
-                    }
-                }
-            })
-            .map_err(WebError::Thread)?;
-    }
+    let caps = Caps {
+        per_address: config.web_max_connections_per_address,
+        total: config.web_max_connections,
+    };
+    let (db, sync) = (config.db.clone(), config.sync);
+    let front = Front::new(listener, caps, None, |done, waker| {
+        Pool::spawn(context, db, sync, done, waker)
+    })
+    .map_err(WebError::Thread)?;
+    std::thread::Builder::new()
+        .name("web".to_owned())
+        .spawn(move || front.run())
+        .map_err(WebError::Thread)?;
     Ok(())
 }
 
-fn serve(context: &Context, store: &HelperStore, mut stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_read_timeout(Some(http::IO_TIMEOUT));
-    let _ = stream.set_write_timeout(Some(http::IO_TIMEOUT));
-    let _ = stream.set_nodelay(true);
-    let (reply, head) = match http::read_request(&mut stream) {
-        Ok(None) => return,
-        Ok(Some(request)) => {
-            let head = request.method == Method::Head;
-            let req = decode(request, peer.ip());
-            // When the database cannot be opened, the next request tries again.
-            let reply = store
-                .with(|store| routes::handle(context, store, &req))
-                .unwrap_or_else(|e| {
-                    log::warn!("web console: {e}");
-                    plain(503, "the database is not available; see the broker log")
-                });
-            if reply.status >= 400 && reply.status != 404 {
-                log::info!(
-                    "http {} {} from {}: {}",
-                    req.method,
-                    req.path,
-                    req.peer,
-                    reply.status
-                );
-            }
-            (reply, head)
-        }
-        Err(refusal) => {
-            log::info!(
-                "http request from {peer} refused: {} ({})",
-                refusal.status,
-                refusal.reason
-            );
-            (plain(refusal.status, refusal.reason), false)
-        }
-    };
-    respond(&mut stream, reply, !head);
+/// Runs one complete request through the routes: the encoded answer, and whether the
+/// connection closes after it.
+pub fn serve(
+    context: &Context,
+    store: &HelperStore,
+    request: Request,
+    peer: IpAddr,
+    https: bool,
+) -> (Vec<u8>, bool) {
+    let send_body = request.method != Method::Head;
+    let keep_alive = request.keep_alive;
+    let req = decode(request, peer, https);
+    // When the database cannot be opened, the next request tries again.
+    let reply = store
+        .with(|store| routes::handle(context, store, &req))
+        .unwrap_or_else(|e| {
+            log::warn!("web console: {e}");
+            plain(503, "the database is not available; see the broker log")
+        });
+    if reply.status >= 400 && reply.status != 404 {
+        log::info!(
+            "http {} {} from {}: {}",
+            req.method,
+            req.path,
+            req.peer,
+            reply.status
+        );
+    }
+    // A handler may end the connection with `Connection: close`.
+    let close = !keep_alive
+        || reply
+            .headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"));
+    (encode(reply, send_body, close, req.https), close)
 }
 
 /// The handlers' view of a request.
-fn decode(request: Request, peer: IpAddr) -> Req {
+fn decode(request: Request, peer: IpAddr, https: bool) -> Req {
     let header = |name: &str| request.header(name).map(str::to_owned);
     let (path, query) = request
         .target
@@ -263,6 +254,7 @@ fn decode(request: Request, peer: IpAddr) -> Req {
         content_type: header("content-type"),
         csrf_header: header(&super::csrf::HEADER.to_ascii_lowercase()),
         peer,
+        https,
         body: request.body,
     }
 }
@@ -271,7 +263,9 @@ fn plain(status: u16, text: &str) -> Reply {
     Reply::new(status, "text/plain; charset=utf-8", format!("{text}\n"))
 }
 
-fn respond(stream: &mut TcpStream, reply: Reply, send_body: bool) {
+/// The bytes of `reply` with the security and cache headers; cookies set over HTTPS are
+/// `Secure`.
+fn encode(reply: Reply, send_body: bool, close: bool, https: bool) -> Vec<u8> {
     let cache = if reply.content_type.starts_with("text/css")
         || reply.content_type.starts_with("text/javascript")
     {
@@ -287,8 +281,18 @@ fn respond(stream: &mut TcpStream, reply: Reply, send_body: bool) {
         .collect();
     headers.push(("Content-Type", reply.content_type));
     headers.push(("Cache-Control", cache));
+    let secure: Vec<String> = reply
+        .headers
+        .iter()
+        .filter(|(n, _)| https && n.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| format!("{v}; Secure"))
+        .collect();
+    headers.extend(secure.iter().map(|v| ("Set-Cookie", v.as_str())));
     for (name, value) in &reply.headers {
-        headers.push((name, value));
+        let secured = https && name.eq_ignore_ascii_case("set-cookie");
+        if !secured && !name.eq_ignore_ascii_case("connection") {
+            headers.push((name, value));
+        }
     }
-    http::write_response(stream, reply.status, &headers, &reply.body, send_body);
+    http::encode_response(reply.status, &headers, &reply.body, send_body, close)
 }

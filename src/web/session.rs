@@ -29,6 +29,9 @@ pub struct Session {
     pub user: String,
     /// Sent back with every form and API command of this session.
     pub csrf: String,
+    /// What the last command did, shown once on the next page (then forgotten, so a
+    /// reload does not show it again).
+    notice: Option<String>,
     created: Instant,
     last_used: Instant,
 }
@@ -58,6 +61,7 @@ impl Sessions {
             Session {
                 user: user.to_owned(),
                 csrf: random_token(),
+                notice: None,
                 created: now,
                 last_used: now,
             },
@@ -74,6 +78,18 @@ impl Sessions {
         }
         session.last_used = now;
         Some(session.clone())
+    }
+
+    /// Keeps `text` to show once on the session's next page.
+    pub fn set_notice(&mut self, id: &str, text: String) {
+        if let Some(session) = self.by_id.get_mut(id) {
+            session.notice = Some(text);
+        }
+    }
+
+    /// The notice kept for the session, forgotten as it is taken.
+    pub fn take_notice(&mut self, id: &str) -> Option<String> {
+        self.by_id.get_mut(id)?.notice.take()
     }
 
     pub fn end(&mut self, id: &str) {
@@ -93,8 +109,8 @@ fn alive(s: &Session, now: Instant) -> bool {
         && now.saturating_duration_since(s.last_used) < IDLE
 }
 
-/// The `Set-Cookie` value that stores `id` for [`LIFETIME`]. `Secure` is left out on
-/// purpose: the console is served over plain HTTP on the local network.
+/// The `Set-Cookie` value that stores `id` for [`LIFETIME`]. `Secure` is added where the
+/// answer is encoded, when the request came over HTTPS (plain HTTP on loopback has none).
 pub fn set_cookie(name: &str, id: &str) -> String {
     format!(
         "{name}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
@@ -137,6 +153,12 @@ mod tests {
         assert!(sessions.touch(&b, now + IDLE).is_none(), "idle too long");
         let later = now + IDLE - Duration::from_secs(1);
         assert!(sessions.touch(&a2, later).is_some());
+        sessions.set_notice(&a2, "Deleted user bob.".into());
+        assert_eq!(
+            sessions.take_notice(&a2).as_deref(),
+            Some("Deleted user bob.")
+        );
+        assert_eq!(sessions.take_notice(&a2), None, "shown once");
         sessions.end(&a2);
         assert!(sessions.touch(&a2, later).is_none());
     }

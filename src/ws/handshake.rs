@@ -6,13 +6,17 @@
 //! `Connection: upgrade` (among other tokens), `Sec-WebSocket-Version: 13`, a
 //! `Sec-WebSocket-Key` of 16 base64-encoded bytes, and `mqtt` among the offered
 //! `Sec-WebSocket-Protocol`s (MQTT 5 §6 and 3.1.1 §6 ask for it; MQTT.js and paho send it).
-//! Header names are case-insensitive. Anything else gets `400 Bad Request`, except another
+//! Header names are case-insensitive. The head is read by the shared parser
+//! ([`crate::http_head`]), which also refuses bare LFs, bad bytes in values and a missing or
+//! repeated `Host`. Anything else gets `400 Bad Request`, except another
 //! path (`404 Not Found`) and another WebSocket version (`426 Upgrade Required` naming
 //! version 13, as §4.4 asks).
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use sha1::{Digest, Sha1};
+
+use crate::http_head;
 
 /// The path MQTT clients connect to.
 pub const PATH: &str = "/mqtt";
@@ -49,58 +53,39 @@ impl Refusal {
 /// Reads the request at the front of `buf`: `Ok(None)` until its blank line has arrived,
 /// then the upgrade and the request's length (bytes after it are the first frames).
 pub fn parse(buf: &[u8]) -> Result<Option<(Upgrade, usize)>, Refusal> {
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return if buf.len() >= MAX_REQUEST {
-            Err(Refusal::bad("request headers too large"))
-        } else {
-            Ok(None)
-        };
+    let head = match http_head::parse(buf, MAX_REQUEST) {
+        Ok(Some(head)) => head,
+        Ok(None) => return Ok(None),
+        Err(refusal) if refusal.status == 431 => {
+            return Err(Refusal::bad("request headers too large"))
+        }
+        Err(refusal) => return Err(Refusal::bad(refusal.reason)),
     };
-    if end + 4 > MAX_REQUEST {
-        return Err(Refusal::bad("request headers too large"));
-    }
-    let text =
-        std::str::from_utf8(&buf[..end]).map_err(|_| Refusal::bad("request is not UTF-8"))?;
-    let mut lines = text.split("\r\n");
-    let request_line = lines.next().unwrap_or_default();
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(Refusal::bad("malformed request line"));
-    };
-    if method != "GET" {
+    if head.method != "GET" {
         return Err(Refusal::bad("method is not GET"));
     }
-    if !matches!(version, "HTTP/1.1") {
+    if head.minor_version != 1 {
         return Err(Refusal::bad("HTTP version is not 1.1"));
     }
-    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    let path = head
+        .target
+        .split_once('?')
+        .map_or(head.target.as_str(), |(path, _)| path);
     if path != PATH {
         return Err(Refusal {
             status: 404,
             detail: "no websocket endpoint at this path",
         });
     }
-    let mut headers = Headers::default();
-    for line in lines {
-        let (name, value) = line
-            .split_once(':')
-            .ok_or(Refusal::bad("malformed header line"))?;
-        headers.note(name, value.trim());
-    }
-    if !headers.host {
-        return Err(Refusal::bad("no Host header"));
-    }
-    if !headers.upgrade_websocket {
+    if !head.has_token("upgrade", "websocket") {
         return Err(Refusal::bad("not a websocket upgrade (Upgrade: websocket)"));
     }
-    if !headers.connection_upgrade {
+    if !head.has_token("connection", "upgrade") {
         return Err(Refusal::bad(
             "not a websocket upgrade (Connection: Upgrade)",
         ));
     }
-    match headers.version.as_deref() {
+    match head.header("sec-websocket-version") {
         Some("13") => {}
         Some(_) => {
             return Err(Refusal {
@@ -110,48 +95,26 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Upgrade, usize)>, Refusal> {
         }
         None => return Err(Refusal::bad("no Sec-WebSocket-Version")),
     }
-    let key = headers.key.ok_or(Refusal::bad("no Sec-WebSocket-Key"))?;
-    if BASE64.decode(&key).map_or(true, |k| k.len() != 16) {
+    let key = head
+        .header("sec-websocket-key")
+        .ok_or(Refusal::bad("no Sec-WebSocket-Key"))?;
+    if BASE64.decode(key).map_or(true, |k| k.len() != 16) {
         return Err(Refusal::bad("Sec-WebSocket-Key is not 16 bytes in base64"));
     }
-    if !headers.mqtt {
+    // Subprotocol names are case-sensitive (§4.1); the header may repeat.
+    let mqtt = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "sec-websocket-protocol")
+        .flat_map(|(_, v)| v.split(','))
+        .any(|t| t.trim() == SUBPROTOCOL);
+    if !mqtt {
         return Err(Refusal::bad("Sec-WebSocket-Protocol does not offer mqtt"));
     }
-    Ok(Some((Upgrade { key }, end + 4)))
-}
-
-/// What the headers of a request said, as far as the handshake cares.
-#[derive(Default)]
-struct Headers {
-    host: bool,
-    upgrade_websocket: bool,
-    connection_upgrade: bool,
-    version: Option<String>,
-    key: Option<String>,
-    /// `mqtt` among the offered subprotocols (the header may repeat).
-    mqtt: bool,
-}
-
-impl Headers {
-    fn note(&mut self, name: &str, value: &str) {
-        let has_token = |token: &str| {
-            value
-                .split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case(token))
-        };
-        match name.to_ascii_lowercase().as_str() {
-            "host" => self.host = true,
-            "upgrade" => self.upgrade_websocket |= has_token("websocket"),
-            "connection" => self.connection_upgrade |= has_token("upgrade"),
-            "sec-websocket-version" => self.version = Some(value.to_string()),
-            "sec-websocket-key" => self.key = Some(value.to_string()),
-            // Subprotocol names are case-sensitive (§4.1).
-            "sec-websocket-protocol" => {
-                self.mqtt |= value.split(',').any(|t| t.trim() == SUBPROTOCOL)
-            }
-            _ => {}
-        }
-    }
+    let upgrade = Upgrade {
+        key: key.to_owned(),
+    };
+    Ok(Some((upgrade, head.len)))
 }
 
 /// `Sec-WebSocket-Accept` for a client's key: base64(SHA-1(key + GUID)).

@@ -133,7 +133,7 @@ try {
   // disconnected and a new mosquitto_sub is refused.
   const mqttRow = () => page.locator("#listener-rows tr", { hasText: "mqtt" });
   await mqttRow().locator("button", { hasText: "Stop" }).click();
-  await page.locator(".notice", { hasText: "Listener stopped." }).waitFor();
+  await page.locator(".notice", { hasText: "Stopped the mqtt listener on 127.0.0.1:" }).waitFor();
   await mqttRow().locator(".state-stopped").waitFor();
   await page.locator("#client-rows td.empty").waitFor();
   const refused = mosquitto("mosquitto_sub", ["-i", "refused-sub", "-t", "sensors/#", "-C", "1"]);
@@ -143,7 +143,7 @@ try {
 
   // Start it again: a new mosquitto_sub connects, shows up, and gets the next message.
   await mqttRow().locator("button", { hasText: "Start" }).click();
-  await page.locator(".notice", { hasText: "Listener started." }).waitFor();
+  await page.locator(".notice", { hasText: "Started the mqtt listener on 127.0.0.1:" }).waitFor();
   await mqttRow().locator(".state-running").waitFor();
   const again = mosquitto("mosquitto_sub", ["-i", "after-start", "-q", "1", "-t", "sensors/#", "-C", "1", "-W", "30"]);
   await page.locator("#client-rows tr", { hasText: "after-start" }).waitFor();

@@ -59,6 +59,11 @@ pub fn require_chromium() {
 
 /// Runs `program args...` in `dir`; it must exit 0 with OK as its last line within 30 s.
 pub fn run_until_ok(program: &str, dir: &str, args: &[String]) {
+    run_until_ok_within(program, dir, args, Duration::from_secs(30));
+}
+
+/// [`run_until_ok`] with another time limit, for a script that moves many messages.
+pub fn run_until_ok_within(program: &str, dir: &str, args: &[String], limit: Duration) {
     let mut child = Command::new(program)
         .args(args)
         .current_dir(dir)
@@ -67,7 +72,7 @@ pub fn run_until_ok(program: &str, dir: &str, args: &[String]) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + limit;
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break Some(status);

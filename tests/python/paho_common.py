@@ -33,10 +33,13 @@ def new_client(client_id, protocol, user=None, password=None, transport="tcp"):
     return client
 
 
-def connect(port, client_id, protocol, transport="tcp"):
+def connect(port, client_id, protocol, transport="tcp", max_inflight=None):
     """Connects with paho's background loop and returns the client once a successful CONNACK has
-    arrived; the CONNACK's properties are kept in client.connack_properties."""
+    arrived; the CONNACK's properties are kept in client.connack_properties. max_inflight sets
+    paho's own window of unacknowledged QoS 1/2 publishes (20 unless set)."""
     client = new_client(client_id, protocol, transport=transport)
+    if max_inflight is not None:
+        client.max_inflight_messages_set(max_inflight)
     connected = threading.Event()
 
     def on_connect(_client, _userdata, _flags, reason_code, properties):
