@@ -441,6 +441,7 @@ impl Broker {
                 Timer::Bridge { index } => self.bridge_timer(index, now),
                 Timer::ClientRecords => self.commit_records(),
                 Timer::Commit => self.commit_progress(now),
+                Timer::Services => self.services_due(now),
                 Timer::HeldTooLong { session } => self.held_too_long(session, now),
             }
         }

@@ -42,6 +42,8 @@ pub enum Timer {
     ClientRecords,
     /// The open batch's commit window has passed: hand it to the store writer.
     Commit,
+    /// A service asked to be called back (the chat's presence window closes).
+    Services,
     /// `slow_consumer_timeout` since session `session` began holding publishers back.
     HeldTooLong { session: SessionKey },
 }
