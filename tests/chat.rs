@@ -826,7 +826,10 @@ fn presence_and_direct_message_bytes_on_the_socket() {
     let offline = measured(&mut [&mut bob], |c| {
         cy_link.raw.drop_socket();
         let (topic, payload) = c[0].receive();
-        assert_eq!((topic.as_str(), payload.as_str()), ("chat/r/general", "f cyd"));
+        assert_eq!(
+            (topic.as_str(), payload.as_str()),
+            ("chat/r/general", "f cyd")
+        );
     });
     let members = measured(&mut [&mut bob], |c| {
         c[0].publish("chat/x/members", b"general");
@@ -846,14 +849,23 @@ fn presence_and_direct_message_bytes_on_the_socket() {
         c[0].publish("chat/d/bob", LINES[18].as_bytes());
         let (topic, payload) = c[1].receive();
         assert_eq!(topic, "chat/u/bob/d/ana");
-        assert!(payload.ends_with(" ana see you at the well at noon"), "{payload}");
+        assert!(
+            payload.ends_with(" ana see you at the well at noon"),
+            "{payload}"
+        );
     });
     println!("| exchange | bytes |");
     println!("|---|---:|");
     for (name, bytes) in [
-        ("a member goes offline: the announcement to one member (QoS 0)", offline),
+        (
+            "a member goes offline: the announcement to one member (QoS 0)",
+            offline,
+        ),
         ("members request and reply (2 members)", members),
-        ("like: request, PUBACK, the room's l event and the reply", like),
+        (
+            "like: request, PUBACK, the room's l event and the reply",
+            like,
+        ),
         ("direct message, sender to receiver (27-byte text)", direct),
     ] {
         println!("| {name} | {bytes} |");
