@@ -1168,3 +1168,49 @@ fn failover_between_two_upstream_nodes_loses_nothing_and_returns_to_the_primary(
     subs_a.push(Sub::start(a.port, "site1/sensors/#", 1, &sub_args));
     wait_all(&subs_a, 320..420, "after a kill -9 during the failover");
 }
+
+/// What `notifications` costs on the wire, counted by the proxy: the CONNECT's will and
+/// the retained `1` with its PUBACK, per connection (with and without, MQTT 5 and 3.1.1,
+/// the default topic for a 10-character client id), and the `0` before a clean stop.
+#[test]
+fn bytes_per_notification() {
+    let mut rows = Vec::new();
+    for protocol in ["v5", "v311"] {
+        let mut per_connect = Vec::new();
+        for extra in ["", "notifications = true"] {
+            let upstream = Mosquitto::start();
+            let proxy = Proxy::start(upstream.port, Link::default());
+            let config = bridge_config(proxy.port(), protocol, 16, extra)
+                .replace("client_id = \"gw-", "client_id = \"g");
+            let mut broker = Broker::with_config(&config);
+            broker
+                .wait_for_log(Duration::from_secs(10), |l| {
+                    l.contains("bridge up: connected")
+                })
+                .expect("bridge connected");
+            std::thread::sleep(Duration::from_millis(500));
+            let connected = proxy.bytes();
+            broker
+                .signal_and_wait(libc::SIGTERM, Duration::from_secs(5))
+                .expect("Outpost stops on SIGTERM");
+            std::thread::sleep(Duration::from_millis(300));
+            let stop = proxy.bytes().since(connected);
+            per_connect.push((connected.up, connected.down, stop.up));
+        }
+        let [(up0, down0, stop0), (up1, down1, stop1)] = per_connect[..] else {
+            unreachable!()
+        };
+        rows.push(format!(
+            "{protocol}: connect {} up / {} down more with notifications, clean stop {} up more",
+            up1 - up0,
+            down1 - down0,
+            stop1 - stop0
+        ));
+        // Will (topic, payload, flags) + PUBLISH of `1` on the same topic; its PUBACK down
+        // (Mosquitto sends the reason code: 5 bytes on MQTT 5).
+        assert!(up1 - up0 <= 120, "{rows:?}");
+        assert!(down1 - down0 <= 5, "{rows:?}");
+        assert!(stop1 - stop0 <= 60, "{rows:?}");
+    }
+    eprintln!("{}", rows.join("\n"));
+}
