@@ -58,6 +58,9 @@ pub struct CloseReason {
     pub publish_will: bool,
     /// Text for the disconnect log line.
     pub detail: &'static str,
+    /// The broker told the client why (a reason code, a WebSocket Close): the socket
+    /// lingers after the close so the answer arrives instead of a reset (`linger.rs`).
+    pub linger: bool,
 }
 
 /// Output waiting for the socket. Made by the first packet sent and dropped once all of
@@ -404,6 +407,26 @@ impl Connection {
         }
         let out = self.output.get_or_insert_with(Box::default);
         self.transport.close(reason, &mut out.buf, &mut out.sealed);
+    }
+
+    /// Gives up the connection, keeping only its socket and the bytes still owed to it:
+    /// the output not yet written (already framed by the transport, whose Close went with
+    /// it at the last flush), then, on TLS, the close_notify alert.
+    pub fn into_last_bytes(mut self) -> (TcpStream, Vec<u8>) {
+        let mut out = Vec::new();
+        if let Some(mut pending) = self.output.take() {
+            self.transport.seal(&mut pending.buf, &mut pending.sealed);
+            out = pending.buf.split_off(pending.pos);
+        }
+        if let Some(tls) = self.tls.take() {
+            out = tls.finish(&mut out);
+        }
+        (self.socket, out)
+    }
+
+    /// True when closing sends the transport's own close message (WebSocket's Close).
+    pub fn closes_with_a_frame(&self) -> bool {
+        matches!(self.transport, Transport::WebSocket(_))
     }
 
     /// Appends bytes of the transport's own (a handshake answer, a control frame) after

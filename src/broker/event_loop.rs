@@ -226,6 +226,11 @@ impl Server {
                             broker.bridge_event(index, event, now);
                         }
                     }
+                    token if broker.lingering.key_of(token).is_some() => {
+                        if let Some(key) = broker.lingering.key_of(token) {
+                            broker.linger_ready(key);
+                        }
+                    }
                     token => match broker.listeners.id_of(token) {
                         Some(listener) => broker.accept(listener, now),
                         None => {
@@ -334,7 +339,7 @@ impl Broker {
                 }
             };
             let limit = self.config.max_connections;
-            if limit > 0 && self.conns.len() >= limit {
+            if limit > 0 && self.conns.len() + self.lingering.len() >= limit {
                 log::warn!("connection from {addr} refused: max_connections ({limit}) reached");
                 continue;
             }
@@ -443,6 +448,7 @@ impl Broker {
                 Timer::Commit => self.commit_progress(now),
                 Timer::Services => self.services_due(now),
                 Timer::HeldTooLong { session } => self.held_too_long(session, now),
+                Timer::Lingered { key, serial } => self.lingered(key, serial),
             }
         }
     }
@@ -539,15 +545,12 @@ impl Broker {
         for token in closed {
             if self.conns.contains(token) {
                 self.access.pending.remove(&token);
-                let mut conn = self.conns.remove(token);
-                if let Some(count) = self.per_address.get_mut(&conn.addr.ip()) {
-                    *count -= 1;
-                    if *count == 0 {
-                        self.per_address.remove(&conn.addr.ip());
-                    }
+                let conn = self.conns.remove(token);
+                if conn.closing.as_ref().is_some_and(|why| why.linger) {
+                    self.linger(conn, now);
+                } else {
+                    self.forget_socket(conn.socket, conn.addr);
                 }
-                let _ = self.registry.deregister(&mut conn.socket);
-                let _ = conn.socket.shutdown(std::net::Shutdown::Both);
             }
         }
     }

@@ -10,6 +10,7 @@
 //! - `dispatch`   — packet → handler.
 //! - `access`     — auth workers and waiting CONNECTs, credential cache, throttle, ACL rules.
 //! - `close`      — why connections end: the one place that turns it into reason codes.
+//! - `linger`     — a closed connection's socket finishing its answer, draining input.
 //! - `connect` `publish` `acks` `subscribe` `disconnect` — one handler file per inbound packet.
 //! - `bridge`     — the bridges' outbound connections, forward queues and local delivery.
 //! - `alias`      — topic aliases the broker sets up toward a client (LRU remapping).
@@ -48,6 +49,7 @@ mod event_loop;
 mod inbox;
 mod index;
 mod keys;
+mod linger;
 mod listeners;
 mod message;
 mod persist;
@@ -120,8 +122,11 @@ pub struct Broker {
     inbox: Inbox,
 
     conns: Slab<ConnKey, Connection>,
-    /// Open connections per client IP address, for `max_connections_per_address`.
+    /// Open connections per client IP address, for `max_connections_per_address`
+    /// (lingering sockets included).
     per_address: HashMap<IpAddr, usize>,
+    /// Sockets of closed connections finishing their answer (see `linger.rs`).
+    lingering: linger::Lingerers,
     sessions: Slab<SessionKey, Session>,
     /// Client id → key in `sessions`.
     session_ids: index::SessionIndex,
@@ -173,6 +178,7 @@ impl Broker {
             inbox,
             conns: Slab::default(),
             per_address: HashMap::new(),
+            lingering: linger::Lingerers::default(),
             sessions: Slab::default(),
             session_ids: index::SessionIndex::default(),
             next_serial: 0,

@@ -15,7 +15,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::keys::{ConnKey, SessionKey};
+use super::keys::{ConnKey, LingerKey, SessionKey};
 
 /// What a deadline is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -46,6 +46,8 @@ pub enum Timer {
     Services,
     /// `slow_consumer_timeout` since session `session` began holding publishers back.
     HeldTooLong { session: SessionKey },
+    /// The lingering socket in slot `key` with `serial` has had its time (`linger.rs`).
+    Lingered { key: LingerKey, serial: u64 },
 }
 
 #[derive(Debug)]
