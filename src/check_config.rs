@@ -43,7 +43,13 @@ pub fn run(path: &Path) -> i32 {
 pub fn check(path: &Path, text: &str) -> Result<String, String> {
     let config = Config::from_toml_str(text).map_err(|e| report(path, text, e))?;
     load_tls_files(&config).map_err(|e| tls_report(path, text, e))?;
-    Ok(effective(path, &config))
+    let web_tls =
+        tls::web::describe(&config).map_err(|e| tls_report(path, text, RunError::Tls(e)))?;
+    let mut out = effective(path, &config);
+    if let Some(certificate) = web_tls {
+        let _ = writeln!(out, "# HTTPS console and wss certificate: {certificate}");
+    }
+    Ok(out)
 }
 
 /// Loads every TLS file the broker would load at start-up, through the same functions.
