@@ -23,14 +23,45 @@
 
   function code(text) { return el("code", text); }
 
-  function time(ms) {
-    return new Date(ms).toLocaleString();
+  // A topic or filter with a break opportunity after each "/" (phones wrap between levels).
+  function topicCode(text) {
+    const c = el("code", undefined, "topic");
+    String(text).split("/").forEach((level, i) => {
+      if (i > 0) c.append("/", el("wbr"));
+      c.append(level);
+    });
+    return c;
   }
 
-  function postForm(action, fields, label, cls) {
+  // One timestamp format: the browser's local time, UTC on hover.
+  function time(ms) {
+    const d = new Date(ms);
+    const t = el("time", d.toLocaleString());
+    t.dateTime = d.toISOString();
+    t.title = d.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+    return t;
+  }
+
+  function localTimes(root) {
+    for (const t of root.querySelectorAll("time[datetime]")) {
+      const secs = Number(t.getAttribute("datetime"));
+      if (Number.isFinite(secs) && secs > 0) t.replaceWith(time(secs * 1000));
+    }
+  }
+
+  function duration(secs) {
+    const d = Math.floor(secs / 86400), h = Math.floor(secs / 3600) % 24;
+    const m = Math.floor(secs / 60) % 60, s = Math.floor(secs % 60);
+    if (d > 0) return d + "d " + h + "h " + m + "m";
+    if (h > 0) return h + "h " + m + "m";
+    return m + "m " + s + "s";
+  }
+
+  function postForm(action, fields, label, cls, confirmText) {
     const form = el("form");
     form.method = "post";
     form.action = action;
+    if (confirmText) form.dataset.confirm = confirmText;
     const all = Object.assign({ csrf: csrf }, fields);
     for (const name of Object.keys(all)) {
       const input = el("input");
@@ -81,8 +112,11 @@
 
   function showStats(stats) {
     for (const node of document.querySelectorAll("[data-stat]")) {
-      const value = stats[node.dataset.stat];
-      if (value !== undefined) node.textContent = String(value);
+      const key = node.dataset.stat;
+      const value = stats[key];
+      if (value === undefined) continue;
+      node.textContent = key.startsWith("bytes_") ? size(value)
+        : key === "uptime_seconds" ? duration(value) : String(value);
     }
     const now = Date.now();
     if (last) {
@@ -91,10 +125,10 @@
         const rate = (k) => Math.max(0, (stats[k] - last.stats[k]) / dt);
         push("messages", rate("messages_received"), rate("messages_sent"));
         push("bytes", rate("bytes_received"), rate("bytes_sent"));
-        push("connections", stats.clients_connected, rate("connections_total"));
+        push("connections", stats.clients_connected, null);
       }
     } else {
-      push("connections", stats.clients_connected, 0);
+      push("connections", stats.clients_connected, null);
     }
     last = { at: now, stats: stats };
     draw("messages"); draw("bytes"); draw("connections");
@@ -118,29 +152,52 @@
     if (h.length > POINTS) h.shift();
   }
 
-  function draw(name) {
-    const svg = document.getElementById("chart-" + name);
-    const h = history[name];
-    const max = Math.max(1, ...h.map((p) => Math.max(p[0], p[1])));
-    const lines = [0, 1].map((i) => {
-      const points = h.map((p, x) => {
-        const px = (POINTS - h.length + x) * (300 / (POINTS - 1));
-        const py = 78 - (p[i] / max) * 74;
-        return px.toFixed(1) + "," + py.toFixed(1);
-      });
-      const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
-      line.setAttribute("points", points.join(" "));
-      line.setAttribute("class", i === 0 ? "in" : "out");
-      return line;
-    });
-    svg.replaceChildren(...lines);
-    document.getElementById("scale-" + name).textContent = "max " + format(max);
-  }
+  const UNITS = { messages: "msg/s", bytes: "B/s", connections: "clients" };
 
   function format(n) {
     if (n >= 1e6) return (n / 1e6).toFixed(1) + "M";
     if (n >= 1e3) return (n / 1e3).toFixed(1) + "k";
     return n >= 10 ? n.toFixed(0) : n.toFixed(1);
+  }
+
+  function value(name, n) {
+    if (name === "bytes") return size(n) + "/s";
+    return format(n) + " " + UNITS[name];
+  }
+
+  // One quantity per chart: the y axis is labelled with its unit at the top and 0 at the
+  // bottom, the x axis spans the last POINTS samples (3 s apart) up to now, and the
+  // caption shows the current values.
+  function draw(name) {
+    const svg = document.getElementById("chart-" + name);
+    const h = history[name];
+    const max = Math.max(1, ...h.map((p) => Math.max(p[0], p[1] ?? 0)));
+    const ns = "http://www.w3.org/2000/svg";
+    const grid = [0.25, 0.5, 0.75].map((f) => {
+      const line = document.createElementNS(ns, "line");
+      const y = (78 - f * 74).toFixed(1);
+      line.setAttribute("x1", "0"); line.setAttribute("x2", "300");
+      line.setAttribute("y1", y); line.setAttribute("y2", y);
+      line.setAttribute("class", "grid");
+      return line;
+    });
+    const lines = [0, 1].filter((i) => h.some((p) => p[i] !== null)).map((i) => {
+      const points = h.map((p, x) => {
+        const px = (POINTS - h.length + x) * (300 / (POINTS - 1));
+        const py = 78 - (p[i] / max) * 74;
+        return px.toFixed(1) + "," + py.toFixed(1);
+      });
+      const line = document.createElementNS(ns, "polyline");
+      line.setAttribute("points", points.join(" "));
+      line.setAttribute("class", i === 0 ? "in" : "out");
+      return line;
+    });
+    svg.replaceChildren(...grid, ...lines);
+    const now = h[h.length - 1];
+    const current = !now ? "" : now[1] === null ? "now " + value(name, now[0])
+      : "now in " + value(name, now[0]) + ", out " + value(name, now[1]);
+    document.getElementById("scale-" + name).textContent =
+      "top " + value(name, max) + " · " + Math.round((POINTS - 1) * PERIOD_MS / 60000) + " min → now · " + current;
   }
 
   function showListeners(list) {
@@ -152,7 +209,10 @@
       cell(tr, state, "state").className = "state-" + state;
       cell(tr, l.connections, "connections");
       const action = l.running ? "stop" : "start";
-      cell(tr, postForm("/admin/listener", { id: l.id, action: action }, l.running ? "Stop" : "Start", action));
+      const confirmText = l.running
+        ? "Stop the " + l.kind + " listener on " + l.address + "? Its " + l.connections + " clients are disconnected."
+        : null;
+      cell(tr, postForm("/admin/listener", { id: l.id, action: action }, l.running ? "Stop" : "Start", action, confirmText));
       return tr;
     });
   }
@@ -173,9 +233,11 @@
       cell(tr, code(b.name), "bridge");
       cell(tr, code(b.address), "upstream");
       cell(tr, b.protocol, "MQTT");
-      const link = !b.connected ? "down"
-        : b.connected_since ? "connected since " + time(b.connected_since * 1000) : "connected";
-      cell(tr, el("span", link, "state-" + (b.connected ? "connected" : "down")), "link");
+      const link = el("span", b.connected ? "connected" : "down", "state-" + (b.connected ? "connected" : "down"));
+      if (b.connected && b.connected_since) {
+        link.append(" since ", time(b.connected_since * 1000));
+      }
+      cell(tr, link, "link");
       cell(tr, b.queued + " (" + size(b.queued_bytes) + ")", "queued");
       cell(tr, b.forwarded, "forwarded");
       cell(tr, b.received, "received");
@@ -197,17 +259,17 @@
       cell(tr, c.protocol, "MQTT");
       cell(tr, c.keep_alive + " s", "keep alive");
       cell(tr, c.connected_since ? time(c.connected_since * 1000) : "—", "since");
-      cell(tr, c.bytes_in + " / " + c.bytes_out + " B", "in/out");
+      cell(tr, size(c.bytes_in) + " / " + size(c.bytes_out), "in/out");
       const subs = el("span");
       if (c.subscriptions.length === 0) subs.textContent = "—";
       c.subscriptions.forEach((s, i) => {
         if (i > 0) subs.appendChild(el("br"));
-        subs.appendChild(code(s.filter));
+        subs.appendChild(topicCode(s.filter));
         subs.appendChild(document.createTextNode(" q" + s.qos));
       });
       cell(tr, subs, "subscriptions");
       cell(tr, c.inflight + " / " + c.queued, "in flight / queued");
-      cell(tr, postForm("/admin/disconnect", { client_id: c.client_id }, "Disconnect", "stop"));
+      cell(tr, postForm("/admin/disconnect", { client_id: c.client_id }, "Disconnect", "stop", "Disconnect client " + c.client_id + "?"));
       return tr;
     });
   }
@@ -216,7 +278,7 @@
     document.getElementById("filters-total").textContent = countText(rows);
     fill("filter-rows", rows.rows, 2, (f) => {
       const tr = el("tr");
-      cell(tr, code(f.filter));
+      cell(tr, topicCode(f.filter));
       const who = el("span");
       f.subscribers.forEach((s, i) => {
         if (i > 0) who.appendChild(document.createTextNode(", "));
@@ -234,7 +296,7 @@
       const tr = el("tr");
       const a = el("a");
       a.href = "/admin?topic=" + encodeURIComponent(t.topic) + "#last";
-      a.appendChild(code(t.topic));
+      a.appendChild(topicCode(t.topic));
       cell(tr, a);
       cell(tr, t.messages);
       cell(tr, time(t.last_ms));
@@ -286,6 +348,189 @@
       timer = setInterval(refresh, PERIOD_MS);
     }
   }
+
+  // Watch: subscribe to a filter as the logged-in admin over MQTT-over-WebSocket (a
+  // single-use token from /api/chat/token, as the chat page), only while asked to.
+  const WATCH_MAX = 200;
+  const watch = { client: null, paused: false, filter: "", held: [] };
+  const watchState = document.getElementById("watch-state");
+  const watchRows = document.getElementById("watch-rows");
+  const buttons = {
+    start: document.getElementById("watch-start"),
+    pause: document.getElementById("watch-pause"),
+    stop: document.getElementById("watch-stop"),
+  };
+
+  function watchRow(topicName, payload, qos, at) {
+    const tr = el("tr");
+    cell(tr, time(at), "time");
+    cell(tr, topicCode(topicName), "topic");
+    cell(tr, qos, "QoS");
+    cell(tr, size(payload.length), "bytes");
+    cell(tr, payloadView(payload), "payload");
+    return tr;
+  }
+
+  function payloadView(bytes) {
+    let text = null;
+    try { text = new TextDecoder("utf-8", { fatal: true }).decode(bytes); } catch (e) { text = null; }
+    let kind = "text";
+    if (text === null) {
+      kind = "hex";
+      text = Array.from(bytes.slice(0, 1024), (b) => b.toString(16).padStart(2, "0")).join(" ");
+    } else if (/^\s*[{[]/.test(text)) {
+      try { text = JSON.stringify(JSON.parse(text), null, 2); kind = "json"; } catch (e) { /* plain text */ }
+    }
+    const pre = el("pre", text, "payload");
+    pre.dataset.kind = kind;
+    return pre;
+  }
+
+  function addWatched(tr) {
+    if (watchRows.firstElementChild && watchRows.firstElementChild.querySelector(".empty")) watchRows.replaceChildren();
+    watchRows.prepend(tr);
+    while (watchRows.children.length > WATCH_MAX) watchRows.lastElementChild.remove();
+  }
+
+  function setWatchState(text) {
+    watchState.textContent = text;
+  }
+
+  async function startWatch(filter) {
+    await stopWatch();
+    const reply = await fetch("/api/chat/token", {
+      method: "POST", credentials: "same-origin",
+      headers: { "X-CSRF-Token": csrf, "Content-Type": "application/json" }, body: "{}",
+    });
+    if (!reply.ok) {
+      const why = await reply.json().catch(() => ({}));
+      setWatchState("cannot watch: " + (why.message || "HTTP " + reply.status));
+      return;
+    }
+    const grant = await reply.json();
+    const url = (location.protocol === "https:" ? "wss" : "ws") + "://" + location.hostname + ":" + grant.ws_port + grant.ws_path;
+    const id = "console-watch-" + Math.random().toString(16).slice(2, 10);
+    const client = new MqttWs({ url: url, clientId: id, username: grant.user, password: grant.token, keepAlive: 30 });
+    client.onmessage = (topicName, payload, meta) => {
+      const tr = watchRow(topicName, payload, meta.qos, Date.now());
+      if (watch.paused) {
+        watch.held.push(tr);
+        if (watch.held.length > WATCH_MAX) watch.held.shift();
+        setWatchState("paused on " + filter + " (" + watch.held.length + " held)");
+      } else {
+        addWatched(tr);
+      }
+    };
+    client.onclose = (reason) => {
+      if (watch.client === client) {
+        watch.client = null;
+        setWatchState("stopped: " + reason);
+        buttons.pause.disabled = buttons.stop.disabled = true;
+      }
+    };
+    watch.client = client;
+    watch.filter = filter;
+    watch.paused = false;
+    watch.held = [];
+    try {
+      await client.connect();
+      const granted = await client.subscribe([filter, 1]);
+      if (granted[0] === 0x80) {
+        setWatchState("refused: your ACL rules do not let you read " + filter);
+        await stopWatch();
+        return;
+      }
+      setWatchState("watching " + filter);
+      buttons.pause.disabled = buttons.stop.disabled = false;
+      buttons.pause.textContent = "Pause";
+    } catch (e) {
+      setWatchState("cannot watch: " + e.message);
+      if (watch.client === client) watch.client = null;
+    }
+  }
+
+  async function stopWatch() {
+    const client = watch.client;
+    watch.client = null;
+    if (client) client.close();
+    buttons.pause.disabled = buttons.stop.disabled = true;
+    if (watch.filter) setWatchState("stopped");
+  }
+
+  document.getElementById("watch-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const filter = document.getElementById("watch-filter").value.trim();
+    if (filter) startWatch(filter);
+  });
+  buttons.pause.addEventListener("click", () => {
+    watch.paused = !watch.paused;
+    buttons.pause.textContent = watch.paused ? "Resume" : "Pause";
+    if (!watch.paused) {
+      for (const tr of watch.held) addWatched(tr);
+      watch.held = [];
+      setWatchState("watching " + watch.filter);
+    } else {
+      setWatchState("paused on " + watch.filter);
+    }
+  });
+  buttons.stop.addEventListener("click", () => { stopWatch(); });
+  window.addEventListener("pagehide", () => { if (watch.client) watch.client.close(); });
+  document.getElementById("watch-hint").textContent =
+    "Subscribes as you (wildcards allowed, your ACL rules apply); keeps the last " + WATCH_MAX + " messages. Nothing is watched while nobody looks.";
+
+  // With JavaScript the publish form goes through the API, so the page (and a running
+  // watch) stays; the answer shows under the form. Without it, the form posts as usual.
+  const publishForm = document.querySelector('form[action="/admin/publish"]');
+  const publishNote = el("p", "", "hint");
+  publishNote.id = "publish-result";
+  publishNote.setAttribute("role", "status");
+  publishForm.after(publishNote);
+  publishForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = new FormData(publishForm);
+    const properties = [];
+    for (const line of String(f.get("user_properties") || "").split("\n")) {
+      if (!line.trim()) continue;
+      const at = line.indexOf("=");
+      if (at < 0) { showPublish(false, "user property " + JSON.stringify(line.trim()) + " is not name=value"); return; }
+      properties.push([line.slice(0, at).trim(), line.slice(at + 1).trim()]);
+    }
+    const body = {
+      topic: String(f.get("topic") || ""),
+      payload: String(f.get("payload") || ""),
+      format: f.get("format") === "json" ? "json" : "text",
+      qos: Number(f.get("qos")),
+      retain: f.get("retain") !== null,
+      user_properties: properties,
+    };
+    const contentType = String(f.get("content_type") || "").trim();
+    if (contentType) body.content_type = contentType;
+    const expiry = String(f.get("expiry") || "").trim();
+    if (expiry) body.message_expiry = Number(expiry);
+    try {
+      const reply = await fetch("/api/publish", {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+        body: JSON.stringify(body),
+      });
+      const answer = await reply.json();
+      showPublish(reply.ok, reply.ok ? answer.done : answer.message);
+    } catch (err) {
+      showPublish(false, "not sent: " + err.message);
+    }
+  });
+
+  function showPublish(ok, text) {
+    publishNote.className = ok ? "notice" : "error";
+    publishNote.textContent = text;
+  }
+
+  // Destructive forms (stop, disconnect, delete, demote) ask first.
+  document.addEventListener("submit", (e) => {
+    const form = e.target;
+    if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) e.preventDefault();
+  });
+  localTimes(document);
 
   document.getElementById("message-rows").dataset.empty = topic ? "no messages seen on this topic" : "choose a topic above";
   document.getElementById("client-rows").dataset.empty = "no clients connected";

@@ -49,7 +49,35 @@ pub fn check(path: &Path, text: &str) -> Result<String, String> {
     if let Some(certificate) = web_tls {
         let _ = writeln!(out, "# HTTPS console and wss certificate: {certificate}");
     }
+    out.push_str(&user_name_notes(&config.db));
     Ok(out)
+}
+
+/// A note on the accounts of the database at `db`, when it exists, whose names differ only
+/// in case (made before names were unique that way): they keep working, each under its
+/// exact name, and the operator may want to merge or rename them.
+fn user_name_notes(db: &Path) -> String {
+    if !db.exists() {
+        return String::new();
+    }
+    match crate::store::users::colliding_user_names_in(db) {
+        Ok(groups) if groups.is_empty() => String::new(),
+        Ok(groups) => {
+            let mut out = format!(
+                "# note: {} has user names that differ only in case; each logs in under its\n\
+                 # exact name, another spelling finds the oldest, and no new one can be added:\n",
+                db.display()
+            );
+            for group in groups {
+                let _ = writeln!(out, "#   {}", group.join(", "));
+            }
+            out
+        }
+        Err(e) => format!(
+            "# note: cannot read the user names in {}: {e}\n",
+            db.display()
+        ),
+    }
 }
 
 /// Loads every TLS file the broker would load at start-up, through the same functions.

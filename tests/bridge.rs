@@ -917,3 +917,157 @@ fn upstream_acl_refusals_are_logged_once_per_episode() {
         assert_eq!(refusals(), round + 1, "one line per run of refusals");
     }
 }
+
+/// Publishes `payload` on local `sensors/<topic>` at QoS 1 and waits for the PUBACK.
+fn publish_one(broker: &Broker, topic: &str, payload: &str) {
+    let client = V5::connect(broker.port(), &unique("pub"));
+    client
+        .client
+        .publish(
+            format!("sensors/{topic}"),
+            QoS5::AtLeastOnce,
+            false,
+            payload.to_string(),
+        )
+        .unwrap();
+    client
+        .take(Duration::from_secs(10), |p| {
+            matches!(p, V5Packet::PubAck(_))
+        })
+        .expect("PUBACK");
+    client.disconnect();
+}
+
+/// A Mosquitto upstream with `max_packet_size 200` behind a 3.1.1 bridge, which cannot
+/// learn the limit: the upstream closes the link for the 600-byte message, twice, then the
+/// bridge sets it aside and everything queued behind it arrives.
+#[test]
+fn mqtt311_an_oversize_message_is_set_aside_after_two_disconnects() {
+    let upstream = Mosquitto::with_settings("max_packet_size 200");
+    let sub = Sub::start(upstream.port, "site1/sensors/#", 1, &[]);
+    let broker = Broker::with_config(&bridge_config(upstream.port, "v311", 4, ""));
+    broker
+        .wait_for_log(Duration::from_secs(10), |l| {
+            l.contains("bridge up: connected")
+        })
+        .expect("bridge connected");
+    publish_one(&broker, "a", "before");
+    sub.wait(Duration::from_secs(10), |m| !m.is_empty());
+    publish_one(&broker, "big", &"x".repeat(600));
+    for i in 0..5 {
+        publish_one(&broker, "a", &format!("after-{i}"));
+    }
+    let got = sub.wait(Duration::from_secs(20), |m| m.len() >= 6);
+    let payloads: Vec<String> = got.into_iter().map(|(_, p)| p).collect();
+    let expected: Vec<String> = std::iter::once("before".to_string())
+        .chain((0..5).map(|i| format!("after-{i}")))
+        .collect();
+    assert_eq!(payloads, expected, "the queue moved on past the big one");
+    broker
+        .wait_for_log(Duration::from_secs(5), |l| {
+            l.contains("set aside (dropped) as too large")
+        })
+        .expect("the set-aside is logged");
+    let sys = sys_client(broker.port(), &unique("sys"));
+    let dropped = wait_sys(&sys, "bridge/up/dropped", Duration::from_secs(5), |v| {
+        v == "1"
+    });
+    assert!(dropped.is_ok(), "$SYS dropped: {dropped:?}");
+    let forwarded = wait_sys(&sys, "bridge/up/forwarded", Duration::from_secs(5), |v| {
+        v == "6"
+    });
+    assert!(forwarded.is_ok(), "$SYS forwarded: {forwarded:?}");
+}
+
+/// With the bridge's own `max_packet_size` set, the 3.1.1 bridge drops the oversize
+/// message before sending it: no disconnect, the rest goes on, one log line.
+#[test]
+fn mqtt311_max_packet_size_drops_before_sending() {
+    let upstream = Mosquitto::with_settings("max_packet_size 200");
+    let sub = Sub::start(upstream.port, "site1/sensors/#", 1, &[]);
+    let config = bridge_config(upstream.port, "v311", 4, "max_packet_size = 200");
+    let broker = Broker::with_config(&config);
+    broker
+        .wait_for_log(Duration::from_secs(10), |l| {
+            l.contains("bridge up: connected")
+        })
+        .expect("bridge connected");
+    // 200 bytes on the wire: 1 + 2 fixed header, 2 + 15 topic, 2 packet id, 178 payload.
+    publish_one(&broker, "a", &"f".repeat(178));
+    publish_one(&broker, "a", &"x".repeat(179));
+    publish_one(&broker, "big", &"x".repeat(600));
+    publish_one(&broker, "a", "after");
+    let got = sub.wait(Duration::from_secs(10), |m| m.len() >= 2);
+    let payloads: Vec<String> = got.into_iter().map(|(_, p)| p).collect();
+    assert_eq!(payloads, vec!["f".repeat(178), "after".to_string()]);
+    let lines = broker.log();
+    let drops = lines
+        .iter()
+        .filter(|l| l.contains("is larger than the 200 bytes"))
+        .count();
+    assert_eq!(drops, 1, "one line for the run of two: {lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("link lost")),
+        "no disconnect: {lines:?}"
+    );
+    let sys = sys_client(broker.port(), &unique("sys"));
+    let dropped = wait_sys(&sys, "bridge/up/dropped", Duration::from_secs(5), |v| {
+        v == "2"
+    });
+    assert!(dropped.is_ok(), "$SYS dropped: {dropped:?}");
+}
+
+/// `notifications = true`: the upstream sees a retained `1` on
+/// `$SYS/broker/connection/<client id>/state` when the bridge connects, `0` through the
+/// will when Outpost is killed with -9, `1` again after the restart, and `0` after a clean
+/// stop; a local subscriber sees the same state.
+#[test]
+fn notifications_show_the_gateway_state_upstream_and_locally() {
+    let upstream = Mosquitto::start();
+    let config = bridge_config(upstream.port, "v5", 16, "notifications = true");
+    let id = config
+        .lines()
+        .find_map(|l| l.strip_prefix("client_id = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap()
+        .to_string();
+    let topic = format!("$SYS/broker/connection/{id}/state");
+    let cloud = Sub::start(upstream.port, "$SYS/broker/connection/#", 1, &[]);
+    let mut broker = Broker::with_config(&config);
+    let states = |sub: &Sub| -> Vec<String> {
+        sub.messages()
+            .into_iter()
+            .filter(|(t, _)| *t == topic)
+            .map(|(_, p)| p)
+            .collect()
+    };
+    let wait_states = |sub: &Sub, want: &[&str]| {
+        let got = sub.wait(Duration::from_secs(15), |m| {
+            m.iter().filter(|(t, _)| *t == topic).count() >= want.len()
+        });
+        assert_eq!(states(sub), want, "{got:?}");
+    };
+    wait_states(&cloud, &["1"]);
+    let local = Sub::start(broker.port(), "$SYS/broker/connection/#", 1, &[]);
+    wait_states(&local, &["1"]);
+    drop(local);
+
+    broker.kill9();
+    wait_states(&cloud, &["1", "0"]);
+    broker.restart();
+    wait_states(&cloud, &["1", "0", "1"]);
+    // Subscribed early, it may read the `0` kept from the start before the `1`.
+    let local = Sub::start(broker.port(), "$SYS/broker/connection/#", 1, &[]);
+    local.wait(Duration::from_secs(15), |m| {
+        m.last().is_some_and(|(t, p)| *t == topic && p == "1")
+    });
+    assert_eq!(states(&local).last().map(String::as_str), Some("1"));
+
+    broker
+        .signal_and_wait(libc::SIGTERM, Duration::from_secs(5))
+        .expect("Outpost stops on SIGTERM");
+    wait_states(&cloud, &["1", "0", "1", "0"]);
+    // Retained: a newcomer in the cloud reads the last state.
+    let late = Sub::start(upstream.port, "$SYS/broker/connection/#", 1, &[]);
+    wait_states(&late, &["0"]);
+}

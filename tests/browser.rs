@@ -6,7 +6,8 @@
 //! tests/browser/chat.test.mjs: two people chatting on the `/chat` page with a paho-mqtt
 //! peer (tests/python/chat_peer.py, so it needs python3 with paho-mqtt 2.x too) and a
 //! mosquitto one. The third runs tests/browser/admin-bridges.test.mjs: the admin page's
-//! bridge panel against a real upstream Mosquitto.
+//! bridge panel against a real upstream Mosquitto; the fourth tests/browser/console-walk.test.mjs,
+//! the console's publish, watch, retained, user and ACL panels.
 
 mod common;
 
@@ -57,6 +58,29 @@ fn register_login_and_watch_the_broker_from_chromium() {
             ("ADMIN_PASSWORD", "admin-password".into()),
         ],
         &["admin-desktop.png", "admin-phone.png", "admin-stopped.png"],
+    );
+}
+
+/// tests/browser/console-walk.test.mjs: publish → watch a wildcard → retained list →
+/// delete → user add → ACL add → the new user refused, at desktop and phone sizes.
+#[test]
+fn an_admin_publishes_watches_cleans_up_and_manages_users_from_chromium() {
+    let broker = console::start(&[("admin", "admin-password", true)]);
+    run_page_test(
+        "console-walk.test.mjs",
+        &broker,
+        &[
+            ("ADMIN_USER", "admin".into()),
+            ("ADMIN_PASSWORD", "admin-password".into()),
+        ],
+        &[
+            "walk-desktop-watch.png",
+            "walk-desktop-retained.png",
+            "walk-desktop-users.png",
+            "walk-phone-watch.png",
+            "walk-phone-retained.png",
+            "walk-phone-users.png",
+        ],
     );
 }
 

@@ -415,3 +415,142 @@ fn acl_rules_are_validated_like_the_cli_and_enforced_at_once() {
     assert_eq!(del.json()["done"], "Deleted ACL rule 2.");
     assert_eq!(admin.get("/api/acl").json().as_array().unwrap().len(), 1);
 }
+
+/// The same commands as forms on /admin, without JavaScript: each redirects back to
+/// /admin with a notice naming what was done (or why not) that a reload does not repeat,
+/// every broker and user text is escaped, and destructive forms ask first.
+#[test]
+fn admin_page_forms_work_without_javascript_and_escape_everything() {
+    let broker = console::start(&[ADMIN]);
+    let (mut admin, csrf) = logged_in(broker.web_port(), "admin", "admin-password");
+    let watcher = V5::connect(broker.port(), "watcher");
+    watcher.subscribe("x/#", QoS::AtLeastOnce);
+    let post = |admin: &mut Client, path: &str, fields: &[(&str, &str)]| {
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        let answer = admin.post_form(path, &all);
+        assert_eq!(answer.status, 303, "{path}: {}", answer.body);
+        assert_eq!(answer.header("location"), Some("/admin"));
+        let page = admin.get("/admin");
+        assert_eq!(page.status, 200);
+        assert!(page.body.len() < 100 * 1024, "{} bytes", page.body.len());
+        page.body
+    };
+
+    let page = post(
+        &mut admin,
+        "/admin/publish",
+        &[
+            ("topic", "x/<b>"),
+            ("payload", "{\"a\": [1, 2]}"),
+            ("format", "json"),
+            ("qos", "1"),
+            ("retain", "on"),
+            ("expiry", "60"),
+            ("user_properties", "k=<v>\r\nunit=C"),
+        ],
+    );
+    assert!(
+        page.contains(
+            r#"<p class="notice" role="status">Published to x/&lt;b&gt; (QoS 1, retained).</p>"#
+        ),
+        "{page}"
+    );
+    let got = watcher.expect_publish();
+    assert_eq!(&got.payload[..], b"{\"a\": [1, 2]}");
+    let props = got.properties.unwrap();
+    assert_eq!(props.user_properties[0], ("k".to_owned(), "<v>".to_owned()));
+    assert!(
+        !admin.get("/admin").body.contains("Published to"),
+        "shown once"
+    );
+    assert!(!page.contains("<b>"), "no markup from the topic");
+    assert!(
+        page.contains("x/<wbr>&lt;b&gt;"),
+        "the retained row, escaped"
+    );
+
+    let page = post(
+        &mut admin,
+        "/admin/publish",
+        &[
+            ("topic", "x/y"),
+            ("payload", "{oops"),
+            ("format", "json"),
+            ("qos", "0"),
+        ],
+    );
+    assert!(
+        page.contains(r#"<p class="error" role="alert">the payload is not valid JSON"#),
+        "{page}"
+    );
+
+    let detail = admin.get("/admin?retained=x%2F%3Cb%3E").body;
+    assert!(
+        detail.contains("{\n  &quot;a&quot;: [\n    1,\n    2\n  ]\n}"),
+        "{detail}"
+    );
+    assert!(detail.contains("<code>k</code> = <code>&lt;v&gt;</code>"));
+
+    let page = post(&mut admin, "/admin/retained/delete", &[("topic", "x/#")]);
+    assert!(
+        page.contains("Deleted the retained message of x/#."),
+        "{page}"
+    );
+    assert!(page.contains("no retained messages"));
+
+    let page = post(
+        &mut admin,
+        "/admin/users",
+        &[("name", "bob"), ("password", "bob-password")],
+    );
+    assert!(page.contains("Added user bob."));
+    assert!(page.contains(r#"data-confirm="Delete user bob, with their ACL rules?""#));
+    let page = post(
+        &mut admin,
+        "/admin/users",
+        &[("name", "<i>x"), ("password", "bob-password")],
+    );
+    assert!(page.contains(r#"<p class="error" role="alert">the user name may hold only"#));
+    let page = post(
+        &mut admin,
+        "/admin/users/role",
+        &[("name", "admin"), ("admin", "no")],
+    );
+    assert!(page.contains("admin is the last administrator"), "{page}");
+    let page = post(
+        &mut admin,
+        "/admin/users/password",
+        &[("name", "bob"), ("password", "bob-new-password")],
+    );
+    assert!(page.contains("Set a new password for bob."));
+    let page = post(
+        &mut admin,
+        "/admin/acl",
+        &[("user", "bob"), ("topic", "x/<b>/#"), ("access", "read")],
+    );
+    assert!(
+        page.contains("Added ACL rule 1: bob read x/&lt;b&gt;/#."),
+        "{page}"
+    );
+    assert!(page.contains("<code class=\"topic\">x/<wbr>&lt;b&gt;/<wbr>#</code>"));
+    let page = post(
+        &mut admin,
+        "/admin/acl",
+        &[("user", ""), ("topic", "t/%u/#"), ("access", "rw")],
+    );
+    assert!(page.contains("<p class=\"error\""), "{page}");
+    let page = post(&mut admin, "/admin/acl/delete", &[("id", "1")]);
+    assert!(page.contains("Deleted ACL rule 1."));
+    let page = post(&mut admin, "/admin/users/delete", &[("name", "bob")]);
+    assert!(page.contains("Deleted user bob."));
+    assert!(page.contains(r#"data-confirm="Disconnect client watcher?""#));
+
+    // Forms without the session's token are refused and change nothing.
+    let refused = admin.post_form(
+        "/admin/users",
+        &[("name", "eve"), ("password", "eve-password")],
+    );
+    assert_eq!(refused.status, 403);
+    assert_eq!(admin.get("/api/users").json().as_array().unwrap().len(), 1);
+}

@@ -67,6 +67,18 @@ pub struct BridgeConfig {
     /// The name the upstream's certificate must carry; default: the host of `address`.
     #[serde(default)]
     pub server_name: Option<String>,
+    /// The largest packet (bytes) we send to the upstream; a larger message is dropped
+    /// instead of sent. MQTT 3.1.1 upstreams cannot announce their limit: set theirs here.
+    #[serde(default)]
+    pub max_packet_size: Option<u32>,
+    /// Publish the link's state upstream (retained `1` on connect, `0` by will or on a
+    /// clean stop) and locally, so the cloud can watch which gateways are up.
+    #[serde(default)]
+    pub notifications: bool,
+    /// Where the state goes; default `$SYS/broker/connection/<client id>/state`, as
+    /// Mosquitto's bridges have it.
+    #[serde(default)]
+    pub notification_topic: Option<String>,
     /// Which topics cross, in which direction.
     #[serde(default)]
     pub topic: Vec<TopicRule>,
@@ -167,6 +179,15 @@ impl BridgeConfig {
             .unwrap_or_else(|| format!("outpost-{}", self.name))
     }
 
+    /// The topic of the link's state, when `notifications` is on.
+    pub fn notification_topic(&self) -> Option<String> {
+        self.notifications.then(|| {
+            self.notification_topic
+                .clone()
+                .unwrap_or_else(|| format!("$SYS/broker/connection/{}/state", self.client_id()))
+        })
+    }
+
     /// The host part of `address` (brackets of an IPv6 literal removed).
     pub fn host(&self) -> &str {
         let host = self
@@ -209,6 +230,17 @@ impl BridgeConfig {
                 "bridge.reconnect_delay_max",
                 "must be at most 86400 (a day)",
             );
+        }
+        if self.max_packet_size.is_some_and(|m| m < 64) {
+            return bad("bridge.max_packet_size", "must be at least 64 bytes");
+        }
+        if let Some(topic) = &self.notification_topic {
+            if !crate::topic::valid_topic_name(topic, 0) {
+                return bad(
+                    "bridge.notification_topic",
+                    "must be a topic name (no wildcards, not empty)",
+                );
+            }
         }
         if self.cert_file.is_some() != self.key_file.is_some() {
             return bad("bridge.cert_file", "and key_file go together");

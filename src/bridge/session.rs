@@ -12,7 +12,7 @@ use super::queue::{Acked, ForwardQueue, InFlight, Outgoing, Stage};
 use super::rules::Rules;
 use crate::protocol::{
     self, Ack, Connect, DecodeError, Packet, PacketId, Properties, ProtocolVersion, Publish, Qos,
-    QosPid, ReasonCode, RetainHandling, Subscribe, SubscriptionOptions,
+    QosPid, ReasonCode, RetainHandling, Subscribe, SubscriptionOptions, Will,
 };
 
 /// How long a CONNECT (TCP, TLS and CONNACK together) may take.
@@ -108,6 +108,8 @@ struct Up {
     retain_available: bool,
     /// Packet id of our SUBSCRIBE until its SUBACK.
     subscribing: Option<u16>,
+    /// Packet id of our state notification until its PUBACK.
+    notifying: Option<u16>,
     keep_alive: Duration,
     ping_sent: Option<Instant>,
 }
@@ -136,6 +138,11 @@ pub struct Session {
     /// CONNECT so that an MQTT 5 upstream drops a larger message instead of sending it,
     /// failing the link, and sending it again after every reconnect.
     max_packet_size: u32,
+    /// The largest packet we send (the bridge's `max_packet_size`); the upstream's
+    /// announced Maximum Packet Size lowers it for the connection.
+    send_limit: u32,
+    /// Where the link's state is published upstream (`notifications`), if anywhere.
+    notification_topic: Option<String>,
     pub rules: Rules,
     pub queue: ForwardQueue,
     state: State,
@@ -147,6 +154,18 @@ pub struct Session {
     /// True from a message the upstream refused until the next one it takes, so that a
     /// run of refusals is logged once.
     refusing: bool,
+    /// True from a message too large to send until the next one sent, so that a run of
+    /// them is logged once.
+    oversize: bool,
+    /// The upstream answered something we sent on this link (see `backoff`: a good
+    /// exchange starts the reconnect delays over).
+    exchanged: bool,
+    /// The largest message (in [`Outgoing::size`] bytes) the upstream has acknowledged
+    /// since start: only a larger one can be what a 3.1.1 upstream closes the link for.
+    largest_acked: u64,
+    /// MQTT 3.1.1: the queue row that was the oldest unacknowledged when the upstream last
+    /// closed the link; closed for it a second time in a row, it is set aside.
+    suspect: Option<u64>,
 }
 
 impl Session {
@@ -169,6 +188,8 @@ impl Session {
             session_expiry: config.session_expiry,
             inflight: config.inflight,
             max_packet_size,
+            send_limit: config.max_packet_size.unwrap_or(protocol::MAX_PACKET_SIZE),
+            notification_topic: config.notification_topic(),
             rules: Rules::new(config.topic.clone()),
             queue,
             state: State::Down,
@@ -177,6 +198,10 @@ impl Session {
             last_received: now,
             counters: Counters::default(),
             refusing: false,
+            oversize: false,
+            exchanged: false,
+            largest_acked: 0,
+            suspect: None,
         }
     }
 
@@ -200,6 +225,13 @@ impl Session {
     /// A connection attempt begins (the socket is being opened).
     pub fn connecting(&mut self, now: Instant) {
         self.state = State::Connecting { since: now };
+        self.exchanged = false;
+    }
+
+    /// Whether the upstream acknowledged a forwarded message, delivered one, or answered a
+    /// ping on the current (or last) link: a good exchange, for the backoff.
+    pub fn had_good_exchange(&self) -> bool {
+        self.exchanged
     }
 
     /// The socket is open (and TLS, if any, set up): send CONNECT.
@@ -212,13 +244,21 @@ impl Session {
             },
             ProtocolVersion::V311 => Properties::default(),
         };
+        // The upstream says `0` for us when the link dies without a DISCONNECT.
+        let will = self.notification_topic.as_deref().map(|topic| Will {
+            topic,
+            payload: b"0",
+            qos: Qos::AtLeastOnce,
+            retain: true,
+            properties: Properties::default(),
+        });
         let connect = Connect {
             version: self.version,
             clean_start: false,
             keep_alive: self.keep_alive,
             properties,
             client_id: &self.client_id,
-            will: None,
+            will,
             username: self.username.as_deref(),
             password: self.password.as_deref().map(str::as_bytes),
         };
@@ -226,9 +266,15 @@ impl Session {
         self.last_sent = now;
     }
 
-    /// A graceful stop: DISCONNECT (normal; the upstream keeps our session), if up.
+    /// A graceful stop: the state `0` (with `notifications`; a normal DISCONNECT discards
+    /// the will), then DISCONNECT (normal; the upstream keeps our session), if up.
     pub fn send_disconnect(&mut self, out: &mut Vec<u8>) {
-        if self.is_up() {
+        if let State::Up(up) = &mut self.state {
+            let reserved: Vec<u16> = up.subscribing.into_iter().chain(up.notifying).collect();
+            let topic = self.notification_topic.as_deref();
+            if let Some(id) = topic.and_then(|_| self.queue.free_id(&reserved)) {
+                notify(self.version, topic, up, id, b"0", out);
+            }
             let disconnect = protocol::Disconnect {
                 reason: ReasonCode::Success,
                 properties: Properties::default(),
@@ -238,12 +284,48 @@ impl Session {
         }
     }
 
-    /// The link is gone; in-flight messages wait for the next connection.
-    pub fn link_lost(&mut self, error: &LinkError) {
+    /// The link is gone; in-flight messages wait for the next connection. On MQTT 3.1.1
+    /// (no Maximum Packet Size in CONNACK), a message the upstream closed the link for twice
+    /// in a row is set aside: dropped, counted and logged; its queue row is returned for
+    /// the store delete.
+    pub fn link_lost(&mut self, error: &LinkError) -> Option<u64> {
         if !self.is_down() {
             self.counters.last_error = Some(error.to_string());
         }
+        let was_up = self.is_up();
         self.state = State::Down;
+        let closed_by_upstream = matches!(error, LinkError::Closed | LinkError::Io(_));
+        if !was_up || !closed_by_upstream || self.version != ProtocolVersion::V311 {
+            return None;
+        }
+        let front = self
+            .queue
+            .inflight()
+            .next()
+            .filter(|i| i.stage == Stage::Published && i.entry.msg.size() > self.largest_acked);
+        let Some(front) = front else {
+            self.suspect = None;
+            return None;
+        };
+        let (seq, packet_id) = (front.entry.seq, front.packet_id);
+        if self.suspect != Some(seq) {
+            self.suspect = Some(seq);
+            return None;
+        }
+        self.suspect = None;
+        let topic = front.entry.msg.topic.clone();
+        let size = front.entry.msg.size();
+        let Some(Acked::Done { seq, .. }) = self.queue.puback(packet_id, true) else {
+            return None;
+        };
+        self.counters.dropped += 1;
+        log::warn!(
+            "bridge {}: the upstream closed the link twice in a row with the message on \
+             {topic} ({size} bytes) unacknowledged; set aside (dropped) as too large for it \
+             (MQTT 3.1.1 cannot announce a Maximum Packet Size; set max_packet_size)",
+            self.name
+        );
+        Some(seq)
     }
 
     /// When [`Self::check`] must run next (connect timeout, keep alive), if at all.
@@ -302,7 +384,10 @@ impl Session {
                 Ok(())
             }
             (State::Connecting { .. }, _) => Err(LinkError::Protocol("packet before CONNACK")),
-            (State::Up(_), Packet::Publish(p)) => self.incoming(p, out, effects),
+            (State::Up(_), Packet::Publish(p)) => {
+                self.exchanged = true;
+                self.incoming(p, out, effects)
+            }
             (State::Up(_), Packet::PubRel(ack)) => {
                 let id = ack.packet_id.get();
                 if self.incoming_qos2.contains(&id) {
@@ -315,12 +400,27 @@ impl Session {
                 self.send_ack(Packet::PubComp, ack.packet_id, out);
                 Ok(())
             }
+            (State::Up(up), Packet::PubAck(ack)) if up.notifying == Some(ack.packet_id.get()) => {
+                if let State::Up(up) = &mut self.state {
+                    up.notifying = None;
+                }
+                if ack.reason.is_error() {
+                    log::warn!(
+                        "bridge {}: the upstream refused our state notification: {:?}",
+                        self.name,
+                        ack.reason
+                    );
+                }
+                Ok(())
+            }
             (State::Up(_), Packet::PubAck(ack)) => {
+                self.note_acked(ack.packet_id, ack.reason);
                 let done = self.queue.puback(ack.packet_id, ack.reason.is_error());
                 self.acked(done, ack.reason, out, effects);
                 Ok(())
             }
             (State::Up(_), Packet::PubRec(ack)) => {
+                self.note_acked(ack.packet_id, ack.reason);
                 let done = self.queue.pubrec(ack.packet_id, ack.reason.is_error());
                 if done.is_none() {
                     // Not ours (a resend after we forgot it): release it so the upstream
@@ -353,7 +453,10 @@ impl Session {
                 self.pump(out, effects, now);
                 Ok(())
             }
-            (State::Up(_), Packet::PingResp) => Ok(()),
+            (State::Up(_), Packet::PingResp) => {
+                self.exchanged = true;
+                Ok(())
+            }
             (State::Up(_), Packet::Disconnect(d)) => Err(LinkError::Disconnected(d.reason)),
             (_, _) => Err(LinkError::Protocol("unexpected packet")),
         }
@@ -364,7 +467,7 @@ impl Session {
         let State::Up(up) = &mut self.state else {
             return;
         };
-        let reserved: Vec<u16> = up.subscribing.into_iter().collect();
+        let reserved: Vec<u16> = up.subscribing.into_iter().chain(up.notifying).collect();
         let unix = super::unix_now();
         loop {
             if let Some(seq) = self.queue.expire_front(unix) {
@@ -376,21 +479,26 @@ impl Session {
                 break;
             };
             let (seq, packet_id, qos) = (item.entry.seq, item.packet_id, item.entry.msg.qos);
-            if largest_publish(&item.entry.msg) > up.max_packet_size as usize {
-                log::warn!(
-                    "bridge {}: a message on {} is larger than the upstream's Maximum Packet \
-                     Size ({} bytes), dropped",
-                    self.name,
-                    item.entry.msg.topic,
-                    up.max_packet_size
-                );
+            if !write_within_limit(self.version, up, item, false, out) {
+                if !self.oversize {
+                    self.oversize = true;
+                    log::warn!(
+                        "bridge {}: a message on {} ({} bytes) is larger than the {} bytes \
+                         a packet may have toward the upstream, dropped; further ones are \
+                         counted in dropped until one fits",
+                        self.name,
+                        item.entry.msg.topic,
+                        item.entry.msg.size(),
+                        up.max_packet_size
+                    );
+                }
                 if let Some(Acked::Done { seq, .. }) = self.queue.puback(packet_id, true) {
                     self.counters.dropped += 1;
                     effects.push(Effect::Forget { seq, refused: true });
                 }
                 continue;
             }
-            write_publish(self.version, up, item, false, out);
+            self.oversize = false;
             self.last_sent = now;
             if qos == Qos::ExactlyOnce {
                 effects.push(Effect::Record {
@@ -407,9 +515,6 @@ impl Session {
         let State::Up(up) = &mut self.state else {
             return false;
         };
-        if largest_publish(msg) > up.max_packet_size as usize {
-            return false;
-        }
         let item = InFlight {
             entry: super::queue::Entry {
                 seq: 0,
@@ -418,10 +523,39 @@ impl Session {
             packet_id: PacketId::MIN,
             stage: Stage::Published,
         };
-        write_publish(self.version, up, &item, false, out);
+        if !write_within_limit(self.version, up, &item, false, out) {
+            if !self.oversize {
+                self.oversize = true;
+                log::warn!(
+                    "bridge {}: a QoS 0 message on {} is larger than the {} bytes a packet \
+                     may have toward the upstream, dropped",
+                    self.name,
+                    msg.topic,
+                    up.max_packet_size
+                );
+            }
+            return false;
+        }
+        self.oversize = false;
         self.last_sent = now;
         self.counters.forwarded += 1;
         true
+    }
+
+    /// A PUBACK or PUBREC for `packet_id`: a good exchange, and (if it took the message)
+    /// a size the upstream is known to accept.
+    fn note_acked(&mut self, packet_id: PacketId, reason: ReasonCode) {
+        self.exchanged = true;
+        if reason.is_error() {
+            return;
+        }
+        let size = self.queue.inflight().find(|i| i.packet_id == packet_id);
+        if let Some(item) = size {
+            self.largest_acked = self.largest_acked.max(item.entry.msg.size());
+            if self.suspect == Some(item.entry.seq) {
+                self.suspect = None;
+            }
+        }
     }
 
     fn connected<'p>(
@@ -438,13 +572,17 @@ impl Session {
             window: usize::from(self.inflight.min(receive_maximum)),
             alias_max: p.topic_alias_maximum.unwrap_or(0).min(MAX_ALIASES),
             aliases: HashMap::new(),
-            max_packet_size: p.maximum_packet_size.unwrap_or(protocol::MAX_PACKET_SIZE),
+            max_packet_size: p
+                .maximum_packet_size
+                .unwrap_or(protocol::MAX_PACKET_SIZE)
+                .min(self.send_limit),
             maximum_qos: p
                 .maximum_qos
                 .and_then(Qos::from_u8)
                 .unwrap_or(Qos::ExactlyOnce),
             retain_available: p.retain_available != Some(0),
             subscribing: None,
+            notifying: None,
             keep_alive: Duration::from_secs(u64::from(keep_alive)),
             ping_sent: None,
         };
@@ -463,9 +601,14 @@ impl Session {
             });
             self.counters.forwarded += 1;
         }
+        let mut too_large = Vec::new();
         for item in self.queue.inflight() {
             match item.stage {
-                Stage::Published => write_publish(self.version, &mut up, item, true, out),
+                Stage::Published => {
+                    if !write_within_limit(self.version, &mut up, item, true, out) {
+                        too_large.push(item.packet_id);
+                    }
+                }
                 Stage::Released => {
                     let rel = Packet::PubRel(Ack {
                         packet_id: item.packet_id,
@@ -475,6 +618,19 @@ impl Session {
                     protocol::encode(&rel, self.version, out);
                 }
             };
+        }
+        // Sent on a link that allowed larger packets (another upstream address).
+        for packet_id in too_large {
+            if let Some(Acked::Done { seq, .. }) = self.queue.puback(packet_id, true) {
+                log::warn!(
+                    "bridge {}: an unacknowledged message is larger than the {} bytes a \
+                     packet may have toward this upstream, dropped",
+                    self.name,
+                    up.max_packet_size
+                );
+                self.counters.dropped += 1;
+                effects.push(Effect::Forget { seq, refused: true });
+            }
         }
         let filters = self.rules.subscriptions();
         if !filters.is_empty() {
@@ -500,6 +656,15 @@ impl Session {
                 };
                 protocol::encode(&Packet::Subscribe(subscribe), self.version, out);
                 up.subscribing = Some(packet_id.get());
+            }
+        }
+        if self.notification_topic.is_some() {
+            let reserved: Vec<u16> = up.subscribing.into_iter().collect();
+            if let Some(id) = self.queue.free_id(&reserved) {
+                let topic = self.notification_topic.as_deref();
+                if notify(self.version, topic, &up, id, b"1", out) {
+                    up.notifying = Some(id.get());
+                }
             }
         }
         self.last_sent = now;
@@ -626,11 +791,55 @@ impl Session {
     }
 }
 
-/// An upper bound on the PUBLISH a message becomes: fixed header (5), topic length and
-/// packet id (4), property length (4), topic alias and expiry (3 + 5), topic, payload and
-/// forwarded properties.
-fn largest_publish(msg: &Outgoing) -> usize {
-    21 + msg.topic.len() + msg.payload.len() + msg.properties.len()
+/// Publishes the link's state upstream (retained, QoS 1 with packet id `id` unless the
+/// upstream's Maximum QoS is 0) when `topic` is set; true if it took the id.
+fn notify(
+    version: ProtocolVersion,
+    topic: Option<&str>,
+    up: &Up,
+    id: PacketId,
+    state: &[u8],
+    out: &mut Vec<u8>,
+) -> bool {
+    let Some(topic) = topic else {
+        return false;
+    };
+    let qos = match up.maximum_qos {
+        Qos::AtMostOnce => QosPid::AtMostOnce,
+        _ => QosPid::AtLeastOnce(id),
+    };
+    let publish = Publish {
+        dup: false,
+        qos,
+        retain: up.retain_available,
+        topic,
+        properties: Properties::default(),
+        payload: state,
+    };
+    protocol::encode(&Packet::Publish(publish), version, out);
+    qos != QosPid::AtMostOnce
+}
+
+/// [`write_publish`], unless the packet would be larger than the link allows: then
+/// nothing is written (and no topic alias set up) and the answer is false.
+fn write_within_limit(
+    version: ProtocolVersion,
+    up: &mut Up,
+    item: &InFlight,
+    dup: bool,
+    out: &mut Vec<u8>,
+) -> bool {
+    let start = out.len();
+    let aliases = up.aliases.len();
+    write_publish(version, up, item, dup, out);
+    if out.len() - start <= up.max_packet_size as usize {
+        return true;
+    }
+    out.truncate(start);
+    if up.aliases.len() > aliases {
+        up.aliases.remove(&*item.entry.msg.topic);
+    }
+    false
 }
 
 /// Encodes one forwarded PUBLISH, using (and setting up) a topic alias when allowed.
@@ -1063,6 +1272,85 @@ mod tests {
         );
         assert_eq!(sent.len(), 2);
         assert_eq!(s.counters.dropped, 1);
+    }
+
+    /// MQTT 3.1.1: the upstream closes the link twice in a row while the same message,
+    /// larger than any it took, is the oldest unacknowledged: it is set aside. A cut with
+    /// a message no larger than one already taken sets nothing aside.
+    #[test]
+    fn mqtt311_a_message_closed_for_twice_in_a_row_is_set_aside() {
+        let now = Instant::now();
+        let mut s = session(BridgeProtocol::V311, &[Qos::AtLeastOnce], now);
+        let mut big = outgoing(1, Qos::AtLeastOnce);
+        big.payload = vec![0; 300].into();
+        s.queue.push(big);
+        s.queue.push(outgoing(2, Qos::AtLeastOnce));
+        connect(&mut s, connack(false, None), now);
+        let mut sink = (Vec::new(), Vec::new());
+        s.on_packet(ack(Packet::PubAck, 2), &mut sink.0, &mut sink.1, now)
+            .unwrap();
+        assert!(s.had_good_exchange());
+        assert_eq!(s.link_lost(&LinkError::Closed), None, "once is not enough");
+        let (out, _) = connect(&mut s, connack(true, None), now);
+        assert!(!s.had_good_exchange(), "a new link starts without one");
+        let resent = packets(&out, ProtocolVersion::V311);
+        assert!(matches!(&resent[0], Packet::Publish(p) if p.dup && p.payload.len() == 300));
+        assert_eq!(s.link_lost(&LinkError::Closed), Some(1), "twice: set aside");
+        assert_eq!(s.counters.dropped, 1);
+        let (out, _) = connect(&mut s, connack(true, None), now);
+        let resent = packets(&out, ProtocolVersion::V311);
+        assert!(
+            matches!(&resent[0], Packet::Publish(p) if p.topic == "site1/sensors/2"),
+            "{resent:?}"
+        );
+        // Small messages cut twice in a row stay queued.
+        assert_eq!(s.link_lost(&LinkError::Closed), None);
+        connect(&mut s, connack(true, None), now);
+        assert_eq!(s.link_lost(&LinkError::Closed), None);
+        assert_eq!(s.queue.len(), 1);
+    }
+
+    #[test]
+    fn notifications_say_1_on_connect_0_by_will_and_0_before_a_clean_disconnect() {
+        let now = Instant::now();
+        let mut c = config(BridgeProtocol::V311);
+        c.notifications = true;
+        let mut s = Session::new(&c, ForwardQueue::default(), 65_536, now);
+        let mut out = Vec::new();
+        s.connecting(now);
+        s.send_connect(&mut out, now);
+        let topic = "$SYS/broker/connection/outpost-up/state";
+        match packets(&out, ProtocolVersion::V311).as_slice() {
+            [Packet::Connect(c)] => {
+                let will = c.will.as_ref().expect("a will");
+                assert_eq!((will.topic, will.payload), (topic, &b"0"[..]));
+                assert!(will.retain && will.qos == Qos::AtLeastOnce);
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut out = Vec::new();
+        s.on_packet(connack(false, None), &mut out, &mut Vec::new(), now)
+            .unwrap();
+        let sent = packets(&out, ProtocolVersion::V311);
+        let Some(Packet::Publish(p)) = sent.last() else {
+            panic!("{sent:?}")
+        };
+        assert_eq!((p.topic, p.payload, p.retain), (topic, &b"1"[..], true));
+        let QosPid::AtLeastOnce(id) = p.qos else {
+            panic!("{p:?}")
+        };
+        // Its PUBACK is not taken for a queued message's, nor for a good exchange.
+        let mut sink = (Vec::new(), Vec::new());
+        s.on_packet(ack(Packet::PubAck, id.get()), &mut sink.0, &mut sink.1, now)
+            .unwrap();
+        assert!(!s.had_good_exchange());
+        let mut out = Vec::new();
+        s.send_disconnect(&mut out);
+        let sent = packets(&out, ProtocolVersion::V311);
+        assert!(
+            matches!(&sent[..], [Packet::Publish(p), Packet::Disconnect(_)] if p.payload == b"0" && p.retain),
+            "{sent:?}"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use mio::{Interest, Token};
 
 use super::event_loop::RunError;
 use super::inbox::{Inbound, InboxSender};
-use super::message::Message;
+use super::message::{ForwardedProperties, Message};
 use super::timers::Timer;
 use super::Broker;
 use crate::bridge::backoff::Backoff;
@@ -34,9 +34,10 @@ use crate::tls::{self, TlsSession};
 const FIRST: usize = usize::MAX - 1024;
 /// Bytes read from the upstream per `read` call.
 const READ_CHUNK: usize = 16 * 1024;
-/// A connection that stayed up this long starts the reconnect delays over. One that
-/// drops sooner (an upstream that takes our CONNECT and then closes, another gateway
-/// with our client id) keeps backing off instead of reconnecting every second.
+/// A connection that stayed up this long starts the reconnect delays over, as does one
+/// with a good exchange (`crate::bridge::backoff`). One that drops sooner without one (an
+/// upstream that takes our CONNECT and then closes, another gateway with our client id)
+/// keeps backing off instead of reconnecting every second.
 const STABLE: Duration = Duration::from_secs(30);
 
 /// A host name resolved off the loop, for the attempt `serial` of bridge `index`.
@@ -191,6 +192,7 @@ impl Broker {
                 tls,
             });
             let index = self.bridges.list.len() - 1;
+            self.notify_locally(index, false, now);
             let _ = self.refill_bridge(index);
             self.schedule_bridge(index, now);
         }
@@ -650,11 +652,15 @@ impl Broker {
             {
                 break Err(e);
             }
-            if !was_up && bridge.session.is_up() {
+            let came_up = !was_up && bridge.session.is_up();
+            if came_up {
                 bridge.up_since = Some(now);
                 bridge.addrs.clear();
             }
             self.bridge_effects(index, effects, now);
+            if came_up {
+                self.notify_locally(index, true, now);
+            }
         };
         input.drain(..used);
         if result.is_ok() {
@@ -760,15 +766,22 @@ impl Broker {
             log::info!("bridge {}: {error}; trying {next}", bridge.config.name);
             return self.open_bridge(index, next, now);
         }
-        bridge.session.link_lost(&error);
-        if bridge
+        if let Some(seq) = bridge.session.link_lost(&error) {
+            let name = bridge.config.name.clone();
+            self.db
+                .store
+                .stage(Write::Bridge(BridgeWrite::Delete { bridge: name, seq }));
+        }
+        if was_up {
+            self.notify_locally(index, false, now);
+        }
+        let bridge = &mut self.bridges.list[index];
+        let stable = bridge
             .up_since
             .take()
-            .is_some_and(|since| now.saturating_duration_since(since) >= STABLE)
-        {
-            bridge.backoff.reset();
-        }
-        let delay = bridge.backoff.next_delay();
+            .is_some_and(|since| now.saturating_duration_since(since) >= STABLE);
+        let good = was_up && (stable || bridge.session.had_good_exchange());
+        let delay = bridge.backoff.after(good);
         bridge.retry_at = Some(now + delay);
         let what = if was_up {
             "link lost"
@@ -783,6 +796,26 @@ impl Broker {
             bridge.session.queue.len()
         );
         self.schedule_bridge(index, now);
+    }
+
+    /// With `notifications`, the link's state (`1` up, `0` down) as a retained message on
+    /// the notification topic for local subscribers too; kept in memory like `$SYS`.
+    fn notify_locally(&mut self, index: usize, up: bool, now: Instant) {
+        let Some(topic) = self.bridges.list[index].config.notification_topic() else {
+            return;
+        };
+        let message = Arc::new(Message {
+            topic: topic.into(),
+            payload: Box::from(if up { &b"1"[..] } else { &b"0"[..] }),
+            qos: Qos::AtMostOnce,
+            retain: true,
+            properties: ForwardedProperties::default(),
+            expires_at: None,
+            publisher: None,
+            store_id: Default::default(),
+        });
+        self.retained.insert(&message.topic, message.clone());
+        self.route(message, now);
     }
 
     /// What the console shows of each bridge.

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use super::admin_manage as manage;
 use super::form;
 use super::html::{self, escape, utc, Value};
 use super::routes::Auth;
@@ -13,7 +14,7 @@ use crate::broker::console::{
     MessageInfo, Rows, StatsSnapshot, TopicInfo,
 };
 use crate::protocol::ProtocolVersion;
-use crate::store::{Store, UserRecord};
+use crate::store::Store;
 
 const ADMIN: &str = include_str!("../../assets/admin.html");
 
@@ -39,14 +40,18 @@ fn ask(context: &Context, what: ConsoleAsk) -> Result<ConsoleAnswer, AdminError>
     context.ask(what).map_err(AdminError::Ask)
 }
 
-/// The `<main>` of `/admin`; `topic` is the topic whose last messages are shown.
+/// The `<main>` of `/admin`. The query picks what is shown in detail: `topic` the topic
+/// whose last messages are shown, `prefix` the retained messages listed, `retained` the
+/// retained message shown in full.
 pub fn render(
     context: &Context,
     store: &Store,
     auth: &Auth,
-    topic: Option<&str>,
+    query: &[(String, String)],
     notice: &str,
 ) -> Result<String, AdminError> {
+    let given = |name| form::get(query, name).filter(|t| !t.is_empty());
+    let (topic, prefix, retained_topic) = (given("topic"), given("prefix"), given("retained"));
     let ConsoleAnswer::Stats(stats) = ask(context, ConsoleAsk::Stats)? else {
         return Err(AdminError::Unexpected);
     };
@@ -72,8 +77,26 @@ pub fn render(
         },
         None => None,
     };
+    let ConsoleAnswer::Retained(retained) = ask(
+        context,
+        ConsoleAsk::Retained(prefix.unwrap_or("").to_owned()),
+    )?
+    else {
+        return Err(AdminError::Unexpected);
+    };
+    let retained_one = match retained_topic {
+        Some(t) => match ask(context, ConsoleAsk::RetainedMessage(t.to_owned()))? {
+            ConsoleAnswer::RetainedMessage(m) => Some(m),
+            _ => None,
+        },
+        None => None,
+    };
     let users = store.list_users().unwrap_or_else(|e| {
         log::warn!("web console: cannot list users: {e}");
+        Vec::new()
+    });
+    let rules = store.list_acl_rules().unwrap_or_else(|e| {
+        log::warn!("web console: cannot list the ACL rules: {e}");
         Vec::new()
     });
     let csrf = &auth.session.csrf;
@@ -99,7 +122,23 @@ pub fn render(
                 "messages",
                 Value::Html(&message_rows(topic, messages.as_deref())),
             ),
-            ("users", Value::Html(&user_rows(&users))),
+            ("csrf", Value::Text(csrf)),
+            ("retained_total", Value::Text(&count_text(&retained))),
+            ("prefix", Value::Text(prefix.unwrap_or(""))),
+            (
+                "retained",
+                Value::Html(&manage::retained_rows(&retained, csrf)),
+            ),
+            (
+                "retained_detail",
+                Value::Html(&manage::retained_detail(
+                    retained_one.as_ref(),
+                    retained_topic,
+                )),
+            ),
+            ("users", Value::Html(&manage::user_rows(&users, csrf))),
+            ("user_options", Value::Html(&manage::user_options(&users))),
+            ("rules", Value::Html(&manage::acl_rows(&rules, csrf))),
         ],
     ))
 }
@@ -142,15 +181,15 @@ fn stats_html(s: &StatsSnapshot) -> String {
             s.messages_received.to_string(),
         ),
         ("messages_sent", "messages out", s.messages_sent.to_string()),
-        ("bytes_received", "bytes in", s.bytes_received.to_string()),
-        ("bytes_sent", "bytes out", s.bytes_sent.to_string()),
+        ("bytes_received", "received", size(s.bytes_received)),
+        ("bytes_sent", "sent", size(s.bytes_sent)),
         ("queued_messages", "queued", s.queued_messages.to_string()),
         (
             "retained_messages",
             "retained",
             s.retained_messages.to_string(),
         ),
-        ("uptime_seconds", "uptime (s)", s.uptime_seconds.to_string()),
+        ("uptime_seconds", "uptime", duration(s.uptime_seconds)),
     ];
     let mut out = String::new();
     for (key, label, value) in cells {
@@ -179,12 +218,20 @@ fn listener_rows(listeners: &[ListenerInfo], csrf: &str) -> String {
         };
         let _ = write!(
             out,
-            r#"<tr><td data-label="kind">{kind}</td><td data-label="address">{addr}</td><td data-label="state" class="state-{state}">{state}</td><td data-label="connections">{conns}</td><td><form method="post" action="/admin/listener">{csrf}<input type="hidden" name="id" value="{id}"><input type="hidden" name="action" value="{action}"><button type="submit" class="{action}">{label}</button></form></td></tr>"#,
+            r#"<tr><td data-label="kind">{kind}</td><td data-label="address">{addr}</td><td data-label="state" class="state-{state}">{state}</td><td data-label="connections">{conns}</td><td><form method="post" action="/admin/listener"{confirm}>{csrf}<input type="hidden" name="id" value="{id}"><input type="hidden" name="action" value="{action}"><button type="submit" class="{action}">{label}</button></form></td></tr>"#,
             kind = l.kind,
             addr = l.addr,
             conns = l.connections,
             csrf = hidden_csrf(csrf),
             id = l.id.0,
+            confirm = if l.running {
+                format!(
+                    r#" data-confirm="Stop the {} listener on {}? Its {} clients are disconnected.""#,
+                    l.kind, l.addr, l.connections
+                )
+            } else {
+                String::new()
+            },
         );
     }
     out
@@ -208,7 +255,7 @@ pub fn bridge_since(b: &BridgeInfo) -> Option<i64> {
 }
 
 /// Bytes in the largest unit that keeps a number of at least 1 (`512.0 MiB`).
-fn size(bytes: u64) -> String {
+pub fn size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if bytes < 1024 {
         return format!("{bytes} B");
@@ -220,6 +267,22 @@ fn size(bytes: u64) -> String {
         unit += 1;
     }
     format!("{value:.1} {}", UNITS[unit])
+}
+
+/// A topic or filter, escaped, with a line-break opportunity after each `/` so a phone
+/// wraps it between levels, never inside one.
+pub fn topic_html(topic: &str) -> String {
+    escape(topic).replace('/', "/<wbr>")
+}
+
+/// Seconds as days, hours and minutes (`3d 4h 12m`, `5m 3s` under an hour).
+pub fn duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h) {
+        (0, 0) => format!("{m}m {s}s"),
+        (0, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h {m}m"),
+    }
 }
 
 /// The bridges' table, or one line when none is configured (bridges are fixed at start, so
@@ -278,19 +341,19 @@ fn client_rows(store: &Store, clients: &[ClientInfo], csrf: &str) -> String {
         let subs: Vec<String> = c
             .subscriptions
             .iter()
-            .map(|s| format!("<code>{}</code> q{}", escape(&s.filter), s.qos))
+            .map(|s| format!("<code>{}</code> q{}", topic_html(&s.filter), s.qos))
             .collect();
         let _ = write!(
             out,
-            r#"<tr><td data-label="client"><code>{id}</code></td><td data-label="user">{user}</td><td data-label="address">{addr}</td><td data-label="MQTT">{proto}</td><td data-label="keep alive">{ka} s</td><td data-label="since">{since}</td><td data-label="in/out">{bin} / {bout} B</td><td data-label="subscriptions">{subs}</td><td data-label="in flight / queued">{inflight} / {queued}</td><td><form method="post" action="/admin/disconnect">{csrf}<input type="hidden" name="client_id" value="{id}"><button type="submit" class="stop">Disconnect</button></form></td></tr>"#,
+            r#"<tr><td data-label="client"><code>{id}</code></td><td data-label="user">{user}</td><td data-label="address">{addr}</td><td data-label="MQTT">{proto}</td><td data-label="keep alive">{ka} s</td><td data-label="since">{since}</td><td data-label="in/out">{bin} / {bout}</td><td data-label="subscriptions">{subs}</td><td data-label="in flight / queued">{inflight} / {queued}</td><td><form method="post" action="/admin/disconnect" data-confirm="Disconnect client {id}?">{csrf}<input type="hidden" name="client_id" value="{id}"><button type="submit" class="stop">Disconnect</button></form></td></tr>"#,
             id = escape(&c.client_id),
             user = escape(c.username.as_deref().unwrap_or("—")),
             addr = escape(&c.address),
             proto = c.protocol,
             ka = c.keep_alive,
             since = connected_since(store, &c.client_id).map_or_else(|| "—".to_owned(), utc),
-            bin = c.bytes_in,
-            bout = c.bytes_out,
+            bin = size(c.bytes_in),
+            bout = size(c.bytes_out),
             subs = if subs.is_empty() {
                 "—".to_owned()
             } else {
@@ -321,7 +384,7 @@ fn filter_rows(filters: &[FilterInfo]) -> String {
         let _ = write!(
             out,
             r#"<tr><td><code>{}</code></td><td>{}</td></tr>"#,
-            escape(&f.filter),
+            topic_html(&f.filter),
             subscribers.join(", ")
         );
     }
@@ -338,7 +401,7 @@ fn topic_rows(topics: &[TopicInfo]) -> String {
             out,
             r##"<tr><td><a href="/admin?topic={link}#last"><code>{topic}</code></a></td><td>{count}</td><td>{last}</td></tr>"##,
             link = escape(&form::encode(&t.topic)),
-            topic = escape(&t.topic),
+            topic = topic_html(&t.topic),
             count = t.messages,
             last = utc((t.last_ms / 1000) as i64),
         );
@@ -376,18 +439,4 @@ fn message_rows(topic: Option<&str>, messages: Option<&[MessageInfo]>) -> String
             out
         }
     }
-}
-
-fn user_rows(users: &[UserRecord]) -> String {
-    let mut out = String::new();
-    for u in users {
-        let _ = write!(
-            out,
-            r#"<tr><td>{}</td><td>{}</td><td>{}</td></tr>"#,
-            escape(&u.name),
-            if u.is_admin { "yes" } else { "no" },
-            utc(u.created_at)
-        );
-    }
-    out
 }

@@ -115,7 +115,7 @@ fn me(auth: &Auth) -> serde_json::Value {
 }
 
 fn account_error(e: &AccountError) -> Reply {
-    Reply::json_error(e.status(), e.code(), &e.to_string())
+    e.with_retry_after(Reply::json_error(e.status(), e.code(), &e.to_string()))
 }
 
 fn credentials(req: &Req) -> Result<Credentials, Reply> {
@@ -171,13 +171,14 @@ fn register(context: &Context, store: &Store, req: &Req) -> Reply {
         Ok(c) => c,
         Err(reply) => return reply,
     };
-    let done =
-        accounts::register(context, store, &c.username, &c.password, &c.password).and_then(|()| {
-            store
-                .find_user(&c.username)?
-                .ok_or(AccountError::WrongCredentials)
-        });
-    match done {
+    match accounts::register(
+        context,
+        store,
+        req.peer,
+        &c.username,
+        &c.password,
+        &c.password,
+    ) {
         Ok(user) => start_session(context, req, 201, &user),
         Err(e) => account_error(&e),
     }

@@ -66,11 +66,16 @@ fn policy(req: &Req, ports: &[u16]) -> String {
     )
 }
 
+/// The console's policy naming the running WebSocket listeners, for a page that talks
+/// MQTT over WebSocket (the chat page, the admin page's watch panel).
+pub fn socket_policy(context: &Context, req: &Req) -> String {
+    policy(req, &ws_ports(context, req).unwrap_or_default())
+}
+
 /// GET /chat for a logged-in user.
 pub fn page(context: &Context, req: &Req, auth: &Auth) -> Reply {
-    let ports = ws_ports(context, req).unwrap_or_default();
     pages::page(200, "Chat", Some(auth), CHAT, SCRIPTS)
-        .with("Content-Security-Policy", policy(req, &ports))
+        .with("Content-Security-Policy", socket_policy(context, req))
 }
 
 /// POST /api/chat/token: a fresh single-use token for the session's user, granted

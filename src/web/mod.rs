@@ -15,7 +15,8 @@
 //! - `limit`    — login rate limiting per address.
 //! - `accounts` — register, log in, change password, set the security question.
 //! - `pages`    — the HTML pages, filled from `assets/` templates.
-//! - `admin`    — the admin page's tables, rendered on the server so it works without JS.
+//! - `admin`    — the admin page's tables, rendered on the server so it works without JS;
+//!   `admin_manage` its retained, user and ACL panels, `admin_forms` their form posts.
 //! - `api`      — the JSON API; `admin_api` its admin commands.
 //! - `commands` — what the console's commands do (publish, retained, users, ACL rules).
 //! - `payload`  — a payload as text, pretty JSON or hex.
@@ -26,6 +27,8 @@
 mod accounts;
 mod admin;
 mod admin_api;
+mod admin_forms;
+mod admin_manage;
 mod api;
 mod chat;
 mod commands;

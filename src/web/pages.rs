@@ -5,14 +5,15 @@
 
 use std::time::Instant;
 
-use super::accounts::{self, AccountError};
+use super::accounts;
 use super::admin;
+use super::chat;
 use super::csrf;
 use super::form;
 use super::html::{self, escape, Value};
 use super::routes::{auth, Auth};
 use super::server::{Context, Reply, Req};
-use super::session;
+use super::session::{self, Notice};
 use crate::broker::console::{ConsoleAnswer, ConsoleAsk};
 use crate::broker::ListenerId;
 use crate::store::{Store, UserRecord};
@@ -22,6 +23,7 @@ const LOGIN: &str = include_str!("../../assets/login.html");
 const REGISTER: &str = include_str!("../../assets/register.html");
 const ACCOUNT: &str = include_str!("../../assets/account.html");
 const MESSAGE: &str = include_str!("../../assets/message.html");
+const ADMIN_SCRIPTS: &str = r#"<script src="/assets/mqtt-ws.js" defer></script><script src="/assets/admin.js" defer></script>"#;
 
 /// A page inside the layout; `auth` decides the navigation links, `scripts` goes in the
 /// head (`<script>` tags for files under /assets/).
@@ -178,7 +180,13 @@ pub fn login(context: &Context, store: &Store, req: &Req) -> Reply {
             let to = if user.is_admin { "/admin" } else { "/account" };
             logged_in(context, req, &user, to)
         }
-        Err(e) => entry_form(req, e.status(), false, Some(&e.to_string()), name),
+        Err(e) => e.with_retry_after(entry_form(
+            req,
+            e.status(),
+            false,
+            Some(&e.to_string()),
+            name,
+        )),
     }
 }
 
@@ -190,11 +198,15 @@ pub fn register(context: &Context, store: &Store, req: &Req) -> Reply {
     let name = form::get(&fields, "username").unwrap_or("");
     let password = form::get(&fields, "password").unwrap_or("");
     let repeat = form::get(&fields, "repeat").unwrap_or("");
-    let done = accounts::register(context, store, name, password, repeat)
-        .and_then(|()| store.find_user(name)?.ok_or(AccountError::WrongCredentials));
-    match done {
+    match accounts::register(context, store, req.peer, name, password, repeat) {
         Ok(user) => logged_in(context, req, &user, "/account?notice=registered"),
-        Err(e) => entry_form(req, e.status(), true, Some(&e.to_string()), name),
+        Err(e) => e.with_retry_after(entry_form(
+            req,
+            e.status(),
+            true,
+            Some(&e.to_string()),
+            name,
+        )),
     }
 }
 
@@ -204,7 +216,7 @@ fn require_user(context: &Context, store: &Store, req: &Req) -> Result<Auth, Rep
 }
 
 /// The session of an admin: a redirect for nobody, 403 for a user who is not one.
-fn require_admin(context: &Context, store: &Store, req: &Req) -> Result<Auth, Reply> {
+pub fn require_admin(context: &Context, store: &Store, req: &Req) -> Result<Auth, Reply> {
     let auth = require_user(context, store, req)?;
     if !auth.user.is_admin {
         let main = html::render(
@@ -220,7 +232,7 @@ fn require_admin(context: &Context, store: &Store, req: &Req) -> Result<Auth, Re
 }
 
 /// A logged-in form post's fields, once its body type and CSRF token are right.
-fn session_post(auth: &Auth, req: &Req) -> Result<Vec<(String, String)>, Reply> {
+pub fn session_post(auth: &Auth, req: &Req) -> Result<Vec<(String, String)>, Reply> {
     if !req.body_is("application/x-www-form-urlencoded") {
         return Err(message(415, "Unsupported form", "expected a form post"));
     }
@@ -358,21 +370,15 @@ pub fn admin(context: &Context, store: &Store, req: &Req) -> Reply {
         .lock()
         .expect("sessions")
         .take_notice(&auth.id);
-    let topic = form::get(&req.query, "topic").filter(|t| !t.is_empty());
-    match admin::render(
-        context,
-        store,
-        &auth,
-        topic,
-        &notice_html(notice.as_deref()),
-    ) {
-        Ok(main) => page(
-            200,
-            "Admin",
-            Some(&auth),
-            &main,
-            r#"<script src="/assets/admin.js" defer></script>"#,
-        ),
+    let notice = match notice {
+        Some(Notice { text, error: true }) => error_html(Some(&text)),
+        Some(Notice { text, error: false }) => notice_html(Some(&text)),
+        None => String::new(),
+    };
+    match admin::render(context, store, &auth, &req.query, &notice) {
+        // The watch panel subscribes over the WebSocket listener, as the chat page does.
+        Ok(main) => page(200, "Admin", Some(&auth), &main, ADMIN_SCRIPTS)
+            .with("Content-Security-Policy", chat::socket_policy(context, req)),
         Err(e) => {
             log::warn!("web console: asking the broker loop: {e}");
             message(503, "Busy", "the broker did not answer in time; try again")
@@ -382,12 +388,12 @@ pub fn admin(context: &Context, store: &Store, req: &Req) -> Reply {
 
 /// Keeps `notice` for the session's next page and sends the browser back to `/admin`
 /// (post/redirect/get: a reload shows neither the notice nor posts again).
-pub fn back_to_admin(context: &Context, auth: &Auth, notice: String) -> Reply {
+pub fn back_to_admin(context: &Context, auth: &Auth, text: String, error: bool) -> Reply {
     context
         .sessions
         .lock()
         .expect("sessions")
-        .set_notice(&auth.id, notice);
+        .set_notice(&auth.id, Notice { text, error });
     Reply::redirect("/admin")
 }
 
@@ -399,7 +405,7 @@ fn command_reply(
     done: String,
 ) -> Reply {
     match answer {
-        Ok(ConsoleAnswer::Done) => back_to_admin(context, auth, done),
+        Ok(ConsoleAnswer::Done) => back_to_admin(context, auth, done, false),
         Ok(ConsoleAnswer::NotFound) => message(404, "Not found", "no such listener or client"),
         Ok(ConsoleAnswer::Failed(why)) => message(409, "Cannot do that", &why),
         Ok(_) | Err(_) => message(503, "Busy", "the broker did not answer in time; try again"),

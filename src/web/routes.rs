@@ -8,7 +8,7 @@ use super::http::Method;
 
 use super::server::{Context, Reply, Req};
 use super::session::{self, Session};
-use super::{api, chat, csrf, metrics, pages};
+use super::{admin_forms, api, chat, csrf, metrics, pages};
 use crate::store::{Store, UserRecord};
 
 /// A request's logged-in session and its (freshly read) user.
@@ -48,8 +48,8 @@ pub fn auth(context: &Context, store: &Store, req: &Req) -> Option<Auth> {
 fn allowed(path: &str) -> &'static str {
     match path {
         "/login" | "/register" => "GET, POST",
-        "/logout" | "/account/password" | "/account/question" | "/admin/listener"
-        | "/admin/disconnect" => "POST",
+        "/logout" | "/account/password" | "/account/question" => "POST",
+        p if p.starts_with("/admin/") => "POST",
         _ => "GET",
     }
 }
@@ -91,6 +91,14 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
         "/admin" if get => pages::admin(context, store, req),
         "/admin/listener" if post => pages::listener_command(context, store, req),
         "/admin/disconnect" if post => pages::disconnect(context, store, req),
+        "/admin/publish" if post => admin_forms::publish(context, store, req),
+        "/admin/retained/delete" if post => admin_forms::delete_retained(context, store, req),
+        "/admin/users" if post => admin_forms::add_user(context, store, req),
+        "/admin/users/delete" if post => admin_forms::delete_user(context, store, req),
+        "/admin/users/role" if post => admin_forms::set_role(context, store, req),
+        "/admin/users/password" if post => admin_forms::set_password(context, store, req),
+        "/admin/acl" if post => admin_forms::add_rule(context, store, req),
+        "/admin/acl/delete" if post => admin_forms::delete_rule(context, store, req),
         "/assets/style.css" if get => Reply::new(
             200,
             "text/css; charset=utf-8",
@@ -114,9 +122,29 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
         "/metrics" if get => metrics::handle(context, req),
         // Browsers ask for it on every page; there is none, and a 404 would be logged.
         "/favicon.ico" if get => Reply::new(204, "image/x-icon", ""),
-        "/" | "/login" | "/register" | "/logout" | "/account" | "/account/password"
-        | "/account/question" | "/chat" | "/admin" | "/admin/listener" | "/admin/disconnect"
-        | "/assets/style.css" | "/assets/admin.js" | "/assets/chat.js" | "/assets/mqtt-ws.js"
+        "/"
+        | "/login"
+        | "/register"
+        | "/logout"
+        | "/account"
+        | "/account/password"
+        | "/account/question"
+        | "/chat"
+        | "/admin"
+        | "/admin/listener"
+        | "/admin/disconnect"
+        | "/admin/publish"
+        | "/admin/retained/delete"
+        | "/admin/users"
+        | "/admin/users/delete"
+        | "/admin/users/role"
+        | "/admin/users/password"
+        | "/admin/acl"
+        | "/admin/acl/delete"
+        | "/assets/style.css"
+        | "/assets/admin.js"
+        | "/assets/chat.js"
+        | "/assets/mqtt-ws.js"
         | "/metrics" => pages::message(
             405,
             "Method not allowed",

@@ -192,7 +192,7 @@ pub fn spawn(
     let context = Arc::new(Context {
         inbox,
         sessions: Mutex::default(),
-        limiter: Mutex::default(),
+        limiter: Mutex::new(LoginLimiter::new(config.registrations_per_hour)),
         bcrypt_cost: config.bcrypt_cost,
         dummy_hash: OnceLock::new(),
         hashing: Mutex::new(()),

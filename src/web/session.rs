@@ -23,6 +23,14 @@ pub fn random_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What a command did (or why it was refused), for the next page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub text: String,
+    /// Shown as a refusal rather than a success.
+    pub error: bool,
+}
+
 /// One logged-in browser.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -31,7 +39,7 @@ pub struct Session {
     pub csrf: String,
     /// What the last command did, shown once on the next page (then forgotten, so a
     /// reload does not show it again).
-    notice: Option<String>,
+    notice: Option<Notice>,
     created: Instant,
     last_used: Instant,
 }
@@ -81,14 +89,14 @@ impl Sessions {
     }
 
     /// Keeps `text` to show once on the session's next page.
-    pub fn set_notice(&mut self, id: &str, text: String) {
+    pub fn set_notice(&mut self, id: &str, notice: Notice) {
         if let Some(session) = self.by_id.get_mut(id) {
-            session.notice = Some(text);
+            session.notice = Some(notice);
         }
     }
 
     /// The notice kept for the session, forgotten as it is taken.
-    pub fn take_notice(&mut self, id: &str) -> Option<String> {
+    pub fn take_notice(&mut self, id: &str) -> Option<Notice> {
         self.by_id.get_mut(id)?.notice.take()
     }
 
@@ -153,11 +161,12 @@ mod tests {
         assert!(sessions.touch(&b, now + IDLE).is_none(), "idle too long");
         let later = now + IDLE - Duration::from_secs(1);
         assert!(sessions.touch(&a2, later).is_some());
-        sessions.set_notice(&a2, "Deleted user bob.".into());
-        assert_eq!(
-            sessions.take_notice(&a2).as_deref(),
-            Some("Deleted user bob.")
-        );
+        let notice = Notice {
+            text: "Deleted user bob.".into(),
+            error: false,
+        };
+        sessions.set_notice(&a2, notice.clone());
+        assert_eq!(sessions.take_notice(&a2), Some(notice));
         assert_eq!(sessions.take_notice(&a2), None, "shown once");
         sessions.end(&a2);
         assert!(sessions.touch(&a2, later).is_none());

@@ -61,6 +61,8 @@ let failed = false;
 try {
   const page = context.pages()[0] ?? (await context.newPage());
   watchProblems(page, problems);
+  // Stop and Disconnect ask first; a person says yes.
+  page.on("dialog", (d) => d.accept());
   page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
   if (process.env.TRACE) {
     const t0 = Date.now();
