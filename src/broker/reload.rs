@@ -47,6 +47,7 @@ fn sort(old: &Config, new: Config) -> Sorted {
         ws_allowed_origins,
         db,
         sync,
+        commit_interval,
         bcrypt_cost,
         max_packet_size,
         receive_maximum,
@@ -148,6 +149,7 @@ fn sort(old: &Config, new: Config) -> Sorted {
     );
     reloadable!(
         log_level,
+        commit_interval,
         allow_anonymous,
         anonymous_unknown_users,
         max_connections,
