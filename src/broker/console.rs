@@ -6,7 +6,7 @@
 //! publish and retained-message commands are carried out in `console_topics.rs`.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,20 @@ pub enum ConsoleAsk {
     /// Read the ACL rules again and forget cached logins (after the console changed users
     /// or rules).
     RefreshAccess,
+    /// Reset a forgotten password with the security question's answer (the web reset
+    /// page), under the same attempt windows as the chat service's `reset`.
+    ResetPassword {
+        name: String,
+        answer: String,
+        password: String,
+        addr: IpAddr,
+    },
+    /// An auth worker finished a [`ConsoleAsk::ResetPassword`]: the loop forgets the
+    /// user's cached login after a success and hands `outcome` to the web thread.
+    ResetDone {
+        name: String,
+        outcome: ConsoleAnswer,
+    },
 }
 
 /// A message published from the console.
@@ -103,6 +117,8 @@ pub enum ConsoleAnswer {
     RetainedMessage(RetainedInfo),
     /// How many retained messages a clear removed.
     Cleared(usize),
+    /// Too many attempts (password resets) in the window; try later.
+    TooManyAttempts,
 }
 
 /// Bytes of a payload the console shows at most (the viewer's cap).
@@ -274,6 +290,13 @@ impl Broker {
     /// Answers one console request from the loop's state.
     pub(super) fn answer_console(&mut self, request: ConsoleRequest, now: Instant) {
         let answer = match request.ask {
+            ConsoleAsk::ResetPassword {
+                name,
+                answer,
+                password,
+                addr,
+            } => return self.start_reset(name, answer, password, addr, request.reply, now),
+            ConsoleAsk::ResetDone { name, outcome } => self.reset_done(&name, outcome),
             ConsoleAsk::Listeners => ConsoleAnswer::Listeners(self.listener_infos()),
             ConsoleAsk::StopListener(id) => self.stop_listener(id),
             ConsoleAsk::StartListener(id) => self.start_listener(id),

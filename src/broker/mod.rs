@@ -38,6 +38,7 @@ mod client;
 mod close;
 mod connect;
 pub mod console;
+mod console_reset;
 mod console_topics;
 mod delivery;
 mod disconnect;

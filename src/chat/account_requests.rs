@@ -2,6 +2,9 @@
 //! reset-attempt windows), then the bcrypt work handed to an auth worker, and the reply
 //! once it is done. The work itself is in `accounts`.
 
+use std::net::IpAddr;
+use std::time::Instant;
+
 use super::accounts::{self, AccountDone, AccountError, AccountOp};
 use super::codec::{Op, Reply};
 use super::reply::ReplyTo;
@@ -63,14 +66,7 @@ impl ChatService {
                 password,
                 answer,
             } => {
-                // Both windows count the attempt, whichever refuses.
-                let by_user = self.resets_by_user.allow(name.to_owned(), req.now);
-                let by_address = self.resets_by_address.allow(req.from.addr, req.now);
-                if !(by_user && by_address) {
-                    log::info!(
-                        "chat: password reset for {name} from {} rate-limited",
-                        req.from.addr
-                    );
+                if !self.allow_reset(name, req.from.addr, req.now) {
                     return Err(ChatError::RateLimited);
                 }
                 rules::check_password(password).map_err(ChatError::Rule)?;
@@ -87,6 +83,18 @@ impl ChatService {
         };
         self.defer(to, name, op, out);
         Ok(())
+    }
+
+    /// Counts a password reset attempt for `name` from `addr` (over MQTT or from the web
+    /// console's reset page): false when either window is full.
+    pub fn allow_reset(&mut self, name: &str, addr: IpAddr, now: Instant) -> bool {
+        // Both windows count the attempt, whichever refuses.
+        let by_user = self.resets_by_user.allow(name.to_owned(), now);
+        let by_address = self.resets_by_address.allow(addr, now);
+        if !(by_user && by_address) {
+            log::info!("chat: password reset for {name} from {addr} rate-limited");
+        }
+        by_user && by_address
     }
 
     /// Sends account work to a worker, remembering where its reply goes.
