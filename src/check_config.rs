@@ -43,7 +43,36 @@ pub fn run(path: &Path) -> i32 {
 pub fn check(path: &Path, text: &str) -> Result<String, String> {
     let config = Config::from_toml_str(text).map_err(|e| report(path, text, e))?;
     load_tls_files(&config).map_err(|e| tls_report(path, text, e))?;
-    Ok(effective(path, &config))
+    let mut out = effective(path, &config);
+    out.push_str(&user_name_notes(&config.db));
+    Ok(out)
+}
+
+/// A note on the accounts of the database at `db`, when it exists, whose names differ only
+/// in case (made before names were unique that way): they keep working, each under its
+/// exact name, and the operator may want to merge or rename them.
+fn user_name_notes(db: &Path) -> String {
+    if !db.exists() {
+        return String::new();
+    }
+    match crate::store::users::colliding_user_names_in(db) {
+        Ok(groups) if groups.is_empty() => String::new(),
+        Ok(groups) => {
+            let mut out = format!(
+                "# note: {} has user names that differ only in case; each logs in under its\n\
+                 # exact name, another spelling finds the oldest, and no new one can be added:\n",
+                db.display()
+            );
+            for group in groups {
+                let _ = writeln!(out, "#   {}", group.join(", "));
+            }
+            out
+        }
+        Err(e) => format!(
+            "# note: cannot read the user names in {}: {e}\n",
+            db.display()
+        ),
+    }
 }
 
 /// Loads every TLS file the broker would load at start-up, through the same functions.

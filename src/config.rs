@@ -150,6 +150,9 @@ pub struct Config {
     /// `chat_request_burst`; 0 = no limit.
     pub chat_requests_per_second: u32,
     pub chat_request_burst: u32,
+    /// Accounts a client address (an IPv6 /64) may try to register per hour, over the web
+    /// console and the chat service; a taken name counts like a fresh one. 0 = no limit.
+    pub registrations_per_hour: u32,
     /// MQTT over TLS listeners (8883 by convention); they need `tls_cert` and `tls_key`.
     pub tls_listen: Vec<SocketAddr>,
     /// PEM certificate chain the TLS listeners present.
@@ -291,6 +294,7 @@ impl Default for Config {
             chat_room_creation: crate::chat::RoomCreation::Anyone,
             chat_requests_per_second: 10,
             chat_request_burst: 20,
+            registrations_per_hour: 10,
             tls_listen: Vec::new(),
             tls_cert: None,
             tls_key: None,

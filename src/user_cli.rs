@@ -269,10 +269,11 @@ pub fn execute(
             admin,
             password,
         } => {
-            // Check the name before asking for a password.
+            // Check the name before asking for a password; names are unique without
+            // regard to case, so `ROOT` is refused beside `root` (named in the error).
             crate::store::users::validate_user_name(name)?;
-            if store.find_user(name)?.is_some() {
-                return Err(StoreError::DuplicateUser(name.clone()).into());
+            if let Some(taken) = store.find_login(name)? {
+                return Err(StoreError::DuplicateUser(taken.name).into());
             }
             let hash = password::hash_password(&read_password(*password)?, cost)?;
             store.add_user(name, &hash, *admin)?;

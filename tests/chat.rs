@@ -985,8 +985,10 @@ fn a_will_on_a_chat_topic_is_refused() {
 fn a_room_of_200_members_gets_each_message_once_with_its_id_and_sender() {
     const MEMBERS: usize = 200;
     const ACCOUNTS: usize = 20;
-    // Every member comes from 127.0.0.1.
-    let broker = Broker::with_config(&format!("{CONFIG}max_connections_per_address = 0\n"));
+    // Every member comes from 127.0.0.1, and so do the 20 registrations.
+    let broker = Broker::with_config(&format!(
+        "{CONFIG}max_connections_per_address = 0\nregistrations_per_hour = 0\n"
+    ));
     let port = broker.port();
     let kiosk = V5::connect(port, "room-kiosk");
     kiosk.subscribe("kiosk/room", QoS5::AtLeastOnce);

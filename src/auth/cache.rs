@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use crate::store::name_key;
+
 /// How long a verified password is trusted without bcrypt. A password changed or a user
 /// deleted elsewhere takes effect for cached clients after at most this long.
 pub const CACHE_TTL: Duration = Duration::from_secs(120);
@@ -71,9 +73,11 @@ impl CredentialCache {
         );
     }
 
-    /// Forgets a user whose password was just refused (it may have changed).
+    /// Forgets a user whose password was just refused or reset (it may have changed),
+    /// under any spelling of the name.
     pub fn forget(&mut self, username: &str) {
-        self.entries.remove(username);
+        let key = name_key(username);
+        self.entries.retain(|name, _| name_key(name) != key);
     }
 }
 

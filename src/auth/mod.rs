@@ -5,10 +5,12 @@
 //! - `worker`   — the threads that check CONNECT credentials and answer through the inbox.
 //! - `cache`    — recently verified credentials, kept as salted digests, never plaintext.
 //! - `login_token` — single-use tokens the web console grants the browser chat page.
-//! - `throttle` — slows down addresses that keep failing to log in.
+//! - `attempts` — at most so many attempts per key in a window (registrations per address).
+//! - `throttle` — bounds password guessing per address and per account.
 //! - `acl`      — topic access rules, evaluated on the loop.
 
 pub mod acl;
+pub mod attempts;
 pub mod cache;
 pub mod login_token;
 pub mod password;

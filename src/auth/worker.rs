@@ -42,6 +42,9 @@ pub struct AuthReply {
     pub token: ConnKey,
     pub serial: u64,
     pub outcome: AuthOutcome,
+    /// The account's stored name when accepted: a CONNECT may name it in another case
+    /// (`Ana` for `ana`), and the session must carry the account's own name.
+    pub account: Option<String>,
     /// Every ACL rule as of this check, so rule changes reach the loop without a restart.
     pub rules: Option<Arc<Vec<AclRule>>>,
 }
@@ -117,9 +120,9 @@ fn work(store: HelperStore, cost: u32, jobs: &Mutex<Receiver<Job>>, inbox: &Inbo
                 continue;
             }
         };
-        let Ok((outcome, rules)) = store.with(|store| {
-            let outcome = check(store, &request, &dummy);
-            (outcome, store.list_acl_rules().ok().map(Arc::new))
+        let Ok(((outcome, account), rules)) = store.with(|store| {
+            let verdict = check(store, &request, &dummy);
+            (verdict, store.list_acl_rules().ok().map(Arc::new))
         }) else {
             return;
         };
@@ -127,6 +130,7 @@ fn work(store: HelperStore, cost: u32, jobs: &Mutex<Receiver<Job>>, inbox: &Inbo
             token: request.token,
             serial: request.serial,
             outcome,
+            account,
             rules,
         };
         if inbox.send(Inbound::Auth(reply)).is_err() {
@@ -135,19 +139,20 @@ fn work(store: HelperStore, cost: u32, jobs: &Mutex<Receiver<Job>>, inbox: &Inbo
     }
 }
 
-fn check(store: &Store, request: &AuthRequest, dummy: &str) -> AuthOutcome {
-    match store.find_user(&request.username) {
+/// The verdict, and the account's stored name when accepted.
+fn check(store: &Store, request: &AuthRequest, dummy: &str) -> (AuthOutcome, Option<String>) {
+    match store.find_login(&request.username) {
         Ok(Some(user)) if verify_password(&request.password, &user.password_hash) => {
-            AuthOutcome::Accepted
+            (AuthOutcome::Accepted, Some(user.name))
         }
-        Ok(Some(_)) => AuthOutcome::Rejected,
+        Ok(Some(_)) => (AuthOutcome::Rejected, None),
         Ok(None) => {
             std::hint::black_box(verify_password(&request.password, dummy));
-            AuthOutcome::UnknownUser
+            (AuthOutcome::UnknownUser, None)
         }
         Err(e) => {
             log::error!("cannot check user {}: {e}", request.username);
-            AuthOutcome::Unavailable
+            (AuthOutcome::Unavailable, None)
         }
     }
 }

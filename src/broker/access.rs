@@ -23,7 +23,7 @@ pub struct Access {
     pub pending: HashMap<ConnKey, PendingConnect>,
     /// Recently verified credentials (salted digests), so a reconnect skips bcrypt.
     pub credentials: CredentialCache,
-    /// Addresses that keep failing to log in, whose refusals are slowed down.
+    /// Password guessing bounded per address and per account (slot taken before bcrypt).
     pub throttle: LoginThrottle,
     /// Single-use passwords the web console granted to logged-in browsers.
     pub login_tokens: LoginTokens,

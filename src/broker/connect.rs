@@ -15,6 +15,7 @@ use super::session::{Session, Will};
 use super::timers::Timer;
 use super::{Broker, Violation};
 use crate::auth::cache::Credential;
+use crate::auth::throttle::Attempt;
 use crate::auth::worker::{AuthOutcome, AuthReply, AuthRequest};
 use crate::protocol::{self, ConnAck, Connect, Packet, Properties, ProtocolVersion, ReasonCode};
 use crate::store::Write;
@@ -49,6 +50,8 @@ pub(super) struct PendingConnect {
     serial: u64,
     request: ConnectRequest,
     credential: Credential,
+    /// Its place in the login throttle, taken before bcrypt runs.
+    attempt: Attempt,
 }
 
 impl Broker {
@@ -87,6 +90,18 @@ impl Broker {
             self.accept_connect(token, request, now);
             return Ok(());
         }
+        let addr = self.conns[token].addr.ip();
+        let attempt = match self.access.throttle.begin(addr, username, now) {
+            Ok(attempt) => attempt,
+            Err(wait) => {
+                log::info!(
+                    "client {} from {addr}: login as {username:?} held back, next try in {wait:?}",
+                    request.client_id
+                );
+                self.refuse_connect(token, ReasonCode::ConnectionRateExceeded);
+                return Ok(());
+            }
+        };
         let conn = &mut self.conns[token];
         conn.phase = Phase::Authenticating;
         log::debug!(
@@ -107,6 +122,7 @@ impl Broker {
                 serial: conn.serial,
                 request,
                 credential,
+                attempt,
             },
         );
         Ok(())
@@ -131,6 +147,9 @@ impl Broker {
         let as_anonymous = reply.outcome == AuthOutcome::UnknownUser
             && self.config.anonymous_unknown_users
             && self.anonymous_allowed(token);
+        // No password was guessed when the client connects as anonymous instead.
+        let succeeded = reply.outcome == AuthOutcome::Accepted || as_anonymous;
+        self.access.throttle.finish(pending.attempt, succeeded, now);
         match reply.outcome {
             AuthOutcome::UnknownUser if as_anonymous => {
                 log::info!(
@@ -143,11 +162,17 @@ impl Broker {
                 self.handle_input(token, now);
             }
             AuthOutcome::Accepted => {
-                self.access.throttle.succeed(addr);
-                self.access
-                    .credentials
-                    .remember(&username, pending.credential, now);
-                self.accept_connect(token, pending.request, now);
+                let mut request = pending.request;
+                match reply.account {
+                    // Logged in under another spelling: the session takes the account's
+                    // own name (ACLs, chat), and the cache keeps only exact names.
+                    Some(account) if account != username => request.username = Some(account),
+                    _ => self
+                        .access
+                        .credentials
+                        .remember(&username, pending.credential, now),
+                }
+                self.accept_connect(token, request, now);
                 // Packets pipelined behind CONNECT waited in the read buffer.
                 self.handle_input(token, now);
             }
@@ -157,23 +182,9 @@ impl Broker {
                     pending.request.client_id
                 );
                 self.access.credentials.forget(&username);
-                let penalty = self.access.throttle.fail(addr, now);
-                if penalty.is_zero() {
-                    self.refuse_connect(token, ReasonCode::BadUserNameOrPassword);
-                } else {
-                    let serial = pending.serial;
-                    self.timers
-                        .schedule(now + penalty, Timer::DelayedRefusal { token, serial });
-                }
+                self.refuse_connect(token, ReasonCode::BadUserNameOrPassword);
             }
             AuthOutcome::Unavailable => self.refuse_connect(token, ReasonCode::ServerUnavailable),
-        }
-    }
-
-    /// A refusal held back by the login throttle is due.
-    pub(super) fn delayed_refusal(&mut self, token: ConnKey, serial: u64) {
-        if self.conns.get(token).is_some_and(|c| c.serial == serial) {
-            self.refuse_connect(token, ReasonCode::BadUserNameOrPassword);
         }
     }
 

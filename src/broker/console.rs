@@ -19,13 +19,14 @@ use super::keys::ConnKey;
 use super::listeners::{ListenerId, ListenerKind};
 use super::watch::Seen;
 use super::{Broker, Violation};
+use crate::auth::throttle::Attempt;
 use crate::protocol::{ProtocolVersion, ReasonCode};
 
 /// Rows in one list answer, so a broker with many clients answers in bounded time and size.
 pub const MAX_ROWS: usize = 500;
 
 /// A question or command for the loop.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum ConsoleAsk {
     /// Every listener with its state.
     Listeners,
@@ -72,6 +73,8 @@ pub enum ConsoleAsk {
     ResetDone {
         name: String,
         outcome: ConsoleAnswer,
+        /// The attempt's slot in the reset throttle, finished with the verdict.
+        attempt: Attempt,
     },
 }
 
@@ -117,8 +120,8 @@ pub enum ConsoleAnswer {
     RetainedMessage(RetainedInfo),
     /// How many retained messages a clear removed.
     Cleared(usize),
-    /// Too many attempts (password resets) in the window; try later.
-    TooManyAttempts,
+    /// Too many failed attempts (password resets): wait this many seconds.
+    TooManyAttempts(u64),
 }
 
 /// Bytes of a payload the console shows at most (the viewer's cap).
@@ -296,7 +299,11 @@ impl Broker {
                 password,
                 addr,
             } => return self.start_reset(name, answer, password, addr, request.reply, now),
-            ConsoleAsk::ResetDone { name, outcome } => self.reset_done(&name, outcome),
+            ConsoleAsk::ResetDone {
+                name,
+                outcome,
+                attempt,
+            } => self.reset_done(&name, outcome, attempt, now),
             ConsoleAsk::Listeners => ConsoleAnswer::Listeners(self.listener_infos()),
             ConsoleAsk::StopListener(id) => self.stop_listener(id),
             ConsoleAsk::StartListener(id) => self.start_listener(id),

@@ -1,5 +1,5 @@
-//! The web console's password reset on the loop: the chat service's attempt windows
-//! (per user and per address, shared with `reset` over MQTT) are checked here, the answer
+//! The web console's password reset on the loop: the chat service's reset throttle
+//! (per address and per account, shared with `reset` over MQTT) is checked here, the answer
 //! and the new password's bcrypt run on an auth worker with the chat's own reset, and the
 //! outcome comes back through the inbox, where the user's cached login is forgotten.
 
@@ -10,6 +10,7 @@ use std::time::Instant;
 use super::console::{ConsoleAnswer, ConsoleAsk, ConsoleRequest};
 use super::inbox::Inbound;
 use super::Broker;
+use crate::auth::throttle::Attempt;
 use crate::chat::accounts::{self, AccountError};
 
 impl Broker {
@@ -28,10 +29,14 @@ impl Broker {
             ));
             return;
         };
-        if !chat.allow_reset(&name, addr, now) {
-            let _ = reply.send(ConsoleAnswer::TooManyAttempts);
-            return;
-        }
+        let attempt = match chat.begin_web_reset(addr, &name, now) {
+            Ok(attempt) => attempt,
+            Err(wait) => {
+                log::info!("web console: password reset for {name} from {addr} held back {wait:?}");
+                let _ = reply.send(ConsoleAnswer::TooManyAttempts(wait.as_secs().max(1)));
+                return;
+            }
+        };
         let cost = self.config.bcrypt_cost;
         self.access.worker.run(Box::new(move |store, dummy| {
             let outcome = match accounts::reset(store, &name, &answer, &password, cost, dummy) {
@@ -43,14 +48,28 @@ impl Broker {
                 Err(e) => ConsoleAnswer::NotAuthorized(e.to_string()),
             };
             Inbound::Console(ConsoleRequest {
-                ask: ConsoleAsk::ResetDone { name, outcome },
+                ask: ConsoleAsk::ResetDone {
+                    name,
+                    outcome,
+                    attempt,
+                },
                 reply,
             })
         }));
     }
 
-    pub(super) fn reset_done(&mut self, name: &str, outcome: ConsoleAnswer) -> ConsoleAnswer {
-        if outcome == ConsoleAnswer::Done {
+    pub(super) fn reset_done(
+        &mut self,
+        name: &str,
+        outcome: ConsoleAnswer,
+        attempt: Attempt,
+        now: Instant,
+    ) -> ConsoleAnswer {
+        let succeeded = outcome == ConsoleAnswer::Done;
+        if let Some(chat) = self.chat.as_mut() {
+            chat.finish_web_reset(attempt, succeeded, now);
+        }
+        if succeeded {
             log::info!("web console: password of {name} reset with the security question");
             self.access.credentials.forget(name);
         }

@@ -418,7 +418,6 @@ impl Broker {
                         self.keep_alive_check(token, serial, now);
                     }
                 }
-                Timer::DelayedRefusal { token, serial } => self.delayed_refusal(token, serial),
                 Timer::Sys => self.sys_tick(now),
                 Timer::WillDelay {
                     session,

@@ -80,6 +80,7 @@ fn sort(old: &Config, new: Config) -> Sorted {
         chat_room_creation,
         chat_requests_per_second,
         chat_request_burst,
+        registrations_per_hour,
         tls_listen,
         tls_cert,
         tls_key,
@@ -132,6 +133,7 @@ fn sort(old: &Config, new: Config) -> Sorted {
         chat_room_creation,
         chat_requests_per_second,
         chat_request_burst,
+        registrations_per_hour,
     );
     reloadable!(
         log_level,

@@ -29,6 +29,7 @@ impl Broker {
                 room_creation: c.chat_room_creation,
                 requests_per_second: c.chat_requests_per_second,
                 request_burst: c.chat_request_burst,
+                registrations_per_hour: c.registrations_per_hour,
             };
             self.chat = Some(ChatService::load(config, &self.db.store)?);
         }
@@ -166,7 +167,7 @@ impl Broker {
         let Some(chat) = self.chat.as_mut() else {
             return;
         };
-        let effects = chat.account_done(reply);
+        let effects = chat.account_done(reply, now);
         self.apply_effects(effects, now);
     }
 

@@ -24,8 +24,6 @@ pub enum Timer {
     ConnectDeadline { token: ConnKey, serial: u64 },
     /// Keep alive of the connection in slot `token` with `serial`.
     KeepAlive { token: ConnKey, serial: u64 },
-    /// Send the CONNACK refusal the login throttle held back.
-    DelayedRefusal { token: ConnKey, serial: u64 },
     /// Publish the will of session `session` if it is still at `generation` and offline.
     WillDelay {
         session: SessionKey,

@@ -1,8 +1,8 @@
-//! Account requests on the loop: the cheap checks first (rules, question length, the
-//! reset-attempt windows), then the bcrypt work handed to an auth worker, and the reply
-//! once it is done. The work itself is in `accounts`.
+//! Account requests on the loop: the cheap checks first (rules, question length), the
+//! limits (registrations per address; reset answers through the login throttle, per
+//! address and per account-and-address), then the bcrypt work handed to an auth worker,
+//! and the reply once it is done. The work itself is in `accounts`.
 
-use std::net::IpAddr;
 use std::time::Instant;
 
 use super::accounts::{self, AccountDone, AccountError, AccountOp};
@@ -10,6 +10,7 @@ use super::codec::{Op, Reply};
 use super::reply::ReplyTo;
 use super::{ChatError, ChatService};
 use crate::auth::rules;
+use crate::auth::throttle::{AddressKey, Attempt};
 use crate::service::{Effect, Request};
 
 /// An auth worker's result for a request's account work.
@@ -24,6 +25,8 @@ pub(super) struct Pending {
     to: ReplyTo,
     /// The user it is about (named in the reply; its cached login goes after a reset).
     name: String,
+    /// A reset's place in the throttle, finished with the answer's verdict.
+    attempt: Option<Attempt>,
 }
 
 impl ChatService {
@@ -35,10 +38,21 @@ impl ChatService {
         to: ReplyTo,
         out: &mut Vec<Effect>,
     ) -> Result<(), ChatError> {
+        let mut attempt = None;
         let (name, op) = match op {
             Op::Register { name, password } => {
                 rules::check_username(name).map_err(ChatError::Rule)?;
                 rules::check_password(password).map_err(ChatError::Rule)?;
+                if !self
+                    .registrations
+                    .allow(AddressKey::from(req.from.addr), req.now)
+                {
+                    log::info!(
+                        "chat: registration of {name} from {} refused: too many",
+                        req.from.addr
+                    );
+                    return Err(ChatError::RateLimited);
+                }
                 let op = AccountOp::Register {
                     name: name.to_owned(),
                     password: password.to_owned(),
@@ -66,10 +80,15 @@ impl ChatService {
                 password,
                 answer,
             } => {
-                if !self.allow_reset(name, req.from.addr, req.now) {
-                    return Err(ChatError::RateLimited);
-                }
                 rules::check_password(password).map_err(ChatError::Rule)?;
+                let taken = self.resets.begin(req.from.addr, name, req.now);
+                attempt = Some(taken.map_err(|wait| {
+                    log::info!(
+                        "chat: password reset for {name} from {} held back {wait:?}",
+                        req.from.addr
+                    );
+                    ChatError::RateLimited
+                })?);
                 let op = AccountOp::Reset {
                     name: name.to_owned(),
                     password: password.to_owned(),
@@ -81,42 +100,49 @@ impl ChatService {
                 return Err(ChatError::BadRequest("not an account request"))
             }
         };
-        self.defer(to, name, op, out);
+        let pending = Pending {
+            to,
+            name: name.to_owned(),
+            attempt,
+        };
+        self.defer(pending, op, out);
         Ok(())
     }
 
-    /// Counts a password reset attempt for `name` from `addr` (over MQTT or from the web
-    /// console's reset page): false when either window is full.
-    pub fn allow_reset(&mut self, name: &str, addr: IpAddr, now: Instant) -> bool {
-        // Both windows count the attempt, whichever refuses.
-        let by_user = self.resets_by_user.allow(name.to_owned(), now);
-        let by_address = self.resets_by_address.allow(addr, now);
-        if !(by_user && by_address) {
-            log::info!("chat: password reset for {name} from {addr} rate-limited");
-        }
-        by_user && by_address
+    /// Takes a slot in the reset throttle for the web console's reset page, the same one
+    /// `reset` over MQTT takes, or says how long to wait.
+    pub fn begin_web_reset(
+        &mut self,
+        addr: std::net::IpAddr,
+        name: &str,
+        now: Instant,
+    ) -> Result<Attempt, std::time::Duration> {
+        self.resets.begin(addr, name, now)
+    }
+
+    /// The web reset behind `attempt` is done (see [`Self::begin_web_reset`]).
+    pub fn finish_web_reset(&mut self, attempt: Attempt, succeeded: bool, now: Instant) {
+        self.resets.finish(attempt, succeeded, now);
     }
 
     /// Sends account work to a worker, remembering where its reply goes.
-    fn defer(&mut self, to: ReplyTo, name: &str, op: AccountOp, out: &mut Vec<Effect>) {
+    fn defer(&mut self, pending: Pending, op: AccountOp, out: &mut Vec<Effect>) {
         self.last_ticket += 1;
         let ticket = self.last_ticket;
-        self.pending.insert(
-            ticket,
-            Pending {
-                to,
-                name: name.to_owned(),
-            },
-        );
+        self.pending.insert(ticket, pending);
         out.push(Effect::Account { ticket, op });
     }
 
     /// The result of account work: the reply, and after a password reset the end of the
     /// user's cached login.
-    pub fn account_done(&mut self, reply: AccountReply) -> Vec<Effect> {
-        let Some(Pending { to, name }) = self.pending.remove(&reply.ticket) else {
+    pub fn account_done(&mut self, reply: AccountReply, now: Instant) -> Vec<Effect> {
+        let Some(Pending { to, name, attempt }) = self.pending.remove(&reply.ticket) else {
             return Vec::new();
         };
+        if let Some(attempt) = attempt {
+            let succeeded = matches!(reply.result, Ok(AccountDone::PasswordReset));
+            self.resets.finish(attempt, succeeded, now);
+        }
         let mut out = Vec::new();
         let payload = match reply.result {
             Ok(AccountDone::Registered) => {

@@ -91,20 +91,18 @@ fn unavailable(e: StoreError) -> AccountError {
     AccountError::Unavailable
 }
 
-/// Creates a user after checking the account rules; the password is hashed at `cost`.
+/// Creates a user after checking the account rules; the password is hashed at `cost`
+/// before the name is looked at, so learning that a name is taken costs what registering
+/// a fresh one does. Names are unique without regard to case (`Store::add_user`).
 pub fn register(store: &Store, name: &str, password: &str, cost: u32) -> Result<(), AccountError> {
     rules::check_username(name).map_err(AccountError::Rule)?;
     rules::check_password(password).map_err(AccountError::Rule)?;
-    if store.find_user(name).map_err(unavailable)?.is_some() {
-        return Err(AccountError::NameTaken);
-    }
     let hash = hash_password(password, cost).map_err(|e| {
         log::error!("cannot hash a password: {e}");
         AccountError::Unavailable
     })?;
     match store.add_user(name, &hash, false) {
         Ok(_) => Ok(()),
-        // Taken between the check and the insert, by another thread.
         Err(StoreError::DuplicateUser(_)) => Err(AccountError::NameTaken),
         Err(e) => Err(unavailable(e)),
     }
@@ -150,9 +148,18 @@ pub fn set_question(
         .map_err(unavailable)
 }
 
+/// The stored name of the account `name` finds (any case), or `name` itself when none.
+fn account_name(store: &Store, name: &str) -> Result<String, AccountError> {
+    let user = store.find_login(name).map_err(unavailable)?;
+    Ok(user.map_or_else(|| name.to_owned(), |u| u.name))
+}
+
 /// `name`'s security question.
 pub fn question(store: &Store, name: &str) -> Result<String, AccountError> {
-    match store.security_question(name).map_err(unavailable)? {
+    match store
+        .security_question(&account_name(store, name)?)
+        .map_err(unavailable)?
+    {
         Some((question, _)) => Ok(question),
         None => Err(AccountError::NoQuestion),
     }
@@ -171,7 +178,8 @@ pub fn reset(
 ) -> Result<(), AccountError> {
     rules::check_password(password).map_err(AccountError::Rule)?;
     let answer = normalize_answer(answer);
-    let stored = store.security_question(name).map_err(unavailable)?;
+    let name = account_name(store, name)?;
+    let stored = store.security_question(&name).map_err(unavailable)?;
     let right = match &stored {
         Some((_, hash)) => verify_password(answer.as_bytes(), hash),
         None => {
@@ -186,7 +194,7 @@ pub fn reset(
         log::error!("cannot hash a password: {e}");
         AccountError::Unavailable
     })?;
-    store.set_password(name, &hash).map_err(|e| match e {
+    store.set_password(&name, &hash).map_err(|e| match e {
         StoreError::UnknownUser(_) => AccountError::ResetFailed,
         e => unavailable(e),
     })

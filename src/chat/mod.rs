@@ -13,7 +13,7 @@
 //! - `accounts`  — register, security questions, password reset (off the loop; also
 //!   what the web console calls to create users).
 //! - `account_requests` — account requests on the loop: checks, worker hand-off, replies.
-//! - `ratelimit` — per-client request buckets and reset-attempt windows.
+//! - `ratelimit` — per-client request buckets.
 
 mod account_requests;
 pub mod accounts;
@@ -25,13 +25,14 @@ mod reply;
 mod rooms;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::auth::attempts::Attempts;
+use crate::auth::throttle::{AddressKey, LoginThrottle};
 use crate::service::{Effect, Request};
 use crate::store::{Store, StoreError};
 use codec::{ChatTopic, Op};
-use ratelimit::{Attempts, Buckets};
+use ratelimit::Buckets;
 use reply::ReplyTo;
 use rooms::Rooms;
 
@@ -39,10 +40,8 @@ pub use account_requests::AccountReply;
 use account_requests::Pending;
 pub use error::ChatError;
 
-/// Reset attempts allowed per user, and per address, in each [`RESET_WINDOW`].
-const RESETS_PER_USER: u32 = 5;
-const RESETS_PER_ADDRESS: u32 = 20;
-const RESET_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// The window `registrations_per_hour` counts in.
+const REGISTRATION_WINDOW: Duration = Duration::from_secs(3600);
 
 /// Who may create a room by sending to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -61,6 +60,8 @@ pub struct ChatConfig {
     pub room_creation: RoomCreation,
     pub requests_per_second: u32,
     pub request_burst: u32,
+    /// Registrations per client address per hour (`registrations_per_hour`); 0 = no limit.
+    pub registrations_per_hour: u32,
 }
 
 /// What the service may look at besides its own state during a request.
@@ -78,8 +79,11 @@ pub struct ChatService {
     /// The last message id handed out (ids increase across rooms).
     last_message_id: i64,
     requests: Buckets,
-    resets_by_user: Attempts<String>,
-    resets_by_address: Attempts<IpAddr>,
+    /// Password-reset answers are guessed like passwords: bounded per address and per
+    /// account-and-address, never per account alone (which would let anyone lock the owner
+    /// out of resetting).
+    resets: LoginThrottle,
+    registrations: Attempts<AddressKey>,
     pending: HashMap<u64, Pending>,
     last_ticket: u64,
 }
@@ -90,11 +94,11 @@ impl ChatService {
         let rooms = Rooms::load(store.load_chat_rooms()?);
         Ok(ChatService {
             requests: Buckets::new(config.requests_per_second, config.request_burst),
+            registrations: Attempts::new(config.registrations_per_hour, REGISTRATION_WINDOW),
             config,
             rooms,
             last_message_id: store.max_chat_message_id()?,
-            resets_by_user: Attempts::new(RESETS_PER_USER, RESET_WINDOW),
-            resets_by_address: Attempts::new(RESETS_PER_ADDRESS, RESET_WINDOW),
+            resets: LoginThrottle::default(),
             pending: HashMap::new(),
             last_ticket: 0,
         })

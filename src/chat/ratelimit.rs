@@ -1,9 +1,9 @@
 //! Rate limits on the loop, with the time passed in: a token bucket per client for every
-//! chat request, and fixed windows per user and per address for password-reset attempts.
+//! chat request. (Account requests are bounded per address as well: `auth::throttle`,
+//! `auth::attempts`.)
 
 use std::collections::HashMap;
-use std::hash::Hash;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Entries kept before idle ones are dropped, so a stream of new keys cannot grow memory.
 const PRUNE_AT: usize = 4096;
@@ -51,46 +51,10 @@ impl Buckets {
     }
 }
 
-/// At most `max` attempts per key in a window of `window`.
-#[derive(Debug)]
-pub struct Attempts<K> {
-    max: u32,
-    window: Duration,
-    /// When each key's window began and how many attempts it holds.
-    keys: HashMap<K, (Instant, u32)>,
-}
-
-impl<K: Eq + Hash> Attempts<K> {
-    pub fn new(max: u32, window: Duration) -> Attempts<K> {
-        Attempts {
-            max,
-            window,
-            keys: HashMap::new(),
-        }
-    }
-
-    /// True when `key` may make another attempt (which is then counted).
-    pub fn allow(&mut self, key: K, now: Instant) -> bool {
-        if self.keys.len() >= PRUNE_AT {
-            let window = self.window;
-            self.keys
-                .retain(|_, (start, _)| now.saturating_duration_since(*start) < window);
-        }
-        let entry = self.keys.entry(key).or_insert((now, 0));
-        if now.saturating_duration_since(entry.0) >= self.window {
-            *entry = (now, 0);
-        }
-        if entry.1 >= self.max {
-            return false;
-        }
-        entry.1 += 1;
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn bucket_allows_a_burst_then_the_rate() {
@@ -109,16 +73,6 @@ mod tests {
         assert!(!b.allow("c", later));
         let mut unlimited = Buckets::new(0, 1);
         assert!((0..1000).all(|_| unlimited.allow("c", t0)));
-    }
-
-    #[test]
-    fn attempts_reset_with_the_window() {
-        let t0 = Instant::now();
-        let mut a = Attempts::new(2, Duration::from_secs(60));
-        assert!(a.allow("ana", t0) && a.allow("ana", t0));
-        assert!(!a.allow("ana", t0 + Duration::from_secs(59)));
-        assert!(a.allow("bob", t0));
-        assert!(a.allow("ana", t0 + Duration::from_secs(60)));
     }
 
     #[test]

@@ -26,6 +26,7 @@ fn config() -> ChatConfig {
         room_creation: RoomCreation::Anyone,
         requests_per_second: 1,
         request_burst: 1000,
+        registrations_per_hour: 3,
     }
 }
 
@@ -381,17 +382,43 @@ fn requests_are_rate_limited_per_client() {
 }
 
 #[test]
-fn reset_attempts_are_limited_per_user() {
+fn reset_attempts_are_limited_per_address_never_per_user_alone() {
+    use crate::auth::throttle::{ACCOUNT_FREE, ADDRESS_FREE};
     let mut f = fixture();
-    let anon = from(None, "k");
-    for _ in 0..RESETS_PER_USER {
-        let effects = f.call(anon, "chat/x/reset", "ana new password\nwrong");
+    // Tries still running count: a stranger's parallel guesses at ana's answer.
+    let stranger = from(None, "k");
+    for _ in 0..ADDRESS_FREE.min(ACCOUNT_FREE) {
+        let effects = f.call(stranger, "chat/x/reset", "ana new password\nwrong");
         assert!(matches!(effects.as_slice(), [Effect::Account { .. }]));
     }
-    let refused = f.call(anon, "chat/x/reset", "ana new password\nright");
+    let refused = f.call(stranger, "chat/x/reset", "ana new password\nright");
     assert_eq!(status(&refused).1, "rate_limited");
-    let other = f.call(anon, "chat/x/reset", "bob new password\nx");
-    assert!(matches!(other.as_slice(), [Effect::Account { .. }]));
+    let other_user = f.call(stranger, "chat/x/reset", "bob new password\nx");
+    assert_eq!(status(&other_user).1, "rate_limited", "per address");
+    // ana herself, from her own address, is not locked out of resetting.
+    let mut owner = from(None, "phone");
+    owner.addr = "192.0.2.7".parse().unwrap();
+    let effects = f.call(owner, "chat/x/reset", "ANA new password\nrex");
+    assert!(matches!(effects.as_slice(), [Effect::Account { .. }]));
+}
+
+#[test]
+fn registrations_are_limited_per_address() {
+    let mut f = fixture();
+    let kiosk = from(None, "kiosk");
+    for name in ["ann", "ben", "cat"] {
+        let effects = f.call(kiosk, "chat/x/register", &format!("{name} long enough"));
+        assert!(matches!(effects.as_slice(), [Effect::Account { .. }]));
+    }
+    let refused = f.call(kiosk, "chat/x/register", "dan long enough");
+    assert_eq!(status(&refused).1, "rate_limited");
+    // A broken rule is answered without counting (it costs nothing and learns nothing).
+    let mut elsewhere = from(None, "laptop");
+    elsewhere.addr = "192.0.2.8".parse().unwrap();
+    let bad = f.call(elsewhere, "chat/x/register", "a/b long enough");
+    assert_eq!(status(&bad).1, "name_bad_characters");
+    let effects = f.call(elsewhere, "chat/x/register", "dan long enough");
+    assert!(matches!(effects.as_slice(), [Effect::Account { .. }]));
 }
 
 #[test]
@@ -409,10 +436,13 @@ fn account_results_become_replies_and_a_reset_forgets_the_cached_login() {
             answer: "rex".into()
         }
     );
-    let done = f.chat.account_done(AccountReply {
-        ticket: *ticket,
-        result: Ok(AccountDone::PasswordReset),
-    });
+    let done = f.chat.account_done(
+        AccountReply {
+            ticket: *ticket,
+            result: Ok(AccountDone::PasswordReset),
+        },
+        f.now,
+    );
     assert!(matches!(&done[0], Effect::ForgetCredentials(n) if n == "ana"));
     assert_eq!(
         publishes(&done),
@@ -420,10 +450,13 @@ fn account_results_become_replies_and_a_reset_forgets_the_cached_login() {
     );
     assert!(
         f.chat
-            .account_done(AccountReply {
-                ticket: *ticket,
-                result: Ok(AccountDone::PasswordReset)
-            })
+            .account_done(
+                AccountReply {
+                    ticket: *ticket,
+                    result: Ok(AccountDone::PasswordReset)
+                },
+                f.now
+            )
             .is_empty(),
         "answered once"
     );
@@ -432,10 +465,13 @@ fn account_results_become_replies_and_a_reset_forgets_the_cached_login() {
     let [Effect::Account { ticket, .. }] = effects.as_slice() else {
         panic!("{effects:?}");
     };
-    let done = f.chat.account_done(AccountReply {
-        ticket: *ticket,
-        result: Err(AccountError::NoQuestion),
-    });
+    let done = f.chat.account_done(
+        AccountReply {
+            ticket: *ticket,
+            result: Err(AccountError::NoQuestion),
+        },
+        f.now,
+    );
     assert_eq!(
         publishes(&done)[0].1,
         "no_question no security question for that user"

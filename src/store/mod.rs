@@ -63,7 +63,7 @@ pub use helper::{close_helpers, close_last, HelperStore};
 pub use migrate::SCHEMA_VERSION;
 pub use queues::{QueuedPageRow, StoredQueued};
 pub use sessions::{StoredSession, StoredSubscription};
-pub use users::UserRecord;
+pub use users::{name_key, UserRecord};
 pub use write::{StoredMessage, Write};
 
 /// How long a statement waits for another connection's lock before failing.

@@ -6,9 +6,10 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use super::server::Context;
+use super::server::{Context, Reply};
 use crate::auth::password::{self, MAX_PASSWORD_BYTES};
 use crate::auth::rules::{self, RuleError};
+use crate::auth::throttle::AddressKey;
 use crate::chat::accounts::{self as chat, QUESTION_MAX};
 use crate::store::{Store, StoreError, UserRecord};
 
@@ -17,8 +18,11 @@ pub enum AccountError {
     Rule(RuleError),
     NameTaken,
     WrongCredentials,
-    /// Too many failed logins from this address; try again after this long.
+    /// Too many failed logins from this address or against this account; try again after
+    /// this long.
     Throttled(Duration),
+    /// Too many registrations from this address in the last hour.
+    TooManyRegistrations,
     /// The two new passwords differ.
     Mismatch,
     QuestionInvalid,
@@ -36,7 +40,7 @@ impl AccountError {
             | AccountError::AnswerInvalid => 400,
             AccountError::WrongCredentials => 401,
             AccountError::NameTaken => 409,
-            AccountError::Throttled(_) => 429,
+            AccountError::Throttled(_) | AccountError::TooManyRegistrations => 429,
             AccountError::Store(_) | AccountError::Hash(_) => 500,
         }
     }
@@ -46,7 +50,7 @@ impl AccountError {
             AccountError::Rule(e) => e.code(),
             AccountError::NameTaken => "name_taken",
             AccountError::WrongCredentials => "wrong_credentials",
-            AccountError::Throttled(_) => "too_many_attempts",
+            AccountError::Throttled(_) | AccountError::TooManyRegistrations => "too_many_attempts",
             AccountError::Mismatch => "passwords_differ",
             AccountError::QuestionInvalid => "question_invalid",
             AccountError::AnswerInvalid => "answer_invalid",
@@ -63,9 +67,12 @@ impl fmt::Display for AccountError {
             AccountError::WrongCredentials => f.write_str("wrong user name or password"),
             AccountError::Throttled(wait) => write!(
                 f,
-                "too many failed logins from your address; try again in {} s",
-                wait.as_secs().max(1)
+                "too many failed logins; try again in {} s",
+                retry_seconds(*wait)
             ),
+            AccountError::TooManyRegistrations => {
+                f.write_str("too many registrations from your address; try again in an hour")
+            }
             AccountError::Mismatch => f.write_str("the two new passwords differ"),
             AccountError::QuestionInvalid => write!(
                 f,
@@ -77,6 +84,24 @@ impl fmt::Display for AccountError {
             AccountError::Store(_) | AccountError::Hash(_) => {
                 f.write_str("internal error; see the broker log")
             }
+        }
+    }
+}
+
+/// Whole seconds to wait, rounded up (a wait of 0.2 s is "1 s", never "0 s").
+fn retry_seconds(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+impl AccountError {
+    /// `reply` with a `Retry-After` header when the refusal says how long to wait.
+    pub fn with_retry_after(&self, reply: Reply) -> Reply {
+        match self {
+            AccountError::Throttled(wait) => {
+                reply.with("Retry-After", retry_seconds(*wait).to_string())
+            }
+            AccountError::TooManyRegistrations => reply.with("Retry-After", "3600".to_owned()),
+            _ => reply,
         }
     }
 }
@@ -105,35 +130,65 @@ impl From<password::PasswordError> for AccountError {
     }
 }
 
-/// Creates a (non-admin) account.
+/// Creates a (non-admin) account for someone registering from `peer` and returns it: at
+/// most `registrations_per_hour` tries per address (a try breaking a rule is answered
+/// first and not counted), then [`create`].
 pub fn register(
     context: &Context,
     store: &Store,
+    peer: IpAddr,
     name: &str,
     password: &str,
     repeat: &str,
-) -> Result<(), AccountError> {
+) -> Result<UserRecord, AccountError> {
+    check_new(name, password, repeat)?;
+    let allowed = context
+        .limiter
+        .lock()
+        .expect("limiter")
+        .registrations
+        .allow(AddressKey::from(peer), Instant::now());
+    if !allowed {
+        log::info!("web console: registration of {name:?} from {peer} refused: too many");
+        return Err(AccountError::TooManyRegistrations);
+    }
+    let user = create(context, store, name, password, repeat)?;
+    log::info!("web console: user {} registered from {peer}", user.name);
+    Ok(user)
+}
+
+/// The account rules and the repeated password, checked before any work.
+fn check_new(name: &str, password: &str, repeat: &str) -> Result<(), AccountError> {
     rules::check_username(name).map_err(AccountError::Rule)?;
     rules::check_password(password).map_err(AccountError::Rule)?;
     if password != repeat {
         return Err(AccountError::Mismatch);
     }
-    // Spare the bcrypt work when the name is plainly taken; the insert checks again.
-    if store.find_user(name)?.is_some() {
-        return Err(AccountError::NameTaken);
-    }
+    Ok(())
+}
+
+/// Creates a (non-admin) account and returns it. The password is hashed before the name
+/// is looked at, so a taken name (in any case) costs what a fresh one does.
+pub fn create(
+    context: &Context,
+    store: &Store,
+    name: &str,
+    password: &str,
+    repeat: &str,
+) -> Result<UserRecord, AccountError> {
+    check_new(name, password, repeat)?;
     let hash = context.hash(password)?;
     match store.add_user(name, &hash, false) {
-        Ok(_) => {
-            log::info!("web console: user {name} registered");
-            Ok(())
-        }
+        Ok(_) => store
+            .find_login(name)?
+            .ok_or(AccountError::WrongCredentials),
         Err(StoreError::DuplicateUser(_)) => Err(AccountError::NameTaken),
         Err(e) => Err(e.into()),
     }
 }
 
-/// Checks a login, with rate limiting per address.
+/// Checks a login. The try takes its place in the login throttle (per address and per
+/// account) before bcrypt runs, so parallel tries count.
 pub fn login(
     context: &Context,
     store: &Store,
@@ -141,11 +196,29 @@ pub fn login(
     name: &str,
     password: &str,
 ) -> Result<UserRecord, AccountError> {
-    let now = Instant::now();
-    if let Some(wait) = context.limiter.lock().expect("limiter").wait(peer, now) {
-        return Err(AccountError::Throttled(wait));
-    }
-    let user = store.find_user(name)?;
+    let attempt = context
+        .limiter
+        .lock()
+        .expect("limiter")
+        .logins
+        .begin(peer, name, Instant::now())
+        .map_err(|wait| {
+            log::info!("web console: login for {name:?} from {peer} held back {wait:?}");
+            AccountError::Throttled(wait)
+        })?;
+    let found = store.find_login(name);
+    let user = match found {
+        Ok(user) => user,
+        Err(e) => {
+            context
+                .limiter
+                .lock()
+                .expect("limiter")
+                .logins
+                .finish(attempt, false, Instant::now());
+            return Err(e.into());
+        }
+    };
     let hash = match &user {
         Some(user) => user.password_hash.clone(),
         None => context
@@ -153,16 +226,19 @@ pub fn login(
             .get_or_init(|| context.hash("not a real password").unwrap_or_default())
             .clone(),
     };
-    let ok = context.verify(password, &hash);
-    let mut limiter = context.limiter.lock().expect("limiter");
+    let ok = context.verify(password, &hash) && user.is_some();
+    context
+        .limiter
+        .lock()
+        .expect("limiter")
+        .logins
+        .finish(attempt, ok, Instant::now());
     match user {
         Some(user) if ok => {
-            limiter.succeeded(peer);
-            log::info!("web console: {name} logged in from {peer}");
+            log::info!("web console: {} logged in from {peer}", user.name);
             Ok(user)
         }
         _ => {
-            limiter.failed(peer, Instant::now());
             log::info!("web console: failed login for {name:?} from {peer}");
             Err(AccountError::WrongCredentials)
         }

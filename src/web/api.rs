@@ -115,7 +115,7 @@ fn me(auth: &Auth) -> serde_json::Value {
 }
 
 fn account_error(e: &AccountError) -> Reply {
-    Reply::json_error(e.status(), e.code(), &e.to_string())
+    e.with_retry_after(Reply::json_error(e.status(), e.code(), &e.to_string()))
 }
 
 fn credentials(req: &Req) -> Result<Credentials, Reply> {
@@ -171,13 +171,14 @@ fn register(context: &Context, store: &Store, req: &Req) -> Reply {
         Ok(c) => c,
         Err(reply) => return reply,
     };
-    let done =
-        accounts::register(context, store, &c.username, &c.password, &c.password).and_then(|()| {
-            store
-                .find_user(&c.username)?
-                .ok_or(AccountError::WrongCredentials)
-        });
-    match done {
+    match accounts::register(
+        context,
+        store,
+        req.peer,
+        &c.username,
+        &c.password,
+        &c.password,
+    ) {
         Ok(user) => start_session(context, req, 201, &user),
         Err(e) => account_error(&e),
     }
@@ -305,7 +306,7 @@ pub(super) fn answer(answer: Result<ConsoleAnswer, crate::broker::console::AskEr
         ConsoleAnswer::Failed(why) => Reply::json_error(409, "failed", &why),
         ConsoleAnswer::Invalid(why) => Reply::json_error(400, "invalid", &why),
         ConsoleAnswer::NotAuthorized(why) => Reply::json_error(403, "not_authorized", &why),
-        ConsoleAnswer::TooManyAttempts => Reply::json_error(
+        ConsoleAnswer::TooManyAttempts(_) => Reply::json_error(
             429,
             "too_many_attempts",
             "too many attempts; try again later",

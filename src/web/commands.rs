@@ -187,7 +187,9 @@ pub fn add_user(
     password: &str,
     admin: bool,
 ) -> Outcome {
-    accounts::register(context, store, name, password, password).map_err(account_refusal)?;
+    let user =
+        accounts::create(context, store, name, password, password).map_err(account_refusal)?;
+    let name = user.name.as_str();
     if admin {
         store.set_admin(name, true).map_err(store_refusal)?;
     }

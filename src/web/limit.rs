@@ -1,57 +1,26 @@
-//! Login rate limiting per address: after a few failures an address must wait before it
-//! may try again (the wait doubles, capped; see `auth::throttle`), and is answered 429
-//! without a password check meanwhile, so guessing costs the gateway no bcrypt time.
+//! The console's limits on account work, shared by its workers: password guessing per
+//! address and per account (`auth::throttle`: the slot is taken before bcrypt runs, a try
+//! made too early is answered 429 without a password check), and registrations per
+//! address (`auth::attempts`).
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::auth::throttle::LoginThrottle;
+use crate::auth::attempts::Attempts;
+use crate::auth::throttle::{AddressKey, LoginThrottle};
 
-#[derive(Default)]
+/// The window `registrations_per_hour` counts in.
+const REGISTRATION_WINDOW: Duration = Duration::from_secs(3600);
+
 pub struct LoginLimiter {
-    throttle: LoginThrottle,
-    blocked_until: HashMap<IpAddr, Instant>,
+    pub logins: LoginThrottle,
+    pub registrations: Attempts<AddressKey>,
 }
 
 impl LoginLimiter {
-    /// How long `addr` must still wait, if it must.
-    pub fn wait(&mut self, addr: IpAddr, now: Instant) -> Option<Duration> {
-        self.blocked_until.retain(|_, until| *until > now);
-        self.blocked_until.get(&addr).map(|until| *until - now)
-    }
-
-    pub fn failed(&mut self, addr: IpAddr, now: Instant) {
-        let penalty = self.throttle.fail(addr, now);
-        if !penalty.is_zero() {
-            self.blocked_until.insert(addr, now + penalty);
+    pub fn new(registrations_per_hour: u32) -> LoginLimiter {
+        LoginLimiter {
+            logins: LoginThrottle::default(),
+            registrations: Attempts::new(registrations_per_hour, REGISTRATION_WINDOW),
         }
-    }
-
-    pub fn succeeded(&mut self, addr: IpAddr) {
-        self.throttle.succeed(addr);
-        self.blocked_until.remove(&addr);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn blocks_after_repeated_failures() {
-        let now = Instant::now();
-        let addr: IpAddr = "192.0.2.1".parse().unwrap();
-        let mut limiter = LoginLimiter::default();
-        for _ in 0..3 {
-            limiter.failed(addr, now);
-            assert_eq!(limiter.wait(addr, now), None);
-        }
-        limiter.failed(addr, now);
-        assert_eq!(limiter.wait(addr, now), Some(Duration::from_secs(1)));
-        assert_eq!(limiter.wait(addr, now + Duration::from_secs(1)), None);
-        limiter.failed(addr, now);
-        limiter.succeeded(addr);
-        assert_eq!(limiter.wait(addr, now), None);
     }
 }

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use super::accounts::{self, AccountError};
+use super::accounts;
 use super::admin;
 use super::chat;
 use super::csrf;
@@ -196,7 +196,13 @@ pub fn login(context: &Context, store: &Store, req: &Req) -> Reply {
             let to = if user.is_admin { "/admin" } else { "/chat" };
             logged_in(context, req, &user, to)
         }
-        Err(e) => entry_form(req, e.status(), false, Some(&e.to_string()), name),
+        Err(e) => e.with_retry_after(entry_form(
+            req,
+            e.status(),
+            false,
+            Some(&e.to_string()),
+            name,
+        )),
     }
 }
 
@@ -208,11 +214,15 @@ pub fn register(context: &Context, store: &Store, req: &Req) -> Reply {
     let name = form::get(&fields, "username").unwrap_or("");
     let password = form::get(&fields, "password").unwrap_or("");
     let repeat = form::get(&fields, "repeat").unwrap_or("");
-    let done = accounts::register(context, store, name, password, repeat)
-        .and_then(|()| store.find_user(name)?.ok_or(AccountError::WrongCredentials));
-    match done {
+    match accounts::register(context, store, req.peer, name, password, repeat) {
         Ok(user) => logged_in(context, req, &user, "/account?notice=registered"),
-        Err(e) => entry_form(req, e.status(), true, Some(&e.to_string()), name),
+        Err(e) => e.with_retry_after(entry_form(
+            req,
+            e.status(),
+            true,
+            Some(&e.to_string()),
+            name,
+        )),
     }
 }
 

@@ -120,9 +120,11 @@ pub fn post(context: &Context, store: &Store, req: &Req) -> Reply {
                 "Your password is changed. Log in with the new one.",
             )
         }
-        Ok(ConsoleAnswer::TooManyAttempts) => again(
+        Ok(ConsoleAnswer::TooManyAttempts(wait)) => again(
             429,
-            "too many reset attempts for this user or from your address; try again in 15 minutes",
+            &format!(
+                "too many failed reset attempts for this user or from your address; try again in {wait} s"
+            ),
         ),
         Ok(ConsoleAnswer::NotAuthorized(why)) => again(403, &why),
         Ok(ConsoleAnswer::Invalid(why)) => again(400, &why),

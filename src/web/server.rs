@@ -175,7 +175,7 @@ pub fn spawn(config: &Config, addr: SocketAddr, inbox: InboxSender) -> Result<()
     let context = Arc::new(Context {
         inbox,
         sessions: Mutex::default(),
-        limiter: Mutex::default(),
+        limiter: Mutex::new(LoginLimiter::new(config.registrations_per_hour)),
         bcrypt_cost: config.bcrypt_cost,
         dummy_hash: OnceLock::new(),
         hashing: Mutex::new(()),
