@@ -70,6 +70,16 @@ impl ChatService {
                 (user, op)
             }
             Op::Question { name } => {
+                if !self
+                    .questions
+                    .allow(AddressKey::from(req.from.addr), req.now)
+                {
+                    log::info!(
+                        "chat: question lookups from {} refused: too many",
+                        req.from.addr
+                    );
+                    return Err(ChatError::RateLimited);
+                }
                 let op = AccountOp::Question {
                     name: name.to_owned(),
                 };
