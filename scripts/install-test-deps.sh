@@ -8,9 +8,22 @@
 # plus the rustfmt and clippy components. Idempotent: when
 # everything is present it changes nothing. Meant for a fresh Debian or Ubuntu
 # machine run as root; as another user it only says what is missing.
+#
+# Versions, not only presence: Node 18 or newer (Debian 12 and Ubuntu 24.04 ship 18,
+# and the npm packages are pinned to releases that support it: playwright-core 1.61,
+# puppeteer-core 24, MQTT.js 5), the exact npm versions package.json pins (a stale
+# node_modules is reinstalled with `npm ci`), paho-mqtt 2.x. It says what it found and
+# what it installs.
 set -euo pipefail
 
 say() { printf 'install-test-deps: %s\n' "$*" >&2; }
+
+# The oldest Node the pinned test packages run on (README, "Test requirements").
+NODE_MIN=18
+
+node_major() {
+    node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0
+}
 
 have_mosquitto() {
     local tool
@@ -40,15 +53,29 @@ have_node() {
     command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1
 }
 
-# playwright-core as pinned by tests/browser/package-lock.json.
-have_playwright() {
-    [ -f tests/browser/node_modules/playwright-core/package.json ]
+# The version of npm package $2 that $1/package.json pins (exact versions there; the
+# lock pins the rest).
+pinned_version() {
+    (cd "$1" && node -p "require('./package.json').dependencies['$2']" 2>/dev/null)
 }
 
-# MQTT.js and puppeteer-core as pinned by tests/js/package-lock.json.
+# The version of npm package $2 installed in $1/node_modules.
+installed_version() {
+    (cd "$1" && node -p "require('./node_modules/$2/package.json').version" 2>/dev/null)
+}
+
+have_pinned() {
+    local pinned
+    pinned=$(pinned_version "$1" "$2") || return 1
+    [ "$(installed_version "$1" "$2" || true)" = "$pinned" ]
+}
+
+have_playwright() {
+    have_pinned tests/browser playwright-core
+}
+
 have_mqtt_js() {
-    [ -f tests/js/node_modules/mqtt/package.json ] &&
-        [ -f tests/js/node_modules/puppeteer-core/package.json ]
+    have_pinned tests/js mqtt && have_pinned tests/js puppeteer-core
 }
 
 have_pip() {
@@ -85,22 +112,39 @@ fi
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# A node that is there but too old: apt would not bring a newer one, so say what to do.
+check_node_version() {
+    have_node || return 0
+    if [ "$(node_major)" -lt "$NODE_MIN" ]; then
+        say "node $(node --version) is older than $NODE_MIN, which the browser and WebSocket tests need;"
+        say "install Node $NODE_MIN or newer (the nodejs package of Debian 12 or Ubuntu 24.04 is 18)"
+        exit 1
+    fi
+}
+
 # npm ci needs no root: do it before the early exit below.
 install_playwright() {
+    check_node_version
     if ! have_playwright && have_node; then
-        say "installing playwright-core in tests/browser (npm ci)"
+        say "installing playwright-core $(pinned_version tests/browser playwright-core) in tests/browser (npm ci)"
         (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
     fi
     if ! have_mqtt_js && have_node; then
-        say "installing MQTT.js and puppeteer-core in tests/js (npm ci)"
+        say "installing MQTT.js $(pinned_version tests/js mqtt) and puppeteer-core $(pinned_version tests/js puppeteer-core) in tests/js (npm ci)"
         (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
     fi
+}
+
+# One line with what the tests will run against.
+report() {
+    say "ok: node $(node --version), $(/usr/bin/chromium --version 2>/dev/null | awk '{print $1, $2}'), playwright-core $(installed_version tests/browser playwright-core), MQTT.js $(installed_version tests/js mqtt), puppeteer-core $(installed_version tests/js puppeteer-core), paho-mqtt $(python3 -c 'import paho.mqtt; print(paho.mqtt.__version__)')"
 }
 
 if [ ${#apt_packages[@]} -eq 0 ] && [ "$need_paho" -eq 0 ]; then
     install_playwright
     have_playwright || { say "playwright-core still missing in tests/browser"; exit 1; }
     have_mqtt_js || { say "MQTT.js or puppeteer-core still missing in tests/js"; exit 1; }
+    report
     exit 0
 fi
 
@@ -141,4 +185,4 @@ have_chromium || { say "chromium still missing"; exit 1; }
 have_playwright || { say "playwright-core still missing in tests/browser"; exit 1; }
 have_mqtt_js || { say "MQTT.js or puppeteer-core still missing in tests/js"; exit 1; }
 have_paho || { say "paho-mqtt 2.x still not importable by python3"; exit 1; }
-say "ok: mosquitto clients, chromium, playwright-core, MQTT.js, puppeteer-core and paho-mqtt $(python3 -c 'import paho.mqtt; print(paho.mqtt.__version__)')"
+report
