@@ -734,7 +734,23 @@ mod tests {
                     remote_prefix = \"site1/\"\n";
         let c = Config::from_toml_str(text).unwrap();
         let b = &c.bridge[0];
-        assert_eq!(b.host(), "broker.example.com");
+        assert_eq!(
+            b.address.list(),
+            ["broker.example.com:8883"],
+            "a single address is a list of one"
+        );
+        let two = text.replace(
+            "\"broker.example.com:8883\"",
+            "[\"a.example.com:8883\", \"[::1]:8883\"]",
+        );
+        let c2 = Config::from_toml_str(&two).unwrap();
+        let hosts: Vec<_> = c2.bridge[0]
+            .address
+            .list()
+            .iter()
+            .map(|a| crate::bridge::config::host_of(a))
+            .collect();
+        assert_eq!(hosts, ["a.example.com", "::1"]);
         assert_eq!(b.client_id(), "outpost-cloud");
         assert_eq!(b.inflight, 32);
         assert_eq!(b.topic[0].qos, 1);

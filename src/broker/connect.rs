@@ -2,12 +2,14 @@
 //! worker), take or create the session (takeover, clean start, will), answer CONNACK
 //! with what the broker supports, then resume whatever the session is owed.
 
+use crate::service::SessionEvent;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::alias::OutboundAliases;
 use super::client::Phase;
 use super::close::Ending;
+use super::keys::Key as _;
 use super::keys::{ConnKey, SessionKey};
 use super::message::{ForwardedProperties, Message};
 use super::persist::unix_now;
@@ -337,6 +339,9 @@ impl Broker {
                 .schedule(deadline, Timer::KeepAlive { token, serial });
         }
 
+        if session_present {
+            self.tell_services_resumed(session, now);
+        }
         let mut properties = self.connack_properties(version, server_keep_alive);
         properties.assigned_client_identifier = assigned.then_some(client_id.as_str());
         properties.response_information = response_information.as_deref();
@@ -412,6 +417,10 @@ impl Broker {
             if let Some(old) = self.sessions[key].connection() {
                 self.sessions[key].set_connection(None);
                 self.take_over(old);
+                let offline = SessionEvent::Offline {
+                    session: key.index(),
+                };
+                self.tell_services(offline, now);
             }
             // A will still waiting on its delay is cancelled by a reconnect that resumes
             // the session, and published now if the session is about to end.

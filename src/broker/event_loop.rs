@@ -429,6 +429,7 @@ impl Broker {
                 } => self.session_expired(session, generation, now),
                 Timer::Bridge { index } => self.bridge_timer(index, now),
                 Timer::ClientRecords => self.commit_records(),
+                Timer::Services => self.services_due(now),
                 Timer::HeldTooLong { session } => self.held_too_long(session, now),
             }
         }

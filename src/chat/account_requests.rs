@@ -103,9 +103,12 @@ impl ChatService {
                 };
                 (name, op)
             }
-            Op::Rooms | Op::History { .. } | Op::Like { .. } => {
-                return Err(ChatError::BadRequest("not an account request"))
-            }
+            Op::Rooms
+            | Op::History { .. }
+            | Op::Like { .. }
+            | Op::Members { .. }
+            | Op::Leave { .. }
+            | Op::Block { .. } => return Err(ChatError::BadRequest("not an account request")),
         };
         let pending = Pending {
             to,

@@ -302,10 +302,15 @@ pub fn bridge_config(bridge: &BridgeConfig) -> Result<Option<Arc<ClientConfig>>,
     bridge.tls.then(|| client_config(bridge)).transpose()
 }
 
-/// A client session toward the bridge's upstream, checking its certificate against
-/// `server_name` (default: the host of `address`).
-pub fn client(config: Arc<ClientConfig>, bridge: &BridgeConfig) -> Result<TlsSession, TlsError> {
-    let name = bridge.server_name.as_deref().unwrap_or(bridge.host());
+/// A client session toward the bridge's upstream at `address`, checking its certificate
+/// against `server_name` (default: the host of `address`).
+pub fn client(
+    config: Arc<ClientConfig>,
+    bridge: &BridgeConfig,
+    address: &str,
+) -> Result<TlsSession, TlsError> {
+    let host = crate::bridge::config::host_of(address);
+    let name = bridge.server_name.as_deref().unwrap_or(host);
     let name = ServerName::try_from(name.to_string())
         .map_err(|e| TlsError::Config(format!("server name {name:?}: {e}")))?;
     let conn = ClientConnection::new(config, name).map_err(TlsError::Session)?;
