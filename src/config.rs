@@ -44,6 +44,11 @@ pub struct Config {
     /// How hard each group commit waits for the disk: trade durability of the
     /// last commits on power loss against SD-card write latency.
     pub sync: SyncMode,
+    /// Milliseconds the store gathers writes before it commits them (the commit
+    /// window): fewer flushes of the SD card, and a QoS 1/2 message every
+    /// subscriber acknowledged within it is never written at all. A full batch
+    /// commits at once. 0 commits at the end of every loop turn.
+    pub commit_interval: u64,
     /// How much the broker logs; SIGHUP applies a new value without a restart.
     /// `RUST_LOG`, when set, wins (and allows per-module filters).
     pub log_level: LogLevel,
@@ -256,6 +261,7 @@ impl Default for Config {
             web_max_connections_per_address: 32,
             db: PathBuf::from("outpost.db"),
             sync: SyncMode::Full,
+            commit_interval: 20,
             log_level: LogLevel::Info,
             allow_anonymous: None,
             anonymous_unknown_users: true,
@@ -482,6 +488,8 @@ impl Config {
             0..=86_400,
         )?;
         range("sys_interval", self.sys_interval, 0..=86_400)?;
+        // A second bounds what an acknowledgement may wait for the disk.
+        range("commit_interval", self.commit_interval, 0..=1000)?;
         range("max_keepalive", self.max_keepalive, 1..=u16::MAX)?;
         range("max_packet_size", self.max_packet_size, 16..=268_435_455)?;
         range("receive_maximum", self.receive_maximum, 1..=u16::MAX)?;

@@ -532,6 +532,18 @@ impl Metered {
         self.expect(frames::PUBACK);
     }
 
+    /// Waits out the presence window and takes the announcements it brought (room members
+    /// hear a subscription a second later), so a measurement after it holds none.
+    fn settle_presence(&mut self) -> Vec<String> {
+        std::thread::sleep(presence_window());
+        let mut announcements = Vec::new();
+        while let Next::Frame(f) = self.raw.next(Duration::from_millis(100)) {
+            let (_, _, payload) = f.publish(Version::V311);
+            announcements.push(String::from_utf8(payload).unwrap());
+        }
+        announcements
+    }
+
     /// The next delivery (acknowledged): its topic and payload.
     fn receive(&mut self) -> (String, String) {
         let frame = self.expect(frames::PUBLISH);
@@ -549,6 +561,11 @@ impl Metered {
         self.next_id += 1;
         self.next_id
     }
+}
+
+/// How long presence changes gather, and a margin.
+fn presence_window() -> Duration {
+    Duration::from_millis(1300)
 }
 
 /// Bytes of `f` on all the given clients, both directions.
@@ -668,9 +685,15 @@ fn measure_outpost(port: u16) -> (u64, u64, u64) {
     // The history: twenty messages from ana.
     for line in LINES {
         ana.publish("chat/r/general", line.as_bytes());
-        let (_, got) = bob.receive();
+        let (_, got) = loop {
+            let (topic, got) = bob.receive();
+            if got.starts_with(|c: char| c.is_ascii_digit()) {
+                break (topic, got);
+            }
+        };
         assert!(got.ends_with(line), "{got}");
     }
+    bob.settle_presence();
     let message = measured(&mut [&mut ana, &mut bob], |c| {
         c[0].publish("chat/r/general", LINES[18].as_bytes());
         let (topic, payload) = c[1].receive();
@@ -775,6 +798,82 @@ fn chat_bytes_on_the_socket_are_at_most_half_of_naive_json() {
     assert!(f.message.0 <= 120, "one message: {} bytes", f.message.0);
     assert!(f.page.0 <= 718, "history page: {} bytes", f.page.0);
     assert!(f.catch_up.0 <= 318, "catch-up: {} bytes", f.catch_up.0);
+}
+
+/// What presence and a direct message cost on the socket (docs/bandwidth.md): a member going
+/// offline as the other members hear it, the `members` request, a like with its liker, and
+/// a direct message from sender to receiver. MQTT 3.1.1 raw clients through counting
+/// proxies; fails if a figure grows.
+#[test]
+fn presence_and_direct_message_bytes_on_the_socket() {
+    let broker = Broker::with_config(CONFIG);
+    let port = broker.port();
+    common::add_user(broker.dir(), "ana", "anasecret1");
+    common::add_user(broker.dir(), "bob", "bobsecret1");
+    let mut ana = Metered::open(port);
+    ana.login("ana-1", Some(("ana", "anasecret1")));
+    ana.publish("chat/r/general", b"morning all");
+    let mut bob = Metered::open(port);
+    bob.login("bob-1", Some(("bob", "bobsecret1")));
+    bob.subscribe_all(&["chat/r/general", "chat/u/bob/#"]);
+    assert_eq!(bob.settle_presence(), ["j bob\no bob"]);
+    let mut cy_link = Metered::open(port);
+    common::add_user(broker.dir(), "cyd", "cydsecret1");
+    cy_link.login("cyd-1", Some(("cyd", "cydsecret1")));
+    cy_link.subscribe("chat/r/general");
+    assert_eq!(bob.settle_presence(), ["j cyd\no cyd"]);
+
+    let offline = measured(&mut [&mut bob], |c| {
+        cy_link.raw.drop_socket();
+        let (topic, payload) = c[0].receive();
+        assert_eq!(
+            (topic.as_str(), payload.as_str()),
+            ("chat/r/general", "f cyd")
+        );
+    });
+    let members = measured(&mut [&mut bob], |c| {
+        c[0].publish("chat/x/members", b"general");
+        let (_, payload) = c[0].receive();
+        assert_eq!(payload, "ok 2 members\no bob\nf cyd");
+    });
+    let like = measured(&mut [&mut bob], |c| {
+        c[0].publish("chat/x/like", b"1");
+        let (mut a, mut b) = (c[0].receive(), c[0].receive());
+        if a.0 != "chat/r/general" {
+            std::mem::swap(&mut a, &mut b);
+        }
+        assert_eq!(a.1, "l 1 1 +bob");
+        assert_eq!(b.1, "ok liked\n1 1");
+    });
+    let direct = measured(&mut [&mut ana, &mut bob], |c| {
+        c[0].publish("chat/d/bob", LINES[18].as_bytes());
+        let (topic, payload) = c[1].receive();
+        assert_eq!(topic, "chat/u/bob/d/ana");
+        assert!(
+            payload.ends_with(" ana see you at the well at noon"),
+            "{payload}"
+        );
+    });
+    println!("| exchange | bytes |");
+    println!("|---|---:|");
+    for (name, bytes) in [
+        (
+            "a member goes offline: the announcement to one member (QoS 0)",
+            offline,
+        ),
+        ("members request and reply (2 members)", members),
+        (
+            "like: request, PUBACK, the room's l event and the reply",
+            like,
+        ),
+        ("direct message, sender to receiver (27-byte text)", direct),
+    ] {
+        println!("| {name} | {bytes} |");
+    }
+    assert!(offline <= 23, "offline: {offline}");
+    assert!(members <= 75, "members: {members}");
+    assert!(like <= 88, "like: {like}");
+    assert!(direct <= 117, "direct: {direct}");
 }
 
 // ---------------------------------------------------------------------------------------------

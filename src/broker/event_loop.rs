@@ -27,7 +27,7 @@ use crate::auth::worker::AuthWorker;
 use crate::cli::ConfigSource;
 use crate::config::Config;
 use crate::protocol::ReasonCode;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Writer};
 
 /// The signal pipe's token and the waker's (the inbox); listeners count down below them.
 const SIGNAL: Token = Token(usize::MAX);
@@ -132,7 +132,17 @@ impl Server {
             inbox.clone(),
         )
         .map_err(|e| RunError::Io("cannot start the auth workers", e))?;
-        let mut broker = Broker::new(config, store, auth, registry, listeners, inbox_rx);
+        let durable = inbox.clone();
+        let writer = Writer::spawn(
+            &config.db,
+            config.sync,
+            Box::new(move || {
+                // A stopped loop needs no word.
+                let _ = durable.send(Inbound::Durable);
+            }),
+        )
+        .map_err(RunError::Store)?;
+        let mut broker = Broker::new(config, store, writer, auth, registry, listeners, inbox_rx);
         broker.tls_server = tls_server;
         broker.load(Instant::now()).map_err(RunError::Store)?;
         broker.load_services().map_err(RunError::Store)?;
@@ -216,6 +226,11 @@ impl Server {
                             broker.bridge_event(index, event, now);
                         }
                     }
+                    token if broker.lingering.key_of(token).is_some() => {
+                        if let Some(key) = broker.lingering.key_of(token) {
+                            broker.linger_ready(key);
+                        }
+                    }
                     token => match broker.listeners.id_of(token) {
                         Some(listener) => broker.accept(listener, now),
                         None => {
@@ -297,6 +312,7 @@ impl Broker {
                 Inbound::Chat(reply) => self.chat_account_done(reply, now),
                 Inbound::Console(request) => self.answer_console(request, now),
                 Inbound::BridgeResolved(resolved) => self.bridge_resolved(resolved, now),
+                Inbound::Durable => self.commit_progress(now),
                 Inbound::LoginToken(grant) => {
                     if !self.access.login_tokens.grant(grant, now) {
                         log::warn!("login token dropped: too many open tokens");
@@ -323,7 +339,7 @@ impl Broker {
                 }
             };
             let limit = self.config.max_connections;
-            if limit > 0 && self.conns.len() >= limit {
+            if limit > 0 && self.conns.len() + self.lingering.len() >= limit {
                 log::warn!("connection from {addr} refused: max_connections ({limit}) reached");
                 continue;
             }
@@ -429,8 +445,10 @@ impl Broker {
                 } => self.session_expired(session, generation, now),
                 Timer::Bridge { index } => self.bridge_timer(index, now),
                 Timer::ClientRecords => self.commit_records(),
+                Timer::Commit => self.commit_progress(now),
                 Timer::Services => self.services_due(now),
                 Timer::HeldTooLong { session } => self.held_too_long(session, now),
+                Timer::Lingered { key, serial } => self.lingered(key, serial),
             }
         }
     }
@@ -503,7 +521,16 @@ impl Broker {
                 }
             }
             closed.extend(closing);
-            self.commit();
+            // A closing connection's held acknowledgements cannot wait for the writer,
+            // nor can a bridge's output: those turns wait for the disk, as every turn
+            // did before the writer.
+            let closing_held = closed
+                .iter()
+                .any(|&t| self.conns.get(t).is_some_and(|c| c.held_until().is_some()));
+            if self.writes_pending() && (closing_held || self.bridges_have_output()) {
+                self.sync_store();
+            }
+            self.commit_window(now);
             if self.turn.close.is_empty() {
                 break;
             }
@@ -518,15 +545,12 @@ impl Broker {
         for token in closed {
             if self.conns.contains(token) {
                 self.access.pending.remove(&token);
-                let mut conn = self.conns.remove(token);
-                if let Some(count) = self.per_address.get_mut(&conn.addr.ip()) {
-                    *count -= 1;
-                    if *count == 0 {
-                        self.per_address.remove(&conn.addr.ip());
-                    }
+                let conn = self.conns.remove(token);
+                if conn.closing.as_ref().is_some_and(|why| why.linger) {
+                    self.linger(conn, now);
+                } else {
+                    self.forget_socket(conn.socket, conn.addr);
                 }
-                let _ = self.registry.deregister(&mut conn.socket);
-                let _ = conn.socket.shutdown(std::net::Shutdown::Both);
             }
         }
     }
@@ -573,8 +597,7 @@ impl Broker {
             }
             conn.close_transport(ReasonCode::ServerShuttingDown);
         }
-        self.commit();
-        self.commit_records();
+        self.close_store();
         self.stop_bridges(Instant::now());
         for (_, conn) in self.conns.iter_mut() {
             let _ = conn.flush(&mut self.stats.bytes_sent);

@@ -42,6 +42,7 @@ fn sort(old: &Config, new: Config) -> Sorted {
         web_max_connections_per_address,
         db,
         sync,
+        commit_interval,
         bcrypt_cost,
         max_packet_size,
         receive_maximum,
@@ -137,6 +138,7 @@ fn sort(old: &Config, new: Config) -> Sorted {
     );
     reloadable!(
         log_level,
+        commit_interval,
         allow_anonymous,
         anonymous_unknown_users,
         max_connections,

@@ -119,6 +119,12 @@ impl TlsSession {
     pub fn is_handshaking(&self) -> bool {
         self.conn.is_handshaking()
     }
+
+    /// Queues the close_notify alert (nothing more is sent after it) and appends it to `wire`.
+    pub fn close_notify(&mut self, wire: &mut Vec<u8>) -> Result<(), TlsError> {
+        self.conn.send_close_notify();
+        self.write_plaintext(&mut Vec::new(), wire)
+    }
 }
 
 /// A [`TlsSession`] with the buffers a connection keeps around it: plaintext decrypted
@@ -191,6 +197,22 @@ impl Layer {
     /// True until the handshake has completed.
     pub fn is_handshaking(&self) -> bool {
         self.session.is_handshaking()
+    }
+
+    /// Ends the TLS session: encrypts what of `plain` the session takes, queues the
+    /// close_notify alert after it (once the handshake is done), and gives back every byte
+    /// of ciphertext not yet written.
+    pub fn finish(mut self, plain: &mut Vec<u8>) -> Vec<u8> {
+        let mut wire = self.wire.split_off(self.wire_pos);
+        // A failure leaves what was encrypted so far: all there is to send. A peer that
+        // has not finished the handshake was told nothing, and gets no alert either.
+        if !self.session.is_handshaking() {
+            let _ = self
+                .session
+                .write_plaintext(plain, &mut wire)
+                .and_then(|()| self.session.close_notify(&mut wire));
+        }
+        wire
     }
 }
 
