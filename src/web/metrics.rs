@@ -126,13 +126,16 @@ pub fn handle(context: &Context, req: &Req) -> Reply {
     Reply::new(200, "text/plain; version=0.0.4; charset=utf-8", out)
 }
 
+/// Reads one figure of a bridge.
+type BridgeValue = fn(&BridgeInfo) -> u64;
+
 /// Each bridge's state and counters (the same as `$SYS/broker/bridge/NAME/...`), one
 /// series per bridge under the label `bridge` (names are letters, digits, `-` and `_`).
 fn write_bridges(bridges: &[BridgeInfo], out: &mut String) {
     if bridges.is_empty() {
         return;
     }
-    let series: [(&str, &str, &str, fn(&BridgeInfo) -> u64); 7] = [
+    let series: [(&str, &str, &str, BridgeValue); 7] = [
         (
             "connected",
             "gauge",
