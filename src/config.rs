@@ -38,6 +38,20 @@ pub struct Config {
     /// beyond them a new connection gets 503 / 429 and is closed.
     pub web_max_connections: usize,
     pub web_max_connections_per_address: usize,
+    /// Whether the console and the WebSocket listeners speak TLS (HTTPS, wss): `auto` on
+    /// every address but loopback (and everywhere once `web_tls_cert` is set), `on`
+    /// everywhere, `off` nowhere (a warning for each non-loopback address).
+    pub web_tls: WebTlsMode,
+    /// The PEM certificate chain and key they present; without them a self-signed pair is
+    /// generated beside the database on first start.
+    pub web_tls_cert: Option<PathBuf>,
+    pub web_tls_key: Option<PathBuf>,
+    /// Host names (besides the console's address and `localhost`) the console answers to,
+    /// and the generated certificate names.
+    pub web_hosts: Vec<String>,
+    /// Origins (`https://host:port`) whose pages may open a WebSocket to `ws_listen`,
+    /// besides pages from the console's own host names.
+    pub ws_allowed_origins: Vec<String>,
     /// SQLite database holding users, ACLs, sessions, retained messages and
     /// chat. Relative paths are relative to the working directory.
     pub db: PathBuf,
@@ -190,6 +204,19 @@ pub enum QueueFull {
     Refuse,
 }
 
+/// `web_tls`: where the console and the WebSocket listeners serve TLS.
+#[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum WebTlsMode {
+    /// On every address but loopback; everywhere once a certificate is configured.
+    #[default]
+    Auto,
+    /// Everywhere, loopback included.
+    On,
+    /// Nowhere: plain HTTP and ws, with a warning for a non-loopback address.
+    Off,
+}
+
 /// SQLite `synchronous` setting used for every group commit.
 #[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -259,6 +286,11 @@ impl Default for Config {
             http_enabled: true,
             web_max_connections: 256,
             web_max_connections_per_address: 32,
+            web_tls: WebTlsMode::Auto,
+            web_tls_cert: None,
+            web_tls_key: None,
+            web_hosts: Vec::new(),
+            ws_allowed_origins: Vec::new(),
             db: PathBuf::from("outpost.db"),
             sync: SyncMode::Full,
             commit_interval: 20,
@@ -461,6 +493,24 @@ impl Config {
                     message: format!("has an invalid topic filter `{bad}`"),
                 });
             }
+        }
+        if let Some(bad) = self
+            .ws_allowed_origins
+            .iter()
+            .find(|o| !(o.starts_with("http://") || o.starts_with("https://")))
+        {
+            return Err(ConfigError::Invalid {
+                path: None,
+                option: "ws_allowed_origins",
+                message: format!("has `{bad}`, which is not an http:// or https:// origin"),
+            });
+        }
+        if self.web_tls_cert.is_some() != self.web_tls_key.is_some() {
+            return Err(ConfigError::Invalid {
+                path: None,
+                option: "web_tls_cert",
+                message: "and `web_tls_key` go together".to_string(),
+            });
         }
         if !self.tls_listen.is_empty() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
             return Err(ConfigError::Invalid {

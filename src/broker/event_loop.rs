@@ -77,6 +77,8 @@ pub struct Server {
     /// Where SIGHUP reads the configuration again; without it, only the ACL rules.
     source: Option<ConfigSource>,
     inbox: InboxSender,
+    /// The certificate of the console and the wss listeners, when one of them serves TLS.
+    web_tls: Option<crate::tls::web::WebTls>,
 }
 
 /// Binds the listeners and runs the loop until SIGINT or SIGTERM; SIGHUP reloads from
@@ -97,10 +99,14 @@ impl Server {
             .map_err(|e| RunError::Io("cannot create poll", e))?;
         let mut listeners = Listeners::default();
         let mqtt = config.listen.iter().map(|a| (ListenerKind::Mqtt, a));
-        let ws = config
-            .ws_listen
-            .iter()
-            .map(|a| (ListenerKind::WebSocket, a));
+        let web_tls = crate::tls::web::prepare(&config).map_err(RunError::Tls)?;
+        let ws = config.ws_listen.iter().map(|a| {
+            if crate::tls::web::serves_tls(&config, *a) {
+                (ListenerKind::SecureWebSocket, a)
+            } else {
+                (ListenerKind::WebSocket, a)
+            }
+        });
         for (kind, addr) in mqtt.chain(ws) {
             listeners
                 .add(&registry, kind, *addr)
@@ -144,6 +150,7 @@ impl Server {
         .map_err(RunError::Store)?;
         let mut broker = Broker::new(config, store, writer, auth, registry, listeners, inbox_rx);
         broker.tls_server = tls_server;
+        broker.web_tls_server = web_tls.as_ref().map(|t| t.config.clone());
         broker.load(Instant::now()).map_err(RunError::Store)?;
         broker.load_services().map_err(RunError::Store)?;
         broker.start_bridges(bridge_tls, inbox.clone(), Instant::now())?;
@@ -155,6 +162,7 @@ impl Server {
             hangup,
             source: None,
             inbox,
+            web_tls,
         })
     }
 
@@ -167,6 +175,12 @@ impl Server {
     /// A handle for another thread to send the loop requests.
     pub fn inbox(&self) -> InboxSender {
         self.inbox.clone()
+    }
+
+    /// The certificate the web console presents when it serves HTTPS (loaded or generated
+    /// once, with the wss listeners').
+    pub fn web_tls(&self) -> Option<crate::tls::web::WebTls> {
+        self.web_tls.clone()
     }
 
     /// The addresses the listeners are bound to (the real port where 0 was asked for).
@@ -184,6 +198,7 @@ impl Server {
             hangup,
             source,
             inbox,
+            web_tls: _,
         } = self;
         // The loop keeps no sender of its own: dropping it lets `send` see a stopped loop.
         drop(inbox);
@@ -364,8 +379,13 @@ impl Broker {
             }
             let deadline = now + Duration::from_secs(self.config.connect_timeout);
             let transport = Transport::for_listener(kind);
-            let tls = match (kind, &self.tls_server) {
-                (ListenerKind::Tls, Some(config)) => match crate::tls::server(config.clone()) {
+            let server_config = match kind {
+                ListenerKind::Tls => self.tls_server.as_ref(),
+                ListenerKind::SecureWebSocket => self.web_tls_server.as_ref(),
+                ListenerKind::Mqtt | ListenerKind::WebSocket => None,
+            };
+            let tls = match server_config {
+                Some(config) => match crate::tls::server(config.clone()) {
                     Ok(session) => Some(Box::new(crate::tls::Layer::new(session))),
                     Err(e) => {
                         log::warn!("TLS connection from {addr} refused: {e}");

@@ -41,6 +41,7 @@ mod close;
 mod commit;
 mod connect;
 pub mod console;
+mod console_reset;
 mod console_topics;
 mod delivery;
 mod disconnect;
@@ -118,6 +119,11 @@ pub struct Broker {
     listeners: Listeners,
     /// Certificate and key of the TLS listeners, when there are any.
     tls_server: Option<Arc<rustls::ServerConfig>>,
+    /// The wss listeners' TLS configuration (`web_tls`).
+    web_tls_server: Option<Arc<rustls::ServerConfig>>,
+    /// The Origins a browser may open a WebSocket from (`ws_allowed_origins` and the
+    /// console's host names).
+    web_sites: Arc<crate::origin::Sites>,
     /// What other threads send the loop.
     inbox: Inbox,
 
@@ -170,11 +176,14 @@ impl Broker {
         listeners: Listeners,
         inbox: Inbox,
     ) -> Broker {
+        let web_sites = Arc::new(crate::origin::Sites::from_config(&config));
         Broker {
+            web_sites,
             config,
             registry,
             listeners,
             tls_server: None,
+            web_tls_server: None,
             inbox,
             conns: Slab::default(),
             per_address: HashMap::new(),
