@@ -59,6 +59,13 @@ CARGO_DEB_VERSION ?= ^3.8
 PACKAGED_DB := /var/lib/outpost/outpost.db
 
 .PHONY: deb deb-check deb-arm64 packaged-config cargo-deb
+
+# After a package is built: its size and the size of the stripped binary in it, measured.
+define report-size
+	@deb=$$(ls -t target/debian/outpost_*_$(1).deb | head -n 1); \
+	bin=$$(dpkg-deb --fsys-tarfile "$$deb" | tar -xO ./usr/bin/outpost | wc -c); \
+	echo "$$deb: $$(stat -c %s "$$deb") bytes; usr/bin/outpost stripped: $$bin bytes"
+endef
 packaged-config:
 	mkdir -p target/packaging
 	sed 's|^db = "outpost.db"$$|db = "$(PACKAGED_DB)"|' assets/outpost.toml > target/packaging/outpost.toml
@@ -71,6 +78,7 @@ cargo-deb:
 deb: packaged-config
 	@$(MAKE) --no-print-directory cargo-deb
 	$(CARGO) deb --strip
+	$(call report-size,$(shell dpkg --print-architecture))
 
 # Installs the package on this machine (root, Debian), checks files, user, permissions
 # and the unit, runs the broker as the unit would, upgrades over it, then purges it.
@@ -91,4 +99,6 @@ deb-arm64: packaged-config
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
 	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
 		$(CARGO) deb --strip --target $(ARM64)
+	$(call report-size,arm64)
 	bash scripts/deb-arm64-check.sh
+
