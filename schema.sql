@@ -1,4 +1,4 @@
--- Outpost durable store: the whole schema, version 4 (PRAGMA user_version = 4).
+-- Outpost durable store: the whole schema, version 5 (PRAGMA user_version = 5).
 --
 -- store::open applies this file, in one transaction, to a database whose
 -- user_version is 0 (a new file). A database at an older version is brought
@@ -147,6 +147,23 @@ CREATE TABLE chat_likes (
     PRIMARY KEY (message_id, username)
 ) WITHOUT ROWID;
 
+-- Chat room members: a user joins a room by subscribing to its topic
+-- (chat/r/<room>, no wildcard) and stays a member, online or not, until a
+-- leave request. Direct conversations (rooms named '<a>/<b>') have none.
+CREATE TABLE chat_members (
+    room_id   INTEGER NOT NULL REFERENCES chat_rooms (id) DEFERRABLE INITIALLY DEFERRED,
+    username  TEXT    NOT NULL,
+    joined_at INTEGER NOT NULL,
+    PRIMARY KEY (room_id, username)
+) WITHOUT ROWID;
+
+-- Who blocked whom: blocker takes no direct messages from blocked.
+CREATE TABLE chat_blocks (
+    blocker TEXT NOT NULL,
+    blocked TEXT NOT NULL,
+    PRIMARY KEY (blocker, blocked)
+) WITHOUT ROWID;
+
 -- The will of a persistent session: its connected client's, or one waiting
 -- on its Will Delay Interval since the session's disconnected_at. After a
 -- restart it is published when that delay runs out or the session ends,
@@ -190,4 +207,4 @@ CREATE TABLE bridge_qos2_in (
     PRIMARY KEY (bridge, packet_id)
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 4;
+PRAGMA user_version = 5;

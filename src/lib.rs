@@ -17,6 +17,7 @@
 //! - `ws`       — MQTT over WebSocket as bytes: handshake, frames in and out, close codes.
 //! - `check_config` — `outpost check-config FILE`: validate and print the effective settings.
 //! - `logging`  — stderr/journal logging at a level SIGHUP can change.
+//! - `origin`   — the Host names the console answers to and the Origins the WebSocket listeners admit.
 //! - `web`      — the web console: pages, JSON API and metrics on threads of its own.
 
 pub mod auth;
@@ -28,6 +29,7 @@ pub mod cli;
 pub mod config;
 pub mod http_head;
 pub mod logging;
+pub mod origin;
 pub mod protocol;
 pub mod service;
 pub mod store;

@@ -14,7 +14,14 @@
 //! - [`Effect::Account`]: run slow account work (bcrypt) on an auth worker; the result
 //!   comes back through the loop's inbox and is handed to the service, which answers with
 //!   more effects;
+//! - [`Effect::Announce`]: route a message at QoS 0 (presence: worth nothing once stale,
+//!   so never queued for an offline session nor acknowledged);
 //! - [`Effect::ForgetCredentials`]: drop a user's cached login after a password change.
+//!
+//! The broker also tells a service, as [`SessionEvent`]s, when a connected session starts
+//! or stops receiving a filter and when its connection ends, so the service knows who is
+//! present where; a service that wants to act later (coalescing presence) says when, and
+//! the broker calls it back then.
 //!
 //! A client-chosen Response Topic is the one place a client names where a service
 //! publishes, so the broker checks it before the service runs: it must be a topic the
@@ -75,10 +82,29 @@ pub struct Outgoing {
     pub publisher: Option<usize>,
 }
 
+/// What the broker tells a service about connected sessions. `session` is the broker's
+/// session key as a plain number, as in [`Requester::session`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEvent<'a> {
+    /// A connected session receives `filter`: a SUBSCRIBE, or a stored subscription of a
+    /// session that reconnected.
+    Subscribed {
+        session: usize,
+        username: Option<&'a str>,
+        filter: &'a str,
+    },
+    /// A connected session stopped receiving `filter` (UNSUBSCRIBE).
+    Unsubscribed { session: usize, filter: &'a str },
+    /// The session's connection ended (closed, lost or taken over); its stored
+    /// subscriptions, if any, no longer make it present.
+    Offline { session: usize },
+}
+
 /// What a service asks the broker to do.
 #[derive(Debug)]
 pub enum Effect {
     Publish(Outgoing),
+    Announce(Outgoing),
     Stage(Write),
     /// Run `op` off the loop; its result comes back with `ticket`.
     Account {

@@ -1071,3 +1071,146 @@ fn notifications_show_the_gateway_state_upstream_and_locally() {
     let late = Sub::start(upstream.port, "$SYS/broker/connection/#", 1, &[]);
     wait_states(&late, &["0"]);
 }
+
+/// Which messages numbered in `range` are not among `got` (payloads `m-NNNNN`).
+fn missing_in(got: &[(String, String)], range: std::ops::Range<usize>) -> Vec<usize> {
+    let seen: HashSet<usize> = got
+        .iter()
+        .filter_map(|(_, p)| p.strip_prefix("m-").and_then(|d| d.parse().ok()))
+        .collect();
+    range.filter(|i| !seen.contains(i)).collect()
+}
+
+/// Two Mosquitto nodes, `address = [A, B]`: the first is stopped while messages stream,
+/// the bridge moves to the second and nothing is lost; when the first is back the bridge
+/// returns to it (checked every `primary_retry` = 2 s). Then a failover with a kill -9 of
+/// Outpost in the middle: after the restart every acknowledged message arrives. Node A keeps
+/// its subscriber's session on disk, so what A acknowledged just before it stopped reaches
+/// the subscriber when A is back (Mosquitto's side of "nothing lost").
+#[test]
+fn failover_between_two_upstream_nodes_loses_nothing_and_returns_to_the_primary() {
+    let mut a = Mosquitto::persistent();
+    let b = Mosquitto::start();
+    let sub_id = unique("sub-a");
+    let sub_args = ["-c", "-i", sub_id.as_str()];
+    let mut subs_a = vec![Sub::start(a.port, "site1/sensors/#", 1, &sub_args)];
+    let sub_b = Sub::start(b.port, "site1/sensors/#", 1, &[]);
+    let config = bridge_config(a.port, "v5", 16, "primary_retry = 2").replace(
+        &format!("address = \"127.0.0.1:{}\"", a.port),
+        &format!(
+            "address = [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]",
+            a.port, b.port
+        ),
+    );
+    let mut broker = Broker::with_config(&config);
+    let on = |port: u16| format!("bridge up: up on 127.0.0.1:{port}");
+    let ups = |broker: &Broker, port: u16| {
+        broker
+            .log()
+            .iter()
+            .filter(|l| l.contains(&on(port)))
+            .count()
+    };
+    let all = |subs_a: &[Sub]| {
+        let mut got = sub_b.messages();
+        for sub in subs_a {
+            got.extend(sub.messages());
+        }
+        got
+    };
+    let wait_all = |subs_a: &[Sub], range: std::ops::Range<usize>, what: &str| {
+        let got = common::wait_until(Duration::from_secs(30), || {
+            let got = all(subs_a);
+            missing_in(&got, range.clone()).is_empty().then_some(got)
+        });
+        got.unwrap_or_else(|| {
+            let missing = missing_in(&all(subs_a), range.clone());
+            panic!("missing {what}: {missing:?}")
+        })
+    };
+
+    // Mid-stream: A stops after it has some of 300 messages; the rest go to B.
+    std::thread::scope(|scope| {
+        let publisher = scope.spawn(|| publish_range(&broker, 0..300, QoS5::AtLeastOnce));
+        subs_a[0].wait(Duration::from_secs(20), |m| m.len() >= 50);
+        a.stop();
+        publisher.join().unwrap();
+    });
+    sub_b.wait(Duration::from_secs(20), |m| !m.is_empty());
+    assert!(ups(&broker, b.port) >= 1, "the bridge moved to B");
+
+    // A comes back: what it had taken reaches its subscriber, the bridge returns to it,
+    // and new messages go there.
+    a.resume();
+    subs_a.push(Sub::start(a.port, "site1/sensors/#", 1, &sub_args));
+    let got = wait_all(&subs_a, 0..300, "after the failover");
+    eprintln!(
+        "failover: 300 messages, {} via A, {} via B, {} delivered twice",
+        subs_a.iter().map(|s| s.messages().len()).sum::<usize>(),
+        sub_b.messages().len(),
+        got.len() - 300
+    );
+    common::wait_until(Duration::from_secs(15), || {
+        (ups(&broker, a.port) >= 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the bridge did not return to A: {:?}", broker.log()));
+    let before_b = sub_b.messages().len();
+    publish_range(&broker, 300..320, QoS5::AtLeastOnce);
+    wait_all(&subs_a, 300..320, "back on A");
+    assert_eq!(sub_b.messages().len(), before_b, "nothing more went to B");
+
+    // A fails again, and Outpost is killed -9 while the bridge fails over.
+    a.stop();
+    publish_range(&broker, 320..420, QoS5::AtLeastOnce);
+    broker.kill9();
+    broker.restart();
+    a.resume();
+    subs_a.push(Sub::start(a.port, "site1/sensors/#", 1, &sub_args));
+    wait_all(&subs_a, 320..420, "after a kill -9 during the failover");
+}
+
+/// What `notifications` costs on the wire, counted by the proxy: the CONNECT's will and
+/// the retained `1` with its PUBACK, per connection (with and without, MQTT 5 and 3.1.1,
+/// the default topic for a 10-character client id), and the `0` before a clean stop.
+#[test]
+fn bytes_per_notification() {
+    let mut rows = Vec::new();
+    for protocol in ["v5", "v311"] {
+        let mut per_connect = Vec::new();
+        for extra in ["", "notifications = true"] {
+            let upstream = Mosquitto::start();
+            let proxy = Proxy::start(upstream.port, Link::default());
+            let config = bridge_config(proxy.port(), protocol, 16, extra)
+                .replace("client_id = \"gw-", "client_id = \"g");
+            let mut broker = Broker::with_config(&config);
+            broker
+                .wait_for_log(Duration::from_secs(10), |l| {
+                    l.contains("bridge up: connected")
+                })
+                .expect("bridge connected");
+            std::thread::sleep(Duration::from_millis(500));
+            let connected = proxy.bytes();
+            broker
+                .signal_and_wait(libc::SIGTERM, Duration::from_secs(5))
+                .expect("Outpost stops on SIGTERM");
+            std::thread::sleep(Duration::from_millis(300));
+            let stop = proxy.bytes().since(connected);
+            per_connect.push((connected.up, connected.down, stop.up));
+        }
+        let [(up0, down0, stop0), (up1, down1, stop1)] = per_connect[..] else {
+            unreachable!()
+        };
+        rows.push(format!(
+            "{protocol}: connect {} up / {} down more with notifications, clean stop {} up more",
+            up1 - up0,
+            down1 - down0,
+            stop1 - stop0
+        ));
+        // Will (topic, payload, flags) + PUBLISH of `1` on the same topic; its PUBACK down
+        // (Mosquitto sends the reason code: 5 bytes on MQTT 5).
+        assert!(up1 - up0 <= 120, "{rows:?}");
+        assert!(down1 - down0 <= 5, "{rows:?}");
+        assert!(stop1 - stop0 <= 60, "{rows:?}");
+    }
+    eprintln!("{}", rows.join("\n"));
+}

@@ -532,6 +532,18 @@ impl Metered {
         self.expect(frames::PUBACK);
     }
 
+    /// Waits out the presence window and takes the announcements it brought (room members
+    /// hear a subscription a second later), so a measurement after it holds none.
+    fn settle_presence(&mut self) -> Vec<String> {
+        std::thread::sleep(presence_window());
+        let mut announcements = Vec::new();
+        while let Next::Frame(f) = self.raw.next(Duration::from_millis(100)) {
+            let (_, _, payload) = f.publish(Version::V311);
+            announcements.push(String::from_utf8(payload).unwrap());
+        }
+        announcements
+    }
+
     /// The next delivery (acknowledged): its topic and payload.
     fn receive(&mut self) -> (String, String) {
         let frame = self.expect(frames::PUBLISH);
@@ -549,6 +561,11 @@ impl Metered {
         self.next_id += 1;
         self.next_id
     }
+}
+
+/// How long presence changes gather, and a margin.
+fn presence_window() -> Duration {
+    Duration::from_millis(1300)
 }
 
 /// Bytes of `f` on all the given clients, both directions.
@@ -668,9 +685,15 @@ fn measure_outpost(port: u16) -> (u64, u64, u64) {
     // The history: twenty messages from ana.
     for line in LINES {
         ana.publish("chat/r/general", line.as_bytes());
-        let (_, got) = bob.receive();
+        let (_, got) = loop {
+            let (topic, got) = bob.receive();
+            if got.starts_with(|c: char| c.is_ascii_digit()) {
+                break (topic, got);
+            }
+        };
         assert!(got.ends_with(line), "{got}");
     }
+    bob.settle_presence();
     let message = measured(&mut [&mut ana, &mut bob], |c| {
         c[0].publish("chat/r/general", LINES[18].as_bytes());
         let (topic, payload) = c[1].receive();
@@ -775,6 +798,82 @@ fn chat_bytes_on_the_socket_are_at_most_half_of_naive_json() {
     assert!(f.message.0 <= 120, "one message: {} bytes", f.message.0);
     assert!(f.page.0 <= 718, "history page: {} bytes", f.page.0);
     assert!(f.catch_up.0 <= 318, "catch-up: {} bytes", f.catch_up.0);
+}
+
+/// What presence and a direct message cost on the socket (docs/bandwidth.md): a member going
+/// offline as the other members hear it, the `members` request, a like with its liker, and
+/// a direct message from sender to receiver. MQTT 3.1.1 raw clients through counting
+/// proxies; fails if a figure grows.
+#[test]
+fn presence_and_direct_message_bytes_on_the_socket() {
+    let broker = Broker::with_config(CONFIG);
+    let port = broker.port();
+    common::add_user(broker.dir(), "ana", "anasecret1");
+    common::add_user(broker.dir(), "bob", "bobsecret1");
+    let mut ana = Metered::open(port);
+    ana.login("ana-1", Some(("ana", "anasecret1")));
+    ana.publish("chat/r/general", b"morning all");
+    let mut bob = Metered::open(port);
+    bob.login("bob-1", Some(("bob", "bobsecret1")));
+    bob.subscribe_all(&["chat/r/general", "chat/u/bob/#"]);
+    assert_eq!(bob.settle_presence(), ["j bob\no bob"]);
+    let mut cy_link = Metered::open(port);
+    common::add_user(broker.dir(), "cyd", "cydsecret1");
+    cy_link.login("cyd-1", Some(("cyd", "cydsecret1")));
+    cy_link.subscribe("chat/r/general");
+    assert_eq!(bob.settle_presence(), ["j cyd\no cyd"]);
+
+    let offline = measured(&mut [&mut bob], |c| {
+        cy_link.raw.drop_socket();
+        let (topic, payload) = c[0].receive();
+        assert_eq!(
+            (topic.as_str(), payload.as_str()),
+            ("chat/r/general", "f cyd")
+        );
+    });
+    let members = measured(&mut [&mut bob], |c| {
+        c[0].publish("chat/x/members", b"general");
+        let (_, payload) = c[0].receive();
+        assert_eq!(payload, "ok 2 members\no bob\nf cyd");
+    });
+    let like = measured(&mut [&mut bob], |c| {
+        c[0].publish("chat/x/like", b"1");
+        let (mut a, mut b) = (c[0].receive(), c[0].receive());
+        if a.0 != "chat/r/general" {
+            std::mem::swap(&mut a, &mut b);
+        }
+        assert_eq!(a.1, "l 1 1 +bob");
+        assert_eq!(b.1, "ok liked\n1 1");
+    });
+    let direct = measured(&mut [&mut ana, &mut bob], |c| {
+        c[0].publish("chat/d/bob", LINES[18].as_bytes());
+        let (topic, payload) = c[1].receive();
+        assert_eq!(topic, "chat/u/bob/d/ana");
+        assert!(
+            payload.ends_with(" ana see you at the well at noon"),
+            "{payload}"
+        );
+    });
+    println!("| exchange | bytes |");
+    println!("|---|---:|");
+    for (name, bytes) in [
+        (
+            "a member goes offline: the announcement to one member (QoS 0)",
+            offline,
+        ),
+        ("members request and reply (2 members)", members),
+        (
+            "like: request, PUBACK, the room's l event and the reply",
+            like,
+        ),
+        ("direct message, sender to receiver (27-byte text)", direct),
+    ] {
+        println!("| {name} | {bytes} |");
+    }
+    assert!(offline <= 23, "offline: {offline}");
+    assert!(members <= 75, "members: {members}");
+    assert!(like <= 88, "like: {like}");
+    assert!(direct <= 117, "direct: {direct}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1040,7 +1139,7 @@ fn a_room_of_200_members_gets_each_message_once_with_its_id_and_sender() {
         let got: Vec<(u64, String, String)> = said
             .iter()
             .map(|_| {
-                let p = expect_on(m, "chat/r/big", |_| true, "room message");
+                let p = expect_on(m, "chat/r/big", is_message, "room message");
                 let t = text(&p);
                 let mut f = t.splitn(4, ' ');
                 let id = f.next().unwrap().parse().unwrap();
@@ -1069,12 +1168,12 @@ fn a_room_of_200_members_gets_each_message_once_with_its_id_and_sender() {
         let rooms = request_v5(m, "rooms", "", &me, &format!("rooms-{i}"));
         assert_eq!(
             text(&rooms),
-            format!("ok 1 room\nbig {MEMBERS} {}", said.len()),
+            format!("ok 1 room\nbig {MEMBERS} {} m", said.len()),
             "member {i}: the room list"
         );
         let extra = m.take(
             Duration::ZERO,
-            |p| matches!(p, Packet::Publish(p) if topic(p) == "chat/r/big"),
+            |p| matches!(p, Packet::Publish(p) if topic(p) == "chat/r/big" && is_message(&text(p))),
         );
         assert!(extra.is_none(), "member {i}: a second copy: {extra:?}");
     }
@@ -1103,6 +1202,62 @@ fn a_room_of_200_members_gets_each_message_once_with_its_id_and_sender() {
         .map(|(id, (s, l))| (id, s, l))
         .collect();
     assert_eq!(stored, sent);
+
+    // Presence: every member heard each of the 20 users join exactly once, in a handful of
+    // coalesced announcements (not one per join), and member 0, there from the start, heard
+    // each come online once.
+    // The last window closes a second after the last change.
+    std::thread::sleep(Duration::from_millis(1500));
+    for (i, m) in members.iter().enumerate() {
+        let mut announcements = Vec::new();
+        while let Some(p) = m.take(Duration::ZERO, |p| {
+            matches!(p, Packet::Publish(p) if topic(p) == "chat/r/big" && !is_message(&text(p)))
+        }) {
+            if let Packet::Publish(p) = p {
+                announcements.push(text(&p));
+            }
+        }
+        let named = |kind: &str| {
+            let mut names: Vec<String> = announcements
+                .iter()
+                .flat_map(|a| a.lines())
+                .filter_map(|l| l.strip_prefix(kind))
+                .flat_map(|names| names.split(' ').map(str::to_owned))
+                .collect();
+            names.sort();
+            names
+        };
+        let mut accounts: Vec<String> = (0..ACCOUNTS).map(|a| format!("member{a}")).collect();
+        accounts.sort();
+        assert_eq!(
+            named("j "),
+            accounts,
+            "member {i}: joins in {announcements:?}"
+        );
+        if i == 0 {
+            assert_eq!(
+                named("o "),
+                accounts,
+                "member 0: online in {announcements:?}"
+            );
+        }
+        assert!(
+            announcements.len() <= 10,
+            "member {i}: {} announcements",
+            announcements.len()
+        );
+    }
+    // Messages cost no presence: one more, and nothing else comes.
+    send(&members[1], "chat/r/big", "one more".into());
+    for m in &members[..5] {
+        expect_on(
+            m,
+            "chat/r/big",
+            |t| t.ends_with(" member1 one more"),
+            "one more",
+        );
+        no_presence(m, "big", Duration::from_millis(1200));
+    }
     // A DISCONNECT each ends the clients' threads at once (a dropped client's thread waits
     // out its poll interval).
     for m in members {
@@ -1196,4 +1351,254 @@ fn line_separators_are_refused_and_setq_codes_are_as_documented() {
         let reply = ask("chat/x/setq", payload);
         assert!(reply.starts_with(code), "{payload:?}: {reply}");
     }
+}
+
+/// True for a room message (`<id> …`), false for the other room events.
+fn is_message(payload: &str) -> bool {
+    payload.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// The next presence announcement on `chat/r/<room>` (`j`/`q`/`o`/`f` lines).
+fn presence(client: &V5, room: &str) -> String {
+    let is_presence = |t: &str| matches!(t.as_bytes().first(), Some(b'j' | b'q' | b'o' | b'f'));
+    text(&expect_on(
+        client,
+        &format!("chat/r/{room}"),
+        is_presence,
+        "presence",
+    ))
+}
+
+/// No presence announcement on `chat/r/<room>` for `quiet`.
+fn no_presence(client: &V5, room: &str, quiet: Duration) {
+    let on = format!("chat/r/{room}");
+    let extra = client.take(quiet, |p| {
+        matches!(p, Packet::Publish(p) if topic(p) == on
+            && matches!(p.payload.first(), Some(b'j' | b'q' | b'o' | b'f')))
+    });
+    assert!(
+        extra.is_none(),
+        "{}: unexpected presence {extra:?}",
+        client.id
+    );
+}
+
+/// A MQTT 5 login over WebSocket that subscribes to `filter`.
+fn ws_user(port: u16, id: &str, name: &str, password: &str, filter: &str) -> common::ws::WsRaw {
+    use common::ws::{binary, WsRaw};
+    let connect = frames::Connect::new(Version::V5, id).credentials(name, password.as_bytes());
+    let mut ws = WsRaw::connect(port, &connect);
+    ws.send(&binary(&frames::subscribe(Version::V5, 1, filter, 1)));
+    ws.expect_packet(frames::SUBACK, WAIT);
+    ws
+}
+
+/// Presence as a room member sees it: a user who joins over WebSocket shows as joined and
+/// online, a dropped WebSocket as offline, the reconnect as online — each once, even though
+/// the broker learns of them as separate subscribe and disconnect events. Members survive
+/// a kill -9; presence starts afresh (everyone offline until they come back), and each
+/// comeback is announced once.
+#[test]
+fn presence_shows_offline_then_online_once_across_a_websocket_drop_and_kill_9() {
+    let mut broker = Broker::with_config(CONFIG);
+    common::add_user(broker.dir(), "ana", "s3cret-pass");
+    common::add_user(broker.dir(), "bob", "an0ther-pass");
+    let bob = user(broker.port(), "bob-1", "bob", "an0ther-pass");
+    bob.subscribe("chat/r/camp", QoS5::AtLeastOnce);
+    bob.subscribe("chat/u/bob/#", QoS5::AtLeastOnce);
+    send(&bob, "chat/r/camp", "who is here?".into());
+    assert_eq!(presence(&bob, "camp"), "j bob\no bob");
+
+    let ana = ws_user(
+        broker.ws_port(),
+        "ana-ws",
+        "ana",
+        "s3cret-pass",
+        "chat/r/camp",
+    );
+    assert_eq!(presence(&bob, "camp"), "j ana\no ana");
+    let members = request_v5(&bob, "members", "camp", "chat/u/bob", "m1");
+    assert_eq!(text(&members), "ok 2 members\no ana bob");
+
+    drop(ana); // the WebSocket goes without DISCONNECT
+    assert_eq!(presence(&bob, "camp"), "f ana");
+    let ana = ws_user(
+        broker.ws_port(),
+        "ana-ws",
+        "ana",
+        "s3cret-pass",
+        "chat/r/camp",
+    );
+    assert_eq!(presence(&bob, "camp"), "o ana");
+    no_presence(&bob, "camp", Duration::from_millis(1500));
+    drop(ana);
+    assert_eq!(presence(&bob, "camp"), "f ana");
+
+    broker.kill9();
+    broker.restart();
+    let bob = user(broker.port(), "bob-2", "bob", "an0ther-pass");
+    bob.subscribe("chat/r/camp", QoS5::AtLeastOnce);
+    bob.subscribe("chat/u/bob/#", QoS5::AtLeastOnce);
+    assert_eq!(presence(&bob, "camp"), "o bob", "bob is still a member");
+    let members = request_v5(&bob, "members", "camp", "chat/u/bob", "m2");
+    assert_eq!(text(&members), "ok 2 members\no bob\nf ana");
+    let _ana = ws_user(
+        broker.ws_port(),
+        "ana-ws",
+        "ana",
+        "s3cret-pass",
+        "chat/r/camp",
+    );
+    assert_eq!(presence(&bob, "camp"), "o ana");
+    no_presence(&bob, "camp", Duration::from_millis(1500));
+}
+
+/// A direct message reaches its two users and nobody else: a third user subscribing to
+/// every filter that could cover it (wildcards, shared subscriptions, the inbox itself)
+/// gets refusals or nothing, cannot read the conversation's history or like its message,
+/// and cannot plant a retained message in the inbox. Blocking stops the sender.
+#[test]
+fn a_direct_message_is_seen_by_its_two_users_only() {
+    let broker = Broker::with_config(CONFIG);
+    let port = broker.port();
+    for (name, password) in [
+        ("ana", "s3cret-pass"),
+        ("bob", "an0ther-pass"),
+        ("mal", "m4llory-pass"),
+    ] {
+        common::add_user(broker.dir(), name, password);
+    }
+    let mut mal = raw_user(port, "mal-1", "mal", "m4llory-pass");
+    let filters = [
+        "#",
+        "chat/#",
+        "chat/+/+/#",
+        "chat/u/#",
+        "chat/u/+/d/#",
+        "+/+/+/+",
+        "chat/u/bob/#",
+        "chat/u/bob/d/ana",
+        "+/u/ana/d/+",
+        "$share/g/#",
+        "$share/g/chat/#",
+        "$share/g/chat/u/bob/d/+",
+        "chat/u/mal/#",
+    ];
+    let codes = suback_codes(&mut mal, &filters);
+    let granted: Vec<&str> = filters
+        .iter()
+        .zip(&codes)
+        .filter(|(_, c)| **c < 0x80)
+        .map(|(f, _)| *f)
+        .collect();
+    assert_eq!(
+        granted,
+        [
+            "#",
+            "chat/#",
+            "$share/g/#",
+            "$share/g/chat/#",
+            "chat/u/mal/#"
+        ],
+        "codes {codes:?}"
+    );
+    // A retained message planted on bob's inbox is the service's topic: never stored.
+    mal.send(&frames::publish_with(
+        Version::V5,
+        "chat/u/bob/d/ana",
+        1,
+        true,
+        9,
+        &[],
+        b"1 1700000000 ana send me your password",
+    ));
+    loop {
+        let f = mal.expect_frame(frames::PUBLISH, WAIT);
+        let (t, _, p) = f.publish(Version::V5);
+        if t == b"chat/u/mal" {
+            let p = String::from_utf8(p).unwrap();
+            assert!(p.starts_with("bad_request "), "{p}");
+            break;
+        }
+    }
+
+    let ana = user(port, "ana-1", "ana", "s3cret-pass");
+    ana.subscribe("chat/u/ana/#", QoS5::AtLeastOnce);
+    let bob = user(port, "bob-1", "bob", "an0ther-pass");
+    bob.subscribe("chat/u/bob/#", QoS5::AtLeastOnce);
+    no_presence(&bob, "x", Duration::ZERO);
+    let got = bob.take(Duration::from_millis(300), |p| {
+        matches!(p, Packet::Publish(_))
+    });
+    assert!(got.is_none(), "nothing retained in bob's inbox: {got:?}");
+    send(&ana, "chat/d/bob", "meet at the well".into());
+    let at_bob = expect_on(&bob, "chat/u/bob/d/ana", |_| true, "ana's direct message");
+    assert!(
+        text(&at_bob).ends_with(" ana meet at the well"),
+        "{}",
+        text(&at_bob)
+    );
+    let id = message_id(&text(&at_bob));
+    let at_ana = expect_on(&ana, "chat/u/ana/d/bob", |_| true, "her own copy");
+    assert_eq!(text(&at_ana), text(&at_bob));
+
+    let rooms = request_v5(&bob, "rooms", "", "chat/u/bob", "r1");
+    assert_eq!(text(&rooms), "ok 1 room\n@ana 2 1");
+    let page = request_v5(&bob, "history", "@ana", "chat/u/bob", "h1");
+    assert!(
+        text(&page).ends_with(" ana 0 meet at the well"),
+        "{}",
+        text(&page)
+    );
+
+    let mut ask = |op: &str, payload: &str| -> String {
+        mal.send(&frames::publish(
+            Version::V5,
+            format!("chat/x/{op}"),
+            0,
+            0,
+            payload.as_bytes(),
+        ));
+        loop {
+            let f = mal.expect_frame(frames::PUBLISH, WAIT);
+            let (t, _, p) = f.publish(Version::V5);
+            let p = String::from_utf8(p).unwrap();
+            assert!(
+                !p.contains("meet at the well"),
+                "leaked on {:?}: {p}",
+                String::from_utf8_lossy(&t)
+            );
+            if t == b"chat/u/mal" {
+                return p;
+            }
+        }
+    };
+    assert!(ask("history", "@ana").starts_with("unknown_room "));
+    assert!(ask("history", "@bob").starts_with("unknown_room "));
+    assert!(ask("like", &id.to_string()).starts_with("unknown_message "));
+    assert_eq!(ask("rooms", ""), "ok 0 rooms");
+    // Everything mal received, in full, held nothing of the conversation.
+    match mal.frames_until_closed(Duration::from_millis(1500)) {
+        Ok(frames) | Err(frames) => {
+            for f in frames.iter().filter(|f| f.kind() == frames::PUBLISH) {
+                let (t, _, p) = f.publish(Version::V5);
+                assert!(
+                    !String::from_utf8_lossy(&p).contains("meet at the well"),
+                    "leaked on {}",
+                    String::from_utf8_lossy(&t)
+                );
+            }
+        }
+    }
+
+    // bob blocks ana: her next direct message is refused and reaches nobody.
+    let blocked = request_v5(&bob, "block", "ana", "chat/u/bob", "b1");
+    assert_eq!(text(&blocked), "ok blocked ana");
+    send(&ana, "chat/d/bob", "are you there?".into());
+    let refused = expect_on(&ana, "chat/u/ana", |_| true, "the refusal");
+    assert!(text(&refused).starts_with("blocked "), "{}", text(&refused));
+    let got = bob.take(Duration::from_millis(500), |p| {
+        matches!(p, Packet::Publish(_))
+    });
+    assert!(got.is_none(), "bob got {got:?}");
 }

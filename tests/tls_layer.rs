@@ -54,7 +54,12 @@ fn a_handshake_and_mqtt_bytes_cross_without_a_socket() {
     let server_config =
         tls::server_config(&certs.path("server.pem"), &certs.path("server.key"), None).unwrap();
     let config = bridge(&certs, "localhost");
-    let mut client = tls::client(tls::client_config(&config).unwrap(), &config).unwrap();
+    let mut client = tls::client(
+        tls::client_config(&config).unwrap(),
+        &config,
+        "127.0.0.1:8883",
+    )
+    .unwrap();
     let mut server = Layer::new(tls::server(server_config).unwrap());
     // CONNECT is queued before the handshake; it waits, then goes through encrypted.
     let connect = vec![
@@ -95,7 +100,12 @@ fn a_certificate_for_another_name_fails_the_handshake() {
     let server_config =
         tls::server_config(&certs.path("server.pem"), &certs.path("server.key"), None).unwrap();
     let config = bridge(&certs, "broker.example.com");
-    let mut client = tls::client(tls::client_config(&config).unwrap(), &config).unwrap();
+    let mut client = tls::client(
+        tls::client_config(&config).unwrap(),
+        &config,
+        "127.0.0.1:8883",
+    )
+    .unwrap();
     let mut server = Layer::new(tls::server(server_config).unwrap());
     let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
     let e = pump(&mut client, &mut server, &mut a, &mut b, &mut c).unwrap_err();

@@ -13,8 +13,17 @@ pub struct BridgeConfig {
     /// Names the bridge in logs, `$SYS` and its queue in the store; renaming a bridge
     /// starts a new, empty queue.
     pub name: String,
-    /// The upstream's `host:port`; a host name is resolved off the loop at each connect.
-    pub address: String,
+    /// The upstream's `host:port`, or a list of them (the nodes of a cluster), tried in
+    /// order; a host name is resolved off the loop at each connect.
+    pub address: Addresses,
+    /// With several addresses: `false` returns to the first (the primary) when it is back,
+    /// checked every `primary_retry` seconds; `true` stays on whichever works and moves on
+    /// to the next one when it fails.
+    #[serde(default)]
+    pub round_robin: bool,
+    /// Seconds between checks that the primary is back while on another address.
+    #[serde(default = "default_primary_retry")]
+    pub primary_retry: u64,
     /// MQTT version spoken to the upstream.
     #[serde(default)]
     pub protocol: BridgeProtocol,
@@ -82,6 +91,36 @@ pub struct BridgeConfig {
     /// Which topics cross, in which direction.
     #[serde(default)]
     pub topic: Vec<TopicRule>,
+}
+
+/// `address = "host:port"` or `address = ["host1:port", "host2:port"]`.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Addresses {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Addresses {
+    /// The addresses in the order they are tried.
+    pub fn list(&self) -> &[String] {
+        match self {
+            Addresses::One(one) => std::slice::from_ref(one),
+            Addresses::Many(many) => many,
+        }
+    }
+}
+
+impl fmt::Display for Addresses {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.list().join(", "))
+    }
+}
+
+/// The host part of a `host:port` address (brackets of an IPv6 literal removed).
+pub fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// One topic rule: `[[bridge.topic]]`.
@@ -168,6 +207,9 @@ fn default_reconnect_delay() -> u64 {
 fn default_reconnect_delay_max() -> u64 {
     120
 }
+fn default_primary_retry() -> u64 {
+    60
+}
 fn default_qos() -> u8 {
     1
 }
@@ -188,15 +230,6 @@ impl BridgeConfig {
         })
     }
 
-    /// The host part of `address` (brackets of an IPv6 literal removed).
-    pub fn host(&self) -> &str {
-        let host = self
-            .address
-            .rsplit_once(':')
-            .map_or(&*self.address, |(h, _)| h);
-        host.trim_start_matches('[').trim_end_matches(']')
-    }
-
     /// What is wrong with this section, as (option, message), if anything.
     pub fn problem(&self) -> Option<(&'static str, String)> {
         let bad = |option, message: &str| Some((option, message.to_string()));
@@ -211,9 +244,20 @@ impl BridgeConfig {
                 "must be letters, digits, `-` or `_` (it names $SYS topics)",
             );
         }
-        let port = self.address.rsplit_once(':').map(|(_, p)| p.parse::<u16>());
-        if !matches!(port, Some(Ok(p)) if p > 0) || self.host().is_empty() {
-            return bad("bridge.address", "must be HOST:PORT");
+        if self.address.list().is_empty() {
+            return bad("bridge.address", "must be HOST:PORT or a list of them");
+        }
+        for address in self.address.list() {
+            let port = address.rsplit_once(':').map(|(_, p)| p.parse::<u16>());
+            if !matches!(port, Some(Ok(p)) if p > 0) || host_of(address).is_empty() {
+                return bad("bridge.address", "must be HOST:PORT or a list of them");
+            }
+        }
+        if self.primary_retry == 0 || self.primary_retry > 86_400 {
+            return bad(
+                "bridge.primary_retry",
+                "must be between 1 and 86400 seconds",
+            );
         }
         if self.inflight == 0 {
             return bad("bridge.inflight", "must be at least 1");

@@ -266,12 +266,13 @@ impl Session {
         self.last_sent = now;
     }
 
-    /// A graceful stop: the state `0` (with `notifications`; a normal DISCONNECT discards
-    /// the will), then DISCONNECT (normal; the upstream keeps our session), if up.
-    pub fn send_disconnect(&mut self, out: &mut Vec<u8>) {
+    /// A graceful stop: the state `0` if `say_down` (with `notifications`; a normal
+    /// DISCONNECT discards the will), then DISCONNECT (normal; the upstream keeps our
+    /// session), if up. Leaving one cluster node for another does not say `0`.
+    pub fn send_disconnect(&mut self, out: &mut Vec<u8>, say_down: bool) {
         if let State::Up(up) = &mut self.state {
             let reserved: Vec<u16> = up.subscribing.into_iter().chain(up.notifying).collect();
-            let topic = self.notification_topic.as_deref();
+            let topic = self.notification_topic.as_deref().filter(|_| say_down);
             if let Some(id) = topic.and_then(|_| self.queue.free_id(&reserved)) {
                 notify(self.version, topic, up, id, b"0", out);
             }
@@ -1345,7 +1346,7 @@ mod tests {
             .unwrap();
         assert!(!s.had_good_exchange());
         let mut out = Vec::new();
-        s.send_disconnect(&mut out);
+        s.send_disconnect(&mut out, true);
         let sent = packets(&out, ProtocolVersion::V311);
         assert!(
             matches!(&sent[..], [Packet::Publish(p), Packet::Disconnect(_)] if p.payload == b"0" && p.retain),

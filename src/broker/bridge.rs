@@ -40,12 +40,18 @@ const READ_CHUNK: usize = 16 * 1024;
 /// keeps backing off instead of reconnecting every second.
 const STABLE: Duration = Duration::from_secs(30);
 
-/// A host name resolved off the loop, for the attempt `serial` of bridge `index`.
+/// A host name resolved off the loop, for the attempt `serial` of bridge `index`; or,
+/// with `probe`, whether the primary address took a TCP connection (`Ok`) while the bridge
+/// is on another one.
 pub struct Resolved {
     pub index: usize,
     pub serial: u64,
     pub result: Result<Vec<SocketAddr>, String>,
+    pub probe: bool,
 }
+
+/// How long the primary check waits for a TCP connection.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One bridge as the console shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,11 +106,26 @@ pub struct Bridge {
     retry_at: Option<Instant>,
     /// Resolved addresses not tried yet in this attempt (tried in order before backing off).
     addrs: Vec<SocketAddr>,
+    /// Which of the configured addresses the link uses (or the attempt tries).
+    current: usize,
+    /// The address this round of attempts started with: when the next one would be it
+    /// again, every address has failed and the bridge backs off.
+    round_start: usize,
+    /// When to check whether the primary address is back, while up on another one
+    /// (`round_robin = false`).
+    primary_check_at: Option<Instant>,
     /// Since when the link has been up (CONNACK).
     up_since: Option<Instant>,
     /// True while the queue is at its budget, so the drops are logged once per episode.
     full: bool,
     tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Bridge {
+    /// The address in use (or being tried).
+    fn address(&self) -> &str {
+        &self.config.address.list()[self.current]
+    }
 }
 
 /// The bridges and what they need from outside the loop.
@@ -187,6 +208,9 @@ impl Broker {
                 timer_at: None,
                 retry_at: Some(now),
                 addrs: Vec::new(),
+                current: 0,
+                round_start: 0,
+                primary_check_at: None,
                 up_since: None,
                 full: false,
                 tls,
@@ -324,8 +348,8 @@ impl Broker {
         if room == 0 {
             return false;
         }
-        if self.db.store.has_staged() {
-            self.commit();
+        if self.writes_pending() {
+            self.sync_store();
         }
         let name = self.bridges.list[index].config.name.clone();
         match self.db.store.load_forward(&name, from, room) {
@@ -435,6 +459,11 @@ impl Broker {
             self.connect_bridge(index, now);
         }
         let bridge = &mut self.bridges.list[index];
+        if bridge.primary_check_at.is_some_and(|at| at <= now) {
+            bridge.primary_check_at = None;
+            self.probe_primary(index);
+        }
+        let bridge = &mut self.bridges.list[index];
         // Without a link (a resolver still at work) a ping has nowhere to go.
         let mut nowhere = Vec::new();
         let out = bridge.link.as_mut().map_or(&mut nowhere, |l| &mut l.out);
@@ -458,10 +487,14 @@ impl Broker {
     /// Keeps one timer in the heap for the bridge's nearest deadline.
     fn schedule_bridge(&mut self, index: usize, now: Instant) {
         let bridge = &mut self.bridges.list[index];
-        let next = match (bridge.retry_at, bridge.session.deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next = [
+            bridge.retry_at,
+            bridge.session.deadline(),
+            bridge.primary_check_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let Some(next) = next else {
             return;
         };
@@ -477,11 +510,12 @@ impl Broker {
         let bridge = &mut self.bridges.list[index];
         bridge.serial += 1;
         bridge.session.connecting(now);
-        if let Ok(addr) = bridge.config.address.parse::<SocketAddr>() {
+        let address = bridge.address().to_string();
+        if let Ok(addr) = address.parse::<SocketAddr>() {
             self.open_bridge(index, addr, now);
             return;
         }
-        let (address, serial) = (bridge.config.address.clone(), bridge.serial);
+        let serial = bridge.serial;
         let Some(inbox) = self.bridges.inbox.clone() else {
             return;
         };
@@ -494,8 +528,73 @@ impl Broker {
                 index,
                 serial,
                 result,
+                probe: false,
             }));
         });
+    }
+
+    /// While up on another address: checks off the loop whether the primary takes a TCP
+    /// connection again.
+    fn probe_primary(&mut self, index: usize) {
+        let bridge = &self.bridges.list[index];
+        let (address, serial) = (bridge.config.address.list()[0].clone(), bridge.serial);
+        let Some(inbox) = self.bridges.inbox.clone() else {
+            return;
+        };
+        std::thread::spawn(move || {
+            let result = address
+                .to_socket_addrs()
+                .map_err(|e| e.to_string())
+                .and_then(|addrs| {
+                    addrs
+                        .into_iter()
+                        .find(|a| std::net::TcpStream::connect_timeout(a, PROBE_TIMEOUT).is_ok())
+                        .map(|a| vec![a])
+                        .ok_or_else(|| "no answer".to_string())
+                });
+            let _ = inbox.send(Inbound::BridgeResolved(Resolved {
+                index,
+                serial,
+                result,
+                probe: true,
+            }));
+        });
+    }
+
+    /// The primary check's answer: if the primary is back and the bridge is still up on
+    /// another address, it leaves that one (DISCONNECT, normal) and connects to the
+    /// primary now; what is in flight is sent again there.
+    fn primary_probed(&mut self, resolved: Resolved, now: Instant) {
+        let index = resolved.index;
+        let bridge = &mut self.bridges.list[index];
+        if bridge.serial != resolved.serial || !bridge.session.is_up() || bridge.current == 0 {
+            return;
+        }
+        if resolved.result.is_err() {
+            bridge.primary_check_at = Some(now + Duration::from_secs(bridge.config.primary_retry));
+            return self.schedule_bridge(index, now);
+        }
+        log::info!(
+            "bridge {}: the primary {} is back; leaving {} for it",
+            bridge.config.name,
+            bridge.config.address.list()[0],
+            bridge.address()
+        );
+        if let Some(link) = bridge.link.as_mut() {
+            bridge.session.send_disconnect(&mut link.out, false);
+        }
+        self.flush_bridge(index, now);
+        let bridge = &mut self.bridges.list[index];
+        if let Some(mut link) = bridge.link.take() {
+            let _ = self.registry.deregister(&mut link.socket);
+        }
+        bridge.up_since = None;
+        bridge.primary_check_at = None;
+        bridge.current = 0;
+        bridge.round_start = 0;
+        bridge.retry_at = Some(now);
+        self.notify_locally(index, false, now);
+        self.schedule_bridge(index, now);
     }
 
     /// The resolver thread's answer.
@@ -503,6 +602,9 @@ impl Broker {
         let Some(bridge) = self.bridges.list.get(resolved.index) else {
             return;
         };
+        if resolved.probe {
+            return self.primary_probed(resolved, now);
+        }
         if bridge.serial != resolved.serial || bridge.link.is_some() {
             return;
         }
@@ -536,7 +638,7 @@ impl Broker {
             return self.bridge_down(index, LinkError::Io(e.to_string()), now);
         }
         let tls = match &bridge.tls {
-            Some(config) => match tls::client(config.clone(), &bridge.config) {
+            Some(config) => match tls::client(config.clone(), &bridge.config, bridge.address()) {
                 Ok(t) => Some(t),
                 Err(e) => return self.bridge_down(index, LinkError::Tls(e.to_string()), now),
             },
@@ -656,6 +758,11 @@ impl Broker {
             if came_up {
                 bridge.up_since = Some(now);
                 bridge.addrs.clear();
+                let config = &bridge.config;
+                if bridge.current != 0 && !config.round_robin {
+                    bridge.primary_check_at = Some(now + Duration::from_secs(config.primary_retry));
+                }
+                log::info!("bridge {}: up on {}", config.name, bridge.address());
             }
             self.bridge_effects(index, effects, now);
             if came_up {
@@ -730,6 +837,15 @@ impl Broker {
     /// The end of a turn, after the commit: every bridge's output goes out. If the commit
     /// failed, that output may acknowledge what is not on disk: the links are dropped
     /// instead, and the next connection sends again what is unacknowledged.
+    /// True when some bridge has output waiting for its socket.
+    pub(super) fn bridges_have_output(&self) -> bool {
+        self.bridges.list.iter().any(|b| {
+            b.link
+                .as_ref()
+                .is_some_and(|l| !l.out.is_empty() || !l.wire.is_empty())
+        })
+    }
+
     pub(super) fn flush_bridges(&mut self, commit_failed: bool, now: Instant) {
         for index in 0..self.bridges.list.len() {
             let has_link = self.bridges.list[index].link.is_some();
@@ -747,7 +863,7 @@ impl Broker {
         for index in 0..self.bridges.list.len() {
             let bridge = &mut self.bridges.list[index];
             if let Some(link) = bridge.link.as_mut() {
-                bridge.session.send_disconnect(&mut link.out);
+                bridge.session.send_disconnect(&mut link.out, true);
                 self.flush_bridge(index, now);
             }
         }
@@ -766,6 +882,29 @@ impl Broker {
             log::info!("bridge {}: {error}; trying {next}", bridge.config.name);
             return self.open_bridge(index, next, now);
         }
+        let count = bridge.config.address.list().len();
+        if !was_up && (bridge.current + 1) % count != bridge.round_start {
+            // The cluster has more nodes: try the next one now.
+            let failed = bridge.address().to_string();
+            bridge.current = (bridge.current + 1) % count;
+            log::warn!(
+                "bridge {} to {failed}: cannot connect: {error}; trying {}",
+                bridge.config.name,
+                bridge.address()
+            );
+            return self.connect_bridge(index, now);
+        }
+        bridge.primary_check_at = None;
+        let lost_on = bridge.current;
+        let failed_address = bridge.address().to_string();
+        // The next round: from the primary again, or (round robin) from the next address
+        // after the one that was up.
+        bridge.round_start = match (was_up, bridge.config.round_robin) {
+            (true, true) => (lost_on + 1) % count,
+            (true, false) => 0,
+            (false, _) => bridge.round_start,
+        };
+        bridge.current = bridge.round_start;
         if let Some(seq) = bridge.session.link_lost(&error) {
             let name = bridge.config.name.clone();
             self.db
@@ -789,9 +928,8 @@ impl Broker {
             "cannot connect"
         };
         log::warn!(
-            "bridge {} to {}: {what}: {error}; next attempt in {:.1} s ({} queued)",
+            "bridge {} to {failed_address}: {what}: {error}; next attempt in {:.1} s ({} queued)",
             bridge.config.name,
-            bridge.config.address,
             delay.as_secs_f64(),
             bridge.session.queue.len()
         );
@@ -828,7 +966,7 @@ impl Broker {
                 let (s, c) = (&b.session, &b.session.counters);
                 BridgeInfo {
                     name: b.config.name.clone(),
-                    address: b.config.address.clone(),
+                    address: b.address().to_string(),
                     protocol: s.version(),
                     connected: s.is_up(),
                     up_for: b

@@ -49,10 +49,21 @@ impl Ending {
             Ending::Lost => (ReasonCode::UnspecifiedError, true, "connection lost"),
             Ending::StoreFailure => (ReasonCode::UnspecifiedError, false, "store failure"),
         };
+        // Whatever the broker answered (it answers nothing to a peer already gone, to a
+        // client that said goodbye, a slow consumer or a failed commit) must arrive.
+        let linger = matches!(
+            self,
+            Ending::Violation(_)
+                | Ending::Refused(_)
+                | Ending::TakenOver
+                | Ending::ListenerStopped
+                | Ending::Transport(_)
+        );
         CloseReason {
             reason,
             publish_will,
             detail,
+            linger,
         }
     }
 }
@@ -128,7 +139,9 @@ impl Broker {
             ),
             Ending::ClientDisconnected(_) | Ending::Lost | Ending::StoreFailure => {}
         }
-        let why = ending.close_reason();
+        let mut why = ending.close_reason();
+        // Only an answer on its way is worth lingering for.
+        why.linger &= conn.pending_output() > 0 || conn.closes_with_a_frame();
         conn.closing = Some(Box::new(why));
         self.turn.close.push(token);
         self.mark_flush(token);

@@ -2,12 +2,14 @@
 //! worker), take or create the session (takeover, clean start, will), answer CONNACK
 //! with what the broker supports, then resume whatever the session is owed.
 
+use crate::service::SessionEvent;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::alias::OutboundAliases;
 use super::client::Phase;
 use super::close::Ending;
+use super::keys::Key as _;
 use super::keys::{ConnKey, SessionKey};
 use super::message::{ForwardedProperties, Message};
 use super::persist::unix_now;
@@ -278,6 +280,7 @@ impl Broker {
 
     /// Binds the connection to its session and answers CONNACK.
     fn accept_connect(&mut self, token: ConnKey, request: ConnectRequest, now: Instant) {
+        let staged = self.db.store.staged_total();
         let ConnectRequest {
             version,
             clean_start,
@@ -337,10 +340,15 @@ impl Broker {
                 .schedule(deadline, Timer::KeepAlive { token, serial });
         }
 
+        if session_present {
+            self.tell_services_resumed(session, now);
+        }
         let mut properties = self.connack_properties(version, server_keep_alive);
         properties.assigned_client_identifier = assigned.then_some(client_id.as_str());
         properties.response_information = response_information.as_deref();
         properties.session_expiry_interval = session_expiry_capped.then_some(session_expiry);
+        // A persistent session is durable before its CONNACK says it is present.
+        self.await_own(token, staged);
         let conn = &mut self.conns[token];
         conn.send(&Packet::ConnAck(ConnAck {
             session_present,
@@ -412,6 +420,10 @@ impl Broker {
             if let Some(old) = self.sessions[key].connection() {
                 self.sessions[key].set_connection(None);
                 self.take_over(old);
+                let offline = SessionEvent::Offline {
+                    session: key.index(),
+                };
+                self.tell_services(offline, now);
             }
             // A will still waiting on its delay is cancelled by a reconnect that resumes
             // the session, and published now if the session is about to end.

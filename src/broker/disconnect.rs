@@ -1,10 +1,12 @@
 //! Ending connections: an inbound DISCONNECT, and what happens to the session and the
 //! will when a connection closes for any reason.
 
+use crate::service::SessionEvent;
 use std::time::{Duration, Instant};
 
 use super::client::CloseReason;
 use super::close::Ending;
+use super::keys::Key as _;
 use super::keys::{ConnKey, SessionKey};
 use super::persist::unix_now;
 use super::timers::Timer;
@@ -63,6 +65,13 @@ impl Broker {
         let s = &mut self.sessions[session];
         s.set_connection(None);
         s.generation = generation;
+        self.tell_services(
+            SessionEvent::Offline {
+                session: session.index(),
+            },
+            now,
+        );
+        let s = &mut self.sessions[session];
         let expiry = s.expiry_interval;
         let will = s.will.take();
         if let Some(will) = will.filter(|_| why.publish_will) {

@@ -108,7 +108,7 @@ impl Broker {
             Packet::PubComp(ack) => self.handle_pubcomp(token, session, ack, now),
             Packet::Subscribe(subscribe) => self.handle_subscribe(token, session, subscribe, now),
             Packet::Unsubscribe(unsubscribe) => {
-                self.handle_unsubscribe(token, session, unsubscribe)
+                self.handle_unsubscribe(token, session, unsubscribe, now)
             }
             Packet::PingReq => {
                 self.conns[token].send(&Packet::PingResp);

@@ -55,6 +55,11 @@ key!(
     SessionKey
 );
 
+key!(
+    /// A closed connection's socket lingering in `Broker::lingering` (see `linger.rs`).
+    LingerKey
+);
+
 impl ConnKey {
     /// The poll token the connection's socket is registered under.
     pub fn token(self) -> Token {

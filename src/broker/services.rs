@@ -11,11 +11,12 @@ use std::time::Instant;
 use super::keys::{ConnKey, Key, SessionKey};
 use super::message::{ForwardedProperties, Message};
 use super::persist::unix_now;
+use super::timers::Timer;
 use super::{Broker, Inbound, Violation};
-use crate::auth::acl::{reply_topic_allows, Action};
+use crate::auth::acl::{is_reply_topic, reply_topic_allows, Action};
 use crate::chat::{accounts, AccountReply, ChatConfig, ChatService, Context};
 use crate::protocol::{Publish, Qos, ReasonCode};
-use crate::service::{Effect, Request, Requester};
+use crate::service::{Effect, Outgoing, Request, Requester, SessionEvent};
 use crate::store::StoreError;
 
 impl Broker {
@@ -87,8 +88,8 @@ impl Broker {
         now: Instant,
     ) -> Result<ReasonCode, Violation> {
         // Reads must see this turn's earlier writes (a like of a message just sent).
-        if ChatService::reads_store(topic) && self.db.store.has_staged() {
-            self.commit();
+        if ChatService::reads_store(topic) && self.writes_pending() {
+            self.sync_store();
         }
         let Some(mut chat) = self.chat.take() else {
             return Ok(ReasonCode::Success);
@@ -171,26 +172,68 @@ impl Broker {
         self.apply_effects(effects, now);
     }
 
+    /// Tells the services about a connected session's subscriptions or its end. Cheap for
+    /// anything but a room topic: the chat service looks only at `chat/r/<room>`.
+    pub(super) fn tell_services(&mut self, event: SessionEvent<'_>, now: Instant) {
+        let Some(chat) = self.chat.as_mut() else {
+            return;
+        };
+        let effects = chat.session_event(event, now, unix_now());
+        self.apply_effects(effects, now);
+    }
+
+    /// A service's callback time came (the presence window closed).
+    pub(super) fn services_due(&mut self, now: Instant) {
+        let Some(chat) = self.chat.as_mut() else {
+            return;
+        };
+        let effects = chat.due(now);
+        self.apply_effects(effects, now);
+    }
+
+    /// Tells the services that a session now receives each of its stored subscriptions
+    /// (a reconnect that resumed it).
+    pub(super) fn tell_services_resumed(&mut self, session: SessionKey, now: Instant) {
+        if self.chat.is_none() {
+            return;
+        }
+        let s = &self.sessions[session];
+        let filters: Vec<String> = s.subscriptions().map(|(f, _)| f.to_owned()).collect();
+        let username = s.username.clone();
+        for filter in &filters {
+            self.tell_services(
+                SessionEvent::Subscribed {
+                    session: session.index(),
+                    username: username.as_deref(),
+                    filter,
+                },
+                now,
+            );
+        }
+    }
+
+    /// Applies what a service answered, and asks for the callback it wants, if any.
     fn apply_effects(&mut self, effects: Vec<Effect>, now: Instant) {
+        if let Some(at) = self.chat.as_mut().and_then(ChatService::wake_at) {
+            self.timers.schedule(at, Timer::Services);
+        }
         for effect in effects {
             match effect {
                 Effect::Stage(w) => self.db.store.stage(w),
                 Effect::Publish(out) => {
-                    let message = Arc::new(Message {
-                        topic: out.topic.into(),
-                        payload: out.payload.into(),
-                        qos: Qos::AtLeastOnce,
-                        retain: false,
-                        properties: ForwardedProperties {
-                            correlation_data: out.correlation_data.map(Into::into),
-                            ..ForwardedProperties::default()
-                        },
-                        expires_at: None,
-                        publisher: out.publisher.map(SessionKey::from_index),
-                        store_id: OnceLock::new(),
-                    });
+                    let message = service_message(out, Qos::AtLeastOnce);
                     self.stats.messages_received += 1;
-                    self.distribute(message, now);
+                    if is_reply_topic(&message.topic) {
+                        // Someone's replies or direct messages: to them only, never to the
+                        // console's topic history or a bridge.
+                        self.route(message, now);
+                    } else {
+                        self.distribute(message, now);
+                    }
+                }
+                Effect::Announce(out) => {
+                    self.stats.messages_received += 1;
+                    self.distribute(service_message(out, Qos::AtMostOnce), now);
                 }
                 Effect::Account { ticket, op } => {
                     let cost = self.config.bcrypt_cost;
@@ -218,4 +261,21 @@ impl Broker {
         sessions.extend(grouped);
         sessions.len()
     }
+}
+
+/// A message a service publishes, from the broker (no retain, no expiry).
+fn service_message(out: Outgoing, qos: Qos) -> Arc<Message> {
+    Arc::new(Message {
+        topic: out.topic.into(),
+        payload: out.payload.into(),
+        qos,
+        retain: false,
+        properties: ForwardedProperties {
+            correlation_data: out.correlation_data.map(Into::into),
+            ..ForwardedProperties::default()
+        },
+        expires_at: None,
+        publisher: out.publisher.map(SessionKey::from_index),
+        store_id: OnceLock::new(),
+    })
 }

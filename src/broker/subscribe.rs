@@ -4,14 +4,17 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::keys::Key as _;
 use super::keys::{ConnKey, SessionKey};
 use super::message::Message;
 use super::session::{Outbound, SubEntry};
 use super::{Broker, Violation};
+use crate::chat::codec::ROOM_PREFIX;
 use crate::protocol::{
     Packet, Properties, Qos, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
     UnsubAck, Unsubscribe,
 };
+use crate::service::SessionEvent;
 use crate::topic::parse_shared;
 
 impl Broker {
@@ -22,6 +25,7 @@ impl Broker {
         subscribe: Subscribe<'_>,
         now: Instant,
     ) -> Result<(), Violation> {
+        let staged = self.db.store.staged_total();
         let identifier = subscribe
             .properties
             .subscription_identifiers
@@ -52,6 +56,7 @@ impl Broker {
                 Err(code) => code,
             });
         }
+        self.await_own(token, staged);
         self.conns[token].send(&Packet::SubAck(SubAck {
             packet_id: subscribe.packet_id,
             properties: Properties::default(),
@@ -119,7 +124,19 @@ impl Broker {
         s.subscribe(filter, entry);
         self.stage_subscription(session, filter, Some(entry));
         self.sys_wanted(plain, now);
-        Ok(Ok(self.trie.subscribe(plain, group, session, entry)))
+        let is_new = self.trie.subscribe(plain, group, session, entry);
+        if group.is_none() && plain.starts_with(ROOM_PREFIX) {
+            let username = self.sessions[session].username.clone();
+            self.tell_services(
+                SessionEvent::Subscribed {
+                    session: session.index(),
+                    username: username.as_deref(),
+                    filter: plain,
+                },
+                now,
+            );
+        }
+        Ok(Ok(is_new))
     }
 
     /// Sends the retained messages matching a new subscription, flagged retained.
@@ -156,13 +173,22 @@ impl Broker {
         token: ConnKey,
         session: SessionKey,
         unsubscribe: Unsubscribe<'_>,
+        now: Instant,
     ) -> Result<(), Violation> {
+        let staged = self.db.store.staged_total();
         let mut reasons = Vec::with_capacity(unsubscribe.filters.len());
         for filter in &unsubscribe.filters {
             let existed = self.sessions[session].unsubscribe(filter);
             if existed {
                 self.remove_from_trie(session, filter);
                 self.stage_subscription(session, filter, None);
+                self.tell_services(
+                    SessionEvent::Unsubscribed {
+                        session: session.index(),
+                        filter,
+                    },
+                    now,
+                );
             }
             reasons.push(if existed {
                 ReasonCode::Success
@@ -170,6 +196,7 @@ impl Broker {
                 ReasonCode::NoSubscriptionExisted
             });
         }
+        self.await_own(token, staged);
         self.conns[token].send(&Packet::UnsubAck(UnsubAck {
             packet_id: unsubscribe.packet_id,
             properties: Properties::default(),

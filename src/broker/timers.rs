@@ -15,7 +15,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::keys::{ConnKey, SessionKey};
+use super::keys::{ConnKey, LingerKey, SessionKey};
 
 /// What a deadline is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -40,8 +40,14 @@ pub enum Timer {
     Bridge { index: usize },
     /// Write the client records waiting for a commit.
     ClientRecords,
+    /// The open batch's commit window has passed: hand it to the store writer.
+    Commit,
+    /// A service asked to be called back (the chat's presence window closes).
+    Services,
     /// `slow_consumer_timeout` since session `session` began holding publishers back.
     HeldTooLong { session: SessionKey },
+    /// The lingering socket in slot `key` with `serial` has had its time (`linger.rs`).
+    Lingered { key: LingerKey, serial: u64 },
 }
 
 #[derive(Debug)]

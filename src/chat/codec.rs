@@ -22,6 +22,8 @@ pub const DEFAULT_PAGE: usize = 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChatTopic<'a> {
     Room(&'a str),
+    /// `chat/d/<peer>`: a direct message.
+    Direct(&'a str),
     Request {
         op: &'a str,
         tag: Option<&'a str>,
@@ -33,6 +35,9 @@ pub enum ChatTopic<'a> {
 pub fn parse_topic(topic: &str) -> ChatTopic<'_> {
     if let Some(room) = topic.strip_prefix(ROOM_PREFIX) {
         return ChatTopic::Room(room);
+    }
+    if let Some(peer) = topic.strip_prefix(super::direct::DIRECT_PREFIX) {
+        return ChatTopic::Direct(peer);
     }
     let Some(rest) = topic.strip_prefix(REQUEST_PREFIX) else {
         return ChatTopic::Other;
@@ -135,6 +140,16 @@ pub enum Op<'a> {
     Like {
         id: i64,
     },
+    Members {
+        room: &'a str,
+    },
+    Leave {
+        room: &'a str,
+    },
+    Block {
+        user: &'a str,
+        blocks: bool,
+    },
 }
 
 impl Op<'_> {
@@ -201,6 +216,18 @@ pub fn parse_request<'a>(op: &str, payload: &'a [u8]) -> Result<Op<'a>, ChatErro
         "history" => parse_history(text),
         "like" => Ok(Op::Like {
             id: number(text, "like needs a message id")?,
+        }),
+        "members" | "leave" if text.is_empty() => Err(ChatError::BadRequest("name a room")),
+        "members" => Ok(Op::Members { room: text }),
+        "leave" => Ok(Op::Leave { room: text }),
+        "block" | "unblock" if text.is_empty() => Err(ChatError::BadRequest("name a user")),
+        "block" => Ok(Op::Block {
+            user: text,
+            blocks: true,
+        }),
+        "unblock" => Ok(Op::Block {
+            user: text,
+            blocks: false,
         }),
         _ => Err(ChatError::BadRequest("unknown request")),
     }

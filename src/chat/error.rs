@@ -20,6 +20,10 @@ pub enum ChatError {
     TextTooLong(usize),
     TextInvalid,
     UnknownMessage,
+    /// A direct message or block naming no user.
+    UnknownUser,
+    /// A direct message to someone who blocked the sender.
+    Blocked,
     /// A user name or password that breaks the account rules.
     Rule(RuleError),
     NameTaken,
@@ -45,6 +49,8 @@ impl ChatError {
             ChatError::TextTooLong(_) => "text_too_long",
             ChatError::TextInvalid => "text_invalid",
             ChatError::UnknownMessage => "unknown_message",
+            ChatError::UnknownUser => "unknown_user",
+            ChatError::Blocked => "blocked",
             ChatError::Rule(rule) => rule.code(),
             ChatError::NameTaken => "name_taken",
             ChatError::QuestionInvalid => "question_invalid",
@@ -74,6 +80,8 @@ impl fmt::Display for ChatError {
             ChatError::TextTooLong(max) => write!(f, "the message is longer than {max} bytes"),
             ChatError::TextInvalid => f.write_str("the message holds control characters"),
             ChatError::UnknownMessage => f.write_str("no such message"),
+            ChatError::UnknownUser => f.write_str("no such user"),
+            ChatError::Blocked => f.write_str("this user does not take your direct messages"),
             ChatError::Rule(rule) => rule.fmt(f),
             ChatError::NameTaken => f.write_str("the user name is taken"),
             ChatError::QuestionInvalid => f.write_str("a question has 1 to 200 characters"),

@@ -21,6 +21,10 @@ impl ChatService {
         let Some(room) = self.rooms.name(room_id) else {
             return Err(ChatError::UnknownMessage);
         };
+        // A direct message exists only for its two users.
+        let Some(topics) = self.like_topics(room, user) else {
+            return Err(ChatError::UnknownMessage);
+        };
         let liked = !ctx.store.chat_liked(id, user).map_err(unavailable)?;
         let likes = if liked {
             likes + 1
@@ -32,12 +36,14 @@ impl ChatService {
             username: user.to_owned(),
             liked,
         })));
-        out.push(Effect::Publish(Outgoing {
-            topic: codec::room_topic(room),
-            payload: codec::room_likes(id, likes, user, liked),
-            correlation_data: None,
-            publisher: None,
-        }));
+        for topic in topics {
+            out.push(Effect::Publish(Outgoing {
+                topic,
+                payload: codec::room_likes(id, likes, user, liked),
+                correlation_data: None,
+                publisher: None,
+            }));
+        }
         let word = if liked { "liked" } else { "unliked" };
         Ok(Reply::ok(word).line(&format!("{id} {likes}")))
     }

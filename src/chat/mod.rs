@@ -10,6 +10,9 @@
 //! - `reply`     — where a reply goes (Response Topic, `chat/u/<user>` or `chat/a/<client id>`).
 //! - `rooms`     — rooms, sending, the room list, history pages.
 //! - `likes`     — one like per user per message.
+//! - `presence`  — who is online in each room, announced in coalesced windows.
+//! - `members`   — room members, joins and leaves, presence on the wire.
+//! - `direct`    — direct messages between two users, and blocking.
 //! - `accounts`  — register, security questions, password reset (off the loop; also
 //!   what the web console calls to create users).
 //! - `account_requests` — account requests on the loop: checks, worker hand-off, replies.
@@ -18,13 +21,16 @@
 mod account_requests;
 pub mod accounts;
 pub mod codec;
+mod direct;
 mod error;
 mod likes;
+mod members;
+mod presence;
 mod ratelimit;
 mod reply;
 mod rooms;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::auth::attempts::Attempts;
@@ -32,6 +38,7 @@ use crate::auth::throttle::{AddressKey, LoginThrottle};
 use crate::service::{Effect, Request};
 use crate::store::{Store, StoreError};
 use codec::{ChatTopic, Op};
+use presence::Presence;
 use ratelimit::Buckets;
 use reply::ReplyTo;
 use rooms::Rooms;
@@ -42,6 +49,10 @@ pub use error::ChatError;
 
 /// The window `registrations_per_hour` counts in.
 const REGISTRATION_WINDOW: Duration = Duration::from_secs(3600);
+/// Security questions one address may look up per [`QUESTION_WINDOW`]: an answer tells
+/// whether a user exists, so names are not listed faster than this.
+const QUESTIONS_PER_ADDRESS: u32 = 30;
+const QUESTION_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// Who may create a room by sending to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -84,8 +95,15 @@ pub struct ChatService {
     /// out of resetting).
     resets: LoginThrottle,
     registrations: Attempts<AddressKey>,
+    questions: Attempts<AddressKey>,
     pending: HashMap<u64, Pending>,
     last_ticket: u64,
+    /// Room id → its members' names (from the store, kept up to date).
+    members: HashMap<i64, HashSet<Box<str>>>,
+    /// Who is online where, and the announcements waiting for their window.
+    presence: Presence,
+    /// (blocker, blocked): direct messages refused.
+    blocks: Blocks,
 }
 
 impl ChatService {
@@ -95,12 +113,16 @@ impl ChatService {
         Ok(ChatService {
             requests: Buckets::new(config.requests_per_second, config.request_burst),
             registrations: Attempts::new(config.registrations_per_hour, REGISTRATION_WINDOW),
+            questions: Attempts::new(QUESTIONS_PER_ADDRESS, QUESTION_WINDOW),
             config,
             rooms,
             last_message_id: store.max_chat_message_id()?,
             resets: LoginThrottle::default(),
             pending: HashMap::new(),
             last_ticket: 0,
+            members: members_by_room(store)?,
+            presence: Presence::default(),
+            blocks: blocks(store)?,
         })
     }
 
@@ -109,6 +131,8 @@ impl ChatService {
     pub fn reload(&mut self, store: &Store) -> Result<(), StoreError> {
         self.rooms = Rooms::load(store.load_chat_rooms()?);
         self.last_message_id = store.max_chat_message_id()?;
+        self.members = members_by_room(store)?;
+        self.blocks = blocks(store)?;
         Ok(())
     }
 
@@ -144,6 +168,11 @@ impl ChatService {
                 None,
                 self.limited(req)
                     .and_then(|()| self.send(req, room, ctx, &mut out)),
+            ),
+            ChatTopic::Direct(peer) => (
+                None,
+                self.limited(req)
+                    .and_then(|()| self.send_direct(req, peer, ctx, &mut out)),
             ),
             ChatTopic::Request { op, tag } => (tag, self.request(req, op, tag, ctx, &mut out)),
             ChatTopic::Other => (None, Err(ChatError::BadRequest("not a chat topic"))),
@@ -190,14 +219,39 @@ impl ChatService {
         }
         let user = user.unwrap_or_default();
         let reply = match op {
-            Op::Rooms => self.list_rooms(ctx),
-            Op::History { room, range, count } => self.history(room, range, count, ctx)?,
+            Op::Rooms => self.list_rooms(user, ctx),
+            Op::History { room, range, count } => self.history(user, room, range, count, ctx)?,
             Op::Like { id } => self.like(user, id, ctx, out)?,
+            Op::Members { room } => self.list_members(room)?,
+            Op::Leave { room } => self.leave(user, room, req.now, req.unix, out)?,
+            Op::Block {
+                user: other,
+                blocks,
+            } => self.block(user, other, blocks, out)?,
             account => return self.account_request(req, account, to, out),
         };
         out.push(to.publish(reply.into_bytes()));
         Ok(())
     }
+}
+
+fn members_by_room(store: &Store) -> Result<HashMap<i64, HashSet<Box<str>>>, StoreError> {
+    let mut members: HashMap<i64, HashSet<Box<str>>> = HashMap::new();
+    for (room_id, user) in store.load_chat_members()? {
+        members.entry(room_id).or_default().insert(user.into());
+    }
+    Ok(members)
+}
+
+/// (blocker, blocked) pairs.
+type Blocks = HashSet<(Box<str>, Box<str>)>;
+
+fn blocks(store: &Store) -> Result<Blocks, StoreError> {
+    Ok(store
+        .load_chat_blocks()?
+        .into_iter()
+        .map(|(a, b)| (a.into(), b.into()))
+        .collect())
 }
 
 #[cfg(test)]

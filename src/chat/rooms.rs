@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::codec::{self, Reply};
+use super::direct;
 use super::reply::ReplyTo;
 use super::{ChatError, ChatService, Context, RoomCreation};
 use crate::service::{Effect, Outgoing, Request};
@@ -48,7 +49,14 @@ impl Rooms {
         self.names.get(&id).map(|n| &**n)
     }
 
-    fn create(&mut self, name: &str) -> i64 {
+    /// One more message in room `id`.
+    pub fn count_message(&mut self, id: i64) {
+        if let Some(r) = self.names.get(&id).and_then(|n| self.by_name.get_mut(n)) {
+            r.messages += 1;
+        }
+    }
+
+    pub(super) fn create(&mut self, name: &str) -> i64 {
         self.last_id += 1;
         let id = self.last_id;
         self.names.insert(id, name.into());
@@ -73,6 +81,7 @@ impl ChatService {
             return Err(ChatError::BadRoomName);
         }
         let text = codec::check_text(req.payload, self.config.max_text)?;
+        let created = self.rooms.get(room).is_none();
         let room_id = match self.rooms.get(room) {
             Some(r) => r.id,
             None => {
@@ -102,6 +111,9 @@ impl ChatService {
             at: req.unix,
             body: text.to_owned(),
         })));
+        if created {
+            self.first_members(room, req.now, req.unix, out);
+        }
         out.push(Effect::Publish(Outgoing {
             topic: codec::room_topic(room),
             payload: codec::room_message(id, req.unix, sender, text),
@@ -116,15 +128,33 @@ impl ChatService {
         Ok(())
     }
 
-    /// `rooms`: every room with its members (sessions subscribed) and message count.
-    pub(super) fn list_rooms(&self, ctx: &Context<'_>) -> Reply {
-        let mut names: Vec<(&str, &Room)> =
-            self.rooms.by_name.iter().map(|(n, r)| (&**n, r)).collect();
-        names.sort_unstable_by_key(|(name, _)| *name);
+    /// `rooms`: every room with the sessions subscribed to it and its message count, `m`
+    /// after the rooms `user` is a member of; then `user`'s direct conversations as
+    /// `@<peer> 2 <messages>`.
+    pub(super) fn list_rooms(&self, user: &str, ctx: &Context<'_>) -> Reply {
+        let mut names: Vec<(String, &Room)> = Vec::new();
+        for (name, room) in &self.rooms.by_name {
+            match direct::pair(name) {
+                None => names.push((name.to_string(), room)),
+                Some((a, b)) if a == user => names.push((format!("@{b}"), room)),
+                Some((a, b)) if b == user => names.push((format!("@{a}"), room)),
+                Some(_) => {}
+            }
+        }
+        names.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
         let mut reply = Reply::ok(&codec::count(names.len(), "room"));
         for (name, room) in names {
-            let members = (ctx.members)(&codec::room_topic(name));
-            reply = reply.line(&format!("{name} {members} {}", room.messages));
+            reply = reply.line(&if name.starts_with('@') {
+                format!("{name} 2 {}", room.messages)
+            } else {
+                let members = (ctx.members)(&codec::room_topic(&name));
+                let mark = if self.is_member(room.id, user) {
+                    " m"
+                } else {
+                    ""
+                };
+                format!("{name} {members} {}{mark}", room.messages)
+            });
         }
         reply
     }
@@ -133,23 +163,23 @@ impl ChatService {
     /// messages remain in the direction asked.
     pub(super) fn history(
         &self,
+        user: &str,
         room: &str,
         range: HistoryRange,
         count: Option<usize>,
         ctx: &Context<'_>,
     ) -> Result<Reply, ChatError> {
-        if !codec::valid_room_name(room) {
-            return Err(ChatError::BadRoomName);
-        }
-        let Some(r) = self.rooms.get(room) else {
-            return Err(ChatError::UnknownRoom);
+        let room_id = match room.strip_prefix('@') {
+            Some(peer) => self.direct_room(user, peer)?,
+            None if !codec::valid_room_name(room) => return Err(ChatError::BadRoomName),
+            None => self.rooms.get(room).ok_or(ChatError::UnknownRoom)?.id,
         };
         let n = count
             .unwrap_or(codec::DEFAULT_PAGE)
             .min(self.config.page_max);
         let mut page = ctx
             .store
-            .chat_history(r.id, range, n + 1)
+            .chat_history(room_id, range, n + 1)
             .map_err(unavailable)?;
         let more = page.len() > n;
         if more {

@@ -74,13 +74,18 @@ impl Fixture {
             members: &members,
         };
         let effects = self.chat.handle(&request, &ctx);
-        for e in &effects {
+        self.commit(&effects);
+        effects
+    }
+
+    /// Stages the writes in `effects` and commits them, as the broker's turn does.
+    fn commit(&mut self, effects: &[Effect]) {
+        for e in effects {
             if let Effect::Stage(w) = e {
                 self.store.stage(w.clone());
             }
         }
         self.store.commit().unwrap();
-        effects
     }
 
     fn ana(&mut self, topic: &str, payload: &str) -> Vec<Effect> {
@@ -504,4 +509,138 @@ fn after_a_failed_commit_the_service_forgets_what_was_not_written() {
         &effects[1],
         Effect::Stage(Write::Chat(ChatWrite::Message { id: 2, .. }))
     ));
+}
+
+#[test]
+fn question_lookups_are_limited_per_address() {
+    let mut f = fixture_with(ChatConfig {
+        requests_per_second: 0,
+        ..config()
+    });
+    let prober = from(None, "prober");
+    for i in 0..super::QUESTIONS_PER_ADDRESS {
+        let effects = f.call(prober, "chat/x/question", &format!("user{i}"));
+        assert!(
+            matches!(effects.as_slice(), [Effect::Account { .. }]),
+            "{i}"
+        );
+    }
+    let refused = f.call(prober, "chat/x/question", "ana");
+    assert_eq!(status(&refused).1, "rate_limited");
+}
+
+/// Presence: a subscription to the room's own topic joins and shows the user online, a
+/// wildcard does not; the room hears it once the window closes, as one QoS 0 announcement;
+/// `members` lists who is online and who is not; `leave` ends membership.
+#[test]
+fn members_join_by_subscribing_and_presence_is_announced_per_window() {
+    use crate::service::SessionEvent;
+    let mut f = fixture();
+    f.ana("chat/r/general", "hi");
+    let t0 = f.now;
+    let sub = |session, user, filter| SessionEvent::Subscribed {
+        session,
+        username: Some(user),
+        filter,
+    };
+    let joined = f
+        .chat
+        .session_event(sub(1, "bob", "chat/r/general"), t0, UNIX);
+    assert_eq!(writes(&joined), 1, "bob joins");
+    f.commit(&joined);
+    assert!(f
+        .chat
+        .session_event(sub(2, "cy", "chat/r/+"), t0, UNIX)
+        .is_empty());
+    let joined = f
+        .chat
+        .session_event(sub(3, "ana", "chat/r/general"), t0, UNIX);
+    assert_eq!(
+        writes(&joined),
+        1,
+        "sending made ana no member, subscribing does"
+    );
+    f.commit(&joined);
+    let wake = f.chat.wake_at().expect("a window opened");
+    assert!(f.chat.due(t0).is_empty());
+    let announced = f.chat.due(wake);
+    match &announced[..] {
+        [Effect::Announce(out)] => {
+            assert_eq!(out.topic, "chat/r/general");
+            assert_eq!(out.payload, b"j ana bob\no ana bob");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        publishes(&f.ana("chat/x/members", "general"))[0].1,
+        "ok 2 members\no ana bob"
+    );
+    let t1 = wake + presence::WINDOW;
+    f.chat
+        .session_event(SessionEvent::Offline { session: 1 }, t1, UNIX);
+    let wake = f.chat.wake_at().unwrap();
+    match &f.chat.due(wake)[..] {
+        [Effect::Announce(out)] => assert_eq!(out.payload, b"f bob"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        publishes(&f.ana("chat/x/members", "general"))[0].1,
+        "ok 2 members\no ana\nf bob"
+    );
+    let left = f.call(from(Some("bob"), "b"), "chat/x/leave", "general");
+    assert_eq!(writes(&left), 1);
+    assert_eq!(
+        publishes(&f.ana("chat/x/members", "general"))[0].1,
+        "ok 1 member\no ana"
+    );
+    // Members come back from the store.
+    let chat = ChatService::load(config(), &f.store).unwrap();
+    assert_eq!(chat.members[&1].len(), 1);
+}
+
+/// A direct message goes to both users' private topics, is paged like a room for them
+/// only, shows in their room lists, and stops once the receiver blocks the sender.
+#[test]
+fn direct_messages_reach_the_two_users_only_and_blocking_stops_them() {
+    let mut f = fixture();
+    f.store.add_user("ana", "h", false).unwrap();
+    f.store.add_user("bob", "h", false).unwrap();
+    assert_eq!(status(&f.ana("chat/d/nobody", "hi")).1, "unknown_user");
+    let sent = f.ana("chat/d/bob", "psst");
+    assert_eq!(writes(&sent), 2, "the conversation and the message");
+    assert_eq!(
+        publishes(&sent),
+        [
+            ("chat/u/bob/d/ana".to_owned(), format!("1 {UNIX} ana psst")),
+            ("chat/u/ana/d/bob".to_owned(), format!("1 {UNIX} ana psst")),
+        ]
+    );
+    let bob = from(Some("bob"), "b");
+    assert_eq!(
+        publishes(&f.call(bob, "chat/x/history", "@ana"))[0].1,
+        format!("ok 1 message\n1 {UNIX} ana 0 psst")
+    );
+    assert_eq!(
+        publishes(&f.call(bob, "chat/x/rooms", ""))[0].1,
+        "ok 1 room\n@ana 2 1"
+    );
+    let cy = from(Some("cy"), "c");
+    assert_eq!(
+        status(&f.call(cy, "chat/x/history", "@ana")).1,
+        "unknown_room"
+    );
+    assert_eq!(status(&f.call(cy, "chat/x/like", "1")).1, "unknown_message");
+    assert_eq!(
+        publishes(&f.call(cy, "chat/x/rooms", ""))[0].1,
+        "ok 0 rooms"
+    );
+    let liked = f.call(bob, "chat/x/like", "1");
+    assert_eq!(publishes(&liked)[0].0, "chat/u/ana/d/bob");
+    assert_eq!(publishes(&liked)[1].0, "chat/u/bob/d/ana");
+    assert_eq!(writes(&f.call(bob, "chat/x/block", "ana")), 1);
+    assert_eq!(status(&f.ana("chat/d/bob", "again")).1, "blocked");
+    let chat = ChatService::load(config(), &f.store).unwrap();
+    assert!(chat.blocks.contains(&("bob".into(), "ana".into())));
+    f.call(bob, "chat/x/unblock", "ana");
+    assert_eq!(publishes(&f.ana("chat/d/bob", "again")).len(), 2);
 }

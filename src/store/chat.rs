@@ -1,4 +1,4 @@
-//! The chat service's tables: rooms, messages and likes. Writes go through the
+//! The chat service's tables: rooms, messages, likes, members and blocks. Writes go through the
 //! group commit as [`ChatWrite`]s; the reads are the start-up load of rooms and
 //! the history and like lookups, each one index search.
 
@@ -41,6 +41,21 @@ pub enum ChatWrite {
         username: String,
         /// True to add the like, false to remove it.
         liked: bool,
+    },
+    /// A user joined (or, with `joined` false, left) a room.
+    Member {
+        room_id: i64,
+        username: String,
+        /// Unix seconds.
+        at: i64,
+        joined: bool,
+    },
+    /// `blocker` stopped (or, with `blocks` false, resumed) taking direct messages from
+    /// `blocked`.
+    Block {
+        blocker: String,
+        blocked: String,
+        blocks: bool,
     },
 }
 
@@ -91,6 +106,24 @@ impl Store {
                 messages: r.get(2)?,
             })
         })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every room membership, as (room id, user name).
+    pub fn load_chat_members(&self) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT room_id, username FROM chat_members")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every block, as (blocker, blocked).
+    pub fn load_chat_blocks(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT blocker, blocked FROM chat_blocks")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -221,6 +254,35 @@ pub(super) fn apply(tx: &Transaction<'_>, w: &ChatWrite) -> Result<(), StoreErro
                 tx.prepare_cached("UPDATE chat_messages SET likes = likes + ?2 WHERE id = ?1")?
                     .execute(params![message_id, delta])?;
             }
+        }
+        ChatWrite::Member {
+            room_id,
+            username,
+            at,
+            joined,
+        } => {
+            if *joined {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO chat_members (room_id, username, joined_at)
+                     VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![room_id, username, at])?;
+            } else {
+                tx.prepare_cached("DELETE FROM chat_members WHERE room_id = ?1 AND username = ?2")?
+                    .execute(params![room_id, username])?;
+            }
+        }
+        ChatWrite::Block {
+            blocker,
+            blocked,
+            blocks,
+        } => {
+            let sql = if *blocks {
+                "INSERT OR IGNORE INTO chat_blocks (blocker, blocked) VALUES (?1, ?2)"
+            } else {
+                "DELETE FROM chat_blocks WHERE blocker = ?1 AND blocked = ?2"
+            };
+            tx.prepare_cached(sql)?.execute(params![blocker, blocked])?;
         }
     }
     Ok(())

@@ -8,7 +8,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The schema version this build writes; `schema.sql` ends by setting it.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The newest schema in full, applied to a new (version 0) database.
 const SCHEMA: &str = include_str!("../../schema.sql");
@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/v2-chat.sql"),
     include_str!("migrations/v3-wills.sql"),
     include_str!("migrations/v4-bridge.sql"),
+    include_str!("migrations/v5-chat-members.sql"),
 ];
 
 /// Brings the database behind `conn` to [`SCHEMA_VERSION`] in one transaction.
@@ -127,6 +128,7 @@ mod tests {
             include_str!("fixtures/v1.sql"),
             include_str!("fixtures/v2.sql"),
             include_str!("fixtures/v3.sql"),
+            include_str!("fixtures/v4.sql"),
         ]
         .iter()
         .enumerate()
@@ -192,5 +194,18 @@ mod tests {
         assert_eq!(store.load_chat_rooms().unwrap().len(), 1);
         assert_eq!(store.forward_totals("any").unwrap().count, 0);
         assert!(store.load_bridge_inbound("any").unwrap().is_empty());
+    }
+
+    /// A version-4 database (no chat members or blocks) upgrades with its rows; the room
+    /// has no members until someone subscribes to it.
+    #[test]
+    fn version_4_database_upgrades_with_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = upgraded(&dir, "v4.db", include_str!("fixtures/v4.sql"));
+        assert!(store.find_user("alice").unwrap().is_some());
+        assert_eq!(store.load_chat_rooms().unwrap().len(), 1);
+        assert_eq!(store.max_chat_message_id().unwrap(), 1);
+        assert!(store.load_chat_members().unwrap().is_empty());
+        assert!(store.load_chat_blocks().unwrap().is_empty());
     }
 }

@@ -2,7 +2,8 @@
 //! ciphertext read from the socket goes in, plaintext comes out; plaintext to send goes in,
 //! ciphertext for the socket comes out. Nothing here touches a socket, so the same
 //! [`TlsSession`] sits under a listener's connections and under the bridge's outbound
-//! connection. Also: loading certificates, keys and CAs from PEM files into rustls configs.
+//! connection. Also: loading certificates, keys and CAs from PEM files into rustls configs;
+//! `web` — the certificate of the console and the WebSocket listeners (given or generated).
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -16,6 +17,8 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{
     ClientConfig, ClientConnection, Connection, RootCertStore, ServerConfig, ServerConnection,
 };
+
+pub mod web;
 
 use crate::bridge::BridgeConfig;
 use crate::config::Config;
@@ -119,6 +122,12 @@ impl TlsSession {
     pub fn is_handshaking(&self) -> bool {
         self.conn.is_handshaking()
     }
+
+    /// Queues the close_notify alert (nothing more is sent after it) and appends it to `wire`.
+    pub fn close_notify(&mut self, wire: &mut Vec<u8>) -> Result<(), TlsError> {
+        self.conn.send_close_notify();
+        self.write_plaintext(&mut Vec::new(), wire)
+    }
 }
 
 /// A [`TlsSession`] with the buffers a connection keeps around it: plaintext decrypted
@@ -191,6 +200,22 @@ impl Layer {
     /// True until the handshake has completed.
     pub fn is_handshaking(&self) -> bool {
         self.session.is_handshaking()
+    }
+
+    /// Ends the TLS session: encrypts what of `plain` the session takes, queues the
+    /// close_notify alert after it (once the handshake is done), and gives back every byte
+    /// of ciphertext not yet written.
+    pub fn finish(mut self, plain: &mut Vec<u8>) -> Vec<u8> {
+        let mut wire = self.wire.split_off(self.wire_pos);
+        // A failure leaves what was encrypted so far: all there is to send. A peer that
+        // has not finished the handshake was told nothing, and gets no alert either.
+        if !self.session.is_handshaking() {
+            let _ = self
+                .session
+                .write_plaintext(plain, &mut wire)
+                .and_then(|()| self.session.close_notify(&mut wire));
+        }
+        wire
     }
 }
 
@@ -302,10 +327,15 @@ pub fn bridge_config(bridge: &BridgeConfig) -> Result<Option<Arc<ClientConfig>>,
     bridge.tls.then(|| client_config(bridge)).transpose()
 }
 
-/// A client session toward the bridge's upstream, checking its certificate against
-/// `server_name` (default: the host of `address`).
-pub fn client(config: Arc<ClientConfig>, bridge: &BridgeConfig) -> Result<TlsSession, TlsError> {
-    let name = bridge.server_name.as_deref().unwrap_or(bridge.host());
+/// A client session toward the bridge's upstream at `address`, checking its certificate
+/// against `server_name` (default: the host of `address`).
+pub fn client(
+    config: Arc<ClientConfig>,
+    bridge: &BridgeConfig,
+    address: &str,
+) -> Result<TlsSession, TlsError> {
+    let host = crate::bridge::config::host_of(address);
+    let name = bridge.server_name.as_deref().unwrap_or(host);
     let name = ServerName::try_from(name.to_string())
         .map_err(|e| TlsError::Config(format!("server name {name:?}: {e}")))?;
     let conn = ClientConnection::new(config, name).map_err(TlsError::Session)?;

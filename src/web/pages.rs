@@ -321,6 +321,7 @@ pub fn change_password(context: &Context, store: &Store, req: &Req) -> Reply {
     match accounts::change_password(
         context,
         store,
+        req.peer,
         &auth.user.name,
         get("current"),
         get("password"),

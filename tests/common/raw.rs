@@ -154,6 +154,29 @@ impl Raw {
         matches!(self.next(wait), Next::Timeout)
     }
 
+    /// Reads until a CONNACK arrives or the broker closes; every frame received.
+    pub fn expect_closed_or_connack(&mut self) -> Vec<Frame> {
+        let mut seen = Vec::new();
+        loop {
+            match self.next(Duration::from_secs(3)) {
+                Next::Frame(f) if f.kind() == frames::CONNACK => {
+                    seen.push(f);
+                    return seen;
+                }
+                Next::Frame(f) => seen.push(f),
+                Next::Closed => return seen,
+                Next::Timeout => panic!("neither CONNACK nor close; received {seen:?}"),
+            }
+        }
+    }
+
+    /// The socket itself, for a test that drives it by hand from here (nothing may be
+    /// buffered unread).
+    pub fn into_stream(self) -> TcpStream {
+        assert!(self.buf.is_empty(), "unread bytes: {:02x?}", self.buf);
+        self.stream
+    }
+
     /// Closes the socket without sending DISCONNECT ("abnormal" disconnect).
     pub fn drop_socket(self) {
         let _ = self.stream.shutdown(Shutdown::Both);

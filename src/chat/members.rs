@@ -1,0 +1,194 @@
+//! Room members and their presence on the wire: joining by subscribing to a room's own
+//! topic, the `leave` and `members` requests, and the coalesced announcements
+//! (`j`/`q`/`o`/`f` lines) that `presence` decides.
+
+use std::time::Instant;
+
+use super::codec::{self, Reply};
+use super::presence::{Change, Changes};
+use super::{ChatError, ChatService};
+use crate::service::{Effect, Outgoing, SessionEvent};
+use crate::store::{ChatWrite, Write};
+
+impl ChatService {
+    /// The broker's word on a connected session: presence and joins follow from it.
+    pub fn session_event(
+        &mut self,
+        event: SessionEvent<'_>,
+        now: Instant,
+        unix: i64,
+    ) -> Vec<Effect> {
+        let mut out = Vec::new();
+        let room_of = |filter: &str| {
+            filter
+                .strip_prefix(codec::ROOM_PREFIX)
+                .filter(|r| codec::valid_room_name(r))
+                .map(str::to_owned)
+        };
+        match event {
+            SessionEvent::Subscribed {
+                session,
+                username: Some(user),
+                filter,
+            } => {
+                if let Some(room) = room_of(filter) {
+                    self.presence.subscribed(session, user, &room, now);
+                    self.join(&room, user, now, unix, &mut out);
+                }
+            }
+            SessionEvent::Subscribed { username: None, .. } => {}
+            SessionEvent::Unsubscribed { session, filter } => {
+                if let Some(room) = room_of(filter) {
+                    self.presence.unsubscribed(session, &room, now);
+                }
+            }
+            SessionEvent::Offline { session } => self.presence.offline(session, now),
+        }
+        out
+    }
+
+    /// When the broker should call [`Self::due`], asked once per window that opens.
+    pub fn wake_at(&mut self) -> Option<Instant> {
+        self.presence.take_wake()
+    }
+
+    /// The announcements of a window that is over: one QoS 0 PUBLISH per room with changes,
+    /// a line per kind, `j`oined, `q`uit (left), `o`nline, of`f`line, each with its names.
+    pub fn due(&mut self, now: Instant) -> Vec<Effect> {
+        self.presence
+            .take_due(now)
+            .into_iter()
+            .map(|(room, changes)| {
+                Effect::Announce(Outgoing {
+                    topic: codec::room_topic(&room),
+                    payload: presence_lines(&changes).into_bytes(),
+                    correlation_data: None,
+                    publisher: None,
+                })
+            })
+            .collect()
+    }
+
+    /// Makes `user` a member of `room` if it exists and they are not one yet.
+    pub(super) fn join(
+        &mut self,
+        room: &str,
+        user: &str,
+        now: Instant,
+        unix: i64,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let room_id = r.id;
+        if self.members.entry(room_id).or_default().insert(user.into()) {
+            out.push(Effect::Stage(Write::Chat(ChatWrite::Member {
+                room_id,
+                username: user.to_owned(),
+                at: unix,
+                joined: true,
+            })));
+            self.presence.membership(room, user, Change::Joined, now);
+        }
+    }
+
+    /// `leave <room>`: no longer a member (still online while a session subscribes).
+    pub(super) fn leave(
+        &mut self,
+        user: &str,
+        room: &str,
+        now: Instant,
+        unix: i64,
+        out: &mut Vec<Effect>,
+    ) -> Result<Reply, ChatError> {
+        let room_id = self.room_id(room)?;
+        let removed = self
+            .members
+            .get_mut(&room_id)
+            .is_some_and(|m| m.remove(user));
+        if removed {
+            out.push(Effect::Stage(Write::Chat(ChatWrite::Member {
+                room_id,
+                username: user.to_owned(),
+                at: unix,
+                joined: false,
+            })));
+            self.presence.membership(room, user, Change::Left, now);
+        }
+        Ok(Reply::ok(&format!("left {room}")))
+    }
+
+    /// `members <room>`: `o` and the members online, `f` and the others.
+    pub(super) fn list_members(&self, room: &str) -> Result<Reply, ChatError> {
+        let room_id = self.room_id(room)?;
+        let members = self.members.get(&room_id);
+        let mut online = Vec::new();
+        let mut offline = Vec::new();
+        for user in members.into_iter().flatten() {
+            if self.presence.is_online(room, user) {
+                online.push(&**user);
+            } else {
+                offline.push(&**user);
+            }
+        }
+        online.sort_unstable();
+        offline.sort_unstable();
+        let mut reply = Reply::ok(&codec::count(online.len() + offline.len(), "member"));
+        if !online.is_empty() {
+            reply = reply.line(&format!("o {}", online.join(" ")));
+        }
+        if !offline.is_empty() {
+            reply = reply.line(&format!("f {}", offline.join(" ")));
+        }
+        Ok(reply)
+    }
+
+    /// True when `user` is a member of room `room_id`.
+    pub(super) fn is_member(&self, room_id: i64, user: &str) -> bool {
+        self.members.get(&room_id).is_some_and(|m| m.contains(user))
+    }
+
+    /// A new room's first members: whoever already subscribes to it (its creator only if
+    /// subscribed: sending is not joining).
+    pub(super) fn first_members(
+        &mut self,
+        room: &str,
+        now: Instant,
+        unix: i64,
+        out: &mut Vec<Effect>,
+    ) {
+        let users: Vec<String> = self.presence.online_in(room).map(str::to_owned).collect();
+        for user in users {
+            self.join(room, &user, now, unix, out);
+        }
+    }
+
+    fn room_id(&self, room: &str) -> Result<i64, ChatError> {
+        if !codec::valid_room_name(room) {
+            return Err(ChatError::BadRoomName);
+        }
+        self.rooms
+            .get(room)
+            .map(|r| r.id)
+            .ok_or(ChatError::UnknownRoom)
+    }
+}
+
+/// `j ana bob\no ana bob\nf cy`: one line per kind of change, in that order.
+fn presence_lines(changes: &Changes) -> String {
+    let mut text = String::new();
+    let mut last = None;
+    for (change, user) in changes {
+        if last != Some(*change) {
+            if last.is_some() {
+                text.push('\n');
+            }
+            text.push(change.letter());
+            last = Some(*change);
+        }
+        text.push(' ');
+        text.push_str(user);
+    }
+    text
+}
