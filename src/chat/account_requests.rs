@@ -119,6 +119,22 @@ impl ChatService {
         Ok(())
     }
 
+    /// Takes a slot in the reset throttle for the web console's reset page, the same one
+    /// `reset` over MQTT takes, or says how long to wait.
+    pub fn begin_web_reset(
+        &mut self,
+        addr: std::net::IpAddr,
+        name: &str,
+        now: Instant,
+    ) -> Result<Attempt, std::time::Duration> {
+        self.resets.begin(addr, name, now)
+    }
+
+    /// The web reset behind `attempt` is done (see [`Self::begin_web_reset`]).
+    pub fn finish_web_reset(&mut self, attempt: Attempt, succeeded: bool, now: Instant) {
+        self.resets.finish(attempt, succeeded, now);
+    }
+
     /// Sends account work to a worker, remembering where its reply goes.
     fn defer(&mut self, pending: Pending, op: AccountOp, out: &mut Vec<Effect>) {
         self.last_ticket += 1;
