@@ -43,7 +43,12 @@ pub fn run(path: &Path) -> i32 {
 pub fn check(path: &Path, text: &str) -> Result<String, String> {
     let config = Config::from_toml_str(text).map_err(|e| report(path, text, e))?;
     load_tls_files(&config).map_err(|e| tls_report(path, text, e))?;
+    let web_tls =
+        tls::web::describe(&config).map_err(|e| tls_report(path, text, RunError::Tls(e)))?;
     let mut out = effective(path, &config);
+    if let Some(certificate) = web_tls {
+        let _ = writeln!(out, "# HTTPS console and wss certificate: {certificate}");
+    }
     out.push_str(&user_name_notes(&config.db));
     Ok(out)
 }

@@ -38,12 +38,31 @@ pub struct Config {
     /// beyond them a new connection gets 503 / 429 and is closed.
     pub web_max_connections: usize,
     pub web_max_connections_per_address: usize,
+    /// Whether the console and the WebSocket listeners speak TLS (HTTPS, wss): `auto` on
+    /// every address but loopback (and everywhere once `web_tls_cert` is set), `on`
+    /// everywhere, `off` nowhere (a warning for each non-loopback address).
+    pub web_tls: WebTlsMode,
+    /// The PEM certificate chain and key they present; without them a self-signed pair is
+    /// generated beside the database on first start.
+    pub web_tls_cert: Option<PathBuf>,
+    pub web_tls_key: Option<PathBuf>,
+    /// Host names (besides the console's address and `localhost`) the console answers to,
+    /// and the generated certificate names.
+    pub web_hosts: Vec<String>,
+    /// Origins (`https://host:port`) whose pages may open a WebSocket to `ws_listen`,
+    /// besides pages from the console's own host names.
+    pub ws_allowed_origins: Vec<String>,
     /// SQLite database holding users, ACLs, sessions, retained messages and
     /// chat. Relative paths are relative to the working directory.
     pub db: PathBuf,
     /// How hard each group commit waits for the disk: trade durability of the
     /// last commits on power loss against SD-card write latency.
     pub sync: SyncMode,
+    /// Milliseconds the store gathers writes before it commits them (the commit
+    /// window): fewer flushes of the SD card, and a QoS 1/2 message every
+    /// subscriber acknowledged within it is never written at all. A full batch
+    /// commits at once. 0 commits at the end of every loop turn.
+    pub commit_interval: u64,
     /// How much the broker logs; SIGHUP applies a new value without a restart.
     /// `RUST_LOG`, when set, wins (and allows per-module filters).
     pub log_level: LogLevel,
@@ -185,6 +204,19 @@ pub enum QueueFull {
     Refuse,
 }
 
+/// `web_tls`: where the console and the WebSocket listeners serve TLS.
+#[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum WebTlsMode {
+    /// On every address but loopback; everywhere once a certificate is configured.
+    #[default]
+    Auto,
+    /// Everywhere, loopback included.
+    On,
+    /// Nowhere: plain HTTP and ws, with a warning for a non-loopback address.
+    Off,
+}
+
 /// SQLite `synchronous` setting used for every group commit.
 #[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -254,8 +286,14 @@ impl Default for Config {
             http_enabled: true,
             web_max_connections: 256,
             web_max_connections_per_address: 32,
+            web_tls: WebTlsMode::Auto,
+            web_tls_cert: None,
+            web_tls_key: None,
+            web_hosts: Vec::new(),
+            ws_allowed_origins: Vec::new(),
             db: PathBuf::from("outpost.db"),
             sync: SyncMode::Full,
+            commit_interval: 20,
             log_level: LogLevel::Info,
             allow_anonymous: None,
             anonymous_unknown_users: true,
@@ -456,6 +494,24 @@ impl Config {
                 });
             }
         }
+        if let Some(bad) = self
+            .ws_allowed_origins
+            .iter()
+            .find(|o| !(o.starts_with("http://") || o.starts_with("https://")))
+        {
+            return Err(ConfigError::Invalid {
+                path: None,
+                option: "ws_allowed_origins",
+                message: format!("has `{bad}`, which is not an http:// or https:// origin"),
+            });
+        }
+        if self.web_tls_cert.is_some() != self.web_tls_key.is_some() {
+            return Err(ConfigError::Invalid {
+                path: None,
+                option: "web_tls_cert",
+                message: "and `web_tls_key` go together".to_string(),
+            });
+        }
         if !self.tls_listen.is_empty() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
             return Err(ConfigError::Invalid {
                 path: None,
@@ -482,6 +538,8 @@ impl Config {
             0..=86_400,
         )?;
         range("sys_interval", self.sys_interval, 0..=86_400)?;
+        // A second bounds what an acknowledgement may wait for the disk.
+        range("commit_interval", self.commit_interval, 0..=1000)?;
         range("max_keepalive", self.max_keepalive, 1..=u16::MAX)?;
         range("max_packet_size", self.max_packet_size, 16..=268_435_455)?;
         range("receive_maximum", self.receive_maximum, 1..=u16::MAX)?;

@@ -18,6 +18,7 @@
 //! - `check_config` — `outpost check-config FILE`: validate and print the effective settings.
 //! - `clock`    — the wall clock (Unix time now) and the one UTC date formatter.
 //! - `logging`  — stderr/journal logging at a level SIGHUP can change.
+//! - `origin`   — the Host names the console answers to and the Origins the WebSocket listeners admit.
 //! - `web`      — the web console: pages, JSON API and metrics on threads of its own.
 
 pub mod auth;
@@ -30,6 +31,7 @@ pub mod clock;
 pub mod config;
 pub mod http_head;
 pub mod logging;
+pub mod origin;
 pub mod protocol;
 pub mod service;
 pub mod store;

@@ -66,7 +66,7 @@ fn serve(config: Config, source: ConfigSource) -> Result<(), Box<dyn std::error:
     let web_config = config.clone();
     let server = Server::bind(config)?.reload_from(source);
     if let Some(addr) = web {
-        outpost::web::spawn(&web_config, addr, server.inbox())?;
+        outpost::web::spawn(&web_config, addr, server.inbox(), server.web_tls())?;
     }
     announce_missing_admin(&web_config);
     server.run()?;

@@ -149,3 +149,30 @@ fn the_admin_page_shows_each_bridge_live_with_a_hostile_error_as_text() {
         &["admin-bridges.png", "admin-bridges-phone.png"],
     );
 }
+
+/// The console over HTTPS and the chat page over wss (tests/browser/https.test.mjs), with
+/// the certificate Outpost generated on first start.
+#[test]
+fn the_console_over_https_and_the_chat_over_wss_in_chromium() {
+    let broker = console::start_with(&[("root", "root-password", true)], "web_tls = \"on\"\n");
+    let fingerprint = broker
+        .log()
+        .iter()
+        .find_map(|l| {
+            l.split_once("console on https://")
+                .and_then(|(_, rest)| rest.split_once("fingerprint "))
+                .map(|(_, print)| print.trim_end_matches(')').to_owned())
+        })
+        .expect("the console announces https and its fingerprint");
+    run_page_test(
+        "https.test.mjs",
+        &broker,
+        &[
+            ("BASE", format!("https://127.0.0.1:{}", broker.web_port())),
+            ("FINGERPRINT", fingerprint),
+            ("ADMIN_USER", "root".into()),
+            ("ADMIN_PASSWORD", "root-password".into()),
+        ],
+        &["https-admin.png", "https-chat.png"],
+    );
+}

@@ -228,10 +228,10 @@ fn keep_alive_serves_pipelined_requests_in_order_and_closes_when_asked() {
     let port = broker.web_port();
     let mut s = connect(port);
     s.write_all(
-        b"GET /login HTTP/1.1\r\nHost: x\r\n\r\n\
-          GET /nope HTTP/1.1\r\nHost: x\r\n\r\n\
-          HEAD /assets/style.css HTTP/1.1\r\nHost: x\r\n\r\n\
-          GET /register HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /login HTTP/1.1\r\nHost: localhost\r\n\r\n\
+          GET /nope HTTP/1.1\r\nHost: localhost\r\n\r\n\
+          HEAD /assets/style.css HTTP/1.1\r\nHost: localhost\r\n\r\n\
+          GET /register HTTP/1.1\r\nHost: localhost\r\n\r\n",
     )
     .unwrap();
     let mut statuses = Vec::new();
@@ -253,7 +253,7 @@ fn keep_alive_serves_pipelined_requests_in_order_and_closes_when_asked() {
     assert_eq!(statuses, [200, 404, 200]);
     assert!(text.contains("<form"), "the register page: {text}");
     // The same connection serves a later request, then closes when asked to.
-    s.write_all(b"GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    s.write_all(b"GET /login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .unwrap();
     let (status, text) = read_response(&mut s).expect("an answer");
     assert_eq!(status, 200);
@@ -270,7 +270,7 @@ fn keep_alive_serves_pipelined_requests_in_order_and_closes_when_asked() {
 fn an_idle_kept_alive_connection_is_closed() {
     let broker = console::start(&[]);
     let mut s = connect(broker.web_port());
-    s.write_all(b"GET /login HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET /login HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     assert_eq!(read_response(&mut s).map(|(status, _)| status), Some(200));
     let started = Instant::now();

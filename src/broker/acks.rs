@@ -39,6 +39,7 @@ impl Broker {
         ack: Ack<'_>,
         now: Instant,
     ) -> Result<(), Violation> {
+        let staged = self.db.store.staged_total();
         let s = &mut self.sessions[session];
         let Some(pos) = s
             .flight()
@@ -70,8 +71,10 @@ impl Broker {
             &outbound,
             Some(ack.packet_id),
             InflightState::Released,
+            false,
             now,
         );
+        self.await_own(token, staged);
         self.send_ack(token, Packet::PubRel, ack.packet_id, ReasonCode::Success);
         Ok(())
     }
@@ -82,6 +85,7 @@ impl Broker {
         session: SessionKey,
         ack: Ack<'_>,
     ) -> Result<(), Violation> {
+        let staged = self.db.store.staged_total();
         let known = self.sessions[session].remove_incoming_qos2(ack.packet_id.get());
         if known {
             self.stage_qos2(session, ack.packet_id.get(), false);
@@ -91,6 +95,7 @@ impl Broker {
         } else {
             ReasonCode::PacketIdentifierNotFound
         };
+        self.await_own(token, staged);
         self.send_ack(token, Packet::PubComp, ack.packet_id, reason);
         Ok(())
     }

@@ -346,8 +346,8 @@ impl Broker {
         if room == 0 {
             return false;
         }
-        if self.db.store.has_staged() {
-            self.commit();
+        if self.writes_pending() {
+            self.sync_store();
         }
         let name = self.bridges.list[index].config.name.clone();
         match self.db.store.load_forward(&name, from, room) {
@@ -835,6 +835,15 @@ impl Broker {
     /// The end of a turn, after the commit: every bridge's output goes out. If the commit
     /// failed, that output may acknowledge what is not on disk: the links are dropped
     /// instead, and the next connection sends again what is unacknowledged.
+    /// True when some bridge has output waiting for its socket.
+    pub(super) fn bridges_have_output(&self) -> bool {
+        self.bridges.list.iter().any(|b| {
+            b.link
+                .as_ref()
+                .is_some_and(|l| !l.out.is_empty() || !l.wire.is_empty())
+        })
+    }
+
     pub(super) fn flush_bridges(&mut self, commit_failed: bool, now: Instant) {
         for index in 0..self.bridges.list.len() {
             let has_link = self.bridges.list[index].link.is_some();

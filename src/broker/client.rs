@@ -77,6 +77,29 @@ struct Output {
     backlog_since: Option<Instant>,
 }
 
+/// What held output waits for before it may leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Store batch N is durable.
+    Batch(u64),
+    /// Message `message` (staged in batch `batch`) is delivered to and acknowledged by
+    /// every session it was queued for, or batch `batch` is durable, whichever comes first.
+    Delivered { message: u64, batch: u64 },
+}
+
+impl Wait {
+    /// The batch that, once durable, releases it in any case.
+    pub fn batch(self) -> u64 {
+        match self {
+            Wait::Batch(batch) | Wait::Delivered { batch, .. } => batch,
+        }
+    }
+}
+
+/// MQTT bytes kept back, each part until what it waits for has happened; the parts leave
+/// in order (see `commit.rs`).
+type HeldOutput = std::collections::VecDeque<(Wait, Vec<u8>)>;
+
 pub struct Connection {
     pub socket: TcpStream,
     pub addr: SocketAddr,
@@ -106,6 +129,10 @@ pub struct Connection {
     read_buf: Option<Box<Vec<u8>>>,
     /// Boxed, and only while output is pending: most connections are idle most of the time.
     output: Option<Box<Output>>,
+    /// Output that waits for a store commit to become durable, or for a message to be
+    /// delivered (an acknowledgement and everything queued after it). Boxed, and only
+    /// while something waits.
+    held: Option<Box<HeldOutput>>,
     /// Largest packet the client accepts (MQTT 5 Maximum Packet Size).
     pub max_packet_size: u32,
     /// How many unacknowledged QoS 1/2 messages the client accepts from us.
@@ -167,6 +194,7 @@ impl Connection {
             last_read: now,
             read_buf: None,
             output: None,
+            held: None,
             max_packet_size: protocol::MAX_PACKET_SIZE,
             receive_maximum: u16::MAX,
             inbound_aliases: None,
@@ -237,8 +265,11 @@ impl Connection {
     /// Writes pending output until done or `WouldBlock`, adding the bytes written to
     /// `sent`. Err means the peer is gone.
     pub fn flush(&mut self, sent: &mut u64) -> io::Result<()> {
-        // Lenient on purpose: acks still in the buffer are on their way.
-        self.unflushed_qos1_acks = 0;
+        // Lenient on purpose: acks still in the buffer are on their way. Acks still held
+        // for the disk are not: the client keeps counting them.
+        if self.held.is_none() {
+            self.unflushed_qos1_acks = 0;
+        }
         if let Some(why) = self.closing.as_deref().copied() {
             self.close_transport(why.reason);
         }
@@ -266,7 +297,7 @@ impl Connection {
             }
         };
         if out.pos == out.buf.len() {
-            self.discard_output();
+            self.output = None;
         } else if out.pos > out.buf.len() / 2 {
             // Compact only once most of the buffer is sent: a slow reader costs O(n), not
             // a memmove of the whole backlog on every partial write.
@@ -346,9 +377,11 @@ impl Connection {
             .map_or(0, |out| out.buf.len() - out.pos)
     }
 
-    /// Forgets unsent output (the peer is gone, or it must not be acknowledged).
+    /// Forgets unsent output, held output too (the peer is gone, or it must not be
+    /// acknowledged).
     pub fn discard_output(&mut self) {
         self.output = None;
+        self.held = None;
     }
 
     /// Since when the client has left more than `max_output_buffer` unread, starting
@@ -405,19 +438,70 @@ impl Connection {
         out.sealed = out.buf.len();
     }
 
-    /// Appends one packet to the write buffer; returns its size.
+    /// Keeps what is sent from now on back until `wait` has happened (and everything held
+    /// before it has left). Returns true when nothing was held before (the caller lists
+    /// the connection for the release).
+    pub fn hold(&mut self, wait: Wait) -> bool {
+        let first = self.held.is_none();
+        let held = self.held.get_or_insert_with(Box::default);
+        if held.back().is_none_or(|(last, _)| *last != wait) {
+            held.push_back((wait, Vec::new()));
+        }
+        first
+    }
+
+    /// Moves the held parts whose wait `ready` says is over to the write buffer, in order,
+    /// stopping at the first still waiting; true if any moved (the caller lists a flush).
+    pub fn release_held(&mut self, ready: impl Fn(Wait) -> bool) -> bool {
+        let Some(held) = self.held.as_mut() else {
+            return false;
+        };
+        let mut moved = false;
+        while let Some((wait, _)) = held.front() {
+            if !ready(*wait) {
+                break;
+            }
+            if let Some((_, bytes)) = held.pop_front() {
+                let out = self.output.get_or_insert_with(Box::default);
+                out.buf.extend_from_slice(&bytes);
+                moved = true;
+            }
+        }
+        if held.is_empty() {
+            self.held = None;
+        }
+        moved
+    }
+
+    /// The latest batch the held output waits for, if any is held.
+    pub fn held_until(&self) -> Option<u64> {
+        self.held
+            .as_ref()
+            .and_then(|h| h.iter().map(|(wait, _)| wait.batch()).max())
+    }
+
+    /// The buffer a packet goes to: behind what is held, if anything is.
+    fn packet_buffer(&mut self) -> &mut Vec<u8> {
+        match self.held.as_mut().and_then(|h| h.back_mut()) {
+            Some((_, bytes)) => bytes,
+            None => &mut self.output.get_or_insert_with(Box::default).buf,
+        }
+    }
+
+    /// Appends one packet to the write buffer (or behind held output); returns its size.
     pub fn send(&mut self, packet: &Packet<'_>) -> usize {
-        let out = self.output.get_or_insert_with(Box::default);
-        protocol::encode(packet, self.version, &mut out.buf)
+        let version = self.version;
+        protocol::encode(packet, version, self.packet_buffer())
     }
 
     /// Appends one packet if it fits the client's Maximum Packet Size; false if it does not
     /// (nothing is written then).
     pub fn send_within_limit(&mut self, packet: &Packet<'_>) -> bool {
         let limit = self.max_packet_size as usize;
-        let out = self.output.get_or_insert_with(Box::default);
-        let written = protocol::encode_within(packet, self.version, limit, &mut out.buf).is_some();
-        if !written && out.buf.is_empty() {
+        let version = self.version;
+        let written =
+            protocol::encode_within(packet, version, limit, self.packet_buffer()).is_some();
+        if !written && self.output.as_ref().is_some_and(|out| out.buf.is_empty()) {
             // An idle connection holds no buffer.
             self.output = None;
         }

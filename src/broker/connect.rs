@@ -280,6 +280,7 @@ impl Broker {
 
     /// Binds the connection to its session and answers CONNACK.
     fn accept_connect(&mut self, token: ConnKey, request: ConnectRequest, now: Instant) {
+        let staged = self.db.store.staged_total();
         let ConnectRequest {
             version,
             clean_start,
@@ -346,6 +347,8 @@ impl Broker {
         properties.assigned_client_identifier = assigned.then_some(client_id.as_str());
         properties.response_information = response_information.as_deref();
         properties.session_expiry_interval = session_expiry_capped.then_some(session_expiry);
+        // A persistent session is durable before its CONNACK says it is present.
+        self.await_own(token, staged);
         let conn = &mut self.conns[token];
         conn.send(&Packet::ConnAck(ConnAck {
             session_present,

@@ -202,22 +202,19 @@ impl Broker {
             }
             self.write_publish(token, &outbound, QosPid::AtMostOnce, false, now);
         } else if s.flight().queued() == 0 && s.flight().inflight.len() < self.window(token) {
-            self.send_inflight(session, token, outbound, now);
+            self.send_inflight(session, token, outbound, true, now);
         } else {
             self.push_queue(session, outbound, now);
         }
     }
 
     /// True when the client has more than `max_output_buffer` unsent even after a write
-    /// now. Writing mid-turn must not let an acknowledgement overtake its commit, so the
-    /// turn's staged writes are committed first.
+    /// now. (Acknowledgements waiting for their commit are held apart, so a write mid-turn
+    /// cannot let one overtake it.)
     fn output_full(&mut self, token: ConnKey) -> bool {
         let limit = self.config.max_output_buffer;
         if self.conns[token].pending_output() <= limit {
             return false;
-        }
-        if self.db.store.has_staged() {
-            self.commit();
         }
         let conn = &mut self.conns[token];
         if conn.closing.is_some() {
@@ -271,7 +268,7 @@ impl Broker {
             if outbound.qos == Qos::AtMostOnce {
                 self.write_publish(token, &outbound, QosPid::AtMostOnce, false, now);
             } else {
-                self.send_inflight(session, token, outbound, now);
+                self.send_inflight(session, token, outbound, false, now);
             }
         }
         self.queue_drained(session);
@@ -339,24 +336,34 @@ impl Broker {
         )
     }
 
+    /// Sends a QoS 1/2 message within the window and records it in flight; `created`
+    /// says its queue entry is new (not taken from the queue). A QoS 1 message leaves at
+    /// once: if its subscriber acknowledges it within the commit window it is never
+    /// written. A QoS 2 message waits until its entry is durable, so that a crash cannot
+    /// make it look new to a subscriber that already has it.
     fn send_inflight(
         &mut self,
         session: SessionKey,
         token: ConnKey,
         outbound: Outbound,
+        created: bool,
         now: Instant,
     ) {
         let s = &mut self.sessions[session];
         let packet_id = s.allocate_packet_id();
         let qos = qos_pid(outbound.qos, packet_id);
+        self.stage_queue(
+            session,
+            &outbound,
+            Some(packet_id),
+            InflightState::Published,
+            created,
+            now,
+        );
+        if outbound.qos == Qos::ExactlyOnce {
+            self.await_durable(token);
+        }
         if self.write_publish(token, &outbound, qos, false, now) {
-            self.stage_queue(
-                session,
-                &outbound,
-                Some(packet_id),
-                InflightState::Published,
-                now,
-            );
             self.sessions[session]
                 .flight_mut()
                 .inflight

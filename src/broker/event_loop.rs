@@ -27,7 +27,7 @@ use crate::auth::worker::AuthWorker;
 use crate::cli::ConfigSource;
 use crate::config::Config;
 use crate::protocol::ReasonCode;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Writer};
 
 /// The signal pipe's token and the waker's (the inbox); listeners count down below them.
 const SIGNAL: Token = Token(usize::MAX);
@@ -77,6 +77,8 @@ pub struct Server {
     /// Where SIGHUP reads the configuration again; without it, only the ACL rules.
     source: Option<ConfigSource>,
     inbox: InboxSender,
+    /// The certificate of the console and the wss listeners, when one of them serves TLS.
+    web_tls: Option<crate::tls::web::WebTls>,
 }
 
 /// Binds the listeners and runs the loop until SIGINT or SIGTERM; SIGHUP reloads from
@@ -97,10 +99,14 @@ impl Server {
             .map_err(|e| RunError::Io("cannot create poll", e))?;
         let mut listeners = Listeners::default();
         let mqtt = config.listen.iter().map(|a| (ListenerKind::Mqtt, a));
-        let ws = config
-            .ws_listen
-            .iter()
-            .map(|a| (ListenerKind::WebSocket, a));
+        let web_tls = crate::tls::web::prepare(&config).map_err(RunError::Tls)?;
+        let ws = config.ws_listen.iter().map(|a| {
+            if crate::tls::web::serves_tls(&config, *a) {
+                (ListenerKind::SecureWebSocket, a)
+            } else {
+                (ListenerKind::WebSocket, a)
+            }
+        });
         for (kind, addr) in mqtt.chain(ws) {
             listeners
                 .add(&registry, kind, *addr)
@@ -132,8 +138,19 @@ impl Server {
             inbox.clone(),
         )
         .map_err(|e| RunError::Io("cannot start the auth workers", e))?;
-        let mut broker = Broker::new(config, store, auth, registry, listeners, inbox_rx);
+        let durable = inbox.clone();
+        let writer = Writer::spawn(
+            &config.db,
+            config.sync,
+            Box::new(move || {
+                // A stopped loop needs no word.
+                let _ = durable.send(Inbound::Durable);
+            }),
+        )
+        .map_err(RunError::Store)?;
+        let mut broker = Broker::new(config, store, writer, auth, registry, listeners, inbox_rx);
         broker.tls_server = tls_server;
+        broker.web_tls_server = web_tls.as_ref().map(|t| t.config.clone());
         broker.load(Instant::now()).map_err(RunError::Store)?;
         broker.load_services().map_err(RunError::Store)?;
         broker.start_bridges(bridge_tls, inbox.clone(), Instant::now())?;
@@ -145,6 +162,7 @@ impl Server {
             hangup,
             source: None,
             inbox,
+            web_tls,
         })
     }
 
@@ -157,6 +175,12 @@ impl Server {
     /// A handle for another thread to send the loop requests.
     pub fn inbox(&self) -> InboxSender {
         self.inbox.clone()
+    }
+
+    /// The certificate the web console presents when it serves HTTPS (loaded or generated
+    /// once, with the wss listeners').
+    pub fn web_tls(&self) -> Option<crate::tls::web::WebTls> {
+        self.web_tls.clone()
     }
 
     /// The addresses the listeners are bound to (the real port where 0 was asked for).
@@ -174,6 +198,7 @@ impl Server {
             hangup,
             source,
             inbox,
+            web_tls: _,
         } = self;
         // The loop keeps no sender of its own: dropping it lets `send` see a stopped loop.
         drop(inbox);
@@ -302,6 +327,7 @@ impl Broker {
                 Inbound::Chat(reply) => self.chat_account_done(reply, now),
                 Inbound::Console(request) => self.answer_console(request, now),
                 Inbound::BridgeResolved(resolved) => self.bridge_resolved(resolved, now),
+                Inbound::Durable => self.commit_progress(now),
                 Inbound::LoginToken(grant) => {
                     if !self.access.login_tokens.grant(grant, now) {
                         log::warn!("login token dropped: too many open tokens");
@@ -353,8 +379,13 @@ impl Broker {
             }
             let deadline = now + Duration::from_secs(self.config.connect_timeout);
             let transport = Transport::for_listener(kind);
-            let tls = match (kind, &self.tls_server) {
-                (ListenerKind::Tls, Some(config)) => match crate::tls::server(config.clone()) {
+            let server_config = match kind {
+                ListenerKind::Tls => self.tls_server.as_ref(),
+                ListenerKind::SecureWebSocket => self.web_tls_server.as_ref(),
+                ListenerKind::Mqtt | ListenerKind::WebSocket => None,
+            };
+            let tls = match server_config {
+                Some(config) => match crate::tls::server(config.clone()) {
                     Ok(session) => Some(Box::new(crate::tls::Layer::new(session))),
                     Err(e) => {
                         log::warn!("TLS connection from {addr} refused: {e}");
@@ -434,6 +465,7 @@ impl Broker {
                 } => self.session_expired(session, generation, now),
                 Timer::Bridge { index } => self.bridge_timer(index, now),
                 Timer::ClientRecords => self.commit_records(),
+                Timer::Commit => self.commit_progress(now),
                 Timer::Services => self.services_due(now),
                 Timer::HeldTooLong { session } => self.held_too_long(session, now),
                 Timer::Lingered { key, serial } => self.lingered(key, serial),
@@ -509,7 +541,16 @@ impl Broker {
                 }
             }
             closed.extend(closing);
-            self.commit();
+            // A closing connection's held acknowledgements cannot wait for the writer,
+            // nor can a bridge's output: those turns wait for the disk, as every turn
+            // did before the writer.
+            let closing_held = closed
+                .iter()
+                .any(|&t| self.conns.get(t).is_some_and(|c| c.held_until().is_some()));
+            if self.writes_pending() && (closing_held || self.bridges_have_output()) {
+                self.sync_store();
+            }
+            self.commit_window(now);
             if self.turn.close.is_empty() {
                 break;
             }
@@ -576,8 +617,7 @@ impl Broker {
             }
             conn.close_transport(ReasonCode::ServerShuttingDown);
         }
-        self.commit();
-        self.commit_records();
+        self.close_store();
         self.stop_bridges(Instant::now());
         for (_, conn) in self.conns.iter_mut() {
             let _ = conn.flush(&mut self.stats.bytes_sent);

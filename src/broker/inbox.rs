@@ -1,5 +1,5 @@
 //! The loop's one inbox: every other thread (the auth workers, the web console, the bridges'
-//! resolvers) sends the loop an [`Inbound`] through one bounded channel and wakes it with the
+//! resolvers, the store writer) sends the loop an [`Inbound`] through one bounded channel and wakes it with the
 //! poll's single `Waker`. The loop drains it once per wake-up and handles each kind in one
 //! place (`Broker::handle_inbound`); answers go back on a channel the message carries.
 
@@ -34,6 +34,8 @@ pub enum Inbound {
     BridgeResolved(Resolved),
     /// The web console gave a logged-in browser a login token (see `auth::login_token`).
     LoginToken(Grant),
+    /// The store writer settled another batch (see `commit.rs`).
+    Durable,
 }
 
 /// The inbox could not take a message: the loop has stopped, or stayed full for

@@ -27,6 +27,8 @@ pub enum ListenerKind {
     Tls,
     /// MQTT in WebSocket binary frames (`ws_listen`, path `/mqtt`).
     WebSocket,
+    /// The same over TLS (a `ws_listen` address that `web_tls` makes secure).
+    SecureWebSocket,
 }
 
 impl fmt::Display for ListenerKind {
@@ -35,6 +37,7 @@ impl fmt::Display for ListenerKind {
             ListenerKind::Mqtt => "mqtt",
             ListenerKind::Tls => "mqtts",
             ListenerKind::WebSocket => "websocket",
+            ListenerKind::SecureWebSocket => "wss",
         })
     }
 }
@@ -59,6 +62,11 @@ impl Listener {
         match self.kind {
             ListenerKind::WebSocket => format!(
                 "MQTT over WebSocket on ws://{}{}",
+                self.addr,
+                crate::ws::handshake::PATH
+            ),
+            ListenerKind::SecureWebSocket => format!(
+                "MQTT over WebSocket on wss://{}{}",
                 self.addr,
                 crate::ws::handshake::PATH
             ),

@@ -26,6 +26,7 @@
 //! - `stats`      — counters for logs and `$SYS`.
 //! - `sys`        — the `$SYS` topics, published only while someone listens.
 //! - `persist`    — what is staged in the store each turn, and loaded back at start.
+//! - `commit`     — the commit window, the store writer's batches, acks held until durable.
 //! - `reload`     — SIGHUP: the config file and ACL rules read again, clients kept.
 //! - `services`   — the internal services beside the broker (chat): claimed topics, effects.
 //! - `watch`      — recent topics and their last messages, for the web console (bounded).
@@ -37,6 +38,7 @@ mod backpressure;
 mod bridge;
 mod client;
 mod close;
+mod commit;
 mod connect;
 pub mod console;
 mod console_topics;
@@ -72,7 +74,7 @@ use std::sync::Arc;
 use crate::auth::worker::AuthWorker;
 use crate::config::Config;
 use crate::protocol::ReasonCode;
-use crate::store::Store;
+use crate::store::{Store, Writer};
 use crate::topic::{self, RetainedTree, TopicTrie};
 use client::Connection;
 use inbox::Inbox;
@@ -116,6 +118,11 @@ pub struct Broker {
     listeners: Listeners,
     /// Certificate and key of the TLS listeners, when there are any.
     tls_server: Option<Arc<rustls::ServerConfig>>,
+    /// The wss listeners' TLS configuration (`web_tls`).
+    web_tls_server: Option<Arc<rustls::ServerConfig>>,
+    /// The Origins a browser may open a WebSocket from (`ws_allowed_origins` and the
+    /// console's host names).
+    web_sites: Arc<crate::origin::Sites>,
     /// What other threads send the loop.
     inbox: Inbox,
 
@@ -162,16 +169,20 @@ impl Broker {
     fn new(
         config: Config,
         store: Store,
+        writer: Writer,
         auth: AuthWorker,
         registry: mio::Registry,
         listeners: Listeners,
         inbox: Inbox,
     ) -> Broker {
+        let web_sites = Arc::new(crate::origin::Sites::from_config(&config));
         Broker {
+            web_sites,
             config,
             registry,
             listeners,
             tls_server: None,
+            web_tls_server: None,
             inbox,
             conns: Slab::default(),
             per_address: HashMap::new(),
@@ -186,7 +197,7 @@ impl Broker {
             chat: None,
             bridges: bridge::Bridges::default(),
             access: access::Access::new(auth),
-            db: persist::Db::new(store),
+            db: persist::Db::new(store, writer),
             budget: queue::Budget::default(),
             turn: turn::Turn::default(),
             timers: Timers::default(),

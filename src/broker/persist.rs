@@ -2,22 +2,23 @@
 //!
 //! Only what must survive a restart is written: retained messages, sessions with a
 //! non-zero expiry (their subscriptions, queued and in-flight QoS 1/2 messages, inbound
-//! QoS 2 ids), and client records. Writes are staged here and committed once per turn by
-//! the loop, before any acknowledgement is flushed.
+//! QoS 2 ids), and client records. Writes are staged here; `commit.rs` hands them to the
+//! store writer and holds back the acknowledgements until they are durable.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::clock;
 
+use super::commit::Batches;
 use super::keys::SessionKey;
 use super::message::{ForwardedProperties, Message};
 use super::session::{DiskTail, Inflight, InflightState, Outbound, Session, SubEntry, Will};
 use super::timers::Timer;
 use super::Broker;
 use crate::protocol::{self, PacketId, Properties, Qos, SubscriptionOptions};
-use crate::store::{Store, StoreError, StoredMessage, StoredSession, Write};
+use crate::store::{Store, StoreError, StoredMessage, StoredSession, Write, Writer};
 use crate::topic::parse_shared;
 
 /// Queue row states, as the store keeps them.
@@ -29,54 +30,52 @@ const RELEASED: u8 = 2;
 /// of anything else, or get one of their own this long after the first of them.
 const RECORD_DELAY: Duration = Duration::from_secs(1);
 
-/// The database and what the turn has staged in it.
+/// The database, what is staged in it, and the writer that commits it.
 pub struct Db {
-    /// Writes are staged during a turn and committed at its end (`Broker::commit`).
+    /// The loop's own connection (start-up loads, queue pages) and the staged writes.
     pub store: Store,
+    /// The thread that commits the staged batches (`commit.rs`).
+    pub writer: Writer,
+    /// Which batch is staged, handed over, durable; who waits for which.
+    pub batches: Batches,
     /// Last message id handed out in the store.
     next_message_id: u64,
-    /// Message bodies staged in this turn's commit, so each is written once however many
-    /// queues it joins.
-    staged_messages: HashSet<u64>,
 }
 
 impl Db {
-    pub fn new(store: Store) -> Db {
+    pub fn new(store: Store, writer: Writer) -> Db {
         Db {
             store,
+            writer,
+            batches: Batches::default(),
             next_message_id: 0,
-            staged_messages: HashSet::new(),
         }
     }
 
-    /// Stages the message body once per turn and returns its store id.
+    /// Stages the message body once per batch and returns its store id.
     fn stage_message(&mut self, message: &Arc<Message>, now: Instant) -> u64 {
         let id = *message.store_id.get_or_init(|| {
             self.next_message_id += 1;
             self.next_message_id
         });
-        if self.staged_messages.insert(id) {
+        if !self.store.stages_body(id) {
             let msg = stored_message(message, now);
             self.store.stage(Write::MessagePut { id, msg });
         }
         id
     }
-
-    /// Commits the turn's writes in one transaction.
-    fn commit(&mut self) -> Result<(), StoreError> {
-        self.staged_messages.clear();
-        self.store.commit().map(drop)
-    }
 }
 
 impl Broker {
-    /// Records a queue entry of a persistent session (new, sent, or released).
+    /// Records a queue entry of a persistent session (new, sent, or released); `created`
+    /// says the entry is new, so that its acknowledgement within the batch undoes it.
     pub(super) fn stage_queue(
         &mut self,
         session: SessionKey,
         outbound: &Outbound,
         packet_id: Option<PacketId>,
         state: InflightState,
+        created: bool,
         now: Instant,
     ) {
         let (Some(seq), true) = (outbound.seq, self.sessions[session].stored) else {
@@ -88,14 +87,19 @@ impl Broker {
             (Some(_), InflightState::Published) => PUBLISHED,
             (Some(_), InflightState::Released) => RELEASED,
         };
-        self.db.store.stage(Write::QueuePut {
+        let put = Write::QueuePut {
             client_id: self.sessions[session].client_id.to_string(),
             seq,
             message_id,
             qos: outbound.qos as u8,
             packet_id: packet_id.map(|p| p.get()),
             state,
-        });
+        };
+        if created {
+            self.db.store.stage_new_row(put);
+        } else {
+            self.db.store.stage(put);
+        }
     }
 
     /// Forgets a queue entry that was delivered, refused or dropped.
@@ -181,7 +185,7 @@ impl Broker {
         s.settle();
         self.back_queue(session);
         for (outbound, packet_id, state) in entries {
-            self.stage_queue(session, &outbound, packet_id, state, now);
+            self.stage_queue(session, &outbound, packet_id, state, true, now);
         }
     }
 
@@ -265,34 +269,6 @@ impl Broker {
         if self.db.store.stage_record(record) {
             self.timers
                 .schedule(now + RECORD_DELAY, Timer::ClientRecords);
-        }
-    }
-
-    /// The client records' delay ran out (or the broker stops): write them now.
-    pub(super) fn commit_records(&mut self) {
-        if self.db.store.has_staged() {
-            return self.commit();
-        }
-        if let Err(e) = self.db.store.commit_records() {
-            self.stats.store_failures += 1;
-            log::error!("client records could not be written: {e}");
-        }
-    }
-
-    /// Group commit: one transaction for the turn's writes, before any reply leaves.
-    /// If it fails, nothing this turn produced may be acknowledged: the connections with
-    /// pending output are closed without flushing, so their clients retry.
-    pub(super) fn commit(&mut self) {
-        if let Err(e) = self.db.commit() {
-            self.stats.store_failures += 1;
-            log::error!("store commit failed, closing the turn's connections unacknowledged: {e}");
-            self.services_commit_failed();
-            for token in std::mem::take(&mut self.turn.flush) {
-                if let Some(conn) = self.conns.get_mut(token) {
-                    conn.in_flush_list = false;
-                }
-                self.end_connection(token, super::close::Ending::StoreFailure);
-            }
         }
     }
 

@@ -60,11 +60,15 @@ impl Broker {
             {
                 // A resend of a message already taken: answer again, deliver nothing.
                 self.stats.messages_received += 1;
+                self.await_durable(token);
                 self.send_ack(token, Packet::PubRec, id, ReasonCode::Success);
                 return Ok(());
             }
         }
 
+        // What the publish stages decides what its acknowledgement waits for.
+        let others = self.db.store.staged_others();
+        let mut message_id = None;
         let denied =
             topic.starts_with("$SYS") || !self.sessions[session].acl.allows(Action::Write, &topic);
         let reason = if denied {
@@ -106,6 +110,8 @@ impl Broker {
                     }
                     self.forward_to_bridges(&message, None, now);
                     self.deliver(plan, now);
+                    // Given when the message was staged, if it was.
+                    message_id = message.store_id.get().copied();
                     // No 0x10 (no matching subscribers) even when nobody got it: on a thin
                     // link that byte on every such acknowledgement buys the publisher nothing.
                     ReasonCode::Success
@@ -121,7 +127,10 @@ impl Broker {
 
         match publish.qos {
             QosPid::AtMostOnce => {}
-            QosPid::AtLeastOnce(id) => self.send_ack(token, Packet::PubAck, id, reason),
+            QosPid::AtLeastOnce(id) => {
+                self.await_delivery(token, message_id, others);
+                self.send_ack(token, Packet::PubAck, id, reason);
+            }
             QosPid::ExactlyOnce(id) => {
                 if !reason.is_error() {
                     self.sessions[session]
@@ -130,6 +139,7 @@ impl Broker {
                         .push(id.get());
                     self.stage_qos2(session, id.get(), true);
                 }
+                self.await_delivery(token, message_id, others);
                 self.send_ack(token, Packet::PubRec, id, reason);
             }
         }
@@ -227,7 +237,8 @@ impl Broker {
         }
     }
 
-    /// Queues PUBACK, PUBREC, PUBREL or PUBCOMP; 3.1.1 clients get the bare form.
+    /// Queues PUBACK, PUBREC, PUBREL or PUBCOMP (behind any held output: the caller
+    /// decides what it waits for, see `commit.rs`); 3.1.1 clients get the bare form.
     pub(super) fn send_ack(
         &mut self,
         token: ConnKey,

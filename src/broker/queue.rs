@@ -147,7 +147,14 @@ impl Broker {
                 || flight.disk.count > 0
                 || flight.queue.len() >= PAGE
                 || memory_spent);
-        self.stage_queue(session, &outbound, None, InflightState::Published, now);
+        self.stage_queue(
+            session,
+            &outbound,
+            None,
+            InflightState::Published,
+            true,
+            now,
+        );
         self.budget.messages += 1;
         if backed {
             self.budget.disk_bytes += size;
@@ -194,9 +201,9 @@ impl Broker {
 
     /// Brings up to `limit` messages of the session's disk tail into memory, in order.
     fn page_in(&mut self, session: SessionKey, limit: usize, now: Instant) {
-        // The rows to read may still be staged in this turn.
-        if self.db.store.has_staged() {
-            self.commit();
+        // The rows to read may still be staged, or with the writer.
+        if self.writes_pending() {
+            self.sync_store();
         }
         let s = &self.sessions[session];
         let after = s.flight().disk.after_seq;

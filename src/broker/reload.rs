@@ -40,8 +40,14 @@ fn sort(old: &Config, new: Config) -> Sorted {
         http_enabled,
         web_max_connections,
         web_max_connections_per_address,
+        web_tls,
+        web_tls_cert,
+        web_tls_key,
+        web_hosts,
+        ws_allowed_origins,
         db,
         sync,
+        commit_interval,
         bcrypt_cost,
         max_packet_size,
         receive_maximum,
@@ -110,7 +116,13 @@ fn sort(old: &Config, new: Config) -> Sorted {
     // Sockets, files and threads made at start.
     restart_only!(listen, ws_listen, http, http_enabled, db, sync, bcrypt_cost);
     // The web console's poll loop takes its settings at start.
-    restart_only!(web_max_connections, web_max_connections_per_address);
+    restart_only!(
+        web_max_connections,
+        web_max_connections_per_address,
+        web_hosts
+    );
+    restart_only!(ws_allowed_origins);
+    restart_only!(web_tls, web_tls_cert, web_tls_key);
     // TLS configs and the bridges' connections and queues are set up at start.
     restart_only!(tls_listen, tls_cert, tls_key, tls_client_ca, bridge);
     // Announced in CONNACK and checked against what each client was told.
@@ -137,6 +149,7 @@ fn sort(old: &Config, new: Config) -> Sorted {
     );
     reloadable!(
         log_level,
+        commit_interval,
         allow_anonymous,
         anonymous_unknown_users,
         max_connections,

@@ -88,8 +88,8 @@ impl Broker {
         now: Instant,
     ) -> Result<ReasonCode, Violation> {
         // Reads must see this turn's earlier writes (a like of a message just sent).
-        if ChatService::reads_store(topic) && self.db.store.has_staged() {
-            self.commit();
+        if ChatService::reads_store(topic) && self.writes_pending() {
+            self.sync_store();
         }
         let Some(mut chat) = self.chat.take() else {
             return Ok(ReasonCode::Success);

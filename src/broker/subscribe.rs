@@ -25,6 +25,7 @@ impl Broker {
         subscribe: Subscribe<'_>,
         now: Instant,
     ) -> Result<(), Violation> {
+        let staged = self.db.store.staged_total();
         let identifier = subscribe
             .properties
             .subscription_identifiers
@@ -55,6 +56,7 @@ impl Broker {
                 Err(code) => code,
             });
         }
+        self.await_own(token, staged);
         self.conns[token].send(&Packet::SubAck(SubAck {
             packet_id: subscribe.packet_id,
             properties: Properties::default(),
@@ -173,6 +175,7 @@ impl Broker {
         unsubscribe: Unsubscribe<'_>,
         now: Instant,
     ) -> Result<(), Violation> {
+        let staged = self.db.store.staged_total();
         let mut reasons = Vec::with_capacity(unsubscribe.filters.len());
         for filter in &unsubscribe.filters {
             let existed = self.sessions[session].unsubscribe(filter);
@@ -193,6 +196,7 @@ impl Broker {
                 ReasonCode::NoSubscriptionExisted
             });
         }
+        self.await_own(token, staged);
         self.conns[token].send(&Packet::UnsubAck(UnsubAck {
             packet_id: unsubscribe.packet_id,
             properties: Properties::default(),

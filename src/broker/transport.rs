@@ -28,7 +28,9 @@ impl Transport {
         match kind {
             // TLS is the connection's own layer under the MQTT bytes (`Connection::tls`).
             ListenerKind::Mqtt | ListenerKind::Tls => Transport::Tcp,
-            ListenerKind::WebSocket => Transport::WebSocket(Box::default()),
+            ListenerKind::WebSocket | ListenerKind::SecureWebSocket => {
+                Transport::WebSocket(Box::default())
+            }
         }
     }
 
@@ -68,7 +70,15 @@ impl Broker {
             self.take_input(token, data, now);
             return;
         };
-        let input = ws.input(data, max_message);
+        // A browser page may connect only from the console's hosts or the configured list;
+        // asked once, when a handshake with an `Origin` is complete.
+        let sites = &self.web_sites;
+        let socket = &conn.socket;
+        let admits = |origin: &str| {
+            let local = socket.local_addr().map(|a| a.ip());
+            local.is_ok_and(|local| sites.origin_allowed(origin, local))
+        };
+        let input = ws.input(data, max_message, &admits);
         if !input.reply.is_empty() {
             conn.send_raw(&input.reply);
             self.mark_flush(token);

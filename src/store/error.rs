@@ -66,6 +66,8 @@ pub enum StoreError {
         /// What went wrong.
         source: BackupFailure,
     },
+    /// The store writer thread could not be started.
+    Thread(String),
     /// The broker is stopping and has closed the helper threads' connections.
     Stopping,
     /// Any other SQLite failure.
@@ -134,6 +136,7 @@ impl fmt::Display for StoreError {
                     }
                 }
             }
+            StoreError::Thread(e) => write!(f, "cannot start the store writer: {e}"),
             StoreError::Sqlite(e) => write!(f, "database error: {e}"),
         }
     }

@@ -31,6 +31,7 @@
 pub mod acl;
 pub mod admins;
 pub mod backup;
+mod batch;
 pub mod bridge;
 pub mod chat;
 pub mod clients;
@@ -45,11 +46,14 @@ mod sessions;
 mod testing;
 pub mod users;
 pub mod write;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::Connection;
+
+use batch::Batch;
 
 pub use crate::config::SyncMode;
 pub use acl::{Access, AclRule};
@@ -65,6 +69,7 @@ pub use queues::{QueuedPageRow, StoredQueued};
 pub use sessions::{StoredSession, StoredSubscription};
 pub use users::{name_key, UserRecord};
 pub use write::{StoredMessage, Write};
+pub use writer::{Progress, Writer};
 
 /// How long a statement waits for another connection's lock before failing.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -82,8 +87,9 @@ pub struct Store {
     /// The connection every statement of this store runs on; prepared
     /// statements are cached on it.
     conn: Connection,
-    /// Writes of the current loop turn, committed together by [`Store::commit`].
-    staged: Vec<Write>,
+    /// Writes staged for the next commit ([`Store::commit`], or a batch handed to the
+    /// [`Writer`] by [`Store::take_batch`]).
+    staged: Batch,
     /// Client records (last connect and disconnect): nobody waits for them, so they
     /// ride along with the next commit or go in a batch of their own
     /// ([`Store::commit_records`]), and a CONNACK never waits for an fsync of them.
@@ -125,7 +131,7 @@ impl Store {
         migrate::migrate(&mut conn, path)?;
         Ok(Store {
             conn,
-            staged: Vec::new(),
+            staged: Batch::default(),
             records: Vec::new(),
             path: path.to_owned(),
         })
@@ -138,7 +144,83 @@ impl Store {
 
     /// Queues `w` for the next [`Store::commit`].
     pub fn stage(&mut self, w: Write) {
-        self.staged.push(w);
+        self.staged.push(w, false);
+    }
+
+    /// Queues a `QueuePut` that creates its row: if the row is deleted again before the
+    /// batch is committed (delivered and acknowledged), neither is written.
+    pub fn stage_new_row(&mut self, w: Write) {
+        self.staged.push(w, true);
+    }
+
+    /// How many writes wait for the next commit (client records not counted).
+    pub fn staged_len(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// How many writes other than message bodies and the queue rows that create them were
+    /// ever staged: unchanged across a publish means it staged only its message's delivery.
+    pub fn staged_others(&self) -> u64 {
+        self.staged.others()
+    }
+
+    /// How many writes were ever staged: unchanged across a handler means it staged none.
+    pub fn staged_total(&self) -> u64 {
+        self.staged.pushed()
+    }
+
+    /// True when the staged batch puts body `id`.
+    pub fn stages_body(&self, id: u64) -> bool {
+        self.staged.has_body(id)
+    }
+
+    /// Takes the staged writes, with any waiting client records, for a commit on
+    /// another connection (the [`Writer`]); empty while nothing but records wait, unless
+    /// `records` asks for those too.
+    pub fn take_batch(&mut self, records: bool) -> Vec<Write> {
+        let mut writes = Vec::new();
+        let records_wait = records && !self.records.is_empty();
+        if self.staged.is_empty() && !records_wait {
+            return writes;
+        }
+        self.staged.drain_into(&mut writes);
+        writes.append(&mut self.records);
+        self.staged.shrink_to(KEPT_CAPACITY);
+        self.records.shrink_to(KEPT_CAPACITY);
+        writes
+    }
+
+    /// True when client records wait for a commit.
+    pub fn has_records(&self) -> bool {
+        !self.records.is_empty()
+    }
+
+    /// Sets how this connection's commits wait for the disk (`PRAGMA synchronous`).
+    pub fn set_sync(&self, sync: SyncMode) -> Result<(), StoreError> {
+        Ok(self
+            .conn
+            .pragma_update(None, "synchronous", sync.pragma())?)
+    }
+
+    /// Flushes the WAL and copies what it can into the database file without waiting for
+    /// readers (`PRAGMA wal_checkpoint(PASSIVE)`): at `sync = "normal"`, what makes the
+    /// commits since the last flush durable.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Writes `writes` in one transaction now (the [`Writer`]'s commit).
+    pub fn write_now(&mut self, writes: Vec<Write>) -> Result<usize, StoreError> {
+        let count = writes.len();
+        if count == 0 {
+            return Ok(0);
+        }
+        write::apply_all(&mut self.conn, writes.into_iter()).inspect_err(|e| {
+            log::warn!("commit of {count} staged writes rolled back: {e}");
+        })?;
+        Ok(count)
     }
 
     /// Queues a client record for the next commit, which need not come this turn.
@@ -161,36 +243,14 @@ impl Store {
     /// writes are dropped, and the caller must answer the affected clients
     /// with failure reason codes instead of acknowledgements.
     pub fn commit(&mut self) -> Result<usize, StoreError> {
-        if self.staged.is_empty() {
-            return Ok(0);
-        }
-        self.staged.append(&mut self.records);
-        self.write_batch()
+        let writes = self.take_batch(false);
+        self.write_now(writes)
     }
 
     /// Writes the waiting client records now, with whatever else is staged.
     pub fn commit_records(&mut self) -> Result<usize, StoreError> {
-        self.staged.append(&mut self.records);
-        self.write_batch()
-    }
-
-    /// Writes and empties `staged` (records already moved in).
-    fn write_batch(&mut self) -> Result<usize, StoreError> {
-        if self.staged.is_empty() {
-            return Ok(0);
-        }
-        let count = self.staged.len();
-        let result = write::apply_all(&mut self.conn, self.staged.drain(..));
-        // Keep room for a busy turn, not for a connect burst (see KEPT_CAPACITY).
-        self.staged.shrink_to(KEPT_CAPACITY);
-        self.records.shrink_to(KEPT_CAPACITY);
-        match result {
-            Ok(()) => Ok(count),
-            Err(e) => {
-                log::warn!("commit of {count} staged writes rolled back: {e}");
-                Err(e)
-            }
-        }
+        let writes = self.take_batch(true);
+        self.write_now(writes)
     }
 }
 

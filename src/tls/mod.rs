@@ -2,7 +2,8 @@
 //! ciphertext read from the socket goes in, plaintext comes out; plaintext to send goes in,
 //! ciphertext for the socket comes out. Nothing here touches a socket, so the same
 //! [`TlsSession`] sits under a listener's connections and under the bridge's outbound
-//! connection. Also: loading certificates, keys and CAs from PEM files into rustls configs.
+//! connection. Also: loading certificates, keys and CAs from PEM files into rustls configs;
+//! `web` — the certificate of the console and the WebSocket listeners (given or generated).
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -16,6 +17,8 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{
     ClientConfig, ClientConnection, Connection, RootCertStore, ServerConfig, ServerConnection,
 };
+
+pub mod web;
 
 use crate::bridge::BridgeConfig;
 use crate::config::Config;

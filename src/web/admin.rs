@@ -107,6 +107,7 @@ pub fn render(
             ("notice", Value::Html(notice)),
             ("stats", Value::Html(&stats_html(&stats))),
             ("listeners", Value::Html(&listener_rows(&listeners, csrf))),
+            ("certificate", Value::Html(&certificate_html(context))),
             ("bridges", Value::Html(&bridge_table(&bridges))),
             ("clients_total", Value::Text(&count_text(&clients))),
             (
@@ -141,6 +142,17 @@ pub fn render(
             ("rules", Value::Html(&manage::acl_rows(&rules, csrf))),
         ],
     ))
+}
+
+/// The fingerprint of the console's HTTPS certificate, to compare with the browser's.
+fn certificate_html(context: &Context) -> String {
+    match &context.tls_fingerprint {
+        Some(print) => format!(
+            r#"<p class="hint" id="certificate">HTTPS certificate SHA-256 fingerprint: <code>{}</code> (the browser shows it under the certificate's details; they must match).</p>"#,
+            html::escape(print)
+        ),
+        None => String::new(),
+    }
 }
 
 fn count_text<T>(rows: &Rows<T>) -> String {

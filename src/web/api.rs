@@ -49,7 +49,7 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
             Reply::json(200, &json!({})).with("Set-Cookie", session::clear_cookie(session::COOKIE))
         }),
         "/chat/token" if post => with_command(context, store, req, false, |auth| {
-            chat::token(context, auth)
+            chat::token(context, req, auth)
         }),
         "/stats" if get => admin_ask(context, store, req, ConsoleAsk::Stats),
         "/listeners" if get => admin_ask(context, store, req, ConsoleAsk::Listeners),

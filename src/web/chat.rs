@@ -18,12 +18,19 @@ const SCRIPTS: &str = r#"<script src="/assets/mqtt-ws.js" defer></script><script
 /// The path the WebSocket listener serves MQTT on.
 const WS_PATH: &str = "/mqtt";
 
-/// The ports of the running WebSocket listeners, or None when the loop did not answer.
-fn ws_ports(context: &Context) -> Option<Vec<u16>> {
+/// The ports of the running WebSocket listeners a page loaded as `req` may use (wss ones
+/// for a page loaded over HTTPS, which browsers forbid to open ws), or None when the loop
+/// did not answer.
+fn ws_ports(context: &Context, req: &Req) -> Option<Vec<u16>> {
+    let kind = if req.https {
+        ListenerKind::SecureWebSocket
+    } else {
+        ListenerKind::WebSocket
+    };
     match context.ask(ConsoleAsk::Listeners) {
         Ok(ConsoleAnswer::Listeners(list)) => Some(
             list.iter()
-                .filter(|l| l.kind == ListenerKind::WebSocket && l.running)
+                .filter(|l| l.kind == kind && l.running)
                 .map(|l| l.addr.port())
                 .collect(),
         ),
@@ -62,7 +69,7 @@ fn policy(req: &Req, ports: &[u16]) -> String {
 /// The console's policy naming the running WebSocket listeners, for a page that talks
 /// MQTT over WebSocket (the chat page, the admin page's watch panel).
 pub fn socket_policy(context: &Context, req: &Req) -> String {
-    policy(req, &ws_ports(context).unwrap_or_default())
+    policy(req, &ws_ports(context, req).unwrap_or_default())
 }
 
 /// GET /chat for a logged-in user.
@@ -73,15 +80,16 @@ pub fn page(context: &Context, req: &Req, auth: &Auth) -> Reply {
 
 /// POST /api/chat/token: a fresh single-use token for the session's user, granted
 /// through the inbox before the answer leaves.
-pub fn token(context: &Context, auth: &Auth) -> Reply {
-    let Some(ports) = ws_ports(context) else {
+pub fn token(context: &Context, req: &Req, auth: &Auth) -> Reply {
+    let Some(ports) = ws_ports(context, req) else {
         return Reply::json_error(503, "busy", "the broker did not answer in time");
     };
     let Some(&port) = ports.first() else {
         return Reply::json_error(
             503,
             "no_websocket",
-            "no WebSocket listener is running (ws_listen)",
+            "no WebSocket listener this page may use is running (ws_listen; wss for a page \
+             loaded over HTTPS)",
         );
     };
     let token = session::random_token();

@@ -4,7 +4,7 @@
 //! at a time, and never waits: a slow client only ever costs its own deadlines.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -59,6 +59,8 @@ pub enum Step {
 pub struct Conn {
     socket: TcpStream,
     pub peer: SocketAddr,
+    /// The address the client reached us on (a `Host` naming it is ours).
+    pub local: IpAddr,
     /// Tells an answer for this connection from one for the connection that had its slot
     /// before.
     pub serial: u64,
@@ -79,6 +81,7 @@ impl Conn {
     pub fn new(
         socket: TcpStream,
         peer: SocketAddr,
+        local: IpAddr,
         serial: u64,
         tls: Option<tls::TlsSession>,
         now: Instant,
@@ -86,6 +89,7 @@ impl Conn {
         Conn {
             socket,
             peer,
+            local,
             serial,
             tls: tls.map(|t| Box::new(tls::Layer::new(t))),
             input: Vec::new(),

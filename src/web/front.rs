@@ -3,7 +3,8 @@
 //! worker pool and writes the answers back. Each connection has deadlines (the whole head,
 //! the body, an idle keep-alive, taking the answer; see [`conn`](super::conn)), and the
 //! connections per client address and in total are capped, so a handful of slow sockets
-//! costs a few kilobytes and never a thread.
+//! costs a few kilobytes and never a thread. A request whose `Host` does not name the
+//! console ([`Sites`]) is refused with 421 before any handler sees it.
 //!
 //! Why not `tiny_http`, which the design first named: its connection pool (0.12) leaves the
 //! fifth of a burst of new keep-alive connections unserved until another one closes (five
@@ -28,6 +29,7 @@ use super::conn::{Conn, Step};
 use super::http;
 use super::workers::{Done, Job, Pool};
 use crate::http_head::{refuse, Refusal};
+use crate::origin::Sites;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -55,6 +57,8 @@ pub struct Front {
     pool: Pool,
     done: Receiver<Done>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// The Host names the console answers to.
+    sites: Sites,
 }
 
 impl Front {
@@ -64,6 +68,7 @@ impl Front {
         listener: std::net::TcpListener,
         caps: Caps,
         tls: Option<Arc<rustls::ServerConfig>>,
+        sites: Sites,
         start_pool: impl FnOnce(mpsc::Sender<Done>, Arc<Waker>) -> io::Result<Pool>,
     ) -> io::Result<Front> {
         listener.set_nonblocking(true)?;
@@ -86,6 +91,7 @@ impl Front {
             pool,
             done,
             tls,
+            sites,
         })
     }
 
@@ -160,8 +166,11 @@ impl Front {
                 continue;
             }
             let _ = socket.set_nodelay(true);
+            let Ok(local) = socket.local_addr() else {
+                continue;
+            };
             self.serial += 1;
-            entry.insert(Conn::new(socket, peer, self.serial, tls, now));
+            entry.insert(Conn::new(socket, peer, local.ip(), self.serial, tls, now));
             *self.per_address.entry(peer.ip()).or_insert(0) += 1;
             self.drive(key, now);
         }
@@ -199,16 +208,23 @@ impl Front {
             return;
         };
         let step = conn.drive(now);
-        self.follow(key, step);
+        self.follow(key, step, now);
     }
 
-    /// Does what a connection's step asks.
-    fn follow(&mut self, key: usize, step: Step) {
+    /// Does what a connection's step asks: a complete request goes to the workers if it
+    /// names this console in its `Host`.
+    fn follow(&mut self, key: usize, step: Step, now: Instant) {
         match step {
             Step::Wait => {}
             Step::Close => self.close(key),
             Step::Dispatch(request) => {
-                let conn = &self.conns[key];
+                let conn = &mut self.conns[key];
+                let host = request.header("host").unwrap_or_default();
+                if !self.sites.host_allowed(host, conn.local) {
+                    let refusal = refuse(421, "this console does not answer to that host name");
+                    let step = conn.refuse(refusal, now);
+                    return self.follow(key, step, now);
+                }
                 self.pool.send(Job {
                     key,
                     serial: conn.serial,
@@ -230,7 +246,7 @@ impl Front {
                 continue;
             };
             let step = conn.answer(done.bytes, done.close, now);
-            self.follow(done.key, step);
+            self.follow(done.key, step, now);
         }
     }
 
@@ -243,7 +259,7 @@ impl Front {
             .collect();
         for key in due {
             let step = self.conns[key].expire(now);
-            self.follow(key, step);
+            self.follow(key, step, now);
         }
     }
 

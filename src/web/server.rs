@@ -17,7 +17,9 @@ use crate::auth::password::{self, PasswordError};
 use crate::broker::console::{self, AskError, ConsoleAnswer, ConsoleAsk};
 use crate::broker::InboxSender;
 use crate::config::Config;
+use crate::origin::Sites;
 use crate::store::HelperStore;
+use crate::tls::web::WebTls;
 
 /// How long a request waits for the loop's answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -67,6 +69,9 @@ pub struct Context {
     /// Held while bcrypt runs: one password check at a time, so a burst of logins costs at
     /// most one core and the broker loop keeps the other.
     hashing: Mutex<()>,
+    /// The SHA-256 fingerprint of the certificate the console presents over HTTPS, shown
+    /// on the admin page so the admin can check what the browser was given.
+    pub tls_fingerprint: Option<String>,
 }
 
 impl Context {
@@ -168,10 +173,22 @@ impl Reply {
 
 /// Binds the console's address and starts its poll loop and workers; they run until the
 /// process ends.
-pub fn spawn(config: &Config, addr: SocketAddr, inbox: InboxSender) -> Result<(), WebError> {
+pub fn spawn(
+    config: &Config,
+    addr: SocketAddr,
+    inbox: InboxSender,
+    web_tls: Option<WebTls>,
+) -> Result<(), WebError> {
     let listener = TcpListener::bind(addr).map_err(|e| WebError::Bind(addr, e))?;
     let bound = listener.local_addr().unwrap_or(addr);
-    log::info!("console on http://{bound}/");
+    let tls = web_tls.filter(|_| crate::tls::web::serves_tls(config, addr));
+    match &tls {
+        Some(tls) => log::info!(
+            "console on https://{bound}/ (certificate SHA-256 fingerprint {})",
+            tls.fingerprint
+        ),
+        None => log::info!("console on http://{bound}/"),
+    }
     let context = Arc::new(Context {
         inbox,
         sessions: Mutex::default(),
@@ -179,15 +196,21 @@ pub fn spawn(config: &Config, addr: SocketAddr, inbox: InboxSender) -> Result<()
         bcrypt_cost: config.bcrypt_cost,
         dummy_hash: OnceLock::new(),
         hashing: Mutex::new(()),
+        tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),
     });
     let caps = Caps {
         per_address: config.web_max_connections_per_address,
         total: config.web_max_connections,
     };
     let (db, sync) = (config.db.clone(), config.sync);
-    let front = Front::new(listener, caps, None, |done, waker| {
-        Pool::spawn(context, db, sync, done, waker)
-    })
+    let sites = Sites::from_config(config);
+    let front = Front::new(
+        listener,
+        caps,
+        tls.map(|t| t.config),
+        sites,
+        |done, waker| Pool::spawn(context, db, sync, done, waker),
+    )
     .map_err(WebError::Thread)?;
     std::thread::Builder::new()
         .name("web".to_owned())

@@ -58,12 +58,19 @@ impl End {
 }
 
 impl Framing {
-    /// Takes fresh bytes from the socket; `max_message` bounds one data message.
-    pub fn input(&mut self, buf: &mut [u8], max_message: u32) -> Input {
+    /// Takes fresh bytes from the socket; `max_message` bounds one data message, and a
+    /// browser's handshake (one with an `Origin`) is refused with 403 unless `admits` the
+    /// origin.
+    pub fn input(
+        &mut self,
+        buf: &mut [u8],
+        max_message: u32,
+        admits: &dyn Fn(&str) -> bool,
+    ) -> Input {
         let mut input = Input::default();
         let mut start = 0;
         if !self.open {
-            match self.handshake(buf, &mut input.reply) {
+            match self.handshake(buf, &mut input.reply, admits) {
                 Ok(Some(after)) => start = after,
                 Ok(None) => return input,
                 Err(end) => {
@@ -92,7 +99,12 @@ impl Framing {
 
     /// Reads the request (buffering it while incomplete) and writes the answer. Ok(Some)
     /// once open, with where the first frame starts in `buf`.
-    fn handshake(&mut self, buf: &[u8], reply: &mut Vec<u8>) -> Result<Option<usize>, End> {
+    fn handshake(
+        &mut self,
+        buf: &[u8],
+        reply: &mut Vec<u8>,
+        admits: &dyn Fn(&str) -> bool,
+    ) -> Result<Option<usize>, End> {
         let held = self.request.as_ref().map_or(0, |r| r.len());
         let parsed = match self.request.as_mut() {
             Some(request) => {
@@ -101,6 +113,15 @@ impl Framing {
             }
             None => handshake::parse(buf),
         };
+        let parsed = parsed.and_then(|p| match &p {
+            Some((upgrade, _)) if upgrade.origin.as_deref().is_some_and(|o| !admits(o)) => {
+                Err(handshake::Refusal {
+                    status: 403,
+                    detail: "a page from this Origin may not connect (ws_allowed_origins)",
+                })
+            }
+            _ => Ok(p),
+        });
         match parsed {
             Ok(Some((upgrade, len))) => {
                 self.request = None;
@@ -189,7 +210,7 @@ mod tests {
         let mut f = Framing::default();
         let mut buf = REQUEST.to_vec();
         buf.extend(PINGREQ_FRAME);
-        let input = f.input(&mut buf, 1024);
+        let input = f.input(&mut buf, 1024, &|_| true);
         assert!(is_101(&input.reply));
         assert_eq!(&buf[input.data], [0xC0, 0x00]);
         assert_eq!(input.end, None);
@@ -203,9 +224,9 @@ mod tests {
         for cut in 1..bytes.len() {
             let mut f = Framing::default();
             let mut first = bytes[..cut].to_vec();
-            let a = f.input(&mut first, 1024);
+            let a = f.input(&mut first, 1024, &|_| true);
             let mut second = bytes[cut..].to_vec();
-            let b = f.input(&mut second, 1024);
+            let b = f.input(&mut second, 1024, &|_| true);
             let mut data = first[a.data].to_vec();
             data.extend_from_slice(&second[b.data]);
             assert_eq!(data, [0xC0, 0x00], "cut at {cut}");
@@ -218,7 +239,7 @@ mod tests {
     fn a_bad_request_is_refused_and_nothing_else_is_sent() {
         let mut f = Framing::default();
         let mut buf = b"GET /mqtt HTTP/1.1\r\nHost: gw\r\n\r\n".to_vec();
-        let input = f.input(&mut buf, 1024);
+        let input = f.input(&mut buf, 1024, &|_| true);
         assert!(input.reply.starts_with(b"HTTP/1.1 400 Bad Request\r\n"));
         assert!(matches!(input.end, Some(End::Refused(d)) if d.contains("Upgrade")));
         let mut out = input.reply.clone();
@@ -236,7 +257,7 @@ mod tests {
     fn output_is_sealed_into_binary_frames_and_ends_with_one_close() {
         let mut f = Framing::default();
         let mut buf = REQUEST.to_vec();
-        let input = f.input(&mut buf, 1024);
+        let input = f.input(&mut buf, 1024, &|_| true);
         // The answer goes out as it is (the broker appends it already sealed).
         let mut out = input.reply;
         let mut sealed = out.len();
@@ -269,11 +290,11 @@ mod tests {
     fn pings_get_pongs_and_a_client_close_is_echoed() {
         let mut f = Framing::default();
         let mut buf = REQUEST.to_vec();
-        f.input(&mut buf, 1024);
+        f.input(&mut buf, 1024, &|_| true);
         // Ping "hi", then Close 1001.
         let mut frames = vec![0x89, 0x82, 0, 0, 0, 0, b'h', b'i'];
         frames.extend([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE9]);
-        let input = f.input(&mut frames, 1024);
+        let input = f.input(&mut frames, 1024, &|_| true);
         assert_eq!(input.reply, [0x8A, 0x02, b'h', b'i']);
         assert_eq!(input.end, Some(End::PeerClosed));
         assert!(input.data.is_empty());
@@ -284,10 +305,10 @@ mod tests {
     fn a_broken_frame_closes_with_its_code() {
         let mut f = Framing::default();
         let mut buf = REQUEST.to_vec();
-        f.input(&mut buf, 16);
+        f.input(&mut buf, 16, &|_| true);
         let mut big = vec![0x82, 0x91, 0, 0, 0, 0];
         big.extend([0u8; 17]);
-        let input = f.input(&mut big, 16);
+        let input = f.input(&mut big, 16, &|_| true);
         assert!(matches!(input.end, Some(End::Broken(d)) if d.contains("larger")));
         assert_eq!(closing(&mut f), [0x88, 0x02, 0x03, 0xF1]);
     }

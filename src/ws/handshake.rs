@@ -32,6 +32,8 @@ const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 pub struct Upgrade {
     /// `Sec-WebSocket-Key`, as sent.
     pub key: String,
+    /// `Origin`, sent by browsers (the page's scheme, host and port).
+    pub origin: Option<String>,
 }
 
 /// A request refused: the HTTP status to answer with and why.
@@ -113,6 +115,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Upgrade, usize)>, Refusal> {
     }
     let upgrade = Upgrade {
         key: key.to_owned(),
+        origin: head.header("origin").map(str::to_owned),
     };
     Ok(Some((upgrade, head.len)))
 }
@@ -143,6 +146,7 @@ pub fn accept(upgrade: &Upgrade, out: &mut Vec<u8>) {
 /// Appends the HTTP error answer to a refused request; the connection closes after it.
 pub fn refuse(refusal: &Refusal, out: &mut Vec<u8>) {
     let status = match refusal.status {
+        403 => "403 Forbidden",
         404 => "404 Not Found",
         426 => "426 Upgrade Required",
         _ => "400 Bad Request",

@@ -19,9 +19,10 @@ export function check(condition, message) {
 
 /**
  * Debian's chromium (or $CHROMIUM), headless, at desktop size, in a fresh profile that the
- * caller removes at the end; `out` (the screenshot folder) is made if missing.
+ * caller removes at the end; `out` (the screenshot folder) is made if missing. `options`
+ * adds to the context's (ignoreHTTPSErrors, say).
  */
-export async function openDesktop(out, wait) {
+export async function openDesktop(out, wait, options = {}) {
   const profile = mkdtempSync(join(tmpdir(), "outpost-chromium-"));
   mkdirSync(out, { recursive: true });
   const context = await chromium.launchPersistentContext(profile, {
@@ -38,6 +39,7 @@ export async function openDesktop(out, wait) {
       "--disable-sync",
     ],
     viewport: { width: 1280, height: 900 },
+    ...options,
   });
   context.setDefaultTimeout(wait);
   return { context, profile };

@@ -24,10 +24,17 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_outpost");
 
 /// Log text that announces a listener; the port follows the address's colon.
 const LISTENER_MARK: &str = "mqtt listener on 127.0.0.1:";
-/// The same for the MQTT-over-WebSocket listener.
-const WS_LISTENER_MARK: &str = "MQTT over WebSocket on ws://127.0.0.1:";
-/// Log text that announces the web console (started only by [`Broker::start_web_in`]).
-const WEB_MARK: &str = "console on http://127.0.0.1:";
+/// The same for the MQTT-over-WebSocket listener (ws or wss).
+const WS_LISTENER_MARKS: [&str; 2] = [
+    "MQTT over WebSocket on ws://127.0.0.1:",
+    "MQTT over WebSocket on wss://127.0.0.1:",
+];
+/// Log text that announces the web console (started only by [`Broker::start_web_in`]),
+/// over HTTP or HTTPS.
+const WEB_MARKS: [&str; 2] = [
+    "console on http://127.0.0.1:",
+    "console on https://127.0.0.1:",
+];
 
 /// A running broker, killed when dropped. Its stderr and stdout are drained by threads into
 /// `log` so the pipes never fill up and tests can assert on log lines.
@@ -83,7 +90,7 @@ impl Broker {
             .lock()
             .unwrap()
             .iter()
-            .find_map(|l| port_after(l, WEB_MARK))
+            .find_map(|l| port_after_any(l, &WEB_MARKS))
             .expect("the web console's port");
         Broker {
             child,
@@ -131,7 +138,7 @@ impl Broker {
                 .lock()
                 .unwrap()
                 .iter()
-                .find_map(|l| port_after(l, WEB_MARK))
+                .find_map(|l| port_after_any(l, &WEB_MARKS))
                 .expect("the web console's port");
         }
         self.child = child;
@@ -145,9 +152,11 @@ impl Broker {
 
     /// The port of the MQTT-over-WebSocket listener (every test broker has one on port 0).
     pub fn ws_port(&self) -> u16 {
-        self.wait_for_log(Duration::from_secs(10), |l| l.contains(WS_LISTENER_MARK))
-            .and_then(|l| port_after(&l, WS_LISTENER_MARK))
-            .expect("a websocket listener log line")
+        self.wait_for_log(Duration::from_secs(10), |l| {
+            port_after_any(l, &WS_LISTENER_MARKS).is_some()
+        })
+        .and_then(|l| port_after_any(&l, &WS_LISTENER_MARKS))
+        .expect("a websocket listener log line")
     }
 
     pub fn pid(&self) -> u32 {
@@ -300,7 +309,12 @@ fn launch(dir: &Path, configured: bool, web: bool) -> (Child, u16, Arc<Mutex<Vec
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let port = log.lock().unwrap().iter().find_map(|l| parse_port(l));
-        let web_ready = !web || log.lock().unwrap().iter().any(|l| l.contains(WEB_MARK));
+        let web_ready = !web
+            || log
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| port_after_any(l, &WEB_MARKS).is_some());
         if let (Some(port), true) = (port, web_ready) {
             return (child, port, log);
         }
@@ -335,6 +349,11 @@ fn drain(pipe: impl Read + Send + 'static, log: Arc<Mutex<Vec<String>>>) {
 
 fn parse_port(line: &str) -> Option<u16> {
     port_after(line, LISTENER_MARK)
+}
+
+/// [`port_after`] the first of `marks` the line has.
+fn port_after_any(line: &str, marks: &[&str]) -> Option<u16> {
+    marks.iter().find_map(|mark| port_after(line, mark))
 }
 
 fn port_after(line: &str, mark: &str) -> Option<u16> {

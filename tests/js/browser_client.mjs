@@ -6,6 +6,7 @@
 // Usage: node browser_client.mjs TCP_PORT WS_PORT USER PASSWORD   (an account the broker has)
 // Prints OK or FAIL: <reason>; exits 0 or 1.
 import { readFileSync } from "node:fs";
+import { createServer } from "node:http";
 import mqtt from "mqtt";
 import { launch, fail, within } from "./browser.mjs";
 
@@ -17,7 +18,15 @@ async function main() {
   const browser = await launch();
   const page = await browser.newPage();
   page.on("pageerror", (e) => fail(`page error: ${e.message}`));
-  await page.setContent("<!doctype html><title>mqtt-ws test</title>");
+  // The page comes from the broker's own host, as the console's pages do: the WebSocket
+  // listener admits browsers only from there (or from ws_allowed_origins).
+  const site = createServer((_, res) => {
+    res.writeHead(200, { "Content-Type": "text/html" });
+    res.end("<!doctype html><title>mqtt-ws test</title>");
+  });
+  await new Promise((ok) => site.listen(0, "127.0.0.1", ok));
+  await page.goto(`http://localhost:${site.address().port}/`);
+  site.close();
   await page.addScriptTag({ content: client });
 
   const tcp = mqtt.connect(`mqtt://127.0.0.1:${tcpPort}`, { clientId: "bc-tcp", protocolVersion: 4, reconnectPeriod: 0 });

@@ -16,6 +16,7 @@
 
 mod broker;
 mod cgroup;
+mod flash;
 mod mqtt;
 mod report;
 mod room;
@@ -46,7 +47,8 @@ fn usage() -> ! {
         "usage: loadgen [--quick] [--outpost BIN] [--mosquitto BIN] [--out DIR]\n\
          \x20                      [--only fan-in,fan-out,durable,overload,deep,idle,chat,room,connect,reconnect,login,constrained]\n\
          \x20                      [--brokers outpost,mosquitto] [--mqtt 5|3]\n\
-         \x20                      [--auth USER:PASS] [--sync full|normal] [--broker-cpus LIST]"
+         \x20                      [--auth USER:PASS] [--sync full|normal] [--broker-cpus LIST]\n\
+         \x20                      [--flush-shim flushdelay.so]"
     );
     std::process::exit(2)
 }
@@ -70,6 +72,9 @@ fn parse_args() -> Args {
             defaults: false,
             broker_cpus: None,
             constrained: false,
+            flush_shim: None,
+            flush_delay_ms: 0,
+            mosquitto_autosave: None,
         },
     };
     let mut it = std::env::args().skip(1);
@@ -84,6 +89,7 @@ fn parse_args() -> Args {
             "--only" => a.only = Some(val().split(',').map(str::to_string).collect()),
             "--sync" => a.setup.sync = val(),
             "--broker-cpus" => a.setup.broker_cpus = Some(val()),
+            "--flush-shim" => a.setup.flush_shim = Some(val().into()),
             "--brokers" => {
                 a.brokers = val()
                     .split(',')
@@ -134,7 +140,20 @@ struct Plan {
     websocket: bool,
     /// Run the broker in the Pi-class budget (`cgroup.rs`).
     constrained: bool,
+    /// The flash group's settings; `None` for every other case.
+    flash: Option<FlashPlan>,
     run: Runner,
+}
+
+/// How a flash case runs its brokers.
+#[derive(Clone, Copy)]
+struct FlashPlan {
+    /// Milliseconds added to every flush.
+    delay_ms: u32,
+    /// Mosquitto's `autosave_interval`.
+    autosave: u32,
+    /// Outpost runs in this case (once per load and delay, beside the first Mosquitto).
+    outpost: bool,
 }
 
 fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
@@ -224,6 +243,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             defaults: open,
             accounts: 0,
             constrained: false,
+            flash: None,
             websocket: false,
             run: Box::new(move |t: &Target| scenarios::pubsub(t, &s)),
         }
@@ -270,6 +290,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             accounts: 0,
             websocket,
             constrained: false,
+            flash: None,
             defaults: false,
             run: Box::new(move |t: &Target| {
                 scenarios::idle(t, idle_clients, Duration::from_secs(idle_secs))
@@ -296,6 +317,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
         defaults: true,
         accounts: 0,
         constrained: false,
+        flash: None,
         websocket: false,
         run: Box::new(move |t: &Target| scenarios::deep(t, deep_sessions, deep_messages)),
     });
@@ -319,6 +341,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
         defaults: false,
         accounts: 0,
         constrained: false,
+        flash: None,
         websocket: false,
         run: Box::new(move |t: &Target| scenarios::connect_rate(t, rate_clients)),
     });
@@ -339,6 +362,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
         accounts: 0,
         websocket: false,
         constrained,
+        flash: None,
         run: Box::new(move |t: &Target| {
             scenarios::chat(
                 t,
@@ -370,6 +394,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             sync: None,
             accounts: 0,
             constrained: false,
+            flash: None,
             defaults: false,
             websocket: false,
             run: Box::new(move |t: &Target| {
@@ -432,6 +457,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
                 accounts: senders,
                 websocket: false,
                 constrained: false,
+                flash: None,
                 run: Box::new(move |t: &Target| room::big_room(t, &room)),
             });
         }
@@ -466,6 +492,7 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             accounts: 0,
             websocket: false,
             constrained: false,
+            flash: None,
             run: Box::new(move |t: &Target| scenarios::reconnect(t, 200, rounds)),
         });
     }
@@ -489,8 +516,70 @@ fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
             accounts: logins,
             websocket: false,
             constrained: false,
+            flash: None,
             run: Box::new(move |t: &Target| scenarios::login_burst(t, observers, calm)),
         });
+    }
+    v.extend(flash_plans(quick));
+    v
+}
+
+/// Issue #26: the flash group. The steady loads run with no added flush time and, the
+/// online one, with 10 and 30 ms; Mosquitto at `autosave_interval 1` beside Outpost
+/// (`sync = "full"`), and at its default (1800 s) on its own.
+fn flash_plans(quick: bool) -> Vec<Plan> {
+    let secs = if quick { 5 } else { 20 };
+    let mut v = Vec::new();
+    let loads = [
+        (flash::Load::Online, &[0, 10, 30][..]),
+        (flash::Load::Retained, &[0][..]),
+        (flash::Load::Offline, &[0][..]),
+        (flash::Load::Burst, &[0, 30][..]),
+    ];
+    for (load, delays) in loads {
+        for &delay_ms in delays {
+            for autosave in [1, 1800] {
+                let name = format!("flash {} {delay_ms}ms autosave={autosave}", load.name());
+                let duration = Duration::from_secs(secs);
+                v.push(Plan {
+                    group: "flash",
+                    name,
+                    params: vec![
+                        (
+                            "sensors",
+                            format!("{} MQTT 3.1.1, QoS 1, 1/s each", flash::SENSORS),
+                        ),
+                        ("subscriber", "MQTT 5, expiry 3600, QoS 1 on site/#".into()),
+                        ("load", load.name().into()),
+                        ("flush_delay_ms", delay_ms.to_string()),
+                        ("seconds", secs.to_string()),
+                        ("outpost_sync", "full".into()),
+                        ("mosquitto_autosave_interval", autosave.to_string()),
+                    ],
+                    auth: false,
+                    sync: Some("full"),
+                    defaults: false,
+                    accounts: 0,
+                    websocket: false,
+                    constrained: false,
+                    flash: Some(FlashPlan {
+                        delay_ms,
+                        autosave,
+                        outpost: autosave == 1,
+                    }),
+                    run: Box::new(move |t: &Target| {
+                        flash::run(
+                            t,
+                            &flash::Flash {
+                                load,
+                                duration,
+                                flush_count: t.flush_count.clone(),
+                            },
+                        )
+                    }),
+                });
+            }
+        }
     }
     v
 }
@@ -512,6 +601,12 @@ fn run_case(plan: &Plan, kind: Kind, args: &Args) -> BrokerRun {
         setup.sync = sync.into();
     }
     setup.defaults = plan.defaults;
+    if let Some(f) = plan.flash {
+        setup.flush_delay_ms = f.delay_ms;
+        setup.mosquitto_autosave = Some(f.autosave);
+    } else {
+        setup.flush_shim = None;
+    }
     if let Some((_, pass)) = &setup.auth {
         setup.accounts = (0..plan.accounts)
             .map(|i| (format!("login{i}"), format!("{pass}-{i}")))
@@ -532,6 +627,7 @@ fn run_case(plan: &Plan, kind: Kind, args: &Args) -> BrokerRun {
         auth: setup.auth.clone(),
         accounts: setup.accounts.clone(),
         websocket: plan.websocket,
+        flush_count: broker::flush_count(&setup.work, kind, &tag),
     };
     let result = (plan.run)(&target);
     let died = b.exited();
@@ -636,9 +732,11 @@ fn main() -> ExitCode {
     let plans: Vec<Plan> = plans(args.quick, args.setup.auth.is_some())
         .into_iter()
         .filter(|p| {
-            args.only
-                .as_ref()
-                .is_none_or(|o| o.iter().any(|g| p.group.split(' ').next() == Some(g)))
+            args.only.as_ref().is_none_or(|o| {
+                // A group, or the start of a case's name ("flash burst").
+                o.iter()
+                    .any(|g| p.group.split(' ').next() == Some(g) || p.name.starts_with(g))
+            })
         })
         .collect();
     let mut cases = Vec::new();
@@ -646,6 +744,9 @@ fn main() -> ExitCode {
         let mut runs = Vec::new();
         for &kind in &args.brokers {
             if plan.websocket && kind == Kind::Mosquitto {
+                continue;
+            }
+            if plan.flash.is_some_and(|f| !f.outpost) && kind == Kind::Outpost {
                 continue;
             }
             eprint!(

@@ -312,6 +312,13 @@ impl Conn {
         self.out.extend_from_slice(payload);
     }
 
+    /// Stages a PUBLISH with RETAIN set.
+    pub fn queue_publish_retained(&mut self, topic: &str, qos: u8, packet_id: u16, payload: &[u8]) {
+        let first = self.out.len();
+        self.queue_publish(topic, qos, packet_id, payload);
+        self.out[first] |= 1;
+    }
+
     /// Stages a PUBACK (success, short form in both versions).
     pub fn queue_puback(&mut self, packet_id: u16) {
         self.out.push(0x40);

@@ -110,6 +110,10 @@ fn describe(key: &str) -> (&'static str, bool, bool) {
         "total_ms" => ("all connected", false, true),
         "connack_p50_us" => ("CONNACK p50", false, false),
         "connack_p99_us" => ("CONNACK p99", false, false),
+        "flushes_msg" => ("flushes/msg", false, false),
+        "gb_day" => ("GB/day at 50/s", false, false),
+        "q0_p50_us" => ("QoS 0 p50", false, false),
+        "q0_p99_us" => ("QoS 0 p99", false, false),
         _ => ("?", false, false),
     }
 }
@@ -136,6 +140,8 @@ fn format_value(key: &str, v: f64) -> String {
         }
         "lost_pct" => format!("{v:.2}%"),
         "disk_b_msg" => format!("{v:.0}"),
+        "flushes_msg" => format!("{v:.3}"),
+        "gb_day" => format!("{v:.3}"),
         "rss_per_conn_b" => format!("{:.1} KiB", v / 1024.0),
         "idle_cpu_ms" | "storm_ms" | "storm_max_ms" | "burst_cpu_ms" | "total_ms" => {
             format!("{v:.0} ms")

@@ -26,6 +26,8 @@ pub struct Target {
     pub accounts: Vec<(String, String)>,
     /// `addr` is a WebSocket listener.
     pub websocket: bool,
+    /// Where the fsync shim counts the broker's flushes (the flash group).
+    pub flush_count: std::path::PathBuf,
 }
 
 impl Target {
