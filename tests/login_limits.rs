@@ -146,7 +146,7 @@ fn parallel_web_logins_are_counted_and_the_owner_still_gets_in() {
     assert!(broker
         .log()
         .iter()
-        .any(|l| l.contains("login for \"ana\" from 127.0.0.1 held back")));
+        .any(|l| l.contains("failed login for \"ana\" from 127.0.0.1: too many failed logins")));
 }
 
 #[test]

@@ -202,7 +202,7 @@ fn pages_and_api_require_login_and_admin() {
         assert_eq!(answer.json()["error"], "not_logged_in");
     }
     let (mut alice, alice_csrf) = logged_in(port, "alice", "alice-password");
-    assert_eq!(alice.get("/").header("location"), Some("/account"));
+    assert_eq!(alice.get("/").header("location"), Some("/chat"));
     let admin_page = alice.get("/admin");
     assert_eq!(admin_page.status, 403);
     assert!(admin_page.body.contains("administrators"));

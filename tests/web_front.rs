@@ -282,3 +282,28 @@ fn an_idle_kept_alive_connection_is_closed() {
         "closed after the 15 s idle time, not {idle:?}"
     );
 }
+
+#[test]
+fn the_console_gets_503_beyond_its_total_cap() {
+    let broker = console::start_with(&[], "web_max_connections = 3\n");
+    let port = broker.web_port();
+    let held: Vec<TcpStream> = (0..3).map(|_| connect(port)).collect();
+    let answer = http::raw(
+        port,
+        b"GET /login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert!(answer.body.contains("too many connections to the console"));
+    assert!(broker
+        .wait_for_log(Duration::from_secs(2), |l| l
+            .contains("refusing connections: 3 open"))
+        .is_some());
+    drop(held);
+    let served = common::wait_until(Duration::from_secs(5), || {
+        (http::Client::new(port).get("/login").status == 200).then_some(())
+    });
+    assert!(
+        served.is_some(),
+        "served again once the held connections closed"
+    );
+}

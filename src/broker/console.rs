@@ -6,7 +6,7 @@
 //! publish and retained-message commands are carried out in `console_topics.rs`.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -19,13 +19,14 @@ use super::keys::ConnKey;
 use super::listeners::{ListenerId, ListenerKind};
 use super::watch::Seen;
 use super::{Broker, Violation};
+use crate::auth::throttle::Attempt;
 use crate::protocol::{ProtocolVersion, ReasonCode};
 
 /// Rows in one list answer, so a broker with many clients answers in bounded time and size.
 pub const MAX_ROWS: usize = 500;
 
 /// A question or command for the loop.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum ConsoleAsk {
     /// Every listener with its state.
     Listeners,
@@ -59,6 +60,22 @@ pub enum ConsoleAsk {
     /// Read the ACL rules again and forget cached logins (after the console changed users
     /// or rules).
     RefreshAccess,
+    /// Reset a forgotten password with the security question's answer (the web reset
+    /// page), under the same attempt windows as the chat service's `reset`.
+    ResetPassword {
+        name: String,
+        answer: String,
+        password: String,
+        addr: IpAddr,
+    },
+    /// An auth worker finished a [`ConsoleAsk::ResetPassword`]: the loop forgets the
+    /// user's cached login after a success and hands `outcome` to the web thread.
+    ResetDone {
+        name: String,
+        outcome: ConsoleAnswer,
+        /// The attempt's slot in the reset throttle, finished with the verdict.
+        attempt: Attempt,
+    },
 }
 
 /// A message published from the console.
@@ -103,6 +120,8 @@ pub enum ConsoleAnswer {
     RetainedMessage(RetainedInfo),
     /// How many retained messages a clear removed.
     Cleared(usize),
+    /// Too many failed attempts (password resets): wait this many seconds.
+    TooManyAttempts(u64),
 }
 
 /// Bytes of a payload the console shows at most (the viewer's cap).
@@ -274,6 +293,17 @@ impl Broker {
     /// Answers one console request from the loop's state.
     pub(super) fn answer_console(&mut self, request: ConsoleRequest, now: Instant) {
         let answer = match request.ask {
+            ConsoleAsk::ResetPassword {
+                name,
+                answer,
+                password,
+                addr,
+            } => return self.start_reset(name, answer, password, addr, request.reply, now),
+            ConsoleAsk::ResetDone {
+                name,
+                outcome,
+                attempt,
+            } => self.reset_done(&name, outcome, attempt, now),
             ConsoleAsk::Listeners => ConsoleAnswer::Listeners(self.listener_infos()),
             ConsoleAsk::StopListener(id) => self.stop_listener(id),
             ConsoleAsk::StartListener(id) => self.start_listener(id),

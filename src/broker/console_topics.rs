@@ -1,6 +1,7 @@
 //! The web console's topic commands on the loop: publish a message as the logged-in admin
 //! (under that user's ACL rules and the broker's limits, admitted like a client's), list
-//! and read retained messages, and clear them one topic or a subtree at a time.
+//! and read retained messages, and clear them one topic or a subtree at a time. A command
+//! answers once what it wrote is durable.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -88,6 +89,7 @@ impl Broker {
                 }
                 self.forward_to_bridges(&message, None, now);
                 self.deliver(plan, now);
+                self.durable_before_answer();
                 log::info!("web console: {} published to {}", p.user, message.topic);
                 ConsoleAnswer::Done
             }
@@ -143,11 +145,23 @@ impl Broker {
                 topic: topic.clone(),
             });
         }
+        self.durable_before_answer();
         log::info!(
             "web console: {user} cleared {} retained messages under {filter}",
             topics.len()
         );
         ConsoleAnswer::Cleared(topics.len())
+    }
+}
+
+impl Broker {
+    /// The console's answer is its acknowledgement: what the command wrote (a retained
+    /// message, queued copies for persistent sessions, cleared retained messages) is made
+    /// durable first. The loop waits for that one flush; console commands are rare.
+    fn durable_before_answer(&mut self) {
+        if self.writes_pending() {
+            self.sync_store();
+        }
     }
 }
 

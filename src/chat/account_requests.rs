@@ -9,6 +9,7 @@ use super::accounts::{self, AccountDone, AccountError, AccountOp};
 use super::codec::{Op, Reply};
 use super::reply::ReplyTo;
 use super::{ChatError, ChatService};
+use crate::auth::attempts::Attempts;
 use crate::auth::rules;
 use crate::auth::throttle::{AddressKey, Attempt};
 use crate::service::{Effect, Request};
@@ -29,6 +30,20 @@ pub(super) struct Pending {
     attempt: Option<Attempt>,
 }
 
+/// Counts one `what` from the requester's address in `window`; refused (and logged) when
+/// the address has used up its share.
+fn per_address(
+    window: &mut Attempts<AddressKey>,
+    req: &Request<'_>,
+    what: &str,
+) -> Result<(), ChatError> {
+    if window.allow(AddressKey::from(req.from.addr), req.now) {
+        return Ok(());
+    }
+    log::info!("chat: {what} from {} refused: too many", req.from.addr);
+    Err(ChatError::RateLimited)
+}
+
 impl ChatService {
     /// register, setq, question or reset: checked here, done on a worker.
     pub(super) fn account_request(
@@ -43,16 +58,7 @@ impl ChatService {
             Op::Register { name, password } => {
                 rules::check_username(name).map_err(ChatError::Rule)?;
                 rules::check_password(password).map_err(ChatError::Rule)?;
-                if !self
-                    .registrations
-                    .allow(AddressKey::from(req.from.addr), req.now)
-                {
-                    log::info!(
-                        "chat: registration of {name} from {} refused: too many",
-                        req.from.addr
-                    );
-                    return Err(ChatError::RateLimited);
-                }
+                per_address(&mut self.registrations, req, "registrations")?;
                 let op = AccountOp::Register {
                     name: name.to_owned(),
                     password: password.to_owned(),
@@ -70,6 +76,7 @@ impl ChatService {
                 (user, op)
             }
             Op::Question { name } => {
+                per_address(&mut self.questions, req, "question lookups")?;
                 let op = AccountOp::Question {
                     name: name.to_owned(),
                 };
@@ -110,6 +117,22 @@ impl ChatService {
         };
         self.defer(pending, op, out);
         Ok(())
+    }
+
+    /// Takes a slot in the reset throttle for the web console's reset page, the same one
+    /// `reset` over MQTT takes, or says how long to wait.
+    pub fn begin_web_reset(
+        &mut self,
+        addr: std::net::IpAddr,
+        name: &str,
+        now: Instant,
+    ) -> Result<Attempt, std::time::Duration> {
+        self.resets.begin(addr, name, now)
+    }
+
+    /// The web reset behind `attempt` is done (see [`Self::begin_web_reset`]).
+    pub fn finish_web_reset(&mut self, attempt: Attempt, succeeded: bool, now: Instant) {
+        self.resets.finish(attempt, succeeded, now);
     }
 
     /// Sends account work to a worker, remembering where its reply goes.

@@ -49,6 +49,10 @@ pub use error::ChatError;
 
 /// The window `registrations_per_hour` counts in.
 const REGISTRATION_WINDOW: Duration = Duration::from_secs(3600);
+/// Security questions one address may look up per [`QUESTION_WINDOW`]: an answer tells
+/// whether a user exists, so names are not listed faster than this.
+const QUESTIONS_PER_ADDRESS: u32 = 30;
+const QUESTION_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// Who may create a room by sending to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -91,6 +95,7 @@ pub struct ChatService {
     /// out of resetting).
     resets: LoginThrottle,
     registrations: Attempts<AddressKey>,
+    questions: Attempts<AddressKey>,
     pending: HashMap<u64, Pending>,
     last_ticket: u64,
     /// Room id → its members' names (from the store, kept up to date).
@@ -108,6 +113,7 @@ impl ChatService {
         Ok(ChatService {
             requests: Buckets::new(config.requests_per_second, config.request_burst),
             registrations: Attempts::new(config.registrations_per_hour, REGISTRATION_WINDOW),
+            questions: Attempts::new(QUESTIONS_PER_ADDRESS, QUESTION_WINDOW),
             config,
             rooms,
             last_message_id: store.max_chat_message_id()?,

@@ -511,6 +511,24 @@ fn after_a_failed_commit_the_service_forgets_what_was_not_written() {
     ));
 }
 
+#[test]
+fn question_lookups_are_limited_per_address() {
+    let mut f = fixture_with(ChatConfig {
+        requests_per_second: 0,
+        ..config()
+    });
+    let prober = from(None, "prober");
+    for i in 0..super::QUESTIONS_PER_ADDRESS {
+        let effects = f.call(prober, "chat/x/question", &format!("user{i}"));
+        assert!(
+            matches!(effects.as_slice(), [Effect::Account { .. }]),
+            "{i}"
+        );
+    }
+    let refused = f.call(prober, "chat/x/question", "ana");
+    assert_eq!(status(&refused).1, "rate_limited");
+}
+
 /// Presence: a subscription to the room's own topic joins and shows the user online, a
 /// wildcard does not; the room hears it once the window closes, as one QoS 0 announcement;
 /// `members` lists who is online and who is not; `leave` ends membership.

@@ -196,77 +196,77 @@ pub fn login(
     name: &str,
     password: &str,
 ) -> Result<UserRecord, AccountError> {
+    match verified(context, store, peer, name, password) {
+        Ok(user) => {
+            log::info!("web console: {} logged in from {peer}", user.name);
+            Ok(user)
+        }
+        Err(e) => {
+            log::info!("web console: failed login for {name:?} from {peer}: {e}");
+            Err(e)
+        }
+    }
+}
+
+/// The account `name` finds (any case) when `password` is its password, with the try
+/// counted by the login throttle: every check of a password goes through here.
+fn verified(
+    context: &Context,
+    store: &Store,
+    peer: IpAddr,
+    name: &str,
+    password: &str,
+) -> Result<UserRecord, AccountError> {
     let attempt = context
         .limiter
         .lock()
         .expect("limiter")
         .logins
         .begin(peer, name, Instant::now())
-        .map_err(|wait| {
-            log::info!("web console: login for {name:?} from {peer} held back {wait:?}");
-            AccountError::Throttled(wait)
-        })?;
-    let found = store.find_login(name);
-    let user = match found {
-        Ok(user) => user,
-        Err(e) => {
-            context
-                .limiter
-                .lock()
-                .expect("limiter")
-                .logins
-                .finish(attempt, false, Instant::now());
-            return Err(e.into());
+        .map_err(AccountError::Throttled)?;
+    let user = store.find_login(name);
+    let ok = match &user {
+        Ok(Some(user)) => context.verify(password, &user.password_hash),
+        Ok(None) => {
+            let dummy = context
+                .dummy_hash
+                .get_or_init(|| context.hash("not a real password").unwrap_or_default());
+            std::hint::black_box(context.verify(password, dummy));
+            false
         }
+        Err(_) => false,
     };
-    let hash = match &user {
-        Some(user) => user.password_hash.clone(),
-        None => context
-            .dummy_hash
-            .get_or_init(|| context.hash("not a real password").unwrap_or_default())
-            .clone(),
-    };
-    let ok = context.verify(password, &hash) && user.is_some();
     context
         .limiter
         .lock()
         .expect("limiter")
         .logins
         .finish(attempt, ok, Instant::now());
-    match user {
-        Some(user) if ok => {
-            log::info!("web console: {} logged in from {peer}", user.name);
-            Ok(user)
-        }
-        _ => {
-            log::info!("web console: failed login for {name:?} from {peer}");
-            Err(AccountError::WrongCredentials)
-        }
+    match user? {
+        Some(user) if ok => Ok(user),
+        _ => Err(AccountError::WrongCredentials),
     }
 }
 
-/// Changes `name`'s password after checking the current one.
+/// Changes `name`'s password after checking the current one (a check the login throttle
+/// counts, so a borrowed session cannot guess it).
 pub fn change_password(
     context: &Context,
     store: &Store,
+    peer: IpAddr,
     name: &str,
     current: &str,
     new: &str,
     repeat: &str,
 ) -> Result<(), AccountError> {
-    let user = store
-        .find_user(name)?
-        .ok_or(AccountError::WrongCredentials)?;
-    if !context.verify(current, &user.password_hash) {
-        return Err(AccountError::WrongCredentials);
-    }
+    let user = verified(context, store, peer, name, current)?;
     rules::check_password(new).map_err(AccountError::Rule)?;
     if new != repeat {
         return Err(AccountError::Mismatch);
     }
     let hash = context.hash(new)?;
-    store.set_password(name, &hash)?;
-    log::info!("web console: {name} changed their password");
+    store.set_password(&user.name, &hash)?;
+    log::info!("web console: {} changed their password", user.name);
     Ok(())
 }
 

@@ -306,6 +306,11 @@ pub(super) fn answer(answer: Result<ConsoleAnswer, crate::broker::console::AskEr
         ConsoleAnswer::Failed(why) => Reply::json_error(409, "failed", &why),
         ConsoleAnswer::Invalid(why) => Reply::json_error(400, "invalid", &why),
         ConsoleAnswer::NotAuthorized(why) => Reply::json_error(403, "not_authorized", &why),
+        ConsoleAnswer::TooManyAttempts(_) => Reply::json_error(
+            429,
+            "too_many_attempts",
+            "too many attempts; try again later",
+        ),
         ConsoleAnswer::Retained(_)
         | ConsoleAnswer::RetainedMessage(_)
         | ConsoleAnswer::Cleared(_) => {

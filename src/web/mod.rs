@@ -14,6 +14,7 @@
 //! - `csrf`     — the form and API token checks.
 //! - `limit`    — login rate limiting per address.
 //! - `accounts` — register, log in, change password, set the security question.
+//! - `reset`    — `/reset`: a forgotten password reset with the security question.
 //! - `pages`    — the HTML pages, filled from `assets/` templates.
 //! - `admin`    — the admin page's tables, rendered on the server so it works without JS;
 //!   `admin_manage` its retained, user and ACL panels, `admin_forms` their form posts.
@@ -42,6 +43,7 @@ mod limit;
 mod metrics;
 mod pages;
 mod payload;
+mod reset;
 mod routes;
 mod server;
 mod session;

@@ -81,7 +81,7 @@ fn notice_html(text: Option<&str>) -> String {
 }
 
 /// The pre-login form token: the one in the cookie, or a new one to set.
-fn form_token(req: &Req) -> (String, bool) {
+pub fn form_token(req: &Req) -> (String, bool) {
     let existing = req
         .cookie
         .as_deref()
@@ -131,10 +131,17 @@ pub fn register_form(context: &Context, store: &Store, req: &Req) -> Reply {
     }
 }
 
-/// The checks every pre-login form post passes: a form body and the double-submit token.
-fn entry_post(req: &Req, register: bool) -> Result<Vec<(String, String)>, Reply> {
+/// Why a pre-login form post was refused.
+pub enum EntryRefusal {
+    NotForm,
+    BadToken,
+}
+
+/// The fields of a pre-login form post (login, register, reset), once it is a form body
+/// and carries the double-submit token of its cookie.
+pub fn entry_fields(req: &Req) -> Result<Vec<(String, String)>, EntryRefusal> {
     if !req.body_is("application/x-www-form-urlencoded") {
-        return Err(message(415, "Unsupported form", "expected a form post"));
+        return Err(EntryRefusal::NotForm);
     }
     let fields = req.form();
     let cookie = req
@@ -142,16 +149,25 @@ fn entry_post(req: &Req, register: bool) -> Result<Vec<(String, String)>, Reply>
         .as_deref()
         .and_then(|c| session::cookie(c, csrf::FORM_COOKIE));
     if cookie.is_none_or(|token| !csrf::matches(token, form::get(&fields, csrf::FIELD))) {
-        let name = form::get(&fields, "username").unwrap_or("");
-        return Err(entry_form(
-            req,
-            403,
-            register,
-            Some("the form expired or came from another site; please try again"),
-            name,
-        ));
+        return Err(EntryRefusal::BadToken);
     }
     Ok(fields)
+}
+
+/// The refusal of a pre-login form whose token expired or came from another site.
+pub const EXPIRED_FORM: &str = "the form expired or came from another site; please try again";
+
+/// The checks every pre-login form post passes: a form body and the double-submit token.
+fn entry_post(req: &Req, register: bool) -> Result<Vec<(String, String)>, Reply> {
+    match entry_fields(req) {
+        Ok(fields) => Ok(fields),
+        Err(EntryRefusal::NotForm) => Err(message(415, "Unsupported form", "expected a form post")),
+        Err(EntryRefusal::BadToken) => {
+            let fields = req.form();
+            let name = form::get(&fields, "username").unwrap_or("");
+            Err(entry_form(req, 403, register, Some(EXPIRED_FORM), name))
+        }
+    }
 }
 
 /// Starts a session for `user` (a new id, never one the browser brought) and redirects.
@@ -177,7 +193,7 @@ pub fn login(context: &Context, store: &Store, req: &Req) -> Reply {
     let password = form::get(&fields, "password").unwrap_or("");
     match accounts::login(context, store, req.peer, name, password) {
         Ok(user) => {
-            let to = if user.is_admin { "/admin" } else { "/account" };
+            let to = if user.is_admin { "/admin" } else { "/chat" };
             logged_in(context, req, &user, to)
         }
         Err(e) => e.with_retry_after(entry_form(
@@ -321,6 +337,7 @@ pub fn change_password(context: &Context, store: &Store, req: &Req) -> Reply {
     match accounts::change_password(
         context,
         store,
+        req.peer,
         &auth.user.name,
         get("current"),
         get("password"),

@@ -8,7 +8,7 @@ use super::http::Method;
 
 use super::server::{Context, Reply, Req};
 use super::session::{self, Session};
-use super::{admin_forms, api, chat, csrf, metrics, pages};
+use super::{admin_forms, api, chat, csrf, metrics, pages, reset};
 use crate::store::{Store, UserRecord};
 
 /// A request's logged-in session and its (freshly read) user.
@@ -47,7 +47,7 @@ pub fn auth(context: &Context, store: &Store, req: &Req) -> Option<Auth> {
 /// The methods a page path takes, for the `Allow` header of a 405.
 fn allowed(path: &str) -> &'static str {
     match path {
-        "/login" | "/register" => "GET, POST",
+        "/login" | "/register" | "/reset" => "GET, POST",
         "/logout" | "/account/password" | "/account/question" => "POST",
         p if p.starts_with("/admin/") => "POST",
         _ => "GET",
@@ -73,13 +73,15 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
     match req.path.as_str() {
         "/" if get => match auth(context, store, req) {
             Some(a) if a.user.is_admin => Reply::redirect("/admin"),
-            Some(_) => Reply::redirect("/account"),
+            Some(_) => Reply::redirect("/chat"),
             None => Reply::redirect("/login"),
         },
         "/login" if get => pages::login_form(context, store, req),
         "/login" if post => pages::login(context, store, req),
         "/register" if get => pages::register_form(context, store, req),
         "/register" if post => pages::register(context, store, req),
+        "/reset" if get => reset::form_page(req),
+        "/reset" if post => reset::post(context, store, req),
         "/logout" if post => pages::logout(context, store, req),
         "/account" if get => pages::account(context, store, req),
         "/account/password" if post => pages::change_password(context, store, req),
@@ -125,6 +127,7 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
         "/"
         | "/login"
         | "/register"
+        | "/reset"
         | "/logout"
         | "/account"
         | "/account/password"

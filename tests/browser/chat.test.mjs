@@ -86,8 +86,10 @@ async function open(browser, user, options, route = false) {
   await page.fill("#username", user);
   await page.fill("#password", password(user));
   await page.click("button[type=submit]");
-  await page.waitForURL(/\/account/);
+  // A user who is not an admin lands on the chat; the test then opens #general afresh.
+  await page.waitForURL(/\/chat$/);
   await page.goto(`${BASE}/chat#general`);
+  await page.reload();
   await page.locator('#chat[data-link="up"]').waitFor();
   return page;
 }

@@ -1,0 +1,78 @@
+//! The web console's password reset on the loop: the chat service's reset throttle
+//! (per address and per account, shared with `reset` over MQTT) is checked here, the answer
+//! and the new password's bcrypt run on an auth worker with the chat's own reset, and the
+//! outcome comes back through the inbox, where the user's cached login is forgotten.
+
+use std::net::IpAddr;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use super::console::{ConsoleAnswer, ConsoleAsk, ConsoleRequest};
+use super::inbox::Inbound;
+use super::Broker;
+use crate::auth::throttle::Attempt;
+use crate::chat::accounts::{self, AccountError};
+
+impl Broker {
+    pub(super) fn start_reset(
+        &mut self,
+        name: String,
+        answer: String,
+        password: String,
+        addr: IpAddr,
+        reply: mpsc::Sender<ConsoleAnswer>,
+        now: Instant,
+    ) {
+        let Some(chat) = self.chat.as_mut() else {
+            let _ = reply.send(ConsoleAnswer::Failed(
+                "password reset needs the chat service (chat = true)".into(),
+            ));
+            return;
+        };
+        let attempt = match chat.begin_web_reset(addr, &name, now) {
+            Ok(attempt) => attempt,
+            Err(wait) => {
+                log::info!("web console: password reset for {name} from {addr} held back {wait:?}");
+                let _ = reply.send(ConsoleAnswer::TooManyAttempts(wait.as_secs().max(1)));
+                return;
+            }
+        };
+        let cost = self.config.bcrypt_cost;
+        self.access.worker.run(Box::new(move |store, dummy| {
+            let outcome = match accounts::reset(store, &name, &answer, &password, cost, dummy) {
+                Ok(()) => ConsoleAnswer::Done,
+                Err(AccountError::Rule(e)) => ConsoleAnswer::Invalid(e.to_string()),
+                Err(AccountError::Unavailable) => {
+                    ConsoleAnswer::Failed("the accounts cannot be read; see the log".into())
+                }
+                Err(e) => ConsoleAnswer::NotAuthorized(e.to_string()),
+            };
+            Inbound::Console(ConsoleRequest {
+                ask: ConsoleAsk::ResetDone {
+                    name,
+                    outcome,
+                    attempt,
+                },
+                reply,
+            })
+        }));
+    }
+
+    pub(super) fn reset_done(
+        &mut self,
+        name: &str,
+        outcome: ConsoleAnswer,
+        attempt: Attempt,
+        now: Instant,
+    ) -> ConsoleAnswer {
+        let succeeded = outcome == ConsoleAnswer::Done;
+        if let Some(chat) = self.chat.as_mut() {
+            chat.finish_web_reset(attempt, succeeded, now);
+        }
+        if succeeded {
+            log::info!("web console: password of {name} reset with the security question");
+            self.access.credentials.forget(name);
+        }
+        outcome
+    }
+}
