@@ -7,6 +7,12 @@
 // order once the link is up and caught up, and resolved by its own copy coming back from
 // the room, so a message typed offline is sent after the reconnect, and once.
 //
+// Direct messages are rooms named `@<user>` on the page (sent to chat/d/<user>, read on
+// chat/u/<me>/d/<user>). Rooms the user opened are joined (their own topic subscribed), so
+// the others see them online; presence lines (j/q/o/f) keep the member list current.
+// While the tab is hidden, direct messages and @mentions raise a browser notification
+// (when allowed), and the title counts what is unread; a room can be muted.
+//
 // Every text from the network is put in the page with textContent, never as HTML.
 "use strict";
 
@@ -20,7 +26,14 @@
   const ui = {
     rooms: el("rooms"), list: el("messages"), title: el("room-title"), status: el("status"),
     form: el("send"), text: el("text"), newRoom: el("new-room"), older: el("older"),
+    members: el("members"), mute: el("mute"), notify: el("notify"), reconnect: el("reconnect"),
   };
+  const TITLE = document.title;
+  const URL_RE = /\bhttps?:\/\/[^\s<>"]+/g;
+  let retryTimer = null;
+  /// The list shows its newest message: kept so when the layout around it changes (the
+  /// "Older messages" button, the member list, a phone's keyboard).
+  let pinned = true;
 
   /// name → { messages: Map id → {id, time, sender, text, likes}, newest, oldest, more,
   /// unread, members, count, loaded }
@@ -50,7 +63,8 @@
     if (!rooms.has(name)) {
       rooms.set(name, {
         messages: new Map(), newest: 0, oldest: 0, more: true, unread: 0,
-        members: 0, count: 0, loaded: false,
+        members: 0, count: 0, loaded: false, joined: false,
+        memberNames: new Set(), online: new Set(),
       });
     }
     return rooms.get(name);
@@ -60,7 +74,14 @@
     ui.status.textContent = text;
     ui.status.dataset.kind = kind;
     root.dataset.link = kind;
+    ui.reconnect.hidden = kind !== "down";
   }
+
+  const isDirect = (name) => name.startsWith("@");
+  const muteKey = (name) => `outpost.chat.mute.${user}.${name}`;
+  const muted = (name) => localStorage.getItem(muteKey(name)) === "1";
+  /// Where a message to `name` is published.
+  const sendTopic = (name) => (isDirect(name) ? `chat/d/${name.slice(1)}` : `chat/r/${name}`);
 
   // --- the link ---------------------------------------------------------------------
 
@@ -74,7 +95,7 @@
       location.href = "/login";
       throw new Error("logged out");
     }
-    if (!reply.ok) throw new Error(`token: HTTP ${reply.status}`);
+    if (!reply.ok) throw new Error(`the server answered ${reply.status}`);
     return reply.json();
   }
 
@@ -100,9 +121,12 @@
       };
       await c.connect();
       await c.subscribe(["chat/r/+", 1], [`chat/u/${user}/#`, 1]);
+      for (const r of rooms.values()) r.joined = false;
       attempt = 0;
       setStatus(`connected as ${user}`, "up");
       await refreshRooms();
+      for (const [name, r] of rooms) if (r.member || name === current) await join(name);
+      if (current) await loadMembers(current);
       await settle(c);
     } catch (e) {
       if (c && client !== c) return; // the link dropped and onclose is retrying already
@@ -115,12 +139,50 @@
     }
   }
 
+  /// Plain words for people; the technical reason goes to the console only.
   function retry(reason) {
     const base = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
     const wait = Math.round(base * (0.75 + Math.random() / 2));
     attempt += 1;
-    setStatus(`offline (${reason}); retrying in ${Math.ceil(wait / 1000)} s`, "down");
-    setTimeout(connect, wait);
+    console.info("chat link down:", reason);
+    setStatus(`offline, retrying in ${Math.ceil(wait / 1000)} s`, "down");
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(connect, wait);
+  }
+
+  /// Subscribing to a room's own topic joins it: the others see this user there.
+  async function join(name) {
+    const r = room(name);
+    if (isDirect(name) || r.joined || !client) return;
+    r.joined = true;
+    try {
+      await client.subscribe([`chat/r/${name}`, 1]);
+    } catch {
+      r.joined = false;
+    }
+  }
+
+  /// `members <room>`: `o` names online, `f` the others.
+  async function loadMembers(name) {
+    if (isDirect(name)) return renderMembers();
+    const lines = await request("members", name);
+    if (!lines || !lines[0].startsWith("ok")) return;
+    const r = room(name);
+    r.memberNames = new Set();
+    r.online = new Set();
+    for (const line of lines.slice(1)) applyPresence(r, line);
+    if (name === current) renderMembers();
+  }
+
+  /// One presence line: `j|q|o|f <name> …`.
+  function applyPresence(r, line) {
+    const [kind, ...names] = line.split(" ");
+    for (const n of names) {
+      if (kind === "j" || kind === "o" || kind === "f") r.memberNames.add(n);
+      if (kind === "q") r.memberNames.delete(n);
+      if (kind === "o") r.online.add(n);
+      if (kind === "f" || kind === "q") r.online.delete(n);
+    }
   }
 
   /// On a fresh link: catch up, decide what the dropped link left unsure, then let the
@@ -153,7 +215,7 @@
         e.after = room(e.room).newest;
         renderPending(e);
         try {
-          await client.publish(`chat/r/${e.room}`, e.text, { qos: 1 });
+          await client.publish(sendTopic(e.room), e.text, { qos: 1 });
           e.acked = true;
         } catch {
           break; // the link dropped: onclose made it "unsure"
@@ -220,8 +282,11 @@
 
   function onMessage(topic, bytes) {
     const text = new TextDecoder().decode(bytes);
+    const inbox = `chat/u/${user}/d/`;
     if (topic.startsWith("chat/r/")) {
       roomEvent(topic.slice(7), text);
+    } else if (topic.startsWith(inbox)) {
+      roomEvent(`@${topic.slice(inbox.length)}`, text);
     } else if (topic === `chat/u/${user}`) {
       refused(text.split("\n"));
     } else if (topic.startsWith(`chat/u/${user}/`)) {
@@ -249,15 +314,48 @@
       }
       return;
     }
+    if (/^[jqof] /.test(text)) {
+      for (const line of text.split("\n")) applyPresence(r, line);
+      if (name === current) renderMembers();
+      return;
+    }
     const m = parseMessage(text);
     if (!m || r.messages.has(m.id)) return;
     addMessages(name, [m], false);
-    if (name !== current && m.sender !== user) {
-      r.unread += 1;
-      renderRooms();
+    r.count += 1;
+    if (m.sender !== user && (name !== current || document.hidden)) {
+      if (name !== current) r.unread += 1;
+      else r.hiddenUnread = (r.hiddenUnread || 0) + 1;
+      if (name !== current) renderRooms();
+      notify(name, m);
     } else if (name === current) {
       markSeen(name);
     }
+    updateTitle();
+  }
+
+  const mentions = (text) => new RegExp(`(^|[^\\w.-])@${user.replace(/[.]/g, "\\.")}(?![\\w.-])`).test(text);
+
+  /// A direct message or an @mention while the tab is hidden: a browser notification, if
+  /// the user allowed them and the room is not muted.
+  function notify(name, m) {
+    if (!document.hidden || muted(name)) return;
+    if (!(isDirect(name) || mentions(m.text))) return;
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    const n = new Notification(isDirect(name) ? m.sender : `${m.sender} in ${name}`, {
+      body: m.text, tag: `outpost-chat-${name}`,
+    });
+    n.onclick = () => {
+      window.focus();
+      select(name);
+    };
+  }
+
+  /// The title counts unread messages of rooms not muted: `(3) Chat`.
+  function updateTitle() {
+    let n = 0;
+    for (const [name, r] of rooms) if (!muted(name)) n += r.unread + (r.hiddenUnread || 0);
+    document.title = n ? `(${n}) ${TITLE}` : TITLE;
   }
 
   function parseMessage(text) {
@@ -307,11 +405,12 @@
     const lines = await request("rooms", "");
     if (!lines || !lines[0].startsWith("ok")) return;
     for (const line of lines.slice(1)) {
-      const [name, members, count] = line.split(" ");
+      const [name, members, count, mark] = line.split(" ");
       if (!name) continue;
       const r = room(name);
       r.members = Number(members);
       r.count = Number(count);
+      r.member = mark === "m";
     }
     if (!current) {
       const wanted = decodeURIComponent(location.hash.slice(1));
@@ -368,14 +467,23 @@
     r.unread = 0;
     r.unreadMore = false;
     location.hash = encodeURIComponent(name);
-    ui.title.textContent = name;
+    r.hiddenUnread = 0;
+    ui.title.textContent = isDirect(name) ? `${name.slice(1)} (direct)` : name;
+    ui.mute.setAttribute("aria-pressed", String(muted(name)));
+    ui.mute.textContent = muted(name) ? "Muted" : "Mute";
     ui.list.replaceChildren(...outbox.filter((e) => e.room === name).map(pendingItem));
     ui.older.hidden = !r.loaded || !r.more;
     renderMessages([...r.messages.values()].sort((a, b) => a.id - b.id), false);
+    ui.list.scrollTop = ui.list.scrollHeight;
+    pinned = true;
     renderRooms();
+    renderMembers();
+    updateTitle();
     if (!r.loaded) await loadOlder(name);
     markSeen(name);
     ui.text.focus();
+    await join(name);
+    await loadMembers(name);
   }
 
   async function loadOlder(name) {
@@ -386,10 +494,15 @@
     const page = parsePage(await request("history", `${name} ${anchor}${PAGE}`));
     r.loading = false;
     if (!page) return; // offline or no reply: the next select or catch-up asks again
+    const first = !r.loaded;
     r.loaded = true;
     r.more = page.more;
     addMessages(name, page.rows, true);
-    if (name === current) ui.older.hidden = !r.more;
+    if (name === current) {
+      ui.older.hidden = !r.more;
+      // The button just shown shrinks the list: the newest message must stay in view.
+      if (first) ui.list.scrollTop = ui.list.scrollHeight;
+    }
   }
 
   function markSeen(name) {
@@ -408,8 +521,9 @@
       button.className = "room";
       button.dataset.room = name;
       if (name === current) button.setAttribute("aria-current", "true");
+      if (isDirect(name)) button.classList.add("dm");
       const label = document.createElement("span");
-      label.textContent = name;
+      label.textContent = isDirect(name) ? name.slice(1) : name;
       button.append(label);
       if (r.unread && name !== current) {
         const badge = document.createElement("span");
@@ -423,6 +537,38 @@
       return li;
     });
     ui.rooms.replaceChildren(...items);
+  }
+
+  /// The current room's members, online first, each with a dot.
+  function renderMembers() {
+    const r = current && room(current);
+    if (!r || isDirect(current)) return ui.members.replaceChildren();
+    const names = [...r.memberNames].sort((a, b) => r.online.has(b) - r.online.has(a) || a.localeCompare(b));
+    ui.members.replaceChildren(...names.map((n) => {
+      const li = document.createElement("li");
+      li.textContent = n;
+      li.dataset.name = n;
+      li.className = r.online.has(n) ? "online" : "offline";
+      li.title = r.online.has(n) ? "online" : "offline";
+      return li;
+    }));
+  }
+
+  /// A text with its http(s) links made clickable: text nodes and anchors, never HTML.
+  function linkify(p, text) {
+    let at = 0;
+    for (const match of text.matchAll(URL_RE)) {
+      const url = match[0].replace(/[.,;:!?)\]]+$/, "");
+      p.append(text.slice(at, match.index));
+      const a = document.createElement("a");
+      a.href = url;
+      a.textContent = url;
+      a.rel = "noopener noreferrer";
+      a.target = "_blank";
+      p.append(a);
+      at = match.index + url.length;
+    }
+    p.append(text.slice(at));
   }
 
   function messageItem(m) {
@@ -442,11 +588,18 @@
     head.append(who, when);
     const body = document.createElement("p");
     body.className = "text";
-    body.textContent = m.text;
+    linkify(body, m.text);
     const like = document.createElement("button");
     like.type = "button";
     like.className = "like";
+    like.dataset.time = String(m.time);
     like.addEventListener("click", () => request("like", String(m.id)));
+    // A long press (or right click) shows who liked it; hovering shows it as the title.
+    like.addEventListener("contextmenu", (e) => {
+      e.preventDefault();
+      like.textContent = m.likers.size ? `♥ ${[...m.likers].sort().join(", ")}` : "♡ nobody yet";
+      setTimeout(() => updateLikes(m, like), 3000);
+    });
     li.append(head, body, like);
     updateLikes(m, like);
     return li;
@@ -516,8 +669,34 @@
   function updateLikes(m, button) {
     const b = button || ui.list.querySelector(`li[data-id="${m.id}"] .like`);
     if (!b) return;
-    b.textContent = `♥ ${m.likes}`;
-    b.setAttribute("aria-label", `like (${m.likes} likes)`);
+    const mine = m.likers.has(user);
+    b.textContent = m.likes ? `${mine ? "♥" : "♡"} ${m.likes}` : "♡";
+    b.classList.toggle("idle", !m.likes);
+    b.setAttribute("aria-pressed", String(mine));
+    b.setAttribute("aria-label", mine ? `unlike (${m.likes} likes)` : `like (${m.likes} likes)`);
+    b.title = m.likers.size ? `liked by ${[...m.likers].sort().join(", ")}` : "like";
+  }
+
+  /// Consecutive messages of one sender within 5 minutes share one header; a line marks
+  /// each new day.
+  function regroup() {
+    ui.list.querySelectorAll("li.day").forEach((d) => d.remove());
+    let last = null;
+    for (const li of [...ui.list.children]) {
+      if (!li.dataset.id) continue;
+      const m = room(current).messages.get(Number(li.dataset.id));
+      if (!m) continue;
+      const day = new Date(m.time * 1000).toDateString();
+      if (!last || new Date(last.time * 1000).toDateString() !== day) {
+        const sep = document.createElement("li");
+        sep.className = "day";
+        sep.textContent = new Date(m.time * 1000).toLocaleDateString([], { dateStyle: "medium" });
+        ui.list.insertBefore(sep, li);
+        last = null;
+      }
+      li.classList.toggle("grouped", !!last && last.sender === m.sender && m.time - last.time < 300);
+      last = m;
+    }
   }
 
   function renderMessages(list, older) {
@@ -527,7 +706,6 @@
     const items = list.map(messageItem);
     if (older) {
       ui.list.prepend(...items);
-      ui.list.scrollTop += ui.list.scrollHeight - before;
     } else {
       // Keep id order even when catch-up rows arrive after live ones; the outbox stays last.
       for (const item of items) {
@@ -535,8 +713,10 @@
         const later = [...ui.list.children].find((c) => c.dataset.pending || Number(c.dataset.id) > id);
         ui.list.insertBefore(item, later || null);
       }
-      if (atBottom) ui.list.scrollTop = ui.list.scrollHeight;
     }
+    regroup();
+    if (older) ui.list.scrollTop += ui.list.scrollHeight - before;
+    else if (atBottom) ui.list.scrollTop = ui.list.scrollHeight;
   }
 
   // --- input --------------------------------------------------------------------------
@@ -553,8 +733,8 @@
     e.preventDefault();
     const input = ui.newRoom.querySelector("input");
     const name = input.value.trim();
-    if (!/^[A-Za-z0-9_.-]{1,32}$/.test(name)) {
-      input.setCustomValidity("1 to 32 letters, digits, _ - .");
+    if (!/^@?[A-Za-z0-9_.-]{1,32}$/.test(name)) {
+      input.setCustomValidity("1 to 32 letters, digits, _ - . (or @ and a user name)");
       input.reportValidity();
       return;
     }
@@ -565,8 +745,38 @@
   // A complaint about one name must not block the next: the form checks on submit.
   ui.newRoom.querySelector("input").addEventListener("input", (e) => e.target.setCustomValidity(""));
   ui.older.addEventListener("click", () => current && loadOlder(current));
+  new ResizeObserver(() => {
+    if (pinned) ui.list.scrollTop = ui.list.scrollHeight;
+  }).observe(ui.list);
   ui.list.addEventListener("scroll", () => {
+    pinned = ui.list.scrollHeight - ui.list.scrollTop - ui.list.clientHeight < 40;
     if (ui.list.scrollTop < 30 && current) loadOlder(current);
+  });
+
+  ui.reconnect.addEventListener("click", () => {
+    clearTimeout(retryTimer);
+    connect();
+  });
+  ui.mute.addEventListener("click", () => {
+    if (!current) return;
+    if (muted(current)) localStorage.removeItem(muteKey(current));
+    else localStorage.setItem(muteKey(current), "1");
+    ui.mute.setAttribute("aria-pressed", String(muted(current)));
+    ui.mute.textContent = muted(current) ? "Muted" : "Mute";
+    updateTitle();
+  });
+  if ("Notification" in window && Notification.permission === "default") {
+    ui.notify.hidden = false;
+    ui.notify.addEventListener("click", async () => {
+      await Notification.requestPermission();
+      ui.notify.hidden = true;
+    });
+  }
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden || !current) return;
+    room(current).hiddenUnread = 0;
+    markSeen(current);
+    updateTitle();
   });
 
   connect();

@@ -74,8 +74,30 @@ async function relay(page) {
 }
 
 async function open(browser, user, options, route = false) {
-  const context = await browser.newContext(options);
+  const context = await browser.newContext({ ...options, permissions: ["notifications"] });
   context.setDefaultTimeout(WAIT);
+  // Notifications the page raises are recorded; `window.hideTab(true)` makes the tab hidden.
+  await context.addInitScript(() => {
+    const Real = window.Notification;
+    window.shown = [];
+    function Recorded(title, options) {
+      window.shown.push({ title, body: options && options.body });
+      try {
+        return new Real(title, options);
+      } catch {
+        return {};
+      }
+    }
+    Object.defineProperty(Recorded, "permission", { get: () => Real.permission });
+    Recorded.requestPermission = () => Real.requestPermission();
+    window.Notification = Recorded;
+    let hidden = false;
+    Object.defineProperty(document, "hidden", { configurable: true, get: () => hidden });
+    window.hideTab = (h) => {
+      hidden = h;
+      document.dispatchEvent(new Event("visibilitychange"));
+    };
+  });
   const page = await context.newPage();
   if (route) page.link = await relay(page);
   page.on("console", (m) => {
@@ -100,7 +122,15 @@ const senders = (page) => page.locator("#messages .message:not(.pending) .sender
 const message = (page, text) =>
   page.locator("#messages .message:not(.pending)").filter({ has: page.locator(".text", { hasText: text }) });
 const pending = (page) => page.locator("#messages .message.pending");
-const likes = (page, text, n) => message(page, text).locator(".like", { hasText: new RegExp(`^♥ ${n}$`) });
+const likes = (page, text, n) => message(page, text).locator(".like", { hasText: new RegExp(`^[♥♡] ${n}$`) });
+const pressed = (page, text) => message(page, text).locator(".like").getAttribute("aria-pressed");
+
+/// The message's like control lies inside the visible part of the list (not cut off).
+async function fullyVisible(page, text) {
+  const list = await page.locator("#messages").boundingBox();
+  const like = await message(page, text).locator(".like").boundingBox();
+  return like.y >= list.y && like.y + like.height <= list.y + list.height + 0.5;
+}
 const title = (page) => page.locator("#room-title").textContent();
 
 async function send(page, text) {
@@ -187,11 +217,22 @@ try {
   const hello = (await carol.find("alice's id", (e) => e.text === "hello from alice")).id;
   await message(bob, "hello from alice").locator(".like").click();
   for (const [page] of pages) await likes(page, "hello from alice", 1).waitFor();
+  check((await pressed(bob, "hello from alice")) === "true", "bob's own like is not shown pressed");
+  check((await pressed(alice, "hello from alice")) === "false", "alice sees bob's like as hers");
+  check(
+    (await message(alice, "hello from alice").locator(".like").getAttribute("title")) === "liked by bob",
+    "the likers' names on hover",
+  );
+  check(
+    (await message(alice, "dave here, over plain MQTT").locator(".like").textContent()) === "♡",
+    "an unliked message's like control is not compact",
+  );
   const liked = await carol.ask({ like: "hello from alice" }, (e) => e.liked);
   check(liked.reply === "ok liked", `carol's like: ${liked.reply}`);
   for (const [page] of pages) await likes(page, "hello from alice", 2).waitFor();
   await message(bob, "hello from alice").locator(".like").click();
   for (const [page] of pages) await likes(page, "hello from alice", 1).waitFor();
+  check((await pressed(bob, "hello from alice")) === "false", "bob's taken-back like still pressed");
   const counts = () => carol.events.filter((e) => e.like === hello).map((e) => e.likes);
   await eventually("carol sees the unlike", () => counts().length === 3);
   check(same(counts(), [1, 2, 1]), `carol saw like counts ${JSON.stringify(counts())}`);
@@ -212,7 +253,12 @@ try {
   check(ws, `no websocket listener in ${JSON.stringify(listeners)}`);
   outage = true;
   await api(`/listeners/${ws.id}/stop`, cookie, csrf);
-  for (const [page] of pages) await page.locator('#chat[data-link="down"]').waitFor();
+  for (const [page, who] of pages) {
+    await page.locator('#chat[data-link="down"]').waitFor();
+    const banner = await page.locator("#status").textContent();
+    check(/^offline, retrying in \d+ s$/.test(banner), `${who}'s offline banner: ${banner}`);
+    check(await page.locator("#reconnect").isVisible(), `${who} has no Retry button`);
+  }
   const missed = ["while you were away 1", "while you were away 2"];
   for (const text of missed) dave("general", text);
   await carol.ask({ say: "general", text: "carol: the pages are down" }, (e) => e.said);
@@ -326,6 +372,7 @@ try {
   await openRoom(bob, "archive");
   await message(bob, "early 60").waitFor();
   check(same(await texts(bob), early.slice(40)), `bob's archive from the form: ${JSON.stringify(await texts(bob))}`);
+  check(await fullyVisible(bob, "early 60"), "the newest message of a long room opens cut off");
 
   // A message the service refuses (600 two-byte letters, over chat_max_text's 1000 bytes)
   // says why instead of "sending…"; Retry sends it again (refused again), Discard drops it.
@@ -355,6 +402,8 @@ try {
   await message(alice, "early 60").waitFor();
   check((await title(alice)) === "archive", "alice's room title after the switch");
   check(same(await texts(alice), early.slice(40)), `archive's first page: ${JSON.stringify(await texts(alice))}`);
+  await alice.locator("#older").waitFor();
+  check(await fullyVisible(alice, "early 60"), "the newest message of archive opens cut off");
   // The button belongs to the room shown: not in porch, which has no older messages.
   await alice.locator("#older").waitFor();
   await alice.click('.room[data-room="porch"]');
@@ -379,11 +428,53 @@ try {
   await message(alice, "back online").waitFor();
   check(await alice.locator("#older").isHidden(), "general offers older messages it does not have");
 
+  // Presence: in general, both pages show the other online.
+  await alice.locator('#members li.online[data-name="bob"]').waitFor();
+  await bob.click('.room[data-room="general"]');
+  await bob.locator('#members li.online[data-name="alice"]').waitFor();
+
+  // A direct message: bob's tab is hidden; alice writes to @bob from the form. bob's page
+  // lists the conversation as unread, counts it in the title and raises a notification
+  // (permission granted in the test's browser context); opened, it shows the message.
+  // Nobody else has it: carol's and dave's clients are checked below to have only rooms.
+  await bob.evaluate(() => window.hideTab(true));
+  await openRoom(alice, "@bob");
+  await alice.locator('.room[data-room="@bob"][aria-current]').waitFor();
+  await send(alice, "psst, the key is under the mat");
+  await message(alice, "psst, the key is under the mat").waitFor();
+  await bob.locator('.room[data-room="@alice"] .unread', { hasText: /^1$/ }).waitFor();
+  await bob.waitForFunction(() => /^\(\d+\) /.test(document.title));
+  await bob.waitForFunction(() => window.shown.some((n) => n.body === "psst, the key is under the mat" && n.title === "alice"));
+  // An @mention in a room notifies too; a muted room does not.
+  await alice.click('.room[data-room="general"]');
+  await send(alice, "@bob can you bring the nets?");
+  await bob.waitForFunction(() => window.shown.some((n) => n.body === "@bob can you bring the nets?"));
+  await bob.evaluate(() => window.hideTab(false));
+  await bob.click('.room[data-room="general"]');
+  await bob.click("#mute");
+  check((await bob.locator("#mute").getAttribute("aria-pressed")) === "true", "mute not pressed");
+  await bob.evaluate(() => window.hideTab(true));
+  await send(alice, "@bob muted rooms stay quiet");
+  await message(bob, "@bob muted rooms stay quiet").waitFor();
+  await bob.waitForTimeout(300);
+  check(!(await bob.evaluate(() => window.shown.some((n) => n.body === "@bob muted rooms stay quiet"))), "a muted room notified");
+  await bob.evaluate(() => window.hideTab(false));
+  await bob.click('.room[data-room="@alice"]');
+  await message(bob, "psst, the key is under the mat").waitFor();
+  check((await title(bob)) === "alice (direct)", `bob's direct room title: ${await title(bob)}`);
+  await send(bob, "thanks!");
+  await alice.locator('.room[data-room="@bob"] .unread', { hasText: /^1$/ }).waitFor();
+  await alice.click('.room[data-room="@bob"]');
+  await message(alice, "thanks!").waitFor();
+  await bob.screenshot({ path: join(OUT, "chat-bob-direct.png") });
+  check(!sub.output.includes("psst"), "mosquitto_sub (dave, every room) heard the direct message");
+  check(!carol.log.includes("psst"), "carol heard the direct message");
+
   // carol checks what she heard, room by room, against her own history requests.
   await carol.ask(
     {
       check: {
-        general,
+        general: [...general, ["alice", "@bob can you bring the nets?"], ["alice", "@bob muted rooms stay quiet"]],
         kitchen: [["dave", "soup is ready"]],
         porch: [["alice", porch[0]], ["bob", porch[1]], ["carol", porch[2]]],
         archive: early.map((t) => ["dave", t]),
