@@ -76,6 +76,22 @@
     return form;
   }
 
+  // Search boxes over the live tables: rows whose text lacks every word are hidden, and
+  // stay hidden when the table refreshes.
+  function applyFilter(body) {
+    const box = document.querySelector('.table-filter[data-rows="' + body.id + '"]');
+    const words = box ? box.value.toLowerCase().split(/\s+/).filter(Boolean) : [];
+    for (const tr of body.rows) {
+      const text = tr.textContent.toLowerCase();
+      tr.hidden = words.length > 0 && !words.every((w) => text.includes(w));
+    }
+  }
+
+  for (const box of document.querySelectorAll(".table-filter")) {
+    box.hidden = false;
+    box.addEventListener("input", () => applyFilter(document.getElementById(box.dataset.rows)));
+  }
+
   function fill(id, rows, columns, build) {
     const body = document.getElementById(id);
     if (!body) return;
@@ -89,6 +105,7 @@
     }
     for (const row of rows) fresh.appendChild(build(row));
     body.replaceChildren(fresh);
+    applyFilter(body);
   }
 
   function cell(tr, content, label) {

@@ -1214,3 +1214,36 @@ fn bytes_per_notification() {
     }
     eprintln!("{}", rows.join("\n"));
 }
+
+/// `/metrics` carries each bridge's state and counters, labelled with its name, for a
+/// Prometheus scraper on the gateway.
+#[test]
+fn metrics_carry_the_bridge_state() {
+    let upstream = Mosquitto::start();
+    let config = bridge_config(upstream.port, "v5", 16, "");
+    let section = &config[config.find("[[bridge]]").unwrap()..];
+    let broker = common::console::start_with(&[], &format!("\n{section}"));
+    broker
+        .wait_for_log(Duration::from_secs(10), |l| {
+            l.contains("bridge up: connected")
+        })
+        .expect("bridge connected");
+    publish_many(&broker, 3, QoS5::AtLeastOnce);
+    let mut client = common::http::Client::new(broker.web_port());
+    let metrics = common::wait_until(Duration::from_secs(10), || {
+        let m = client.get("/metrics");
+        (m.status == 200
+            && m.body
+                .contains("outpost_bridge_forwarded_total{bridge=\"up\"} 3"))
+        .then_some(m.body)
+    })
+    .expect("the bridge's forwarded messages in /metrics");
+    for line in [
+        "# TYPE outpost_bridge_connected gauge\noutpost_bridge_connected{bridge=\"up\"} 1",
+        "outpost_bridge_queued{bridge=\"up\"} 0",
+        "# TYPE outpost_bridge_dropped_total counter\noutpost_bridge_dropped_total{bridge=\"up\"} 0",
+        "outpost_bridge_connects_total{bridge=\"up\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in:\n{metrics}");
+    }
+}

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::server::{Context, Reply, Req};
-use crate::broker::console::{ConsoleAnswer, ConsoleAsk};
+use crate::broker::console::{BridgeInfo, ConsoleAnswer, ConsoleAsk};
 
 pub fn handle(context: &Context, req: &Req) -> Reply {
     if !req.peer.is_loopback() {
@@ -120,5 +120,77 @@ pub fn handle(context: &Context, req: &Req) -> Reply {
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
     }
+    if let Ok(ConsoleAnswer::Bridges(bridges)) = context.ask(ConsoleAsk::Bridges) {
+        write_bridges(&bridges, &mut out);
+    }
     Reply::new(200, "text/plain; version=0.0.4; charset=utf-8", out)
+}
+
+/// Reads one figure of a bridge.
+type BridgeValue = fn(&BridgeInfo) -> u64;
+
+/// Each bridge's state and counters (the same as `$SYS/broker/bridge/NAME/...`), one
+/// series per bridge under the label `bridge` (names are letters, digits, `-` and `_`).
+fn write_bridges(bridges: &[BridgeInfo], out: &mut String) {
+    if bridges.is_empty() {
+        return;
+    }
+    let series: [(&str, &str, &str, BridgeValue); 7] = [
+        (
+            "connected",
+            "gauge",
+            "1 while the link to the upstream is up.",
+            |b| u64::from(b.connected),
+        ),
+        (
+            "queued",
+            "gauge",
+            "Messages waiting for the upstream's acknowledgement.",
+            |b| b.queued,
+        ),
+        (
+            "queued_bytes",
+            "gauge",
+            "Bytes of the queued messages.",
+            |b| b.queued_bytes,
+        ),
+        (
+            "forwarded_total",
+            "counter",
+            "Messages the upstream acknowledged.",
+            |b| b.forwarded,
+        ),
+        (
+            "received_total",
+            "counter",
+            "Messages from the upstream delivered locally.",
+            |b| b.received,
+        ),
+        (
+            "dropped_total",
+            "counter",
+            "Messages bound upstream that were dropped.",
+            |b| b.dropped,
+        ),
+        (
+            "connects_total",
+            "counter",
+            "Links made to the upstream.",
+            |b| b.connects,
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        let _ = writeln!(
+            out,
+            "# HELP outpost_bridge_{name} {help}\n# TYPE outpost_bridge_{name} {kind}"
+        );
+        for bridge in bridges {
+            let _ = writeln!(
+                out,
+                "outpost_bridge_{name}{{bridge=\"{}\"}} {}",
+                bridge.name,
+                value(bridge)
+            );
+        }
+    }
 }

@@ -1,7 +1,7 @@
 // The admin console as the MQTT Explorer / dashboard replacement, in a real browser at
 // desktop (1280×800) and phone (390×844) sizes: publish a JSON message from the page while
 // the page watches a wildcard over MQTT-over-WebSocket (it sees the message), find it in
-// the retained list with its pretty-printed payload, delete it (after a confirmation),
+// the topic history by search and the retained list with its pretty-printed payload, delete it (after a confirmation),
 // add a user and an ACL rule for them, and see a real mosquitto client logged in as that
 // user refused where the rule says; finally delete the rule. Screenshots go to $OUT.
 //
@@ -61,6 +61,15 @@ async function walk(page, size, name) {
   await page.screenshot({ path: join(OUT, `walk-${name}-watch.png`), fullPage: true });
   await page.locator("#watch").scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(OUT, `walk-${name}-watch-view.png`) });
+
+  // The topic history's search box narrows the live table.
+  const topicRow = page.locator("#topic-rows tr", { hasText: topic });
+  await topicRow.waitFor();
+  const topicFilter = page.locator('.table-filter[data-rows="topic-rows"]');
+  await topicFilter.fill("no-such-topic");
+  await topicRow.waitFor({ state: "hidden" });
+  await topicFilter.fill(`${name}/temp`);
+  await topicRow.waitFor();
 
   // The retained list finds it by prefix; its detail shows the payload and properties.
   await page.goto(`${BASE}/admin?prefix=${encodeURIComponent(`walk/${name}/`)}#retained`);
