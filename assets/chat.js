@@ -26,7 +26,7 @@
   const ui = {
     rooms: el("rooms"), list: el("messages"), title: el("room-title"), status: el("status"),
     form: el("send"), text: el("text"), newRoom: el("new-room"), older: el("older"),
-    members: el("members"), mute: el("mute"), notify: el("notify"), reconnect: el("reconnect"),
+    members: el("members"), mute: el("mute"), block: el("block"), notify: el("notify"), reconnect: el("reconnect"),
   };
   const TITLE = document.title;
   const URL_RE = /\bhttps?:\/\/[^\s<>"]+/g;
@@ -471,6 +471,8 @@
     ui.title.textContent = isDirect(name) ? `${name.slice(1)} (direct)` : name;
     ui.mute.setAttribute("aria-pressed", String(muted(name)));
     ui.mute.textContent = muted(name) ? "Muted" : "Mute";
+    ui.block.hidden = !isDirect(name);
+    showBlocked(!!r.blocked);
     ui.list.replaceChildren(...outbox.filter((e) => e.room === name).map(pendingItem));
     ui.older.hidden = !r.loaded || !r.more;
     renderMessages([...r.messages.values()].sort((a, b) => a.id - b.id), false);
@@ -753,6 +755,19 @@
     if (ui.list.scrollTop < 30 && current) loadOlder(current);
   });
 
+  function showBlocked(blocked) {
+    ui.block.setAttribute("aria-pressed", String(blocked));
+    ui.block.textContent = blocked ? "Unblock" : "Block";
+  }
+  /// In a direct conversation: stop (or again take) the other's direct messages.
+  ui.block.addEventListener("click", async () => {
+    if (!current || !isDirect(current)) return;
+    const r = room(current);
+    const lines = await request(r.blocked ? "unblock" : "block", current.slice(1));
+    if (!lines || !lines[0].startsWith("ok")) return;
+    r.blocked = !r.blocked;
+    showBlocked(r.blocked);
+  });
   ui.reconnect.addEventListener("click", () => {
     clearTimeout(retryTimer);
     connect();

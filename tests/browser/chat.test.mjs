@@ -467,6 +467,14 @@ try {
   await alice.click('.room[data-room="@bob"]');
   await message(alice, "thanks!").waitFor();
   await bob.screenshot({ path: join(OUT, "chat-bob-direct.png") });
+  // bob blocks alice: her next direct message is refused on her page, and never reaches his.
+  await bob.click("#block");
+  await bob.locator('#block[aria-pressed="true"]').waitFor();
+  await send(alice, "are you ignoring me?");
+  await pending(alice).filter({ has: alice.locator(".state", { hasText: "not sent: this user does not take your direct messages" }) }).waitFor();
+  await pending(alice).locator(".discard").click();
+  await bob.waitForTimeout(300);
+  check((await message(bob, "are you ignoring me?").count()) === 0, "a blocked direct message arrived");
   check(!sub.output.includes("psst"), "mosquitto_sub (dave, every room) heard the direct message");
   check(!carol.log.includes("psst"), "carol heard the direct message");
 
