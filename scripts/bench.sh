@@ -34,6 +34,12 @@ $CARGO build --release
 # Its own crate and target directory: it never links the broker.
 $CARGO build --release --manifest-path benches/loadgen/Cargo.toml --target-dir target/loadgen
 
+# The flash group's fsync shim (issue #26): an SD card's flush time on any disk,
+# and a count of flushes.
+SHIM=$PWD/target/loadgen/flushdelay.so
+cc -O2 -shared -fPIC -o "$SHIM" benches/loadgen/shim/flushdelay.c -ldl
+ARGS_SHIM=(--flush-shim "$SHIM")
+
 # 10 000 idle clients need 10 000 descriptors here and as many in the broker.
 HARD=$(ulimit -Hn)
 if [ "$HARD" = unlimited ] || [ "$HARD" -gt 65536 ]; then HARD=65536; fi
@@ -72,7 +78,7 @@ fi
 "${PIN[@]}" ./target/loadgen/release/loadgen \
 	--outpost ./target/release/outpost \
 	--mosquitto "$MOSQUITTO" --mosquitto-passwd "$MOSQUITTO_PASSWD" \
-	--out "$OUT" "${ARGS[@]}" || status=$?
+	--out "$OUT" "${ARGS_SHIM[@]}" "${ARGS[@]}" || status=$?
 
 if [ -z "$QUICK" ] || [ "$QUICK" = 0 ]; then
 	say "micro-benches (criterion)"

@@ -22,6 +22,10 @@ use super::Broker;
 /// Staged writes that make a batch full: it is handed over without waiting for its window
 /// (a burst commits at once, in batches of this size).
 const MAX_BATCH: usize = 4096;
+/// Acknowledgements waiting for the open batch that make it full as well: a publisher
+/// that keeps many messages in flight gets a commit at once, while a trickle of sensors
+/// shares one commit per window.
+const MAX_WAITING_ACKS: usize = 32;
 
 /// Where the batches are: the one being staged, the one with the writer, what is durable.
 #[derive(Debug)]
@@ -36,6 +40,8 @@ pub struct Batches {
     due: Option<Instant>,
     /// Connections whose output waits for a batch (a key may be stale or listed twice).
     held: Vec<ConnKey>,
+    /// Acknowledgements held for the open batch so far.
+    waiting_acks: usize,
 }
 
 impl Default for Batches {
@@ -46,6 +52,7 @@ impl Default for Batches {
             done: 0,
             due: None,
             held: Vec::new(),
+            waiting_acks: 0,
         }
     }
 }
@@ -94,6 +101,9 @@ impl Broker {
     /// Holds what `token` is sent from now on until `wait` has happened.
     fn hold_output(&mut self, token: ConnKey, wait: Wait) {
         if let Some(conn) = self.conns.get_mut(token) {
+            if wait.batch() == self.db.batches.open {
+                self.db.batches.waiting_acks += 1;
+            }
             if conn.hold(wait) {
                 self.db.batches.held.push(token);
             }
@@ -110,7 +120,9 @@ impl Broker {
                 batches.due = Some(due);
                 self.timers.schedule(due, Timer::Commit);
             }
-            if self.db.store.staged_len() >= MAX_BATCH {
+            if self.db.store.staged_len() >= MAX_BATCH
+                || self.db.batches.waiting_acks >= MAX_WAITING_ACKS
+            {
                 self.db.batches.due = Some(now);
             }
         }
@@ -146,6 +158,7 @@ impl Broker {
         self.db.writer.send(b.open, writes);
         b.handed = b.open;
         b.open += 1;
+        b.waiting_acks = 0;
     }
 
     /// Takes in what the writer settled: closes the connections whose acknowledgements a
@@ -166,6 +179,7 @@ impl Broker {
             b.done = b.open;
             b.open += 1;
             b.due = None;
+            b.waiting_acks = 0;
         }
         let (done, open) = (b.done, b.open);
         let store = &self.db.store;

@@ -74,6 +74,9 @@ pub use writer::{Progress, Writer};
 /// How long a statement waits for another connection's lock before failing.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Page size of a new database file, in bytes (`PRAGMA page_size`).
+const PAGE_SIZE: i64 = 1024;
+
 /// Page cache per database connection, in KiB (`PRAGMA cache_size`).
 const PAGE_CACHE_KIB: i64 = 256;
 
@@ -117,6 +120,10 @@ impl Store {
         };
         let mut conn = Connection::open(path).map_err(open_error)?;
         conn.busy_timeout(busy_timeout).map_err(open_error)?;
+        // A new database gets small pages: a commit appends whole pages to the WAL, and
+        // most commits change a few small rows (issue #26). No effect on an existing file.
+        conn.pragma_update(None, "page_size", PAGE_SIZE)
+            .map_err(open_error)?;
         // The first statement that reads the file: a corrupt file fails here.
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
             .map_err(open_error)?;

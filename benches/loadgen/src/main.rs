@@ -45,7 +45,7 @@ struct Args {
 fn usage() -> ! {
     eprintln!(
         "usage: loadgen [--quick] [--outpost BIN] [--mosquitto BIN] [--out DIR]\n\
-         \x20                      [--only fan-in,fan-out,durable,overload,deep,idle,chat,room,connect,reconnect,login,constrained]\n\
+         \x20                      [--only fan-in,fan-out,durable,overload,deep,idle,chat,room,connect,reconnect,login,constrained,flash]\n\
          \x20                      [--brokers outpost,mosquitto] [--mqtt 5|3]\n\
          \x20                      [--auth USER:PASS] [--sync full|normal] [--broker-cpus LIST]\n\
          \x20                      [--flush-shim flushdelay.so]"
