@@ -58,7 +58,7 @@ fuzz:
 CARGO_DEB_VERSION ?= ^3.8
 PACKAGED_DB := /var/lib/outpost/outpost.db
 
-.PHONY: deb deb-check deb-arm64 packaged-config cargo-deb
+.PHONY: deb deb-check deb-arm64 deb-armhf packaged-config cargo-deb
 
 # After a package is built: its size and the size of the stripped binary in it, measured.
 define report-size
@@ -89,7 +89,7 @@ deb-check: deb
 # arm64 package from an x86-64 Debian machine: the Rust target, and Debian's cross C
 # compiler for the bundled SQLite and qemu-user, are installed when missing. Written to
 # target/debian/ (cargo-deb clears the other packages there), then checked: a stripped
-# AArch64 binary that serves MQTT under qemu-aarch64.
+# AArch64 binary that serves MQTT under qemu-aarch64 (scripts/deb-cross-check.sh).
 ARM64 := aarch64-unknown-linux-gnu
 deb-arm64: packaged-config
 	@$(MAKE) --no-print-directory cargo-deb
@@ -100,5 +100,19 @@ deb-arm64: packaged-config
 	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
 		$(CARGO) deb --strip --target $(ARM64)
 	$(call report-size,arm64)
-	bash scripts/deb-arm64-check.sh
+	bash scripts/deb-cross-check.sh arm64
 
+# armhf package (32-bit Raspberry Pi OS, ARMv7 and later) the same way: the Rust target
+# for ARMv7 with the hard-float ABI and Debian's gcc-arm-linux-gnueabihf; checked as a
+# stripped 32-bit ARMv7 hard-float binary that serves MQTT under qemu-arm.
+ARMHF := armv7-unknown-linux-gnueabihf
+deb-armhf: packaged-config
+	@$(MAKE) --no-print-directory cargo-deb
+	rustup target list --installed | grep -qx $(ARMHF) || rustup target add $(ARMHF)
+	command -v arm-linux-gnueabihf-gcc >/dev/null && command -v qemu-arm >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq gcc-arm-linux-gnueabihf qemu-user; }
+	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc \
+	CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc \
+		$(CARGO) deb --strip --target $(ARMHF)
+	$(call report-size,armhf)
+	bash scripts/deb-cross-check.sh armhf
