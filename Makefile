@@ -58,7 +58,14 @@ fuzz:
 CARGO_DEB_VERSION ?= ^3.8
 PACKAGED_DB := /var/lib/outpost/outpost.db
 
-.PHONY: deb deb-check deb-arm64 packaged-config cargo-deb
+.PHONY: deb deb-check deb-arm64 deb-armhf packaged-config cargo-deb
+
+# After a package is built: its size and the size of the stripped binary in it, measured.
+define report-size
+	@deb=$$(ls -t target/debian/outpost_*_$(1).deb | head -n 1); \
+	bin=$$(dpkg-deb --fsys-tarfile "$$deb" | tar -xO ./usr/bin/outpost | wc -c); \
+	echo "$$deb: $$(stat -c %s "$$deb") bytes; usr/bin/outpost stripped: $$bin bytes"
+endef
 packaged-config:
 	mkdir -p target/packaging
 	sed 's|^db = "outpost.db"$$|db = "$(PACKAGED_DB)"|' assets/outpost.toml > target/packaging/outpost.toml
@@ -71,6 +78,7 @@ cargo-deb:
 deb: packaged-config
 	@$(MAKE) --no-print-directory cargo-deb
 	$(CARGO) deb --strip
+	$(call report-size,$(shell dpkg --print-architecture))
 
 # Installs the package on this machine (root, Debian), checks files, user, permissions
 # and the unit, runs the broker as the unit would, upgrades over it, then purges it.
@@ -81,7 +89,7 @@ deb-check: deb
 # arm64 package from an x86-64 Debian machine: the Rust target, and Debian's cross C
 # compiler for the bundled SQLite and qemu-user, are installed when missing. Written to
 # target/debian/ (cargo-deb clears the other packages there), then checked: a stripped
-# AArch64 binary that serves MQTT under qemu-aarch64.
+# AArch64 binary that serves MQTT under qemu-aarch64 (scripts/deb-cross-check.sh).
 ARM64 := aarch64-unknown-linux-gnu
 deb-arm64: packaged-config
 	@$(MAKE) --no-print-directory cargo-deb
@@ -91,4 +99,20 @@ deb-arm64: packaged-config
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
 	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
 		$(CARGO) deb --strip --target $(ARM64)
-	bash scripts/deb-arm64-check.sh
+	$(call report-size,arm64)
+	bash scripts/deb-cross-check.sh arm64
+
+# armhf package (32-bit Raspberry Pi OS, ARMv7 and later) the same way: the Rust target
+# for ARMv7 with the hard-float ABI and Debian's gcc-arm-linux-gnueabihf; checked as a
+# stripped 32-bit ARMv7 hard-float binary that serves MQTT under qemu-arm.
+ARMHF := armv7-unknown-linux-gnueabihf
+deb-armhf: packaged-config
+	@$(MAKE) --no-print-directory cargo-deb
+	rustup target list --installed | grep -qx $(ARMHF) || rustup target add $(ARMHF)
+	command -v arm-linux-gnueabihf-gcc >/dev/null && command -v qemu-arm >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq gcc-arm-linux-gnueabihf qemu-user; }
+	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc \
+	CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc \
+		$(CARGO) deb --strip --target $(ARMHF)
+	$(call report-size,armhf)
+	bash scripts/deb-cross-check.sh armhf

@@ -16,6 +16,7 @@
 //! - `user_cli` — the `outpost user …` / `outpost acl …` commands.
 //! - `ws`       — MQTT over WebSocket as bytes: handshake, frames in and out, close codes.
 //! - `check_config` — `outpost check-config FILE`: validate and print the effective settings.
+//! - `clock`    — the wall clock (Unix time now) and the one UTC date formatter.
 //! - `logging`  — stderr/journal logging at a level SIGHUP can change.
 //! - `origin`   — the Host names the console answers to and the Origins the WebSocket listeners admit.
 //! - `web`      — the web console: pages, JSON API and metrics on threads of its own.
@@ -26,6 +27,7 @@ pub mod broker;
 pub mod chat;
 pub mod check_config;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod http_head;
 pub mod logging;

@@ -293,10 +293,10 @@ pub fn execute(
             writeln!(out, "deleted user {name}")
         }
         Command::UserList => {
-            let mut text = format!("{:<24} {:<5} {}\n", "NAME", "ADMIN", "CREATED (UTC)");
+            let mut text = format!("{:<24} {:<5} {}\n", "NAME", "ADMIN", "CREATED");
             for u in store.list_users()? {
                 let admin = if u.is_admin { "yes" } else { "no" };
-                let created = format_utc(u.created_at);
+                let created = crate::clock::utc(u.created_at);
                 text.push_str(&format!("{:<24} {admin:<5} {created}\n", u.name));
             }
             out.write_all(text.as_bytes())
@@ -354,27 +354,6 @@ fn read_password(source: PasswordSource) -> Result<String, CliError> {
             }
         }
     }
-}
-
-/// `YYYY-MM-DD HH:MM:SS` in UTC for unix seconds `secs`.
-fn format_utc(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[cfg(test)]
@@ -560,12 +539,5 @@ mod tests {
             run(&args("user list"), &dir.path().join("no/dir/x.db"), 4),
             1
         );
-    }
-
-    #[test]
-    fn formats_utc() {
-        assert_eq!(format_utc(0), "1970-01-01 00:00:00");
-        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00");
-        assert_eq!(format_utc(1_700_000_000), "2023-11-14 22:13:20");
     }
 }

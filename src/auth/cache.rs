@@ -33,9 +33,7 @@ impl Default for CredentialCache {
         let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut salt));
         if random.is_err() {
             // Without randomness, fall back on the clock: still not the plaintext.
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
+            let nanos = crate::clock::unix_nanos();
             salt[..16].copy_from_slice(&nanos.to_le_bytes());
         }
         CredentialCache {

@@ -13,10 +13,3 @@ pub mod rules;
 pub mod session;
 
 pub use config::{BridgeConfig, Direction, QueueFull, TopicRule};
-
-/// Seconds since the Unix epoch, the store's clock (message expiry).
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}

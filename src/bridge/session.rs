@@ -469,7 +469,7 @@ impl Session {
             return;
         };
         let reserved: Vec<u16> = up.subscribing.into_iter().chain(up.notifying).collect();
-        let unix = super::unix_now();
+        let unix = crate::clock::unix_seconds();
         loop {
             if let Some(seq) = self.queue.expire_front(unix) {
                 self.counters.dropped += 1;
@@ -866,7 +866,7 @@ fn write_publish(
     };
     if let Some(at) = msg.expires_at {
         properties.message_expiry_interval =
-            Some(u32::try_from((at - super::unix_now()).max(1)).unwrap_or(u32::MAX));
+            Some(u32::try_from((at - crate::clock::unix_seconds()).max(1)).unwrap_or(u32::MAX));
     }
     let mut topic: &str = &msg.topic;
     if version == ProtocolVersion::V5 && topic.len() >= MIN_ALIASED_TOPIC {

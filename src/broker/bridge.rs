@@ -176,9 +176,7 @@ impl Broker {
                 last_seq: totals.last_seq,
             });
             // Jitter differs between gateways (clock, pid) and between bridges.
-            let clock = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
+            let clock = crate::clock::unix_nanos() as u64;
             let seed = clock ^ u64::from(std::process::id()) << 32;
             let backoff = Backoff::new(
                 Duration::from_secs(config.reconnect_delay),
@@ -1042,7 +1040,7 @@ fn outgoing(message: &Message, topic: String, qos: Qos, now: Instant) -> Outgoin
         retain: message.retain,
         properties: properties.into(),
         expires_at: message.expires_at.map(|at| {
-            crate::bridge::unix_now() + at.saturating_duration_since(now).as_secs() as i64
+            crate::clock::unix_seconds() + at.saturating_duration_since(now).as_secs() as i64
         }),
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::service::SessionEvent;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use super::alias::OutboundAliases;
 use super::client::Phase;
@@ -12,13 +12,13 @@ use super::close::Ending;
 use super::keys::Key as _;
 use super::keys::{ConnKey, SessionKey};
 use super::message::{ForwardedProperties, Message};
-use super::persist::unix_now;
 use super::session::{Session, Will};
 use super::timers::Timer;
 use super::{Broker, Violation};
 use crate::auth::cache::Credential;
 use crate::auth::throttle::Attempt;
 use crate::auth::worker::{AuthOutcome, AuthReply, AuthRequest};
+use crate::clock;
 use crate::protocol::{self, ConnAck, Connect, Packet, Properties, ProtocolVersion, ReasonCode};
 use crate::store::Write;
 
@@ -316,7 +316,7 @@ impl Broker {
                 ProtocolVersion::V5 => 5,
                 ProtocolVersion::V311 => 4,
             },
-            at: unix_now(),
+            at: clock::unix_seconds(),
         };
         self.stage_record(record, now);
 
@@ -375,9 +375,7 @@ impl Broker {
     }
 
     fn assign_client_id(&mut self, token: ConnKey) -> String {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
+        let nanos = clock::unix_nanos();
         format!(
             "outpost-{:x}-{:x}",
             nanos & 0xffff_ffff_ffff,

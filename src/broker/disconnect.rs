@@ -8,9 +8,9 @@ use super::client::CloseReason;
 use super::close::Ending;
 use super::keys::Key as _;
 use super::keys::{ConnKey, SessionKey};
-use super::persist::unix_now;
 use super::timers::Timer;
 use super::{Broker, Violation};
+use crate::clock;
 use crate::protocol::Disconnect;
 use crate::store::Write;
 
@@ -53,7 +53,7 @@ impl Broker {
         };
         let record = Write::ClientDisconnected {
             client_id: conn.client_id.to_string(),
-            at: unix_now(),
+            at: clock::unix_seconds(),
             reason: why.detail.to_string(),
         };
         self.stage_record(record, now);
@@ -90,7 +90,7 @@ impl Broker {
             }
         }
         if expiry > 0 {
-            self.stage_session(session, Some(unix_now()), now);
+            self.stage_session(session, Some(clock::unix_seconds()), now);
             self.stage_will(session, now);
             self.spill_queue(session);
         }

@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use crate::clock;
 
 use super::commit::Batches;
 use super::keys::SessionKey;
@@ -27,20 +29,6 @@ const RELEASED: u8 = 2;
 /// How long client records may wait for a commit: they ride along with the next commit
 /// of anything else, or get one of their own this long after the first of them.
 const RECORD_DELAY: Duration = Duration::from_secs(1);
-
-/// Seconds since the Unix epoch, with their fraction.
-fn unix_precise() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// Seconds since the Unix epoch, the store's clock.
-pub(super) fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
 
 /// The database, what is staged in it, and the writer that commits it.
 pub struct Db {
@@ -286,7 +274,7 @@ impl Broker {
 
     /// Loads retained messages and persistent sessions at start.
     pub(super) fn load(&mut self, now: Instant) -> Result<(), StoreError> {
-        let unix = unix_now();
+        let unix = clock::unix_seconds();
         let purged = self.db.store.purge_expired(unix)?;
         if purged > 0 {
             log::info!("{purged} expired messages removed from the store");
@@ -477,14 +465,16 @@ fn stored_message(message: &Message, now: Instant) -> StoredMessage {
         expires_at: message
             .expires_at
             // Rounded down: a message read back expires a fraction early, never late.
-            .map(|at| (unix_precise() + at.saturating_duration_since(now).as_secs_f64()) as i64),
+            .map(|at| {
+                (clock::unix_precise() + at.saturating_duration_since(now).as_secs_f64()) as i64
+            }),
     }
 }
 
 /// A stored message back in memory; its expiry is reckoned against the clock now, to the
 /// fraction of a second.
 pub(super) fn loaded_message(stored: &StoredMessage, now: Instant) -> Arc<Message> {
-    let unix = unix_precise();
+    let unix = clock::unix_precise();
     let properties = protocol::read_publish_properties(&stored.properties)
         .map(|p| ForwardedProperties::copy_from(&p))
         .unwrap_or_default();

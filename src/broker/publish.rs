@@ -224,7 +224,7 @@ impl Broker {
     /// short preview, so it needs no copy of the message).
     fn watch(&mut self, topic: &str, payload: &[u8], qos: Qos, retain: bool) {
         self.watch
-            .record(topic, payload, qos, retain, super::watch::unix_ms());
+            .record(topic, payload, qos, retain, crate::clock::unix_millis());
     }
 
     /// Sets, replaces or (with an empty payload) clears the retained message of its topic.

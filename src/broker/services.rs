@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use super::keys::{ConnKey, Key, SessionKey};
 use super::message::{ForwardedProperties, Message};
-use super::persist::unix_now;
 use super::timers::Timer;
 use super::{Broker, Inbound, Violation};
 use crate::auth::acl::{is_reply_topic, reply_topic_allows, Action};
 use crate::chat::{accounts, AccountReply, ChatConfig, ChatService, Context};
+use crate::clock;
 use crate::protocol::{Publish, Qos, ReasonCode};
 use crate::service::{Effect, Outgoing, Request, Requester, SessionEvent};
 use crate::store::StoreError;
@@ -134,7 +134,7 @@ impl Broker {
                     session: Some(session.index()),
                 },
                 now,
-                unix: unix_now(),
+                unix: clock::unix_seconds(),
             };
             if !ChatService::answerable(&request.from) {
                 None
@@ -178,7 +178,7 @@ impl Broker {
         let Some(chat) = self.chat.as_mut() else {
             return;
         };
-        let effects = chat.session_event(event, now, unix_now());
+        let effects = chat.session_event(event, now, clock::unix_seconds());
         self.apply_effects(effects, now);
     }
 

@@ -5,7 +5,6 @@
 //! clock hand last passed it is forgotten (the CLOCK approximation of least recently used).
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::protocol::Qos;
 
@@ -126,13 +125,6 @@ impl TopicWatch {
     pub fn get(&self, topic: &str) -> Option<&TopicEntry> {
         self.index.get(topic).map(|&slot| &self.slots[slot])
     }
-}
-
-/// Milliseconds since the Unix epoch (0 on a clock set before 1970).
-pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

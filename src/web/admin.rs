@@ -6,13 +6,14 @@ use std::fmt::Write;
 
 use super::admin_manage as manage;
 use super::form;
-use super::html::{self, escape, utc, Value};
+use super::html::{self, escape, Value};
 use super::routes::Auth;
 use super::server::Context;
 use crate::broker::console::{
     AskError, BridgeInfo, ClientInfo, ConsoleAnswer, ConsoleAsk, FilterInfo, ListenerInfo,
     MessageInfo, Rows, StatsSnapshot, TopicInfo,
 };
+use crate::clock::utc;
 use crate::protocol::ProtocolVersion;
 use crate::store::Store;
 
@@ -248,10 +249,7 @@ pub fn protocol_name(version: ProtocolVersion) -> &'static str {
 /// Since when (Unix seconds) bridge `b`'s link has been up, if it is.
 pub fn bridge_since(b: &BridgeInfo) -> Option<i64> {
     let up = b.up_for?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?;
-    Some(now.saturating_sub(up).as_secs() as i64)
+    Some(crate::clock::unix_seconds() - up.as_secs() as i64)
 }
 
 /// Bytes in the largest unit that keeps a number of at least 1 (`512.0 MiB`).

@@ -7,9 +7,10 @@ use std::fmt::Write;
 
 use super::admin::topic_html;
 use super::form;
-use super::html::{escape, utc};
+use super::html::escape;
 use super::payload;
 use crate::broker::console::{RetainedInfo, Rows};
+use crate::clock::utc;
 use crate::store::{AclRule, UserRecord};
 
 /// Retained messages shown on the page at most (the API lists up to 500); the prefix
