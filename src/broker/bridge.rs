@@ -18,7 +18,7 @@ use mio::{Interest, Token};
 
 use super::event_loop::RunError;
 use super::inbox::{Inbound, InboxSender};
-use super::message::{ForwardedProperties, Message};
+use super::message::Message;
 use super::timers::Timer;
 use super::Broker;
 use crate::bridge::backoff::Backoff;
@@ -940,18 +940,8 @@ impl Broker {
         let Some(topic) = self.bridges.list[index].config.notification_topic() else {
             return;
         };
-        let message = Arc::new(Message {
-            topic: topic.into(),
-            payload: Box::from(if up { &b"1"[..] } else { &b"0"[..] }),
-            qos: Qos::AtMostOnce,
-            retain: true,
-            properties: ForwardedProperties::default(),
-            expires_at: None,
-            publisher: None,
-            store_id: Default::default(),
-        });
-        self.retained.insert(&message.topic, message.clone());
-        self.route(message, now);
+        let state: &[u8] = if up { b"1" } else { b"0" };
+        self.publish_retained_in_memory(topic.into(), state.into(), now);
     }
 
     /// What the console shows of each bridge.

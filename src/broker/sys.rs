@@ -81,25 +81,36 @@ impl Broker {
             return;
         }
         for (topic, value) in values {
-            let message = Arc::new(Message {
-                topic: topic.into(),
-                payload: value.into_bytes().into(),
-                qos: Qos::AtMostOnce,
-                retain: true,
-                properties: ForwardedProperties::default(),
-                expires_at: None,
-                publisher: None,
-                store_id: Default::default(),
-            });
             // Kept in memory only: $SYS values are not worth a disk write.
-            self.retained.insert(&message.topic, message.clone());
-            self.route(message, now);
+            self.publish_retained_in_memory(topic.into(), value.into_bytes().into(), now);
         }
         let interval = Duration::from_secs(self.config.sys_interval);
         self.timers.schedule(now + interval, Timer::Sys);
     }
 
     /// True when a plain or shared subscription matches `topic`.
+    /// A broker-made QoS 0 retained message (`$SYS`, a bridge's local notification state),
+    /// kept in the retained tree in memory only and routed to its subscribers.
+    pub(super) fn publish_retained_in_memory(
+        &mut self,
+        topic: Box<str>,
+        payload: Box<[u8]>,
+        now: Instant,
+    ) {
+        let message = Arc::new(Message {
+            topic,
+            payload,
+            qos: Qos::AtMostOnce,
+            retain: true,
+            properties: ForwardedProperties::default(),
+            expires_at: None,
+            publisher: None,
+            store_id: Default::default(),
+        });
+        self.retained.insert(&message.topic, message.clone());
+        self.route(message, now);
+    }
+
     fn has_subscriber(&self, topic: &str) -> bool {
         let mut plain = false;
         let mut shared = false;
