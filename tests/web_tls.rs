@@ -138,22 +138,7 @@ fn a_generated_certificate_serves_https_and_wss_and_is_printed_for_checking() {
     );
 
     // check-config prints the same fingerprint, and the next start reuses the pair.
-    let toml = broker.dir().join("check.toml");
-    std::fs::write(
-        &toml,
-        format!(
-            "db = \"{}\"\nweb_tls = \"on\"\n",
-            broker.dir().join("outpost.db").display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .arg("check-config")
-        .arg(&toml)
-        .output()
-        .unwrap();
-    let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{printed}");
+    let printed = check_config(broker.dir(), "check.toml", "web_tls = \"on\"");
     assert!(
         printed.contains(&format!("SHA-256 fingerprint {fingerprint}")),
         "{printed}"
@@ -163,22 +148,7 @@ fn a_generated_certificate_serves_https_and_wss_and_is_printed_for_checking() {
 #[test]
 fn check_config_says_a_certificate_will_be_generated() {
     let dir = tempfile::tempdir().unwrap();
-    let toml = dir.path().join("outpost.toml");
-    std::fs::write(
-        &toml,
-        format!(
-            "db = \"{}\"\nhttp = \"0.0.0.0:8080\"\n",
-            dir.path().join("outpost.db").display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .arg("check-config")
-        .arg(&toml)
-        .output()
-        .unwrap();
-    let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{printed}");
+    let printed = check_config(dir.path(), "outpost.toml", "http = \"0.0.0.0:8080\"");
     assert!(
         printed.contains("a self-signed certificate will be generated on first start"),
         "{printed}"
@@ -226,4 +196,20 @@ fn loopback_stays_plain_by_default() {
             .status,
         200
     );
+}
+
+/// Writes a config file `name` in `dir` (its database `dir/outpost.db`, then `setting`),
+/// runs `outpost check-config` on it, asserts it passed and returns what it printed.
+fn check_config(dir: &std::path::Path, name: &str, setting: &str) -> String {
+    let toml = dir.join(name);
+    let db = dir.join("outpost.db");
+    std::fs::write(&toml, format!("db = \"{}\"\n{setting}\n", db.display())).unwrap();
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&toml)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{printed}");
+    printed
 }
