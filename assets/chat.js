@@ -70,11 +70,22 @@
     return rooms.get(name);
   }
 
+  /// Runs a change to the header (status, members) that may change the list's height, and
+  /// keeps the newest message in view if it was: at once, not a frame later when the
+  /// ResizeObserver would.
+  function keepingBottom(change) {
+    const wasPinned = pinned;
+    change();
+    if (wasPinned) ui.list.scrollTop = ui.list.scrollHeight;
+  }
+
   function setStatus(text, kind) {
-    ui.status.textContent = text;
-    ui.status.dataset.kind = kind;
-    root.dataset.link = kind;
-    ui.reconnect.hidden = kind !== "down";
+    keepingBottom(() => {
+      ui.status.textContent = text;
+      ui.status.dataset.kind = kind;
+      root.dataset.link = kind;
+      ui.reconnect.hidden = kind !== "down";
+    });
   }
 
   const isDirect = (name) => name.startsWith("@");
@@ -544,16 +555,18 @@
   /// The current room's members, online first, each with a dot.
   function renderMembers() {
     const r = current && room(current);
-    if (!r || isDirect(current)) return ui.members.replaceChildren();
+    if (!r || isDirect(current)) return keepingBottom(() => ui.members.replaceChildren());
     const names = [...r.memberNames].sort((a, b) => r.online.has(b) - r.online.has(a) || a.localeCompare(b));
-    ui.members.replaceChildren(...names.map((n) => {
-      const li = document.createElement("li");
-      li.textContent = n;
-      li.dataset.name = n;
-      li.className = r.online.has(n) ? "online" : "offline";
-      li.title = r.online.has(n) ? "online" : "offline";
-      return li;
-    }));
+    keepingBottom(() =>
+      ui.members.replaceChildren(...names.map((n) => {
+        const li = document.createElement("li");
+        li.textContent = n;
+        li.dataset.name = n;
+        li.className = r.online.has(n) ? "online" : "offline";
+        li.title = r.online.has(n) ? "online" : "offline";
+        return li;
+      })),
+    );
   }
 
   /// A text with its http(s) links made clickable: text nodes and anchors, never HTML.
