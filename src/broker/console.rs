@@ -15,11 +15,11 @@ use serde::Serialize;
 pub use super::bridge::BridgeInfo;
 use super::close::Ending;
 use super::inbox::{Inbound, InboxSender, SendError};
-use super::keys::ConnKey;
 use super::listeners::{ListenerId, ListenerKind};
 use super::watch::Seen;
 use super::{Broker, Violation};
 use crate::auth::throttle::Attempt;
+use crate::core::keys::ConnKey;
 use crate::protocol::{ProtocolVersion, ReasonCode};
 
 /// Rows in one list answer, so a broker with many clients answers in bounded time and size.
