@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-pub use super::bridge::BridgeInfo;
+pub use super::bridge::{BridgeInfo, LinkState};
 use super::close::Ending;
 use super::inbox::{Inbound, InboxSender, SendError};
 use super::keys::ConnKey;
