@@ -322,6 +322,7 @@ impl Broker {
         let acl = self
             .access
             .acl_for(&self.config, username.as_deref(), &client_id);
+        self.conns[token].clean_start = clean_start;
         let s = &mut self.sessions[session];
         s.set_connection(Some(token));
         s.will = will;

@@ -282,6 +282,8 @@ pub(super) fn answer(answer: Result<ConsoleAnswer, crate::broker::console::AskEr
         }
         ConsoleAnswer::Stats(stats) => Reply::json(200, &stats),
         ConsoleAnswer::Clients(rows) => Reply::json(200, &rows),
+        ConsoleAnswer::Client(detail) => Reply::json(200, &detail),
+        ConsoleAnswer::Sessions(rows) => Reply::json(200, &rows),
         ConsoleAnswer::Subscribers(rows) => Reply::json(200, &rows),
         ConsoleAnswer::Topics(rows) => Reply::json(200, &rows),
         ConsoleAnswer::Messages(messages) => {
