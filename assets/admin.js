@@ -271,7 +271,10 @@
     document.getElementById("clients-total").textContent = countText(rows);
     fill("client-rows", rows.rows, 10, (c) => {
       const tr = el("tr");
-      cell(tr, code(c.client_id), "client");
+      const detail = el("a");
+      detail.href = "/admin/client?id=" + encodeURIComponent(c.client_id);
+      detail.appendChild(code(c.client_id));
+      cell(tr, detail, "client");
       cell(tr, c.username || "—", "user");
       cell(tr, c.address, "address");
       cell(tr, c.protocol, "MQTT");
