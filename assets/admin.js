@@ -250,7 +250,8 @@
       cell(tr, code(b.name), "bridge");
       cell(tr, code(b.address), "upstream");
       cell(tr, b.protocol, "MQTT");
-      const link = el("span", b.connected ? "connected" : "down", "state-" + (b.connected ? "connected" : "down"));
+      const state = b.connected ? "connected" : b.state === "idle" ? "idle" : "down";
+      const link = el("span", state === "idle" ? "idle (lazy)" : state, "state-" + state);
       if (b.connected && b.connected_since) {
         link.append(" since ", time(b.connected_since * 1000));
       }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-pub use super::bridge::BridgeInfo;
+pub use super::bridge::{BridgeInfo, LinkState};
 use super::close::Ending;
 pub use super::console_clients::{ClientDetail, SessionInfo, SubscriptionDetail, WillInfo};
 use super::inbox::{Inbound, InboxSender, SendError};

@@ -11,8 +11,8 @@ use super::html::{self, escape, Value};
 use super::routes::Auth;
 use super::server::Context;
 use crate::broker::console::{
-    AskError, BridgeInfo, ClientInfo, ConsoleAnswer, ConsoleAsk, FilterInfo, ListenerInfo,
-    MessageInfo, Rows, StatsSnapshot, TopicInfo,
+    AskError, BridgeInfo, ClientInfo, ConsoleAnswer, ConsoleAsk, FilterInfo, LinkState,
+    ListenerInfo, MessageInfo, Rows, StatsSnapshot, TopicInfo,
 };
 use crate::clock::utc;
 use crate::protocol::ProtocolVersion;
@@ -305,10 +305,14 @@ fn bridge_table(bridges: &[BridgeInfo]) -> String {
         r#"<div class="scroll"><table class="stack"><thead><tr><th>bridge</th><th>upstream</th><th>MQTT</th><th>link</th><th>queued</th><th>forwarded</th><th>received</th><th>dropped</th><th>connects</th><th>disk budget</th><th>last error</th></tr></thead><tbody id="bridge-rows">"#,
     );
     for b in bridges {
-        let (state, link) = match (b.connected, bridge_since(b)) {
-            (true, Some(since)) => ("connected", format!("connected since {}", utc(since))),
-            (true, None) => ("connected", "connected".to_owned()),
-            (false, _) => ("down", "down".to_owned()),
+        let (state, link) = match (b.state, bridge_since(b)) {
+            (LinkState::Up, Some(since)) => {
+                ("connected", format!("connected since {}", utc(since)))
+            }
+            (LinkState::Up, None) => ("connected", "connected".to_owned()),
+            (LinkState::Idle, _) => ("idle", "idle (lazy)".to_owned()),
+            // Connecting or waiting to: not up, either way.
+            (LinkState::Down | LinkState::Connecting, _) => ("down", "down".to_owned()),
         };
         let _ = write!(
             out,

@@ -265,6 +265,7 @@ pub(super) fn answer(answer: Result<ConsoleAnswer, crate::broker::console::AskEr
                         "address": b.address,
                         "protocol": protocol_name(b.protocol),
                         "connected": b.connected,
+                        "state": b.state.as_str(),
                         "connected_since": bridge_since(b),
                         "queued": b.queued,
                         "queued_bytes": b.queued_bytes,
