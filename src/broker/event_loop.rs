@@ -24,7 +24,7 @@ use super::{Broker, Violation};
 use crate::auth::worker::AuthWorker;
 use crate::cli::ConfigSource;
 use crate::config::Config;
-use crate::core::keys::{ConnKey, Key};
+use crate::core::keys::ConnKey;
 use crate::core::timers::Timer;
 use crate::protocol::ReasonCode;
 use crate::store::{Store, StoreError, Writer};
@@ -236,9 +236,9 @@ impl Server {
                         }
                     }
                     WAKER => {}
-                    token if broker.bridges.index_of(token).is_some() => {
-                        if let Some(index) = broker.bridges.index_of(token) {
-                            broker.bridge_event(index, event, now);
+                    token if broker.bridges.key_of(token).is_some() => {
+                        if let Some(key) = broker.bridges.key_of(token) {
+                            broker.bridge_event(key, event, now);
                         }
                     }
                     token if broker.lingering.key_of(token).is_some() => {
@@ -249,7 +249,7 @@ impl Server {
                     token => match broker.listeners.id_of(token) {
                         Some(listener) => broker.accept(listener, now),
                         None => {
-                            let Some(conn) = conn_of(token) else {
+                            let Some(conn) = ConnKey::from_token(token) else {
                                 continue;
                             };
                             if event.is_readable() || event.is_read_closed() {
@@ -370,9 +370,9 @@ impl Broker {
             let serial = self.next_generation();
             let local_is_loopback = socket.local_addr().is_ok_and(|a| a.ip().is_loopback());
             let token = self.conns.vacant_key();
-            if let Err(e) =
-                self.registry
-                    .register(&mut socket, conn_token(token), Interest::READABLE)
+            if let Err(e) = self
+                .registry
+                .register(&mut socket, token.token(), Interest::READABLE)
             {
                 log::warn!("cannot register connection from {addr}: {e}");
                 continue;
@@ -463,7 +463,7 @@ impl Broker {
                     session,
                     generation,
                 } => self.session_expired(session, generation, now),
-                Timer::Bridge { index } => self.bridge_timer(index, now),
+                Timer::Bridge { key } => self.bridge_timer(key, now),
                 Timer::ClientRecords => self.commit_records(),
                 Timer::Commit => self.commit_progress(now),
                 Timer::Services => self.services_due(now),
@@ -599,7 +599,7 @@ impl Broker {
             };
             if self
                 .registry
-                .reregister(&mut conn.socket, conn_token(token), interest)
+                .reregister(&mut conn.socket, token.token(), interest)
                 .is_ok()
             {
                 conn.wants_write = pending;
@@ -632,7 +632,7 @@ impl Broker {
                 if conn.pending_output() > 0 && !conn.wants_write {
                     let _ = poll.registry().reregister(
                         &mut conn.socket,
-                        conn_token(token),
+                        token.token(),
                         Interest::READABLE | Interest::WRITABLE,
                     );
                     conn.wants_write = true;
@@ -649,31 +649,5 @@ impl Broker {
             let _ = conn.socket.shutdown(std::net::Shutdown::Both);
         }
         log::info!("stopped");
-    }
-}
-
-/// The poll token a connection's socket is registered under: its key's number.
-fn conn_token(key: ConnKey) -> Token {
-    Token(key.index())
-}
-
-/// The connection a poll token stands for, if it can be one (listener, bridge, waker
-/// and signal tokens sit near `usize::MAX`, out of a key's range).
-fn conn_of(token: Token) -> Option<ConnKey> {
-    u32::try_from(token.0)
-        .ok()
-        .map(|index| ConnKey::from_index(index as usize))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_connection_key_round_trips_through_its_poll_token() {
-        let key = ConnKey::from_index(42);
-        assert_eq!(conn_token(key), Token(42));
-        assert_eq!(conn_of(conn_token(key)), Some(key));
-        assert_eq!(conn_of(WAKER), None);
     }
 }

@@ -17,6 +17,7 @@
 //! - `delivery`   — routing a message to sessions: matching, QoS, `queue_full`, in-flight windows.
 //! - `queue`      — session queues: memory or disk tail, limits and budgets, paging.
 //! - `backpressure` — holding publishers back while a queue is full, and letting them go.
+//! - `tokens`     — the poll tokens of connections and bridges, from their slab keys.
 //! - `stats`      — counters for logs and `$SYS`.
 //! - `sys`        — the `$SYS` topics, published only while someone listens.
 //! - `persist`    — what is staged in the store each turn, and loaded back at start.
@@ -52,6 +53,7 @@ mod services;
 mod stats;
 mod subscribe;
 mod sys;
+mod tokens;
 mod transport;
 mod turn;
 mod watch;
@@ -73,7 +75,7 @@ use listeners::Listeners;
 // `bridge.rs` names these as `super::…` (it is being rewritten as a client connection).
 use crate::core::session::{Session, SubEntry};
 use crate::core::timers::Timers;
-use crate::core::{message, timers};
+use crate::core::{keys, message, timers};
 use stats::Stats;
 
 pub use crate::core::keys::ConnKey;

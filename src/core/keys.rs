@@ -1,8 +1,8 @@
 //! Typed slab keys, so a connection's key cannot be passed where a session's is meant:
-//! [`ConnKey`] (a connection in `Broker::conns`; the shell polls its socket under the same
-//! number) and [`SessionKey`]
-//! (a session in `Broker::sessions`, also a message's publisher for No Local). [`Slab`]
-//! is a slab indexed only by its own key type.
+//! [`ConnKey`] (a connection in `Broker::conns`), [`SessionKey`] (a session in
+//! `Broker::sessions`, also a message's publisher for No Local) and [`BridgeKey`] (a
+//! bridge). [`Slab`] is a slab indexed only by its own key type. The poll tokens the shell
+//! registers sockets under are made from them in `broker/tokens.rs`.
 //!
 //! Keys are reused once their entry is removed; whatever must tell an old holder of a key
 //! from a new one (timers, held publishers) pairs it with a serial or a generation.
@@ -57,6 +57,12 @@ key!(
 key!(
     /// A closed connection's socket lingering in `Broker::lingering` (see `linger.rs`).
     LingerKey
+);
+
+key!(
+    /// A bridge's slot in `Bridges::list`, in config order; its socket polls under
+    /// `BridgeKey::token` (`broker/tokens.rs`).
+    BridgeKey
 );
 
 /// A slab whose entries are reached only by keys of type `K`.
