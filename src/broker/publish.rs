@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::delivery::Admission;
-use super::keys::{ConnKey, SessionKey};
-use super::message::Message;
 use super::{Broker, Violation};
 use crate::auth::acl::Action;
+use crate::core::keys::{BridgeKey, ConnKey, SessionKey};
+use crate::core::message::Message;
 use crate::protocol::{Ack, Packet, Properties, ProtocolVersion, Publish, Qos, QosPid, ReasonCode};
 
 impl Broker {
@@ -200,7 +200,7 @@ impl Broker {
     pub(super) fn distribute_from(
         &mut self,
         message: Arc<Message>,
-        bridge: Option<usize>,
+        bridge: Option<BridgeKey>,
         now: Instant,
     ) {
         self.watch_message(&message);
