@@ -13,7 +13,7 @@ use crate::auth::login_token::LoginTokens;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::worker::AuthWorker;
 use crate::config::Config;
-use crate::store::AclRule;
+use crate::store::{AclRule, Ban};
 
 pub struct Access {
     /// Where passwords are checked (bcrypt is too slow for the loop), and other slow
@@ -29,6 +29,8 @@ pub struct Access {
     pub login_tokens: LoginTokens,
     /// Every ACL rule in the store, refreshed with each auth reply and on SIGHUP.
     pub acl_rules: Arc<Vec<AclRule>>,
+    /// Every ban in the store, read at start and again when the console changes them.
+    pub bans: Vec<Ban>,
     /// The last client ACL built, handed out again to clients whose rules are the same
     /// (all anonymous clients, usually), so they share one allocation.
     last_acl: Arc<ClientAcl>,
@@ -43,6 +45,7 @@ impl Access {
             throttle: LoginThrottle::default(),
             login_tokens: LoginTokens::default(),
             acl_rules: Arc::new(Vec::new()),
+            bans: Vec::new(),
             last_acl: Arc::default(),
         }
     }

@@ -19,7 +19,9 @@ use super::keys::ConnKey;
 use super::listeners::{ListenerId, ListenerKind};
 use super::watch::Seen;
 use super::{Broker, Violation};
+use crate::auth::bans;
 use crate::auth::throttle::Attempt;
+use crate::clock;
 use crate::protocol::{ProtocolVersion, ReasonCode};
 
 /// Rows in one list answer, so a broker with many clients answers in bounded time and size.
@@ -60,6 +62,9 @@ pub enum ConsoleAsk {
     /// Read the ACL rules again and forget cached logins (after the console changed users
     /// or rules).
     RefreshAccess,
+    /// Read the bans again (after the console changed them) and disconnect the connected
+    /// clients they name (MQTT 5: DISCONNECT 0x98).
+    RefreshBans,
     /// Reset a forgotten password with the security question's answer (the web reset
     /// page), under the same attempt windows as the chat service's `reset`.
     ResetPassword {
@@ -122,6 +127,8 @@ pub enum ConsoleAnswer {
     Cleared(usize),
     /// Too many failed attempts (password resets): wait this many seconds.
     TooManyAttempts(u64),
+    /// How many clients a command disconnected.
+    Disconnected(usize),
 }
 
 /// Bytes of a payload the console shows at most (the viewer's cap).
@@ -325,6 +332,7 @@ impl Broker {
             }
             ConsoleAsk::RetainedMessage(topic) => self.retained_message(&topic, now),
             ConsoleAsk::ClearRetained { user, filter } => self.clear_retained(&user, &filter),
+            ConsoleAsk::RefreshBans => self.refresh_bans(),
             ConsoleAsk::RefreshAccess => {
                 self.refresh_access();
                 ConsoleAnswer::Done
@@ -467,6 +475,47 @@ impl Broker {
             )),
         );
         ConsoleAnswer::Done
+    }
+
+    fn refresh_bans(&mut self) -> ConsoleAnswer {
+        match self.db.store.list_bans() {
+            Ok(bans) => self.access.bans = bans,
+            Err(e) => {
+                log::error!("cannot read the bans ({e}); keeping those in use");
+                return ConsoleAnswer::Failed(format!("cannot read the bans: {e}"));
+            }
+        }
+        let now = clock::unix_seconds();
+        let banned: Vec<(ConnKey, String)> = self
+            .conns
+            .iter()
+            .filter_map(|(token, conn)| {
+                let session = &self.sessions[conn.session()?];
+                let user = session.username.as_deref();
+                let ban = bans::find(
+                    &self.access.bans,
+                    &conn.client_id,
+                    user,
+                    conn.addr.ip(),
+                    now,
+                )?;
+                Some((token, format!("{} {}", ban.kind, ban.value)))
+            })
+            .collect();
+        for (token, why) in &banned {
+            log::info!(
+                "client {}: disconnected, {why} is banned",
+                self.conns[*token].client_id
+            );
+            self.end_connection(
+                *token,
+                Ending::Violation(Violation::new(
+                    ReasonCode::AdministrativeAction,
+                    "banned by an administrator",
+                )),
+            );
+        }
+        ConsoleAnswer::Disconnected(banned.len())
     }
 
     fn stop_listener(&mut self, id: ListenerId) -> ConsoleAnswer {

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use super::admin_manage as manage;
+use super::bans;
 use super::form;
 use super::html::{self, escape, Value};
 use super::routes::Auth;
@@ -100,6 +101,10 @@ pub fn render(
         log::warn!("web console: cannot list the ACL rules: {e}");
         Vec::new()
     });
+    let bans = store.list_bans().unwrap_or_else(|e| {
+        log::warn!("web console: cannot list the bans: {e}");
+        Vec::new()
+    });
     let csrf = &auth.session.csrf;
     Ok(html::render(
         ADMIN,
@@ -140,6 +145,7 @@ pub fn render(
             ("users", Value::Html(&manage::user_rows(&users, csrf))),
             ("user_options", Value::Html(&manage::user_options(&users))),
             ("rules", Value::Html(&manage::acl_rows(&rules, csrf))),
+            ("bans", Value::Html(&bans::ban_rows(&bans, csrf))),
         ],
     ))
 }

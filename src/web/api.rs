@@ -313,7 +313,8 @@ pub(super) fn answer(answer: Result<ConsoleAnswer, crate::broker::console::AskEr
         ),
         ConsoleAnswer::Retained(_)
         | ConsoleAnswer::RetainedMessage(_)
-        | ConsoleAnswer::Cleared(_) => {
+        | ConsoleAnswer::Cleared(_)
+        | ConsoleAnswer::Disconnected(_) => {
             log::warn!("web console: an answer this endpoint did not ask for");
             Reply::json_error(500, "internal", "unexpected answer from the broker")
         }

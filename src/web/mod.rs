@@ -19,7 +19,8 @@
 //! - `admin`    — the admin page's tables, rendered on the server so it works without JS;
 //!   `admin_manage` its retained, user and ACL panels, `admin_forms` their form posts.
 //! - `api`      — the JSON API; `admin_api` its admin commands.
-//! - `commands` — what the console's commands do (publish, retained, users, ACL rules).
+//! - `commands` — what the console's commands do (publish, retained, users, ACL rules);
+//!   `bans` bans and lifting them.
 //! - `payload`  — a payload as text, pretty JSON or hex.
 //! - `chat`     — the `/chat` page's policy and its single-use MQTT login tokens.
 //! - `metrics`  — `/metrics` in the Prometheus text format (loopback only).
@@ -31,6 +32,7 @@ mod admin_api;
 mod admin_forms;
 mod admin_manage;
 mod api;
+mod bans;
 mod chat;
 mod commands;
 mod conn;

@@ -101,6 +101,8 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
         "/admin/users/password" if post => admin_forms::set_password(context, store, req),
         "/admin/acl" if post => admin_forms::add_rule(context, store, req),
         "/admin/acl/delete" if post => admin_forms::delete_rule(context, store, req),
+        "/admin/bans" if post => admin_forms::ban(context, store, req),
+        "/admin/bans/delete" if post => admin_forms::unban(context, store, req),
         "/assets/style.css" if get => Reply::new(
             200,
             "text/css; charset=utf-8",
@@ -144,6 +146,8 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
         | "/admin/users/password"
         | "/admin/acl"
         | "/admin/acl/delete"
+        | "/admin/bans"
+        | "/admin/bans/delete"
         | "/assets/style.css"
         | "/assets/admin.js"
         | "/assets/chat.js"

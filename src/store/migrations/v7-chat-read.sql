@@ -1,4 +1,4 @@
--- Version 5 → 6: chat read markers.
+-- Version 6 → 7: chat read markers.
 
 -- How far each user has read each room or direct conversation: the newest
 -- message id the user's page showed. Unread counts are the messages after it.
@@ -11,4 +11,4 @@ CREATE TABLE chat_read (
     PRIMARY KEY (username, room_id)
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 6;
+PRAGMA user_version = 7;
