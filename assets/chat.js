@@ -411,21 +411,29 @@
     return { rows, more };
   }
 
+  /// Adds what the room does not hold yet (a catch-up page can overlap what came live
+  /// while it was asked for) and shows those, each once.
   function addMessages(name, list, older) {
     const r = room(name);
-    for (const m of list) {
-      if (r.messages.has(m.id)) continue;
+    const fresh = list.filter((m) => !r.messages.has(m.id));
+    for (const m of fresh) {
       r.messages.set(m.id, m);
       r.newest = Math.max(r.newest, m.id);
       r.oldest = r.oldest ? Math.min(r.oldest, m.id) : m.id;
       if (m.sender === user) echoed(name, m);
     }
-    if (name === current) renderMessages(list, older);
+    if (name === current) renderMessages(fresh, older);
+    return fresh;
   }
 
   async function refreshRooms() {
+    const link = client;
     const lines = await request("rooms", "");
-    if (!lines || !lines[0].startsWith("ok")) return;
+    if (!lines || !lines[0].startsWith("ok")) {
+      // No answer on a link still up: ask again rather than show no rooms.
+      if (link && client === link) setTimeout(() => client === link && refreshRooms(), 3000);
+      return;
+    }
     for (const line of lines.slice(1)) {
       // <name> <members> <messages> [m] [u<unread>]
       const [name, members, count, ...flags] = line.split(" ");
@@ -474,9 +482,9 @@
       for (;;) {
         const page = parsePage(await request("history", `${name} after ${r.newest} ${PAGE}`));
         if (!page) return false;
-        addMessages(name, page.rows, false);
+        const fresh = addMessages(name, page.rows, false);
         // A room the server counts for (its read marker) already counts these.
-        if (name !== current && !r.counted) r.unread += page.rows.filter((m) => m.sender !== user).length;
+        if (name !== current && !r.counted) r.unread += fresh.filter((m) => m.sender !== user).length;
         if (!page.more || !page.rows.length) break;
       }
       if (name === current) markRead(name);
@@ -506,10 +514,22 @@
     renderMembers();
     updateTitle();
     if (!r.loaded) await loadOlder(name);
+    if (!r.loaded) retryLoad(name);
     markRead(name);
     ui.text.focus();
     await join(name);
     await loadMembers(name);
+  }
+
+  /// A first page that got no answer (its reply lost on a bad link, or too slow): asked
+  /// again every few seconds while the room is shown and the link is up.
+  function retryLoad(name) {
+    setTimeout(async () => {
+      if (current !== name || room(name).loaded || !client) return;
+      await loadOlder(name);
+      if (room(name).loaded) markRead(name);
+      else retryLoad(name);
+    }, 3000);
   }
 
   async function loadOlder(name) {

@@ -87,6 +87,10 @@ impl ChatService {
             .collect();
         for (room, changes) in self.presence.take_due(now) {
             let payload = presence_lines(&changes).into_bytes();
+            log::debug!(
+                "chat presence in {room}: {}",
+                String::from_utf8_lossy(&payload).replace('\n', " / ")
+            );
             let topics = match room.strip_prefix('@') {
                 Some(user) => self
                     .rooms

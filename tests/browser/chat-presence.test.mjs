@@ -49,9 +49,12 @@ async function open(browser, user, room, options) {
   await page.fill("#username", user);
   await page.fill("#password", password(user));
   await page.click("button[type=submit]");
-  await page.waitForURL(/\/chat$/);
-  await page.goto(`${BASE}/chat#${encodeURIComponent(room)}`);
-  await page.reload();
+  // What the user sees is the address and then the page connected; the load event (every
+  // subresource done) is not waited for.
+  // The page may already have put the room it opened in the fragment.
+  await page.waitForURL(/\/chat(#.*)?$/, { waitUntil: "commit" });
+  await page.goto(`${BASE}/chat#${encodeURIComponent(room)}`, { waitUntil: "commit" });
+  await page.reload({ waitUntil: "domcontentloaded" });
   await page.locator('#chat[data-link="up"]').waitFor();
   return page;
 }
@@ -100,6 +103,8 @@ try {
   // online; she closes it: offline.
   let alice = await open(browser, "alice", "general", PHONE);
   await member(bob, "alice", "online").waitFor();
+  // Her page has joined general once it lists her there (members comes after the join).
+  await member(alice, "alice", "online").waitFor();
   await bob.screenshot({ path: join(OUT, "chat-presence-direct-online.png") });
   await alice.context().close();
   await member(bob, "alice", "offline").waitFor();
@@ -122,7 +127,7 @@ try {
   await bob.locator('#block[aria-pressed="false"]', { hasText: "Block" }).waitFor();
   await bob.click("#block");
   await bob.locator('#block[aria-pressed="true"]', { hasText: "Unblock" }).waitFor();
-  await bob.reload();
+  await bob.reload({ waitUntil: "domcontentloaded" });
   await bob.locator('#chat[data-link="up"]').waitFor();
   await bob.locator('.room[data-room="@alice"][aria-current]').waitFor();
   await bob.locator('#block[aria-pressed="true"]', { hasText: "Unblock" }).waitFor();
@@ -139,7 +144,7 @@ try {
   await bob.click('.room[data-room="kitchen"]');
   await bob.locator("#messages .message .text", { hasText: "bring bowls" }).waitFor();
   await unread(laptop, "kitchen").waitFor({ state: "detached" });
-  await laptop.reload();
+  await laptop.reload({ waitUntil: "domcontentloaded" });
   await laptop.locator('#chat[data-link="up"]').waitFor();
   await laptop.locator('.room[data-room="kitchen"]').waitFor();
   check((await unread(laptop, "kitchen").count()) === 0, "kitchen unread on the laptop after bob read it on his phone");
