@@ -3,7 +3,8 @@
 //! channel; the loop answers from its state in one place and never waits on the web thread.
 //! Answers are snapshots: the console computes rates from successive ones, so nothing runs
 //! on the loop while nobody looks. Long lists are cut at [`MAX_ROWS`]. The console's
-//! publish and retained-message commands are carried out in `console_topics.rs`.
+//! publish and retained-message commands are carried out in `console_topics.rs`, the
+//! client detail and offline sessions in `console_clients.rs`.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -12,16 +13,17 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-pub use super::bridge::BridgeInfo;
+pub use super::bridge::{BridgeInfo, LinkState};
 use super::close::Ending;
+pub use super::console_clients::{ClientDetail, SessionInfo, SubscriptionDetail, WillInfo};
 use super::inbox::{Inbound, InboxSender, SendError};
-use super::keys::ConnKey;
 use super::listeners::{ListenerId, ListenerKind};
 use super::watch::Seen;
 use super::{Broker, Violation};
 use crate::auth::bans;
 use crate::auth::throttle::Attempt;
 use crate::clock;
+use crate::core::keys::ConnKey;
 use crate::protocol::{ProtocolVersion, ReasonCode};
 
 /// Rows in one list answer, so a broker with many clients answers in bounded time and size.
@@ -46,6 +48,12 @@ pub enum ConsoleAsk {
     Topics,
     /// The last messages of one topic.
     TopicMessages(String),
+    /// One connected client in detail.
+    Client(String),
+    /// The persistent sessions of clients that are not connected.
+    OfflineSessions,
+    /// End the offline session of this client id (as its expiry would).
+    DeleteSession(String),
     /// Disconnect the client with this id (MQTT 5: DISCONNECT 0x98, Administrative action).
     Disconnect(String),
     /// Every bridge with its link state and queue.
@@ -107,6 +115,8 @@ pub enum ConsoleAnswer {
     Listeners(Vec<ListenerInfo>),
     Stats(StatsSnapshot),
     Clients(Rows<ClientInfo>),
+    Client(Box<ClientDetail>),
+    Sessions(Rows<SessionInfo>),
     Subscribers(Rows<FilterInfo>),
     Topics(Rows<TopicInfo>),
     Messages(Vec<MessageInfo>),
@@ -324,6 +334,9 @@ impl Broker {
                 }
                 None => ConsoleAnswer::NotFound,
             },
+            ConsoleAsk::Client(client_id) => self.client_detail(&client_id),
+            ConsoleAsk::OfflineSessions => ConsoleAnswer::Sessions(self.offline_sessions()),
+            ConsoleAsk::DeleteSession(client_id) => self.delete_session(&client_id, now),
             ConsoleAsk::Disconnect(client_id) => self.disconnect_client(&client_id),
             ConsoleAsk::Bridges => ConsoleAnswer::Bridges(self.bridge_infos()),
             ConsoleAsk::Publish(publish) => self.console_publish(publish, now),

@@ -1,5 +1,5 @@
 //! The admin API's commands (see `docs/http-api.md`): publish, retained messages, users,
-//! ACL rules and bans. Reads need an admin session; commands also the session's token in
+//! ACL rules, bans, offline sessions and one client in detail. Reads need an admin session; commands also the session's token in
 //! `X-CSRF-Token` and a JSON body. The work itself is in `commands`.
 
 use serde::Deserialize;
@@ -7,11 +7,13 @@ use serde_json::json;
 
 use super::api::{answer, with_admin, with_command};
 use super::bans::{self, BanInput};
+use super::client_page;
 use super::commands::{self, Outcome, PublishInput, Refusal};
 use super::form;
 use super::http::Method;
 use super::payload;
 use super::server::{Context, Reply, Req};
+use super::sessions;
 use crate::broker::console::{ConsoleAnswer, ConsoleAsk, RetainedInfo};
 use crate::store::Store;
 
@@ -126,6 +128,21 @@ pub fn handle(context: &Context, store: &Store, req: &Req, path: &str) -> Option
             }
             commands::add_acl(context, store, auth, r.user.as_deref(), &r.topic, &r.access)
         }),
+        "/sessions" if get => with_admin(context, store, req, |_| match sessions::list(context) {
+            Ok(rows) => Reply::json(200, &sessions::json_rows(store, &rows)),
+            Err(r) => Reply::json_error(r.status, r.code, &r.message),
+        }),
+        _ if path.starts_with("/sessions/") => {
+            let client_id = form::decode(&path["/sessions/".len()..]);
+            if delete {
+                with_command(context, store, req, true, |auth| {
+                    done(sessions::delete(context, auth, &client_id))
+                })
+            } else {
+                not_allowed()
+            }
+        }
+        "/clients/detail" if get => client_page::json(context, store, req),
         "/bans" if get => with_admin(context, store, req, |_| ban_list(store)),
         "/bans" if post => command(context, store, req, |auth, b: NewBanBody| {
             bans::ban(
@@ -160,7 +177,8 @@ pub fn handle(context: &Context, store: &Store, req: &Req, path: &str) -> Option
         _ if path.starts_with("/acl/") => delete_by_id(context, store, req, path, |auth, id| {
             commands::delete_acl(context, store, auth, id)
         }),
-        "/publish" | "/retained" | "/users" | "/acl" | "/bans" => not_allowed(),
+        "/publish" | "/retained" | "/users" | "/acl" | "/bans" | "/sessions"
+        | "/clients/detail" => not_allowed(),
         _ => return None,
     };
     Some(reply)

@@ -9,6 +9,7 @@ use super::form;
 use super::pages::{back_to_admin, require_admin, session_post};
 use super::routes::Auth;
 use super::server::{Context, Reply, Req};
+use super::sessions;
 use crate::store::Store;
 
 type Fields = Vec<(String, String)>;
@@ -180,5 +181,11 @@ pub fn unban(context: &Context, store: &Store, req: &Req) -> Reply {
             .parse()
             .map_err(|_| Refusal::new(400, "bad_id", "the ban id must be a number"))?;
         bans::unban(context, store, auth, id)
+    })
+}
+
+pub fn delete_session(context: &Context, store: &Store, req: &Req) -> Reply {
+    admin_form(context, store, req, |auth, fields| {
+        sessions::delete(context, auth, field(fields, "client_id"))
     })
 }

@@ -21,6 +21,7 @@
 //! - `api`      — the JSON API; `admin_api` its admin commands.
 //! - `commands` — what the console's commands do (publish, retained, users, ACL rules);
 //!   `bans` bans and lifting them.
+//! - `client_page` — `/admin/client`: one client in detail; `sessions` the offline sessions.
 //! - `payload`  — a payload as text, pretty JSON or hex.
 //! - `chat`     — the `/chat` page's policy and its single-use MQTT login tokens.
 //! - `metrics`  — `/metrics` in the Prometheus text format (loopback only).
@@ -34,6 +35,7 @@ mod admin_manage;
 mod api;
 mod bans;
 mod chat;
+mod client_page;
 mod commands;
 mod conn;
 mod csrf;
@@ -49,6 +51,7 @@ mod reset;
 mod routes;
 mod server;
 mod session;
+mod sessions;
 mod workers;
 
 pub use server::{spawn, WebError};
