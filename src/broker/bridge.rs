@@ -3,10 +3,10 @@
 //! the reconnect timer and `$SYS`. The decisions are in `crate::bridge`; this file only
 //! carries them out.
 //!
-//! Bridge `i` polls under the token `FIRST - i`, below the listeners'. Its output is
-//! flushed at the end of the turn, after the commit, like every client's: a PUBACK to the
-//! upstream leaves only once the message is in the local queues on disk, and a QoS 2
-//! PUBLISH only once its packet id is recorded.
+//! Bridge `i` polls under the token `FIRST - i`, below the listeners'. Output a turn makes
+//! while writes are pending waits (in order, off the loop) until they are durable: a PUBACK
+//! to the upstream leaves only once the message is in the local queues on disk, and a
+//! QoS 2 PUBLISH only once its packet id is recorded.
 
 use std::io::{self, Read, Write as _};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -17,6 +17,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 
 use super::event_loop::RunError;
+use super::held::HeldBytes;
 use super::inbox::{Inbound, InboxSender};
 use super::message::Message;
 use super::timers::Timer;
@@ -89,6 +90,8 @@ struct Link {
     out: Vec<u8>,
     /// Bytes ready for the socket: `out` itself without TLS, ciphertext with it.
     wire: Vec<u8>,
+    /// Output waiting for the store batch it follows to be durable.
+    held: HeldBytes,
     wants_write: bool,
 }
 
@@ -134,6 +137,8 @@ pub struct Bridges {
     list: Vec<Bridge>,
     /// For the resolver threads' answers.
     inbox: Option<InboxSender>,
+    /// The broker's count of failed commits when the links were last flushed.
+    failures_seen: u64,
 }
 
 impl Bridges {
@@ -322,6 +327,11 @@ impl Broker {
                 None if bridge.session.queue.wants_refill().is_some()
                     && bridge.session.queue.refill_room() > 0 =>
                 {
+                    // The oldest rows may still be on their way to the disk: this corner
+                    // (a full queue with nothing in memory to drop) waits for them.
+                    if self.writes_pending() {
+                        self.sync_store();
+                    }
                     if !self.refill_bridge(index) {
                         return false;
                     }
@@ -335,24 +345,24 @@ impl Broker {
     }
 
     /// Reads the next part of bridge `index`'s queue from the store when the part in
-    /// memory runs low; true if it read any. The turn's staged rows are committed first,
-    /// so the read sees them.
+    /// memory runs low; true if it read any. Rows still staged or with the writer are not
+    /// waited for: the read takes the committed ones (the oldest: rows commit in seq
+    /// order), and the rest on a later read, after the commit ([`Self::refill_bridges`]).
     fn refill_bridge(&mut self, index: usize) -> bool {
-        let bridge = &self.bridges.list[index];
-        let Some(from) = bridge.session.queue.wants_refill() else {
+        let queue = &self.bridges.list[index].session.queue;
+        let Some(from) = queue.wants_refill() else {
             return false;
         };
-        let room = bridge.session.queue.refill_room().min(MEMORY_ENTRIES);
+        let room = queue.refill_room().min(MEMORY_ENTRIES);
         if room == 0 {
             return false;
         }
-        if self.writes_pending() {
-            self.sync_store();
-        }
+        let newest = queue.newest_seq();
         let name = self.bridges.list[index].config.name.clone();
         match self.db.store.load_forward(&name, from, room) {
             Ok(rows) => {
-                let complete = rows.len() < room;
+                let last = rows.last().map(|r| r.seq);
+                let complete = rows.len() < room && last.or(from.checked_sub(1)) >= newest;
                 let any = !rows.is_empty();
                 let rows = rows.into_iter().map(loaded_row).collect();
                 self.bridges.list[index]
@@ -364,6 +374,21 @@ impl Broker {
             Err(e) => {
                 log::error!("bridge {name}: cannot read the forward queue: {e}");
                 false
+            }
+        }
+    }
+
+    /// A commit became durable: bridges whose queue waits for rows from the disk read
+    /// them now, and send.
+    pub(super) fn refill_bridges(&mut self, now: Instant) {
+        for index in 0..self.bridges.list.len() {
+            if self.bridges.list[index]
+                .session
+                .queue
+                .wants_refill()
+                .is_some()
+            {
+                self.pump_bridge(index, now);
             }
         }
     }
@@ -649,6 +674,7 @@ impl Broker {
             read_buf: Vec::new(),
             out: Vec::new(),
             wire: Vec::new(),
+            held: HeldBytes::default(),
             wants_write: true,
         });
     }
@@ -832,19 +858,48 @@ impl Broker {
         }
     }
 
-    /// The end of a turn, after the commit: every bridge's output goes out. If the commit
-    /// failed, that output may acknowledge what is not on disk: the links are dropped
-    /// instead, and the next connection sends again what is unacknowledged.
-    /// True when some bridge has output waiting for its socket.
-    pub(super) fn bridges_have_output(&self) -> bool {
-        self.bridges.list.iter().any(|b| {
-            b.link
-                .as_ref()
-                .is_some_and(|l| !l.out.is_empty() || !l.wire.is_empty())
-        })
+    /// The end of a turn, before the commit window: output the turn made waits for
+    /// `batch` (what is staged or with the writer), behind anything held before it.
+    pub(super) fn hold_bridge_output(&mut self, batch: Option<u64>) {
+        for link in self.bridges.list.iter_mut().filter_map(|b| b.link.as_mut()) {
+            link.held.hold(batch, &mut link.out);
+        }
     }
 
-    pub(super) fn flush_bridges(&mut self, commit_failed: bool, now: Instant) {
+    /// True while some bridge's output waits for a batch.
+    pub(super) fn bridges_holding(&self) -> bool {
+        self.bridges
+            .list
+            .iter()
+            .any(|b| b.link.as_ref().is_some_and(|l| l.held.until().is_some()))
+    }
+
+    /// Batches up to `done` are durable: the output that waited for them goes at the
+    /// end of the turn.
+    pub(super) fn release_bridge_output(&mut self, done: u64) {
+        for link in self.bridges.list.iter_mut().filter_map(|b| b.link.as_mut()) {
+            link.held.release(done, &mut link.out);
+        }
+    }
+
+    /// Batches from `first` on failed: what waited for them (and all behind it) never
+    /// leaves; the links are dropped at the end of the turn (see [`Self::flush_bridges`]).
+    pub(super) fn bridge_commit_failed(&mut self, first: u64) {
+        for link in self.bridges.list.iter_mut().filter_map(|b| b.link.as_mut()) {
+            if link.held.until().is_some_and(|until| until >= first) {
+                link.held.clear();
+                link.out.clear();
+            }
+        }
+    }
+
+    /// The end of a turn, after the commit: every bridge's output goes out. If a commit
+    /// failed since the last time, that output may acknowledge what is not on disk: the
+    /// links are dropped instead, and the next connection sends again what is
+    /// unacknowledged.
+    pub(super) fn flush_bridges(&mut self, now: Instant) {
+        let commit_failed = self.bridges.failures_seen != self.stats.store_failures;
+        self.bridges.failures_seen = self.stats.store_failures;
         for index in 0..self.bridges.list.len() {
             let has_link = self.bridges.list[index].link.is_some();
             if commit_failed && has_link {

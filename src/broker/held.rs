@@ -1,0 +1,93 @@
+//! Bytes kept back until the store batch they follow is durable, released in order: a
+//! bridge link's output (a PUBACK to the upstream for a message now in the local queues,
+//! a QoS 2 PUBLISH whose packet id is recorded) waits for the batch without the loop
+//! waiting for the disk. A client connection keeps its own, with the delivery waits.
+
+use std::collections::VecDeque;
+
+/// Parts of output, each waiting for a batch, oldest first.
+#[derive(Debug, Default)]
+pub struct HeldBytes {
+    parts: VecDeque<(u64, Vec<u8>)>,
+}
+
+impl HeldBytes {
+    /// Moves all of `out` behind what is held, to wait for `batch` (or, with `None`, for
+    /// what the last part waits for). Nothing moves when nothing waits.
+    pub fn hold(&mut self, batch: Option<u64>, out: &mut Vec<u8>) {
+        if out.is_empty() {
+            return;
+        }
+        let Some(batch) = batch.or_else(|| self.until()) else {
+            return;
+        };
+        match self.parts.back_mut() {
+            Some((last, bytes)) if *last >= batch => bytes.append(out),
+            _ => self.parts.push_back((batch, std::mem::take(out))),
+        }
+    }
+
+    /// Moves the parts whose batch is at most `done` to the end of `out`, in order.
+    pub fn release(&mut self, done: u64, out: &mut Vec<u8>) {
+        while self.parts.front().is_some_and(|(batch, _)| *batch <= done) {
+            if let Some((_, mut bytes)) = self.parts.pop_front() {
+                out.append(&mut bytes);
+            }
+        }
+    }
+
+    /// The latest batch something waits for.
+    pub fn until(&self) -> Option<u64> {
+        self.parts.back().map(|(batch, _)| *batch)
+    }
+
+    /// Forgets what is held (the batch failed: none of it may leave).
+    pub fn clear(&mut self) {
+        self.parts.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_leave_in_order_once_their_batch_is_done() {
+        let mut held = HeldBytes::default();
+        let mut out = b"a".to_vec();
+        held.hold(Some(3), &mut out);
+        assert!(out.is_empty());
+        out.extend_from_slice(b"b");
+        held.hold(None, &mut out);
+        out.extend_from_slice(b"c");
+        held.hold(Some(5), &mut out);
+        assert_eq!(held.until(), Some(5));
+        held.release(4, &mut out);
+        assert_eq!(out, b"ab");
+        held.release(5, &mut out);
+        assert_eq!(out, b"abc");
+        assert_eq!(held.until(), None);
+    }
+
+    #[test]
+    fn nothing_waits_when_nothing_is_held_or_pending() {
+        let mut held = HeldBytes::default();
+        let mut out = b"ping".to_vec();
+        held.hold(None, &mut out);
+        assert_eq!(out, b"ping");
+        assert_eq!(held.until(), None);
+    }
+
+    #[test]
+    fn an_earlier_batch_after_a_later_one_still_waits_behind_it() {
+        let mut held = HeldBytes::default();
+        let mut out = b"x".to_vec();
+        held.hold(Some(7), &mut out);
+        out.extend_from_slice(b"y");
+        held.hold(Some(6), &mut out);
+        held.release(6, &mut out);
+        assert!(out.is_empty());
+        held.release(7, &mut out);
+        assert_eq!(out, b"xy");
+    }
+}
