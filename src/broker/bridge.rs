@@ -603,7 +603,11 @@ impl Broker {
             bridge.config.address.list()[0],
             bridge.address()
         );
+        let pending = self.pending_batch();
+        let bridge = &mut self.bridges.list[index];
         if let Some(link) = bridge.link.as_mut() {
+            // What the turn made so far waits for its batch, and goes with the link.
+            link.held.hold(pending, &mut link.out);
             bridge.session.send_disconnect(&mut link.out, false);
         }
         self.flush_bridge(index, now);
@@ -810,6 +814,7 @@ impl Broker {
         if !link.connected {
             return;
         }
+        link.held.take_ready(&mut link.out);
         match link.tls.as_mut() {
             Some(tls) => {
                 if let Err(e) = tls.write_plaintext(&mut link.out, &mut link.wire) {
@@ -878,7 +883,7 @@ impl Broker {
     /// end of the turn.
     pub(super) fn release_bridge_output(&mut self, done: u64) {
         for link in self.bridges.list.iter_mut().filter_map(|b| b.link.as_mut()) {
-            link.held.release(done, &mut link.out);
+            link.held.release(done);
         }
     }
 

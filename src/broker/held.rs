@@ -5,10 +5,12 @@
 
 use std::collections::VecDeque;
 
-/// Parts of output, each waiting for a batch, oldest first.
+/// Parts of output, each waiting for a batch, oldest first, and what was let go.
 #[derive(Debug, Default)]
 pub struct HeldBytes {
     parts: VecDeque<(u64, Vec<u8>)>,
+    /// Released parts, older than anything made since: they go first.
+    ready: Vec<u8>,
 }
 
 impl HeldBytes {
@@ -27,12 +29,20 @@ impl HeldBytes {
         }
     }
 
-    /// Moves the parts whose batch is at most `done` to the end of `out`, in order.
-    pub fn release(&mut self, done: u64, out: &mut Vec<u8>) {
+    /// Lets the parts whose batch is at most `done` go, in order (see [`Self::take_ready`]).
+    pub fn release(&mut self, done: u64) {
         while self.parts.front().is_some_and(|(batch, _)| *batch <= done) {
             if let Some((_, mut bytes)) = self.parts.pop_front() {
-                out.append(&mut bytes);
+                self.ready.append(&mut bytes);
             }
+        }
+    }
+
+    /// Puts what was let go in front of `out` (which holds only what was made since).
+    pub fn take_ready(&mut self, out: &mut Vec<u8>) {
+        if !self.ready.is_empty() {
+            self.ready.append(out);
+            std::mem::swap(&mut self.ready, out);
         }
     }
 
@@ -44,6 +54,7 @@ impl HeldBytes {
     /// Forgets what is held (the batch failed: none of it may leave).
     pub fn clear(&mut self) {
         self.parts.clear();
+        self.ready.clear();
     }
 }
 
@@ -62,10 +73,13 @@ mod tests {
         out.extend_from_slice(b"c");
         held.hold(Some(5), &mut out);
         assert_eq!(held.until(), Some(5));
-        held.release(4, &mut out);
+        held.release(4);
+        held.take_ready(&mut out);
         assert_eq!(out, b"ab");
-        held.release(5, &mut out);
-        assert_eq!(out, b"abc");
+        out.clear(); // written to the socket
+        held.release(5);
+        held.take_ready(&mut out);
+        assert_eq!(out, b"c");
         assert_eq!(held.until(), None);
     }
 
@@ -85,9 +99,23 @@ mod tests {
         held.hold(Some(7), &mut out);
         out.extend_from_slice(b"y");
         held.hold(Some(6), &mut out);
-        held.release(6, &mut out);
+        held.release(6);
+        held.take_ready(&mut out);
         assert!(out.is_empty());
-        held.release(7, &mut out);
+        held.release(7);
+        held.take_ready(&mut out);
         assert_eq!(out, b"xy");
+    }
+
+    #[test]
+    fn what_was_let_go_leaves_before_what_was_made_since() {
+        let mut held = HeldBytes::default();
+        let mut out = b"CONNECT".to_vec();
+        held.hold(Some(1), &mut out);
+        // A later turn makes output, then hears that batch 1 is durable.
+        out.extend_from_slice(b"+PING");
+        held.release(1);
+        held.take_ready(&mut out);
+        assert_eq!(out, b"CONNECT+PING");
     }
 }
