@@ -23,6 +23,7 @@ use super::message::Message;
 use super::timers::Timer;
 use super::Broker;
 use crate::bridge::backoff::Backoff;
+use crate::bridge::lazy::Lazy;
 use crate::bridge::queue::{Entry, ForwardQueue, Outgoing, Stage, Totals, MEMORY_ENTRIES};
 use crate::bridge::session::{Effect, LinkError, Session};
 use crate::bridge::{BridgeConfig, QueueFull};
@@ -54,6 +55,36 @@ pub struct Resolved {
 /// How long the primary check waits for a TCP connection.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Where a bridge's link is, as `$SYS`, `/metrics` and the console show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    Up,
+    /// An attempt under way (resolving, TCP, TLS, waiting for CONNACK).
+    Connecting,
+    /// Wanted but not up: waiting for the next attempt after a failure.
+    Down,
+    /// A lazy bridge at rest: no link, on purpose, until enough is queued.
+    Idle,
+}
+
+impl LinkState {
+    pub const ALL: [LinkState; 4] = [
+        LinkState::Up,
+        LinkState::Connecting,
+        LinkState::Down,
+        LinkState::Idle,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Up => "up",
+            LinkState::Connecting => "connecting",
+            LinkState::Down => "down",
+            LinkState::Idle => "idle",
+        }
+    }
+}
+
 /// One bridge as the console shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgeInfo {
@@ -62,6 +93,7 @@ pub struct BridgeInfo {
     /// The MQTT version spoken to the upstream.
     pub protocol: protocol::ProtocolVersion,
     pub connected: bool,
+    pub state: LinkState,
     /// How long the link has been up, while it is.
     pub up_for: Option<Duration>,
     /// Messages waiting for the upstream's acknowledgement, and their bytes.
@@ -100,6 +132,8 @@ pub struct Bridge {
     session: Session,
     link: Option<Link>,
     backoff: Backoff,
+    /// With `start = "lazy"`: when the link is wanted and when it is let go.
+    lazy: Option<Lazy>,
     /// Counts connection attempts; a resolver reply for an older attempt is ignored.
     serial: u64,
     /// When a `Timer::Bridge` is due, so the heap holds one per bridge at most (or a
@@ -128,6 +162,18 @@ impl Bridge {
     /// The address in use (or being tried).
     fn address(&self) -> &str {
         &self.config.address.list()[self.current]
+    }
+
+    fn state(&self) -> LinkState {
+        if self.session.is_up() {
+            LinkState::Up
+        } else if self.lazy.as_ref().is_some_and(|l| !l.wanted()) {
+            LinkState::Idle
+        } else if self.session.is_down() {
+            LinkState::Down
+        } else {
+            LinkState::Connecting
+        }
     }
 }
 
@@ -195,6 +241,20 @@ impl Broker {
                 totals.count,
                 totals.bytes
             );
+            let mut lazy = Lazy::new(&config, now);
+            if lazy.is_some() {
+                log::info!(
+                    "bridge {}: start = lazy: the link comes up at {} queued messages{}",
+                    config.name,
+                    config.lazy_threshold(),
+                    config.lazy_interval.map_or_else(String::new, |i| format!(
+                        " or {i} s after the last one with any queued"
+                    ))
+                );
+            }
+            let wanted = lazy
+                .as_mut()
+                .is_none_or(|l| l.wants_link(totals.count, now));
             let mut session = Session::new(&config, queue, self.config.max_packet_size, now);
             let inbound = self
                 .db
@@ -207,9 +267,10 @@ impl Broker {
                 session,
                 link: None,
                 backoff,
+                lazy,
                 serial: 0,
                 timer_at: None,
-                retry_at: Some(now),
+                retry_at: wanted.then_some(now),
                 addrs: Vec::new(),
                 current: 0,
                 round_start: 0,
@@ -261,8 +322,10 @@ impl Broker {
                     }
                     _ => false,
                 };
-                if !sent {
-                    bridge.session.counters.dropped += 1;
+                match bridge.lazy.as_mut() {
+                    _ if !sent => bridge.session.counters.dropped += 1,
+                    Some(lazy) => lazy.busy(now),
+                    None => {}
                 }
                 continue;
             }
@@ -279,7 +342,62 @@ impl Broker {
                 msg: stored,
             }));
             self.pump_bridge(index, now);
+            self.wake_if_wanted(index, now);
         }
+    }
+
+    /// A lazy bridge at rest: brings the link up if what is queued now wants it, or keeps
+    /// a timer for when `lazy_interval` will.
+    fn wake_if_wanted(&mut self, index: usize, now: Instant) {
+        let bridge = &mut self.bridges.list[index];
+        let queued = bridge.session.queue.len();
+        let Some(lazy) = bridge.lazy.as_mut() else {
+            return;
+        };
+        if !lazy.wanted() && lazy.wants_link(queued, now) {
+            log::info!(
+                "bridge {}: {queued} messages queued; bringing the link up (start = lazy)",
+                bridge.config.name
+            );
+            bridge.retry_at = Some(now);
+        }
+        self.schedule_bridge(index, now);
+    }
+
+    /// A lazy bridge's link had nothing to do for `idle_timeout`: the state `0` (with
+    /// `notifications`; a normal DISCONNECT discards the will), DISCONNECT, and rest until
+    /// enough is queued again.
+    fn let_go(&mut self, index: usize, now: Instant) {
+        let bridge = &mut self.bridges.list[index];
+        let Some(idle) = bridge.lazy.as_ref().map(Lazy::idle_timeout) else {
+            return;
+        };
+        log::info!(
+            "bridge {}: nothing to send for {} s; letting the link to {} go (start = lazy)",
+            bridge.config.name,
+            idle.as_secs(),
+            bridge.address()
+        );
+        if let Some(lazy) = bridge.lazy.as_mut() {
+            lazy.rest(now);
+        }
+        if let Some(link) = bridge.link.as_mut() {
+            bridge.session.send_disconnect(&mut link.out, true);
+        }
+        self.flush_bridge(index, now);
+        let bridge = &mut self.bridges.list[index];
+        if let Some(mut link) = bridge.link.take() {
+            let _ = self.registry.deregister(&mut link.socket);
+        }
+        bridge.up_since = None;
+        bridge.primary_check_at = None;
+        bridge.retry_at = None;
+        bridge.backoff.reset();
+        if !bridge.config.round_robin {
+            bridge.current = 0;
+        }
+        bridge.round_start = bridge.current;
+        self.notify_locally(index, false, now);
     }
 
     /// Applies the queue budget before a message of `size` bytes joins bridge `index`'s
@@ -414,6 +532,12 @@ impl Broker {
     fn bridge_effects(&mut self, index: usize, effects: Vec<Effect<'_>>, now: Instant) {
         for effect in effects {
             let name = self.bridges.list[index].config.name.clone();
+            let bridge = &mut self.bridges.list[index];
+            if let (Some(lazy), Effect::Forget { .. } | Effect::Deliver { .. }) =
+                (bridge.lazy.as_mut(), &effect)
+            {
+                lazy.busy(now);
+            }
             match effect {
                 Effect::Forget { seq, .. } => self
                     .db
@@ -477,6 +601,15 @@ impl Broker {
             return;
         };
         bridge.timer_at = None;
+        let queued = bridge.session.queue.len();
+        if bridge.session.is_up() && bridge.lazy.as_ref().is_some_and(|l| l.is_idle(queued, now)) {
+            self.let_go(index, now);
+            return self.schedule_bridge(index, now);
+        }
+        if bridge.session.is_down() {
+            self.wake_if_wanted(index, now);
+        }
+        let bridge = &mut self.bridges.list[index];
         if bridge.link.is_none() && bridge.retry_at.is_some_and(|at| at <= now) {
             bridge.retry_at = None;
             self.connect_bridge(index, now);
@@ -510,10 +643,18 @@ impl Broker {
     /// Keeps one timer in the heap for the bridge's nearest deadline.
     fn schedule_bridge(&mut self, index: usize, now: Instant) {
         let bridge = &mut self.bridges.list[index];
+        let queued = bridge.session.queue.len();
+        let lazy = bridge.lazy.as_ref();
+        let lazy_at = match lazy {
+            Some(lazy) if bridge.session.is_up() => lazy.idle_at(queued),
+            Some(lazy) => lazy.wake_at(queued),
+            None => None,
+        };
         let next = [
             bridge.retry_at,
             bridge.session.deadline(),
             bridge.primary_check_at,
+            lazy_at,
         ]
         .into_iter()
         .flatten()
@@ -979,12 +1120,24 @@ impl Broker {
             .is_some_and(|since| now.saturating_duration_since(since) >= STABLE);
         let good = was_up && (stable || bridge.session.had_good_exchange());
         let delay = bridge.backoff.after(good);
-        bridge.retry_at = Some(now + delay);
         let what = if was_up {
             "link lost"
         } else {
             "cannot connect"
         };
+        let queued = bridge.session.queue.len();
+        if let Some(lazy) = bridge.lazy.as_mut().filter(|_| queued == 0) {
+            // Nothing is waiting: a lazy link rests instead of trying again.
+            lazy.rest(now);
+            bridge.retry_at = None;
+            log::warn!(
+                "bridge {} to {failed_address}: {what}: {error}; nothing queued, so no new \
+                 attempt until enough is (start = lazy)",
+                bridge.config.name
+            );
+            return self.schedule_bridge(index, now);
+        }
+        bridge.retry_at = Some(now + delay);
         log::warn!(
             "bridge {} to {failed_address}: {what}: {error}; next attempt in {:.1} s ({} queued)",
             bridge.config.name,
@@ -1017,6 +1170,7 @@ impl Broker {
                     address: b.address().to_string(),
                     protocol: s.version(),
                     connected: s.is_up(),
+                    state: b.state(),
                     up_for: b
                         .up_since
                         .filter(|_| s.is_up())
@@ -1044,6 +1198,7 @@ impl Broker {
             let name = &bridge.config.name;
             for (key, value) in [
                 ("connected", u8::from(s.is_up()).to_string()),
+                ("state", bridge.state().as_str().to_string()),
                 ("queued", s.queue.len().to_string()),
                 ("queued/bytes", s.queue.bytes().to_string()),
                 ("forwarded", c.forwarded.to_string()),

@@ -119,6 +119,7 @@ impl Broker {
             }
         };
         self.stats.messages_received += 1;
+        self.conns[token].messages_in += 1;
         if let QosPid::AtLeastOnce(_) = publish.qos {
             let conn = &mut self.conns[token];
             // Saturating: only compared with a Receive Maximum, itself a u16.
