@@ -313,6 +313,7 @@
 
   function showTopics(rows) {
     document.getElementById("topics-total").textContent = countText(rows);
+    document.dispatchEvent(new CustomEvent("outpost:topics", { detail: rows }));
     fill("topic-rows", rows.rows, 3, (t) => {
       const tr = el("tr");
       const a = el("a");

@@ -102,9 +102,11 @@ fn an_admin_inspects_bans_and_cleans_up_a_client_from_chromium() {
             "clients-desktop-detail.png",
             "clients-desktop-sessions.png",
             "clients-desktop-bans.png",
+            "clients-desktop-tree.png",
             "clients-phone-detail.png",
             "clients-phone-sessions.png",
             "clients-phone-bans.png",
+            "clients-phone-tree.png",
         ],
     );
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::delivery::Admission;
-use super::keys::{ConnKey, SessionKey};
+use super::keys::{BridgeKey, ConnKey, SessionKey};
 use super::message::Message;
 use super::{Broker, Violation};
 use crate::auth::acl::Action;
@@ -200,7 +200,7 @@ impl Broker {
     pub(super) fn distribute_from(
         &mut self,
         message: Arc<Message>,
-        bridge: Option<usize>,
+        bridge: Option<BridgeKey>,
         now: Instant,
     ) {
         self.watch_message(&message);

@@ -116,6 +116,11 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
             "text/javascript; charset=utf-8",
             include_str!("../../assets/admin.js"),
         ),
+        "/assets/topic-tree.js" if get => Reply::new(
+            200,
+            "text/javascript; charset=utf-8",
+            include_str!("../../assets/topic-tree.js"),
+        ),
         "/assets/client.js" if get => Reply::new(
             200,
             "text/javascript; charset=utf-8",
@@ -162,6 +167,7 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
         | "/assets/admin.js"
         | "/assets/chat.js"
         | "/assets/client.js"
+        | "/assets/topic-tree.js"
         | "/assets/mqtt-ws.js"
         | "/metrics" => pages::message(
             405,

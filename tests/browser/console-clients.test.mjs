@@ -3,7 +3,8 @@
 // clients list, sees its will, subscription and live message rates; bans its client id
 // (asked first), which disconnects it and refuses it (mosquitto_sub: "Banned"); its
 // session is then listed under Offline sessions and deleted (asked first); the ban is
-// lifted and it connects again. Screenshots go to $OUT.
+// lifted and it connects again. On the way, the topic tree finds the topic it gets and
+// watches it. Screenshots go to $OUT.
 //
 // Environment: BASE, MQTT_PORT, ADMIN_USER, ADMIN_PASSWORD, OUT, CHROMIUM (optional).
 
@@ -52,6 +53,33 @@ async function clientTools(page, size, name) {
     await page.screenshot({ path: join(OUT, `clients-${name}-detail.png`), fullPage: true });
     const wide = await page.evaluate(() => document.documentElement.scrollWidth);
     check(wide <= size.width, `the client page is ${wide}px wide at ${size.width}px`);
+
+    // The topic tree finds it by search: the site node counts the messages, and Watch on
+    // the temp leaf starts a watch of site/1/temp.
+    await page.goto(`${BASE}/admin#tree`);
+    await page.locator("#live:not([hidden])").waitFor();
+    await page.fill("#tree-search", "1/temp");
+    const site = page.locator('#topic-tree li[data-path="site"]');
+    await site.waitFor();
+    const count = Number(await site.locator(".tree-count").first().textContent());
+    check(count >= 5, `the site node counts its messages: ${count}`);
+    check(/ago$/.test(await site.locator(".tree-age").first().textContent()), "the node shows the age of its last message");
+    const leaf = page.locator('#topic-tree li[data-path="site/1/temp"]');
+    await leaf.waitFor();
+    check((await page.locator('#topic-tree li[data-path^="status"]').count()) === 0, "the search hides other topics");
+    await leaf.locator("button", { hasText: "Watch" }).click();
+    await page.locator("#watch-state", { hasText: "watching site/1/temp" }).waitFor();
+    await page.locator("#tree").scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(OUT, `clients-${name}-tree.png`) });
+    // Collapsed nodes stay collapsed through the live refreshes once the search is cleared.
+    await page.fill("#tree-search", "");
+    const details = site.locator("details").first();
+    check(!(await details.evaluate((d) => d.open)), "without a search the tree starts collapsed");
+    await site.locator("summary").first().click();
+    await page.waitForTimeout(3500);
+    check(await details.evaluate((d) => d.open), "an opened node stays open after a refresh");
+    await page.click("#watch-stop");
+    await page.goto(`${BASE}/admin/client?id=${id}`);
 
     // Ban its client id from here: it is disconnected and refused.
     await page.locator("#actions button", { hasText: `Ban client id ${id}` }).click();
