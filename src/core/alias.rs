@@ -134,6 +134,18 @@ mod tests {
     }
 
     #[test]
+    fn an_inbound_alias_maps_to_the_topic_last_set_for_it() {
+        let mut a = InboundAliases::default();
+        assert_eq!(a.get(1), None);
+        a.set(1, "room/1");
+        a.set(2, "room/2");
+        assert_eq!((a.get(1), a.get(2)), (Some("room/1"), Some("room/2")));
+        // A client may point an alias at another topic at any time.
+        a.set(1, "room/3");
+        assert_eq!(a.get(1), Some("room/3"));
+    }
+
+    #[test]
     fn lookup_alone_changes_nothing() {
         let a = OutboundAliases::new(1);
         assert_eq!(a.lookup("room/1"), Some(TopicAlias::New(1)));

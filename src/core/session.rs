@@ -287,3 +287,105 @@ impl Session {
         known
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::testing::{in_flight, session};
+
+    fn id(n: u16) -> PacketId {
+        NonZeroU16::new(n).expect("non-zero")
+    }
+
+    #[test]
+    fn packet_ids_skip_those_in_flight_and_wrap_past_65535() {
+        let mut s = session("s", Some(1));
+        in_flight(&mut s, 3, Qos::AtLeastOnce);
+        assert_eq!(s.allocate_packet_id(), id(4));
+        s.next_packet_id = u16::MAX;
+        assert_eq!(s.allocate_packet_id(), id(u16::MAX));
+        // 0 is not an id, and 1..=3 are still in flight.
+        assert_eq!(s.allocate_packet_id(), id(4));
+    }
+
+    /// Acknowledgements as a client sends them, lost or repeated: (packet id, the state
+    /// the ack is for) → whether it settles an entry.
+    #[test]
+    fn outbound_acks_settle_each_message_once_whatever_comes_twice_or_never() {
+        use InflightState::{Published, Released};
+        let table: [(&str, u16, InflightState, bool); 6] = [
+            ("PUBACK of message 2", 2, Published, true),
+            ("the same PUBACK again", 2, Published, false),
+            ("PUBCOMP before its PUBREL went out", 1, Released, false),
+            ("an id never sent", 9, Published, false),
+            (
+                "PUBACK of message 1 (message 3's was lost)",
+                1,
+                Published,
+                true,
+            ),
+            ("PUBACK of message 3 at last", 3, Published, true),
+        ];
+        let mut s = session("s", Some(1));
+        in_flight(&mut s, 3, Qos::AtLeastOnce);
+        for (what, packet_id, state, settles) in table {
+            let done = s.take_inflight(id(packet_id), state);
+            assert_eq!(done.is_some(), settles, "{what}");
+        }
+        assert!(
+            s.flight.is_none(),
+            "nothing left in flight: the flight is dropped"
+        );
+    }
+
+    #[test]
+    fn a_qos2_delivery_settles_only_by_pubcomp_after_its_pubrel() {
+        let mut s = session("s", Some(1));
+        in_flight(&mut s, 1, Qos::ExactlyOnce);
+        // PUBREC came: the broker sends PUBREL and waits for PUBCOMP.
+        s.flight_mut().inflight[0].state = InflightState::Released;
+        assert!(s.take_inflight(id(1), InflightState::Published).is_none());
+        assert!(s.take_inflight(id(1), InflightState::Released).is_some());
+        assert!(s.take_inflight(id(1), InflightState::Released).is_none());
+    }
+
+    #[test]
+    fn an_inbound_qos2_id_is_known_until_its_pubrel_and_only_once() {
+        let mut s = session("s", Some(1));
+        s.flight_mut().incoming_qos2.extend([7, 8]);
+        // A resent PUBLISH with id 7 is recognised while its PUBREL has not come.
+        assert!(s.flight().incoming_qos2.contains(&7));
+        assert!(s.remove_incoming_qos2(7));
+        assert!(
+            !s.remove_incoming_qos2(7),
+            "a repeated PUBREL finds nothing"
+        );
+        assert!(!s.flight().incoming_qos2.contains(&7));
+        assert!(s.remove_incoming_qos2(8));
+        assert!(s.flight.is_none());
+    }
+
+    #[test]
+    fn subscriptions_are_replaced_not_doubled_and_dropped_with_the_last() {
+        let mut s = session("s", None);
+        let entry = |qos| SubEntry {
+            options: SubscriptionOptions {
+                qos,
+                no_local: false,
+                retain_as_published: false,
+                retain_handling: crate::protocol::RetainHandling::OnSubscribe,
+            },
+            identifier: None,
+        };
+        s.subscribe("a/#", entry(Qos::AtMostOnce));
+        s.subscribe("a/#", entry(Qos::ExactlyOnce));
+        assert_eq!(s.subscription_count(), 1);
+        assert_eq!(
+            s.subscriptions().next().map(|(_, e)| e.options.qos),
+            Some(Qos::ExactlyOnce)
+        );
+        assert!(s.unsubscribe("a/#"));
+        assert!(!s.unsubscribe("a/#"));
+        assert!(s.subscriptions.is_none());
+    }
+}
