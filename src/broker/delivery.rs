@@ -135,7 +135,7 @@ impl Broker {
                 match self.queue_room(session, outbound) {
                     Ok(()) => Step::Deliver,
                     Err(full) if self.sessions[session].flight().overflowing => Step::Drop(full),
-                    Err(full) => match (self.config.queue_full, v5) {
+                    Err(full) => match (self.config.limits.queue_full, v5) {
                         (QueueFull::Backpressure, _) | (QueueFull::Refuse, false) => {
                             self.turn.plan = plan;
                             return Admission::Held(if full.broker_wide() {
@@ -187,7 +187,7 @@ impl Broker {
         let Some(token) = s.connection() else {
             if outbound.qos != Qos::AtMostOnce {
                 self.push_queue(session, outbound, now);
-            } else if self.config.queue_qos0 {
+            } else if self.config.limits.queue_qos0 {
                 match self.queue_room(session, &outbound) {
                     Ok(()) => self.push_queue(session, outbound, now),
                     Err(full) => self.count_drop(session, &outbound, full),
@@ -212,7 +212,7 @@ impl Broker {
     /// now. (Acknowledgements waiting for their commit are held apart, so a write mid-turn
     /// cannot let one overtake it.)
     fn output_full(&mut self, token: ConnKey) -> bool {
-        let limit = self.config.max_output_buffer;
+        let limit = self.config.limits.max_output_buffer;
         if self.conns[token].pending_output() <= limit {
             return false;
         }
@@ -242,7 +242,7 @@ impl Broker {
                 conn.pending_output()
             );
         }
-        let timeout = Duration::from_secs(self.config.slow_consumer_timeout);
+        let timeout = Duration::from_secs(self.config.limits.slow_consumer_timeout);
         if now.saturating_duration_since(since) >= timeout {
             // No DISCONNECT: it could not get past the unread backlog anyway.
             self.end_connection(token, Ending::SlowConsumer);
@@ -332,7 +332,7 @@ impl Broker {
         usize::from(
             self.conns[token]
                 .receive_maximum
-                .min(self.config.max_inflight),
+                .min(self.config.limits.max_inflight),
         )
     }
 

@@ -47,8 +47,9 @@ impl Budget {
     /// True when both budgets have slack again (an eighth), so held publishers run for a
     /// while rather than wake for one message at a time.
     pub fn has_slack(&self, c: &Config) -> bool {
-        (c.max_queued_memory == 0 || self.memory_bytes <= c.max_queued_memory / 8 * 7)
-            && (c.max_queued_disk == 0 || self.disk_bytes <= c.max_queued_disk / 8 * 7)
+        (c.limits.max_queued_memory == 0 || self.memory_bytes <= c.limits.max_queued_memory / 8 * 7)
+            && (c.limits.max_queued_disk == 0
+                || self.disk_bytes <= c.limits.max_queued_disk / 8 * 7)
     }
 }
 
@@ -104,17 +105,21 @@ impl Broker {
         let c = &self.config;
         let flight = self.sessions[session].flight();
         let size = queued_size(outbound);
-        if c.max_queued_messages > 0 && flight.queued() >= c.max_queued_messages {
+        if c.limits.max_queued_messages > 0 && flight.queued() >= c.limits.max_queued_messages {
             return Err(Full::Count);
         }
-        if c.max_queued_bytes > 0 && flight.queued_bytes + size > c.max_queued_bytes {
+        if c.limits.max_queued_bytes > 0 && flight.queued_bytes + size > c.limits.max_queued_bytes {
             return Err(Full::Bytes);
         }
         if self.backed(session, outbound.qos) {
-            if c.max_queued_disk > 0 && self.budget.disk_bytes + size > c.max_queued_disk {
+            if c.limits.max_queued_disk > 0
+                && self.budget.disk_bytes + size > c.limits.max_queued_disk
+            {
                 return Err(Full::Disk);
             }
-        } else if c.max_queued_memory > 0 && self.budget.memory_bytes + size > c.max_queued_memory {
+        } else if c.limits.max_queued_memory > 0
+            && self.budget.memory_bytes + size > c.limits.max_queued_memory
+        {
             return Err(Full::Memory);
         }
         Ok(())
@@ -126,9 +131,10 @@ impl Broker {
     pub(super) fn queue_has_slack(&self, session: SessionKey) -> bool {
         let c = &self.config;
         let flight = self.sessions[session].flight();
-        let limit = c.max_queued_messages;
+        let limit = c.limits.max_queued_messages;
         let count_ok = limit == 0 || flight.queued() + flight.waiting.len() + limit / 16 < limit;
-        let bytes_ok = c.max_queued_bytes == 0 || flight.queued_bytes <= c.max_queued_bytes / 8 * 7;
+        let bytes_ok = c.limits.max_queued_bytes == 0
+            || flight.queued_bytes <= c.limits.max_queued_bytes / 8 * 7;
         count_ok && bytes_ok
     }
 
@@ -138,8 +144,8 @@ impl Broker {
     pub(super) fn push_queue(&mut self, session: SessionKey, outbound: Outbound, now: Instant) {
         let size = queued_size(&outbound);
         let backed = self.backed(session, outbound.qos) && outbound.seq.is_some();
-        let memory_spent = self.config.max_queued_memory > 0
-            && self.budget.memory_bytes + size > self.config.max_queued_memory;
+        let memory_spent = self.config.limits.max_queued_memory > 0
+            && self.budget.memory_bytes + size > self.config.limits.max_queued_memory;
         let s = &self.sessions[session];
         let flight = s.flight();
         let to_disk = backed
