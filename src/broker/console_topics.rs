@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use super::console::{ConsoleAnswer, ConsolePublish, RetainedInfo, Rows, PAYLOAD_CAP};
 use super::delivery::Admission;
-use super::message::{ForwardedProperties, Message};
 use super::Broker;
 use crate::auth::acl::{Action, ClientAcl};
+use crate::core::message::{ForwardedProperties, Message};
 use crate::protocol::Qos;
 use crate::store::Write;
 
@@ -159,7 +159,7 @@ impl Broker {
     /// The console's answer is its acknowledgement: what the command wrote (a retained
     /// message, queued copies for persistent sessions, cleared retained messages) is made
     /// durable first. The loop waits for that one flush; console commands are rare.
-    fn durable_before_answer(&mut self) {
+    pub(super) fn durable_before_answer(&mut self) {
         if self.writes_pending() {
             self.sync_store();
         }

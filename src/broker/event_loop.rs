@@ -18,14 +18,14 @@ use mio::{Events, Interest, Poll, Token};
 use super::client::{Connection, Hold, Phase, ReadOutcome, READ_CHUNK};
 use super::close::{send_disconnect, Ending};
 use super::inbox::{Inbound, Inbox, InboxSender};
-use super::keys::ConnKey;
 use super::listeners::{ListenerId, ListenerKind, Listeners};
-use super::timers::Timer;
 use super::transport::Transport;
 use super::{Broker, Violation};
 use crate::auth::worker::AuthWorker;
 use crate::cli::ConfigSource;
 use crate::config::Config;
+use crate::core::keys::ConnKey;
+use crate::core::timers::Timer;
 use crate::protocol::ReasonCode;
 use crate::store::{Store, StoreError, Writer};
 
@@ -241,9 +241,9 @@ impl Server {
                         }
                     }
                     WAKER => {}
-                    token if broker.bridges.index_of(token).is_some() => {
-                        if let Some(index) = broker.bridges.index_of(token) {
-                            broker.bridge_event(index, event, now);
+                    token if broker.bridges.key_of(token).is_some() => {
+                        if let Some(key) = broker.bridges.key_of(token) {
+                            broker.bridge_event(key, event, now);
                         }
                     }
                     token if broker.lingering.key_of(token).is_some() => {
@@ -468,7 +468,7 @@ impl Broker {
                     session,
                     generation,
                 } => self.session_expired(session, generation, now),
-                Timer::Bridge { index } => self.bridge_timer(index, now),
+                Timer::Bridge { key } => self.bridge_timer(key, now),
                 Timer::ClientRecords => self.commit_records(),
                 Timer::Commit => self.commit_progress(now),
                 Timer::Services => self.services_due(now),
