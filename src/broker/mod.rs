@@ -22,6 +22,7 @@
 //! - `sys`        — the `$SYS` topics, published only while someone listens.
 //! - `persist`    — what is staged in the store each turn, and loaded back at start.
 //! - `commit`     — the commit window, the store writer's batches, acks held until durable.
+//! - `held`       — a bridge link's output kept back until the batch it follows is durable.
 //! - `reload`     — SIGHUP: the config file and ACL rules read again, clients kept.
 //! - `services`   — the internal services beside the broker (chat): claimed topics, effects.
 //! - `watch`      — recent topics and their last messages, for the web console (bounded).
@@ -42,6 +43,7 @@ mod delivery;
 mod disconnect;
 mod dispatch;
 mod event_loop;
+mod held;
 mod inbox;
 mod linger;
 mod listeners;
@@ -149,7 +151,7 @@ pub struct Broker {
     /// The store and this turn's staged writes.
     db: persist::Db,
     /// The broker-wide queue budgets and the publishers waiting for them.
-    budget: queue::Budget,
+    budget: crate::core::queue::Budget,
     /// What the turn does at its end, and the buffers it reuses.
     turn: turn::Turn,
     timers: Timers,
@@ -191,7 +193,7 @@ impl Broker {
             bridges: bridge::Bridges::default(),
             access: access::Access::new(auth),
             db: persist::Db::new(store, writer),
-            budget: queue::Budget::default(),
+            budget: crate::core::queue::Budget::default(),
             turn: turn::Turn::default(),
             timers: Timers::default(),
             stats: Stats::default(),
