@@ -61,6 +61,7 @@ mod reload;
 mod services;
 mod session;
 mod shared;
+mod socket_io;
 mod stats;
 mod subscribe;
 mod sys;
