@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use super::client::Hold;
 use super::close::Ending;
 use super::delivery::Holder;
-use super::keys::{ConnKey, SessionKey};
-use super::timers::Timer;
 use super::{Broker, Violation};
+use crate::core::keys::{ConnKey, SessionKey};
+use crate::core::timers::Timer;
 use crate::protocol::ReasonCode;
 
 /// How many times the Receive Maximum of open QoS 2 exchanges a client may have before it

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use super::client::Wait;
 use super::close::Ending;
-use super::keys::ConnKey;
-use super::timers::Timer;
 use super::Broker;
+use crate::core::keys::ConnKey;
+use crate::core::timers::Timer;
 
 /// Staged writes that make a batch full: it is handed over without waiting for its window
 /// (a burst commits at once, in batches of this size).

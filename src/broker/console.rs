@@ -17,13 +17,13 @@ pub use super::bridge::{BridgeInfo, LinkState};
 use super::close::Ending;
 pub use super::console_clients::{ClientDetail, SessionInfo, SubscriptionDetail, WillInfo};
 use super::inbox::{Inbound, InboxSender, SendError};
-use super::keys::ConnKey;
 use super::listeners::{ListenerId, ListenerKind};
 use super::watch::Seen;
 use super::{Broker, Violation};
 use crate::auth::bans;
 use crate::auth::throttle::Attempt;
 use crate::clock;
+use crate::core::keys::ConnKey;
 use crate::protocol::{ProtocolVersion, ReasonCode};
 
 /// Rows in one list answer, so a broker with many clients answers in bounded time and size.

@@ -6,16 +6,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::alias::TopicAlias;
 use super::close::Ending;
-use super::keys::{ConnKey, SessionKey, Slab};
-use super::message::{Delivery, Message};
 use super::queue::Full;
-use super::session::{Inflight, InflightState, Outbound, Session, SubEntry};
-use super::shared::SharedCursors;
 use super::Broker;
 use crate::auth::acl::{is_reply_topic, Action};
 use crate::config::QueueFull;
+use crate::core::alias::TopicAlias;
+use crate::core::keys::{ConnKey, SessionKey, Slab};
+use crate::core::message::{Delivery, Message};
+use crate::core::session::{Inflight, InflightState, Outbound, Session, SubEntry};
+use crate::core::shared::SharedCursors;
 use crate::protocol::{self, Ack, Packet, Properties, Qos, QosPid, ReasonCode};
 use crate::topic::SharedGroup;
 

@@ -18,14 +18,14 @@ use mio::{Events, Interest, Poll, Token};
 use super::client::{Connection, Hold, Phase, ReadOutcome, READ_CHUNK};
 use super::close::{send_disconnect, Ending};
 use super::inbox::{Inbound, Inbox, InboxSender};
-use super::keys::ConnKey;
 use super::listeners::{ListenerId, ListenerKind, Listeners};
-use super::timers::Timer;
 use super::transport::Transport;
 use super::{Broker, Violation};
 use crate::auth::worker::AuthWorker;
 use crate::cli::ConfigSource;
 use crate::config::Config;
+use crate::core::keys::ConnKey;
+use crate::core::timers::Timer;
 use crate::protocol::ReasonCode;
 use crate::store::{Store, StoreError, Writer};
 

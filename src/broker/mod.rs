@@ -1,4 +1,5 @@
-//! The broker: all state owned by the event loop, and the handlers that change it.
+//! The broker: all state owned by the event loop, and the handlers that change it. The
+//! pure parts it is built from (keys, sessions, messages, aliases, timers) are in `core/`.
 //!
 //! - `event_loop` — mio `Poll`, tokens, accept, the turn (read → handle → flush → close).
 //! - `client`     — one connection: socket, buffers, negotiated state.
@@ -13,16 +14,10 @@
 //! - `linger`     — a closed connection's socket finishing its answer, draining input.
 //! - `connect` `publish` `acks` `subscribe` `disconnect` — one handler file per inbound packet.
 //! - `bridge`     — the bridges' outbound connections, forward queues and local delivery.
-//! - `alias`      — topic aliases the broker sets up toward a client (LRU remapping).
 //! - `delivery`   — routing a message to sessions: matching, QoS, `queue_full`, in-flight windows.
 //! - `queue`      — session queues: memory or disk tail, limits and budgets, paging.
 //! - `backpressure` — holding publishers back while a queue is full, and letting them go.
-//! - `index`      — sessions by client id (slab keys only; the id lives in the session).
-//! - `keys`       — typed slab keys (`ConnKey`, `SessionKey`) and the slab they index.
-//! - `session`    — what survives a connection: subscriptions, queue, in-flight, will.
-//! - `shared`     — round-robin positions of shared-subscription groups.
-//! - `message`    — the shared, reference-counted copy of a published message.
-//! - `timers`     — the deadline heap that sets the poll timeout.
+//! - `tokens`     — the poll tokens of connections and bridges, from their slab keys.
 //! - `stats`      — counters for logs and `$SYS`.
 //! - `sys`        — the `$SYS` topics, published only while someone listens.
 //! - `persist`    — what is staged in the store each turn, and loaded back at start.
@@ -33,7 +28,6 @@
 
 mod access;
 mod acks;
-mod alias;
 mod backpressure;
 mod bridge;
 mod client;
@@ -49,23 +43,18 @@ mod disconnect;
 mod dispatch;
 mod event_loop;
 mod inbox;
-mod index;
-mod keys;
 mod linger;
 mod listeners;
-mod message;
 mod persist;
 mod publish;
 mod queue;
 mod reload;
 mod services;
-mod session;
-mod shared;
 mod socket_io;
 mod stats;
 mod subscribe;
 mod sys;
-mod timers;
+mod tokens;
 mod transport;
 mod turn;
 mod watch;
@@ -76,22 +65,24 @@ use std::sync::Arc;
 
 use crate::auth::worker::AuthWorker;
 use crate::config::Config;
+use crate::core::keys::{SessionKey, Slab};
+use crate::core::message::Message;
 use crate::protocol::ReasonCode;
 use crate::store::{Store, Writer};
 use crate::topic::{self, RetainedTree, TopicTrie};
 use client::Connection;
 use inbox::Inbox;
-use keys::{SessionKey, Slab};
 use listeners::Listeners;
-use message::Message;
-use session::{Session, SubEntry};
+// `bridge.rs` names these as `super::…` (it is being rewritten as a client connection).
+use crate::core::session::{Session, SubEntry};
+use crate::core::timers::Timers;
+use crate::core::{keys, message, timers};
 use stats::Stats;
-use timers::Timers;
 
+pub use crate::core::keys::ConnKey;
 pub use bridge::load_tls as load_bridge_tls;
 pub use event_loop::{run, RunError, Server};
 pub use inbox::{Inbound, InboxSender, SendError};
-pub use keys::ConnKey;
 pub use listeners::{ListenerId, ListenerKind};
 
 /// A rule broken by a client: the reason code to answer with and a detail for the log.
@@ -137,14 +128,14 @@ pub struct Broker {
     lingering: linger::Lingerers,
     sessions: Slab<SessionKey, Session>,
     /// Client id → key in `sessions`.
-    session_ids: index::SessionIndex,
+    session_ids: crate::core::index::SessionIndex,
     /// Last serial handed out (connection serials, session generations); timers name
     /// what they are for by it, since slab keys are reused.
     next_serial: u64,
 
     trie: TopicTrie<SubEntry, SessionKey>,
     /// Round-robin position per shared group.
-    shared_cursors: shared::SharedCursors,
+    shared_cursors: crate::core::shared::SharedCursors,
     retained: RetainedTree<Arc<Message>>,
     /// Topics seen and their last messages, for the web console.
     watch: watch::TopicWatch,
@@ -191,10 +182,10 @@ impl Broker {
             per_address: HashMap::new(),
             lingering: linger::Lingerers::default(),
             sessions: Slab::default(),
-            session_ids: index::SessionIndex::default(),
+            session_ids: crate::core::index::SessionIndex::default(),
             next_serial: 0,
             trie: TopicTrie::new(),
-            shared_cursors: shared::SharedCursors::default(),
+            shared_cursors: crate::core::shared::SharedCursors::default(),
             retained: RetainedTree::new(),
             watch: watch::TopicWatch::default(),
             chat: None,

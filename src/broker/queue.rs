@@ -10,12 +10,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::keys::{ConnKey, SessionKey};
-use super::message::Message;
 use super::persist::loaded_message;
-use super::session::{InflightState, Outbound, Session};
 use super::Broker;
 use crate::config::Config;
+use crate::core::keys::{ConnKey, SessionKey};
+use crate::core::message::Message;
+use crate::core::session::{InflightState, Outbound, Session};
 use crate::protocol::Qos;
 use crate::topic::{self, parse_shared};
 

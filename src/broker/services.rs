@@ -8,13 +8,13 @@ use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use super::keys::{ConnKey, Key, SessionKey};
-use super::message::{ForwardedProperties, Message};
-use super::timers::Timer;
 use super::{Broker, Inbound, Violation};
 use crate::auth::acl::{is_reply_topic, reply_topic_allows, Action};
 use crate::chat::{accounts, AccountReply, ChatConfig, ChatService, Context};
 use crate::clock;
+use crate::core::keys::{ConnKey, Key, SessionKey};
+use crate::core::message::{ForwardedProperties, Message};
+use crate::core::timers::Timer;
 use crate::protocol::{Publish, Qos, ReasonCode};
 use crate::service::{Effect, Outgoing, Request, Requester, SessionEvent};
 use crate::store::StoreError;

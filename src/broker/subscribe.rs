@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::keys::Key as _;
-use super::keys::{ConnKey, SessionKey};
-use super::message::Message;
-use super::session::{Outbound, SubEntry};
 use super::{Broker, Violation};
 use crate::chat::codec::ROOM_PREFIX;
+use crate::core::keys::Key as _;
+use crate::core::keys::{ConnKey, SessionKey};
+use crate::core::message::Message;
+use crate::core::session::{Outbound, SubEntry};
 use crate::protocol::{
     Packet, Properties, Qos, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
     UnsubAck, Unsubscribe,

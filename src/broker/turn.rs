@@ -3,8 +3,8 @@
 //! allocate per socket or per message. The loop (`event_loop.rs`) drains the lists.
 
 use super::delivery::Step;
-use super::keys::{ConnKey, SessionKey};
-use super::session::{Outbound, SubEntry};
+use crate::core::keys::{ConnKey, SessionKey};
+use crate::core::session::{Outbound, SubEntry};
 
 #[derive(Default)]
 pub struct Turn {
