@@ -51,6 +51,9 @@ pub struct Resolved {
     pub probe: bool,
 }
 
+/// How long a graceful stop waits for the upstreams to close after our DISCONNECT.
+const STOP_DRAIN: Duration = Duration::from_millis(500);
+
 /// How long the primary check waits for a TCP connection.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -982,12 +985,22 @@ impl Broker {
 
     /// A graceful stop: each connected bridge says DISCONNECT, best effort, after the
     /// final commit.
+    /// Then each socket's write side is shut and its input drained until the upstream
+    /// closes (it does after a DISCONNECT), at most [`STOP_DRAIN`] for all: closing with
+    /// unread input (a late PUBACK of the `0`) would send a reset, which can cost the
+    /// upstream our DISCONNECT and make it publish the will as well.
     pub(super) fn stop_bridges(&mut self, now: Instant) {
         for key in self.bridges.list.keys() {
             let bridge = &mut self.bridges.list[key];
             if let Some(link) = bridge.link.as_mut() {
                 bridge.session.send_disconnect(&mut link.out, true);
                 self.flush_bridge(key, now);
+            }
+        }
+        let deadline = Instant::now() + STOP_DRAIN;
+        for key in self.bridges.list.keys() {
+            if let Some(link) = self.bridges.list[key].link.as_mut() {
+                socket_io::close_gracefully(&mut link.socket, deadline);
             }
         }
     }

@@ -1,9 +1,11 @@
 //! One non-blocking socket under an optional TLS layer: a read that hands back plaintext,
 //! and writes until done or `WouldBlock`. Shared by the clients' connections
 //! (`client.rs`) and the bridges' upstream links (`bridge.rs`), so both read, decrypt,
-//! encrypt and flush the same way.
+//! encrypt and flush the same way; and a graceful close for a stop.
 
 use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
@@ -83,6 +85,27 @@ pub fn write_tls(
     (written, result)
 }
 
+/// At a stop, after the last bytes: shuts the write side and reads and drops input until
+/// the peer closes too, or `deadline`. Closing with unread input would send a reset, and a
+/// reset can make the peer lose what we wrote last. Blocks (briefly): for the stop only.
+pub fn close_gracefully(socket: &mut TcpStream, deadline: Instant) {
+    if socket.shutdown(Shutdown::Write).is_err() {
+        return;
+    }
+    let mut scratch = [0u8; 1024];
+    while Instant::now() < deadline {
+        match socket.read(&mut scratch) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +152,22 @@ mod tests {
         drop(peer);
         let got = read_until_not_drained(&mut ours, &mut scratch);
         assert!(matches!(got, Received::Closed), "{got:?}");
+    }
+
+    #[test]
+    fn a_graceful_close_ends_with_a_fin_after_the_last_bytes() {
+        let (mut ours, mut peer) = pair();
+        let (n, _) = write(&mut ours, b"bye");
+        assert_eq!(n, 3);
+        peer.write_all(b"unread").unwrap();
+        let closer = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            // EOF (not a reset) after our bytes: the write side was shut.
+            peer.read_to_end(&mut got).unwrap();
+            assert_eq!(got, b"bye");
+        });
+        close_gracefully(&mut ours, Instant::now() + Duration::from_secs(5));
+        closer.join().unwrap();
     }
 
     #[test]
