@@ -19,6 +19,7 @@ pub use super::console_clients::{ClientDetail, SessionInfo, SubscriptionDetail, 
 use super::inbox::{Inbound, InboxSender, SendError};
 use super::listeners::{ListenerId, ListenerKind};
 use super::watch::Seen;
+pub use super::watch::PREVIEW_BYTES;
 use super::{Broker, Violation};
 use crate::auth::bans;
 use crate::auth::throttle::Attempt;
@@ -263,7 +264,8 @@ pub struct MessageInfo {
     pub qos: u8,
     pub retain: bool,
     pub size: usize,
-    /// The first bytes of the payload (at most `watch::PREVIEW_BYTES`).
+    /// The first bytes of the payload: up to `watch::KEEP_BYTES` while the topic history's
+    /// budget lasts, else [`PREVIEW_BYTES`].
     pub preview: Vec<u8>,
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Broker, Violation};
+use crate::auth::acl::USER_REPLIES;
 use crate::chat::codec::ROOM_PREFIX;
 use crate::core::keys::Key as _;
 use crate::core::keys::{ConnKey, SessionKey};
@@ -125,7 +126,7 @@ impl Broker {
         self.stage_subscription(session, filter, Some(entry));
         self.sys_wanted(plain, now);
         let is_new = self.trie.subscribe(plain, group, session, entry);
-        if group.is_none() && plain.starts_with(ROOM_PREFIX) {
+        if group.is_none() && (plain.starts_with(ROOM_PREFIX) || plain.starts_with(USER_REPLIES)) {
             let username = self.sessions[session].username.clone();
             self.tell_services(
                 SessionEvent::Subscribed {
