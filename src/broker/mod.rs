@@ -22,6 +22,7 @@
 //! - `sys`        — the `$SYS` topics, published only while someone listens.
 //! - `persist`    — what is staged in the store each turn, and loaded back at start.
 //! - `commit`     — the commit window, the store writer's batches, acks held until durable.
+//! - `held`       — a bridge link's output kept back until the batch it follows is durable.
 //! - `reload`     — SIGHUP: the config file and ACL rules read again, clients kept.
 //! - `services`   — the internal services beside the broker (chat): claimed topics, effects.
 //! - `watch`      — recent topics and their last messages, for the web console (bounded).
@@ -42,6 +43,7 @@ mod delivery;
 mod disconnect;
 mod dispatch;
 mod event_loop;
+mod held;
 mod inbox;
 mod linger;
 mod listeners;
