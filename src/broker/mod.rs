@@ -52,6 +52,7 @@ mod publish;
 mod queue;
 mod reload;
 mod services;
+mod socket_io;
 mod stats;
 mod subscribe;
 mod sys;
