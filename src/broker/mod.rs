@@ -151,7 +151,7 @@ pub struct Broker {
     /// The store and this turn's staged writes.
     db: persist::Db,
     /// The broker-wide queue budgets and the publishers waiting for them.
-    budget: queue::Budget,
+    budget: crate::core::queue::Budget,
     /// What the turn does at its end, and the buffers it reuses.
     turn: turn::Turn,
     timers: Timers,
@@ -193,7 +193,7 @@ impl Broker {
             bridges: bridge::Bridges::default(),
             access: access::Access::new(auth),
             db: persist::Db::new(store, writer),
-            budget: queue::Budget::default(),
+            budget: crate::core::queue::Budget::default(),
             turn: turn::Turn::default(),
             timers: Timers::default(),
             stats: Stats::default(),
