@@ -5,9 +5,13 @@
 
 CARGO ?= cargo
 
-.PHONY: build run test clean
+.PHONY: build build-deps run test clean
 
-build:
+# Rust and a C compiler, from the distribution when missing (scripts/install-build-deps.sh).
+build-deps:
+	@bash scripts/install-build-deps.sh
+
+build: build-deps
 	$(CARGO) build --release
 
 # No arguments: MQTT on 127.0.0.1:1883, database ./outpost.db, web console
@@ -20,6 +24,7 @@ run: build
 # which would build every dependency again in the bench profile. It skips doc
 # tests, hence the separate `--doc` run.
 test:
+	bash scripts/install-build-deps.sh --test
 	bash scripts/install-test-deps.sh
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
@@ -75,7 +80,7 @@ cargo-deb:
 	@$(CARGO) deb --version >/dev/null 2>&1 || \
 		$(CARGO) install cargo-deb --locked --version '$(CARGO_DEB_VERSION)'
 
-deb: packaged-config
+deb: packaged-config build-deps
 	@$(MAKE) --no-print-directory cargo-deb
 	$(CARGO) deb --strip
 	$(call report-size,$(shell dpkg --print-architecture))

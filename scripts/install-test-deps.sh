@@ -82,20 +82,6 @@ have_pip() {
     command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1
 }
 
-# --- Rust components: rustup works without root -------------------------------
-for component in rustfmt clippy; do
-    if [ "$component" = rustfmt ]; then probe=(cargo fmt --version); else probe=(cargo clippy --version); fi
-    if ! "${probe[@]}" >/dev/null 2>&1; then
-        if command -v rustup >/dev/null 2>&1; then
-            say "adding rust component $component"
-            rustup component add "$component"
-        else
-            say "missing: $component (install it with: rustup component add $component)"
-            exit 1
-        fi
-    fi
-done
-
 # --- System and Python packages -------------------------------------------------
 apt_packages=()
 have_mosquitto || apt_packages+=(mosquitto-clients)
