@@ -4,8 +4,9 @@
 # tests/bridge.rs), openssl (the TLS tests' certificates), paho-mqtt 2.x for Python
 # (conformance scripts), chromium, node and npm with playwright-core in tests/browser
 # (the web console's browser test) and MQTT.js with puppeteer-core in tests/js
-# (WebSocket tests; both drive Debian's chromium, neither downloads a browser),
-# plus the rustfmt and clippy components. Idempotent: when
+# (WebSocket tests; both drive Debian's chromium, neither downloads a browser).
+# Rust with rustfmt and clippy is scripts/install-build-deps.sh's job (`make test`
+# runs it first). Idempotent: when
 # everything is present it changes nothing. Meant for a fresh Debian or Ubuntu
 # machine run as root; as another user it only says what is missing.
 #
