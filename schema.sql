@@ -1,4 +1,4 @@
--- Outpost durable store: the whole schema, version 5 (PRAGMA user_version = 5).
+-- Outpost durable store: the whole schema, version 6 (PRAGMA user_version = 6).
 --
 -- store::open applies this file, in one transaction, to a database whose
 -- user_version is 0 (a new file). A database at an older version is brought
@@ -207,4 +207,17 @@ CREATE TABLE bridge_qos2_in (
     PRIMARY KEY (bridge, packet_id)
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 5;
+-- Who may not connect: a client id, a user name (compared by its lower-case
+-- form) or an address. expires_at NULL is a ban until it is lifted.
+CREATE TABLE bans (
+    id         INTEGER PRIMARY KEY,
+    kind       TEXT    NOT NULL CHECK (kind IN ('client_id', 'username', 'address')),
+    value      TEXT    NOT NULL CHECK (length(value) > 0),
+    reason     TEXT    NOT NULL DEFAULT '',
+    created_by TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    UNIQUE (kind, value)
+);
+
+PRAGMA user_version = 6;

@@ -250,7 +250,8 @@
       cell(tr, code(b.name), "bridge");
       cell(tr, code(b.address), "upstream");
       cell(tr, b.protocol, "MQTT");
-      const link = el("span", b.connected ? "connected" : "down", "state-" + (b.connected ? "connected" : "down"));
+      const state = b.connected ? "connected" : b.state === "idle" ? "idle" : "down";
+      const link = el("span", state === "idle" ? "idle (lazy)" : state, "state-" + state);
       if (b.connected && b.connected_since) {
         link.append(" since ", time(b.connected_since * 1000));
       }
@@ -270,7 +271,10 @@
     document.getElementById("clients-total").textContent = countText(rows);
     fill("client-rows", rows.rows, 10, (c) => {
       const tr = el("tr");
-      cell(tr, code(c.client_id), "client");
+      const detail = el("a");
+      detail.href = "/admin/client?id=" + encodeURIComponent(c.client_id);
+      detail.appendChild(code(c.client_id));
+      cell(tr, detail, "client");
       cell(tr, c.username || "—", "user");
       cell(tr, c.address, "address");
       cell(tr, c.protocol, "MQTT");
@@ -309,6 +313,7 @@
 
   function showTopics(rows) {
     document.getElementById("topics-total").textContent = countText(rows);
+    document.dispatchEvent(new CustomEvent("outpost:topics", { detail: rows }));
     fill("topic-rows", rows.rows, 3, (t) => {
       const tr = el("tr");
       const a = el("a");

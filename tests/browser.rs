@@ -7,7 +7,8 @@
 //! peer (tests/python/chat_peer.py, so it needs python3 with paho-mqtt 2.x too) and a
 //! mosquitto one. The third runs tests/browser/admin-bridges.test.mjs: the admin page's
 //! bridge panel against a real upstream Mosquitto; the fourth tests/browser/console-walk.test.mjs,
-//! the console's publish, watch, retained, user and ACL panels.
+//! the console's publish, watch, retained, user and ACL panels; the fifth
+//! tests/browser/console-clients.test.mjs, client detail, ban and offline sessions.
 
 mod common;
 
@@ -80,6 +81,32 @@ fn an_admin_publishes_watches_cleans_up_and_manages_users_from_chromium() {
             "walk-phone-watch.png",
             "walk-phone-retained.png",
             "walk-phone-users.png",
+        ],
+    );
+}
+
+/// tests/browser/console-clients.test.mjs: a client's detail page from the clients list,
+/// ban from it (a real mosquitto_sub refused), its offline session deleted, the ban
+/// lifted, at desktop and phone sizes.
+#[test]
+fn an_admin_inspects_bans_and_cleans_up_a_client_from_chromium() {
+    let broker = console::start(&[("admin", "admin-password", true)]);
+    run_page_test(
+        "console-clients.test.mjs",
+        &broker,
+        &[
+            ("ADMIN_USER", "admin".into()),
+            ("ADMIN_PASSWORD", "admin-password".into()),
+        ],
+        &[
+            "clients-desktop-detail.png",
+            "clients-desktop-sessions.png",
+            "clients-desktop-bans.png",
+            "clients-desktop-tree.png",
+            "clients-phone-detail.png",
+            "clients-phone-sessions.png",
+            "clients-phone-bans.png",
+            "clients-phone-tree.png",
         ],
     );
 }

@@ -570,7 +570,17 @@ fn reset_post(port: u16, fields: &[(&str, &str)]) -> Response {
 /// own reset, under its attempt windows; the old password stops working at once.
 #[test]
 fn a_forgotten_password_is_reset_on_the_web_with_the_security_question() {
-    let broker = console::start(&[ALICE, ("bob", "bob-password", false)]);
+    reset_on_the_web("");
+}
+
+/// The same with the chat service off: the reset belongs to accounts, not to the chat.
+#[test]
+fn a_forgotten_password_is_reset_on_the_web_with_the_chat_service_off() {
+    reset_on_the_web("chat = false\n");
+}
+
+fn reset_on_the_web(config: &str) {
+    let broker = console::start_with(&[ALICE, ("bob", "bob-password", false)], config);
     let port = broker.web_port();
     let (mut alice, csrf) = logged_in(port, "alice", "alice-password");
     let set = alice.post_form(

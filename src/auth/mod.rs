@@ -8,9 +8,11 @@
 //! - `attempts` — at most so many attempts per key in a window (registrations per address).
 //! - `throttle` — bounds password guessing per address and per account.
 //! - `acl`      — topic access rules, evaluated on the loop.
+//! - `bans`     — client ids, user names and addresses that may not connect.
 
 pub mod acl;
 pub mod attempts;
+pub mod bans;
 pub mod cache;
 pub mod login_token;
 pub mod password;

@@ -46,6 +46,12 @@ impl Backoff {
         half + Duration::from_millis(self.random() % (span + 1))
     }
 
+    /// The link was let go on purpose (a lazy bridge, idle): the next attempt starts the
+    /// delays over.
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+
     /// Attempts in a row that ended without a good exchange.
     pub fn failures(&self) -> u32 {
         self.failures

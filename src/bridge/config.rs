@@ -88,9 +88,38 @@ pub struct BridgeConfig {
     /// Mosquitto's bridges have it.
     #[serde(default)]
     pub notification_topic: Option<String>,
+    /// When the link comes up: `always` (at start, and again whenever it is lost) or
+    /// `lazy` (a metered link: only when enough is queued; see `crate::bridge::lazy`).
+    #[serde(default)]
+    pub start: Start,
+    /// Lazy: messages queued that bring the link up (default 10, as Mosquitto's
+    /// `threshold`).
+    #[serde(default)]
+    pub lazy_threshold: Option<u64>,
+    /// Lazy: seconds after the link was let go (or start) when anything queued brings it
+    /// up, so a message waits at most this long however few are queued. Unset: only the
+    /// threshold does.
+    #[serde(default)]
+    pub lazy_interval: Option<u64>,
+    /// Lazy: seconds with nothing queued and no message across the link after which the
+    /// link is let go (default 60, as Mosquitto's).
+    #[serde(default)]
+    pub idle_timeout: Option<u64>,
     /// Which topics cross, in which direction.
     #[serde(default)]
     pub topic: Vec<TopicRule>,
+}
+
+/// `start = "always" | "lazy"`.
+#[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Start {
+    /// Connect at start and reconnect whenever the link is lost.
+    #[default]
+    Always,
+    /// Connect when `lazy_threshold` messages are queued or `lazy_interval` has passed
+    /// with something queued; let the link go after `idle_timeout`.
+    Lazy,
 }
 
 /// `address = "host:port"` or `address = ["host1:port", "host2:port"]`.
@@ -189,6 +218,40 @@ impl fmt::Display for QueueFull {
     }
 }
 
+impl BridgeConfig {
+    /// What is wrong with the lazy-start options, if anything: they need `start = "lazy"`
+    /// (set with `always`, they would silently do nothing) and sane values.
+    fn lazy_problem(&self) -> Option<(&'static str, String)> {
+        let set = [
+            ("bridge.lazy_threshold", self.lazy_threshold),
+            ("bridge.lazy_interval", self.lazy_interval),
+            ("bridge.idle_timeout", self.idle_timeout),
+        ];
+        for (option, value) in set {
+            if self.start == Start::Always && value.is_some() {
+                return Some((option, "only applies with start = \"lazy\"".into()));
+            }
+        }
+        let sends = self.topic.iter().any(|rule| rule.direction.outbound());
+        if self.start == Start::Lazy && !sends {
+            return Some((
+                "bridge.start",
+                "\"lazy\" needs an `out` or `both` rule (only queued messages bring the link up)"
+                    .into(),
+            ));
+        }
+        if self.lazy_threshold == Some(0) {
+            return Some(("bridge.lazy_threshold", "must be at least 1".into()));
+        }
+        for (option, value) in &set[1..] {
+            if value.is_some_and(|v| v == 0 || v > 86_400) {
+                return Some((option, "must be between 1 and 86400 seconds".into()));
+            }
+        }
+        None
+    }
+}
+
 fn default_keep_alive() -> u16 {
     300
 }
@@ -228,6 +291,16 @@ impl BridgeConfig {
                 .clone()
                 .unwrap_or_else(|| format!("$SYS/broker/connection/{}/state", self.client_id()))
         })
+    }
+
+    /// Messages queued that bring a lazy link up.
+    pub fn lazy_threshold(&self) -> u64 {
+        self.lazy_threshold.unwrap_or(10)
+    }
+
+    /// Seconds of idleness after which a lazy link is let go.
+    pub fn idle_timeout(&self) -> u64 {
+        self.idle_timeout.unwrap_or(60)
     }
 
     /// What is wrong with this section, as (option, message), if anything.
@@ -285,6 +358,9 @@ impl BridgeConfig {
                     "must be a topic name (no wildcards, not empty)",
                 );
             }
+        }
+        if let Some(problem) = self.lazy_problem() {
+            return Some(problem);
         }
         if self.cert_file.is_some() != self.key_file.is_some() {
             return bad("bridge.cert_file", "and key_file go together");

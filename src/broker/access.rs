@@ -13,7 +13,7 @@ use crate::auth::login_token::LoginTokens;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::worker::AuthWorker;
 use crate::config::Config;
-use crate::store::AclRule;
+use crate::store::{AclRule, Ban};
 
 pub struct Access {
     /// Where passwords are checked (bcrypt is too slow for the loop), and other slow
@@ -25,10 +25,16 @@ pub struct Access {
     pub credentials: CredentialCache,
     /// Password guessing bounded per address and per account (slot taken before bcrypt).
     pub throttle: LoginThrottle,
+    /// Password resets by security question from the web, bounded per address and per
+    /// account, while no chat service keeps them (with chat on, the web and `reset` over
+    /// MQTT share the chat's).
+    pub resets: LoginThrottle,
     /// Single-use passwords the web console granted to logged-in browsers.
     pub login_tokens: LoginTokens,
     /// Every ACL rule in the store, refreshed with each auth reply and on SIGHUP.
     pub acl_rules: Arc<Vec<AclRule>>,
+    /// Every ban in the store, read at start and again when the console changes them.
+    pub bans: Vec<Ban>,
     /// The last client ACL built, handed out again to clients whose rules are the same
     /// (all anonymous clients, usually), so they share one allocation.
     last_acl: Arc<ClientAcl>,
@@ -41,8 +47,10 @@ impl Access {
             pending: HashMap::new(),
             credentials: CredentialCache::default(),
             throttle: LoginThrottle::default(),
+            resets: LoginThrottle::default(),
             login_tokens: LoginTokens::default(),
             acl_rules: Arc::new(Vec::new()),
+            bans: Vec::new(),
             last_acl: Arc::default(),
         }
     }

@@ -3,7 +3,7 @@
 //! the reconnect timer and `$SYS`. The decisions are in `crate::bridge`; this file only
 //! carries them out.
 //!
-//! Bridge `i` polls under the token `FIRST - i`, below the listeners'. Its output is
+//! Each bridge has a [`BridgeKey`], which is also its poll token's. Its output is
 //! flushed at the end of the turn, after the commit, like every client's: a PUBACK to the
 //! upstream leaves only once the message is in the local queues on disk, and a QoS 2
 //! PUBLISH only once its packet id is recorded.
@@ -18,10 +18,12 @@ use mio::{Interest, Token};
 
 use super::event_loop::RunError;
 use super::inbox::{Inbound, InboxSender};
+use super::keys::{BridgeKey, Slab};
 use super::message::Message;
 use super::timers::Timer;
 use super::Broker;
 use crate::bridge::backoff::Backoff;
+use crate::bridge::lazy::Lazy;
 use crate::bridge::queue::{Entry, ForwardQueue, Outgoing, Stage, Totals, MEMORY_ENTRIES};
 use crate::bridge::session::{Effect, LinkError, Session};
 use crate::bridge::{BridgeConfig, QueueFull};
@@ -30,8 +32,6 @@ use crate::protocol::{self, PacketId, Properties, Qos, QosPid};
 use crate::store::{BridgeWrite, ForwardRow, StoredMessage, Write};
 use crate::tls::{self, TlsSession};
 
-/// Bridge tokens count down from here, far below the listeners' (at most 256).
-const FIRST: usize = usize::MAX - 1024;
 /// Bytes read from the upstream per `read` call.
 const READ_CHUNK: usize = 16 * 1024;
 /// A connection that stayed up this long starts the reconnect delays over, as does one
@@ -40,11 +40,11 @@ const READ_CHUNK: usize = 16 * 1024;
 /// keeps backing off instead of reconnecting every second.
 const STABLE: Duration = Duration::from_secs(30);
 
-/// A host name resolved off the loop, for the attempt `serial` of bridge `index`; or,
+/// A host name resolved off the loop, for the attempt `serial` of bridge `key`; or,
 /// with `probe`, whether the primary address took a TCP connection (`Ok`) while the bridge
 /// is on another one.
 pub struct Resolved {
-    pub index: usize,
+    pub key: BridgeKey,
     pub serial: u64,
     pub result: Result<Vec<SocketAddr>, String>,
     pub probe: bool,
@@ -52,6 +52,36 @@ pub struct Resolved {
 
 /// How long the primary check waits for a TCP connection.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a bridge's link is, as `$SYS`, `/metrics` and the console show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    Up,
+    /// An attempt under way (resolving, TCP, TLS, waiting for CONNACK).
+    Connecting,
+    /// Wanted but not up: waiting for the next attempt after a failure.
+    Down,
+    /// A lazy bridge at rest: no link, on purpose, until enough is queued.
+    Idle,
+}
+
+impl LinkState {
+    pub const ALL: [LinkState; 4] = [
+        LinkState::Up,
+        LinkState::Connecting,
+        LinkState::Down,
+        LinkState::Idle,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Up => "up",
+            LinkState::Connecting => "connecting",
+            LinkState::Down => "down",
+            LinkState::Idle => "idle",
+        }
+    }
+}
 
 /// One bridge as the console shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +91,7 @@ pub struct BridgeInfo {
     /// The MQTT version spoken to the upstream.
     pub protocol: protocol::ProtocolVersion,
     pub connected: bool,
+    pub state: LinkState,
     /// How long the link has been up, while it is.
     pub up_for: Option<Duration>,
     /// Messages waiting for the upstream's acknowledgement, and their bytes.
@@ -97,6 +128,8 @@ pub struct Bridge {
     session: Session,
     link: Option<Link>,
     backoff: Backoff,
+    /// With `start = "lazy"`: when the link is wanted and when it is let go.
+    lazy: Option<Lazy>,
     /// Counts connection attempts; a resolver reply for an older attempt is ignored.
     serial: u64,
     /// When a `Timer::Bridge` is due, so the heap holds one per bridge at most (or a
@@ -126,21 +159,37 @@ impl Bridge {
     fn address(&self) -> &str {
         &self.config.address.list()[self.current]
     }
+
+    fn state(&self) -> LinkState {
+        if self.session.is_up() {
+            LinkState::Up
+        } else if self.lazy.as_ref().is_some_and(|l| !l.wanted()) {
+            LinkState::Idle
+        } else if self.session.is_down() {
+            LinkState::Down
+        } else {
+            LinkState::Connecting
+        }
+    }
 }
 
 /// The bridges and what they need from outside the loop.
 #[derive(Default)]
 pub struct Bridges {
-    list: Vec<Bridge>,
+    /// In the order of the `[[bridge]]` sections; set up at start, never removed.
+    list: Slab<BridgeKey, Bridge>,
     /// For the resolver threads' answers.
     inbox: Option<InboxSender>,
 }
 
 impl Bridges {
     /// The bridge a poll token belongs to.
-    pub fn index_of(&self, token: Token) -> Option<usize> {
-        let i = FIRST.checked_sub(token.0)?;
-        (i < self.list.len()).then_some(i)
+    pub fn key_of(&self, token: Token) -> Option<BridgeKey> {
+        BridgeKey::from_token(token).filter(|&key| self.list.contains(key))
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Bridge> {
+        self.list.iter().map(|(_, bridge)| bridge)
     }
 }
 
@@ -190,6 +239,20 @@ impl Broker {
                 totals.count,
                 totals.bytes
             );
+            let mut lazy = Lazy::new(&config, now);
+            if lazy.is_some() {
+                log::info!(
+                    "bridge {}: start = lazy: the link comes up at {} queued messages{}",
+                    config.name,
+                    config.lazy_threshold(),
+                    config.lazy_interval.map_or_else(String::new, |i| format!(
+                        " or {i} s after the last one with any queued"
+                    ))
+                );
+            }
+            let wanted = lazy
+                .as_mut()
+                .is_none_or(|l| l.wants_link(totals.count, now));
             let mut session = Session::new(&config, queue, self.config.max_packet_size, now);
             let inbound = self
                 .db
@@ -197,14 +260,15 @@ impl Broker {
                 .load_bridge_inbound(&config.name)
                 .map_err(RunError::Store)?;
             session.hold_inbound(inbound);
-            self.bridges.list.push(Bridge {
+            let key = self.bridges.list.insert(Bridge {
                 config,
                 session,
                 link: None,
                 backoff,
+                lazy,
                 serial: 0,
                 timer_at: None,
-                retry_at: Some(now),
+                retry_at: wanted.then_some(now),
                 addrs: Vec::new(),
                 current: 0,
                 round_start: 0,
@@ -213,10 +277,9 @@ impl Broker {
                 full: false,
                 tls,
             });
-            let index = self.bridges.list.len() - 1;
-            self.notify_locally(index, false, now);
-            let _ = self.refill_bridge(index);
-            self.schedule_bridge(index, now);
+            self.notify_locally(key, false, now);
+            let _ = self.refill_bridge(key);
+            self.schedule_bridge(key, now);
         }
         Ok(())
     }
@@ -224,8 +287,7 @@ impl Broker {
     /// True when some bridge's `out` rules take a local message on `topic`.
     pub(super) fn bridges_take(&self, topic: &str) -> bool {
         self.bridges
-            .list
-            .iter()
+            .all()
             .any(|bridge| bridge.session.rules.sends(topic))
     }
 
@@ -234,14 +296,14 @@ impl Broker {
     pub(super) fn forward_to_bridges(
         &mut self,
         message: &Message,
-        from: Option<usize>,
+        from: Option<BridgeKey>,
         now: Instant,
     ) {
-        for index in 0..self.bridges.list.len() {
-            if Some(index) == from {
+        for key in self.bridges.list.keys() {
+            if Some(key) == from {
                 continue;
             }
-            let bridge = &mut self.bridges.list[index];
+            let bridge = &mut self.bridges.list[key];
             let Some(mapped) = bridge.session.rules.outbound(&message.topic, message.qos) else {
                 continue;
             };
@@ -256,15 +318,17 @@ impl Broker {
                     }
                     _ => false,
                 };
-                if !sent {
-                    bridge.session.counters.dropped += 1;
+                match bridge.lazy.as_mut() {
+                    _ if !sent => bridge.session.counters.dropped += 1,
+                    Some(lazy) => lazy.busy(now),
+                    None => {}
                 }
                 continue;
             }
-            if !self.make_room(index, outgoing.size()) {
+            if !self.make_room(key, outgoing.size()) {
                 continue;
             }
-            let bridge = &mut self.bridges.list[index];
+            let bridge = &mut self.bridges.list[key];
             let stored = stored(&outgoing);
             let pushed = bridge.session.queue.push(outgoing);
             let name = bridge.config.name.clone();
@@ -273,18 +337,73 @@ impl Broker {
                 seq: pushed.seq,
                 msg: stored,
             }));
-            self.pump_bridge(index, now);
+            self.pump_bridge(key, now);
+            self.wake_if_wanted(key, now);
         }
     }
 
-    /// Applies the queue budget before a message of `size` bytes joins bridge `index`'s
+    /// A lazy bridge at rest: brings the link up if what is queued now wants it, or keeps
+    /// a timer for when `lazy_interval` will.
+    fn wake_if_wanted(&mut self, key: BridgeKey, now: Instant) {
+        let bridge = &mut self.bridges.list[key];
+        let queued = bridge.session.queue.len();
+        let Some(lazy) = bridge.lazy.as_mut() else {
+            return;
+        };
+        if !lazy.wanted() && lazy.wants_link(queued, now) {
+            log::info!(
+                "bridge {}: {queued} messages queued; bringing the link up (start = lazy)",
+                bridge.config.name
+            );
+            bridge.retry_at = Some(now);
+        }
+        self.schedule_bridge(key, now);
+    }
+
+    /// A lazy bridge's link had nothing to do for `idle_timeout`: the state `0` (with
+    /// `notifications`; a normal DISCONNECT discards the will), DISCONNECT, and rest until
+    /// enough is queued again.
+    fn let_go(&mut self, key: BridgeKey, now: Instant) {
+        let bridge = &mut self.bridges.list[key];
+        let Some(idle) = bridge.lazy.as_ref().map(Lazy::idle_timeout) else {
+            return;
+        };
+        log::info!(
+            "bridge {}: nothing to send for {} s; letting the link to {} go (start = lazy)",
+            bridge.config.name,
+            idle.as_secs(),
+            bridge.address()
+        );
+        if let Some(lazy) = bridge.lazy.as_mut() {
+            lazy.rest(now);
+        }
+        if let Some(link) = bridge.link.as_mut() {
+            bridge.session.send_disconnect(&mut link.out, true);
+        }
+        self.flush_bridge(key, now);
+        let bridge = &mut self.bridges.list[key];
+        if let Some(mut link) = bridge.link.take() {
+            let _ = self.registry.deregister(&mut link.socket);
+        }
+        bridge.up_since = None;
+        bridge.primary_check_at = None;
+        bridge.retry_at = None;
+        bridge.backoff.reset();
+        if !bridge.config.round_robin {
+            bridge.current = 0;
+        }
+        bridge.round_start = bridge.current;
+        self.notify_locally(key, false, now);
+    }
+
+    /// Applies the queue budget before a message of `size` bytes joins bridge `key`'s
     /// queue; false when the new message must be dropped.
     /// An episode of drops starts with the first message the budget turns away and ends
     /// with the first one that fits without a drop: one log line each, not one per drop.
-    fn make_room(&mut self, index: usize, size: u64) -> bool {
+    fn make_room(&mut self, key: BridgeKey, size: u64) -> bool {
         let mut dropped_now = false;
         loop {
-            let bridge = &mut self.bridges.list[index];
+            let bridge = &mut self.bridges.list[key];
             let budget = bridge.config.max_queue_bytes;
             if !bridge.session.queue.over_budget(size, budget) {
                 if !dropped_now && bridge.full {
@@ -322,11 +441,11 @@ impl Broker {
                 None if bridge.session.queue.wants_refill().is_some()
                     && bridge.session.queue.refill_room() > 0 =>
                 {
-                    if !self.refill_bridge(index) {
+                    if !self.refill_bridge(key) {
                         return false;
                     }
                     // The drop counted above happens from the refilled front, next round.
-                    self.bridges.list[index].session.counters.dropped -= 1;
+                    self.bridges.list[key].session.counters.dropped -= 1;
                 }
                 // Everything queued is in flight: the new message is the one to go.
                 None => return false,
@@ -334,11 +453,11 @@ impl Broker {
         }
     }
 
-    /// Reads the next part of bridge `index`'s queue from the store when the part in
+    /// Reads the next part of bridge `key`'s queue from the store when the part in
     /// memory runs low; true if it read any. The turn's staged rows are committed first,
     /// so the read sees them.
-    fn refill_bridge(&mut self, index: usize) -> bool {
-        let bridge = &self.bridges.list[index];
+    fn refill_bridge(&mut self, key: BridgeKey) -> bool {
+        let bridge = &self.bridges.list[key];
         let Some(from) = bridge.session.queue.wants_refill() else {
             return false;
         };
@@ -349,16 +468,13 @@ impl Broker {
         if self.writes_pending() {
             self.sync_store();
         }
-        let name = self.bridges.list[index].config.name.clone();
+        let name = self.bridges.list[key].config.name.clone();
         match self.db.store.load_forward(&name, from, room) {
             Ok(rows) => {
                 let complete = rows.len() < room;
                 let any = !rows.is_empty();
                 let rows = rows.into_iter().map(loaded_row).collect();
-                self.bridges.list[index]
-                    .session
-                    .queue
-                    .loaded(rows, complete);
+                self.bridges.list[key].session.queue.loaded(rows, complete);
                 any
             }
             Err(e) => {
@@ -370,25 +486,31 @@ impl Broker {
 
     /// Sends what the window allows and records the QoS 2 sends, reading more of the
     /// queue from the store as the part in memory drains.
-    fn pump_bridge(&mut self, index: usize, now: Instant) {
+    fn pump_bridge(&mut self, key: BridgeKey, now: Instant) {
         loop {
-            let bridge = &mut self.bridges.list[index];
+            let bridge = &mut self.bridges.list[key];
             let Some(link) = bridge.link.as_mut() else {
                 return;
             };
             let mut effects = Vec::new();
             bridge.session.pump(&mut link.out, &mut effects, now);
-            self.bridge_effects(index, effects, now);
-            if !self.refill_bridge(index) {
+            self.bridge_effects(key, effects, now);
+            if !self.refill_bridge(key) {
                 return;
             }
         }
     }
 
     /// Carries out what the session decided.
-    fn bridge_effects(&mut self, index: usize, effects: Vec<Effect<'_>>, now: Instant) {
+    fn bridge_effects(&mut self, key: BridgeKey, effects: Vec<Effect<'_>>, now: Instant) {
         for effect in effects {
-            let name = self.bridges.list[index].config.name.clone();
+            let name = self.bridges.list[key].config.name.clone();
+            let bridge = &mut self.bridges.list[key];
+            if let (Some(lazy), Effect::Forget { .. } | Effect::Deliver { .. }) =
+                (bridge.lazy.as_mut(), &effect)
+            {
+                lazy.busy(now);
+            }
             match effect {
                 Effect::Forget { seq, .. } => self
                     .db
@@ -437,31 +559,40 @@ impl Broker {
                         Qos::ExactlyOnce => QosPid::ExactlyOnce(PacketId::MIN),
                     };
                     publish.properties.topic_alias = None;
-                    self.bridges.list[index].session.counters.received += 1;
+                    self.bridges.list[key].session.counters.received += 1;
                     self.stats.messages_received += 1;
                     let message = Message::from_publish(&topic, &publish, None, now);
-                    self.distribute_from(message, Some(index), now);
+                    self.distribute_from(message, Some(key), now);
                 }
             }
         }
     }
 
-    /// A timer of bridge `index` is due: connect, time out, or ping.
-    pub(super) fn bridge_timer(&mut self, index: usize, now: Instant) {
-        let Some(bridge) = self.bridges.list.get_mut(index) else {
+    /// A timer of bridge `key` is due: connect, time out, or ping.
+    pub(super) fn bridge_timer(&mut self, key: BridgeKey, now: Instant) {
+        let Some(bridge) = self.bridges.list.get_mut(key) else {
             return;
         };
         bridge.timer_at = None;
+        let queued = bridge.session.queue.len();
+        if bridge.session.is_up() && bridge.lazy.as_ref().is_some_and(|l| l.is_idle(queued, now)) {
+            self.let_go(key, now);
+            return self.schedule_bridge(key, now);
+        }
+        if bridge.session.is_down() {
+            self.wake_if_wanted(key, now);
+        }
+        let bridge = &mut self.bridges.list[key];
         if bridge.link.is_none() && bridge.retry_at.is_some_and(|at| at <= now) {
             bridge.retry_at = None;
-            self.connect_bridge(index, now);
+            self.connect_bridge(key, now);
         }
-        let bridge = &mut self.bridges.list[index];
+        let bridge = &mut self.bridges.list[key];
         if bridge.primary_check_at.is_some_and(|at| at <= now) {
             bridge.primary_check_at = None;
-            self.probe_primary(index);
+            self.probe_primary(key);
         }
-        let bridge = &mut self.bridges.list[index];
+        let bridge = &mut self.bridges.list[key];
         // Without a link (a resolver still at work) a ping has nowhere to go.
         let mut nowhere = Vec::new();
         let out = bridge.link.as_mut().map_or(&mut nowhere, |l| &mut l.out);
@@ -477,18 +608,26 @@ impl Broker {
                 }
                 e => e,
             };
-            self.bridge_down(index, e, now);
+            self.bridge_down(key, e, now);
         }
-        self.schedule_bridge(index, now);
+        self.schedule_bridge(key, now);
     }
 
     /// Keeps one timer in the heap for the bridge's nearest deadline.
-    fn schedule_bridge(&mut self, index: usize, now: Instant) {
-        let bridge = &mut self.bridges.list[index];
+    fn schedule_bridge(&mut self, key: BridgeKey, now: Instant) {
+        let bridge = &mut self.bridges.list[key];
+        let queued = bridge.session.queue.len();
+        let lazy = bridge.lazy.as_ref();
+        let lazy_at = match lazy {
+            Some(lazy) if bridge.session.is_up() => lazy.idle_at(queued),
+            Some(lazy) => lazy.wake_at(queued),
+            None => None,
+        };
         let next = [
             bridge.retry_at,
             bridge.session.deadline(),
             bridge.primary_check_at,
+            lazy_at,
         ]
         .into_iter()
         .flatten()
@@ -500,17 +639,17 @@ impl Broker {
             return;
         }
         bridge.timer_at = Some(next);
-        self.timers.schedule(next.max(now), Timer::Bridge { index });
+        self.timers.schedule(next.max(now), Timer::Bridge { key });
     }
 
     /// Starts a connection attempt: straight to the address, or through a resolver thread.
-    fn connect_bridge(&mut self, index: usize, now: Instant) {
-        let bridge = &mut self.bridges.list[index];
+    fn connect_bridge(&mut self, key: BridgeKey, now: Instant) {
+        let bridge = &mut self.bridges.list[key];
         bridge.serial += 1;
         bridge.session.connecting(now);
         let address = bridge.address().to_string();
         if let Ok(addr) = address.parse::<SocketAddr>() {
-            self.open_bridge(index, addr, now);
+            self.open_bridge(key, addr, now);
             return;
         }
         let serial = bridge.serial;
@@ -523,7 +662,7 @@ impl Broker {
                 .map(Iterator::collect)
                 .map_err(|e| e.to_string());
             let _ = inbox.send(Inbound::BridgeResolved(Resolved {
-                index,
+                key,
                 serial,
                 result,
                 probe: false,
@@ -533,8 +672,8 @@ impl Broker {
 
     /// While up on another address: checks off the loop whether the primary takes a TCP
     /// connection again.
-    fn probe_primary(&mut self, index: usize) {
-        let bridge = &self.bridges.list[index];
+    fn probe_primary(&mut self, key: BridgeKey) {
+        let bridge = &self.bridges.list[key];
         let (address, serial) = (bridge.config.address.list()[0].clone(), bridge.serial);
         let Some(inbox) = self.bridges.inbox.clone() else {
             return;
@@ -551,7 +690,7 @@ impl Broker {
                         .ok_or_else(|| "no answer".to_string())
                 });
             let _ = inbox.send(Inbound::BridgeResolved(Resolved {
-                index,
+                key,
                 serial,
                 result,
                 probe: true,
@@ -563,14 +702,14 @@ impl Broker {
     /// another address, it leaves that one (DISCONNECT, normal) and connects to the
     /// primary now; what is in flight is sent again there.
     fn primary_probed(&mut self, resolved: Resolved, now: Instant) {
-        let index = resolved.index;
-        let bridge = &mut self.bridges.list[index];
+        let key = resolved.key;
+        let bridge = &mut self.bridges.list[key];
         if bridge.serial != resolved.serial || !bridge.session.is_up() || bridge.current == 0 {
             return;
         }
         if resolved.result.is_err() {
             bridge.primary_check_at = Some(now + Duration::from_secs(bridge.config.primary_retry));
-            return self.schedule_bridge(index, now);
+            return self.schedule_bridge(key, now);
         }
         log::info!(
             "bridge {}: the primary {} is back; leaving {} for it",
@@ -581,8 +720,8 @@ impl Broker {
         if let Some(link) = bridge.link.as_mut() {
             bridge.session.send_disconnect(&mut link.out, false);
         }
-        self.flush_bridge(index, now);
-        let bridge = &mut self.bridges.list[index];
+        self.flush_bridge(key, now);
+        let bridge = &mut self.bridges.list[key];
         if let Some(mut link) = bridge.link.take() {
             let _ = self.registry.deregister(&mut link.socket);
         }
@@ -591,13 +730,13 @@ impl Broker {
         bridge.current = 0;
         bridge.round_start = 0;
         bridge.retry_at = Some(now);
-        self.notify_locally(index, false, now);
-        self.schedule_bridge(index, now);
+        self.notify_locally(key, false, now);
+        self.schedule_bridge(key, now);
     }
 
     /// The resolver thread's answer.
     pub(super) fn bridge_resolved(&mut self, resolved: Resolved, now: Instant) {
-        let Some(bridge) = self.bridges.list.get(resolved.index) else {
+        let Some(bridge) = self.bridges.list.get(resolved.key) else {
             return;
         };
         if resolved.probe {
@@ -609,36 +748,32 @@ impl Broker {
         match resolved.result {
             Ok(mut addrs) if !addrs.is_empty() => {
                 let first = addrs.remove(0);
-                self.bridges.list[resolved.index].addrs = addrs;
-                self.open_bridge(resolved.index, first, now);
+                self.bridges.list[resolved.key].addrs = addrs;
+                self.open_bridge(resolved.key, first, now);
             }
-            Ok(_) => self.bridge_down(
-                resolved.index,
-                LinkError::Resolve("no addresses".into()),
-                now,
-            ),
-            Err(e) => self.bridge_down(resolved.index, LinkError::Resolve(e), now),
+            Ok(_) => self.bridge_down(resolved.key, LinkError::Resolve("no addresses".into()), now),
+            Err(e) => self.bridge_down(resolved.key, LinkError::Resolve(e), now),
         }
-        self.schedule_bridge(resolved.index, now);
+        self.schedule_bridge(resolved.key, now);
     }
 
-    fn open_bridge(&mut self, index: usize, addr: SocketAddr, now: Instant) {
-        let bridge = &mut self.bridges.list[index];
+    fn open_bridge(&mut self, key: BridgeKey, addr: SocketAddr, now: Instant) {
+        let bridge = &mut self.bridges.list[key];
         let mut socket = match TcpStream::connect(addr) {
             Ok(s) => s,
-            Err(e) => return self.bridge_down(index, LinkError::Io(e.to_string()), now),
+            Err(e) => return self.bridge_down(key, LinkError::Io(e.to_string()), now),
         };
-        let token = Token(FIRST - index);
+        let token = key.token();
         if let Err(e) =
             self.registry
                 .register(&mut socket, token, Interest::READABLE | Interest::WRITABLE)
         {
-            return self.bridge_down(index, LinkError::Io(e.to_string()), now);
+            return self.bridge_down(key, LinkError::Io(e.to_string()), now);
         }
         let tls = match &bridge.tls {
             Some(config) => match tls::client(config.clone(), &bridge.config, bridge.address()) {
                 Ok(t) => Some(t),
-                Err(e) => return self.bridge_down(index, LinkError::Tls(e.to_string()), now),
+                Err(e) => return self.bridge_down(key, LinkError::Tls(e.to_string()), now),
             },
             None => None,
         };
@@ -653,16 +788,16 @@ impl Broker {
         });
     }
 
-    /// A poll event for bridge `index`.
-    pub(super) fn bridge_event(&mut self, index: usize, event: &mio::event::Event, now: Instant) {
-        let Some(link) = self.bridges.list[index].link.as_mut() else {
+    /// A poll event for bridge `key`.
+    pub(super) fn bridge_event(&mut self, key: BridgeKey, event: &mio::event::Event, now: Instant) {
+        let Some(link) = self.bridges.list[key].link.as_mut() else {
             return;
         };
         if !link.connected {
             if event.is_error() || event.is_write_closed() {
                 let e = link.socket.take_error().ok().flatten();
                 let why = e.map_or_else(|| "connection refused".to_string(), |e| e.to_string());
-                return self.bridge_down(index, LinkError::Io(why), now);
+                return self.bridge_down(key, LinkError::Io(why), now);
             }
             if !event.is_writable() {
                 return;
@@ -670,27 +805,27 @@ impl Broker {
             match link.socket.peer_addr() {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
-                Err(e) => return self.bridge_down(index, LinkError::Io(e.to_string()), now),
+                Err(e) => return self.bridge_down(key, LinkError::Io(e.to_string()), now),
             }
             let _ = link.socket.set_nodelay(true);
             link.connected = true;
-            let bridge = &mut self.bridges.list[index];
+            let bridge = &mut self.bridges.list[key];
             let link = bridge.link.as_mut().expect("checked above");
             // With TLS the CONNECT waits in `out` until the handshake is done.
             bridge.session.send_connect(&mut link.out, now);
         }
         if event.is_readable() || event.is_read_closed() {
-            self.read_bridge(index, now);
+            self.read_bridge(key, now);
         }
         // Output (and what is left of the last write, on a writable event) goes at the end
         // of the turn, after the commit.
     }
 
-    fn read_bridge(&mut self, index: usize, now: Instant) {
+    fn read_bridge(&mut self, key: BridgeKey, now: Instant) {
         let mut scratch = std::mem::take(&mut self.turn.read_scratch);
         scratch.resize(READ_CHUNK, 0);
         let result = loop {
-            let Some(link) = self.bridges.list[index].link.as_mut() else {
+            let Some(link) = self.bridges.list[key].link.as_mut() else {
                 break Ok(());
             };
             let n = match link.socket.read(&mut scratch) {
@@ -710,29 +845,29 @@ impl Broker {
                 }
                 None => input.extend_from_slice(&scratch[..n]),
             }
-            if let Err(e) = self.bridge_input(index, &mut input, now) {
+            if let Err(e) = self.bridge_input(key, &mut input, now) {
                 break Err(e);
             }
-            if let Some(link) = self.bridges.list[index].link.as_mut() {
+            if let Some(link) = self.bridges.list[key].link.as_mut() {
                 link.read_buf = input;
             }
         };
         self.turn.read_scratch = scratch;
         if let Err(e) = result {
-            self.bridge_down(index, e, now);
+            self.bridge_down(key, e, now);
         }
     }
 
     /// Decodes and handles every whole packet in `input`, keeping the rest there.
     fn bridge_input(
         &mut self,
-        index: usize,
+        key: BridgeKey,
         input: &mut Vec<u8>,
         now: Instant,
     ) -> Result<(), LinkError> {
         let mut used = 0;
         let result = loop {
-            let bridge = &mut self.bridges.list[index];
+            let bridge = &mut self.bridges.list[key];
             let version = bridge.session.version();
             let max = self.config.max_packet_size;
             let (packet, len) = match protocol::decode(&input[used..], version, max) {
@@ -762,23 +897,23 @@ impl Broker {
                 }
                 log::info!("bridge {}: up on {}", config.name, bridge.address());
             }
-            self.bridge_effects(index, effects, now);
+            self.bridge_effects(key, effects, now);
             if came_up {
-                self.notify_locally(index, true, now);
+                self.notify_locally(key, true, now);
             }
         };
         input.drain(..used);
         if result.is_ok() {
-            self.pump_bridge(index, now);
-            self.schedule_bridge(index, now);
+            self.pump_bridge(key, now);
+            self.schedule_bridge(key, now);
         }
         result
     }
 
-    /// Writes what bridge `index` has for the socket; called at the end of the turn
+    /// Writes what bridge `key` has for the socket; called at the end of the turn
     /// (after the commit) and when the socket becomes writable.
-    fn flush_bridge(&mut self, index: usize, now: Instant) {
-        let Some(link) = self.bridges.list[index].link.as_mut() else {
+    fn flush_bridge(&mut self, key: BridgeKey, now: Instant) {
+        let Some(link) = self.bridges.list[key].link.as_mut() else {
             return;
         };
         if !link.connected {
@@ -787,7 +922,7 @@ impl Broker {
         match link.tls.as_mut() {
             Some(tls) => {
                 if let Err(e) = tls.write_plaintext(&mut link.out, &mut link.wire) {
-                    return self.bridge_down(index, LinkError::Tls(e.to_string()), now);
+                    return self.bridge_down(key, LinkError::Tls(e.to_string()), now);
                 }
             }
             None if link.wire.is_empty() => std::mem::swap(&mut link.wire, &mut link.out),
@@ -812,7 +947,7 @@ impl Broker {
         link.wire.drain(..written);
         self.stats.bytes_sent += written as u64;
         if let Err(e) = result {
-            return self.bridge_down(index, e, now);
+            return self.bridge_down(key, e, now);
         }
         let pending = !link.wire.is_empty();
         if pending != link.wants_write {
@@ -821,7 +956,7 @@ impl Broker {
             } else {
                 Interest::READABLE
             };
-            let token = Token(FIRST - index);
+            let token = key.token();
             if self
                 .registry
                 .reregister(&mut link.socket, token, interest)
@@ -837,7 +972,7 @@ impl Broker {
     /// instead, and the next connection sends again what is unacknowledged.
     /// True when some bridge has output waiting for its socket.
     pub(super) fn bridges_have_output(&self) -> bool {
-        self.bridges.list.iter().any(|b| {
+        self.bridges.all().any(|b| {
             b.link
                 .as_ref()
                 .is_some_and(|l| !l.out.is_empty() || !l.wire.is_empty())
@@ -845,12 +980,12 @@ impl Broker {
     }
 
     pub(super) fn flush_bridges(&mut self, commit_failed: bool, now: Instant) {
-        for index in 0..self.bridges.list.len() {
-            let has_link = self.bridges.list[index].link.is_some();
+        for key in self.bridges.list.keys() {
+            let has_link = self.bridges.list[key].link.is_some();
             if commit_failed && has_link {
-                self.bridge_down(index, LinkError::Io("local store failure".into()), now);
+                self.bridge_down(key, LinkError::Io("local store failure".into()), now);
             } else {
-                self.flush_bridge(index, now);
+                self.flush_bridge(key, now);
             }
         }
     }
@@ -858,18 +993,18 @@ impl Broker {
     /// A graceful stop: each connected bridge says DISCONNECT, best effort, after the
     /// final commit.
     pub(super) fn stop_bridges(&mut self, now: Instant) {
-        for index in 0..self.bridges.list.len() {
-            let bridge = &mut self.bridges.list[index];
+        for key in self.bridges.list.keys() {
+            let bridge = &mut self.bridges.list[key];
             if let Some(link) = bridge.link.as_mut() {
                 bridge.session.send_disconnect(&mut link.out, true);
-                self.flush_bridge(index, now);
+                self.flush_bridge(key, now);
             }
         }
     }
 
     /// The link is gone or could not be made: log it and schedule the next attempt.
-    fn bridge_down(&mut self, index: usize, error: LinkError, now: Instant) {
-        let bridge = &mut self.bridges.list[index];
+    fn bridge_down(&mut self, key: BridgeKey, error: LinkError, now: Instant) {
+        let bridge = &mut self.bridges.list[key];
         if let Some(mut link) = bridge.link.take() {
             let _ = self.registry.deregister(&mut link.socket);
         }
@@ -878,7 +1013,7 @@ impl Broker {
             // The name has more addresses (IPv6 and IPv4, say): try the next one now.
             let next = bridge.addrs.remove(0);
             log::info!("bridge {}: {error}; trying {next}", bridge.config.name);
-            return self.open_bridge(index, next, now);
+            return self.open_bridge(key, next, now);
         }
         let count = bridge.config.address.list().len();
         if !was_up && (bridge.current + 1) % count != bridge.round_start {
@@ -890,7 +1025,7 @@ impl Broker {
                 bridge.config.name,
                 bridge.address()
             );
-            return self.connect_bridge(index, now);
+            return self.connect_bridge(key, now);
         }
         bridge.primary_check_at = None;
         let lost_on = bridge.current;
@@ -910,34 +1045,46 @@ impl Broker {
                 .stage(Write::Bridge(BridgeWrite::Delete { bridge: name, seq }));
         }
         if was_up {
-            self.notify_locally(index, false, now);
+            self.notify_locally(key, false, now);
         }
-        let bridge = &mut self.bridges.list[index];
+        let bridge = &mut self.bridges.list[key];
         let stable = bridge
             .up_since
             .take()
             .is_some_and(|since| now.saturating_duration_since(since) >= STABLE);
         let good = was_up && (stable || bridge.session.had_good_exchange());
         let delay = bridge.backoff.after(good);
-        bridge.retry_at = Some(now + delay);
         let what = if was_up {
             "link lost"
         } else {
             "cannot connect"
         };
+        let queued = bridge.session.queue.len();
+        if let Some(lazy) = bridge.lazy.as_mut().filter(|_| queued == 0) {
+            // Nothing is waiting: a lazy link rests instead of trying again.
+            lazy.rest(now);
+            bridge.retry_at = None;
+            log::warn!(
+                "bridge {} to {failed_address}: {what}: {error}; nothing queued, so no new \
+                 attempt until enough is (start = lazy)",
+                bridge.config.name
+            );
+            return self.schedule_bridge(key, now);
+        }
+        bridge.retry_at = Some(now + delay);
         log::warn!(
             "bridge {} to {failed_address}: {what}: {error}; next attempt in {:.1} s ({} queued)",
             bridge.config.name,
             delay.as_secs_f64(),
             bridge.session.queue.len()
         );
-        self.schedule_bridge(index, now);
+        self.schedule_bridge(key, now);
     }
 
     /// With `notifications`, the link's state (`1` up, `0` down) as a retained message on
     /// the notification topic for local subscribers too; kept in memory like `$SYS`.
-    fn notify_locally(&mut self, index: usize, up: bool, now: Instant) {
-        let Some(topic) = self.bridges.list[index].config.notification_topic() else {
+    fn notify_locally(&mut self, key: BridgeKey, up: bool, now: Instant) {
+        let Some(topic) = self.bridges.list[key].config.notification_topic() else {
             return;
         };
         let state: &[u8] = if up { b"1" } else { b"0" };
@@ -948,8 +1095,7 @@ impl Broker {
     pub(super) fn bridge_infos(&self) -> Vec<BridgeInfo> {
         let now = Instant::now();
         self.bridges
-            .list
-            .iter()
+            .all()
             .map(|b| {
                 let (s, c) = (&b.session, &b.session.counters);
                 BridgeInfo {
@@ -957,6 +1103,7 @@ impl Broker {
                     address: b.address().to_string(),
                     protocol: s.version(),
                     connected: s.is_up(),
+                    state: b.state(),
                     up_for: b
                         .up_since
                         .filter(|_| s.is_up())
@@ -978,12 +1125,13 @@ impl Broker {
     /// `$SYS/broker/bridge/NAME/...` for every bridge, as (topic, value) pairs.
     pub(super) fn bridge_sys_values(&self) -> Vec<(String, String)> {
         let mut values = Vec::new();
-        for bridge in &self.bridges.list {
+        for bridge in self.bridges.all() {
             let s = &bridge.session;
             let c = &s.counters;
             let name = &bridge.config.name;
             for (key, value) in [
                 ("connected", u8::from(s.is_up()).to_string()),
+                ("state", bridge.state().as_str().to_string()),
                 ("queued", s.queue.len().to_string()),
                 ("queued/bytes", s.queue.bytes().to_string()),
                 ("forwarded", c.forwarded.to_string()),

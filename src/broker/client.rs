@@ -168,6 +168,11 @@ pub struct Connection {
     /// idle connections stay 8 bytes smaller.)
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// PUBLISH packets taken from and sent to it, for the console's per-client rates.
+    pub messages_in: u64,
+    pub messages_out: u64,
+    /// Its CONNECT's Clean Start (3.1.1: Clean Session) flag, shown by the web console.
+    pub clean_start: bool,
 }
 
 impl Connection {
@@ -209,6 +214,9 @@ impl Connection {
             hold: Hold::Reading,
             bytes_in: 0,
             bytes_out: 0,
+            messages_in: 0,
+            messages_out: 0,
+            clean_start: false,
         }
     }
 

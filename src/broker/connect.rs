@@ -15,6 +15,7 @@ use super::message::{ForwardedProperties, Message};
 use super::session::{Session, Will};
 use super::timers::Timer;
 use super::{Broker, Violation};
+use crate::auth::bans;
 use crate::auth::cache::Credential;
 use crate::auth::throttle::Attempt;
 use crate::auth::worker::{AuthOutcome, AuthReply, AuthRequest};
@@ -69,6 +70,10 @@ impl Broker {
             return Ok(());
         }
         let request = self.connect_request(token, &connect, now);
+        if self.banned(token, &request.client_id, connect.username) {
+            self.refuse_connect(token, ReasonCode::Banned);
+            return Ok(());
+        }
         let Some(username) = connect.username else {
             if self.anonymous_allowed(token) {
                 self.accept_connect(token, request, now);
@@ -190,6 +195,22 @@ impl Broker {
         }
     }
 
+    /// True (and logged) when a ban names this client id, user name or address.
+    fn banned(&self, token: ConnKey, client_id: &str, username: Option<&str>) -> bool {
+        let addr = self.conns[token].addr.ip();
+        let now = clock::unix_seconds();
+        let Some(ban) = bans::find(&self.access.bans, client_id, username, addr, now) else {
+            return false;
+        };
+        log::info!(
+            "client {client_id} from {addr}: refused, {} {} is banned (ban {})",
+            ban.kind,
+            ban.value,
+            ban.id
+        );
+        true
+    }
+
     /// Anonymous clients: as configured, or by default only on loopback listeners.
     fn anonymous_allowed(&self, token: ConnKey) -> bool {
         self.config
@@ -301,6 +322,7 @@ impl Broker {
         let acl = self
             .access
             .acl_for(&self.config, username.as_deref(), &client_id);
+        self.conns[token].clean_start = clean_start;
         let s = &mut self.sessions[session];
         s.set_connection(Some(token));
         s.will = will;

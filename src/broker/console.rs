@@ -3,7 +3,8 @@
 //! channel; the loop answers from its state in one place and never waits on the web thread.
 //! Answers are snapshots: the console computes rates from successive ones, so nothing runs
 //! on the loop while nobody looks. Long lists are cut at [`MAX_ROWS`]. The console's
-//! publish and retained-message commands are carried out in `console_topics.rs`.
+//! publish and retained-message commands are carried out in `console_topics.rs`, the
+//! client detail and offline sessions in `console_clients.rs`.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -12,14 +13,17 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-pub use super::bridge::BridgeInfo;
+pub use super::bridge::{BridgeInfo, LinkState};
 use super::close::Ending;
+pub use super::console_clients::{ClientDetail, SessionInfo, SubscriptionDetail, WillInfo};
 use super::inbox::{Inbound, InboxSender, SendError};
 use super::keys::ConnKey;
 use super::listeners::{ListenerId, ListenerKind};
 use super::watch::Seen;
 use super::{Broker, Violation};
+use crate::auth::bans;
 use crate::auth::throttle::Attempt;
+use crate::clock;
 use crate::protocol::{ProtocolVersion, ReasonCode};
 
 /// Rows in one list answer, so a broker with many clients answers in bounded time and size.
@@ -44,6 +48,12 @@ pub enum ConsoleAsk {
     Topics,
     /// The last messages of one topic.
     TopicMessages(String),
+    /// One connected client in detail.
+    Client(String),
+    /// The persistent sessions of clients that are not connected.
+    OfflineSessions,
+    /// End the offline session of this client id (as its expiry would).
+    DeleteSession(String),
     /// Disconnect the client with this id (MQTT 5: DISCONNECT 0x98, Administrative action).
     Disconnect(String),
     /// Every bridge with its link state and queue.
@@ -60,6 +70,9 @@ pub enum ConsoleAsk {
     /// Read the ACL rules again and forget cached logins (after the console changed users
     /// or rules).
     RefreshAccess,
+    /// Read the bans again (after the console changed them) and disconnect the connected
+    /// clients they name (MQTT 5: DISCONNECT 0x98).
+    RefreshBans,
     /// Reset a forgotten password with the security question's answer (the web reset
     /// page), under the same attempt windows as the chat service's `reset`.
     ResetPassword {
@@ -102,6 +115,8 @@ pub enum ConsoleAnswer {
     Listeners(Vec<ListenerInfo>),
     Stats(StatsSnapshot),
     Clients(Rows<ClientInfo>),
+    Client(Box<ClientDetail>),
+    Sessions(Rows<SessionInfo>),
     Subscribers(Rows<FilterInfo>),
     Topics(Rows<TopicInfo>),
     Messages(Vec<MessageInfo>),
@@ -122,6 +137,8 @@ pub enum ConsoleAnswer {
     Cleared(usize),
     /// Too many failed attempts (password resets): wait this many seconds.
     TooManyAttempts(u64),
+    /// How many clients a command disconnected.
+    Disconnected(usize),
 }
 
 /// Bytes of a payload the console shows at most (the viewer's cap).
@@ -317,6 +334,9 @@ impl Broker {
                 }
                 None => ConsoleAnswer::NotFound,
             },
+            ConsoleAsk::Client(client_id) => self.client_detail(&client_id),
+            ConsoleAsk::OfflineSessions => ConsoleAnswer::Sessions(self.offline_sessions()),
+            ConsoleAsk::DeleteSession(client_id) => self.delete_session(&client_id, now),
             ConsoleAsk::Disconnect(client_id) => self.disconnect_client(&client_id),
             ConsoleAsk::Bridges => ConsoleAnswer::Bridges(self.bridge_infos()),
             ConsoleAsk::Publish(publish) => self.console_publish(publish, now),
@@ -325,6 +345,7 @@ impl Broker {
             }
             ConsoleAsk::RetainedMessage(topic) => self.retained_message(&topic, now),
             ConsoleAsk::ClearRetained { user, filter } => self.clear_retained(&user, &filter),
+            ConsoleAsk::RefreshBans => self.refresh_bans(),
             ConsoleAsk::RefreshAccess => {
                 self.refresh_access();
                 ConsoleAnswer::Done
@@ -467,6 +488,47 @@ impl Broker {
             )),
         );
         ConsoleAnswer::Done
+    }
+
+    fn refresh_bans(&mut self) -> ConsoleAnswer {
+        match self.db.store.list_bans() {
+            Ok(bans) => self.access.bans = bans,
+            Err(e) => {
+                log::error!("cannot read the bans ({e}); keeping those in use");
+                return ConsoleAnswer::Failed(format!("cannot read the bans: {e}"));
+            }
+        }
+        let now = clock::unix_seconds();
+        let banned: Vec<(ConnKey, String)> = self
+            .conns
+            .iter()
+            .filter_map(|(token, conn)| {
+                let session = &self.sessions[conn.session()?];
+                let user = session.username.as_deref();
+                let ban = bans::find(
+                    &self.access.bans,
+                    &conn.client_id,
+                    user,
+                    conn.addr.ip(),
+                    now,
+                )?;
+                Some((token, format!("{} {}", ban.kind, ban.value)))
+            })
+            .collect();
+        for (token, why) in &banned {
+            log::info!(
+                "client {}: disconnected, {why} is banned",
+                self.conns[*token].client_id
+            );
+            self.end_connection(
+                *token,
+                Ending::Violation(Violation::new(
+                    ReasonCode::AdministrativeAction,
+                    "banned by an administrator",
+                )),
+            );
+        }
+        ConsoleAnswer::Disconnected(banned.len())
     }
 
     fn stop_listener(&mut self, id: ListenerId) -> ConsoleAnswer {

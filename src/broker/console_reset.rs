@@ -1,5 +1,6 @@
-//! The web console's password reset on the loop: the chat service's reset throttle
-//! (per address and per account, shared with `reset` over MQTT) is checked here, the answer
+//! The web console's password reset on the loop: the reset throttle (per address and per
+//! account; the chat service's, shared with `reset` over MQTT, when chat is on, else the
+//! loop's own) is checked here, the answer
 //! and the new password's bcrypt run on an auth worker with the chat's own reset, and the
 //! outcome comes back through the inbox, where the user's cached login is forgotten.
 
@@ -23,13 +24,11 @@ impl Broker {
         reply: mpsc::Sender<ConsoleAnswer>,
         now: Instant,
     ) {
-        let Some(chat) = self.chat.as_mut() else {
-            let _ = reply.send(ConsoleAnswer::Failed(
-                "password reset needs the chat service (chat = true)".into(),
-            ));
-            return;
+        let begun = match self.chat.as_mut() {
+            Some(chat) => chat.begin_web_reset(addr, &name, now),
+            None => self.access.resets.begin(addr, &name, now),
         };
-        let attempt = match chat.begin_web_reset(addr, &name, now) {
+        let attempt = match begun {
             Ok(attempt) => attempt,
             Err(wait) => {
                 log::info!("web console: password reset for {name} from {addr} held back {wait:?}");
@@ -66,8 +65,9 @@ impl Broker {
         now: Instant,
     ) -> ConsoleAnswer {
         let succeeded = outcome == ConsoleAnswer::Done;
-        if let Some(chat) = self.chat.as_mut() {
-            chat.finish_web_reset(attempt, succeeded, now);
+        match self.chat.as_mut() {
+            Some(chat) => chat.finish_web_reset(attempt, succeeded, now),
+            None => self.access.resets.finish(attempt, succeeded, now),
         }
         if succeeded {
             log::info!("web console: password of {name} reset with the security question");

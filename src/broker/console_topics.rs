@@ -158,7 +158,7 @@ impl Broker {
     /// The console's answer is its acknowledgement: what the command wrote (a retained
     /// message, queued copies for persistent sessions, cleared retained messages) is made
     /// durable first. The loop waits for that one flush; console commands are rare.
-    fn durable_before_answer(&mut self) {
+    pub(super) fn durable_before_answer(&mut self) {
         if self.writes_pending() {
             self.sync_store();
         }

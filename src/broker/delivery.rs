@@ -426,6 +426,7 @@ impl Broker {
             }
         }
         self.stats.messages_sent += 1;
+        self.conns[token].messages_out += 1;
         self.mark_flush(token);
         true
     }

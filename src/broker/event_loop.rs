@@ -236,9 +236,9 @@ impl Server {
                         }
                     }
                     WAKER => {}
-                    token if broker.bridges.index_of(token).is_some() => {
-                        if let Some(index) = broker.bridges.index_of(token) {
-                            broker.bridge_event(index, event, now);
+                    token if broker.bridges.key_of(token).is_some() => {
+                        if let Some(key) = broker.bridges.key_of(token) {
+                            broker.bridge_event(key, event, now);
                         }
                     }
                     token if broker.lingering.key_of(token).is_some() => {
@@ -463,7 +463,7 @@ impl Broker {
                     session,
                     generation,
                 } => self.session_expired(session, generation, now),
-                Timer::Bridge { index } => self.bridge_timer(index, now),
+                Timer::Bridge { key } => self.bridge_timer(key, now),
                 Timer::ClientRecords => self.commit_records(),
                 Timer::Commit => self.commit_progress(now),
                 Timer::Services => self.services_due(now),

@@ -1,7 +1,8 @@
 //! Typed slab keys, so a connection's key cannot be passed where a session's is meant:
-//! [`ConnKey`] (a connection in `Broker::conns`, also its mio `Token`) and [`SessionKey`]
-//! (a session in `Broker::sessions`, also a message's publisher for No Local). [`Slab`]
-//! is a slab indexed only by its own key type.
+//! [`ConnKey`] (a connection in `Broker::conns`, also its mio `Token`), [`SessionKey`]
+//! (a session in `Broker::sessions`, also a message's publisher for No Local) and
+//! [`BridgeKey`] (a bridge, with a poll token of its own). [`Slab`] is a slab indexed only
+//! by its own key type.
 //!
 //! Keys are reused once their entry is removed; whatever must tell an old holder of a key
 //! from a new one (timers, held publishers) pairs it with a serial or a generation.
@@ -59,6 +60,29 @@ key!(
     /// A closed connection's socket lingering in `Broker::lingering` (see `linger.rs`).
     LingerKey
 );
+
+key!(
+    /// A bridge's slot in `Bridges::list`, in config order; its socket polls under
+    /// [`BridgeKey::token`].
+    BridgeKey
+);
+
+/// Bridge tokens count down from here, far below the listeners' (at most 256) and far
+/// above any connection's (a `u32`).
+const FIRST_BRIDGE: usize = usize::MAX - 1024;
+
+impl BridgeKey {
+    /// The poll token the bridge's upstream socket is registered under.
+    pub fn token(self) -> Token {
+        Token(FIRST_BRIDGE - self.index())
+    }
+
+    /// The bridge a poll token would stand for (the caller checks that it exists).
+    pub fn from_token(token: Token) -> Option<BridgeKey> {
+        let index = FIRST_BRIDGE.checked_sub(token.0)?;
+        (index < 1024).then(|| BridgeKey::from_index(index))
+    }
+}
 
 impl ConnKey {
     /// The poll token the connection's socket is registered under.
@@ -172,5 +196,14 @@ mod tests {
         assert_eq!(key.token(), Token(42));
         assert_eq!(ConnKey::from_token(key.token()), Some(key));
         assert_eq!(ConnKey::from_token(Token(usize::MAX - 1)), None);
+    }
+
+    #[test]
+    fn a_bridge_key_round_trips_through_its_poll_token_apart_from_connections() {
+        let key = BridgeKey::from_index(3);
+        assert_eq!(BridgeKey::from_token(key.token()), Some(key));
+        assert_eq!(ConnKey::from_token(key.token()), None);
+        assert_eq!(BridgeKey::from_token(ConnKey::from_index(3).token()), None);
+        assert_eq!(BridgeKey::from_token(Token(usize::MAX)), None);
     }
 }

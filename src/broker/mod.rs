@@ -41,6 +41,7 @@ mod close;
 mod commit;
 mod connect;
 pub mod console;
+mod console_clients;
 mod console_reset;
 mod console_topics;
 mod delivery;

@@ -284,6 +284,7 @@ impl Broker {
             self.retained.insert(&message.topic.clone(), message);
         }
         self.access.acl_rules = Arc::new(self.db.store.list_acl_rules()?);
+        self.access.bans = self.db.store.list_bans()?;
         self.db.next_message_id = self.db.store.max_message_id()?;
         let mut bodies: HashMap<u64, Arc<Message>> = HashMap::new();
         for (id, stored) in self.db.store.load_inflight_messages()? {

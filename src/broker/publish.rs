@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::delivery::Admission;
-use super::keys::{ConnKey, SessionKey};
+use super::keys::{BridgeKey, ConnKey, SessionKey};
 use super::message::Message;
 use super::{Broker, Violation};
 use crate::auth::acl::Action;
@@ -119,6 +119,7 @@ impl Broker {
             }
         };
         self.stats.messages_received += 1;
+        self.conns[token].messages_in += 1;
         if let QosPid::AtLeastOnce(_) = publish.qos {
             let conn = &mut self.conns[token];
             // Saturating: only compared with a Receive Maximum, itself a u16.
@@ -199,7 +200,7 @@ impl Broker {
     pub(super) fn distribute_from(
         &mut self,
         message: Arc<Message>,
-        bridge: Option<usize>,
+        bridge: Option<BridgeKey>,
         now: Instant,
     ) {
         self.watch_message(&message);

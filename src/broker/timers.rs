@@ -15,7 +15,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::keys::{ConnKey, LingerKey, SessionKey};
+use super::keys::{BridgeKey, ConnKey, LingerKey, SessionKey};
 
 /// What a deadline is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -37,7 +37,7 @@ pub enum Timer {
         generation: u64,
     },
     /// Bridge `index` has a deadline: reconnect, CONNACK timeout or keep alive.
-    Bridge { index: usize },
+    Bridge { key: BridgeKey },
     /// Write the client records waiting for a commit.
     ClientRecords,
     /// The open batch's commit window has passed: hand it to the store writer.

@@ -121,7 +121,7 @@ impl ReasonCode {
             UnsupportedProtocolVersion => 1,
             ClientIdentifierNotValid => 2,
             BadUserNameOrPassword => 4,
-            NotAuthorized => 5,
+            NotAuthorized | Banned => 5,
             _ => 3,
         }
     }
@@ -300,9 +300,9 @@ mod tests {
         assert_eq!(ClientIdentifierNotValid.to_v311_connack(), 2);
         assert_eq!(ServerBusy.to_v311_connack(), 3);
         assert_eq!(ServerShuttingDown.to_v311_connack(), 3);
-        assert_eq!(Banned.to_v311_connack(), 3);
         assert_eq!(BadUserNameOrPassword.to_v311_connack(), 4);
         assert_eq!(NotAuthorized.to_v311_connack(), 5);
+        assert_eq!(Banned.to_v311_connack(), 5);
         for b in 0..=5 {
             assert_eq!(
                 ReasonCode::from_v311_connack(b).unwrap().to_v311_connack(),

@@ -38,6 +38,18 @@ impl Store {
         Ok(stmt.query_row([client_id], |r| r.get(0)).optional()?)
     }
 
+    /// Unix seconds of `client_id`'s last recorded disconnect (`None` while connected or
+    /// never recorded).
+    pub fn disconnected_at(&self, client_id: &str) -> Result<Option<i64>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT disconnected_at FROM client_records WHERE client_id = ?1")?;
+        Ok(stmt
+            .query_row([client_id], |r| r.get::<_, Option<i64>>(0))
+            .optional()?
+            .flatten())
+    }
+
     /// Every client record, most recent connect first.
     pub fn client_records(&self) -> Result<Vec<ClientRecord>, StoreError> {
         let mut stmt = self.conn.prepare_cached(

@@ -53,6 +53,8 @@ pub enum StoreError {
     },
     /// An ACL rule id that does not exist.
     UnknownAclRule(i64),
+    /// A ban id that does not exist.
+    UnknownBan(i64),
     /// An ACL access text that is none of read, write, readwrite, deny.
     InvalidAccess(String),
     /// An empty ACL topic.
@@ -115,6 +117,7 @@ impl fmt::Display for StoreError {
                 write!(f, "invalid user name {name:?}: {reason}")
             }
             StoreError::UnknownAclRule(id) => write!(f, "no ACL rule with id {id}"),
+            StoreError::UnknownBan(id) => write!(f, "no ban with id {id}"),
             StoreError::InvalidAccess(text) => write!(
                 f,
                 "invalid access {text:?}: expected read, write, readwrite or deny"

@@ -8,7 +8,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The schema version this build writes; `schema.sql` ends by setting it.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The newest schema in full, applied to a new (version 0) database.
 const SCHEMA: &str = include_str!("../../schema.sql");
@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/v3-wills.sql"),
     include_str!("migrations/v4-bridge.sql"),
     include_str!("migrations/v5-chat-members.sql"),
+    include_str!("migrations/v6-bans.sql"),
 ];
 
 /// Brings the database behind `conn` to [`SCHEMA_VERSION`] in one transaction.
@@ -129,6 +130,7 @@ mod tests {
             include_str!("fixtures/v2.sql"),
             include_str!("fixtures/v3.sql"),
             include_str!("fixtures/v4.sql"),
+            include_str!("fixtures/v5.sql"),
         ]
         .iter()
         .enumerate()
@@ -207,5 +209,16 @@ mod tests {
         assert_eq!(store.max_chat_message_id().unwrap(), 1);
         assert!(store.load_chat_members().unwrap().is_empty());
         assert!(store.load_chat_blocks().unwrap().is_empty());
+    }
+
+    /// A version-5 database (no bans) upgrades with its rows; nobody is banned.
+    #[test]
+    fn version_5_database_upgrades_with_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = upgraded(&dir, "v5.db", include_str!("fixtures/v5.sql"));
+        assert!(store.find_user("alice").unwrap().is_some());
+        assert_eq!(store.load_chat_members().unwrap().len(), 1);
+        assert_eq!(store.load_sessions().unwrap()[0].subscriptions.len(), 1);
+        assert!(store.list_bans().unwrap().is_empty());
     }
 }

@@ -24,6 +24,7 @@
 //!   and the pages of a queue that lives on disk.
 //! - `clients.rs`: the client records shown on the web pages.
 //! - `users.rs`, `acl.rs`: accounts and topic access rules.
+//! - `bans.rs`: client ids, user names and addresses that may not connect.
 //! - `bridge.rs`: the bridges' forward queues.
 //! - `questions.rs`: security questions for password resets.
 //! - `chat.rs`: the chat service's rooms, messages and likes.
@@ -31,6 +32,7 @@
 pub mod acl;
 pub mod admins;
 pub mod backup;
+pub mod bans;
 mod batch;
 pub mod bridge;
 pub mod chat;
@@ -59,6 +61,7 @@ pub use crate::config::SyncMode;
 pub use acl::{Access, AclRule};
 pub use admins::AdminChange;
 pub use backup::{backup, BackupSummary};
+pub use bans::{Ban, BanKind, NewBan};
 pub use bridge::{BridgeWrite, ForwardRow, ForwardTotals};
 pub use chat::{ChatMessageRecord, ChatRoomRecord, ChatWrite, HistoryRange};
 pub use clients::ClientRecord;

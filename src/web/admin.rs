@@ -5,13 +5,14 @@
 use std::fmt::Write;
 
 use super::admin_manage as manage;
+use super::bans;
 use super::form;
 use super::html::{self, escape, Value};
 use super::routes::Auth;
 use super::server::Context;
 use crate::broker::console::{
-    AskError, BridgeInfo, ClientInfo, ConsoleAnswer, ConsoleAsk, FilterInfo, ListenerInfo,
-    MessageInfo, Rows, StatsSnapshot, TopicInfo,
+    AskError, BridgeInfo, ClientInfo, ConsoleAnswer, ConsoleAsk, FilterInfo, LinkState,
+    ListenerInfo, MessageInfo, Rows, StatsSnapshot, TopicInfo,
 };
 use crate::clock::utc;
 use crate::protocol::ProtocolVersion;
@@ -100,6 +101,11 @@ pub fn render(
         log::warn!("web console: cannot list the ACL rules: {e}");
         Vec::new()
     });
+    let offline = super::sessions::list(context).map_err(|_| AdminError::Unexpected)?;
+    let bans = store.list_bans().unwrap_or_else(|e| {
+        log::warn!("web console: cannot list the bans: {e}");
+        Vec::new()
+    });
     let csrf = &auth.session.csrf;
     Ok(html::render(
         ADMIN,
@@ -140,6 +146,12 @@ pub fn render(
             ("users", Value::Html(&manage::user_rows(&users, csrf))),
             ("user_options", Value::Html(&manage::user_options(&users))),
             ("rules", Value::Html(&manage::acl_rows(&rules, csrf))),
+            ("bans", Value::Html(&bans::ban_rows(&bans, csrf))),
+            ("sessions_total", Value::Text(&count_text(&offline))),
+            (
+                "sessions",
+                Value::Html(&super::sessions::rows_html(store, &offline.rows, csrf)),
+            ),
         ],
     ))
 }
@@ -293,10 +305,14 @@ fn bridge_table(bridges: &[BridgeInfo]) -> String {
         r#"<div class="scroll"><table class="stack"><thead><tr><th>bridge</th><th>upstream</th><th>MQTT</th><th>link</th><th>queued</th><th>forwarded</th><th>received</th><th>dropped</th><th>connects</th><th>disk budget</th><th>last error</th></tr></thead><tbody id="bridge-rows">"#,
     );
     for b in bridges {
-        let (state, link) = match (b.connected, bridge_since(b)) {
-            (true, Some(since)) => ("connected", format!("connected since {}", utc(since))),
-            (true, None) => ("connected", "connected".to_owned()),
-            (false, _) => ("down", "down".to_owned()),
+        let (state, link) = match (b.state, bridge_since(b)) {
+            (LinkState::Up, Some(since)) => {
+                ("connected", format!("connected since {}", utc(since)))
+            }
+            (LinkState::Up, None) => ("connected", "connected".to_owned()),
+            (LinkState::Idle, _) => ("idle", "idle (lazy)".to_owned()),
+            // Connecting or waiting to: not up, either way.
+            (LinkState::Down | LinkState::Connecting, _) => ("down", "down".to_owned()),
         };
         let _ = write!(
             out,
@@ -343,8 +359,9 @@ fn client_rows(store: &Store, clients: &[ClientInfo], csrf: &str) -> String {
             .collect();
         let _ = write!(
             out,
-            r#"<tr><td data-label="client"><code>{id}</code></td><td data-label="user">{user}</td><td data-label="address">{addr}</td><td data-label="MQTT">{proto}</td><td data-label="keep alive">{ka} s</td><td data-label="since">{since}</td><td data-label="in/out">{bin} / {bout}</td><td data-label="subscriptions">{subs}</td><td data-label="in flight / queued">{inflight} / {queued}</td><td><form method="post" action="/admin/disconnect" data-confirm="Disconnect client {id}?">{csrf}<input type="hidden" name="client_id" value="{id}"><button type="submit" class="stop">Disconnect</button></form></td></tr>"#,
+            r#"<tr><td data-label="client"><a href="/admin/client?id={link}"><code>{id}</code></a></td><td data-label="user">{user}</td><td data-label="address">{addr}</td><td data-label="MQTT">{proto}</td><td data-label="keep alive">{ka} s</td><td data-label="since">{since}</td><td data-label="in/out">{bin} / {bout}</td><td data-label="subscriptions">{subs}</td><td data-label="in flight / queued">{inflight} / {queued}</td><td><form method="post" action="/admin/disconnect" data-confirm="Disconnect client {id}?">{csrf}<input type="hidden" name="client_id" value="{id}"><button type="submit" class="stop">Disconnect</button></form></td></tr>"#,
             id = escape(&c.client_id),
+            link = escape(&form::encode(&c.client_id)),
             user = escape(c.username.as_deref().unwrap_or("—")),
             addr = escape(&c.address),
             proto = c.protocol,

@@ -1,16 +1,19 @@
-//! The admin API's commands (see `docs/http-api.md`): publish, retained messages, users
-//! and ACL rules. Reads need an admin session; commands also the session's token in
+//! The admin API's commands (see `docs/http-api.md`): publish, retained messages, users,
+//! ACL rules, bans, offline sessions and one client in detail. Reads need an admin session; commands also the session's token in
 //! `X-CSRF-Token` and a JSON body. The work itself is in `commands`.
 
 use serde::Deserialize;
 use serde_json::json;
 
 use super::api::{answer, with_admin, with_command};
+use super::bans::{self, BanInput};
+use super::client_page;
 use super::commands::{self, Outcome, PublishInput, Refusal};
 use super::form;
 use super::http::Method;
 use super::payload;
 use super::server::{Context, Reply, Req};
+use super::sessions;
 use crate::broker::console::{ConsoleAnswer, ConsoleAsk, RetainedInfo};
 use crate::store::Store;
 
@@ -47,6 +50,18 @@ struct NewUser {
 struct UserChange {
     admin: Option<bool>,
     password: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewBanBody {
+    /// client_id, username or address.
+    kind: String,
+    value: String,
+    #[serde(default)]
+    reason: String,
+    /// Seconds from now; absent for a ban until lifted.
+    expires_in: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -113,6 +128,38 @@ pub fn handle(context: &Context, store: &Store, req: &Req, path: &str) -> Option
             }
             commands::add_acl(context, store, auth, r.user.as_deref(), &r.topic, &r.access)
         }),
+        "/sessions" if get => with_admin(context, store, req, |_| match sessions::list(context) {
+            Ok(rows) => Reply::json(200, &sessions::json_rows(store, &rows)),
+            Err(r) => Reply::json_error(r.status, r.code, &r.message),
+        }),
+        _ if path.starts_with("/sessions/") => {
+            let client_id = form::decode(&path["/sessions/".len()..]);
+            if delete {
+                with_command(context, store, req, true, |auth| {
+                    done(sessions::delete(context, auth, &client_id))
+                })
+            } else {
+                not_allowed()
+            }
+        }
+        "/clients/detail" if get => client_page::json(context, store, req),
+        "/bans" if get => with_admin(context, store, req, |_| ban_list(store)),
+        "/bans" if post => command(context, store, req, |auth, b: NewBanBody| {
+            bans::ban(
+                context,
+                store,
+                auth,
+                BanInput {
+                    kind: b.kind,
+                    value: b.value,
+                    reason: b.reason,
+                    expires_in: b.expires_in,
+                },
+            )
+        }),
+        _ if path.starts_with("/bans/") => delete_by_id(context, store, req, path, |auth, id| {
+            bans::unban(context, store, auth, id)
+        }),
         _ if path.starts_with("/users/") => {
             let name = form::decode(&path["/users/".len()..]);
             if delete {
@@ -127,22 +174,31 @@ pub fn handle(context: &Context, store: &Store, req: &Req, path: &str) -> Option
                 not_allowed()
             }
         }
-        _ if path.starts_with("/acl/") => {
-            let Ok(id) = path["/acl/".len()..].parse::<i64>() else {
-                return Some(Reply::json_error(404, "not_found", "no such rule"));
-            };
-            if delete {
-                with_command(context, store, req, true, |auth| {
-                    done(commands::delete_acl(context, store, auth, id))
-                })
-            } else {
-                not_allowed()
-            }
-        }
-        "/publish" | "/retained" | "/users" | "/acl" => not_allowed(),
+        _ if path.starts_with("/acl/") => delete_by_id(context, store, req, path, |auth, id| {
+            commands::delete_acl(context, store, auth, id)
+        }),
+        "/publish" | "/retained" | "/users" | "/acl" | "/bans" | "/sessions"
+        | "/clients/detail" => not_allowed(),
         _ => return None,
     };
     Some(reply)
+}
+
+/// `DELETE /KIND/ID` (an ACL rule, a ban): 404 when the id is not a number.
+fn delete_by_id(
+    context: &Context,
+    store: &Store,
+    req: &Req,
+    path: &str,
+    f: impl FnOnce(&super::routes::Auth, i64) -> Outcome,
+) -> Reply {
+    let Some(Ok(id)) = path.rsplit_once('/').map(|(_, id)| id.parse::<i64>()) else {
+        return Reply::json_error(404, "not_found", "no such id");
+    };
+    if req.method != Method::Delete {
+        return not_allowed();
+    }
+    with_command(context, store, req, true, |auth| done(f(auth, id)))
 }
 
 fn not_allowed() -> Reply {
@@ -253,6 +309,16 @@ fn acl_rules(store: &Store) -> Reply {
         Err(e) => {
             log::warn!("web console: cannot list the ACL rules: {e}");
             Reply::json_error(500, "internal", "cannot read the ACL rules")
+        }
+    }
+}
+
+fn ban_list(store: &Store) -> Reply {
+    match store.list_bans() {
+        Ok(list) => Reply::json(200, &list.iter().map(bans::ban_json).collect::<Vec<_>>()),
+        Err(e) => {
+            log::warn!("web console: cannot list the bans: {e}");
+            Reply::json_error(500, "internal", "cannot read the bans")
         }
     }
 }

@@ -1,13 +1,15 @@
 //! The admin page's command forms (publish, delete retained messages, manage users and
-//! ACL rules): each checks the admin session and the form's CSRF token, runs the command
+//! ACL rules, ban and lift bans): each checks the admin session and the form's CSRF token, runs the command
 //! of `commands`, and redirects back to `/admin` with a one-time notice naming what was
 //! done or why not (post/redirect/get: a reload neither repeats it nor shows the notice).
 
+use super::bans::{self, BanInput};
 use super::commands::{self, Outcome, PublishInput, Refusal};
 use super::form;
 use super::pages::{back_to_admin, require_admin, session_post};
 use super::routes::Auth;
 use super::server::{Context, Reply, Req};
+use super::sessions;
 use crate::store::Store;
 
 type Fields = Vec<(String, String)>;
@@ -148,5 +150,42 @@ pub fn delete_rule(context: &Context, store: &Store, req: &Req) -> Reply {
             .parse()
             .map_err(|_| Refusal::new(400, "bad_id", "the rule id must be a number"))?;
         commands::delete_acl(context, store, auth, id)
+    })
+}
+
+pub fn ban(context: &Context, store: &Store, req: &Req) -> Reply {
+    admin_form(context, store, req, |auth, fields| {
+        let expires_in = match field(fields, "expires_in").trim() {
+            "" => None,
+            s => Some(s.parse().map_err(|_| {
+                Refusal::new(400, "bad_expiry", "the ban's length is a number of seconds")
+            })?),
+        };
+        bans::ban(
+            context,
+            store,
+            auth,
+            BanInput {
+                kind: field(fields, "kind").to_owned(),
+                value: field(fields, "value").to_owned(),
+                reason: field(fields, "reason").to_owned(),
+                expires_in,
+            },
+        )
+    })
+}
+
+pub fn unban(context: &Context, store: &Store, req: &Req) -> Reply {
+    admin_form(context, store, req, |auth, fields| {
+        let id = field(fields, "id")
+            .parse()
+            .map_err(|_| Refusal::new(400, "bad_id", "the ban id must be a number"))?;
+        bans::unban(context, store, auth, id)
+    })
+}
+
+pub fn delete_session(context: &Context, store: &Store, req: &Req) -> Reply {
+    admin_form(context, store, req, |auth, fields| {
+        sessions::delete(context, auth, field(fields, "client_id"))
     })
 }

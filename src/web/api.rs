@@ -265,6 +265,7 @@ pub(super) fn answer(answer: Result<ConsoleAnswer, crate::broker::console::AskEr
                         "address": b.address,
                         "protocol": protocol_name(b.protocol),
                         "connected": b.connected,
+                        "state": b.state.as_str(),
                         "connected_since": bridge_since(b),
                         "queued": b.queued,
                         "queued_bytes": b.queued_bytes,
@@ -282,6 +283,8 @@ pub(super) fn answer(answer: Result<ConsoleAnswer, crate::broker::console::AskEr
         }
         ConsoleAnswer::Stats(stats) => Reply::json(200, &stats),
         ConsoleAnswer::Clients(rows) => Reply::json(200, &rows),
+        ConsoleAnswer::Client(detail) => Reply::json(200, &detail),
+        ConsoleAnswer::Sessions(rows) => Reply::json(200, &rows),
         ConsoleAnswer::Subscribers(rows) => Reply::json(200, &rows),
         ConsoleAnswer::Topics(rows) => Reply::json(200, &rows),
         ConsoleAnswer::Messages(messages) => {
@@ -313,7 +316,8 @@ pub(super) fn answer(answer: Result<ConsoleAnswer, crate::broker::console::AskEr
         ),
         ConsoleAnswer::Retained(_)
         | ConsoleAnswer::RetainedMessage(_)
-        | ConsoleAnswer::Cleared(_) => {
+        | ConsoleAnswer::Cleared(_)
+        | ConsoleAnswer::Disconnected(_) => {
             log::warn!("web console: an answer this endpoint did not ask for");
             Reply::json_error(500, "internal", "unexpected answer from the broker")
         }

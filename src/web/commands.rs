@@ -50,13 +50,13 @@ pub struct PublishInput {
     pub user_properties: Vec<(String, String)>,
 }
 
-fn busy(e: AskError) -> Refusal {
+pub(super) fn busy(e: AskError) -> Refusal {
     log::warn!("web console: the broker loop did not answer: {e:?}");
     Refusal::new(503, "busy", "the broker did not answer in time")
 }
 
 /// The loop's answer to a command that only succeeds or is refused.
-fn loop_refusal(answer: ConsoleAnswer) -> Refusal {
+pub(super) fn loop_refusal(answer: ConsoleAnswer) -> Refusal {
     match answer {
         ConsoleAnswer::Invalid(why) => Refusal::new(400, "invalid", why),
         ConsoleAnswer::NotAuthorized(why) => Refusal::new(403, "not_authorized", why),
@@ -135,13 +135,16 @@ fn account_refusal(e: AccountError) -> Refusal {
     Refusal::new(e.status(), e.code(), e.to_string())
 }
 
-fn store_refusal(e: StoreError) -> Refusal {
+pub(super) fn store_refusal(e: StoreError) -> Refusal {
     match e {
         StoreError::UnknownUser(name) => {
             Refusal::new(404, "unknown_user", format!("there is no user {name}"))
         }
         StoreError::UnknownAclRule(id) => {
             Refusal::new(404, "unknown_rule", format!("there is no ACL rule {id}"))
+        }
+        StoreError::UnknownBan(id) => {
+            Refusal::new(404, "unknown_ban", format!("there is no ban {id}"))
         }
         e @ (StoreError::InvalidAccess(_)
         | StoreError::EmptyAclTopic

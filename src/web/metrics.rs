@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::server::{Context, Reply, Req};
-use crate::broker::console::{BridgeInfo, ConsoleAnswer, ConsoleAsk};
+use crate::broker::console::{BridgeInfo, ConsoleAnswer, ConsoleAsk, LinkState};
 
 pub fn handle(context: &Context, req: &Req) -> Reply {
     if !req.peer.is_loopback() {
@@ -179,6 +179,22 @@ fn write_bridges(bridges: &[BridgeInfo], out: &mut String) {
             |b| b.connects,
         ),
     ];
+    let _ = writeln!(
+        out,
+        "# HELP outpost_bridge_state 1 for the link's state (up, connecting, down; idle: a lazy \
+         bridge at rest on purpose), 0 for the others.\n# TYPE outpost_bridge_state gauge"
+    );
+    for bridge in bridges {
+        for state in LinkState::ALL {
+            let _ = writeln!(
+                out,
+                "outpost_bridge_state{{bridge=\"{}\",state=\"{}\"}} {}",
+                bridge.name,
+                state.as_str(),
+                u8::from(bridge.state == state)
+            );
+        }
+    }
     for (name, kind, help, value) in series {
         let _ = writeln!(
             out,

@@ -19,7 +19,9 @@
 //! - `admin`    — the admin page's tables, rendered on the server so it works without JS;
 //!   `admin_manage` its retained, user and ACL panels, `admin_forms` their form posts.
 //! - `api`      — the JSON API; `admin_api` its admin commands.
-//! - `commands` — what the console's commands do (publish, retained, users, ACL rules).
+//! - `commands` — what the console's commands do (publish, retained, users, ACL rules);
+//!   `bans` bans and lifting them.
+//! - `client_page` — `/admin/client`: one client in detail; `sessions` the offline sessions.
 //! - `payload`  — a payload as text, pretty JSON or hex.
 //! - `chat`     — the `/chat` page's policy and its single-use MQTT login tokens.
 //! - `metrics`  — `/metrics` in the Prometheus text format (loopback only).
@@ -31,7 +33,9 @@ mod admin_api;
 mod admin_forms;
 mod admin_manage;
 mod api;
+mod bans;
 mod chat;
+mod client_page;
 mod commands;
 mod conn;
 mod csrf;
@@ -47,6 +51,7 @@ mod reset;
 mod routes;
 mod server;
 mod session;
+mod sessions;
 mod workers;
 
 pub use server::{spawn, WebError};

@@ -23,7 +23,7 @@ const LOGIN: &str = include_str!("../../assets/login.html");
 const REGISTER: &str = include_str!("../../assets/register.html");
 const ACCOUNT: &str = include_str!("../../assets/account.html");
 const MESSAGE: &str = include_str!("../../assets/message.html");
-const ADMIN_SCRIPTS: &str = r#"<script src="/assets/mqtt-ws.js" defer></script><script src="/assets/admin.js" defer></script>"#;
+const ADMIN_SCRIPTS: &str = r#"<script src="/assets/mqtt-ws.js" defer></script><script src="/assets/topic-tree.js" defer></script><script src="/assets/admin.js" defer></script>"#;
 
 /// A page inside the layout; `auth` decides the navigation links, `scripts` goes in the
 /// head (`<script>` tags for files under /assets/).

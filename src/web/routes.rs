@@ -8,7 +8,7 @@ use super::http::Method;
 
 use super::server::{Context, Reply, Req};
 use super::session::{self, Session};
-use super::{admin_forms, api, chat, csrf, metrics, pages, reset};
+use super::{admin_forms, api, chat, client_page, csrf, metrics, pages, reset};
 use crate::store::{Store, UserRecord};
 
 /// A request's logged-in session and its (freshly read) user.
@@ -49,6 +49,7 @@ fn allowed(path: &str) -> &'static str {
     match path {
         "/login" | "/register" | "/reset" => "GET, POST",
         "/logout" | "/account/password" | "/account/question" => "POST",
+        "/admin/client" => "GET",
         p if p.starts_with("/admin/") => "POST",
         _ => "GET",
     }
@@ -91,6 +92,8 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
             None => Reply::redirect("/login"),
         },
         "/admin" if get => pages::admin(context, store, req),
+        "/admin/client" if get => client_page::html_page(context, store, req),
+        "/admin/sessions/delete" if post => admin_forms::delete_session(context, store, req),
         "/admin/listener" if post => pages::listener_command(context, store, req),
         "/admin/disconnect" if post => pages::disconnect(context, store, req),
         "/admin/publish" if post => admin_forms::publish(context, store, req),
@@ -101,6 +104,8 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
         "/admin/users/password" if post => admin_forms::set_password(context, store, req),
         "/admin/acl" if post => admin_forms::add_rule(context, store, req),
         "/admin/acl/delete" if post => admin_forms::delete_rule(context, store, req),
+        "/admin/bans" if post => admin_forms::ban(context, store, req),
+        "/admin/bans/delete" if post => admin_forms::unban(context, store, req),
         "/assets/style.css" if get => Reply::new(
             200,
             "text/css; charset=utf-8",
@@ -110,6 +115,16 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
             200,
             "text/javascript; charset=utf-8",
             include_str!("../../assets/admin.js"),
+        ),
+        "/assets/topic-tree.js" if get => Reply::new(
+            200,
+            "text/javascript; charset=utf-8",
+            include_str!("../../assets/topic-tree.js"),
+        ),
+        "/assets/client.js" if get => Reply::new(
+            200,
+            "text/javascript; charset=utf-8",
+            include_str!("../../assets/client.js"),
         ),
         "/assets/chat.js" if get => Reply::new(
             200,
@@ -134,6 +149,8 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
         | "/account/question"
         | "/chat"
         | "/admin"
+        | "/admin/client"
+        | "/admin/sessions/delete"
         | "/admin/listener"
         | "/admin/disconnect"
         | "/admin/publish"
@@ -144,9 +161,13 @@ pub fn handle(context: &Context, store: &Store, req: &Req) -> Reply {
         | "/admin/users/password"
         | "/admin/acl"
         | "/admin/acl/delete"
+        | "/admin/bans"
+        | "/admin/bans/delete"
         | "/assets/style.css"
         | "/assets/admin.js"
         | "/assets/chat.js"
+        | "/assets/client.js"
+        | "/assets/topic-tree.js"
         | "/assets/mqtt-ws.js"
         | "/metrics" => pages::message(
             405,

@@ -2,6 +2,7 @@
 //! temporary database, captures its log, and hands out real and raw clients.
 #![allow(dead_code)] // every test binary uses a different part of the harness
 
+pub mod bridging;
 pub mod certs;
 pub mod clients;
 pub mod console;
