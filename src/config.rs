@@ -920,10 +920,7 @@ mod tests {
         assert!(!e.contains('\n'), "{e}");
         assert!(e.ends_with("at line 1"), "{e}");
         let e = err("bcrypt_cost = 10\nbcrypt_cost = 11\n");
-        assert_eq!(
-            e,
-            "config: duplicate key `bcrypt_cost` at line 2"
-        );
+        assert_eq!(e, "config: duplicate key `bcrypt_cost` at line 2");
     }
 
     #[test]
