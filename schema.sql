@@ -1,4 +1,4 @@
--- Outpost durable store: the whole schema, version 6 (PRAGMA user_version = 6).
+-- Outpost durable store: the whole schema, version 7 (PRAGMA user_version = 7).
 --
 -- store::open applies this file, in one transaction, to a database whose
 -- user_version is 0 (a new file). A database at an older version is brought
@@ -164,6 +164,17 @@ CREATE TABLE chat_blocks (
     PRIMARY KEY (blocker, blocked)
 ) WITHOUT ROWID;
 
+-- How far each user has read each room or direct conversation: the newest
+-- message id the user's page showed. Unread counts are the messages after it.
+-- The broker writes a marker at most once per flush window (docs/chat.md),
+-- never once per message seen.
+CREATE TABLE chat_read (
+    username   TEXT    NOT NULL,
+    room_id    INTEGER NOT NULL REFERENCES chat_rooms (id) DEFERRABLE INITIALLY DEFERRED,
+    message_id INTEGER NOT NULL,
+    PRIMARY KEY (username, room_id)
+) WITHOUT ROWID;
+
 -- The will of a persistent session: its connected client's, or one waiting
 -- on its Will Delay Interval since the session's disconnected_at. After a
 -- restart it is published when that delay runs out or the session ends,
@@ -220,4 +231,4 @@ CREATE TABLE bans (
     UNIQUE (kind, value)
 );
 
-PRAGMA user_version = 6;
+PRAGMA user_version = 7;

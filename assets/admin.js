@@ -333,7 +333,13 @@
       cell(tr, m.qos, "QoS");
       cell(tr, m.retain ? "yes" : "no", "retained");
       cell(tr, m.size, "bytes");
-      cell(tr, el("code", m.preview, "payload"), "payload");
+      const v = m.payload;
+      const shown = el("pre", v.json !== null ? v.json : v.text !== null ? v.text : v.hex, "payload");
+      shown.dataset.kind = v.json !== null ? "json" : v.text !== null ? "text" : "hex";
+      const box = el("div");
+      box.append(shown);
+      if (v.truncated) box.append(el("span", " (first " + size(m.kept) + " of " + size(m.size) + ")", "hint"));
+      cell(tr, box, "payload");
       return tr;
     });
   }
@@ -383,14 +389,61 @@
     stop: document.getElementById("watch-stop"),
   };
 
-  function watchRow(topicName, payload, qos, at) {
+  // Bytes of a watched payload shown at most, as on the server's viewer.
+  const VIEW_CAP = 64 * 1024;
+
+  function watchRow(topicName, payload, meta, at) {
     const tr = el("tr");
     cell(tr, time(at), "time");
     cell(tr, topicCode(topicName), "topic");
-    cell(tr, qos, "QoS");
+    cell(tr, meta.qos + (meta.retain ? " retained" : ""), "QoS");
     cell(tr, size(payload.length), "bytes");
-    cell(tr, payloadView(payload), "payload");
+    const view = el("div", undefined, "viewer");
+    view.append(payloadView(payload.subarray(0, VIEW_CAP)));
+    if (payload.length > VIEW_CAP) view.append(el("span", "(first " + size(VIEW_CAP) + " of " + size(payload.length) + ")", "hint"));
+    const props = propertyList(meta.properties);
+    if (props) view.append(props);
+    view.append(hexToggle(payload.subarray(0, VIEW_CAP)));
+    cell(tr, view, "payload");
     return tr;
+  }
+
+  function hexOf(bytes) {
+    const lines = [];
+    for (let at = 0; at < bytes.length; at += 16) {
+      const row = bytes.subarray(at, at + 16);
+      const hex = Array.from(row, (b) => b.toString(16).padStart(2, "0")).join(" ");
+      const ascii = Array.from(row, (b) => (b >= 32 && b < 127 ? String.fromCharCode(b) : ".")).join("");
+      lines.push(at.toString(16).padStart(6, "0") + "  " + hex.padEnd(47) + "  " + ascii);
+    }
+    return lines.join("\n");
+  }
+
+  // A hex dump, made only when opened (a watch keeps up to 200 messages).
+  function hexToggle(bytes) {
+    const details = el("details", undefined, "hex");
+    details.append(el("summary", "hex"));
+    details.addEventListener("toggle", () => {
+      if (details.open && details.children.length === 1) details.append(el("pre", hexOf(bytes), "payload"));
+    });
+    return details;
+  }
+
+  // The MQTT 5 properties of a watched message, or null when it has none.
+  function propertyList(p) {
+    if (!p) return null;
+    const items = [];
+    if (p.payload_format !== undefined) items.push(["payload format", p.payload_format === 1 ? "UTF-8 text" : "bytes"]);
+    if (p.content_type !== undefined) items.push(["content type", p.content_type]);
+    if (p.message_expiry !== undefined) items.push(["message expiry", p.message_expiry + " s"]);
+    if (p.response_topic !== undefined) items.push(["response topic", p.response_topic]);
+    if (p.correlation_data !== undefined) items.push(["correlation data", Array.from(p.correlation_data, (b) => b.toString(16).padStart(2, "0")).join(" ")]);
+    if (p.subscription_ids) items.push(["subscription id", p.subscription_ids.join(", ")]);
+    for (const [k, v] of p.user_properties) items.push([k, v]);
+    if (items.length === 0) return null;
+    const dl = el("dl", undefined, "props");
+    for (const [k, v] of items) dl.append(el("dt", k), el("dd", v));
+    return dl;
   }
 
   function payloadView(bytes) {
@@ -399,7 +452,7 @@
     let kind = "text";
     if (text === null) {
       kind = "hex";
-      text = Array.from(bytes.slice(0, 1024), (b) => b.toString(16).padStart(2, "0")).join(" ");
+      text = hexOf(bytes);
     } else if (/^\s*[{[]/.test(text)) {
       try { text = JSON.stringify(JSON.parse(text), null, 2); kind = "json"; } catch (e) { /* plain text */ }
     }
@@ -432,9 +485,9 @@
     const grant = await reply.json();
     const url = (location.protocol === "https:" ? "wss" : "ws") + "://" + location.hostname + ":" + grant.ws_port + grant.ws_path;
     const id = "console-watch-" + Math.random().toString(16).slice(2, 10);
-    const client = new MqttWs({ url: url, clientId: id, username: grant.user, password: grant.token, keepAlive: 30 });
+    const client = new MqttWs({ url: url, clientId: id, username: grant.user, password: grant.token, keepAlive: 30, version: 5 });
     client.onmessage = (topicName, payload, meta) => {
-      const tr = watchRow(topicName, payload, meta.qos, Date.now());
+      const tr = watchRow(topicName, payload, meta, Date.now());
       if (watch.paused) {
         watch.held.push(tr);
         if (watch.held.length > WATCH_MAX) watch.held.shift();
@@ -457,7 +510,7 @@
     try {
       await client.connect();
       const granted = await client.subscribe([filter, 1]);
-      if (granted[0] === 0x80) {
+      if (granted[0] >= 0x80) {
         setWatchState("refused: your ACL rules do not let you read " + filter);
         await stopWatch();
         return;

@@ -11,14 +11,19 @@
 // chat/u/<me>/d/<user>). Rooms the user opened are joined (their own topic subscribed), so
 // the others see them online; presence lines (j/q/o/f) keep the member list current.
 // While the tab is hidden, direct messages and @mentions raise a browser notification
-// (when allowed), and the title counts what is unread; a room can be muted.
+// (when allowed), and the title counts what is unread; a room can be muted. Unread counts
+// come from the server's read markers (the `rooms` reply's `u<n>`), which the page moves
+// with `read` as it shows messages, so every browser and device of the user agrees; the
+// block list comes from `blocks`; a direct conversation shows whether the peer is online.
 //
 // Every text from the network is put in the page with textContent, never as HTML.
 "use strict";
 
 (function () {
   const PAGE = 20; // messages per history request
+  const UNREAD_MAX = 999; // the server counts unread messages up to this many
   const REPLY_WAIT_MS = 10000; // a request unanswered this long counts as lost
+  const READ_DELAY_MS = 2000; // a room's read marker moves at most this often
   const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const root = document.getElementById("chat");
@@ -57,7 +62,8 @@
   /// retried or discarded). `after` is the room's newest id when it was published: its
   /// echo comes later.
   const outbox = [];
-  const seenKey = (room) => `outpost.chat.seen.${user}.${room}`;
+  /// The users whose direct messages this user refuses (`blocks`).
+  let blocked = new Set();
 
   function room(name) {
     if (!rooms.has(name)) {
@@ -136,6 +142,7 @@
       attempt = 0;
       setStatus(`connected as ${user}`, "up");
       await refreshRooms();
+      await loadBlocks();
       for (const [name, r] of rooms) if (r.member || name === current) await join(name);
       if (current) await loadMembers(current);
       await settle(c);
@@ -173,9 +180,9 @@
     }
   }
 
-  /// `members <room>`: `o` names online, `f` the others.
+  /// `members <room>`: `o` names online, `f` the others (for `@<peer>`: the two of the
+  /// conversation).
   async function loadMembers(name) {
-    if (isDirect(name)) return renderMembers();
     const lines = await request("members", name);
     if (!lines || !lines[0].startsWith("ok")) return;
     const r = room(name);
@@ -301,10 +308,14 @@
     } else if (topic === `chat/u/${user}`) {
       refused(text.split("\n"));
     } else if (topic.startsWith(`chat/u/${user}/`)) {
-      const resolve = pending.get(topic.slice(`chat/u/${user}/`.length));
+      const tag = topic.slice(`chat/u/${user}/`.length);
+      const resolve = pending.get(tag);
       if (resolve) {
-        pending.delete(topic.slice(`chat/u/${user}/`.length));
+        pending.delete(tag);
         resolve(text.split("\n"));
+      } else if (text.startsWith("ok read ")) {
+        const [, , name, id] = text.split(" ");
+        readElsewhere(name, Number(id));
       }
     }
   }
@@ -340,7 +351,7 @@
       if (name !== current) renderRooms();
       notify(name, m);
     } else if (name === current) {
-      markSeen(name);
+      markRead(name);
     }
     updateTitle();
   }
@@ -400,52 +411,61 @@
     return { rows, more };
   }
 
+  /// Adds what the room does not hold yet (a catch-up page can overlap what came live
+  /// while it was asked for) and shows those, each once.
   function addMessages(name, list, older) {
     const r = room(name);
-    for (const m of list) {
-      if (r.messages.has(m.id)) continue;
+    const fresh = list.filter((m) => !r.messages.has(m.id));
+    for (const m of fresh) {
       r.messages.set(m.id, m);
       r.newest = Math.max(r.newest, m.id);
       r.oldest = r.oldest ? Math.min(r.oldest, m.id) : m.id;
       if (m.sender === user) echoed(name, m);
     }
-    if (name === current) renderMessages(list, older);
+    if (name === current) renderMessages(fresh, older);
+    return fresh;
   }
 
   async function refreshRooms() {
+    const link = client;
     const lines = await request("rooms", "");
-    if (!lines || !lines[0].startsWith("ok")) return;
+    if (!lines || !lines[0].startsWith("ok")) {
+      // No answer on a link still up: ask again rather than show no rooms.
+      if (link && client === link) setTimeout(() => client === link && refreshRooms(), 3000);
+      return;
+    }
     for (const line of lines.slice(1)) {
-      const [name, members, count, mark] = line.split(" ");
+      // <name> <members> <messages> [m] [u<unread>]
+      const [name, members, count, ...flags] = line.split(" ");
       if (!name) continue;
       const r = room(name);
       r.members = Number(members);
       r.count = Number(count);
-      r.member = mark === "m";
+      r.member = flags.includes("m");
+      // The server's count since the user's read marker, on any device; without one (a
+      // room never marked read) the page counts what it sees come.
+      const u = flags.find((f) => /^u\d+$/.test(f));
+      r.counted = !!u;
+      if (u && name !== current) {
+        r.unread = Number(u.slice(1));
+        r.unreadMore = r.unread >= UNREAD_MAX;
+      }
     }
     if (!current) {
       const wanted = decodeURIComponent(location.hash.slice(1));
       const first = rooms.has(wanted) ? wanted : [...rooms.keys()].sort()[0];
       if (first) await select(first);
     }
-    await unreadSinceLastVisit();
     renderRooms();
+    updateTitle();
   }
 
-  /// Rooms not yet loaded on this page: count what came since the visit before (kept in
-  /// localStorage), up to one page.
-  async function unreadSinceLastVisit() {
-    for (const [name, r] of rooms) {
-      if (r.loaded || r.unreadChecked) continue;
-      r.unreadChecked = true;
-      const seen = Number(localStorage.getItem(seenKey(name)) || 0);
-      if (!seen) continue;
-      const page = parsePage(await request("history", `${name} after ${seen} ${PAGE}`));
-      if (page) {
-        r.unread = page.rows.length;
-        r.unreadMore = page.more;
-      }
-    }
+  /// `blocks`: whom this user blocked, so the Block button is right after a reload.
+  async function loadBlocks() {
+    const lines = await request("blocks", "");
+    if (!lines || !lines[0].startsWith("ok")) return;
+    blocked = new Set((lines[1] || "").split(" ").filter(Boolean));
+    if (current && isDirect(current)) showBlocked(blocked.has(current.slice(1)));
   }
 
   /// After a (re)connect: everything said in a loaded room while the link was down, and
@@ -462,11 +482,12 @@
       for (;;) {
         const page = parsePage(await request("history", `${name} after ${r.newest} ${PAGE}`));
         if (!page) return false;
-        addMessages(name, page.rows, false);
-        if (name !== current) r.unread += page.rows.filter((m) => m.sender !== user).length;
+        const fresh = addMessages(name, page.rows, false);
+        // A room the server counts for (its read marker) already counts these.
+        if (name !== current && !r.counted) r.unread += fresh.filter((m) => m.sender !== user).length;
         if (!page.more || !page.rows.length) break;
       }
-      if (name === current) markSeen(name);
+      if (name === current) markRead(name);
     }
     renderRooms();
     return true;
@@ -483,7 +504,7 @@
     ui.mute.setAttribute("aria-pressed", String(muted(name)));
     ui.mute.textContent = muted(name) ? "Muted" : "Mute";
     ui.block.hidden = !isDirect(name);
-    showBlocked(!!r.blocked);
+    showBlocked(isDirect(name) && blocked.has(name.slice(1)));
     ui.list.replaceChildren(...outbox.filter((e) => e.room === name).map(pendingItem));
     ui.older.hidden = !r.loaded || !r.more;
     renderMessages([...r.messages.values()].sort((a, b) => a.id - b.id), false);
@@ -493,10 +514,22 @@
     renderMembers();
     updateTitle();
     if (!r.loaded) await loadOlder(name);
-    markSeen(name);
+    if (!r.loaded) retryLoad(name);
+    markRead(name);
     ui.text.focus();
     await join(name);
     await loadMembers(name);
+  }
+
+  /// A first page that got no answer (its reply lost on a bad link, or too slow): asked
+  /// again every few seconds while the room is shown and the link is up.
+  function retryLoad(name) {
+    setTimeout(async () => {
+      if (current !== name || room(name).loaded || !client) return;
+      await loadOlder(name);
+      if (room(name).loaded) markRead(name);
+      else retryLoad(name);
+    }, 3000);
   }
 
   async function loadOlder(name) {
@@ -518,9 +551,33 @@
     }
   }
 
-  function markSeen(name) {
+  /// The user has seen `name` up to its newest message: tell the server (`read`), so
+  /// every page and device of the user stops counting it unread. At most once per
+  /// READ_DELAY_MS per room, and only forward; the server writes markers in batches.
+  function markRead(name) {
     const r = room(name);
-    if (r.newest) localStorage.setItem(seenKey(name), String(r.newest));
+    if (document.hidden || !r.newest || r.newest <= (r.readSent || 0) || r.readTimer) return;
+    r.readTimer = setTimeout(async () => {
+      r.readTimer = null;
+      const id = r.newest;
+      if (id <= (r.readSent || 0)) return;
+      const lines = await request("read", `${name} ${id}`);
+      // Refused or lost: the next time the room is shown tries again.
+      if (lines && lines[0].startsWith("ok")) r.readSent = Math.max(r.readSent || 0, Number(lines[0].split(" ")[3]));
+    }, READ_DELAY_MS);
+  }
+
+  /// Another page or device of this user read `name` up to `id` (`ok read <room> <id>`).
+  function readElsewhere(name, id) {
+    const r = rooms.get(name);
+    if (!r) return;
+    r.readSent = Math.max(r.readSent || 0, id);
+    const after = [...r.messages.values()].filter((m) => m.id > id && m.sender !== user).length;
+    r.unread = Math.min(r.unread, after);
+    r.hiddenUnread = Math.min(r.hiddenUnread || 0, after);
+    r.unreadMore = false;
+    renderRooms();
+    updateTitle();
   }
 
   // --- rendering (textContent only) ---------------------------------------------------
@@ -555,8 +612,11 @@
   /// The current room's members, online first, each with a dot.
   function renderMembers() {
     const r = current && room(current);
-    if (!r || isDirect(current)) return keepingBottom(() => ui.members.replaceChildren());
-    const names = [...r.memberNames].sort((a, b) => r.online.has(b) - r.online.has(a) || a.localeCompare(b));
+    if (!r) return keepingBottom(() => ui.members.replaceChildren());
+    // A direct conversation shows the peer, online or not.
+    const names = isDirect(current)
+      ? [current.slice(1)]
+      : [...r.memberNames].sort((a, b) => r.online.has(b) - r.online.has(a) || a.localeCompare(b));
     keepingBottom(() =>
       ui.members.replaceChildren(...names.map((n) => {
         const li = document.createElement("li");
@@ -775,11 +835,12 @@
   /// In a direct conversation: stop (or again take) the other's direct messages.
   ui.block.addEventListener("click", async () => {
     if (!current || !isDirect(current)) return;
-    const r = room(current);
-    const lines = await request(r.blocked ? "unblock" : "block", current.slice(1));
+    const peer = current.slice(1);
+    const lines = await request(blocked.has(peer) ? "unblock" : "block", peer);
     if (!lines || !lines[0].startsWith("ok")) return;
-    r.blocked = !r.blocked;
-    showBlocked(r.blocked);
+    if (lines[0].startsWith("ok blocked")) blocked.add(peer);
+    else blocked.delete(peer);
+    showBlocked(blocked.has(peer));
   });
   ui.reconnect.addEventListener("click", () => {
     clearTimeout(retryTimer);
@@ -803,7 +864,7 @@
   document.addEventListener("visibilitychange", () => {
     if (document.hidden || !current) return;
     room(current).hiddenUnread = 0;
-    markSeen(current);
+    markRead(current);
     updateTitle();
   });
 

@@ -1,14 +1,16 @@
 // A small MQTT 3.1.1 client over WebSocket for Outpost's browser pages: CONNECT with a
 // user name and password, SUBSCRIBE/UNSUBSCRIBE, PUBLISH at QoS 0 and 1 (both ways),
 // keep alive with PINGREQ, and a close event when the link drops. No reconnecting here:
-// the page decides when and how (backoff, fresh login token, catch-up).
+// the page decides when and how (backoff, fresh login token, catch-up). With
+// `version: 5` it speaks MQTT 5 instead (empty properties out; an incoming PUBLISH's
+// properties are read and handed to onmessage as `meta.properties`).
 //
 // Packets may span WebSocket messages and several may share one; the reader keeps the
 // bytes of an unfinished packet until the rest arrives. Subscriptions ask for at most
 // QoS 1, so the broker never sends QoS 2.
 //
 //   const c = new MqttWs({ url, clientId, username, password, keepAlive: 30 });
-//   c.onmessage = (topic, payloadBytes, { qos, retain }) => { ... };
+//   c.onmessage = (topic, payloadBytes, { qos, retain, properties }) => { ... };
 //   c.onclose = (reason) => { ... };
 //   await c.connect();                       // rejects on refusal or a dropped link
 //   await c.subscribe(["chat/r/+", 1], ["chat/u/ana/#", 1]);   // granted QoS list
@@ -22,6 +24,8 @@
   const CONNACK_REASONS = {
     1: "unacceptable protocol version", 2: "client id rejected", 3: "server unavailable",
     4: "bad user name or password", 5: "not authorized",
+    0x86: "bad user name or password", 0x87: "not authorized", 0x88: "server unavailable",
+    0x8a: "banned", 0x9f: "connection rate exceeded",
   };
   const utf8 = new TextEncoder();
 
@@ -51,9 +55,44 @@
     return out;
   }
 
+  /// A variable byte integer at `at`: [value, next offset].
+  function readVarint(bytes, at) {
+    let value = 0, mult = 1;
+    for (;;) {
+      const b = bytes[at++];
+      value += (b & 0x7f) * mult;
+      mult *= 128;
+      if (!(b & 0x80) || mult > 128 ** 4) return [value, at];
+    }
+  }
+
+  /// MQTT 5 PUBLISH properties (section 3.3.2.3) from `bytes[at..end]`.
+  function readProperties(bytes, at, end) {
+    const text = new TextDecoder();
+    const u16 = (i) => (bytes[i] << 8) | bytes[i + 1];
+    const str = (i) => [text.decode(bytes.subarray(i + 2, i + 2 + u16(i))), i + 2 + u16(i)];
+    const props = { user_properties: [] };
+    while (at < end) {
+      const id = bytes[at++];
+      switch (id) {
+        case 0x01: props.payload_format = bytes[at++]; break;
+        case 0x02: props.message_expiry = ((bytes[at] << 24) >>> 0) + (bytes[at + 1] << 16) + (bytes[at + 2] << 8) + bytes[at + 3]; at += 4; break;
+        case 0x03: [props.content_type, at] = str(at); break;
+        case 0x08: [props.response_topic, at] = str(at); break;
+        case 0x09: props.correlation_data = bytes.slice(at + 2, at + 2 + u16(at)); at += 2 + u16(at); break;
+        case 0x0b: { let sid; [sid, at] = readVarint(bytes, at); (props.subscription_ids ||= []).push(sid); break; }
+        case 0x23: at += 2; break; // topic alias: never asked for
+        case 0x26: { let k, v; [k, at] = str(at); [v, at] = str(at); props.user_properties.push([k, v]); break; }
+        default: return props; // unknown: stop rather than misread
+      }
+    }
+    return props;
+  }
+
   class MqttWs {
-    constructor({ url, clientId, username, password, keepAlive = 30 }) {
-      Object.assign(this, { url, clientId, username, password, keepAlive });
+    constructor({ url, clientId, username, password, keepAlive = 30, version = 4 }) {
+      Object.assign(this, { url, clientId, username, password, keepAlive, version });
+      this.v5 = version === 5;
       this.onmessage = () => {};
       this.onclose = () => {};
       this.ws = null;
@@ -96,7 +135,9 @@
         flags |= 0x40;
         payload.push(...str(this.password));
       }
-      const body = [...str("MQTT"), 4, flags, this.keepAlive >> 8, this.keepAlive & 0xff, ...payload];
+      const body = [...str("MQTT"), this.v5 ? 5 : 4, flags, this.keepAlive >> 8, this.keepAlive & 0xff];
+      if (this.v5) body.push(0); // no CONNECT properties
+      body.push(...payload);
       this.send(packet(CONNECT << 4, body));
     }
 
@@ -121,6 +162,7 @@
     subscribe(...filters) {
       const id = this.packetId();
       const body = [id >> 8, id & 0xff];
+      if (this.v5) body.push(0);
       for (const [filter, qos] of filters) body.push(...str(filter), Math.min(qos, 1));
       this.send(packet((SUBSCRIBE << 4) | 2, body));
       return this.expect(id);
@@ -129,6 +171,7 @@
     unsubscribe(...filters) {
       const id = this.packetId();
       const body = [id >> 8, id & 0xff];
+      if (this.v5) body.push(0);
       for (const filter of filters) body.push(...str(filter));
       this.send(packet((UNSUBSCRIBE << 4) | 2, body));
       return this.expect(id);
@@ -144,6 +187,7 @@
         id = this.packetId();
         body.push(id >> 8, id & 0xff);
       }
+      if (this.v5) body.push(0);
       this.send(packet((PUBLISH << 4) | (qos > 0 ? 2 : 0) | (retain ? 1 : 0), body, data));
       return qos > 0 ? this.expect(id) : Promise.resolve();
     }
@@ -203,15 +247,35 @@
             at += 2;
             this.send(new Uint8Array([PUBACK << 4, 2, id >> 8, id & 0xff]));
           }
-          this.onmessage(topic, body.slice(at), { qos, retain: (first & 1) === 1 });
+          let properties;
+          if (this.v5) {
+            const [len, start] = readVarint(body, at);
+            properties = readProperties(body, start, start + len);
+            at = start + len;
+          }
+          this.onmessage(topic, body.slice(at), { qos, retain: (first & 1) === 1, properties });
           break;
         }
         case PUBACK:
         case UNSUBACK:
           this.answer(u16(0), undefined);
           break;
-        case SUBACK:
-          this.answer(u16(0), Array.from(body.subarray(2)));
+        case SUBACK: {
+          // MQTT 5: properties between the packet id and the codes.
+          let codes = 2;
+          if (this.v5) {
+            const [len, start] = readVarint(body, 2);
+            codes = start + len;
+          }
+          this.answer(u16(0), Array.from(body.subarray(codes)));
+          break;
+        }
+        case DISCONNECT:
+          if (this.v5) {
+            this.fail(`disconnected by the broker (reason 0x${(body[0] || 0).toString(16)})`);
+            break;
+          }
+          this.fail(`unexpected packet type ${type} from the broker`);
           break;
         case PINGRESP:
           this.pingSent = 0;

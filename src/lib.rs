@@ -6,7 +6,8 @@
 //! - `http_head` — the one HTTP/1.1 request-head parser (httparse), for the console and WebSocket.
 //! - `protocol` — the codec: borrowed packet views, `decode` and `encode`; knows nothing of the broker.
 //! - `topic`    — topic validation, the subscription trie and the retained-message tree (pure data).
-//! - `broker`   — the single-threaded mio event loop and everything it does with packets.
+//! - `core`     — the broker's state and decisions with no I/O: sessions, keys, messages, timers.
+//! - `broker`   — the I/O shell: the single-threaded mio event loop, sockets, the store's commits.
 //! - `store`    — all SQL: the SQLite database, group commit, start-up loads, users, ACLs.
 //! - `auth`     — password hashing and checking (bcrypt, off the loop).
 //! - `bridge`   — the uplink to an upstream broker: topic rules, forward queue, client session.
@@ -29,6 +30,7 @@ pub mod check_config;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub(crate) mod core;
 pub mod http_head;
 pub mod logging;
 pub mod origin;

@@ -8,7 +8,8 @@
 //! mosquitto one. The third runs tests/browser/admin-bridges.test.mjs: the admin page's
 //! bridge panel against a real upstream Mosquitto; the fourth tests/browser/console-walk.test.mjs,
 //! the console's publish, watch, retained, user and ACL panels; the fifth
-//! tests/browser/console-clients.test.mjs, client detail, ban and offline sessions.
+//! tests/browser/console-clients.test.mjs, client detail, ban and offline sessions; the
+//! sixth tests/browser/chat-presence.test.mjs, presence, blocks and unread counts on `/chat`.
 
 mod common;
 
@@ -135,6 +136,27 @@ fn two_phones_chat_on_the_chat_page_with_paho_and_mosquitto_peers() {
             "chat-alice-offline.png",
             "chat-bob-porch.png",
             "chat-alice-refused.png",
+        ],
+    );
+}
+
+/// tests/browser/chat-presence.test.mjs: a peer's online and offline shown once each in a
+/// direct conversation and in a room as the peer's page opens and closes, the block list
+/// after a reload, and unread counts that agree across one user's pages and devices.
+#[test]
+fn presence_blocks_and_unread_counts_on_the_chat_page_across_pages() {
+    let broker = console::start(&[
+        ("alice", "alice-password", false),
+        ("bob", "bob-password", false),
+        ("dave", "dave-password", false),
+    ]);
+    run_page_test(
+        "chat-presence.test.mjs",
+        &broker,
+        &[],
+        &[
+            "chat-presence-direct-online.png",
+            "chat-presence-fresh-unread.png",
         ],
     );
 }

@@ -854,6 +854,31 @@ fn presence_and_direct_message_bytes_on_the_socket() {
             "{payload}"
         );
     });
+    // ana's page comes: bob, her peer, hears she is online for direct messages.
+    ana.subscribe("chat/u/ana/#");
+    assert_eq!(bob.settle_presence(), ["o ana"]);
+    bob.publish("chat/x/block", b"cyd");
+    assert_eq!(bob.receive().1, "ok blocked cyd");
+    let blocks = measured(&mut [&mut bob], |c| {
+        c[0].publish("chat/x/blocks", b"");
+        assert_eq!(c[0].receive().1, "ok 1 blocked\ncyd");
+    });
+    let read = measured(&mut [&mut bob], |c| {
+        c[0].publish("chat/x/read", b"@ana 2");
+        assert_eq!(c[0].receive().1, "ok read @ana 2");
+    });
+    let rooms = measured(&mut [&mut bob], |c| {
+        c[0].publish("chat/x/rooms", b"");
+        assert_eq!(c[0].receive().1, "ok 2 rooms\n@ana 2 1 u0\ngeneral 1 1 m");
+    });
+    let direct_offline = measured(&mut [&mut bob], |c| {
+        ana.raw.drop_socket();
+        let (topic, payload) = c[0].receive();
+        assert_eq!(
+            (topic.as_str(), payload.as_str()),
+            ("chat/u/bob/d/ana", "f ana")
+        );
+    });
     println!("| exchange | bytes |");
     println!("|---|---:|");
     for (name, bytes) in [
@@ -867,6 +892,13 @@ fn presence_and_direct_message_bytes_on_the_socket() {
             like,
         ),
         ("direct message, sender to receiver (27-byte text)", direct),
+        (
+            "a direct peer goes offline: the announcement to the other (QoS 0)",
+            direct_offline,
+        ),
+        ("blocks request and reply (1 blocked)", blocks),
+        ("read request and reply", read),
+        ("rooms request and reply (a room, a conversation)", rooms),
     ] {
         println!("| {name} | {bytes} |");
     }
@@ -874,6 +906,10 @@ fn presence_and_direct_message_bytes_on_the_socket() {
     assert!(members <= 75, "members: {members}");
     assert!(like <= 88, "like: {like}");
     assert!(direct <= 117, "direct: {direct}");
+    assert!(direct_offline <= 25, "direct offline: {direct_offline}");
+    assert!(blocks <= 59, "blocks: {blocks}");
+    assert!(read <= 61, "read: {read}");
+    assert!(rooms <= 78, "rooms: {rooms}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1532,18 +1568,24 @@ fn a_direct_message_is_seen_by_its_two_users_only() {
     });
     assert!(got.is_none(), "nothing retained in bob's inbox: {got:?}");
     send(&ana, "chat/d/bob", "meet at the well".into());
-    let at_bob = expect_on(&bob, "chat/u/bob/d/ana", |_| true, "ana's direct message");
+    // (ana's and bob's direct presence, `o ana` / `o bob`, may come on the same topics.)
+    let at_bob = expect_on(&bob, "chat/u/bob/d/ana", is_message, "ana's direct message");
     assert!(
         text(&at_bob).ends_with(" ana meet at the well"),
         "{}",
         text(&at_bob)
     );
     let id = message_id(&text(&at_bob));
-    let at_ana = expect_on(&ana, "chat/u/ana/d/bob", |_| true, "her own copy");
+    let at_ana = expect_on(&ana, "chat/u/ana/d/bob", is_message, "her own copy");
     assert_eq!(text(&at_ana), text(&at_bob));
 
+    // Unread for bob until he marks it read, on any device.
     let rooms = request_v5(&bob, "rooms", "", "chat/u/bob", "r1");
-    assert_eq!(text(&rooms), "ok 1 room\n@ana 2 1");
+    assert_eq!(text(&rooms), "ok 1 room\n@ana 2 1 u1");
+    let read = request_v5(&bob, "read", &format!("@ana {id}"), "chat/u/bob", "m1");
+    assert_eq!(text(&read), format!("ok read @ana {id}"));
+    let rooms = request_v5(&bob, "rooms", "", "chat/u/bob", "r2");
+    assert_eq!(text(&rooms), "ok 1 room\n@ana 2 1 u0");
     let page = request_v5(&bob, "history", "@ana", "chat/u/bob", "h1");
     assert!(
         text(&page).ends_with(" ana 0 meet at the well"),
@@ -1594,11 +1636,14 @@ fn a_direct_message_is_seen_by_its_two_users_only() {
     // bob blocks ana: her next direct message is refused and reaches nobody.
     let blocked = request_v5(&bob, "block", "ana", "chat/u/bob", "b1");
     assert_eq!(text(&blocked), "ok blocked ana");
+    let list = request_v5(&bob, "blocks", "", "chat/u/bob", "b2");
+    assert_eq!(text(&list), "ok 1 blocked\nana");
     send(&ana, "chat/d/bob", "are you there?".into());
     let refused = expect_on(&ana, "chat/u/ana", |_| true, "the refusal");
     assert!(text(&refused).starts_with("blocked "), "{}", text(&refused));
-    let got = bob.take(Duration::from_millis(500), |p| {
-        matches!(p, Packet::Publish(_))
-    });
+    let got = bob.take(
+        Duration::from_millis(500),
+        |p| matches!(p, Packet::Publish(p) if is_message(&text(p))),
+    );
     assert!(got.is_none(), "bob got {got:?}");
 }

@@ -211,3 +211,46 @@ fn offline_sessions_are_listed_and_deleted_for_good() {
     assert!(!back.connack.session_present);
     assert!(back.recv_publish(Duration::from_millis(500)).is_none());
 }
+
+/// "Last 10 messages" shows whole payloads (up to 4 KiB each), JSON pretty-printed, not
+/// a 128-byte preview; larger ones are cut and say so.
+#[test]
+fn the_last_messages_show_whole_payloads_pretty_printed() {
+    let broker = console::start(&[ADMIN]);
+    let (mut admin, _) = logged_in(broker.web_port(), "admin", "admin-password");
+    let publisher = V5::connect(broker.port(), "sensor");
+    let readings: Vec<String> = (0..60).map(|i| format!("\"r{i}\": {i}.5")).collect();
+    let json = format!("{{{}}}", readings.join(", "));
+    assert!(json.len() > 600);
+    publisher.publish("site/<1>/json", QoS::AtLeastOnce, false, json.clone());
+    publisher.publish(
+        "site/<1>/json",
+        QoS::AtLeastOnce,
+        false,
+        vec![0xffu8; 10_000],
+    );
+
+    let list = admin
+        .get("/api/topics/messages?topic=site%2F%3C1%3E%2Fjson")
+        .json();
+    let (big, whole) = (&list[0], &list[1]);
+    assert_eq!(whole["size"], json.len());
+    assert_eq!(whole["kept"], json.len());
+    assert_eq!(whole["payload"]["truncated"], false);
+    let pretty = whole["payload"]["json"].as_str().expect("pretty JSON");
+    assert!(pretty.starts_with("{\n  \"r0\": 0.5,\n"), "{pretty}");
+    assert!(pretty.contains("\"r59\": 59.5"));
+    assert!(
+        whole["preview"].as_str().unwrap().ends_with('…'),
+        "the preview is still short"
+    );
+    assert_eq!(big["size"], 10_000);
+    assert_eq!(big["kept"], 4096);
+    assert_eq!(big["payload"]["truncated"], true);
+    assert!(big["payload"]["hex"].as_str().unwrap().starts_with("ff ff"));
+
+    let page = admin.get("/admin?topic=site%2F%3C1%3E%2Fjson").body;
+    assert!(page.contains(r#"<pre class="payload" data-kind="json">{"#));
+    assert!(page.contains("&quot;r59&quot;: 59.5"));
+    assert!(page.contains("(first 4096 of 10000 bytes)"));
+}

@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::connect::PendingConnect;
-use super::keys::ConnKey;
 use crate::auth::acl::ClientAcl;
 use crate::auth::cache::CredentialCache;
 use crate::auth::login_token::LoginTokens;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::worker::AuthWorker;
 use crate::config::Config;
+use crate::core::keys::ConnKey;
 use crate::store::{AclRule, Ban};
 
 pub struct Access {

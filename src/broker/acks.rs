@@ -3,9 +3,9 @@
 
 use std::time::Instant;
 
-use super::keys::{ConnKey, SessionKey};
-use super::session::InflightState;
 use super::{Broker, Violation};
+use crate::core::keys::{ConnKey, SessionKey};
+use crate::core::session::InflightState;
 use crate::protocol::{Ack, Packet, Qos, ReasonCode};
 
 impl Broker {

@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 
 use super::client::Hold;
 use super::close::Ending;
-use super::delivery::Holder;
-use super::keys::{ConnKey, SessionKey};
-use super::timers::Timer;
 use super::{Broker, Violation};
+use crate::core::admission::Holder;
+use crate::core::keys::{ConnKey, SessionKey};
+use crate::core::queue;
+use crate::core::timers::Timer;
 use crate::protocol::ReasonCode;
 
 /// How many times the Receive Maximum of open QoS 2 exchanges a client may have before it
@@ -123,25 +124,16 @@ impl Broker {
     /// Called whenever a session's queue may have shrunk: releases the publishers waiting
     /// for it (and for the broker-wide budgets) once there is room again.
     pub(super) fn queue_drained(&mut self, session: SessionKey) {
-        let flight = self.sessions[session].flight();
-        if (!flight.waiting.is_empty() || flight.overflowing) && self.queue_has_slack(session) {
-            let s = &mut self.sessions[session];
-            let flight = s.flight_mut();
-            let waiting = std::mem::take(&mut flight.waiting);
-            flight.holding_since = None;
-            flight.overflowing = false;
-            s.settle();
-            self.release(waiting);
-        }
+        let limits = self.queue_limits();
+        let waiting = queue::take_released(&mut self.sessions[session], &limits);
+        self.release(waiting);
         self.release_budget_waiters();
     }
 
     /// Releases the publishers held for a broker-wide budget once both have slack.
     pub(super) fn release_budget_waiters(&mut self) {
-        if !self.budget.waiters.is_empty() && self.budget.has_slack(&self.config) {
-            let waiting = std::mem::take(&mut self.budget.waiters);
-            self.release(waiting);
-        }
+        let waiting = self.budget.take_released(&self.queue_limits());
+        self.release(waiting);
     }
 
     /// Lets held publishers go on: each handles its kept frames at its next read, in turn.

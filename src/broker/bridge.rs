@@ -3,10 +3,10 @@
 //! the reconnect timer and `$SYS`. The decisions are in `crate::bridge`; this file only
 //! carries them out.
 //!
-//! Each bridge has a [`BridgeKey`], which is also its poll token's. Its output is
-//! flushed at the end of the turn, after the commit, like every client's: a PUBACK to the
-//! upstream leaves only once the message is in the local queues on disk, and a QoS 2
-//! PUBLISH only once its packet id is recorded.
+//! Each bridge has a [`BridgeKey`], which is also its poll token's. Output a turn makes
+//! while writes are pending waits (in order, off the loop) until they are durable: a PUBACK
+//! to the upstream leaves only once the message is in the local queues on disk, and a
+//! QoS 2 PUBLISH only once its packet id is recorded.
 
 use std::io::{self, Read, Write as _};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -17,6 +17,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 
 use super::event_loop::RunError;
+use super::held::HeldBytes;
 use super::inbox::{Inbound, InboxSender};
 use super::keys::{BridgeKey, Slab};
 use super::message::Message;
@@ -120,6 +121,8 @@ struct Link {
     out: Vec<u8>,
     /// Bytes ready for the socket: `out` itself without TLS, ciphertext with it.
     wire: Vec<u8>,
+    /// Output waiting for the store batch it follows to be durable.
+    held: HeldBytes,
     wants_write: bool,
 }
 
@@ -180,6 +183,8 @@ pub struct Bridges {
     list: Slab<BridgeKey, Bridge>,
     /// For the resolver threads' answers.
     inbox: Option<InboxSender>,
+    /// The broker's count of failed commits when the links were last flushed.
+    failures_seen: u64,
 }
 
 impl Bridges {
@@ -441,6 +446,11 @@ impl Broker {
                 None if bridge.session.queue.wants_refill().is_some()
                     && bridge.session.queue.refill_room() > 0 =>
                 {
+                    // The oldest rows may still be on their way to the disk: this corner
+                    // (a full queue with nothing in memory to drop) waits for them.
+                    if self.writes_pending() {
+                        self.sync_store();
+                    }
                     if !self.refill_bridge(key) {
                         return false;
                     }
@@ -454,24 +464,24 @@ impl Broker {
     }
 
     /// Reads the next part of bridge `key`'s queue from the store when the part in
-    /// memory runs low; true if it read any. The turn's staged rows are committed first,
-    /// so the read sees them.
+    /// memory runs low; true if it read any. Rows still staged or with the writer are not
+    /// waited for: the read takes the committed ones (the oldest: rows commit in seq
+    /// order), and the rest on a later read, after the commit ([`Self::refill_bridges`]).
     fn refill_bridge(&mut self, key: BridgeKey) -> bool {
-        let bridge = &self.bridges.list[key];
-        let Some(from) = bridge.session.queue.wants_refill() else {
+        let queue = &self.bridges.list[key].session.queue;
+        let Some(from) = queue.wants_refill() else {
             return false;
         };
-        let room = bridge.session.queue.refill_room().min(MEMORY_ENTRIES);
+        let room = queue.refill_room().min(MEMORY_ENTRIES);
         if room == 0 {
             return false;
         }
-        if self.writes_pending() {
-            self.sync_store();
-        }
+        let newest = queue.newest_seq();
         let name = self.bridges.list[key].config.name.clone();
         match self.db.store.load_forward(&name, from, room) {
             Ok(rows) => {
-                let complete = rows.len() < room;
+                let last = rows.last().map(|r| r.seq);
+                let complete = rows.len() < room && last.or(from.checked_sub(1)) >= newest;
                 let any = !rows.is_empty();
                 let rows = rows.into_iter().map(loaded_row).collect();
                 self.bridges.list[key].session.queue.loaded(rows, complete);
@@ -480,6 +490,21 @@ impl Broker {
             Err(e) => {
                 log::error!("bridge {name}: cannot read the forward queue: {e}");
                 false
+            }
+        }
+    }
+
+    /// A commit became durable: bridges whose queue waits for rows from the disk read
+    /// them now, and send.
+    pub(super) fn refill_bridges(&mut self, now: Instant) {
+        for key in self.bridges.list.keys() {
+            if self.bridges.list[key]
+                .session
+                .queue
+                .wants_refill()
+                .is_some()
+            {
+                self.pump_bridge(key, now);
             }
         }
     }
@@ -717,7 +742,11 @@ impl Broker {
             bridge.config.address.list()[0],
             bridge.address()
         );
+        let pending = self.pending_batch();
+        let bridge = &mut self.bridges.list[key];
         if let Some(link) = bridge.link.as_mut() {
+            // What the turn made so far waits for its batch, and goes with the link.
+            link.held.hold(pending, &mut link.out);
             bridge.session.send_disconnect(&mut link.out, false);
         }
         self.flush_bridge(key, now);
@@ -784,6 +813,7 @@ impl Broker {
             read_buf: Vec::new(),
             out: Vec::new(),
             wire: Vec::new(),
+            held: HeldBytes::default(),
             wants_write: true,
         });
     }
@@ -919,6 +949,7 @@ impl Broker {
         if !link.connected {
             return;
         }
+        link.held.take_ready(&mut link.out);
         match link.tls.as_mut() {
             Some(tls) => {
                 if let Err(e) = tls.write_plaintext(&mut link.out, &mut link.wire) {
@@ -967,19 +998,62 @@ impl Broker {
         }
     }
 
-    /// The end of a turn, after the commit: every bridge's output goes out. If the commit
-    /// failed, that output may acknowledge what is not on disk: the links are dropped
-    /// instead, and the next connection sends again what is unacknowledged.
-    /// True when some bridge has output waiting for its socket.
-    pub(super) fn bridges_have_output(&self) -> bool {
-        self.bridges.all().any(|b| {
-            b.link
-                .as_ref()
-                .is_some_and(|l| !l.out.is_empty() || !l.wire.is_empty())
-        })
+    /// The end of a turn, before the commit window: output the turn made waits for
+    /// `batch` (what is staged or with the writer), behind anything held before it.
+    pub(super) fn hold_bridge_output(&mut self, batch: Option<u64>) {
+        for link in self
+            .bridges
+            .list
+            .iter_mut()
+            .filter_map(|(_, b)| b.link.as_mut())
+        {
+            link.held.hold(batch, &mut link.out);
+        }
     }
 
-    pub(super) fn flush_bridges(&mut self, commit_failed: bool, now: Instant) {
+    /// True while some bridge's output waits for a batch.
+    pub(super) fn bridges_holding(&self) -> bool {
+        self.bridges
+            .all()
+            .any(|b| b.link.as_ref().is_some_and(|l| l.held.until().is_some()))
+    }
+
+    /// Batches up to `done` are durable: the output that waited for them goes at the
+    /// end of the turn.
+    pub(super) fn release_bridge_output(&mut self, done: u64) {
+        for link in self
+            .bridges
+            .list
+            .iter_mut()
+            .filter_map(|(_, b)| b.link.as_mut())
+        {
+            link.held.release(done);
+        }
+    }
+
+    /// Batches from `first` on failed: what waited for them (and all behind it) never
+    /// leaves; the links are dropped at the end of the turn (see [`Self::flush_bridges`]).
+    pub(super) fn bridge_commit_failed(&mut self, first: u64) {
+        for link in self
+            .bridges
+            .list
+            .iter_mut()
+            .filter_map(|(_, b)| b.link.as_mut())
+        {
+            if link.held.until().is_some_and(|until| until >= first) {
+                link.held.clear();
+                link.out.clear();
+            }
+        }
+    }
+
+    /// The end of a turn, after the commit: every bridge's output goes out. If a commit
+    /// failed since the last time, that output may acknowledge what is not on disk: the
+    /// links are dropped instead, and the next connection sends again what is
+    /// unacknowledged.
+    pub(super) fn flush_bridges(&mut self, now: Instant) {
+        let commit_failed = self.bridges.failures_seen != self.stats.store_failures;
+        self.bridges.failures_seen = self.stats.store_failures;
         for key in self.bridges.list.keys() {
             let has_link = self.bridges.list[key].link.is_some();
             if commit_failed && has_link {

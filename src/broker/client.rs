@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
-use super::alias::{InboundAliases, OutboundAliases};
-use super::keys::SessionKey;
 use super::listeners::ListenerId;
 use super::transport::Transport;
+use crate::core::alias::{InboundAliases, OutboundAliases};
+use crate::core::keys::SessionKey;
 use crate::protocol::{self, Packet, ProtocolVersion, ReasonCode};
 use crate::tls;
 

@@ -3,8 +3,8 @@
 //! will is published. Every path that closes a client names an [`Ending`] here.
 
 use super::client::{CloseReason, Connection, Phase};
-use super::keys::ConnKey;
 use super::{Broker, Violation};
+use crate::core::keys::ConnKey;
 use crate::protocol::{self, Disconnect, Packet, Properties, ProtocolVersion, ReasonCode};
 
 /// Why the broker closes a connection.

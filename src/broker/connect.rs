@@ -6,20 +6,20 @@ use crate::service::SessionEvent;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::alias::OutboundAliases;
 use super::client::Phase;
 use super::close::Ending;
-use super::keys::Key as _;
-use super::keys::{ConnKey, SessionKey};
-use super::message::{ForwardedProperties, Message};
-use super::session::{Session, Will};
-use super::timers::Timer;
 use super::{Broker, Violation};
 use crate::auth::bans;
 use crate::auth::cache::Credential;
 use crate::auth::throttle::Attempt;
 use crate::auth::worker::{AuthOutcome, AuthReply, AuthRequest};
 use crate::clock;
+use crate::core::alias::OutboundAliases;
+use crate::core::keys::Key as _;
+use crate::core::keys::{ConnKey, SessionKey};
+use crate::core::message::{ForwardedProperties, Message};
+use crate::core::session::{Session, Will};
+use crate::core::timers::Timer;
 use crate::protocol::{self, ConnAck, Connect, Packet, Properties, ProtocolVersion, ReasonCode};
 use crate::store::Write;
 

@@ -17,13 +17,14 @@ pub use super::bridge::{BridgeInfo, LinkState};
 use super::close::Ending;
 pub use super::console_clients::{ClientDetail, SessionInfo, SubscriptionDetail, WillInfo};
 use super::inbox::{Inbound, InboxSender, SendError};
-use super::keys::ConnKey;
 use super::listeners::{ListenerId, ListenerKind};
 use super::watch::Seen;
+pub use super::watch::PREVIEW_BYTES;
 use super::{Broker, Violation};
 use crate::auth::bans;
 use crate::auth::throttle::Attempt;
 use crate::clock;
+use crate::core::keys::ConnKey;
 use crate::protocol::{ProtocolVersion, ReasonCode};
 
 /// Rows in one list answer, so a broker with many clients answers in bounded time and size.
@@ -263,7 +264,8 @@ pub struct MessageInfo {
     pub qos: u8,
     pub retain: bool,
     pub size: usize,
-    /// The first bytes of the payload (at most `watch::PREVIEW_BYTES`).
+    /// The first bytes of the payload: up to `watch::KEEP_BYTES` while the topic history's
+    /// budget lasts, else [`PREVIEW_BYTES`].
     pub preview: Vec<u8>,
 }
 

@@ -6,8 +6,8 @@
 use serde::Serialize;
 
 use super::console::{ConsoleAnswer, Rows, SubscriptionInfo};
-use super::session::Session;
 use super::Broker;
+use crate::core::session::Session;
 use crate::protocol::{ProtocolVersion, RetainHandling};
 
 /// One connected client in detail.

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use super::console::{ConsoleAnswer, ConsolePublish, RetainedInfo, Rows, PAYLOAD_CAP};
 use super::delivery::Admission;
-use super::message::{ForwardedProperties, Message};
 use super::Broker;
 use crate::auth::acl::{Action, ClientAcl};
+use crate::core::message::{ForwardedProperties, Message};
 use crate::protocol::Qos;
 use crate::store::Write;
 

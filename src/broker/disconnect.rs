@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use super::client::CloseReason;
 use super::close::Ending;
-use super::keys::Key as _;
-use super::keys::{ConnKey, SessionKey};
-use super::timers::Timer;
 use super::{Broker, Violation};
 use crate::clock;
+use crate::core::keys::Key as _;
+use crate::core::keys::{ConnKey, SessionKey};
+use crate::core::timers::Timer;
 use crate::protocol::Disconnect;
 use crate::store::Write;
 

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use super::client::{Hold, Phase};
 use super::close::Ending;
-use super::keys::ConnKey;
 use super::{Broker, Violation};
+use crate::core::keys::ConnKey;
 use crate::protocol::{self, Packet};
 
 impl Broker {

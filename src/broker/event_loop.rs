@@ -18,14 +18,14 @@ use mio::{Events, Interest, Poll, Token};
 use super::client::{Connection, Hold, Phase, ReadOutcome, READ_CHUNK};
 use super::close::{send_disconnect, Ending};
 use super::inbox::{Inbound, Inbox, InboxSender};
-use super::keys::ConnKey;
 use super::listeners::{ListenerId, ListenerKind, Listeners};
-use super::timers::Timer;
 use super::transport::Transport;
 use super::{Broker, Violation};
 use crate::auth::worker::AuthWorker;
 use crate::cli::ConfigSource;
 use crate::config::Config;
+use crate::core::keys::ConnKey;
+use crate::core::timers::Timer;
 use crate::protocol::ReasonCode;
 use crate::store::{Store, StoreError, Writer};
 
@@ -526,7 +526,6 @@ impl Broker {
 
     /// The end of a turn: detach closed connections (wills), flush output, drop sockets.
     fn end_turn(&mut self, now: Instant) {
-        let failures = self.stats.store_failures;
         let mut closed = Vec::new();
         // A second pass only runs when a failed commit closed more connections.
         for _ in 0..2 {
@@ -541,15 +540,15 @@ impl Broker {
                 }
             }
             closed.extend(closing);
-            // A closing connection's held acknowledgements cannot wait for the writer,
-            // nor can a bridge's output: those turns wait for the disk, as every turn
-            // did before the writer.
+            // A closing connection's held acknowledgements cannot wait for the writer:
+            // that turn waits for the disk, as every turn did before the writer.
             let closing_held = closed
                 .iter()
                 .any(|&t| self.conns.get(t).is_some_and(|c| c.held_until().is_some()));
-            if self.writes_pending() && (closing_held || self.bridges_have_output()) {
+            if self.writes_pending() && closing_held {
                 self.sync_store();
             }
+            self.hold_bridge_output(self.pending_batch());
             self.commit_window(now);
             if self.turn.close.is_empty() {
                 break;
@@ -561,7 +560,7 @@ impl Broker {
             self.flush(token);
         }
         self.release_window_waiters();
-        self.flush_bridges(self.stats.store_failures != failures, now);
+        self.flush_bridges(now);
         for token in closed {
             if self.conns.contains(token) {
                 self.access.pending.remove(&token);

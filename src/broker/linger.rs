@@ -18,9 +18,9 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 
 use super::client::Connection;
-use super::keys::{Key, LingerKey, Slab};
-use super::timers::Timer;
 use super::Broker;
+use crate::core::keys::{Key, LingerKey, Slab};
+use crate::core::timers::Timer;
 
 /// How long a closed connection may linger at most.
 const LINGER_TIME: Duration = Duration::from_secs(2);

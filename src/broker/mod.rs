@@ -1,4 +1,5 @@
-//! The broker: all state owned by the event loop, and the handlers that change it.
+//! The broker: all state owned by the event loop, and the handlers that change it. The
+//! pure parts it is built from (keys, sessions, messages, aliases, timers) are in `core/`.
 //!
 //! - `event_loop` — mio `Poll`, tokens, accept, the turn (read → handle → flush → close).
 //! - `client`     — one connection: socket, buffers, negotiated state.
@@ -13,27 +14,21 @@
 //! - `linger`     — a closed connection's socket finishing its answer, draining input.
 //! - `connect` `publish` `acks` `subscribe` `disconnect` — one handler file per inbound packet.
 //! - `bridge`     — the bridges' outbound connections, forward queues and local delivery.
-//! - `alias`      — topic aliases the broker sets up toward a client (LRU remapping).
 //! - `delivery`   — routing a message to sessions: matching, QoS, `queue_full`, in-flight windows.
 //! - `queue`      — session queues: memory or disk tail, limits and budgets, paging.
 //! - `backpressure` — holding publishers back while a queue is full, and letting them go.
-//! - `index`      — sessions by client id (slab keys only; the id lives in the session).
-//! - `keys`       — typed slab keys (`ConnKey`, `SessionKey`) and the slab they index.
-//! - `session`    — what survives a connection: subscriptions, queue, in-flight, will.
-//! - `shared`     — round-robin positions of shared-subscription groups.
-//! - `message`    — the shared, reference-counted copy of a published message.
-//! - `timers`     — the deadline heap that sets the poll timeout.
+//! - `tokens`     — the poll tokens of connections and bridges, from their slab keys.
 //! - `stats`      — counters for logs and `$SYS`.
 //! - `sys`        — the `$SYS` topics, published only while someone listens.
 //! - `persist`    — what is staged in the store each turn, and loaded back at start.
 //! - `commit`     — the commit window, the store writer's batches, acks held until durable.
+//! - `held`       — a bridge link's output kept back until the batch it follows is durable.
 //! - `reload`     — SIGHUP: the config file and ACL rules read again, clients kept.
 //! - `services`   — the internal services beside the broker (chat): claimed topics, effects.
 //! - `watch`      — recent topics and their last messages, for the web console (bounded).
 
 mod access;
 mod acks;
-mod alias;
 mod backpressure;
 mod bridge;
 mod client;
@@ -48,23 +43,19 @@ mod delivery;
 mod disconnect;
 mod dispatch;
 mod event_loop;
+mod held;
 mod inbox;
-mod index;
-mod keys;
 mod linger;
 mod listeners;
-mod message;
 mod persist;
 mod publish;
 mod queue;
 mod reload;
 mod services;
-mod session;
-mod shared;
 mod stats;
 mod subscribe;
 mod sys;
-mod timers;
+mod tokens;
 mod transport;
 mod turn;
 mod watch;
@@ -75,22 +66,24 @@ use std::sync::Arc;
 
 use crate::auth::worker::AuthWorker;
 use crate::config::Config;
+use crate::core::keys::{SessionKey, Slab};
+use crate::core::message::Message;
 use crate::protocol::ReasonCode;
 use crate::store::{Store, Writer};
 use crate::topic::{self, RetainedTree, TopicTrie};
 use client::Connection;
 use inbox::Inbox;
-use keys::{SessionKey, Slab};
 use listeners::Listeners;
-use message::Message;
-use session::{Session, SubEntry};
+// `bridge.rs` names these as `super::…` (it is being rewritten as a client connection).
+use crate::core::session::{Session, SubEntry};
+use crate::core::timers::Timers;
+use crate::core::{keys, message, timers};
 use stats::Stats;
-use timers::Timers;
 
+pub use crate::core::keys::ConnKey;
 pub use bridge::load_tls as load_bridge_tls;
 pub use event_loop::{run, RunError, Server};
 pub use inbox::{Inbound, InboxSender, SendError};
-pub use keys::ConnKey;
 pub use listeners::{ListenerId, ListenerKind};
 
 /// A rule broken by a client: the reason code to answer with and a detail for the log.
@@ -136,14 +129,14 @@ pub struct Broker {
     lingering: linger::Lingerers,
     sessions: Slab<SessionKey, Session>,
     /// Client id → key in `sessions`.
-    session_ids: index::SessionIndex,
+    session_ids: crate::core::index::SessionIndex,
     /// Last serial handed out (connection serials, session generations); timers name
     /// what they are for by it, since slab keys are reused.
     next_serial: u64,
 
     trie: TopicTrie<SubEntry, SessionKey>,
     /// Round-robin position per shared group.
-    shared_cursors: shared::SharedCursors,
+    shared_cursors: crate::core::shared::SharedCursors,
     retained: RetainedTree<Arc<Message>>,
     /// Topics seen and their last messages, for the web console.
     watch: watch::TopicWatch,
@@ -158,7 +151,7 @@ pub struct Broker {
     /// The store and this turn's staged writes.
     db: persist::Db,
     /// The broker-wide queue budgets and the publishers waiting for them.
-    budget: queue::Budget,
+    budget: crate::core::queue::Budget,
     /// What the turn does at its end, and the buffers it reuses.
     turn: turn::Turn,
     timers: Timers,
@@ -190,17 +183,17 @@ impl Broker {
             per_address: HashMap::new(),
             lingering: linger::Lingerers::default(),
             sessions: Slab::default(),
-            session_ids: index::SessionIndex::default(),
+            session_ids: crate::core::index::SessionIndex::default(),
             next_serial: 0,
             trie: TopicTrie::new(),
-            shared_cursors: shared::SharedCursors::default(),
+            shared_cursors: crate::core::shared::SharedCursors::default(),
             retained: RetainedTree::new(),
             watch: watch::TopicWatch::default(),
             chat: None,
             bridges: bridge::Bridges::default(),
             access: access::Access::new(auth),
             db: persist::Db::new(store, writer),
-            budget: queue::Budget::default(),
+            budget: crate::core::queue::Budget::default(),
             turn: turn::Turn::default(),
             timers: Timers::default(),
             stats: Stats::default(),

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use crate::clock;
 
 use super::commit::Batches;
-use super::keys::SessionKey;
-use super::message::{ForwardedProperties, Message};
-use super::session::{DiskTail, Inflight, InflightState, Outbound, Session, SubEntry, Will};
-use super::timers::Timer;
 use super::Broker;
+use crate::core::keys::SessionKey;
+use crate::core::message::{ForwardedProperties, Message};
+use crate::core::session::{DiskTail, Inflight, InflightState, Outbound, Session, SubEntry, Will};
+use crate::core::timers::Timer;
 use crate::protocol::{self, PacketId, Properties, Qos, SubscriptionOptions};
 use crate::store::{Store, StoreError, StoredMessage, StoredSession, Write, Writer};
 use crate::topic::parse_shared;

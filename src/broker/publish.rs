@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::delivery::Admission;
-use super::keys::{BridgeKey, ConnKey, SessionKey};
-use super::message::Message;
 use super::{Broker, Violation};
 use crate::auth::acl::Action;
+use crate::core::keys::{BridgeKey, ConnKey, SessionKey};
+use crate::core::message::Message;
 use crate::protocol::{Ack, Packet, Properties, ProtocolVersion, Publish, Qos, QosPid, ReasonCode};
 
 impl Broker {

@@ -8,13 +8,13 @@ use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use super::keys::{ConnKey, Key, SessionKey};
-use super::message::{ForwardedProperties, Message};
-use super::timers::Timer;
 use super::{Broker, Inbound, Violation};
 use crate::auth::acl::{is_reply_topic, reply_topic_allows, Action};
 use crate::chat::{accounts, AccountReply, ChatConfig, ChatService, Context};
 use crate::clock;
+use crate::core::keys::{ConnKey, Key, SessionKey};
+use crate::core::message::{ForwardedProperties, Message};
+use crate::core::timers::Timer;
 use crate::protocol::{Publish, Qos, ReasonCode};
 use crate::service::{Effect, Outgoing, Request, Requester, SessionEvent};
 use crate::store::StoreError;
@@ -173,7 +173,8 @@ impl Broker {
     }
 
     /// Tells the services about a connected session's subscriptions or its end. Cheap for
-    /// anything but a room topic: the chat service looks only at `chat/r/<room>`.
+    /// anything but a room topic or a user's inbox: the chat service looks only at
+    /// `chat/r/<room>` and `chat/u/<user>/…`.
     pub(super) fn tell_services(&mut self, event: SessionEvent<'_>, now: Instant) {
         let Some(chat) = self.chat.as_mut() else {
             return;
@@ -221,19 +222,10 @@ impl Broker {
             match effect {
                 Effect::Stage(w) => self.db.store.stage(w),
                 Effect::Publish(out) => {
-                    let message = service_message(out, Qos::AtLeastOnce);
-                    self.stats.messages_received += 1;
-                    if is_reply_topic(&message.topic) {
-                        // Someone's replies or direct messages: to them only, never to the
-                        // console's topic history or a bridge.
-                        self.route(message, now);
-                    } else {
-                        self.distribute(message, now);
-                    }
+                    self.publish_service(service_message(out, Qos::AtLeastOnce), now);
                 }
                 Effect::Announce(out) => {
-                    self.stats.messages_received += 1;
-                    self.distribute(service_message(out, Qos::AtMostOnce), now);
+                    self.publish_service(service_message(out, Qos::AtMostOnce), now);
                 }
                 Effect::Account { ticket, op } => {
                     let cost = self.config.bcrypt_cost;
@@ -244,6 +236,17 @@ impl Broker {
                 }
                 Effect::ForgetCredentials(name) => self.access.credentials.forget(&name),
             }
+        }
+    }
+
+    /// Routes what a service published. Someone's replies, direct messages or direct
+    /// presence go to them only, never to the console's topic history or a bridge.
+    fn publish_service(&mut self, message: Arc<Message>, now: Instant) {
+        self.stats.messages_received += 1;
+        if is_reply_topic(&message.topic) {
+            self.route(message, now);
+        } else {
+            self.distribute(message, now);
         }
     }
 

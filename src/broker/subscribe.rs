@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::keys::Key as _;
-use super::keys::{ConnKey, SessionKey};
-use super::message::Message;
-use super::session::{Outbound, SubEntry};
 use super::{Broker, Violation};
+use crate::auth::acl::USER_REPLIES;
 use crate::chat::codec::ROOM_PREFIX;
+use crate::core::keys::Key as _;
+use crate::core::keys::{ConnKey, SessionKey};
+use crate::core::message::Message;
+use crate::core::session::{Outbound, SubEntry};
 use crate::protocol::{
     Packet, Properties, Qos, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
     UnsubAck, Unsubscribe,
@@ -125,7 +126,7 @@ impl Broker {
         self.stage_subscription(session, filter, Some(entry));
         self.sys_wanted(plain, now);
         let is_new = self.trie.subscribe(plain, group, session, entry);
-        if group.is_none() && plain.starts_with(ROOM_PREFIX) {
+        if group.is_none() && (plain.starts_with(ROOM_PREFIX) || plain.starts_with(USER_REPLIES)) {
             let username = self.sessions[session].username.clone();
             self.tell_services(
                 SessionEvent::Subscribed {

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::client::Hold;
-use super::message::{ForwardedProperties, Message};
-use super::timers::Timer;
 use super::Broker;
+use crate::core::message::{ForwardedProperties, Message};
+use crate::core::timers::Timer;
 use crate::protocol::Qos;
 
 /// What `$SYS` keeps between its publications.

@@ -7,9 +7,9 @@
 use std::time::Instant;
 
 use super::close::Ending;
-use super::keys::ConnKey;
 use super::listeners::ListenerKind;
 use super::Broker;
+use crate::core::keys::ConnKey;
 use crate::protocol::ReasonCode;
 use crate::ws::{CloseCode, Framing};
 

@@ -2,9 +2,9 @@
 //! again next turn) and the buffers every turn reuses, so reading and routing do not
 //! allocate per socket or per message. The loop (`event_loop.rs`) drains the lists.
 
-use super::delivery::Step;
-use super::keys::{ConnKey, SessionKey};
-use super::session::{Outbound, SubEntry};
+use crate::core::admission::Step;
+use crate::core::keys::{ConnKey, SessionKey};
+use crate::core::session::{Outbound, SubEntry};
 
 #[derive(Default)]
 pub struct Turn {

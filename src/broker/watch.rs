@@ -1,8 +1,10 @@
 //! What the web console shows of recent traffic: the topics seen since start (at most
 //! [`MAX_TOPICS`]), each with its message count, last time and last [`LAST_MESSAGES`]
-//! messages as short previews. Recording a message costs O(1) and allocates nothing once
-//! a topic's ring is full; when the table is full a topic not published to since the
-//! clock hand last passed it is forgotten (the CLOCK approximation of least recently used).
+//! messages, each with up to [`KEEP_BYTES`] of its payload while the table's
+//! [`KEEP_BUDGET`] lasts and [`PREVIEW_BYTES`] once it is spent. Recording a message costs
+//! O(1) and allocates nothing once a topic's ring is full (its buffers are reused); when the
+//! table is full a topic not published to since the clock hand last passed it is forgotten
+//! (the CLOCK approximation of least recently used).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -12,9 +14,13 @@ use crate::protocol::Qos;
 pub const MAX_TOPICS: usize = 1024;
 /// Messages remembered per topic.
 pub const LAST_MESSAGES: usize = 10;
-/// Payload bytes kept of each remembered message; the console shows a preview, not the
-/// message, and the bound keeps the whole table under about 2 MB.
+/// Payload bytes always kept of each remembered message: 10 × 1024 of them are about 1.3 MB.
 pub const PREVIEW_BYTES: usize = 128;
+/// Payload bytes kept of a message while the budget lasts, for the console's viewer.
+pub const KEEP_BYTES: usize = 4 * 1024;
+/// Buffer bytes the table may hold beyond the previews (the sum of their capacities),
+/// so sensors with small payloads are seen whole while a few large ones cannot grow it.
+pub const KEEP_BUDGET: usize = 2 * 1024 * 1024;
 
 /// One remembered message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +29,8 @@ pub struct Seen {
     pub at_ms: u64,
     pub qos: Qos,
     pub retain: bool,
-    /// The whole payload's size; `preview` holds at most [`PREVIEW_BYTES`] of it.
+    /// The whole payload's size; `preview` holds its first bytes: up to [`KEEP_BYTES`]
+    /// while the budget lasts, else [`PREVIEW_BYTES`].
     pub size: usize,
     pub preview: Vec<u8>,
 }
@@ -52,6 +59,13 @@ pub struct TopicWatch {
     hand: usize,
     /// Topics dropped to make room, so the page can say the list is not complete.
     pub forgotten: u64,
+    /// Buffer capacity held beyond [`PREVIEW_BYTES`] per message, at most [`KEEP_BUDGET`].
+    kept: usize,
+}
+
+/// A buffer's capacity beyond what every message may keep.
+fn extra(buf: &Vec<u8>) -> usize {
+    buf.capacity().saturating_sub(PREVIEW_BYTES)
 }
 
 impl TopicWatch {
@@ -80,9 +94,17 @@ impl TopicWatch {
         seen.qos = qos;
         seen.retain = retain;
         seen.size = payload.len();
+        // This buffer's share of the budget is given back, then taken again for what it keeps.
+        self.kept -= extra(&seen.preview);
+        let room = PREVIEW_BYTES + KEEP_BUDGET.saturating_sub(self.kept);
+        let keep = payload.len().min(KEEP_BYTES).min(room);
         seen.preview.clear();
-        seen.preview
-            .extend_from_slice(&payload[..payload.len().min(PREVIEW_BYTES)]);
+        if extra(&seen.preview) > KEEP_BUDGET.saturating_sub(self.kept) {
+            seen.preview.shrink_to(keep.max(PREVIEW_BYTES));
+        }
+        seen.preview.reserve_exact(keep);
+        seen.preview.extend_from_slice(&payload[..keep]);
+        self.kept += extra(&seen.preview);
         entry.recent.push_back(seen);
     }
 
@@ -108,6 +130,7 @@ impl TopicWatch {
             let slot = self.hand;
             self.hand = (self.hand + 1) % MAX_TOPICS;
             let old = std::mem::replace(&mut self.slots[slot], fresh);
+            self.kept -= old.recent.iter().map(|s| extra(&s.preview)).sum::<usize>();
             self.index.remove(&old.topic);
             self.forgotten += 1;
             slot
@@ -132,7 +155,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keeps_the_last_ten_messages_with_short_previews() {
+    fn keeps_the_last_ten_messages_whole_while_small() {
         let mut watch = TopicWatch::default();
         for i in 0..25u64 {
             let payload = format!("m{i}").repeat(if i == 24 { 100 } else { 1 });
@@ -143,7 +166,7 @@ mod tests {
         let previews: Vec<_> = entry.recent.iter().map(|s| s.at_ms).collect();
         assert_eq!(previews, (15..25).collect::<Vec<_>>());
         let last = entry.recent.back().unwrap();
-        assert_eq!((last.size, last.preview.len()), (300, PREVIEW_BYTES));
+        assert_eq!((last.size, last.preview.len()), (300, 300), "kept whole");
         assert!(last.retain);
         assert_eq!(entry.recent[0].preview, b"m15");
         assert!(watch.get("a/c").is_none());
@@ -166,5 +189,32 @@ mod tests {
         assert_eq!(watch.forgotten, 2);
         assert_eq!(watch.topics().count(), MAX_TOPICS);
         assert_eq!(watch.get("new/2").unwrap().messages, 1);
+    }
+
+    #[test]
+    fn large_payloads_are_cut_and_the_budget_bounds_the_table() {
+        let mut watch = TopicWatch::default();
+        let big = vec![7u8; 100_000];
+        watch.record("big", &big, Qos::AtMostOnce, false, 1);
+        let seen = watch.get("big").unwrap().recent.back().unwrap();
+        assert_eq!((seen.size, seen.preview.len()), (100_000, KEEP_BYTES));
+        // Far more large messages than the budget holds: later ones keep previews only,
+        // and the buffers never hold more than the budget beyond the previews.
+        for i in 0..2000 {
+            watch.record(&format!("t/{i}"), &big, Qos::AtMostOnce, false, 2);
+            assert!(watch.kept <= KEEP_BUDGET, "{} after {i}", watch.kept);
+        }
+        let last = watch.get("t/1999").unwrap().recent.back().unwrap();
+        assert_eq!(last.preview.len(), PREVIEW_BYTES);
+        // Rings that turn over give their buffers back: small messages fit again.
+        for _ in 0..LAST_MESSAGES {
+            watch.record("t/0", b"small", Qos::AtMostOnce, false, 3);
+        }
+        let total: usize = watch
+            .topics()
+            .flat_map(|t| t.recent.iter())
+            .map(|s| extra(&s.preview))
+            .sum();
+        assert_eq!(total, watch.kept, "the account matches the buffers");
     }
 }

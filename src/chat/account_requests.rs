@@ -108,7 +108,9 @@ impl ChatService {
             | Op::Like { .. }
             | Op::Members { .. }
             | Op::Leave { .. }
-            | Op::Block { .. } => return Err(ChatError::BadRequest("not an account request")),
+            | Op::Block { .. }
+            | Op::Blocks
+            | Op::Read { .. } => return Err(ChatError::BadRequest("not an account request")),
         };
         let pending = Pending {
             to,

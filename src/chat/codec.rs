@@ -150,6 +150,13 @@ pub enum Op<'a> {
         user: &'a str,
         blocks: bool,
     },
+    /// `blocks`: whom the user blocked.
+    Blocks,
+    /// `read <room|@peer> <id>`: the user has seen the room up to message `id`.
+    Read {
+        room: &'a str,
+        id: i64,
+    },
 }
 
 impl Op<'_> {
@@ -229,6 +236,14 @@ pub fn parse_request<'a>(op: &str, payload: &'a [u8]) -> Result<Op<'a>, ChatErro
             user: text,
             blocks: false,
         }),
+        "blocks" => Ok(Op::Blocks),
+        "read" => {
+            let (room, id) = two(' ', "read needs a room and a message id")?;
+            Ok(Op::Read {
+                room,
+                id: number(id, "read needs a room and a message id")?,
+            })
+        }
         _ => Err(ChatError::BadRequest("unknown request")),
     }
 }

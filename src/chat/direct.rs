@@ -53,7 +53,7 @@ impl ChatService {
         }
         self.last_message_id += 1;
         let id = self.last_message_id;
-        self.rooms.count_message(room_id);
+        self.rooms.count_message(room_id, id);
         out.push(Effect::Stage(Write::Chat(ChatWrite::Message {
             id,
             room_id,

@@ -1,12 +1,15 @@
 //! Room members and their presence on the wire: joining by subscribing to a room's own
 //! topic, the `leave` and `members` requests, and the coalesced announcements
-//! (`j`/`q`/`o`/`f` lines) that `presence` decides.
+//! (`j`/`q`/`o`/`f` lines) that `presence` decides — to a room, or for a user's direct
+//! presence to each peer's conversation topic.
 
 use std::time::Instant;
 
 use super::codec::{self, Reply};
+use super::direct::inbox;
 use super::presence::{Change, Changes};
 use super::{ChatError, ChatService};
+use crate::auth::{acl::USER_REPLIES, rules};
 use crate::service::{Effect, Outgoing, SessionEvent};
 use crate::store::{ChatWrite, Write};
 
@@ -34,12 +37,18 @@ impl ChatService {
                 if let Some(room) = room_of(filter) {
                     self.presence.subscribed(session, user, &room, now);
                     self.join(&room, user, now, unix, &mut out);
+                } else if direct_inbox_owner(filter) == Some(user) {
+                    self.presence
+                        .subscribed(session, user, &format!("@{user}"), now);
                 }
             }
             SessionEvent::Subscribed { username: None, .. } => {}
             SessionEvent::Unsubscribed { session, filter } => {
                 if let Some(room) = room_of(filter) {
                     self.presence.unsubscribed(session, &room, now);
+                } else if let Some(owner) = direct_inbox_owner(filter) {
+                    self.presence
+                        .unsubscribed(session, &format!("@{owner}"), now);
                 }
             }
             SessionEvent::Offline { session } => self.presence.offline(session, now),
@@ -47,26 +56,60 @@ impl ChatService {
         out
     }
 
-    /// When the broker should call [`Self::due`], asked once per window that opens.
+    /// When the broker should call [`Self::due`]: the nearest of the presence window and
+    /// the read markers' write, when earlier than the callback already asked for.
     pub fn wake_at(&mut self) -> Option<Instant> {
-        self.presence.take_wake()
+        let next = [self.presence.due(), self.markers.due()]
+            .into_iter()
+            .flatten()
+            .min()?;
+        if self.scheduled.is_some_and(|at| at <= next) {
+            return None;
+        }
+        self.scheduled = Some(next);
+        Some(next)
     }
 
-    /// The announcements of a window that is over: one QoS 0 PUBLISH per room with changes,
-    /// a line per kind, `j`oined, `q`uit (left), `o`nline, of`f`line, each with its names.
+    /// What is due at `now`: the read markers moved in a window that is over (staged in
+    /// one commit), and the presence announcements of a window that is over — one QoS 0
+    /// PUBLISH per room with changes, a line per kind, `j`oined, `q`uit (left),
+    /// `o`nline, of`f`line, each with its names; a user's direct presence goes to the
+    /// topic of each conversation they have, as `o <user>` or `f <user>`.
     pub fn due(&mut self, now: Instant) -> Vec<Effect> {
-        self.presence
+        if self.scheduled.is_some_and(|at| at <= now) {
+            self.scheduled = None;
+        }
+        let mut out: Vec<Effect> = self
+            .markers
             .take_due(now)
             .into_iter()
-            .map(|(room, changes)| {
-                Effect::Announce(Outgoing {
-                    topic: codec::room_topic(&room),
-                    payload: presence_lines(&changes).into_bytes(),
+            .map(Effect::Stage)
+            .collect();
+        for (room, changes) in self.presence.take_due(now) {
+            let payload = presence_lines(&changes).into_bytes();
+            log::debug!(
+                "chat presence in {room}: {}",
+                String::from_utf8_lossy(&payload).replace('\n', " / ")
+            );
+            let topics = match room.strip_prefix('@') {
+                Some(user) => self
+                    .rooms
+                    .peers(user)
+                    .iter()
+                    .map(|peer| inbox(peer, user))
+                    .collect(),
+                None => vec![codec::room_topic(&room)],
+            };
+            for topic in topics {
+                out.push(Effect::Announce(Outgoing {
+                    topic,
+                    payload: payload.clone(),
                     correlation_data: None,
                     publisher: None,
-                })
-            })
-            .collect()
+                }));
+            }
+        }
+        out
     }
 
     /// Makes `user` a member of `room` if it exists and they are not one yet.
@@ -119,17 +162,29 @@ impl ChatService {
         Ok(Reply::ok(&format!("left {room}")))
     }
 
-    /// `members <room>`: `o` and the members online, `f` and the others.
-    pub(super) fn list_members(&self, room: &str) -> Result<Reply, ChatError> {
-        let room_id = self.room_id(room)?;
-        let members = self.members.get(&room_id);
+    /// `members <room>`: `o` and the members online, `f` and the others. `members @peer`:
+    /// the two of a direct conversation, online when receiving their direct messages.
+    pub(super) fn list_members(&self, me: &str, room: &str) -> Result<Reply, ChatError> {
         let mut online = Vec::new();
         let mut offline = Vec::new();
-        for user in members.into_iter().flatten() {
-            if self.presence.is_online(room, user) {
-                online.push(&**user);
+        let mut sort = |user: &str, online_in: &str| {
+            if self.presence.is_online(online_in, user) {
+                online.push(user.to_owned());
             } else {
-                offline.push(&**user);
+                offline.push(user.to_owned());
+            }
+        };
+        if let Some(peer) = room.strip_prefix('@') {
+            if rules::check_username(peer).is_err() || peer == me {
+                return Err(ChatError::UnknownUser);
+            }
+            for user in [me, peer] {
+                sort(user, &format!("@{user}"));
+            }
+        } else {
+            let room_id = self.room_id(room)?;
+            for user in self.members.get(&room_id).into_iter().flatten() {
+                sort(user, room);
             }
         }
         online.sort_unstable();
@@ -164,7 +219,7 @@ impl ChatService {
         }
     }
 
-    fn room_id(&self, room: &str) -> Result<i64, ChatError> {
+    pub(super) fn room_id(&self, room: &str) -> Result<i64, ChatError> {
         if !codec::valid_room_name(room) {
             return Err(ChatError::BadRoomName);
         }
@@ -173,6 +228,15 @@ impl ChatService {
             .map(|r| r.id)
             .ok_or(ChatError::UnknownRoom)
     }
+}
+
+/// The user whose direct messages `filter` receives in full (`chat/u/<user>/#`,
+/// `chat/u/<user>/d/+` or `chat/u/<user>/d/#`): a session subscribed to it is online for
+/// direct messages.
+fn direct_inbox_owner(filter: &str) -> Option<&str> {
+    let rest = filter.strip_prefix(USER_REPLIES)?;
+    let (user, tail) = rest.split_once('/')?;
+    matches!(tail, "#" | "d/+" | "d/#").then_some(user)
 }
 
 /// `j ana bob\no ana bob\nf cy`: one line per kind of change, in that order.

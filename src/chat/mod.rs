@@ -13,6 +13,7 @@
 //! - `presence`  — who is online in each room, announced in coalesced windows.
 //! - `members`   — room members, joins and leaves, presence on the wire.
 //! - `direct`    — direct messages between two users, and blocking.
+//! - `read_markers` — how far each user has read each room; unread counts; the block list.
 //! - `accounts`  — register, security questions, password reset (off the loop; also
 //!   what the web console calls to create users).
 //! - `account_requests` — account requests on the loop: checks, worker hand-off, replies.
@@ -27,11 +28,12 @@ mod likes;
 mod members;
 mod presence;
 mod ratelimit;
+mod read_markers;
 mod reply;
 mod rooms;
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::auth::attempts::Attempts;
 use crate::auth::throttle::{AddressKey, LoginThrottle};
@@ -40,6 +42,7 @@ use crate::store::{Store, StoreError};
 use codec::{ChatTopic, Op};
 use presence::Presence;
 use ratelimit::Buckets;
+use read_markers::ReadMarkers;
 use reply::ReplyTo;
 use rooms::Rooms;
 
@@ -104,6 +107,10 @@ pub struct ChatService {
     presence: Presence,
     /// (blocker, blocked): direct messages refused.
     blocks: Blocks,
+    /// How far each user has read each room, and the moves not yet written.
+    markers: ReadMarkers,
+    /// The callback the broker has been asked for (presence window or marker write).
+    scheduled: Option<Instant>,
 }
 
 impl ChatService {
@@ -123,6 +130,8 @@ impl ChatService {
             members: members_by_room(store)?,
             presence: Presence::default(),
             blocks: blocks(store)?,
+            markers: ReadMarkers::load(store.load_chat_read()?),
+            scheduled: None,
         })
     }
 
@@ -133,6 +142,7 @@ impl ChatService {
         self.last_message_id = store.max_chat_message_id()?;
         self.members = members_by_room(store)?;
         self.blocks = blocks(store)?;
+        self.markers = ReadMarkers::load(store.load_chat_read()?);
         Ok(())
     }
 
@@ -147,7 +157,7 @@ impl ChatService {
         matches!(
             codec::parse_topic(topic),
             ChatTopic::Request {
-                op: "history" | "like",
+                op: "history" | "like" | "rooms",
                 ..
             }
         )
@@ -219,15 +229,17 @@ impl ChatService {
         }
         let user = user.unwrap_or_default();
         let reply = match op {
-            Op::Rooms => self.list_rooms(user, ctx),
+            Op::Rooms => self.list_rooms(user, ctx)?,
             Op::History { room, range, count } => self.history(user, room, range, count, ctx)?,
             Op::Like { id } => self.like(user, id, ctx, out)?,
-            Op::Members { room } => self.list_members(room)?,
+            Op::Members { room } => self.list_members(user, room)?,
             Op::Leave { room } => self.leave(user, room, req.now, req.unix, out)?,
             Op::Block {
                 user: other,
                 blocks,
             } => self.block(user, other, blocks, out)?,
+            Op::Blocks => self.list_blocks(user),
+            Op::Read { room, id } => self.read(user, room, id, req.now)?,
             account => return self.account_request(req, account, to, out),
         };
         out.push(to.publish(reply.into_bytes()));

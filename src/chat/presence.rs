@@ -1,7 +1,9 @@
 //! Presence: who is online in each room, told to the room in coalesced announcements.
 //!
 //! A user is online in a room while one of their connected sessions subscribes to the
-//! room's own topic (`chat/r/<room>`; wildcards watch rooms, they are not presence). The
+//! room's own topic (`chat/r/<room>`; wildcards watch rooms, they are not presence).
+//! Online for direct messages is kept the same way under the pseudo-room `@<user>`
+//! (no room name holds `@`): a session of the user receiving all their direct messages. The
 //! broker reports subscriptions and ends of connections as `SessionEvent`s; nothing is
 //! done per message. Changes wait in a short window ([`WINDOW`]) and go out as one
 //! QoS 0 announcement per room, net of what cancelled out (a reconnect inside the window
@@ -63,8 +65,6 @@ pub struct Presence {
     pending: HashMap<Box<str>, Pending>,
     /// When the open window closes.
     due: Option<Instant>,
-    /// A window just opened: the broker must be asked to call back at `due`.
-    wake: bool,
 }
 
 impl Presence {
@@ -156,7 +156,6 @@ impl Presence {
     fn open(&mut self, now: Instant) {
         if self.due.is_none() {
             self.due = Some(now + WINDOW);
-            self.wake = true;
         }
     }
 
@@ -173,13 +172,9 @@ impl Presence {
             .flat_map(|u| u.keys().map(|k| &**k))
     }
 
-    /// The deadline of a window that just opened, once.
-    pub fn take_wake(&mut self) -> Option<Instant> {
-        if std::mem::take(&mut self.wake) {
-            self.due
-        } else {
-            None
-        }
+    /// When the open window closes, if one is open.
+    pub fn due(&self) -> Option<Instant> {
+        self.due
     }
 
     /// When the window is due, each room's net changes as (room, changes sorted by kind
@@ -233,8 +228,7 @@ mod tests {
         assert!(p.subscribed(1, "ana", "general", t0));
         assert!(!p.subscribed(2, "ana", "general", t0), "second device");
         assert!(p.subscribed(3, "bob", "general", t0));
-        assert_eq!(p.take_wake(), Some(t0 + WINDOW));
-        assert_eq!(p.take_wake(), None);
+        assert_eq!(p.due(), Some(t0 + WINDOW));
         assert!(p.take_due(t0).is_empty(), "not yet");
         let due = p.take_due(t0 + WINDOW);
         assert_eq!(due.len(), 1);

@@ -14,6 +14,9 @@ use crate::store::{ChatRoomRecord, ChatWrite, HistoryRange, StoreError, Write};
 pub struct Room {
     pub id: i64,
     pub messages: u64,
+    /// Its newest message id (0 when empty): unread counts need no query when a reader's
+    /// marker is there.
+    pub newest: i64,
 }
 
 /// Every room, by name; room ids by number for likes.
@@ -22,6 +25,8 @@ pub struct Rooms {
     by_name: HashMap<Box<str>, Room>,
     names: HashMap<i64, Box<str>>,
     last_id: i64,
+    /// User → the users they have a direct conversation with (who hears their presence).
+    peers: HashMap<Box<str>, Vec<Box<str>>>,
 }
 
 impl Rooms {
@@ -30,11 +35,13 @@ impl Rooms {
         for r in records {
             rooms.last_id = rooms.last_id.max(r.id);
             rooms.names.insert(r.id, r.name.as_str().into());
+            rooms.add_peers(&r.name);
             rooms.by_name.insert(
                 r.name.into_boxed_str(),
                 Room {
                     id: r.id,
                     messages: r.messages,
+                    newest: r.newest,
                 },
             );
         }
@@ -49,19 +56,47 @@ impl Rooms {
         self.names.get(&id).map(|n| &**n)
     }
 
-    /// One more message in room `id`.
-    pub fn count_message(&mut self, id: i64) {
+    /// Message `message_id` is the newest of room `id`.
+    pub fn count_message(&mut self, id: i64, message_id: i64) {
         if let Some(r) = self.names.get(&id).and_then(|n| self.by_name.get_mut(n)) {
             r.messages += 1;
+            r.newest = message_id;
         }
+    }
+
+    /// The newest message id of room `id`, 0 when it has none.
+    pub fn newest(&self, id: i64) -> i64 {
+        self.name(id)
+            .and_then(|n| self.by_name.get(n))
+            .map_or(0, |r| r.newest)
+    }
+
+    /// The users `user` has a direct conversation with.
+    pub fn peers(&self, user: &str) -> &[Box<str>] {
+        self.peers.get(user).map_or(&[], |p| p.as_slice())
     }
 
     pub(super) fn create(&mut self, name: &str) -> i64 {
         self.last_id += 1;
         let id = self.last_id;
         self.names.insert(id, name.into());
-        self.by_name.insert(name.into(), Room { id, messages: 0 });
+        self.add_peers(name);
+        self.by_name.insert(
+            name.into(),
+            Room {
+                id,
+                messages: 0,
+                newest: 0,
+            },
+        );
         id
+    }
+
+    fn add_peers(&mut self, name: &str) {
+        if let Some((a, b)) = direct::pair(name) {
+            self.peers.entry(a.into()).or_default().push(b.into());
+            self.peers.entry(b.into()).or_default().push(a.into());
+        }
     }
 }
 
@@ -101,9 +136,7 @@ impl ChatService {
         };
         self.last_message_id += 1;
         let id = self.last_message_id;
-        if let Some(r) = self.rooms.by_name.get_mut(room) {
-            r.messages += 1;
-        }
+        self.rooms.count_message(room_id, id);
         out.push(Effect::Stage(Write::Chat(ChatWrite::Message {
             id,
             room_id,
@@ -129,9 +162,10 @@ impl ChatService {
     }
 
     /// `rooms`: every room with the sessions subscribed to it and its message count, `m`
-    /// after the rooms `user` is a member of; then `user`'s direct conversations as
-    /// `@<peer> 2 <messages>`.
-    pub(super) fn list_rooms(&self, user: &str, ctx: &Context<'_>) -> Reply {
+    /// after the rooms `user` is a member of, `u<n>` after those `user` marked read (`n`
+    /// messages came since); then `user`'s direct conversations as
+    /// `@<peer> 2 <messages> u<n>`.
+    pub(super) fn list_rooms(&self, user: &str, ctx: &Context<'_>) -> Result<Reply, ChatError> {
         let mut names: Vec<(String, &Room)> = Vec::new();
         for (name, room) in &self.rooms.by_name {
             match direct::pair(name) {
@@ -144,19 +178,17 @@ impl ChatService {
         names.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
         let mut reply = Reply::ok(&codec::count(names.len(), "room"));
         for (name, room) in names {
-            reply = reply.line(&if name.starts_with('@') {
-                format!("{name} 2 {}", room.messages)
+            let direct = name.starts_with('@');
+            let unread = self.unread(user, room.id, room.newest, direct, ctx)?;
+            reply = reply.line(&if direct {
+                room_line(&name, 2, room.messages, false, unread)
             } else {
                 let members = (ctx.members)(&codec::room_topic(&name));
-                let mark = if self.is_member(room.id, user) {
-                    " m"
-                } else {
-                    ""
-                };
-                format!("{name} {members} {}{mark}", room.messages)
+                let member = self.is_member(room.id, user);
+                room_line(&name, members, room.messages, member, unread)
             });
         }
-        reply
+        Ok(reply)
     }
 
     /// `history`: one page, read from the room's index; `more` ends a full page when more
@@ -195,6 +227,25 @@ impl ChatService {
         let reply = Reply::ok(&codec::count(page.len(), "message")).messages(&page);
         Ok(if more { reply.line("more") } else { reply })
     }
+}
+
+/// `<name> <members> <messages>` then the flags: ` m` (a member), ` u<n>` (unread since
+/// the user's read marker, when there is one).
+fn room_line(
+    name: &str,
+    members: usize,
+    messages: u64,
+    member: bool,
+    unread: Option<u32>,
+) -> String {
+    let mut line = format!("{name} {members} {messages}");
+    if member {
+        line.push_str(" m");
+    }
+    if let Some(n) = unread {
+        line.push_str(&format!(" u{n}"));
+    }
+    line
 }
 
 fn is_admin(ctx: &Context<'_>, user: &str) -> Result<bool, ChatError> {

@@ -622,7 +622,8 @@ fn direct_messages_reach_the_two_users_only_and_blocking_stops_them() {
     );
     assert_eq!(
         publishes(&f.call(bob, "chat/x/rooms", ""))[0].1,
-        "ok 1 room\n@ana 2 1"
+        "ok 1 room\n@ana 2 1 u1",
+        "a conversation never read counts the peer's messages"
     );
     let cy = from(Some("cy"), "c");
     assert_eq!(
@@ -643,4 +644,125 @@ fn direct_messages_reach_the_two_users_only_and_blocking_stops_them() {
     assert!(chat.blocks.contains(&("bob".into(), "ana".into())));
     f.call(bob, "chat/x/unblock", "ana");
     assert_eq!(publishes(&f.ana("chat/d/bob", "again")).len(), 2);
+}
+
+/// Read markers: `read` moves a user's marker (forward only, never past the newest
+/// message), `rooms` counts what came after it by others, and the markers moved in a
+/// flush window are written once each when it ends, not once per `read`.
+#[test]
+fn read_markers_give_unread_counts_and_are_written_once_per_window() {
+    let mut f = fixture();
+    f.store.add_user("ana", "h", false).unwrap();
+    f.store.add_user("bob", "h", false).unwrap();
+    let bob = from(Some("bob"), "b");
+    f.ana("chat/r/general", "one");
+    let rooms = |f: &mut Fixture| publishes(&f.call(bob, "chat/x/rooms", ""))[0].1.clone();
+    assert_eq!(
+        rooms(&mut f),
+        "ok 1 room\ngeneral 2 1",
+        "never read: no count"
+    );
+    let read = f.call(bob, "chat/x/read", "general 1");
+    assert_eq!(
+        publishes(&read),
+        [("chat/u/bob".to_owned(), "ok read general 1".to_owned())]
+    );
+    assert_eq!(writes(&read), 0, "written when the window ends");
+    f.ana("chat/r/general", "two");
+    f.ana("chat/r/general", "three");
+    f.call(bob, "chat/r/general", "mine");
+    f.ana("chat/d/bob", "psst");
+    assert_eq!(rooms(&mut f), "ok 2 rooms\n@ana 2 1 u1\ngeneral 2 4 u2");
+    for (payload, marker) in [("general 99", 4), ("general 2", 4), ("@ana 5", 5)] {
+        let reply = publishes(&f.call(bob, "chat/x/read", payload));
+        let room = payload.split(' ').next().unwrap();
+        assert_eq!(reply[0].1, format!("ok read {room} {marker}"));
+    }
+    assert_eq!(rooms(&mut f), "ok 2 rooms\n@ana 2 1 u0\ngeneral 2 4 u0");
+    for (payload, code) in [
+        ("general x", "bad_request"),
+        ("general", "bad_request"),
+        ("nowhere 1", "unknown_room"),
+        ("@cyd 1", "unknown_room"),
+    ] {
+        assert_eq!(
+            status(&f.call(bob, "chat/x/read", payload)).1,
+            code,
+            "{payload}"
+        );
+    }
+    let wake = f.chat.wake_at().expect("a write is due");
+    assert_eq!(wake, f.now + read_markers::FLUSH);
+    assert_eq!(f.chat.wake_at(), None, "asked once");
+    assert!(f.chat.due(f.now).is_empty());
+    let due = f.chat.due(wake);
+    assert_eq!(writes(&due), 2, "one write per moved marker: {due:?}");
+    f.commit(&due);
+    let chat = ChatService::load(config(), &f.store).unwrap();
+    assert_eq!(chat.markers.get("bob", 1), Some(4));
+    assert_eq!(chat.markers.get("ana", 1), None);
+}
+
+/// `blocks` lists whom the user blocked, so a page knows after a reload.
+#[test]
+fn the_block_list_is_listed() {
+    let mut f = fixture();
+    let blocks = |f: &mut Fixture| publishes(&f.ana("chat/x/blocks", ""))[0].1.clone();
+    assert_eq!(blocks(&mut f), "ok 0 blocked");
+    f.ana("chat/x/block", "mal");
+    f.ana("chat/x/block", "bob");
+    f.call(from(Some("bob"), "b"), "chat/x/block", "cyd");
+    assert_eq!(blocks(&mut f), "ok 2 blocked\nbob mal");
+    f.ana("chat/x/unblock", "mal");
+    assert_eq!(blocks(&mut f), "ok 1 blocked\nbob");
+}
+
+/// A user is online for direct messages while a session of theirs receives all of them;
+/// each peer of a conversation hears it on that conversation's topic, once per window,
+/// and `members @peer` says who of the two is online. Another user's subscription to
+/// the inbox (refused by the broker anyway) changes nothing.
+#[test]
+fn a_direct_peer_hears_the_user_come_online_and_go_offline() {
+    use crate::service::SessionEvent;
+    let mut f = fixture();
+    f.store.add_user("ana", "h", false).unwrap();
+    f.store.add_user("bob", "h", false).unwrap();
+    f.ana("chat/d/bob", "psst");
+    let t0 = f.now;
+    let sub = |session, user, filter| SessionEvent::Subscribed {
+        session,
+        username: Some(user),
+        filter,
+    };
+    f.chat
+        .session_event(sub(4, "mal", "chat/u/bob/#"), t0, UNIX);
+    assert_eq!(f.chat.wake_at(), None);
+    f.chat
+        .session_event(sub(5, "bob", "chat/u/bob/#"), t0, UNIX);
+    f.chat
+        .session_event(sub(5, "bob", "chat/u/bob/d/+"), t0, UNIX);
+    let wake = f.chat.wake_at().unwrap();
+    match &f.chat.due(wake)[..] {
+        [Effect::Announce(out)] => {
+            assert_eq!(out.topic, "chat/u/ana/d/bob");
+            assert_eq!(out.payload, b"o bob");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        publishes(&f.ana("chat/x/members", "@bob"))[0].1,
+        "ok 2 members\no bob\nf ana"
+    );
+    assert_eq!(status(&f.ana("chat/x/members", "@x")).1, "unknown_user");
+    let t1 = wake + presence::WINDOW;
+    f.chat
+        .session_event(SessionEvent::Offline { session: 5 }, t1, UNIX);
+    let wake = f.chat.wake_at().unwrap();
+    match &f.chat.due(wake)[..] {
+        [Effect::Announce(out)] => {
+            assert_eq!(out.topic, "chat/u/ana/d/bob");
+            assert_eq!(out.payload, b"f bob");
+        }
+        other => panic!("{other:?}"),
+    }
 }

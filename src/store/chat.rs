@@ -1,4 +1,4 @@
-//! The chat service's tables: rooms, messages, likes, members and blocks. Writes go through the
+//! The chat service's tables: rooms, messages, likes, members, blocks and read markers. Writes go through the
 //! group commit as [`ChatWrite`]s; the reads are the start-up load of rooms and
 //! the history and like lookups, each one index search.
 
@@ -57,6 +57,13 @@ pub enum ChatWrite {
         blocked: String,
         blocks: bool,
     },
+    /// `username` has read room `room_id` up to message `message_id` (a marker only moves
+    /// forward; the service stages the newest of a flush window, not every move).
+    Read {
+        username: String,
+        room_id: i64,
+        message_id: i64,
+    },
 }
 
 /// A room as loaded at start.
@@ -66,6 +73,8 @@ pub struct ChatRoomRecord {
     pub name: String,
     /// How many messages it holds.
     pub messages: u64,
+    /// Its newest message id, 0 when it has none.
+    pub newest: i64,
 }
 
 /// One message of a history page.
@@ -96,7 +105,8 @@ impl Store {
     /// Every room, with its message count (one pass over the room index).
     pub fn load_chat_rooms(&self) -> Result<Vec<ChatRoomRecord>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT r.id, r.name, (SELECT count(*) FROM chat_messages m WHERE m.room_id = r.id)
+            "SELECT r.id, r.name, (SELECT count(*) FROM chat_messages m WHERE m.room_id = r.id),
+                    (SELECT coalesce(max(id), 0) FROM chat_messages m WHERE m.room_id = r.id)
              FROM chat_rooms r ORDER BY r.id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -104,6 +114,7 @@ impl Store {
                 id: r.get(0)?,
                 name: r.get(1)?,
                 messages: r.get(2)?,
+                newest: r.get(3)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -125,6 +136,28 @@ impl Store {
             .prepare_cached("SELECT blocker, blocked FROM chat_blocks")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every read marker, as (user name, room id, message id).
+    pub fn load_chat_read(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT username, room_id, message_id FROM chat_read")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many messages of room `room_id` after `after` were sent by others than `user`,
+    /// counting at most `max` (one range search of the room's index, stopped at `max`).
+    pub fn chat_unread(
+        &self,
+        room_id: i64,
+        after: i64,
+        user: &str,
+        max: u32,
+    ) -> Result<u32, StoreError> {
+        let mut stmt = self.conn.prepare_cached(UNREAD_SQL)?;
+        Ok(stmt.query_row(params![room_id, after, user, max], |r| r.get(0))?)
     }
 
     /// The highest chat message id handed out, 0 when there is none.
@@ -186,6 +219,10 @@ impl Store {
             .is_some())
     }
 }
+
+/// Unread messages of a room after a marker, by others, at most ?4 of them.
+const UNREAD_SQL: &str = "SELECT count(*) FROM (SELECT 1 FROM chat_messages
+     WHERE room_id = ?1 AND id > ?2 AND sender <> ?3 LIMIT ?4)";
 
 /// The query of a history page: one range search on `chat_messages_room`, and for each
 /// liked message one search of the likes' primary key for the names.
@@ -283,6 +320,18 @@ pub(super) fn apply(tx: &Transaction<'_>, w: &ChatWrite) -> Result<(), StoreErro
                 "DELETE FROM chat_blocks WHERE blocker = ?1 AND blocked = ?2"
             };
             tx.prepare_cached(sql)?.execute(params![blocker, blocked])?;
+        }
+        ChatWrite::Read {
+            username,
+            room_id,
+            message_id,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO chat_read (username, room_id, message_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (username, room_id) DO UPDATE
+                 SET message_id = max(message_id, excluded.message_id)",
+            )?
+            .execute(params![username, room_id, message_id])?;
         }
     }
     Ok(())
@@ -423,6 +472,54 @@ mod tests {
         assert_eq!(store.chat_message_room(1).unwrap(), Some((1, 1)));
         assert!(!store.chat_liked(1, "ana").unwrap());
         assert_eq!(store.chat_message_room(2).unwrap(), None);
+    }
+
+    /// Unread counts search the room's index from the marker and stop at the cap; markers
+    /// only move forward.
+    #[test]
+    fn unread_counts_and_read_markers() {
+        let (_dir, mut store) = store();
+        store.stage(room(1, "general"));
+        for id in 1..=6 {
+            store.stage(message(id, 1, "m"));
+        }
+        store.stage(Write::Chat(ChatWrite::Message {
+            id: 7,
+            room_id: 1,
+            sender: "bob".into(),
+            at: 1_700_000_007,
+            body: "hi".into(),
+        }));
+        let read = |id| {
+            Write::Chat(ChatWrite::Read {
+                username: "bob".into(),
+                room_id: 1,
+                message_id: id,
+            })
+        };
+        store.stage(read(3));
+        store.commit().unwrap();
+        store.stage(read(2));
+        store.commit().unwrap();
+        assert_eq!(store.load_chat_read().unwrap(), [("bob".into(), 1, 3)]);
+        assert_eq!(store.chat_unread(1, 3, "bob", 999).unwrap(), 3);
+        assert_eq!(store.chat_unread(1, 3, "bob", 2).unwrap(), 2);
+        assert_eq!(store.chat_unread(1, 0, "ana", 999).unwrap(), 1);
+        assert_eq!(store.load_chat_rooms().unwrap()[0].newest, 7);
+        let mut stmt = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {UNREAD_SQL}"))
+            .unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(params![1, 3, "bob", 9], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("USING INDEX chat_messages_room (room_id=? AND id>?)")),
+            "{plan:?}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::StoreError;
 
 /// The schema version this build writes; `schema.sql` ends by setting it.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The newest schema in full, applied to a new (version 0) database.
 const SCHEMA: &str = include_str!("../../schema.sql");
@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/v4-bridge.sql"),
     include_str!("migrations/v5-chat-members.sql"),
     include_str!("migrations/v6-bans.sql"),
+    include_str!("migrations/v7-chat-read.sql"),
 ];
 
 /// Brings the database behind `conn` to [`SCHEMA_VERSION`] in one transaction.
@@ -131,6 +132,7 @@ mod tests {
             include_str!("fixtures/v3.sql"),
             include_str!("fixtures/v4.sql"),
             include_str!("fixtures/v5.sql"),
+            include_str!("fixtures/v6.sql"),
         ]
         .iter()
         .enumerate()
@@ -220,5 +222,20 @@ mod tests {
         assert_eq!(store.load_chat_members().unwrap().len(), 1);
         assert_eq!(store.load_sessions().unwrap()[0].subscriptions.len(), 1);
         assert!(store.list_bans().unwrap().is_empty());
+    }
+
+    /// A version-6 database (no read markers) upgrades with its rows: members, blocks and
+    /// bans kept, no markers yet.
+    #[test]
+    fn version_6_database_upgrades_with_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = upgraded(&dir, "v6.db", include_str!("fixtures/v6.sql"));
+        assert_eq!(store.load_chat_members().unwrap().len(), 1);
+        assert_eq!(
+            store.load_chat_blocks().unwrap(),
+            [("alice".into(), "mallory".into())]
+        );
+        assert_eq!(store.list_bans().unwrap().len(), 1);
+        assert!(store.load_chat_read().unwrap().is_empty());
     }
 }

@@ -12,7 +12,7 @@ use super::routes::Auth;
 use super::server::Context;
 use crate::broker::console::{
     AskError, BridgeInfo, ClientInfo, ConsoleAnswer, ConsoleAsk, FilterInfo, LinkState,
-    ListenerInfo, MessageInfo, Rows, StatsSnapshot, TopicInfo,
+    ListenerInfo, MessageInfo, Rows, StatsSnapshot, TopicInfo, PREVIEW_BYTES,
 };
 use crate::clock::utc;
 use crate::protocol::ProtocolVersion;
@@ -424,10 +424,11 @@ fn topic_rows(topics: &[TopicInfo]) -> String {
     out
 }
 
-/// A payload preview as text: UTF-8 (lossy), marked when cut.
+/// The first 128 bytes of a payload as text: UTF-8 (lossy), marked when cut.
 pub fn preview_text(m: &MessageInfo) -> String {
-    let mut text = String::from_utf8_lossy(&m.preview).into_owned();
-    if m.size > m.preview.len() {
+    let preview = &m.preview[..m.preview.len().min(PREVIEW_BYTES)];
+    let mut text = String::from_utf8_lossy(preview).into_owned();
+    if m.size > preview.len() {
         text.push('…');
     }
     text
@@ -443,12 +444,12 @@ fn message_rows(topic: Option<&str>, messages: Option<&[MessageInfo]>) -> String
             for m in messages {
                 let _ = write!(
                     out,
-                    r#"<tr><td data-label="time">{at}</td><td data-label="QoS">{qos}</td><td data-label="retained">{retain}</td><td data-label="bytes">{size}</td><td data-label="payload"><code class="payload">{payload}</code></td></tr>"#,
+                    r#"<tr><td data-label="time">{at}</td><td data-label="QoS">{qos}</td><td data-label="retained">{retain}</td><td data-label="bytes">{size}</td><td data-label="payload">{payload}</td></tr>"#,
                     at = utc((m.at_ms / 1000) as i64),
                     qos = m.qos,
                     retain = if m.retain { "yes" } else { "no" },
                     size = m.size,
-                    payload = escape(&preview_text(m)),
+                    payload = manage::payload_html(&m.preview, m.size),
                 );
             }
             out

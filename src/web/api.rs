@@ -16,6 +16,7 @@ use super::admin_api;
 use super::chat;
 use super::csrf;
 use super::form;
+use super::payload;
 use super::routes::{auth, Auth};
 use super::server::{Context, Reply, Req};
 use super::session;
@@ -297,6 +298,8 @@ pub(super) fn answer(answer: Result<ConsoleAnswer, crate::broker::console::AskEr
                         "retain": m.retain,
                         "size": m.size,
                         "preview": preview_text(m),
+                        "payload": payload::view(&m.preview, m.size),
+                        "kept": m.preview.len(),
                     })
                 })
                 .collect();

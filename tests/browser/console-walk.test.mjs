@@ -50,6 +50,12 @@ async function walk(page, size, name) {
   await seen.waitFor();
   const shown = await seen.locator("pre.payload").textContent();
   check(shown.includes('"celsius": 21.5'), `the watched payload is pretty-printed JSON: ${shown}`);
+  // The watch speaks MQTT 5: the message's properties are shown, and a hex dump on demand.
+  const props = await seen.locator("dl.props").textContent();
+  check(props.includes("application/json") && props.includes("UTF-8 text"), `the watched message's properties: ${props}`);
+  await seen.locator("details.hex summary").click();
+  const dump = await seen.locator("details.hex pre").textContent();
+  check(dump.startsWith("000000  7b 22 63 65"), `the hex view: ${dump.slice(0, 60)}`);
   // Pause holds new messages back until resumed.
   await page.click("#watch-pause");
   await page.fill("#pub-payload", '{"celsius": 22}');
@@ -57,7 +63,7 @@ async function walk(page, size, name) {
   await page.locator("#watch-state", { hasText: "(1 held)" }).waitFor();
   check((await page.locator("#watch-rows tr").count()) === 1, "paused: nothing new shown");
   await page.click("#watch-pause");
-  await page.locator("#watch-rows tr", { hasText: "22" }).waitFor();
+  await page.locator("#watch-rows tr", { hasText: '"celsius": 22' }).waitFor();
   await page.screenshot({ path: join(OUT, `walk-${name}-watch.png`), fullPage: true });
   await page.locator("#watch").scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(OUT, `walk-${name}-watch-view.png`) });

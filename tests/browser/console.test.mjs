@@ -113,7 +113,7 @@ try {
   await topicLink.waitFor();
   await topicLink.click();
   await page.waitForURL(/topic=sensors%2Ftemp/);
-  const message = page.locator("#message-rows code.payload", { hasText: "21.5 <b>C</b>" });
+  const message = page.locator("#message-rows pre.payload", { hasText: "21.5 <b>C</b>" });
   await message.waitFor();
   check((await message.textContent()) === payload, "the payload shows as sent, as text");
   check((await page.locator("#message-rows b").count()) === 0, "no markup from the payload");

@@ -132,7 +132,7 @@ impl Timers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::keys::Key;
+    use crate::core::keys::Key;
 
     #[test]
     fn fires_in_deadline_order_and_only_when_due() {

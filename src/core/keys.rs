@@ -1,8 +1,8 @@
 //! Typed slab keys, so a connection's key cannot be passed where a session's is meant:
-//! [`ConnKey`] (a connection in `Broker::conns`, also its mio `Token`), [`SessionKey`]
-//! (a session in `Broker::sessions`, also a message's publisher for No Local) and
-//! [`BridgeKey`] (a bridge, with a poll token of its own). [`Slab`] is a slab indexed only
-//! by its own key type.
+//! [`ConnKey`] (a connection in `Broker::conns`), [`SessionKey`] (a session in
+//! `Broker::sessions`, also a message's publisher for No Local) and [`BridgeKey`] (a
+//! bridge). [`Slab`] is a slab indexed only by its own key type. The poll tokens the shell
+//! registers sockets under are made from them in `broker/tokens.rs`.
 //!
 //! Keys are reused once their entry is removed; whatever must tell an old holder of a key
 //! from a new one (timers, held publishers) pairs it with a serial or a generation.
@@ -13,8 +13,6 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-
-use mio::Token;
 
 /// A key of one slab: made only by that slab (or from a mio `Token`), read back as its index.
 pub trait Key: Copy {
@@ -63,39 +61,9 @@ key!(
 
 key!(
     /// A bridge's slot in `Bridges::list`, in config order; its socket polls under
-    /// [`BridgeKey::token`].
+    /// `BridgeKey::token` (`broker/tokens.rs`).
     BridgeKey
 );
-
-/// Bridge tokens count down from here, far below the listeners' (at most 256) and far
-/// above any connection's (a `u32`).
-const FIRST_BRIDGE: usize = usize::MAX - 1024;
-
-impl BridgeKey {
-    /// The poll token the bridge's upstream socket is registered under.
-    pub fn token(self) -> Token {
-        Token(FIRST_BRIDGE - self.index())
-    }
-
-    /// The bridge a poll token would stand for (the caller checks that it exists).
-    pub fn from_token(token: Token) -> Option<BridgeKey> {
-        let index = FIRST_BRIDGE.checked_sub(token.0)?;
-        (index < 1024).then(|| BridgeKey::from_index(index))
-    }
-}
-
-impl ConnKey {
-    /// The poll token the connection's socket is registered under.
-    pub fn token(self) -> Token {
-        Token(self.index())
-    }
-
-    /// The connection a poll token stands for, if it can be one (listener, bridge, waker
-    /// and signal tokens sit near `usize::MAX`, out of a key's range).
-    pub fn from_token(token: Token) -> Option<ConnKey> {
-        u32::try_from(token.0).ok().map(ConnKey)
-    }
-}
 
 /// A slab whose entries are reached only by keys of type `K`.
 pub struct Slab<K, T> {
@@ -188,22 +156,5 @@ mod tests {
         assert_eq!(conns.keys(), [b]);
         // The freed slot is reused: holders of old keys need a serial to tell.
         assert_eq!(conns.insert("c"), a);
-    }
-
-    #[test]
-    fn a_connection_key_round_trips_through_its_poll_token() {
-        let key = ConnKey::from_index(42);
-        assert_eq!(key.token(), Token(42));
-        assert_eq!(ConnKey::from_token(key.token()), Some(key));
-        assert_eq!(ConnKey::from_token(Token(usize::MAX - 1)), None);
-    }
-
-    #[test]
-    fn a_bridge_key_round_trips_through_its_poll_token_apart_from_connections() {
-        let key = BridgeKey::from_index(3);
-        assert_eq!(BridgeKey::from_token(key.token()), Some(key));
-        assert_eq!(ConnKey::from_token(key.token()), None);
-        assert_eq!(BridgeKey::from_token(ConnKey::from_index(3).token()), None);
-        assert_eq!(BridgeKey::from_token(Token(usize::MAX)), None);
     }
 }
