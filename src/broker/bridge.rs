@@ -1,14 +1,15 @@
 //! The bridges on the loop: each one's outbound socket, its [`Session`], and what its
 //! packets do to the broker (local delivery, forward-queue rows in the turn's commit),
 //! the reconnect timer and `$SYS`. The decisions are in `crate::bridge`; this file only
-//! carries them out.
+//! carries them out. The socket is read and written by `socket_io`, through the same TLS
+//! layer, as a client's connection.
 //!
 //! Each bridge has a [`BridgeKey`], which is also its poll token's. Output a turn makes
 //! while writes are pending waits (in order, off the loop) until they are durable: a PUBACK
 //! to the upstream leaves only once the message is in the local queues on disk, and a
 //! QoS 2 PUBLISH only once its packet id is recorded.
 
-use std::io::{self, Read, Write as _};
+use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,11 +17,13 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 
+use super::client::READ_CHUNK;
 use super::event_loop::RunError;
 use super::held::HeldBytes;
 use super::inbox::{Inbound, InboxSender};
 use super::keys::{BridgeKey, Slab};
 use super::message::Message;
+use super::socket_io::{self, Received};
 use super::timers::Timer;
 use super::Broker;
 use crate::bridge::backoff::Backoff;
@@ -31,10 +34,8 @@ use crate::bridge::{BridgeConfig, QueueFull};
 use crate::config::Config;
 use crate::protocol::{self, PacketId, Properties, Qos, QosPid};
 use crate::store::{BridgeWrite, ForwardRow, StoredMessage, Write};
-use crate::tls::{self, TlsSession};
+use crate::tls;
 
-/// Bytes read from the upstream per `read` call.
-const READ_CHUNK: usize = 16 * 1024;
 /// A connection that stayed up this long starts the reconnect delays over, as does one
 /// with a good exchange (`crate::bridge::backoff`). One that drops sooner without one (an
 /// upstream that takes our CONNECT and then closes, another gateway with our client id)
@@ -50,6 +51,9 @@ pub struct Resolved {
     pub result: Result<Vec<SocketAddr>, String>,
     pub probe: bool,
 }
+
+/// How long a graceful stop waits for the upstreams to close after our DISCONNECT.
+const STOP_DRAIN: Duration = Duration::from_millis(500);
 
 /// How long the primary check waits for a TCP connection.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -114,13 +118,13 @@ struct Link {
     socket: TcpStream,
     /// False until the non-blocking connect has completed.
     connected: bool,
-    tls: Option<TlsSession>,
+    /// The same TLS layer as a TLS listener's connections have, client side.
+    tls: Option<tls::Layer>,
     /// Bytes of an unfinished packet.
     read_buf: Vec<u8>,
-    /// MQTT bytes waiting for the socket (plaintext when TLS is on).
+    /// MQTT bytes waiting for the socket (with TLS: waiting to be encrypted, which
+    /// starts once the handshake is done).
     out: Vec<u8>,
-    /// Bytes ready for the socket: `out` itself without TLS, ciphertext with it.
-    wire: Vec<u8>,
     /// Output waiting for the store batch it follows to be durable.
     held: HeldBytes,
     wants_write: bool,
@@ -155,6 +159,13 @@ pub struct Bridge {
     /// True while the queue is at its budget, so the drops are logged once per episode.
     full: bool,
     tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Link {
+    /// Bytes waiting for the socket: MQTT bytes, and ciphertext not yet written.
+    fn pending(&self) -> usize {
+        self.out.len() + self.tls.as_ref().map_or(0, tls::Layer::pending)
+    }
 }
 
 impl Bridge {
@@ -203,6 +214,7 @@ impl Bridges {
 pub fn load_tls(config: &Config) -> Result<Vec<Option<Arc<rustls::ClientConfig>>>, RunError> {
     config
         .bridge
+        .links
         .iter()
         .map(|b| tls::bridge_config(b).map_err(|e| RunError::Bridge(b.name.clone(), e)))
         .collect()
@@ -218,7 +230,7 @@ impl Broker {
         now: Instant,
     ) -> Result<(), RunError> {
         self.bridges.inbox = Some(inbox);
-        for (config, tls) in self.config.bridge.clone().into_iter().zip(tls) {
+        for (config, tls) in self.config.bridge.links.clone().into_iter().zip(tls) {
             let totals = self
                 .db
                 .store
@@ -258,7 +270,8 @@ impl Broker {
             let wanted = lazy
                 .as_mut()
                 .is_none_or(|l| l.wants_link(totals.count, now));
-            let mut session = Session::new(&config, queue, self.config.max_packet_size, now);
+            let mut session =
+                Session::new(&config, queue, self.config.features.max_packet_size, now);
             let inbound = self
                 .db
                 .store
@@ -316,9 +329,9 @@ impl Broker {
             if mapped.qos == Qos::AtMostOnce {
                 // QoS 0 promises nothing: on a link that cannot keep up it is dropped
                 // rather than piling up in memory.
-                let limit = self.config.max_output_buffer;
+                let limit = self.config.limits.max_output_buffer;
                 let sent = match bridge.link.as_mut() {
-                    Some(link) if link.out.len() + link.wire.len() <= limit => {
+                    Some(link) if link.pending() <= limit => {
                         bridge.session.send_now(&outgoing, &mut link.out, now)
                     }
                     _ => false,
@@ -382,7 +395,11 @@ impl Broker {
         if let Some(lazy) = bridge.lazy.as_mut() {
             lazy.rest(now);
         }
+        let pending = self.pending_batch();
+        let bridge = &mut self.bridges.list[key];
         if let Some(link) = bridge.link.as_mut() {
+            // What the turn made so far waits for its batch, and goes with the link.
+            link.held.hold(pending, &mut link.out);
             bridge.session.send_disconnect(&mut link.out, true);
         }
         self.flush_bridge(key, now);
@@ -801,7 +818,7 @@ impl Broker {
         }
         let tls = match &bridge.tls {
             Some(config) => match tls::client(config.clone(), &bridge.config, bridge.address()) {
-                Ok(t) => Some(t),
+                Ok(session) => Some(tls::Layer::new(session)),
                 Err(e) => return self.bridge_down(key, LinkError::Tls(e.to_string()), now),
             },
             None => None,
@@ -812,7 +829,6 @@ impl Broker {
             tls,
             read_buf: Vec::new(),
             out: Vec::new(),
-            wire: Vec::new(),
             held: HeldBytes::default(),
             wants_write: true,
         });
@@ -858,23 +874,16 @@ impl Broker {
             let Some(link) = self.bridges.list[key].link.as_mut() else {
                 break Ok(());
             };
-            let n = match link.socket.read(&mut scratch) {
-                Ok(0) => break Err(LinkError::Closed),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => break Err(LinkError::Io(e.to_string())),
+            let n = match socket_io::read(&mut link.socket, link.tls.as_mut(), &mut scratch) {
+                Received::Data(n) => n,
+                Received::Drained => break Ok(()),
+                Received::Closed => break Err(LinkError::Closed),
+                Received::Failed(e) => break Err(LinkError::Io(e.to_string())),
+                Received::Tls(e) => break Err(LinkError::Tls(e.to_string())),
             };
             self.stats.bytes_received += n as u64;
             let mut input = std::mem::take(&mut link.read_buf);
-            match link.tls.as_mut() {
-                Some(tls) => {
-                    if let Err(e) = tls.read_ciphertext(&scratch[..n], &mut input) {
-                        break Err(LinkError::Tls(e.to_string()));
-                    }
-                }
-                None => input.extend_from_slice(&scratch[..n]),
-            }
+            input.extend_from_slice(&scratch[..n]);
             if let Err(e) = self.bridge_input(key, &mut input, now) {
                 break Err(e);
             }
@@ -899,7 +908,7 @@ impl Broker {
         let result = loop {
             let bridge = &mut self.bridges.list[key];
             let version = bridge.session.version();
-            let max = self.config.max_packet_size;
+            let max = self.config.features.max_packet_size;
             let (packet, len) = match protocol::decode(&input[used..], version, max) {
                 Ok(Some(decoded)) => decoded,
                 Ok(None) => break Ok(()),
@@ -950,37 +959,29 @@ impl Broker {
             return;
         }
         link.held.take_ready(&mut link.out);
-        match link.tls.as_mut() {
-            Some(tls) => {
-                if let Err(e) = tls.write_plaintext(&mut link.out, &mut link.wire) {
-                    return self.bridge_down(key, LinkError::Tls(e.to_string()), now);
-                }
-            }
-            None if link.wire.is_empty() => std::mem::swap(&mut link.wire, &mut link.out),
+        let (written, result) = match link.tls.as_mut() {
+            Some(tls) => socket_io::write_tls(&mut link.socket, tls, &mut link.out),
             None => {
-                link.wire.extend_from_slice(&link.out);
-                link.out.clear();
-            }
-        }
-        let mut written = 0;
-        let result = loop {
-            if written == link.wire.len() {
-                break Ok(());
-            }
-            match link.socket.write(&link.wire[written..]) {
-                Ok(0) => break Err(LinkError::Closed),
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(LinkError::Io(e.to_string())),
+                let (written, result) = socket_io::write(&mut link.socket, &link.out);
+                link.out.drain(..written);
+                (written, result)
             }
         };
-        link.wire.drain(..written);
         self.stats.bytes_sent += written as u64;
         if let Err(e) = result {
-            return self.bridge_down(key, e, now);
+            let tls_failed = e.get_ref().is_some_and(|inner| inner.is::<tls::TlsError>());
+            let error = match e.kind() {
+                _ if tls_failed => LinkError::Tls(e.to_string()),
+                io::ErrorKind::WriteZero => LinkError::Closed,
+                _ => LinkError::Io(e.to_string()),
+            };
+            return self.bridge_down(key, error, now);
         }
-        let pending = !link.wire.is_empty();
+        // With TLS, plaintext waiting for the handshake is not for the socket yet.
+        let pending = match &link.tls {
+            Some(tls) => tls.pending() > 0,
+            None => !link.out.is_empty(),
+        };
         if pending != link.wants_write {
             let interest = if pending {
                 Interest::READABLE | Interest::WRITABLE
@@ -1066,12 +1067,22 @@ impl Broker {
 
     /// A graceful stop: each connected bridge says DISCONNECT, best effort, after the
     /// final commit.
+    /// Then each socket's write side is shut and its input drained until the upstream
+    /// closes (it does after a DISCONNECT), at most [`STOP_DRAIN`] for all: closing with
+    /// unread input (a late PUBACK of the `0`) would send a reset, which can cost the
+    /// upstream our DISCONNECT and make it publish the will as well.
     pub(super) fn stop_bridges(&mut self, now: Instant) {
         for key in self.bridges.list.keys() {
             let bridge = &mut self.bridges.list[key];
             if let Some(link) = bridge.link.as_mut() {
                 bridge.session.send_disconnect(&mut link.out, true);
                 self.flush_bridge(key, now);
+            }
+        }
+        let deadline = Instant::now() + STOP_DRAIN;
+        for key in self.bridges.list.keys() {
+            if let Some(link) = self.bridges.list[key].link.as_mut() {
+                socket_io::close_gracefully(&mut link.socket, deadline);
             }
         }
     }
