@@ -55,7 +55,7 @@ impl Broker {
                         "client {}: queue full, holding publishers back until it drains",
                         s.client_id
                     );
-                    let timeout = Duration::from_secs(self.config.slow_consumer_timeout);
+                    let timeout = Duration::from_secs(self.config.limits.slow_consumer_timeout);
                     self.timers
                         .schedule(now + timeout, Timer::HeldTooLong { session });
                 }
@@ -73,7 +73,7 @@ impl Broker {
         token: ConnKey,
         session: SessionKey,
     ) -> Result<bool, Violation> {
-        let window = usize::from(self.config.receive_maximum);
+        let window = usize::from(self.config.features.receive_maximum);
         let open_qos2 = self.sessions[session].flight().incoming_qos2.len();
         let conn = &mut self.conns[token];
         let unwritten_acks = usize::from(conn.unflushed_qos1_acks);
@@ -178,7 +178,7 @@ impl Broker {
         let Some(since) = s.flight().holding_since else {
             return;
         };
-        let due = since + Duration::from_secs(self.config.slow_consumer_timeout);
+        let due = since + Duration::from_secs(self.config.limits.slow_consumer_timeout);
         if due > now {
             // Released and held again since: count from the new start.
             self.timers.schedule(due, Timer::HeldTooLong { session });
@@ -188,7 +188,7 @@ impl Broker {
             "client {}: its full queue held {} publishers back for {}s",
             s.client_id,
             s.flight().waiting.len(),
-            self.config.slow_consumer_timeout
+            self.config.limits.slow_consumer_timeout
         );
         self.stats.slow_consumers += 1;
         let (stored, connection) = (s.stored, s.connection());

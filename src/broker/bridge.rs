@@ -214,6 +214,7 @@ impl Bridges {
 pub fn load_tls(config: &Config) -> Result<Vec<Option<Arc<rustls::ClientConfig>>>, RunError> {
     config
         .bridge
+        .links
         .iter()
         .map(|b| tls::bridge_config(b).map_err(|e| RunError::Bridge(b.name.clone(), e)))
         .collect()
@@ -229,7 +230,7 @@ impl Broker {
         now: Instant,
     ) -> Result<(), RunError> {
         self.bridges.inbox = Some(inbox);
-        for (config, tls) in self.config.bridge.clone().into_iter().zip(tls) {
+        for (config, tls) in self.config.bridge.links.clone().into_iter().zip(tls) {
             let totals = self
                 .db
                 .store
@@ -269,7 +270,8 @@ impl Broker {
             let wanted = lazy
                 .as_mut()
                 .is_none_or(|l| l.wants_link(totals.count, now));
-            let mut session = Session::new(&config, queue, self.config.max_packet_size, now);
+            let mut session =
+                Session::new(&config, queue, self.config.features.max_packet_size, now);
             let inbound = self
                 .db
                 .store
@@ -327,7 +329,7 @@ impl Broker {
             if mapped.qos == Qos::AtMostOnce {
                 // QoS 0 promises nothing: on a link that cannot keep up it is dropped
                 // rather than piling up in memory.
-                let limit = self.config.max_output_buffer;
+                let limit = self.config.limits.max_output_buffer;
                 let sent = match bridge.link.as_mut() {
                     Some(link) if link.pending() <= limit => {
                         bridge.session.send_now(&outgoing, &mut link.out, now)
@@ -900,7 +902,7 @@ impl Broker {
         let result = loop {
             let bridge = &mut self.bridges.list[key];
             let version = bridge.session.version();
-            let max = self.config.max_packet_size;
+            let max = self.config.features.max_packet_size;
             let (packet, len) = match protocol::decode(&input[used..], version, max) {
                 Ok(Some(decoded)) => decoded,
                 Ok(None) => break Ok(()),

@@ -123,7 +123,7 @@ impl Broker {
         if self.db.store.has_staged() {
             let batches = &mut self.db.batches;
             if batches.due.is_none() {
-                let due = now + Duration::from_millis(self.config.commit_interval);
+                let due = now + Duration::from_millis(self.config.runtime.commit_interval);
                 batches.due = Some(due);
                 self.timers.schedule(due, Timer::Commit);
             }

@@ -106,7 +106,7 @@ impl Broker {
         let mut plan = self.deliveries(message);
         let rules = Rules {
             limits: self.queue_limits(),
-            policy: self.config.queue_full,
+            policy: self.config.limits.queue_full,
             v5,
         };
         let verdict = admission::admit(&mut plan, &self.sessions, &self.budget, &rules, |t| {
@@ -151,7 +151,7 @@ impl Broker {
         let Some(token) = s.connection() else {
             if outbound.qos != Qos::AtMostOnce {
                 self.push_queue(session, outbound, now);
-            } else if self.config.queue_qos0 {
+            } else if self.config.limits.queue_qos0 {
                 let limits = self.queue_limits();
                 match queue::room(&self.sessions[session], &outbound, &self.budget, &limits) {
                     Ok(()) => self.push_queue(session, outbound, now),
@@ -177,7 +177,7 @@ impl Broker {
     /// now. (Acknowledgements waiting for their commit are held apart, so a write mid-turn
     /// cannot let one overtake it.)
     fn output_full(&mut self, token: ConnKey) -> bool {
-        let limit = self.config.max_output_buffer;
+        let limit = self.config.limits.max_output_buffer;
         if self.conns[token].pending_output() <= limit {
             return false;
         }
@@ -207,7 +207,7 @@ impl Broker {
                 conn.pending_output()
             );
         }
-        let timeout = Duration::from_secs(self.config.slow_consumer_timeout);
+        let timeout = Duration::from_secs(self.config.limits.slow_consumer_timeout);
         if now.saturating_duration_since(since) >= timeout {
             // No DISCONNECT: it could not get past the unread backlog anyway.
             self.end_connection(token, Ending::SlowConsumer);
@@ -297,7 +297,7 @@ impl Broker {
         usize::from(
             self.conns[token]
                 .receive_maximum
-                .min(self.config.max_inflight),
+                .min(self.config.limits.max_inflight),
         )
     }
 

@@ -171,7 +171,7 @@ impl Broker {
         listeners: Listeners,
         inbox: Inbox,
     ) -> Broker {
-        let web_sites = Arc::new(crate::origin::Sites::from_config(&config));
+        let web_sites = Arc::new(crate::origin::Sites::from_config(&config.web));
         Broker {
             web_sites,
             config,
@@ -210,16 +210,19 @@ impl Broker {
 
     /// A topic name a client may publish to (or name in a will), within the limits.
     fn valid_topic(&self, topic: &str) -> bool {
-        self.within_length(topic) && topic::valid_topic_name(topic, self.config.max_topic_levels)
+        self.within_length(topic)
+            && topic::valid_topic_name(topic, self.config.limits.max_topic_levels)
     }
 
     /// A filter a client may subscribe to, within the limits.
     fn valid_filter(&self, filter: &str) -> bool {
-        self.within_length(filter) && topic::valid_filter(filter, self.config.max_topic_levels)
+        self.within_length(filter)
+            && topic::valid_filter(filter, self.config.limits.max_topic_levels)
     }
 
     fn within_length(&self, topic: &str) -> bool {
-        self.config.max_topic_length == 0 || topic.len() <= self.config.max_topic_length
+        self.config.limits.max_topic_length == 0
+            || topic.len() <= self.config.limits.max_topic_length
     }
 
     /// Lists a connection for the end-of-turn flush.

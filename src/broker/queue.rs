@@ -37,8 +37,8 @@ impl Broker {
     pub(super) fn push_queue(&mut self, session: SessionKey, outbound: Outbound, now: Instant) {
         let size = queued_size(&outbound);
         let backed = backed(&self.sessions[session], outbound.qos) && outbound.seq.is_some();
-        let memory_spent = self.config.max_queued_memory > 0
-            && self.budget.memory_bytes + size > self.config.max_queued_memory;
+        let memory_spent = self.config.limits.max_queued_memory > 0
+            && self.budget.memory_bytes + size > self.config.limits.max_queued_memory;
         let s = &self.sessions[session];
         let flight = s.flight();
         let to_disk = backed

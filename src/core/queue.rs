@@ -26,10 +26,10 @@ pub struct QueueLimits {
 impl QueueLimits {
     pub fn of(c: &Config) -> QueueLimits {
         QueueLimits {
-            messages: c.max_queued_messages,
-            bytes: c.max_queued_bytes,
-            memory: c.max_queued_memory,
-            disk: c.max_queued_disk,
+            messages: c.limits.max_queued_messages,
+            bytes: c.limits.max_queued_bytes,
+            memory: c.limits.max_queued_memory,
+            disk: c.limits.max_queued_disk,
         }
     }
 }
