@@ -395,12 +395,25 @@ impl Broker {
         if let Some(lazy) = bridge.lazy.as_mut() {
             lazy.rest(now);
         }
+        self.leave_link(key, true, now);
+        let bridge = &mut self.bridges.list[key];
+        bridge.retry_at = None;
+        bridge.backoff.reset();
+        if !bridge.config.round_robin {
+            bridge.current = 0;
+        }
+        bridge.round_start = bridge.current;
+    }
+
+    /// Leaves a link that is up, on purpose: DISCONNECT (normal; after the state `0` if
+    /// `say_down`), written as far as the socket takes it, and the link dropped; locally
+    /// the state is `0`. What the turn made so far waits for its batch, and goes with it.
+    fn leave_link(&mut self, key: BridgeKey, say_down: bool, now: Instant) {
         let pending = self.pending_batch();
         let bridge = &mut self.bridges.list[key];
         if let Some(link) = bridge.link.as_mut() {
-            // What the turn made so far waits for its batch, and goes with the link.
             link.held.hold(pending, &mut link.out);
-            bridge.session.send_disconnect(&mut link.out, true);
+            bridge.session.send_disconnect(&mut link.out, say_down);
         }
         self.flush_bridge(key, now);
         let bridge = &mut self.bridges.list[key];
@@ -409,12 +422,6 @@ impl Broker {
         }
         bridge.up_since = None;
         bridge.primary_check_at = None;
-        bridge.retry_at = None;
-        bridge.backoff.reset();
-        if !bridge.config.round_robin {
-            bridge.current = 0;
-        }
-        bridge.round_start = bridge.current;
         self.notify_locally(key, false, now);
     }
 
@@ -759,24 +766,11 @@ impl Broker {
             bridge.config.address.list()[0],
             bridge.address()
         );
-        let pending = self.pending_batch();
+        self.leave_link(key, false, now);
         let bridge = &mut self.bridges.list[key];
-        if let Some(link) = bridge.link.as_mut() {
-            // What the turn made so far waits for its batch, and goes with the link.
-            link.held.hold(pending, &mut link.out);
-            bridge.session.send_disconnect(&mut link.out, false);
-        }
-        self.flush_bridge(key, now);
-        let bridge = &mut self.bridges.list[key];
-        if let Some(mut link) = bridge.link.take() {
-            let _ = self.registry.deregister(&mut link.socket);
-        }
-        bridge.up_since = None;
-        bridge.primary_check_at = None;
         bridge.current = 0;
         bridge.round_start = 0;
         bridge.retry_at = Some(now);
-        self.notify_locally(key, false, now);
         self.schedule_bridge(key, now);
     }
 
