@@ -473,6 +473,13 @@ fn condense(text: &str, err: &toml::de::Error) -> ConfigError {
     let message = if let Some(rest) = raw.strip_prefix("unknown field ") {
         let name = rest.split(',').next().unwrap_or(rest);
         format!("unknown option {name}")
+    } else if let Some(key) = span
+        .as_ref()
+        .filter(|_| raw == "duplicate key")
+        .and_then(|s| text.get(s.clone()))
+    {
+        // toml points at the second occurrence of the key but does not name it.
+        format!("duplicate key `{}`", key.trim())
     } else {
         let reason = if raw == "invalid socket address syntax" {
             "invalid address, expected IP:PORT such as 127.0.0.1:1883".to_string()
@@ -790,10 +797,7 @@ mod tests {
         assert!(!e.contains('\n'), "{e}");
         assert!(e.ends_with("at line 1"), "{e}");
         let e = err("bcrypt_cost = 10\nbcrypt_cost = 11\n");
-        assert_eq!(
-            e,
-            "config: duplicate key `bcrypt_cost` in document root at line 2"
-        );
+        assert_eq!(e, "config: duplicate key `bcrypt_cost` at line 2");
     }
 
     #[test]
