@@ -43,8 +43,8 @@ pub fn run(path: &Path) -> i32 {
 pub fn check(path: &Path, text: &str) -> Result<String, String> {
     let config = Config::from_toml_str(text).map_err(|e| report(path, text, e))?;
     load_tls_files(&config).map_err(|e| tls_report(path, text, e))?;
-    let web_tls =
-        tls::web::describe(&config).map_err(|e| tls_report(path, text, RunError::Tls(e)))?;
+    let web_tls = tls::web::describe(&config.web_tls())
+        .map_err(|e| tls_report(path, text, RunError::Tls(e)))?;
     let mut out = effective(path, &config);
     if let Some(certificate) = web_tls {
         let _ = writeln!(out, "# HTTPS console and wss certificate: {certificate}");
@@ -82,7 +82,7 @@ fn user_name_notes(db: &Path) -> String {
 
 /// Loads every TLS file the broker would load at start-up, through the same functions.
 fn load_tls_files(config: &Config) -> Result<(), RunError> {
-    tls::listeners_config(config).map_err(RunError::Tls)?;
+    config.network.tls_server().map_err(RunError::Tls)?;
     crate::broker::load_bridge_tls(config)?;
     Ok(())
 }

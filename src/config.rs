@@ -19,6 +19,7 @@ use crate::bridge::config::{BridgeProtocol, Direction};
 mod section;
 mod sections;
 
+pub use crate::tls::web::WebTlsMode;
 pub use section::{Changes, Reload, Section};
 pub use sections::{
     Access, Accounts, Bridges, Chat, Features, Limits, Network, Runtime, Storage, Web,
@@ -59,19 +60,6 @@ pub enum QueueFull {
     /// publisher, delivered to nobody; a 3.1.1 publisher, which cannot be told,
     /// is held back as with `Backpressure`.
     Refuse,
-}
-
-/// `web_tls`: where the console and the WebSocket listeners serve TLS.
-#[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum WebTlsMode {
-    /// On every address but loopback; everywhere once a certificate is configured.
-    #[default]
-    Auto,
-    /// Everywhere, loopback included.
-    On,
-    /// Nowhere: plain HTTP and ws, with a warning for a non-loopback address.
-    Off,
 }
 
 /// SQLite `synchronous` setting used for every group commit.
@@ -222,6 +210,21 @@ fn io_reason(e: &io::Error) -> String {
     match text.find(" (os error") {
         Some(i) => text[..i].to_string(),
         None => text,
+    }
+}
+
+impl Network {
+    /// The TLS listeners' configuration; `None` without TLS listeners. Start-up and
+    /// `check-config` both load the files through here.
+    pub fn tls_server(
+        &self,
+    ) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, crate::tls::TlsError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) if !self.tls_listen.is_empty() => {
+                crate::tls::server_config(cert, key, self.tls_client_ca.as_deref()).map(Some)
+            }
+            _ => Ok(None),
+        }
     }
 }
 
@@ -430,6 +433,24 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// What the web listeners' TLS is set up from.
+    pub fn web_tls(&self) -> crate::tls::web::Settings<'_> {
+        crate::tls::web::Settings {
+            mode: self.web.web_tls,
+            cert: self.web.web_tls_cert.as_deref(),
+            key: self.web.web_tls_key.as_deref(),
+            hosts: &self.web.web_hosts,
+            addresses: self
+                .web
+                .http
+                .iter()
+                .chain(&self.network.ws_listen)
+                .copied()
+                .collect(),
+            db: &self.storage.db,
+        }
     }
 
     /// Applies `http_enabled` so the rest of the program only looks at `http`.

@@ -103,9 +103,9 @@ impl Server {
             .listen
             .iter()
             .map(|a| (ListenerKind::Mqtt, a));
-        let web_tls = crate::tls::web::prepare(&config).map_err(RunError::Tls)?;
+        let web_tls = crate::tls::web::prepare(&config.web_tls()).map_err(RunError::Tls)?;
         let ws = config.network.ws_listen.iter().map(|a| {
-            if crate::tls::web::serves_tls(&config, *a) {
+            if crate::tls::web::serves_tls(&config.web_tls(), *a) {
                 (ListenerKind::SecureWebSocket, a)
             } else {
                 (ListenerKind::WebSocket, a)
@@ -116,7 +116,7 @@ impl Server {
                 .add(&registry, kind, *addr)
                 .map_err(|e| RunError::Bind(*addr, e))?;
         }
-        let tls_server = crate::tls::listeners_config(&config).map_err(RunError::Tls)?;
+        let tls_server = config.network.tls_server().map_err(RunError::Tls)?;
         for addr in &config.network.tls_listen {
             listeners
                 .add(&registry, ListenerKind::Tls, *addr)

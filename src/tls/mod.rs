@@ -21,7 +21,6 @@ use rustls::{
 pub mod web;
 
 use crate::bridge::BridgeConfig;
-use crate::config::Config;
 
 /// Why TLS could not be set up or went wrong; one line, naming the file when there is one.
 #[derive(Debug)]
@@ -281,17 +280,6 @@ pub fn server_config(
         .with_single_cert(load_certs(cert)?, load_key(key)?)
         .map_err(|e| file_error(key, format!("does not fit the certificate: {e}")))?;
     Ok(Arc::new(config))
-}
-
-/// The TLS listeners' configuration from the broker's settings; `None` without TLS
-/// listeners. Start-up and `check-config` both load the files through here.
-pub fn listeners_config(config: &Config) -> Result<Option<Arc<ServerConfig>>, TlsError> {
-    match (&config.network.tls_cert, &config.network.tls_key) {
-        (Some(cert), Some(key)) if !config.network.tls_listen.is_empty() => {
-            server_config(cert, key, config.network.tls_client_ca.as_deref()).map(Some)
-        }
-        _ => Ok(None),
-    }
 }
 
 /// A server-side session for a newly accepted connection.

@@ -17,7 +17,7 @@ use rustls::ServerConfig;
 use sha2::{Digest, Sha256};
 
 use super::{load_certs, server_config, TlsError};
-use crate::config::{Config, WebTlsMode};
+use serde::{Deserialize, Serialize};
 
 /// The certificate and key of the web listeners, once loaded.
 #[derive(Clone)]
@@ -29,23 +29,45 @@ pub struct WebTls {
     pub cert_path: PathBuf,
 }
 
+/// `web_tls`: where the console and the WebSocket listeners serve TLS.
+#[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum WebTlsMode {
+    /// On every address but loopback; everywhere once a certificate is configured.
+    #[default]
+    Auto,
+    /// Everywhere, loopback included.
+    On,
+    /// Nowhere: plain HTTP and ws, with a warning for a non-loopback address.
+    Off,
+}
+
+/// What the web listeners' TLS is set up from; the caller takes it from its settings.
+pub struct Settings<'a> {
+    pub mode: WebTlsMode,
+    /// The operator's certificate chain and key, when given.
+    pub cert: Option<&'a Path>,
+    pub key: Option<&'a Path>,
+    /// Extra names the generated certificate is for.
+    pub hosts: &'a [String],
+    /// The console's address and the WebSocket listeners'.
+    pub addresses: Vec<SocketAddr>,
+    /// The database, beside which a generated pair is kept.
+    pub db: &'a Path,
+}
+
 /// True when a web-facing listener on `addr` serves TLS.
-pub fn serves_tls(config: &Config, addr: SocketAddr) -> bool {
-    match config.web.web_tls {
+pub fn serves_tls(settings: &Settings, addr: SocketAddr) -> bool {
+    match settings.mode {
         WebTlsMode::On => true,
         WebTlsMode::Off => false,
-        WebTlsMode::Auto => config.web.web_tls_cert.is_some() || !addr.ip().is_loopback(),
+        WebTlsMode::Auto => settings.cert.is_some() || !addr.ip().is_loopback(),
     }
 }
 
 /// The console's address and the WebSocket listeners', those that serve TLS.
-fn web_addresses(config: &Config) -> impl Iterator<Item = SocketAddr> + '_ {
-    config
-        .web
-        .http
-        .iter()
-        .chain(&config.network.ws_listen)
-        .copied()
+fn web_addresses<'s>(settings: &'s Settings) -> impl Iterator<Item = SocketAddr> + 's {
+    settings.addresses.iter().copied()
 }
 
 /// The generated certificate's and key's paths, beside the database.
@@ -58,31 +80,31 @@ pub fn generated_paths(db: &Path) -> (PathBuf, PathBuf) {
 }
 
 /// The certificate and key files in use: the operator's, or the generated pair.
-fn paths(config: &Config) -> (PathBuf, PathBuf) {
-    match (&config.web.web_tls_cert, &config.web.web_tls_key) {
-        (Some(cert), Some(key)) => (cert.clone(), key.clone()),
-        _ => generated_paths(&config.storage.db),
+fn paths(settings: &Settings) -> (PathBuf, PathBuf) {
+    match (settings.cert, settings.key) {
+        (Some(cert), Some(key)) => (cert.to_path_buf(), key.to_path_buf()),
+        _ => generated_paths(settings.db),
     }
 }
 
 /// Loads the web listeners' certificate, generating it first when none was given and none
 /// was generated before; `None` when no web listener serves TLS. Logs the fingerprint, and
 /// a warning for each plain listener on a non-loopback address.
-pub fn prepare(config: &Config) -> Result<Option<WebTls>, TlsError> {
-    for addr in web_addresses(config) {
-        if !addr.ip().is_loopback() && !serves_tls(config, addr) {
+pub fn prepare(settings: &Settings) -> Result<Option<WebTls>, TlsError> {
+    for addr in web_addresses(settings) {
+        if !addr.ip().is_loopback() && !serves_tls(settings, addr) {
             log::warn!(
                 "{addr} serves plain HTTP/WebSocket to the network (web_tls = \"off\"): \
                  passwords, cookies and chat cross it unencrypted"
             );
         }
     }
-    if !web_addresses(config).any(|a| serves_tls(config, a)) {
+    if !web_addresses(settings).any(|a| serves_tls(settings, a)) {
         return Ok(None);
     }
-    let (cert, key) = paths(config);
-    if config.web.web_tls_cert.is_none() && !cert.exists() {
-        generate(config, &cert, &key)?;
+    let (cert, key) = paths(settings);
+    if settings.cert.is_none() && !cert.exists() {
+        generate(settings, &cert, &key)?;
         log::info!(
             "generated a self-signed certificate for the web console and WebSocket \
              listeners: {}",
@@ -104,12 +126,12 @@ pub fn prepare(config: &Config) -> Result<Option<WebTls>, TlsError> {
 
 /// For `check-config`: which certificate the web listeners present and its fingerprint
 /// (without generating one); `None` when none serves TLS.
-pub fn describe(config: &Config) -> Result<Option<String>, TlsError> {
-    if !web_addresses(config).any(|a| serves_tls(config, a)) {
+pub fn describe(settings: &Settings) -> Result<Option<String>, TlsError> {
+    if !web_addresses(settings).any(|a| serves_tls(settings, a)) {
         return Ok(None);
     }
-    let (cert, _) = paths(config);
-    if config.web.web_tls_cert.is_none() && !cert.exists() {
+    let (cert, _) = paths(settings);
+    if settings.cert.is_none() && !cert.exists() {
         return Ok(Some(format!(
             "a self-signed certificate will be generated on first start at {}",
             cert.display()
@@ -137,7 +159,7 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
 
 /// The names the generated certificate is for: loopback, this host's name, the listen
 /// addresses that name one interface, and `web_hosts`.
-fn names(config: &Config) -> Vec<String> {
+fn names(settings: &Settings) -> Vec<String> {
     let mut names = vec![
         "localhost".to_owned(),
         "127.0.0.1".to_owned(),
@@ -150,23 +172,24 @@ fn names(config: &Config) -> Vec<String> {
             names.push(format!("{host}.local"));
         }
     }
-    for addr in web_addresses(config) {
+    for addr in web_addresses(settings) {
         if !addr.ip().is_unspecified() {
             names.push(addr.ip().to_string());
         }
     }
-    names.extend(config.web.web_hosts.iter().cloned());
+    names.extend(settings.hosts.iter().cloned());
     names.sort();
     names.dedup();
     names
 }
 
-fn generate(config: &Config, cert: &Path, key: &Path) -> Result<(), TlsError> {
+fn generate(settings: &Settings, cert: &Path, key: &Path) -> Result<(), TlsError> {
     let failed = |path: &Path, e: &dyn std::fmt::Display| TlsError::File {
         path: path.to_owned(),
         detail: format!("cannot generate the web certificate: {e}"),
     };
-    let mut params = rcgen::CertificateParams::new(names(config)).map_err(|e| failed(cert, &e))?;
+    let mut params =
+        rcgen::CertificateParams::new(names(settings)).map_err(|e| failed(cert, &e))?;
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "Outpost web console");
@@ -193,31 +216,45 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    /// The defaults' settings: console on loopback, no certificate given.
+    fn settings(db: &Path) -> Settings<'_> {
+        Settings {
+            mode: WebTlsMode::Auto,
+            cert: None,
+            key: None,
+            hosts: &[],
+            addresses: vec!["127.0.0.1:8080".parse().unwrap()],
+            db,
+        }
+    }
+
     #[test]
     fn auto_serves_tls_off_loopback_or_with_a_certificate() {
-        let mut config = Config::default();
+        let mut settings = settings(Path::new("outpost.db"));
         let lan: SocketAddr = "0.0.0.0:8080".parse().unwrap();
         let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
-        assert!(serves_tls(&config, lan));
-        assert!(!serves_tls(&config, local));
-        config.web.web_tls_cert = Some("c.pem".into());
-        assert!(serves_tls(&config, local));
-        config.web.web_tls = WebTlsMode::Off;
-        assert!(!serves_tls(&config, lan));
-        config.web.web_tls = WebTlsMode::On;
-        config.web.web_tls_cert = None;
-        assert!(serves_tls(&config, local));
+        assert!(serves_tls(&settings, lan));
+        assert!(!serves_tls(&settings, local));
+        settings.cert = Some(Path::new("c.pem"));
+        assert!(serves_tls(&settings, local));
+        settings.mode = WebTlsMode::Off;
+        assert!(!serves_tls(&settings, lan));
+        settings.mode = WebTlsMode::On;
+        settings.cert = None;
+        assert!(serves_tls(&settings, local));
     }
 
     #[test]
     fn a_generated_certificate_is_kept_with_a_private_key_and_reused() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.storage.db = dir.path().join("outpost.db");
-        config.web.web_tls = WebTlsMode::On;
+        let db = dir.path().join("outpost.db");
+        let config = Settings {
+            mode: WebTlsMode::On,
+            ..settings(&db)
+        };
         let first = prepare(&config).unwrap().unwrap();
-        let (cert, key) = generated_paths(&config.storage.db);
+        let (cert, key) = generated_paths(&db);
         assert_eq!(first.cert_path, cert);
         let mode = std::fs::metadata(&key).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);

@@ -181,7 +181,7 @@ pub fn spawn(
 ) -> Result<(), WebError> {
     let listener = TcpListener::bind(addr).map_err(|e| WebError::Bind(addr, e))?;
     let bound = listener.local_addr().unwrap_or(addr);
-    let tls = web_tls.filter(|_| crate::tls::web::serves_tls(config, addr));
+    let tls = web_tls.filter(|_| crate::tls::web::serves_tls(&config.web_tls(), addr));
     match &tls {
         Some(tls) => log::info!(
             "console on https://{bound}/ (certificate SHA-256 fingerprint {})",
