@@ -5,9 +5,13 @@
 
 CARGO ?= cargo
 
-.PHONY: build run test clean
+.PHONY: build build-deps run test clean
 
-build:
+# Rust and a C compiler, from the distribution when missing (scripts/install-build-deps.sh).
+build-deps:
+	@bash scripts/install-build-deps.sh
+
+build: build-deps
 	$(CARGO) build --release
 
 # No arguments: MQTT on 127.0.0.1:1883, database ./outpost.db, web console
@@ -20,6 +24,7 @@ run: build
 # which would build every dependency again in the bench profile. It skips doc
 # tests, hence the separate `--doc` run.
 test:
+	bash scripts/install-build-deps.sh --test
 	bash scripts/install-test-deps.sh
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
@@ -75,7 +80,7 @@ cargo-deb:
 	@$(CARGO) deb --version >/dev/null 2>&1 || \
 		$(CARGO) install cargo-deb --locked --version '$(CARGO_DEB_VERSION)'
 
-deb: packaged-config
+deb: packaged-config build-deps
 	@$(MAKE) --no-print-directory cargo-deb
 	$(CARGO) deb --strip
 	$(call report-size,$(shell dpkg --print-architecture))
@@ -86,33 +91,30 @@ deb: packaged-config
 deb-check: deb
 	bash scripts/deb-check.sh
 
-# arm64 package from an x86-64 Debian machine: the Rust target, and Debian's cross C
-# compiler for the bundled SQLite and qemu-user, are installed when missing. Written to
-# target/debian/ (cargo-deb clears the other packages there), then checked: a stripped
-# AArch64 binary that serves MQTT under qemu-aarch64 (scripts/deb-cross-check.sh).
-ARM64 := aarch64-unknown-linux-gnu
-deb-arm64: packaged-config
-	@$(MAKE) --no-print-directory cargo-deb
-	rustup target list --installed | grep -qx $(ARM64) || rustup target add $(ARM64)
-	command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null || \
-		{ apt-get update -qq && apt-get install -y -qq gcc-aarch64-linux-gnu qemu-user; }
-	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
-	CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
-		$(CARGO) deb --strip --target $(ARM64)
-	$(call report-size,arm64)
-	bash scripts/deb-cross-check.sh arm64
+# ARM packages from an x86-64 Debian machine, one recipe for both: `make deb-arm64` (64-bit
+# Raspberry Pi OS and Debian arm64) and `make deb-armhf` (32-bit Raspberry Pi OS, ARMv7 with
+# the hard-float ABI). The Rust target (through rustup), Debian's cross C compiler for the
+# bundled SQLite and ring, and qemu-user are installed when missing. The package goes to
+# target/debian/ (cargo-deb clears the other packages there) and is then checked by
+# scripts/deb-cross-check.sh: a stripped binary of the right architecture that serves MQTT
+# under qemu.
+RUST_TARGET_arm64 := aarch64-unknown-linux-gnu
+RUST_TARGET_armhf := armv7-unknown-linux-gnueabihf
+GNU_TRIPLET_arm64 := aarch64-linux-gnu
+GNU_TRIPLET_armhf := arm-linux-gnueabihf
+QEMU_arm64 := qemu-aarch64
+QEMU_armhf := qemu-arm
 
-# armhf package (32-bit Raspberry Pi OS, ARMv7 and later) the same way: the Rust target
-# for ARMv7 with the hard-float ABI and Debian's gcc-arm-linux-gnueabihf; checked as a
-# stripped 32-bit ARMv7 hard-float binary that serves MQTT under qemu-arm.
-ARMHF := armv7-unknown-linux-gnueabihf
-deb-armhf: packaged-config
+deb-arm64 deb-armhf: deb-%: packaged-config build-deps
 	@$(MAKE) --no-print-directory cargo-deb
-	rustup target list --installed | grep -qx $(ARMHF) || rustup target add $(ARMHF)
-	command -v arm-linux-gnueabihf-gcc >/dev/null && command -v qemu-arm >/dev/null || \
-		{ apt-get update -qq && apt-get install -y -qq gcc-arm-linux-gnueabihf qemu-user; }
-	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc \
-	CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc \
-		$(CARGO) deb --strip --target $(ARMHF)
-	$(call report-size,armhf)
-	bash scripts/deb-cross-check.sh armhf
+	@command -v rustup >/dev/null || \
+		{ echo "deb-$*: needs rustup, for the Rust standard library of $(RUST_TARGET_$*)"; exit 1; }
+	rustup target list --installed | grep -qx $(RUST_TARGET_$*) || rustup target add $(RUST_TARGET_$*)
+	command -v $(GNU_TRIPLET_$*)-gcc >/dev/null && command -v $(QEMU_$*) >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq gcc-$(GNU_TRIPLET_$*) qemu-user; }
+	target=$(RUST_TARGET_$*); \
+	env CARGO_TARGET_$$(echo $$target | tr a-z- A-Z_)_LINKER=$(GNU_TRIPLET_$*)-gcc \
+		CC_$(subst -,_,$(RUST_TARGET_$*))=$(GNU_TRIPLET_$*)-gcc \
+		$(CARGO) deb --strip --target $$target
+	$(call report-size,$*)
+	bash scripts/deb-cross-check.sh $*

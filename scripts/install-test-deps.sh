@@ -4,8 +4,9 @@
 # tests/bridge.rs), openssl (the TLS tests' certificates), paho-mqtt 2.x for Python
 # (conformance scripts), chromium, node and npm with playwright-core in tests/browser
 # (the web console's browser test) and MQTT.js with puppeteer-core in tests/js
-# (WebSocket tests; both drive Debian's chromium, neither downloads a browser),
-# plus the rustfmt and clippy components. Idempotent: when
+# (WebSocket tests; both drive Debian's chromium, neither downloads a browser).
+# Rust with rustfmt and clippy is scripts/install-build-deps.sh's job (`make test`
+# runs it first). Idempotent: when
 # everything is present it changes nothing. Meant for a fresh Debian or Ubuntu
 # machine run as root; as another user it only says what is missing.
 #
@@ -49,6 +50,29 @@ have_chromium() {
     [ -x /usr/bin/chromium ]
 }
 
+# Ubuntu's `chromium` package is only a wrapper around a snap, which neither installs nor
+# runs without snapd (containers, chroots, CI images). There the tests use the headless
+# Chromium that the npm package @sparticuz/chromium carries (it needs only NSS and expat
+# from apt), copied to /opt/outpost-test-chromium/chromium and linked as /usr/bin/chromium.
+CHROMIUM_NPM_DIR=/opt/outpost-test-chromium
+CHROMIUM_NPM=@sparticuz/chromium@133.0.0
+chromium_from_npm() {
+    . /etc/os-release 2>/dev/null && [ "${ID:-}" = ubuntu ]
+}
+
+install_npm_chromium() {
+    say "installing $CHROMIUM_NPM in $CHROMIUM_NPM_DIR (Ubuntu's chromium is a snap) as /usr/bin/chromium"
+    npm install --prefix "$CHROMIUM_NPM_DIR" --no-audit --no-fund --loglevel=error "$CHROMIUM_NPM"
+    # executablePath() unpacks the browser as /tmp/chromium (or returns one already there).
+    local left=0 bin
+    [ -e /tmp/chromium ] && left=1
+    bin=$(cd "$CHROMIUM_NPM_DIR" && node -e \
+        'require("@sparticuz/chromium").executablePath().then((p) => console.log(p))')
+    install -m 755 "$bin" "$CHROMIUM_NPM_DIR/chromium"
+    [ "$left" -eq 1 ] || rm -f "$bin"
+    ln -sf "$CHROMIUM_NPM_DIR/chromium" /usr/bin/chromium
+}
+
 have_node() {
     command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1
 }
@@ -82,26 +106,14 @@ have_pip() {
     command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1
 }
 
-# --- Rust components: rustup works without root -------------------------------
-for component in rustfmt clippy; do
-    if [ "$component" = rustfmt ]; then probe=(cargo fmt --version); else probe=(cargo clippy --version); fi
-    if ! "${probe[@]}" >/dev/null 2>&1; then
-        if command -v rustup >/dev/null 2>&1; then
-            say "adding rust component $component"
-            rustup component add "$component"
-        else
-            say "missing: $component (install it with: rustup component add $component)"
-            exit 1
-        fi
-    fi
-done
-
 # --- System and Python packages -------------------------------------------------
 apt_packages=()
 have_mosquitto || apt_packages+=(mosquitto-clients)
 have_mosquitto_broker || apt_packages+=(mosquitto)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
-have_chromium || apt_packages+=(chromium)
+if ! have_chromium; then
+    if chromium_from_npm; then apt_packages+=(libnss3 libnspr4 libexpat1 fonts-dejavu-core); else apt_packages+=(chromium); fi
+fi
 have_node || apt_packages+=(nodejs npm)
 need_paho=0
 if ! have_paho; then
@@ -178,6 +190,7 @@ if [ "$need_paho" -eq 1 ]; then
 fi
 
 install_playwright
+if ! have_chromium && chromium_from_npm; then install_npm_chromium; fi
 
 have_mosquitto || { say "mosquitto_pub/mosquitto_sub still missing"; exit 1; }
 have_mosquitto_broker || { say "/usr/sbin/mosquitto still missing"; exit 1; }

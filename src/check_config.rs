@@ -49,7 +49,7 @@ pub fn check(path: &Path, text: &str) -> Result<String, String> {
     if let Some(certificate) = web_tls {
         let _ = writeln!(out, "# HTTPS console and wss certificate: {certificate}");
     }
-    out.push_str(&user_name_notes(&config.db));
+    out.push_str(&user_name_notes(&config.storage.db));
     Ok(out)
 }
 
@@ -146,7 +146,7 @@ fn effective(path: &Path, config: &Config) -> String {
         "# Effective settings of {}: the file over the built-in defaults.\n",
         path.display()
     );
-    if config.allow_anonymous.is_none() {
+    if config.access.allow_anonymous.is_none() {
         out.push_str(
             "# allow_anonymous is unset: clients without a username may connect only through\n\
              # listeners bound to a loopback address.\n",
@@ -155,7 +155,12 @@ fn effective(path: &Path, config: &Config) -> String {
     // The output ends up in terminals, tickets and logs: no secrets in it.
     let mut shown = config.clone();
     let mut hidden = false;
-    for password in shown.bridge.iter_mut().filter_map(|b| b.password.as_mut()) {
+    for password in shown
+        .bridge
+        .links
+        .iter_mut()
+        .filter_map(|b| b.password.as_mut())
+    {
         *password = HIDDEN.to_string();
         hidden = true;
     }
@@ -165,10 +170,11 @@ fn effective(path: &Path, config: &Config) -> String {
     // Serializing a validated config cannot fail: every field is a plain TOML value.
     out.push_str(&toml::to_string(&shown).unwrap_or_default());
     let low: Vec<String> = config
+        .network
         .listen
         .iter()
-        .chain(config.ws_listen.iter())
-        .chain(config.http.iter())
+        .chain(config.network.ws_listen.iter())
+        .chain(config.web.http.iter())
         .filter(|a| a.port() != 0 && a.port() < 1024)
         .map(|a| a.to_string())
         .collect();

@@ -210,14 +210,14 @@ impl ConfigSource {
     pub fn load(&self) -> Result<Config, ConfigError> {
         let mut config = self.base()?;
         if !self.listen.is_empty() {
-            config.listen = self.listen.clone();
+            config.network.listen = self.listen.clone();
         }
         if let Some(ws_listen) = &self.ws_listen {
-            config.ws_listen = ws_listen.clone();
+            config.network.ws_listen = ws_listen.clone();
         }
         if let Some(http) = self.http {
-            config.http = http;
-            config.http_enabled = http.is_some();
+            config.web.http = http;
+            config.web.http_enabled = http.is_some();
         }
         // The flags may bring listeners that clash with the file's or each other.
         config.validate_listeners()?;
@@ -231,7 +231,7 @@ impl ConfigSource {
             None => Config::default(),
         };
         if let Some(db) = &self.db {
-            config.db = db.clone();
+            config.storage.db = db.clone();
         }
         Ok(config)
     }
@@ -363,8 +363,8 @@ fn subcommand_command(flags: ConfigSource, args: Vec<String>) -> Result<Command,
     }
     let config = flags.base()?;
     Ok(Command::User {
-        db: config.db,
-        bcrypt_cost: config.bcrypt_cost,
+        db: config.storage.db,
+        bcrypt_cost: config.accounts.bcrypt_cost,
         args,
     })
 }
@@ -399,7 +399,7 @@ fn one_argument_command(
         return Ok(Command::CheckConfig(PathBuf::from(path)));
     }
     Ok(Command::Backup {
-        db: flags.base()?.db,
+        db: flags.base()?.storage.db,
         dest: PathBuf::from(path),
     })
 }
@@ -499,31 +499,36 @@ mod tests {
     fn flags_set_listen_http_and_db() {
         let c = run("--listen 0.0.0.0:1883 --listen=[::]:1884 --http 0.0.0.0:80 --db /tmp/x.db");
         assert_eq!(
-            c.listen,
+            c.network.listen,
             vec![
                 "0.0.0.0:1883".parse().unwrap(),
                 "[::]:1884".parse().unwrap()
             ]
         );
-        assert_eq!(c.http, Some("0.0.0.0:80".parse().unwrap()));
-        assert_eq!(c.db, PathBuf::from("/tmp/x.db"));
-        assert_eq!(run("--db=a.db --db b.db").db, PathBuf::from("b.db"));
+        assert_eq!(c.web.http, Some("0.0.0.0:80".parse().unwrap()));
+        assert_eq!(c.storage.db, PathBuf::from("/tmp/x.db"));
+        assert_eq!(run("--db=a.db --db b.db").storage.db, PathBuf::from("b.db"));
     }
 
     #[test]
     fn ws_listen_flags_replace_the_list_and_off_empties_it() {
-        assert_eq!(run("").ws_listen, vec!["127.0.0.1:8083".parse().unwrap()]);
+        assert_eq!(
+            run("").network.ws_listen,
+            vec!["127.0.0.1:8083".parse().unwrap()]
+        );
         let c = run("--ws-listen 0.0.0.0:8083 --ws-listen=[::]:8084");
         assert_eq!(
-            c.ws_listen,
+            c.network.ws_listen,
             vec![
                 "0.0.0.0:8083".parse().unwrap(),
                 "[::]:8084".parse().unwrap()
             ]
         );
-        assert!(run("--ws-listen off").ws_listen.is_empty());
+        assert!(run("--ws-listen off").network.ws_listen.is_empty());
         assert_eq!(
-            run("--ws-listen off --ws-listen 127.0.0.1:0").ws_listen,
+            run("--ws-listen off --ws-listen 127.0.0.1:0")
+                .network
+                .ws_listen,
             vec!["127.0.0.1:0".parse().unwrap()]
         );
         assert_eq!(
@@ -535,11 +540,11 @@ mod tests {
     #[test]
     fn http_off_disables_the_console() {
         let c = run("--http off");
-        assert_eq!(c.http, None);
-        assert!(!c.http_enabled);
+        assert_eq!(c.web.http, None);
+        assert!(!c.web.http_enabled);
         let c = run("--http=off --http 127.0.0.1:9000");
-        assert_eq!(c.http, Some("127.0.0.1:9000".parse().unwrap()));
-        assert!(c.http_enabled);
+        assert_eq!(c.web.http, Some("127.0.0.1:9000".parse().unwrap()));
+        assert!(c.web.http_enabled);
     }
 
     #[test]
@@ -552,19 +557,19 @@ mod tests {
              bcrypt_cost = 12\n",
         );
         let c = run(&format!("--config {}", file.path()));
-        assert_eq!(c.listen.len(), 2);
-        assert_eq!(c.http, None);
-        assert_eq!(c.db, PathBuf::from("file.db"));
-        assert_eq!(c.bcrypt_cost, 12);
+        assert_eq!(c.network.listen.len(), 2);
+        assert_eq!(c.web.http, None);
+        assert_eq!(c.storage.db, PathBuf::from("file.db"));
+        assert_eq!(c.accounts.bcrypt_cost, 12);
 
         let c = run(&format!(
             "--listen 127.0.0.1:2000 --config={} --http 127.0.0.1:9000 --db flag.db",
             file.path()
         ));
-        assert_eq!(c.listen, vec!["127.0.0.1:2000".parse().unwrap()]);
-        assert_eq!(c.http, Some("127.0.0.1:9000".parse().unwrap()));
-        assert_eq!(c.db, PathBuf::from("flag.db"));
-        assert_eq!(c.bcrypt_cost, 12);
+        assert_eq!(c.network.listen, vec!["127.0.0.1:2000".parse().unwrap()]);
+        assert_eq!(c.web.http, Some("127.0.0.1:9000".parse().unwrap()));
+        assert_eq!(c.storage.db, PathBuf::from("flag.db"));
+        assert_eq!(c.accounts.bcrypt_cost, 12);
     }
 
     #[test]
@@ -752,10 +757,13 @@ mod tests {
         assert_eq!(source.load().unwrap(), *config);
         std::fs::write(file.path(), "db = \"file.db\"\nmax_inflight = 9\n").unwrap();
         let again = source.load().unwrap();
-        assert_eq!(again.max_inflight, 9);
-        assert_eq!(again.db, PathBuf::from("flag.db"));
-        assert_eq!(again.listen, vec!["127.0.0.1:2000".parse().unwrap()]);
-        assert_eq!(again.http, None);
+        assert_eq!(again.limits.max_inflight, 9);
+        assert_eq!(again.storage.db, PathBuf::from("flag.db"));
+        assert_eq!(
+            again.network.listen,
+            vec!["127.0.0.1:2000".parse().unwrap()]
+        );
+        assert_eq!(again.web.http, None);
         let Command::Run { source, .. } = parse_str("").unwrap() else {
             panic!()
         };

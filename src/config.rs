@@ -15,174 +15,31 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::bridge::config::{BridgeProtocol, Direction};
-use crate::bridge::BridgeConfig;
 
-/// Everything the broker can be told at start-up. `Serialize` is for
-/// `outpost check-config`, which prints the effective settings as TOML.
-#[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    /// MQTT/TCP listeners. Loopback only by default so a fresh install is not
-    /// an open broker on the network.
-    pub listen: Vec<SocketAddr>,
-    /// MQTT-over-WebSocket listeners (path `/mqtt`, subprotocol `mqtt`), for
-    /// browsers; empty for none. Loopback by default, like `listen`.
-    pub ws_listen: Vec<SocketAddr>,
-    /// Where the web console listens; `None` when `http_enabled = false`.
-    /// Loopback by default for the same reason as `listen`.
-    pub http: Option<SocketAddr>,
-    /// Lets a config file turn the web console off (TOML has no null, so an
-    /// absent `http` cannot mean "off").
-    pub http_enabled: bool,
-    /// Connections the web console holds at most, and from one client address at most:
-    /// beyond them a new connection gets 503 / 429 and is closed.
-    pub web_max_connections: usize,
-    pub web_max_connections_per_address: usize,
-    /// Whether the console and the WebSocket listeners speak TLS (HTTPS, wss): `auto` on
-    /// every address but loopback (and everywhere once `web_tls_cert` is set), `on`
-    /// everywhere, `off` nowhere (a warning for each non-loopback address).
-    pub web_tls: WebTlsMode,
-    /// The PEM certificate chain and key they present; without them a self-signed pair is
-    /// generated beside the database on first start.
-    pub web_tls_cert: Option<PathBuf>,
-    pub web_tls_key: Option<PathBuf>,
-    /// Host names (besides the console's address and `localhost`) the console answers to,
-    /// and the generated certificate names.
-    pub web_hosts: Vec<String>,
-    /// Origins (`https://host:port`) whose pages may open a WebSocket to `ws_listen`,
-    /// besides pages from the console's own host names.
-    pub ws_allowed_origins: Vec<String>,
-    /// SQLite database holding users, ACLs, sessions, retained messages and
-    /// chat. Relative paths are relative to the working directory.
-    pub db: PathBuf,
-    /// How hard each group commit waits for the disk: trade durability of the
-    /// last commits on power loss against SD-card write latency.
-    pub sync: SyncMode,
-    /// Milliseconds the store gathers writes before it commits them (the commit
-    /// window): fewer flushes of the SD card, and a QoS 1/2 message every
-    /// subscriber acknowledged within it is never written at all. A full batch
-    /// commits at once. 0 commits at the end of every loop turn.
-    pub commit_interval: u64,
-    /// How much the broker logs; SIGHUP applies a new value without a restart.
-    /// `RUST_LOG`, when set, wins (and allows per-module filters).
-    pub log_level: LogLevel,
-    /// Whether clients may connect without a username. Unset means: only on
-    /// listeners bound to a loopback address, so local tools work out of the
-    /// box while remote clients must log in.
-    pub allow_anonymous: Option<bool>,
-    /// Where anonymous clients are allowed, a CONNECT naming a user without an
-    /// account connects as anonymous (as Mosquitto does without a password
-    /// file), so tools that always send a user name still work locally.
-    pub anonymous_unknown_users: bool,
-    /// bcrypt work factor for new passwords; each step doubles the hashing
-    /// time, which matters on a Raspberry-Pi-class CPU.
-    pub bcrypt_cost: u32,
-    /// Connection cap that protects memory and file descriptors; 0 = no cap.
-    pub max_connections: usize,
-    /// Connections one IP address may hold, so one host cannot take them all; 0 = no cap.
-    pub max_connections_per_address: usize,
-    /// Bytes of output a client may leave unread before QoS 0 messages to it are
-    /// dropped, so a subscriber that never reads cannot grow the broker's memory.
-    pub max_output_buffer: usize,
-    /// Seconds a client may stay over `max_output_buffer` before it is disconnected.
-    pub slow_consumer_timeout: u64,
-    /// Longest topic name or filter, in bytes; 0 = the protocol's 65535.
-    pub max_topic_length: usize,
-    /// Seconds a new socket may take to send CONNECT before it is closed, so
-    /// idle sockets cannot pile up.
-    pub connect_timeout: u64,
-    /// Longest keep alive (seconds) a client may ask for; longer requests get
-    /// this value back as Server Keep Alive, so dead clients are noticed.
-    pub max_keepalive: u16,
-    /// Largest packet (bytes) we accept or send; bounds per-client buffers.
-    pub max_packet_size: u32,
-    /// How many unacknowledged QoS 1/2 publishes a client may send us at once
-    /// (flow control of inbound traffic). 128 by default: paho-mqtt's usual 20 or 100
-    /// and rumqttc's 100 fit; a client beyond it is read more slowly, not disconnected.
-    pub receive_maximum: u16,
-    /// How many unacknowledged QoS 1/2 publishes we send one client at once;
-    /// the rest wait in its queue. A subscriber on a LAN gets at most a window
-    /// per round trip, so this is sized for loopback and LAN speeds; the
-    /// client's own Receive Maximum still caps it.
-    pub max_inflight: u16,
-    /// Messages queued per session (offline or behind) before `queue_full`
-    /// applies. A persistent session's queue lives on disk, so the default is
-    /// deep enough for an overnight outage; 0 = no count limit.
-    pub max_queued_messages: usize,
-    /// Topic and payload bytes queued per session, same purpose as
-    /// `max_queued_messages`; 0 = no byte limit.
-    pub max_queued_bytes: usize,
-    /// Broker-wide bytes of queued messages kept in memory: clean sessions'
-    /// queues (which live only in memory) and the pages of persistent
-    /// sessions' queues being delivered. 0 = no limit.
-    pub max_queued_memory: usize,
-    /// Broker-wide bytes of queued messages persistent sessions may keep on
-    /// disk, so queues cannot fill the SD card. 0 = no limit.
-    pub max_queued_disk: usize,
-    /// What happens to a QoS 1/2 message that a matching session cannot
-    /// queue because it is at one of the limits above.
-    pub queue_full: QueueFull,
-    /// Whether QoS 0 messages are queued for offline persistent sessions.
-    /// Off by default: QoS 0 promises nothing and would fill the queue.
-    pub queue_qos0: bool,
-    /// Topic aliases a client may use towards us (saves uplink bytes on long
-    /// topics); 0 disables them.
-    pub topic_alias_maximum: u16,
-    /// Upper bound (seconds) on the session expiry a client may request;
-    /// `4294967295` means sessions may never expire.
-    pub max_session_expiry: u32,
-    /// Whether retained messages are supported; announced in CONNACK.
-    pub retain_available: bool,
-    /// Highest QoS we grant; announced in CONNACK and applied to subscriptions.
-    pub maximum_qos: u8,
-    /// Whether `+` and `#` filters are allowed; announced in CONNACK.
-    pub wildcard_subscriptions: bool,
-    /// Whether `$share/GROUP/filter` subscriptions are allowed; announced in
-    /// CONNACK.
-    pub shared_subscriptions: bool,
-    /// Whether subscription identifiers are supported; announced in CONNACK.
-    pub subscription_identifiers: bool,
-    /// Seconds between `$SYS` updates (only while someone subscribes to
-    /// `$SYS`); 0 disables `$SYS` entirely.
-    pub sys_interval: u64,
-    /// Deepest topic or filter (in levels) we accept; bounds trie depth and
-    /// matching cost. 0 = no limit.
-    pub max_topic_levels: usize,
-    /// Subscriptions one client may hold, so one client cannot bloat the
-    /// trie; 0 = no limit.
-    pub max_subscriptions_per_client: usize,
-    /// Topic filters nobody may subscribe to or receive from, whatever the ACL rules
-    /// say (Mosquitto-style `deny` rules kept in the config file).
-    pub deny_subscribe: Vec<String>,
-    /// Topic filters nobody may publish to, whatever the ACL rules say.
-    pub deny_publish: Vec<String>,
-    /// Runs the chat service on the topics under `chat/` (see docs/chat.md); off, those
-    /// are plain topics.
-    pub chat: bool,
-    /// Longest chat message, in bytes.
-    pub chat_max_text: usize,
-    /// Most messages in one history page.
-    pub chat_history_page: usize,
-    /// Who creates a room by sending to it: `anyone` logged in, or only `admins`.
-    pub chat_room_creation: crate::chat::RoomCreation,
-    /// Chat requests (messages included) per second per client, after a burst of
-    /// `chat_request_burst`; 0 = no limit.
-    pub chat_requests_per_second: u32,
-    pub chat_request_burst: u32,
-    /// Accounts a client address (an IPv6 /64) may try to register per hour, over the web
-    /// console and the chat service; a taken name counts like a fresh one. 0 = no limit.
-    pub registrations_per_hour: u32,
-    /// MQTT over TLS listeners (8883 by convention); they need `tls_cert` and `tls_key`.
-    pub tls_listen: Vec<SocketAddr>,
-    /// PEM certificate chain the TLS listeners present.
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key of `tls_cert`.
-    pub tls_key: Option<PathBuf>,
-    /// PEM CA certificates; when set, TLS clients must present a certificate signed by
-    /// one of them.
-    pub tls_client_ca: Option<PathBuf>,
-    /// Upstream brokers to bridge to (`[[bridge]]` sections; docs/bridge.md).
-    pub bridge: Vec<BridgeConfig>,
+mod section;
+mod sections;
+
+pub use section::{Changes, Reload, Section};
+pub use sections::{
+    Access, Accounts, Bridges, Chat, Features, Limits, Network, Runtime, Storage, Web,
+};
+
+section::config! {
+    /// Everything the broker can be told at start-up, by section. `Serialize` is for
+    /// `outpost check-config`, which prints the effective settings as TOML (flat, as the
+    /// file is written).
+    pub struct Config {
+        pub network: Network,
+        pub web: Web,
+        pub storage: Storage,
+        pub runtime: Runtime,
+        pub access: Access,
+        pub accounts: Accounts,
+        pub limits: Limits,
+        pub features: Features,
+        pub chat: Chat,
+        pub bridge: Bridges,
+    }
 }
 
 /// The `queue_full` policy: what a QoS 1/2 message meets when a matching
@@ -276,71 +133,6 @@ pub const DEFAULT_WS_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8083));
 /// Default web console address.
 pub const DEFAULT_HTTP: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            listen: vec![DEFAULT_LISTEN],
-            ws_listen: vec![DEFAULT_WS_LISTEN],
-            http: Some(DEFAULT_HTTP),
-            http_enabled: true,
-            web_max_connections: 256,
-            web_max_connections_per_address: 32,
-            web_tls: WebTlsMode::Auto,
-            web_tls_cert: None,
-            web_tls_key: None,
-            web_hosts: Vec::new(),
-            ws_allowed_origins: Vec::new(),
-            db: PathBuf::from("outpost.db"),
-            sync: SyncMode::Full,
-            commit_interval: 20,
-            log_level: LogLevel::Info,
-            allow_anonymous: None,
-            anonymous_unknown_users: true,
-            bcrypt_cost: 10,
-            max_connections: 10_000,
-            max_connections_per_address: 100,
-            max_output_buffer: 4 * 1024 * 1024,
-            slow_consumer_timeout: 60,
-            max_topic_length: 4096,
-            connect_timeout: 10,
-            max_keepalive: 65_535,
-            max_packet_size: 1_048_576,
-            receive_maximum: 128,
-            max_inflight: 1024,
-            max_queued_messages: 100_000,
-            max_queued_bytes: 256 * 1024 * 1024,
-            max_queued_memory: 64 * 1024 * 1024,
-            max_queued_disk: 1024 * 1024 * 1024,
-            queue_full: QueueFull::Backpressure,
-            queue_qos0: false,
-            topic_alias_maximum: 64,
-            max_session_expiry: u32::MAX,
-            retain_available: true,
-            maximum_qos: 2,
-            wildcard_subscriptions: true,
-            shared_subscriptions: true,
-            subscription_identifiers: true,
-            sys_interval: 10,
-            max_topic_levels: 32,
-            max_subscriptions_per_client: 1000,
-            deny_subscribe: Vec::new(),
-            deny_publish: Vec::new(),
-            chat: true,
-            chat_max_text: 1000,
-            chat_history_page: 50,
-            chat_room_creation: crate::chat::RoomCreation::Anyone,
-            chat_requests_per_second: 10,
-            chat_request_burst: 20,
-            registrations_per_hour: 10,
-            tls_listen: Vec::new(),
-            tls_cert: None,
-            tls_key: None,
-            tls_client_ca: None,
-            bridge: Vec::new(),
-        }
-    }
-}
 
 /// Why a configuration could not be used. `Display` is one line.
 #[derive(Debug)]
@@ -474,7 +266,7 @@ impl Config {
                 ),
             })
         }
-        if self.listen.is_empty() {
+        if self.network.listen.is_empty() {
             return Err(ConfigError::Invalid {
                 path: None,
                 option: "listen",
@@ -483,8 +275,8 @@ impl Config {
         }
         self.validate_listeners()?;
         for (option, filters) in [
-            ("deny_subscribe", &self.deny_subscribe),
-            ("deny_publish", &self.deny_publish),
+            ("deny_subscribe", &self.access.deny_subscribe),
+            ("deny_publish", &self.access.deny_publish),
         ] {
             if let Some(bad) = filters.iter().find(|f| !crate::topic::valid_filter(f, 0)) {
                 return Err(ConfigError::Invalid {
@@ -495,6 +287,7 @@ impl Config {
             }
         }
         if let Some(bad) = self
+            .web
             .ws_allowed_origins
             .iter()
             .find(|o| !(o.starts_with("http://") || o.starts_with("https://")))
@@ -505,14 +298,16 @@ impl Config {
                 message: format!("has `{bad}`, which is not an http:// or https:// origin"),
             });
         }
-        if self.web_tls_cert.is_some() != self.web_tls_key.is_some() {
+        if self.web.web_tls_cert.is_some() != self.web.web_tls_key.is_some() {
             return Err(ConfigError::Invalid {
                 path: None,
                 option: "web_tls_cert",
                 message: "and `web_tls_key` go together".to_string(),
             });
         }
-        if !self.tls_listen.is_empty() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+        if !self.network.tls_listen.is_empty()
+            && (self.network.tls_cert.is_none() || self.network.tls_key.is_none())
+        {
             return Err(ConfigError::Invalid {
                 path: None,
                 option: "tls_listen",
@@ -520,34 +315,50 @@ impl Config {
             });
         }
         self.validate_bridges()?;
-        range("bcrypt_cost", self.bcrypt_cost, 4..=31)?;
-        range("web_max_connections", self.web_max_connections, 1..=65_536)?;
+        range("bcrypt_cost", self.accounts.bcrypt_cost, 4..=31)?;
+        range(
+            "web_max_connections",
+            self.web.web_max_connections,
+            1..=65_536,
+        )?;
         range(
             "web_max_connections_per_address",
-            self.web_max_connections_per_address,
+            self.web.web_max_connections_per_address,
             1..=65_536,
         )?;
         // An hour is already far longer than any client needs to send CONNECT, and a
         // bound keeps the deadline (now + timeout) from overflowing.
-        range("connect_timeout", self.connect_timeout, 1..=3600)?;
+        range("connect_timeout", self.limits.connect_timeout, 1..=3600)?;
         // A day bounds the other durations the same way: a deadline past it helps nobody,
         // and an unbounded one would overflow the clock and stop the broker.
         range(
             "slow_consumer_timeout",
-            self.slow_consumer_timeout,
+            self.limits.slow_consumer_timeout,
             0..=86_400,
         )?;
-        range("sys_interval", self.sys_interval, 0..=86_400)?;
+        range("sys_interval", self.features.sys_interval, 0..=86_400)?;
         // A second bounds what an acknowledgement may wait for the disk.
-        range("commit_interval", self.commit_interval, 0..=1000)?;
-        range("max_keepalive", self.max_keepalive, 1..=u16::MAX)?;
-        range("max_packet_size", self.max_packet_size, 16..=268_435_455)?;
-        range("receive_maximum", self.receive_maximum, 1..=u16::MAX)?;
-        range("max_inflight", self.max_inflight, 1..=u16::MAX)?;
-        range("maximum_qos", self.maximum_qos, 0..=2)?;
-        range("chat_max_text", self.chat_max_text, 1..=65_536)?;
-        range("chat_history_page", self.chat_history_page, 1..=1000)?;
-        range("chat_request_burst", self.chat_request_burst, 1..=1_000_000)?;
+        range("commit_interval", self.runtime.commit_interval, 0..=1000)?;
+        range("max_keepalive", self.limits.max_keepalive, 1..=u16::MAX)?;
+        range(
+            "max_packet_size",
+            self.features.max_packet_size,
+            16..=268_435_455,
+        )?;
+        range(
+            "receive_maximum",
+            self.features.receive_maximum,
+            1..=u16::MAX,
+        )?;
+        range("max_inflight", self.limits.max_inflight, 1..=u16::MAX)?;
+        range("maximum_qos", self.features.maximum_qos, 0..=2)?;
+        range("chat_max_text", self.chat.chat_max_text, 1..=65_536)?;
+        range("chat_history_page", self.chat.chat_history_page, 1..=1000)?;
+        range(
+            "chat_request_burst",
+            self.chat.chat_request_burst,
+            1..=1_000_000,
+        )?;
         Ok(())
     }
 
@@ -556,13 +367,13 @@ impl Config {
     /// same port. Port 0 (any free port) never clashes.
     pub fn validate_listeners(&self) -> Result<(), ConfigError> {
         let all: Vec<(&'static str, SocketAddr)> = [
-            ("listen", &self.listen),
-            ("ws_listen", &self.ws_listen),
-            ("tls_listen", &self.tls_listen),
+            ("listen", &self.network.listen),
+            ("ws_listen", &self.network.ws_listen),
+            ("tls_listen", &self.network.tls_listen),
         ]
         .into_iter()
         .flat_map(|(option, addrs)| addrs.iter().map(move |a| (option, *a)))
-        .chain(self.http.map(|a| ("http", a)))
+        .chain(self.web.http.map(|a| ("http", a)))
         .collect();
         for (i, &(option, addr)) in all.iter().enumerate() {
             let clash = all[..i].iter().find(|(_, earlier)| {
@@ -598,11 +409,11 @@ impl Config {
                 message,
             })
         };
-        for (i, bridge) in self.bridge.iter().enumerate() {
+        for (i, bridge) in self.bridge.links.iter().enumerate() {
             if let Some((option, message)) = bridge.problem() {
                 return invalid(option, format!("{message} (bridge {:?})", bridge.name));
             }
-            if self.bridge[..i].iter().any(|b| b.name == bridge.name) {
+            if self.bridge.links[..i].iter().any(|b| b.name == bridge.name) {
                 return invalid("bridge.name", format!("{:?} is used twice", bridge.name));
             }
             // 3.1.1 has no No Local: a `both` rule would echo our own messages back.
@@ -623,8 +434,8 @@ impl Config {
 
     /// Applies `http_enabled` so the rest of the program only looks at `http`.
     fn normalize(mut self) -> Self {
-        if !self.http_enabled {
-            self.http = None;
+        if !self.web.http_enabled {
+            self.web.http = None;
         }
         self
     }
@@ -641,6 +452,13 @@ fn condense(text: &str, err: &toml::de::Error) -> ConfigError {
     let message = if let Some(rest) = raw.strip_prefix("unknown field ") {
         let name = rest.split(',').next().unwrap_or(rest);
         format!("unknown option {name}")
+    } else if let Some(key) = span
+        .as_ref()
+        .filter(|_| raw == "duplicate key")
+        .and_then(|s| text.get(s.clone()))
+    {
+        // toml points at the second occurrence of the key but does not name it.
+        format!("duplicate key `{}`", key.trim())
     } else {
         let reason = if raw == "invalid socket address syntax" {
             "invalid address, expected IP:PORT such as 127.0.0.1:1883".to_string()
@@ -722,19 +540,19 @@ mod tests {
     #[test]
     fn defaults_match_the_documented_values() {
         let c = Config::default();
-        assert_eq!(c.listen, vec!["127.0.0.1:1883".parse().unwrap()]);
-        assert_eq!(c.ws_listen, vec!["127.0.0.1:8083".parse().unwrap()]);
-        assert_eq!(c.http, Some("127.0.0.1:8080".parse().unwrap()));
-        assert_eq!(c.db, PathBuf::from("outpost.db"));
-        assert_eq!(c.sync, SyncMode::Full);
-        assert_eq!(c.allow_anonymous, None);
-        assert_eq!(c.max_queued_messages, 100_000);
-        assert_eq!(c.max_queued_bytes, 268_435_456);
-        assert_eq!(c.max_queued_memory, 67_108_864);
-        assert_eq!(c.max_queued_disk, 1_073_741_824);
-        assert_eq!(c.queue_full, QueueFull::Backpressure);
-        assert_eq!(c.max_inflight, 1024);
-        assert_eq!(c.max_session_expiry, 4_294_967_295);
+        assert_eq!(c.network.listen, vec!["127.0.0.1:1883".parse().unwrap()]);
+        assert_eq!(c.network.ws_listen, vec!["127.0.0.1:8083".parse().unwrap()]);
+        assert_eq!(c.web.http, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(c.storage.db, PathBuf::from("outpost.db"));
+        assert_eq!(c.storage.sync, SyncMode::Full);
+        assert_eq!(c.access.allow_anonymous, None);
+        assert_eq!(c.limits.max_queued_messages, 100_000);
+        assert_eq!(c.limits.max_queued_bytes, 268_435_456);
+        assert_eq!(c.limits.max_queued_memory, 67_108_864);
+        assert_eq!(c.limits.max_queued_disk, 1_073_741_824);
+        assert_eq!(c.limits.queue_full, QueueFull::Backpressure);
+        assert_eq!(c.limits.max_inflight, 1024);
+        assert_eq!(c.limits.max_session_expiry, 4_294_967_295);
     }
 
     #[test]
@@ -744,10 +562,55 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_of_the_same_file_changes_nothing() {
+        let mut running = Config::default();
+        assert_eq!(running.reload(Config::default()), Changes::default());
+        assert_eq!(running, Config::default());
+    }
+
+    #[test]
+    fn a_reload_applies_live_sections_and_names_the_rest() {
+        let mut running = Config::default();
+        let mut new = Config::default();
+        new.runtime.log_level = LogLevel::Debug;
+        new.limits.max_connections = 5;
+        new.access.deny_publish = vec!["secret/#".into()];
+        new.network.listen = vec!["0.0.0.0:1883".parse().unwrap()];
+        new.features.maximum_qos = 1;
+        new.features.sys_interval = 0;
+        new.chat.enabled = false;
+        let changes = running.reload(new);
+        assert_eq!(
+            changes.applied,
+            ["log_level", "deny_publish", "max_connections"]
+        );
+        assert_eq!(
+            changes.restart,
+            ["listen", "maximum_qos", "sys_interval", "chat"]
+        );
+        assert_eq!(running.runtime.log_level, LogLevel::Debug);
+        assert_eq!(running.limits.max_connections, 5);
+        assert_eq!(running.access.deny_publish, ["secret/#"]);
+        assert_eq!(running.network, Network::default());
+        assert_eq!(running.features, Features::default());
+        assert_eq!(running.chat, Chat::default());
+    }
+
+    #[test]
+    fn every_option_belongs_to_one_section() {
+        let mut names: Vec<_> = Config::options().collect();
+        let count = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), count, "an option name is used twice");
+        assert!(names.contains(&"chat") && names.contains(&"bridge"));
+    }
+
+    #[test]
     fn every_option_is_in_the_example_and_the_docs() {
         let example = include_str!("../assets/outpost.toml");
         let docs = include_str!("../docs/config.md");
-        for field in field_names::<Config>() {
+        for field in Config::options() {
             let set = format!("\n{field} =");
             let commented = format!("\n# {field} =");
             let section = format!("\n# [[{field}]]");
@@ -768,7 +631,7 @@ mod tests {
     fn every_bridge_option_is_in_the_example_and_the_bridge_docs() {
         let example = include_str!("../assets/outpost.toml");
         let docs = include_str!("../docs/bridge.md");
-        let fields = field_names::<BridgeConfig>()
+        let fields = field_names::<crate::bridge::BridgeConfig>()
             .iter()
             .chain(field_names::<crate::bridge::TopicRule>());
         for field in fields {
@@ -791,7 +654,7 @@ mod tests {
                     tls = true\n[[bridge.topic]]\nfilter = \"sensors/#\"\ndirection = \"out\"\n\
                     remote_prefix = \"site1/\"\n";
         let c = Config::from_toml_str(text).unwrap();
-        let b = &c.bridge[0];
+        let b = &c.bridge.links[0];
         assert_eq!(
             b.address.list(),
             ["broker.example.com:8883"],
@@ -802,7 +665,7 @@ mod tests {
             "[\"a.example.com:8883\", \"[::1]:8883\"]",
         );
         let c2 = Config::from_toml_str(&two).unwrap();
-        let hosts: Vec<_> = c2.bridge[0]
+        let hosts: Vec<_> = c2.bridge.links[0]
             .address
             .list()
             .iter()
@@ -853,26 +716,26 @@ mod tests {
              queue_full = \"drop_oldest\"\n",
         )
         .unwrap();
-        assert_eq!(c.listen.len(), 2);
-        assert_eq!(c.listen[1], "[::1]:1884".parse().unwrap());
-        assert_eq!(c.http, Some("0.0.0.0:80".parse().unwrap()));
-        assert_eq!(c.db, PathBuf::from("/var/lib/outpost/outpost.db"));
-        assert_eq!(c.sync, SyncMode::Normal);
-        assert_eq!(c.sync.pragma(), "NORMAL");
+        assert_eq!(c.network.listen.len(), 2);
+        assert_eq!(c.network.listen[1], "[::1]:1884".parse().unwrap());
+        assert_eq!(c.web.http, Some("0.0.0.0:80".parse().unwrap()));
+        assert_eq!(c.storage.db, PathBuf::from("/var/lib/outpost/outpost.db"));
+        assert_eq!(c.storage.sync, SyncMode::Normal);
+        assert_eq!(c.storage.sync.pragma(), "NORMAL");
         assert_eq!(SyncMode::Full.pragma(), "FULL");
-        assert_eq!(c.allow_anonymous, Some(false));
-        assert_eq!(c.bcrypt_cost, 12);
-        assert_eq!(c.maximum_qos, 1);
-        assert_eq!(c.max_inflight, 1024);
-        assert_eq!(c.queue_full, QueueFull::DropOldest);
+        assert_eq!(c.access.allow_anonymous, Some(false));
+        assert_eq!(c.accounts.bcrypt_cost, 12);
+        assert_eq!(c.features.maximum_qos, 1);
+        assert_eq!(c.limits.max_inflight, 1024);
+        assert_eq!(c.limits.queue_full, QueueFull::DropOldest);
     }
 
     #[test]
     fn http_enabled_false_turns_the_console_off() {
         let c = Config::from_toml_str("http_enabled = false\n").unwrap();
-        assert_eq!(c.http, None);
+        assert_eq!(c.web.http, None);
         let c = Config::from_toml_str("http = \"0.0.0.0:80\"\nhttp_enabled = false\n").unwrap();
-        assert_eq!(c.http, None);
+        assert_eq!(c.web.http, None);
     }
 
     #[test]
@@ -913,10 +776,7 @@ mod tests {
         assert!(!e.contains('\n'), "{e}");
         assert!(e.ends_with("at line 1"), "{e}");
         let e = err("bcrypt_cost = 10\nbcrypt_cost = 11\n");
-        assert_eq!(
-            e,
-            "config: duplicate key `bcrypt_cost` in document root at line 2"
-        );
+        assert_eq!(e, "config: duplicate key `bcrypt_cost` at line 2");
     }
 
     #[test]
@@ -992,7 +852,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let good = dir.join("good.toml");
         std::fs::write(&good, "db = \"x.db\"\n").unwrap();
-        assert_eq!(Config::load(&good).unwrap().db, PathBuf::from("x.db"));
+        assert_eq!(
+            Config::load(&good).unwrap().storage.db,
+            PathBuf::from("x.db")
+        );
 
         let bad = dir.join("bad.toml");
         std::fs::write(&bad, "db = \"x.db\"\nfoo = 1\n").unwrap();

@@ -1,7 +1,8 @@
 //! Outpost: an MQTT 5 and 3.1.1 broker for small gateways on thin, flaky links.
 //!
 //! Module map:
-//! - `config`   — the `Config` struct, its defaults and TOML loading.
+//! - `config`   — `Config` in sections (network, web, storage, runtime, access, accounts,
+//!   limits, features, chat, bridge), defaults, TOML loading, what a reload may change.
 //! - `cli`      — command-line parsing into a `Command`.
 //! - `http_head` — the one HTTP/1.1 request-head parser (httparse), for the console and WebSocket.
 //! - `protocol` — the codec: borrowed packet views, `decode` and `encode`; knows nothing of the broker.

@@ -47,7 +47,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { config, source } => {
-            outpost::logging::init(config.log_level);
+            outpost::logging::init(config.runtime.log_level);
             match serve(*config, source) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -62,7 +62,7 @@ fn main() -> ExitCode {
 /// Binds the broker, starts the web console beside it (unless it is off), runs the loop.
 /// SIGHUP reloads what it can; the console's address and database are restart-only.
 fn serve(config: Config, source: ConfigSource) -> Result<(), Box<dyn std::error::Error>> {
-    let web = config.http;
+    let web = config.web.http;
     let web_config = config.clone();
     let server = Server::bind(config)?.reload_from(source);
     if let Some(addr) = web {
@@ -70,7 +70,7 @@ fn serve(config: Config, source: ConfigSource) -> Result<(), Box<dyn std::error:
     }
     announce_missing_admin(&web_config);
     server.run()?;
-    stop_store(&web_config.db);
+    stop_store(&web_config.storage.db);
     Ok(())
 }
 
@@ -90,11 +90,12 @@ fn stop_store(db: &std::path::Path) {
 
 /// While nobody may administer the broker, says how to create the first administrator.
 fn announce_missing_admin(config: &Config) {
-    let has_admin = Store::open(&config.db, config.sync).and_then(|store| store.has_admin());
+    let has_admin =
+        Store::open(&config.storage.db, config.storage.sync).and_then(|store| store.has_admin());
     if let Ok(false) = has_admin {
         log::info!(
             "no administrator yet: create one with `outpost --db {} user add admin --admin`",
-            config.db.display()
+            config.storage.db.display()
         );
     }
 }

@@ -12,7 +12,7 @@
 
 use std::net::IpAddr;
 
-use crate::config::Config;
+use crate::config::Web;
 
 /// The host names and origins the web-facing listeners accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,16 +26,13 @@ pub struct Sites {
 }
 
 impl Sites {
-    pub fn from_config(config: &Config) -> Sites {
+    pub fn from_config(web: &Web) -> Sites {
         let mut names = vec!["localhost".to_owned()];
-        names.extend(config.web_hosts.iter().map(|h| normalize(h)));
+        names.extend(web.web_hosts.iter().map(|h| normalize(h)));
         Sites {
             names,
-            listen: config
-                .http
-                .map(|a| a.ip())
-                .filter(|ip| !ip.is_unspecified()),
-            origins: config
+            listen: web.http.map(|a| a.ip()).filter(|ip| !ip.is_unspecified()),
+            origins: web
                 .ws_allowed_origins
                 .iter()
                 .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
@@ -88,13 +85,12 @@ mod tests {
     use super::*;
 
     fn sites() -> Sites {
-        let config = Config {
+        Sites::from_config(&Web {
             http: Some("0.0.0.0:8080".parse().unwrap()),
             web_hosts: vec!["gw.lan".to_owned()],
             ws_allowed_origins: vec!["https://dashboard.example/".to_owned()],
-            ..Config::default()
-        };
-        Sites::from_config(&config)
+            ..Web::default()
+        })
     }
 
     const LAN: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 168, 1, 5));

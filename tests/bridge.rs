@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::bridging::{
@@ -127,6 +128,76 @@ fn kill_9_mid_forwarding_loses_and_duplicates_nothing() {
                 && l.contains("queued"))
             .is_some(),
         "the restart loaded the forward queue"
+    );
+}
+
+/// kill -9 of Outpost while a QoS 1 stream comes down from the upstream, with a long
+/// commit window: after the restart a local persistent session gets every message. A
+/// PUBACK to the upstream (which then forgets the message) left only once the message was
+/// in that session's queue on disk, though the loop never waited for the disk.
+#[test]
+fn kill_9_mid_inbound_stream_loses_nothing_the_upstream_let_go() {
+    const N: usize = 300;
+    let upstream = Mosquitto::start();
+    let proxy = Proxy::start(upstream.port, thin_link(false));
+    let config = format!(
+        "commit_interval = 200\n{}",
+        bridge_config(proxy.port(), "v5", 16, "")
+    );
+    let mut broker = Broker::with_config(&config);
+    let keeper_id = unique("keeper");
+    let keeper = V5::connect_with(V5::persistent_options(broker.port(), &keeper_id, 3600));
+    keeper.subscribe("cmd/#", QoS5::AtLeastOnce);
+    keeper.disconnect();
+    let watcher = V5::connect(broker.port(), &unique("watch"));
+    watcher.subscribe("cmd/#", QoS5::AtLeastOnce);
+    // The bridge's subscription upstream is in place once a probe comes through.
+    let through = (0..30).any(|_| {
+        upstream.publish("site1/cmd/valve", "probe", 1);
+        watcher.recv_publish(Duration::from_secs(1)).is_some()
+    });
+    assert!(through, "nothing came down the bridge");
+    while watcher.recv_publish(Duration::from_secs(2)).is_some() {}
+    let lines: String = (0..N).map(|i| format!("m-{i:05}\n")).collect();
+    let mut publisher = std::process::Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &upstream.port.to_string()])
+        .args(["-t", "site1/cmd/valve", "-q", "1", "-l"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("run mosquitto_pub");
+    {
+        use std::io::Write as _;
+        let mut stdin = publisher.stdin.take().expect("stdin");
+        stdin.write_all(lines.as_bytes()).expect("write lines");
+    }
+    let mut seen_before = 0;
+    while seen_before < N / 5 {
+        watcher
+            .recv_publish(Duration::from_secs(30))
+            .expect("messages from the upstream before the kill");
+        seen_before += 1;
+    }
+    broker.restart(); // SIGKILL mid-stream, then the same database and config again
+    assert!(publisher.wait().expect("mosquitto_pub").success());
+    let keeper = V5::connect_with(V5::persistent_options(broker.port(), &keeper_id, 3600));
+    let mut got = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while got.len() < N && Instant::now() < deadline {
+        if let Some(p) = keeper.recv_publish(Duration::from_secs(5)) {
+            let payload = String::from_utf8_lossy(&p.payload).into_owned();
+            if payload.starts_with("m-") {
+                got.insert(payload);
+            }
+        }
+    }
+    let missing: Vec<usize> = (0..N)
+        .filter(|i| !got.contains(&format!("m-{i:05}")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {N} lost across the kill (the watcher had seen {seen_before} before it), first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
     );
 }
 

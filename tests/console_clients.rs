@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::clients::V5;
+use common::clients::{V5, WAIT};
 use common::console::{self, logged_in};
 use common::http::{Client, Response};
 use rumqttc::v5::mqttbytes::v5::{
@@ -145,7 +145,16 @@ fn offline_sessions_are_listed_and_deleted_for_good() {
     let online = V5::persistent_options(broker.port(), "online", 60);
     let _online = V5::connect_with(online);
 
-    let list = admin.get("/api/sessions").json();
+    // The expiry time comes from the client records, which the broker writes within about
+    // a second of a disconnect: wait for it.
+    let deadline = std::time::Instant::now() + WAIT;
+    let list = loop {
+        let list = admin.get("/api/sessions").json();
+        if !list["rows"][0]["expires_at"].is_null() || std::time::Instant::now() > deadline {
+            break list;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(list["total"], 2, "{list}");
     let away_row = &list["rows"][0];
     assert_eq!(away_row["client_id"], "away");
@@ -189,10 +198,11 @@ fn offline_sessions_are_listed_and_deleted_for_good() {
         delete(&mut admin, "/api/sessions/kept", "wrong").status,
         403
     );
+    // The log line reaches the test through a pipe: wait for it.
     assert!(broker
-        .log()
-        .iter()
-        .any(|l| l.contains("web console: admin deleted the offline session of away")));
+        .wait_for_log(WAIT, |l| l
+            .contains("web console: admin deleted the offline session of away"))
+        .is_some());
 
     // The form, without JavaScript.
     let posted = admin.post_form(

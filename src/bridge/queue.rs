@@ -160,6 +160,11 @@ impl ForwardQueue {
         (self.waiting.len() < MEMORY_ENTRIES / 2).then_some(start)
     }
 
+    /// The seq of the newest message ever queued (a read that reaches it has read all).
+    pub fn newest_seq(&self) -> Option<u64> {
+        self.next_seq.checked_sub(1)
+    }
+
     /// How many rows a refill may read.
     pub fn refill_room(&self) -> usize {
         MEMORY_ENTRIES.saturating_sub(self.waiting.len() + self.inflight.len())

@@ -64,8 +64,8 @@ impl Access {
     ) -> Arc<ClientAcl> {
         let acl = ClientAcl::for_client(
             &self.acl_rules,
-            &config.deny_subscribe,
-            &config.deny_publish,
+            &config.access.deny_subscribe,
+            &config.access.deny_publish,
             username,
             client_id,
         );

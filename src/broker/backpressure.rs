@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 
 use super::client::Hold;
 use super::close::Ending;
-use super::delivery::Holder;
 use super::{Broker, Violation};
+use crate::core::admission::Holder;
 use crate::core::keys::{ConnKey, SessionKey};
+use crate::core::queue;
 use crate::core::timers::Timer;
 use crate::protocol::ReasonCode;
 
@@ -54,7 +55,7 @@ impl Broker {
                         "client {}: queue full, holding publishers back until it drains",
                         s.client_id
                     );
-                    let timeout = Duration::from_secs(self.config.slow_consumer_timeout);
+                    let timeout = Duration::from_secs(self.config.limits.slow_consumer_timeout);
                     self.timers
                         .schedule(now + timeout, Timer::HeldTooLong { session });
                 }
@@ -72,7 +73,7 @@ impl Broker {
         token: ConnKey,
         session: SessionKey,
     ) -> Result<bool, Violation> {
-        let window = usize::from(self.config.receive_maximum);
+        let window = usize::from(self.config.features.receive_maximum);
         let open_qos2 = self.sessions[session].flight().incoming_qos2.len();
         let conn = &mut self.conns[token];
         let unwritten_acks = usize::from(conn.unflushed_qos1_acks);
@@ -123,25 +124,16 @@ impl Broker {
     /// Called whenever a session's queue may have shrunk: releases the publishers waiting
     /// for it (and for the broker-wide budgets) once there is room again.
     pub(super) fn queue_drained(&mut self, session: SessionKey) {
-        let flight = self.sessions[session].flight();
-        if (!flight.waiting.is_empty() || flight.overflowing) && self.queue_has_slack(session) {
-            let s = &mut self.sessions[session];
-            let flight = s.flight_mut();
-            let waiting = std::mem::take(&mut flight.waiting);
-            flight.holding_since = None;
-            flight.overflowing = false;
-            s.settle();
-            self.release(waiting);
-        }
+        let limits = self.queue_limits();
+        let waiting = queue::take_released(&mut self.sessions[session], &limits);
+        self.release(waiting);
         self.release_budget_waiters();
     }
 
     /// Releases the publishers held for a broker-wide budget once both have slack.
     pub(super) fn release_budget_waiters(&mut self) {
-        if !self.budget.waiters.is_empty() && self.budget.has_slack(&self.config) {
-            let waiting = std::mem::take(&mut self.budget.waiters);
-            self.release(waiting);
-        }
+        let waiting = self.budget.take_released(&self.queue_limits());
+        self.release(waiting);
     }
 
     /// Lets held publishers go on: each handles its kept frames at its next read, in turn.
@@ -186,7 +178,7 @@ impl Broker {
         let Some(since) = s.flight().holding_since else {
             return;
         };
-        let due = since + Duration::from_secs(self.config.slow_consumer_timeout);
+        let due = since + Duration::from_secs(self.config.limits.slow_consumer_timeout);
         if due > now {
             // Released and held again since: count from the new start.
             self.timers.schedule(due, Timer::HeldTooLong { session });
@@ -196,7 +188,7 @@ impl Broker {
             "client {}: its full queue held {} publishers back for {}s",
             s.client_id,
             s.flight().waiting.len(),
-            self.config.slow_consumer_timeout
+            self.config.limits.slow_consumer_timeout
         );
         self.stats.slow_consumers += 1;
         let (stored, connection) = (s.stored, s.connection());

@@ -1,14 +1,15 @@
 //! The bridges on the loop: each one's outbound socket, its [`Session`], and what its
 //! packets do to the broker (local delivery, forward-queue rows in the turn's commit),
 //! the reconnect timer and `$SYS`. The decisions are in `crate::bridge`; this file only
-//! carries them out.
+//! carries them out. The socket is read and written by `socket_io`, through the same TLS
+//! layer, as a client's connection.
 //!
-//! Each bridge has a [`BridgeKey`], which is also its poll token's. Its output is
-//! flushed at the end of the turn, after the commit, like every client's: a PUBACK to the
-//! upstream leaves only once the message is in the local queues on disk, and a QoS 2
-//! PUBLISH only once its packet id is recorded.
+//! Each bridge has a [`BridgeKey`], which is also its poll token's. Output a turn makes
+//! while writes are pending waits (in order, off the loop) until they are durable: a PUBACK
+//! to the upstream leaves only once the message is in the local queues on disk, and a
+//! QoS 2 PUBLISH only once its packet id is recorded.
 
-use std::io::{self, Read, Write as _};
+use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,10 +17,13 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 
+use super::client::READ_CHUNK;
 use super::event_loop::RunError;
+use super::held::HeldBytes;
 use super::inbox::{Inbound, InboxSender};
 use super::keys::{BridgeKey, Slab};
 use super::message::Message;
+use super::socket_io::{self, Received};
 use super::timers::Timer;
 use super::Broker;
 use crate::bridge::backoff::Backoff;
@@ -30,10 +34,8 @@ use crate::bridge::{BridgeConfig, QueueFull};
 use crate::config::Config;
 use crate::protocol::{self, PacketId, Properties, Qos, QosPid};
 use crate::store::{BridgeWrite, ForwardRow, StoredMessage, Write};
-use crate::tls::{self, TlsSession};
+use crate::tls;
 
-/// Bytes read from the upstream per `read` call.
-const READ_CHUNK: usize = 16 * 1024;
 /// A connection that stayed up this long starts the reconnect delays over, as does one
 /// with a good exchange (`crate::bridge::backoff`). One that drops sooner without one (an
 /// upstream that takes our CONNECT and then closes, another gateway with our client id)
@@ -49,6 +51,9 @@ pub struct Resolved {
     pub result: Result<Vec<SocketAddr>, String>,
     pub probe: bool,
 }
+
+/// How long a graceful stop waits for the upstreams to close after our DISCONNECT.
+const STOP_DRAIN: Duration = Duration::from_millis(500);
 
 /// How long the primary check waits for a TCP connection.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -113,13 +118,15 @@ struct Link {
     socket: TcpStream,
     /// False until the non-blocking connect has completed.
     connected: bool,
-    tls: Option<TlsSession>,
+    /// The same TLS layer as a TLS listener's connections have, client side.
+    tls: Option<tls::Layer>,
     /// Bytes of an unfinished packet.
     read_buf: Vec<u8>,
-    /// MQTT bytes waiting for the socket (plaintext when TLS is on).
+    /// MQTT bytes waiting for the socket (with TLS: waiting to be encrypted, which
+    /// starts once the handshake is done).
     out: Vec<u8>,
-    /// Bytes ready for the socket: `out` itself without TLS, ciphertext with it.
-    wire: Vec<u8>,
+    /// Output waiting for the store batch it follows to be durable.
+    held: HeldBytes,
     wants_write: bool,
 }
 
@@ -154,6 +161,13 @@ pub struct Bridge {
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
+impl Link {
+    /// Bytes waiting for the socket: MQTT bytes, and ciphertext not yet written.
+    fn pending(&self) -> usize {
+        self.out.len() + self.tls.as_ref().map_or(0, tls::Layer::pending)
+    }
+}
+
 impl Bridge {
     /// The address in use (or being tried).
     fn address(&self) -> &str {
@@ -180,6 +194,8 @@ pub struct Bridges {
     list: Slab<BridgeKey, Bridge>,
     /// For the resolver threads' answers.
     inbox: Option<InboxSender>,
+    /// The broker's count of failed commits when the links were last flushed.
+    failures_seen: u64,
 }
 
 impl Bridges {
@@ -198,6 +214,7 @@ impl Bridges {
 pub fn load_tls(config: &Config) -> Result<Vec<Option<Arc<rustls::ClientConfig>>>, RunError> {
     config
         .bridge
+        .links
         .iter()
         .map(|b| tls::bridge_config(b).map_err(|e| RunError::Bridge(b.name.clone(), e)))
         .collect()
@@ -213,7 +230,7 @@ impl Broker {
         now: Instant,
     ) -> Result<(), RunError> {
         self.bridges.inbox = Some(inbox);
-        for (config, tls) in self.config.bridge.clone().into_iter().zip(tls) {
+        for (config, tls) in self.config.bridge.links.clone().into_iter().zip(tls) {
             let totals = self
                 .db
                 .store
@@ -253,7 +270,8 @@ impl Broker {
             let wanted = lazy
                 .as_mut()
                 .is_none_or(|l| l.wants_link(totals.count, now));
-            let mut session = Session::new(&config, queue, self.config.max_packet_size, now);
+            let mut session =
+                Session::new(&config, queue, self.config.features.max_packet_size, now);
             let inbound = self
                 .db
                 .store
@@ -311,9 +329,9 @@ impl Broker {
             if mapped.qos == Qos::AtMostOnce {
                 // QoS 0 promises nothing: on a link that cannot keep up it is dropped
                 // rather than piling up in memory.
-                let limit = self.config.max_output_buffer;
+                let limit = self.config.limits.max_output_buffer;
                 let sent = match bridge.link.as_mut() {
-                    Some(link) if link.out.len() + link.wire.len() <= limit => {
+                    Some(link) if link.pending() <= limit => {
                         bridge.session.send_now(&outgoing, &mut link.out, now)
                     }
                     _ => false,
@@ -377,7 +395,11 @@ impl Broker {
         if let Some(lazy) = bridge.lazy.as_mut() {
             lazy.rest(now);
         }
+        let pending = self.pending_batch();
+        let bridge = &mut self.bridges.list[key];
         if let Some(link) = bridge.link.as_mut() {
+            // What the turn made so far waits for its batch, and goes with the link.
+            link.held.hold(pending, &mut link.out);
             bridge.session.send_disconnect(&mut link.out, true);
         }
         self.flush_bridge(key, now);
@@ -441,6 +463,11 @@ impl Broker {
                 None if bridge.session.queue.wants_refill().is_some()
                     && bridge.session.queue.refill_room() > 0 =>
                 {
+                    // The oldest rows may still be on their way to the disk: this corner
+                    // (a full queue with nothing in memory to drop) waits for them.
+                    if self.writes_pending() {
+                        self.sync_store();
+                    }
                     if !self.refill_bridge(key) {
                         return false;
                     }
@@ -454,24 +481,24 @@ impl Broker {
     }
 
     /// Reads the next part of bridge `key`'s queue from the store when the part in
-    /// memory runs low; true if it read any. The turn's staged rows are committed first,
-    /// so the read sees them.
+    /// memory runs low; true if it read any. Rows still staged or with the writer are not
+    /// waited for: the read takes the committed ones (the oldest: rows commit in seq
+    /// order), and the rest on a later read, after the commit ([`Self::refill_bridges`]).
     fn refill_bridge(&mut self, key: BridgeKey) -> bool {
-        let bridge = &self.bridges.list[key];
-        let Some(from) = bridge.session.queue.wants_refill() else {
+        let queue = &self.bridges.list[key].session.queue;
+        let Some(from) = queue.wants_refill() else {
             return false;
         };
-        let room = bridge.session.queue.refill_room().min(MEMORY_ENTRIES);
+        let room = queue.refill_room().min(MEMORY_ENTRIES);
         if room == 0 {
             return false;
         }
-        if self.writes_pending() {
-            self.sync_store();
-        }
+        let newest = queue.newest_seq();
         let name = self.bridges.list[key].config.name.clone();
         match self.db.store.load_forward(&name, from, room) {
             Ok(rows) => {
-                let complete = rows.len() < room;
+                let last = rows.last().map(|r| r.seq);
+                let complete = rows.len() < room && last.or(from.checked_sub(1)) >= newest;
                 let any = !rows.is_empty();
                 let rows = rows.into_iter().map(loaded_row).collect();
                 self.bridges.list[key].session.queue.loaded(rows, complete);
@@ -480,6 +507,21 @@ impl Broker {
             Err(e) => {
                 log::error!("bridge {name}: cannot read the forward queue: {e}");
                 false
+            }
+        }
+    }
+
+    /// A commit became durable: bridges whose queue waits for rows from the disk read
+    /// them now, and send.
+    pub(super) fn refill_bridges(&mut self, now: Instant) {
+        for key in self.bridges.list.keys() {
+            if self.bridges.list[key]
+                .session
+                .queue
+                .wants_refill()
+                .is_some()
+            {
+                self.pump_bridge(key, now);
             }
         }
     }
@@ -717,7 +759,11 @@ impl Broker {
             bridge.config.address.list()[0],
             bridge.address()
         );
+        let pending = self.pending_batch();
+        let bridge = &mut self.bridges.list[key];
         if let Some(link) = bridge.link.as_mut() {
+            // What the turn made so far waits for its batch, and goes with the link.
+            link.held.hold(pending, &mut link.out);
             bridge.session.send_disconnect(&mut link.out, false);
         }
         self.flush_bridge(key, now);
@@ -772,7 +818,7 @@ impl Broker {
         }
         let tls = match &bridge.tls {
             Some(config) => match tls::client(config.clone(), &bridge.config, bridge.address()) {
-                Ok(t) => Some(t),
+                Ok(session) => Some(tls::Layer::new(session)),
                 Err(e) => return self.bridge_down(key, LinkError::Tls(e.to_string()), now),
             },
             None => None,
@@ -783,7 +829,7 @@ impl Broker {
             tls,
             read_buf: Vec::new(),
             out: Vec::new(),
-            wire: Vec::new(),
+            held: HeldBytes::default(),
             wants_write: true,
         });
     }
@@ -828,23 +874,16 @@ impl Broker {
             let Some(link) = self.bridges.list[key].link.as_mut() else {
                 break Ok(());
             };
-            let n = match link.socket.read(&mut scratch) {
-                Ok(0) => break Err(LinkError::Closed),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => break Err(LinkError::Io(e.to_string())),
+            let n = match socket_io::read(&mut link.socket, link.tls.as_mut(), &mut scratch) {
+                Received::Data(n) => n,
+                Received::Drained => break Ok(()),
+                Received::Closed => break Err(LinkError::Closed),
+                Received::Failed(e) => break Err(LinkError::Io(e.to_string())),
+                Received::Tls(e) => break Err(LinkError::Tls(e.to_string())),
             };
             self.stats.bytes_received += n as u64;
             let mut input = std::mem::take(&mut link.read_buf);
-            match link.tls.as_mut() {
-                Some(tls) => {
-                    if let Err(e) = tls.read_ciphertext(&scratch[..n], &mut input) {
-                        break Err(LinkError::Tls(e.to_string()));
-                    }
-                }
-                None => input.extend_from_slice(&scratch[..n]),
-            }
+            input.extend_from_slice(&scratch[..n]);
             if let Err(e) = self.bridge_input(key, &mut input, now) {
                 break Err(e);
             }
@@ -869,7 +908,7 @@ impl Broker {
         let result = loop {
             let bridge = &mut self.bridges.list[key];
             let version = bridge.session.version();
-            let max = self.config.max_packet_size;
+            let max = self.config.features.max_packet_size;
             let (packet, len) = match protocol::decode(&input[used..], version, max) {
                 Ok(Some(decoded)) => decoded,
                 Ok(None) => break Ok(()),
@@ -919,37 +958,30 @@ impl Broker {
         if !link.connected {
             return;
         }
-        match link.tls.as_mut() {
-            Some(tls) => {
-                if let Err(e) = tls.write_plaintext(&mut link.out, &mut link.wire) {
-                    return self.bridge_down(key, LinkError::Tls(e.to_string()), now);
-                }
-            }
-            None if link.wire.is_empty() => std::mem::swap(&mut link.wire, &mut link.out),
+        link.held.take_ready(&mut link.out);
+        let (written, result) = match link.tls.as_mut() {
+            Some(tls) => socket_io::write_tls(&mut link.socket, tls, &mut link.out),
             None => {
-                link.wire.extend_from_slice(&link.out);
-                link.out.clear();
-            }
-        }
-        let mut written = 0;
-        let result = loop {
-            if written == link.wire.len() {
-                break Ok(());
-            }
-            match link.socket.write(&link.wire[written..]) {
-                Ok(0) => break Err(LinkError::Closed),
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(LinkError::Io(e.to_string())),
+                let (written, result) = socket_io::write(&mut link.socket, &link.out);
+                link.out.drain(..written);
+                (written, result)
             }
         };
-        link.wire.drain(..written);
         self.stats.bytes_sent += written as u64;
         if let Err(e) = result {
-            return self.bridge_down(key, e, now);
+            let tls_failed = e.get_ref().is_some_and(|inner| inner.is::<tls::TlsError>());
+            let error = match e.kind() {
+                _ if tls_failed => LinkError::Tls(e.to_string()),
+                io::ErrorKind::WriteZero => LinkError::Closed,
+                _ => LinkError::Io(e.to_string()),
+            };
+            return self.bridge_down(key, error, now);
         }
-        let pending = !link.wire.is_empty();
+        // With TLS, plaintext waiting for the handshake is not for the socket yet.
+        let pending = match &link.tls {
+            Some(tls) => tls.pending() > 0,
+            None => !link.out.is_empty(),
+        };
         if pending != link.wants_write {
             let interest = if pending {
                 Interest::READABLE | Interest::WRITABLE
@@ -967,19 +999,62 @@ impl Broker {
         }
     }
 
-    /// The end of a turn, after the commit: every bridge's output goes out. If the commit
-    /// failed, that output may acknowledge what is not on disk: the links are dropped
-    /// instead, and the next connection sends again what is unacknowledged.
-    /// True when some bridge has output waiting for its socket.
-    pub(super) fn bridges_have_output(&self) -> bool {
-        self.bridges.all().any(|b| {
-            b.link
-                .as_ref()
-                .is_some_and(|l| !l.out.is_empty() || !l.wire.is_empty())
-        })
+    /// The end of a turn, before the commit window: output the turn made waits for
+    /// `batch` (what is staged or with the writer), behind anything held before it.
+    pub(super) fn hold_bridge_output(&mut self, batch: Option<u64>) {
+        for link in self
+            .bridges
+            .list
+            .iter_mut()
+            .filter_map(|(_, b)| b.link.as_mut())
+        {
+            link.held.hold(batch, &mut link.out);
+        }
     }
 
-    pub(super) fn flush_bridges(&mut self, commit_failed: bool, now: Instant) {
+    /// True while some bridge's output waits for a batch.
+    pub(super) fn bridges_holding(&self) -> bool {
+        self.bridges
+            .all()
+            .any(|b| b.link.as_ref().is_some_and(|l| l.held.until().is_some()))
+    }
+
+    /// Batches up to `done` are durable: the output that waited for them goes at the
+    /// end of the turn.
+    pub(super) fn release_bridge_output(&mut self, done: u64) {
+        for link in self
+            .bridges
+            .list
+            .iter_mut()
+            .filter_map(|(_, b)| b.link.as_mut())
+        {
+            link.held.release(done);
+        }
+    }
+
+    /// Batches from `first` on failed: what waited for them (and all behind it) never
+    /// leaves; the links are dropped at the end of the turn (see [`Self::flush_bridges`]).
+    pub(super) fn bridge_commit_failed(&mut self, first: u64) {
+        for link in self
+            .bridges
+            .list
+            .iter_mut()
+            .filter_map(|(_, b)| b.link.as_mut())
+        {
+            if link.held.until().is_some_and(|until| until >= first) {
+                link.held.clear();
+                link.out.clear();
+            }
+        }
+    }
+
+    /// The end of a turn, after the commit: every bridge's output goes out. If a commit
+    /// failed since the last time, that output may acknowledge what is not on disk: the
+    /// links are dropped instead, and the next connection sends again what is
+    /// unacknowledged.
+    pub(super) fn flush_bridges(&mut self, now: Instant) {
+        let commit_failed = self.bridges.failures_seen != self.stats.store_failures;
+        self.bridges.failures_seen = self.stats.store_failures;
         for key in self.bridges.list.keys() {
             let has_link = self.bridges.list[key].link.is_some();
             if commit_failed && has_link {
@@ -992,12 +1067,22 @@ impl Broker {
 
     /// A graceful stop: each connected bridge says DISCONNECT, best effort, after the
     /// final commit.
+    /// Then each socket's write side is shut and its input drained until the upstream
+    /// closes (it does after a DISCONNECT), at most [`STOP_DRAIN`] for all: closing with
+    /// unread input (a late PUBACK of the `0`) would send a reset, which can cost the
+    /// upstream our DISCONNECT and make it publish the will as well.
     pub(super) fn stop_bridges(&mut self, now: Instant) {
         for key in self.bridges.list.keys() {
             let bridge = &mut self.bridges.list[key];
             if let Some(link) = bridge.link.as_mut() {
                 bridge.session.send_disconnect(&mut link.out, true);
                 self.flush_bridge(key, now);
+            }
+        }
+        let deadline = Instant::now() + STOP_DRAIN;
+        for key in self.bridges.list.keys() {
+            if let Some(link) = self.bridges.list[key].link.as_mut() {
+                socket_io::close_gracefully(&mut link.socket, deadline);
             }
         }
     }

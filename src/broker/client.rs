@@ -1,7 +1,7 @@
 //! One network connection: its socket, its transport (plain or WebSocket), read and write
 //! buffers, and the MQTT state negotiated at CONNECT.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 
 use super::listeners::ListenerId;
+use super::socket_io::{self, Received};
 use super::transport::Transport;
 use crate::core::alias::{InboundAliases, OutboundAliases};
 use crate::core::keys::SessionKey;
@@ -241,26 +242,13 @@ impl Connection {
     /// One `read` from the socket into the loop's scratch buffer (through the TLS layer,
     /// if any: then the scratch buffer gets plaintext).
     pub fn read_into(&mut self, scratch: &mut [u8]) -> ReadOutcome {
-        loop {
-            if let Some(tls) = self.tls.as_mut() {
-                let n = tls.take_plaintext(scratch);
-                if n > 0 {
-                    return ReadOutcome::Data(n);
-                }
-            }
-            let n = match self.socket.read(scratch) {
-                Ok(0) => return ReadOutcome::Closed,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Drained,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return ReadOutcome::Closed,
-            };
-            let Some(tls) = self.tls.as_mut() else {
-                return ReadOutcome::Data(n);
-            };
-            if let Err(e) = tls.feed(&scratch[..n]) {
+        match socket_io::read(&mut self.socket, self.tls.as_deref_mut(), scratch) {
+            Received::Data(n) => ReadOutcome::Data(n),
+            Received::Drained => ReadOutcome::Drained,
+            Received::Closed | Received::Failed(_) => ReadOutcome::Closed,
+            Received::Tls(e) => {
                 log::info!("TLS connection from {}: {e}, closing", self.addr);
-                return ReadOutcome::Closed;
+                ReadOutcome::Closed
             }
         }
     }
@@ -288,22 +276,10 @@ impl Connection {
             return Ok(());
         };
         self.transport.seal(&mut out.buf, &mut out.sealed);
-        let result = loop {
-            let Some(pending) = out.buf.get(out.pos..).filter(|p| !p.is_empty()) else {
-                break Ok(());
-            };
-            match self.socket.write(pending) {
-                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    out.pos += n;
-                    *sent += n as u64;
-                    self.bytes_out += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
-        };
+        let (n, result) = socket_io::write(&mut self.socket, &out.buf[out.pos..]);
+        out.pos += n;
+        *sent += n as u64;
+        self.bytes_out += n as u64;
         if out.pos == out.buf.len() {
             self.output = None;
         } else if out.pos > out.buf.len() / 2 {
@@ -322,34 +298,28 @@ impl Connection {
         let Some(tls) = self.tls.as_mut() else {
             return Ok(());
         };
+        // TLS sits under the MQTT or WebSocket bytes: seal them, then encrypt.
+        let mut plain = match self.output.as_mut() {
+            Some(out) => {
+                self.transport.seal(&mut out.buf, &mut out.sealed);
+                let plain = out.buf.split_off(out.pos);
+                out.buf.clear();
+                out.pos = 0;
+                plain
+            }
+            None => Vec::new(),
+        };
+        let (n, result) = socket_io::write_tls(&mut self.socket, tls, &mut plain);
+        *sent += n as u64;
+        self.bytes_out += n as u64;
         if let Some(out) = self.output.as_mut() {
-            // TLS sits under the MQTT or WebSocket bytes: seal them, then encrypt.
-            self.transport.seal(&mut out.buf, &mut out.sealed);
-            let mut plain = out.buf.split_off(out.pos);
-            out.buf.clear();
-            out.pos = 0;
-            let encrypted = tls.encrypt(&mut plain);
             out.buf = plain;
             out.sealed = out.buf.len();
             if out.buf.is_empty() && out.backlog_since.is_none() {
                 self.output = None;
             }
-            encrypted.map_err(io::Error::other)?;
         }
-        while tls.pending() > 0 {
-            match self.socket.write(tls.wire()) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    tls.written(n);
-                    *sent += n as u64;
-                    self.bytes_out += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        result
     }
 
     /// True while part of a frame (or frames waiting for authentication) is buffered.

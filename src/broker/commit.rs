@@ -62,15 +62,22 @@ impl Broker {
     /// with the writer) is durable; nothing waits when nothing is. Called before an
     /// acknowledgement is queued.
     pub(super) fn await_durable(&mut self, token: ConnKey) {
+        if let Some(batch) = self.pending_batch() {
+            self.hold_output(token, Wait::Batch(batch));
+        }
+    }
+
+    /// The batch that, once durable, makes everything staged so far durable: the open
+    /// one if it has writes, else the one with the writer; `None` when nothing is pending.
+    pub(super) fn pending_batch(&self) -> Option<u64> {
         let b = &self.db.batches;
-        let batch = if self.db.store.has_staged() {
-            b.open
+        if self.db.store.has_staged() {
+            Some(b.open)
         } else if self.db.writer.progress().settled() < b.handed {
-            b.handed
+            Some(b.handed)
         } else {
-            return;
-        };
-        self.hold_output(token, Wait::Batch(batch));
+            None
+        }
     }
 
     /// [`Self::await_durable`] when anything was staged since the store's count of
@@ -116,7 +123,7 @@ impl Broker {
         if self.db.store.has_staged() {
             let batches = &mut self.db.batches;
             if batches.due.is_none() {
-                let due = now + Duration::from_millis(self.config.commit_interval);
+                let due = now + Duration::from_millis(self.config.runtime.commit_interval);
                 batches.due = Some(due);
                 self.timers.schedule(due, Timer::Commit);
             }
@@ -135,6 +142,7 @@ impl Broker {
     pub(super) fn commit_progress(&mut self, now: Instant) {
         self.settle();
         self.hand_over_if_due(now);
+        self.refill_bridges(now);
     }
 
     /// Hands the open batch to the writer when its window has passed and the writer is
@@ -169,9 +177,10 @@ impl Broker {
         for (first, error) in self.db.writer.progress().take_failures() {
             self.commit_failed(first, &error);
         }
+        let bridges_holding = self.bridges_holding();
         let b = &mut self.db.batches;
         b.done = b.done.max(settled);
-        if b.held.is_empty() {
+        if b.held.is_empty() && !bridges_holding {
             return;
         }
         if !self.db.store.has_staged() && b.handed <= b.done {
@@ -182,6 +191,7 @@ impl Broker {
             b.waiting_acks = 0;
         }
         let (done, open) = (b.done, b.open);
+        self.release_bridge_output(done);
         let store = &self.db.store;
         let ready = |wait: Wait| match wait {
             Wait::Batch(batch) => batch <= done,
@@ -214,6 +224,7 @@ impl Broker {
             "store commit failed, closing the connections whose acknowledgements waited for it: {error}"
         );
         self.services_commit_failed();
+        self.bridge_commit_failed(first);
         for token in std::mem::take(&mut self.db.batches.held) {
             let waits = self
                 .conns

@@ -152,7 +152,7 @@ impl Broker {
         let username = pending.request.username.clone().unwrap_or_default();
         // A user name without an account, where anonymous clients may connect anyway.
         let as_anonymous = reply.outcome == AuthOutcome::UnknownUser
-            && self.config.anonymous_unknown_users
+            && self.config.access.anonymous_unknown_users
             && self.anonymous_allowed(token);
         // No password was guessed when the client connects as anonymous instead.
         let succeeded = reply.outcome == AuthOutcome::Accepted || as_anonymous;
@@ -214,6 +214,7 @@ impl Broker {
     /// Anonymous clients: as configured, or by default only on loopback listeners.
     fn anonymous_allowed(&self, token: ConnKey) -> bool {
         self.config
+            .access
             .allow_anonymous
             .unwrap_or(self.conns[token].local_is_loopback)
     }
@@ -240,10 +241,10 @@ impl Broker {
             if self.claimed(will.topic) {
                 return Err(ReasonCode::NotAuthorized);
             }
-            if will.qos as u8 > self.config.maximum_qos {
+            if will.qos as u8 > self.config.features.maximum_qos {
                 return Err(ReasonCode::QosNotSupported);
             }
-            if will.retain && !self.config.retain_available {
+            if will.retain && !self.config.features.retain_available {
                 return Err(ReasonCode::RetainNotSupported);
             }
         }
@@ -272,7 +273,7 @@ impl Broker {
             session_expiry: self.session_expiry(connect),
             session_expiry_capped: connect.version == ProtocolVersion::V5
                 && connect.properties.session_expiry_interval.unwrap_or(0)
-                    > self.config.max_session_expiry,
+                    > self.config.limits.max_session_expiry,
             receive_maximum: p.receive_maximum.unwrap_or(u16::MAX),
             max_packet_size: p.maximum_packet_size.unwrap_or(protocol::MAX_PACKET_SIZE),
             client_alias_maximum: p.topic_alias_maximum.unwrap_or(0),
@@ -355,7 +356,7 @@ impl Broker {
         conn.max_packet_size = max_packet_size;
         conn.outbound_aliases = (client_alias_maximum > 0)
             .then(|| Box::new(OutboundAliases::new(client_alias_maximum)));
-        conn.topic_alias_maximum = self.config.topic_alias_maximum;
+        conn.topic_alias_maximum = self.config.limits.topic_alias_maximum;
         let serial = conn.serial;
         if let Some(deadline) = conn.keep_alive_deadline() {
             self.timers
@@ -413,13 +414,13 @@ impl Broker {
             ProtocolVersion::V311 if connect.clean_start => 0,
             ProtocolVersion::V311 => u32::MAX,
         };
-        asked.min(self.config.max_session_expiry)
+        asked.min(self.config.limits.max_session_expiry)
     }
 
     /// The Server Keep Alive to impose when the client asks more than `max_keepalive`
     /// (or none at all while a maximum is configured). MQTT 5 only.
     fn server_keep_alive(&self, version: ProtocolVersion, asked: u16) -> Option<u16> {
-        let max = self.config.max_keepalive;
+        let max = self.config.limits.max_keepalive;
         (version == ProtocolVersion::V5 && max < u16::MAX && (asked == 0 || asked > max))
             .then_some(max)
     }
@@ -483,14 +484,16 @@ impl Broker {
         let c = &self.config;
         let flag = |on: bool| (!on).then_some(0);
         Properties {
-            receive_maximum: (c.receive_maximum < u16::MAX).then_some(c.receive_maximum),
-            maximum_qos: (c.maximum_qos < 2).then_some(c.maximum_qos),
-            retain_available: flag(c.retain_available),
-            maximum_packet_size: Some(c.max_packet_size),
-            topic_alias_maximum: (c.topic_alias_maximum > 0).then_some(c.topic_alias_maximum),
-            wildcard_subscription_available: flag(c.wildcard_subscriptions),
-            subscription_identifier_available: flag(c.subscription_identifiers),
-            shared_subscription_available: flag(c.shared_subscriptions),
+            receive_maximum: (c.features.receive_maximum < u16::MAX)
+                .then_some(c.features.receive_maximum),
+            maximum_qos: (c.features.maximum_qos < 2).then_some(c.features.maximum_qos),
+            retain_available: flag(c.features.retain_available),
+            maximum_packet_size: Some(c.features.max_packet_size),
+            topic_alias_maximum: (c.limits.topic_alias_maximum > 0)
+                .then_some(c.limits.topic_alias_maximum),
+            wildcard_subscription_available: flag(c.features.wildcard_subscriptions),
+            subscription_identifier_available: flag(c.features.subscription_identifiers),
+            shared_subscription_available: flag(c.features.shared_subscriptions),
             server_keep_alive,
             ..Properties::default()
         }

@@ -36,7 +36,7 @@ impl Broker {
                 return;
             }
         };
-        let cost = self.config.bcrypt_cost;
+        let cost = self.config.accounts.bcrypt_cost;
         self.access.worker.run(Box::new(move |store, dummy| {
             let outcome = match accounts::reset(store, &name, &answer, &password, cost, dummy) {
                 Ok(()) => ConsoleAnswer::Done,

@@ -30,13 +30,14 @@ impl Broker {
         if !self.valid_topic(&p.topic) {
             return ConsoleAnswer::Invalid(format!("{:?} is not a valid topic name", p.topic));
         }
-        let Some(qos) = Qos::from_u8(p.qos).filter(|_| p.qos <= self.config.maximum_qos) else {
+        let Some(qos) = Qos::from_u8(p.qos).filter(|_| p.qos <= self.config.features.maximum_qos)
+        else {
             return ConsoleAnswer::Invalid(format!(
                 "QoS {} is above this broker's maximum_qos ({})",
-                p.qos, self.config.maximum_qos
+                p.qos, self.config.features.maximum_qos
             ));
         };
-        if p.retain && !self.config.retain_available {
+        if p.retain && !self.config.features.retain_available {
             return ConsoleAnswer::Invalid("retained messages are off (retain_available)".into());
         }
         let acl = self.console_acl(&p.user);

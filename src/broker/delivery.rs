@@ -7,48 +7,25 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::close::Ending;
-use super::queue::Full;
 use super::Broker;
 use crate::auth::acl::{is_reply_topic, Action};
-use crate::config::QueueFull;
+use crate::core::admission::{self, Holder, Rules, Step, Verdict};
 use crate::core::alias::TopicAlias;
 use crate::core::keys::{ConnKey, SessionKey, Slab};
 use crate::core::message::{Delivery, Message};
+use crate::core::queue;
 use crate::core::session::{Inflight, InflightState, Outbound, Session, SubEntry};
 use crate::core::shared::SharedCursors;
 use crate::protocol::{self, Ack, Packet, Properties, Qos, QosPid, ReasonCode};
 use crate::topic::SharedGroup;
 
-/// What one delivery of an admitted message does at its session's queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    /// Send or queue it.
-    Deliver,
-    /// Drop the session's oldest queued message first (`drop_oldest`).
-    MakeRoom(Full),
-    /// Drop it for this session (`drop_new`, or a session that kept its publishers
-    /// waiting too long).
-    Drop(Full),
-}
-
-/// Who a held publisher waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Holder {
-    /// This session's queue.
-    Session(SessionKey),
-    /// A broker-wide budget (memory or disk), which any queue's draining relieves.
-    Budget,
-}
-
-/// What a client's QoS 1/2 message meets at the queues of the sessions it is for, decided
-/// before any of them is touched.
+/// The core's verdict on a client's message, with its deliveries when accepted.
 pub enum Admission {
     /// Deliver it: every delivery with what it does.
     Accepted(Vec<(SessionKey, Outbound, Step)>),
-    /// Hold the publisher back (`backpressure`): withhold its acknowledgement and stop
-    /// reading it until the queue has room.
+    /// Hold the publisher back until the holder's queue has room.
     Held(Holder),
-    /// Refuse it (`refuse`, MQTT 5): PUBACK/PUBREC 0x97, delivered to nobody.
+    /// Refuse it: PUBACK/PUBREC 0x97, delivered to nobody.
     Refused,
 }
 
@@ -123,39 +100,26 @@ impl Broker {
     }
 
     /// Decides what a client's message meets at its targets' queues (`queue_full`), before
-    /// anything is delivered; its topic was matched by [`Self::match_topic`] just before.
-    /// `v5` says whether the publisher can be told 0x97.
+    /// anything is delivered (`core/admission.rs`); its topic was matched by
+    /// [`Self::match_topic`] just before. `v5` says whether the publisher can be told 0x97.
     pub(super) fn admit(&mut self, message: &Arc<Message>, v5: bool) -> Admission {
         let mut plan = self.deliveries(message);
-        for i in 0..plan.len() {
-            let (session, ref outbound, _) = plan[i];
-            let step = if outbound.qos == Qos::AtMostOnce || !self.must_queue(session, outbound) {
-                Step::Deliver
-            } else {
-                match self.queue_room(session, outbound) {
-                    Ok(()) => Step::Deliver,
-                    Err(full) if self.sessions[session].flight().overflowing => Step::Drop(full),
-                    Err(full) => match (self.config.queue_full, v5) {
-                        (QueueFull::Backpressure, _) | (QueueFull::Refuse, false) => {
-                            self.turn.plan = plan;
-                            return Admission::Held(if full.broker_wide() {
-                                Holder::Budget
-                            } else {
-                                Holder::Session(session)
-                            });
-                        }
-                        (QueueFull::Refuse, true) => {
-                            self.turn.plan = plan;
-                            return Admission::Refused;
-                        }
-                        (QueueFull::DropNew, _) => Step::Drop(full),
-                        (QueueFull::DropOldest, _) => Step::MakeRoom(full),
-                    },
-                }
-            };
-            plan[i].2 = step;
-        }
-        Admission::Accepted(plan)
+        let rules = Rules {
+            limits: self.queue_limits(),
+            policy: self.config.limits.queue_full,
+            v5,
+        };
+        let verdict = admission::admit(&mut plan, &self.sessions, &self.budget, &rules, |t| {
+            self.window(t)
+        });
+        let stopped = match verdict {
+            Verdict::Accepted => return Admission::Accepted(plan),
+            Verdict::Held(holder) => Admission::Held(holder),
+            Verdict::Refused => Admission::Refused,
+        };
+        // Nothing is delivered: the buffer goes back for the next message.
+        self.turn.plan = plan;
+        stopped
     }
 
     /// Carries out an admitted message's deliveries.
@@ -187,8 +151,9 @@ impl Broker {
         let Some(token) = s.connection() else {
             if outbound.qos != Qos::AtMostOnce {
                 self.push_queue(session, outbound, now);
-            } else if self.config.queue_qos0 {
-                match self.queue_room(session, &outbound) {
+            } else if self.config.limits.queue_qos0 {
+                let limits = self.queue_limits();
+                match queue::room(&self.sessions[session], &outbound, &self.budget, &limits) {
                     Ok(()) => self.push_queue(session, outbound, now),
                     Err(full) => self.count_drop(session, &outbound, full),
                 }
@@ -212,7 +177,7 @@ impl Broker {
     /// now. (Acknowledgements waiting for their commit are held apart, so a write mid-turn
     /// cannot let one overtake it.)
     fn output_full(&mut self, token: ConnKey) -> bool {
-        let limit = self.config.max_output_buffer;
+        let limit = self.config.limits.max_output_buffer;
         if self.conns[token].pending_output() <= limit {
             return false;
         }
@@ -242,7 +207,7 @@ impl Broker {
                 conn.pending_output()
             );
         }
-        let timeout = Duration::from_secs(self.config.slow_consumer_timeout);
+        let timeout = Duration::from_secs(self.config.limits.slow_consumer_timeout);
         if now.saturating_duration_since(since) >= timeout {
             // No DISCONNECT: it could not get past the unread backlog anyway.
             self.end_connection(token, Ending::SlowConsumer);
@@ -332,7 +297,7 @@ impl Broker {
         usize::from(
             self.conns[token]
                 .receive_maximum
-                .min(self.config.max_inflight),
+                .min(self.config.limits.max_inflight),
         )
     }
 

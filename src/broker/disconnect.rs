@@ -28,7 +28,7 @@ impl Broker {
                     "session expiry set on DISCONNECT after 0 at CONNECT",
                 ));
             }
-            s.expiry_interval = expiry.min(self.config.max_session_expiry);
+            s.expiry_interval = expiry.min(self.config.limits.max_session_expiry);
         }
         // Only a normal disconnection (0x00) discards the will (MQTT 5 §3.1.2.5).
         self.end_connection(token, Ending::ClientDisconnected(disconnect.reason));

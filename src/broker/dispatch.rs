@@ -53,7 +53,11 @@ impl Broker {
             if conn.closing.is_some() || matches!(conn.phase, Phase::Authenticating) {
                 break;
             }
-            match protocol::decode(&buf[consumed..], conn.version, self.config.max_packet_size) {
+            match protocol::decode(
+                &buf[consumed..],
+                conn.version,
+                self.config.features.max_packet_size,
+            ) {
                 Ok(None) => break,
                 Ok(Some((packet, len))) => {
                     if let Some(conn) = self.conns.get_mut(token) {

@@ -98,9 +98,13 @@ impl Server {
             .try_clone()
             .map_err(|e| RunError::Io("cannot create poll", e))?;
         let mut listeners = Listeners::default();
-        let mqtt = config.listen.iter().map(|a| (ListenerKind::Mqtt, a));
+        let mqtt = config
+            .network
+            .listen
+            .iter()
+            .map(|a| (ListenerKind::Mqtt, a));
         let web_tls = crate::tls::web::prepare(&config).map_err(RunError::Tls)?;
-        let ws = config.ws_listen.iter().map(|a| {
+        let ws = config.network.ws_listen.iter().map(|a| {
             if crate::tls::web::serves_tls(&config, *a) {
                 (ListenerKind::SecureWebSocket, a)
             } else {
@@ -113,12 +117,13 @@ impl Server {
                 .map_err(|e| RunError::Bind(*addr, e))?;
         }
         let tls_server = crate::tls::listeners_config(&config).map_err(RunError::Tls)?;
-        for addr in &config.tls_listen {
+        for addr in &config.network.tls_listen {
             listeners
                 .add(&registry, ListenerKind::Tls, *addr)
                 .map_err(|e| RunError::Bind(*addr, e))?;
         }
-        let store = Store::open(&config.db, config.sync).map_err(RunError::Store)?;
+        let store =
+            Store::open(&config.storage.db, config.storage.sync).map_err(RunError::Store)?;
         for (_, listener) in listeners.iter() {
             log::info!("{}", listener.announcement());
         }
@@ -131,17 +136,17 @@ impl Server {
         // One core stays free for the loop: a login burst must not starve established clients.
         let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() - 1).clamp(1, 3));
         let auth = AuthWorker::spawn(
-            &config.db,
-            config.sync,
-            config.bcrypt_cost,
+            &config.storage.db,
+            config.storage.sync,
+            config.accounts.bcrypt_cost,
             threads,
             inbox.clone(),
         )
         .map_err(|e| RunError::Io("cannot start the auth workers", e))?;
         let durable = inbox.clone();
         let writer = Writer::spawn(
-            &config.db,
-            config.sync,
+            &config.storage.db,
+            config.storage.sync,
             Box::new(move || {
                 // A stopped loop needs no word.
                 let _ = durable.send(Inbound::Durable);
@@ -353,12 +358,12 @@ impl Broker {
                     return;
                 }
             };
-            let limit = self.config.max_connections;
+            let limit = self.config.limits.max_connections;
             if limit > 0 && self.conns.len() + self.lingering.len() >= limit {
                 log::warn!("connection from {addr} refused: max_connections ({limit}) reached");
                 continue;
             }
-            let per_address = self.config.max_connections_per_address;
+            let per_address = self.config.limits.max_connections_per_address;
             let from_here = self.per_address.get(&addr.ip()).copied().unwrap_or(0);
             if per_address > 0 && from_here >= per_address {
                 log::warn!(
@@ -377,7 +382,7 @@ impl Broker {
                 log::warn!("cannot register connection from {addr}: {e}");
                 continue;
             }
-            let deadline = now + Duration::from_secs(self.config.connect_timeout);
+            let deadline = now + Duration::from_secs(self.config.limits.connect_timeout);
             let transport = Transport::for_listener(kind);
             let server_config = match kind {
                 ListenerKind::Tls => self.tls_server.as_ref(),
@@ -526,7 +531,6 @@ impl Broker {
 
     /// The end of a turn: detach closed connections (wills), flush output, drop sockets.
     fn end_turn(&mut self, now: Instant) {
-        let failures = self.stats.store_failures;
         let mut closed = Vec::new();
         // A second pass only runs when a failed commit closed more connections.
         for _ in 0..2 {
@@ -541,15 +545,15 @@ impl Broker {
                 }
             }
             closed.extend(closing);
-            // A closing connection's held acknowledgements cannot wait for the writer,
-            // nor can a bridge's output: those turns wait for the disk, as every turn
-            // did before the writer.
+            // A closing connection's held acknowledgements cannot wait for the writer:
+            // that turn waits for the disk, as every turn did before the writer.
             let closing_held = closed
                 .iter()
                 .any(|&t| self.conns.get(t).is_some_and(|c| c.held_until().is_some()));
-            if self.writes_pending() && (closing_held || self.bridges_have_output()) {
+            if self.writes_pending() && closing_held {
                 self.sync_store();
             }
+            self.hold_bridge_output(self.pending_batch());
             self.commit_window(now);
             if self.turn.close.is_empty() {
                 break;
@@ -561,7 +565,7 @@ impl Broker {
             self.flush(token);
         }
         self.release_window_waiters();
-        self.flush_bridges(self.stats.store_failures != failures, now);
+        self.flush_bridges(now);
         for token in closed {
             if self.conns.contains(token) {
                 self.access.pending.remove(&token);
@@ -587,7 +591,7 @@ impl Broker {
             self.end_connection(token, Ending::Lost);
             return;
         }
-        if conn.pending_output() <= self.config.max_output_buffer {
+        if conn.pending_output() <= self.config.limits.max_output_buffer {
             conn.clear_backlog();
         }
         let pending = conn.pending_output() > 0;

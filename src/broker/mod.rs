@@ -22,6 +22,7 @@
 //! - `sys`        — the `$SYS` topics, published only while someone listens.
 //! - `persist`    — what is staged in the store each turn, and loaded back at start.
 //! - `commit`     — the commit window, the store writer's batches, acks held until durable.
+//! - `held`       — a bridge link's output kept back until the batch it follows is durable.
 //! - `reload`     — SIGHUP: the config file and ACL rules read again, clients kept.
 //! - `services`   — the internal services beside the broker (chat): claimed topics, effects.
 //! - `watch`      — recent topics and their last messages, for the web console (bounded).
@@ -42,6 +43,7 @@ mod delivery;
 mod disconnect;
 mod dispatch;
 mod event_loop;
+mod held;
 mod inbox;
 mod linger;
 mod listeners;
@@ -50,6 +52,7 @@ mod publish;
 mod queue;
 mod reload;
 mod services;
+mod socket_io;
 mod stats;
 mod subscribe;
 mod sys;
@@ -149,7 +152,7 @@ pub struct Broker {
     /// The store and this turn's staged writes.
     db: persist::Db,
     /// The broker-wide queue budgets and the publishers waiting for them.
-    budget: queue::Budget,
+    budget: crate::core::queue::Budget,
     /// What the turn does at its end, and the buffers it reuses.
     turn: turn::Turn,
     timers: Timers,
@@ -168,7 +171,7 @@ impl Broker {
         listeners: Listeners,
         inbox: Inbox,
     ) -> Broker {
-        let web_sites = Arc::new(crate::origin::Sites::from_config(&config));
+        let web_sites = Arc::new(crate::origin::Sites::from_config(&config.web));
         Broker {
             web_sites,
             config,
@@ -191,7 +194,7 @@ impl Broker {
             bridges: bridge::Bridges::default(),
             access: access::Access::new(auth),
             db: persist::Db::new(store, writer),
-            budget: queue::Budget::default(),
+            budget: crate::core::queue::Budget::default(),
             turn: turn::Turn::default(),
             timers: Timers::default(),
             stats: Stats::default(),
@@ -207,16 +210,19 @@ impl Broker {
 
     /// A topic name a client may publish to (or name in a will), within the limits.
     fn valid_topic(&self, topic: &str) -> bool {
-        self.within_length(topic) && topic::valid_topic_name(topic, self.config.max_topic_levels)
+        self.within_length(topic)
+            && topic::valid_topic_name(topic, self.config.limits.max_topic_levels)
     }
 
     /// A filter a client may subscribe to, within the limits.
     fn valid_filter(&self, filter: &str) -> bool {
-        self.within_length(filter) && topic::valid_filter(filter, self.config.max_topic_levels)
+        self.within_length(filter)
+            && topic::valid_filter(filter, self.config.limits.max_topic_levels)
     }
 
     fn within_length(&self, topic: &str) -> bool {
-        self.config.max_topic_length == 0 || topic.len() <= self.config.max_topic_length
+        self.config.limits.max_topic_length == 0
+            || topic.len() <= self.config.limits.max_topic_length
     }
 
     /// Lists a connection for the end-of-turn flush.

@@ -19,13 +19,13 @@ impl Broker {
         publish: Publish<'_>,
         now: Instant,
     ) -> Result<(), Violation> {
-        if publish.qos.qos() as u8 > self.config.maximum_qos {
+        if publish.qos.qos() as u8 > self.config.features.maximum_qos {
             return Err(Violation::new(
                 ReasonCode::QosNotSupported,
                 "QoS above Maximum QoS",
             ));
         }
-        if publish.retain && !self.config.retain_available {
+        if publish.retain && !self.config.features.retain_available {
             return Err(Violation::new(
                 ReasonCode::RetainNotSupported,
                 "retain not available",

@@ -1,6 +1,6 @@
 //! Session queues: where a waiting message is kept (in memory, or in a persistent session's
-//! tail on disk), the limits and budgets it counts against, and paging a disk tail back
-//! into memory as the client takes it.
+//! tail on disk), what it counts against the budgets, and paging a disk tail back into
+//! memory as the client takes it. The limits and what they decide are `core/queue.rs`.
 //!
 //! A persistent session's queued QoS 1/2 messages are always in the store. Memory holds
 //! only a page of them, and only while the client is online: an offline session costs the
@@ -12,9 +12,9 @@ use std::time::Instant;
 
 use super::persist::loaded_message;
 use super::Broker;
-use crate::config::Config;
-use crate::core::keys::{ConnKey, SessionKey};
+use crate::core::keys::SessionKey;
 use crate::core::message::Message;
+use crate::core::queue::{backed, queued_size, Full, QueueLimits};
 use crate::core::session::{InflightState, Outbound, Session};
 use crate::protocol::Qos;
 use crate::topic::{self, parse_shared};
@@ -25,111 +25,10 @@ const PAGE: usize = 1024;
 /// A page read only to drop the oldest message of an offline session.
 const DROP_PAGE: usize = 64;
 
-/// The broker-wide queue budgets: what every session's queue counts against together,
-/// and the publishers held back until there is room.
-#[derive(Debug, Default)]
-pub struct Budget {
-    /// Messages waiting in session queues, in memory and on disk (for `$SYS`, the console
-    /// and the start-up log).
-    pub messages: usize,
-    /// Topic and payload bytes of queued messages held in memory, against
-    /// `max_queued_memory`.
-    pub memory_bytes: usize,
-    /// Topic and payload bytes of persistent sessions' queued messages (all in the store),
-    /// against `max_queued_disk`.
-    pub disk_bytes: usize,
-    /// Publishers held back until a budget has room, as (connection, serial), in the order
-    /// they came.
-    pub waiters: Vec<(ConnKey, u64)>,
-}
-
-impl Budget {
-    /// True when both budgets have slack again (an eighth), so held publishers run for a
-    /// while rather than wake for one message at a time.
-    pub fn has_slack(&self, c: &Config) -> bool {
-        (c.max_queued_memory == 0 || self.memory_bytes <= c.max_queued_memory / 8 * 7)
-            && (c.max_queued_disk == 0 || self.disk_bytes <= c.max_queued_disk / 8 * 7)
-    }
-}
-
-/// The limit a queue is at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Full {
-    /// `max_queued_messages` of the session.
-    Count,
-    /// `max_queued_bytes` of the session.
-    Bytes,
-    /// The broker-wide `max_queued_memory`.
-    Memory,
-    /// The broker-wide `max_queued_disk`.
-    Disk,
-}
-
-impl Full {
-    /// For the log line.
-    pub fn why(self) -> &'static str {
-        match self {
-            Full::Count => "its queue is full (max_queued_messages)",
-            Full::Bytes => "its queue is full (max_queued_bytes)",
-            Full::Memory => "the broker's queue memory budget is spent (max_queued_memory)",
-            Full::Disk => "the broker's queue disk budget is spent (max_queued_disk)",
-        }
-    }
-
-    /// True for the broker-wide budgets, which any session's draining relieves.
-    pub fn broker_wide(self) -> bool {
-        matches!(self, Full::Memory | Full::Disk)
-    }
-}
-
 impl Broker {
-    /// True when a delivery of `qos` to this session is kept in the store while it waits.
-    fn backed(&self, session: SessionKey, qos: Qos) -> bool {
-        self.sessions[session].stored && qos != Qos::AtMostOnce
-    }
-
-    /// True when `outbound` would wait in the session's queue rather than go out now.
-    pub(super) fn must_queue(&self, session: SessionKey, outbound: &Outbound) -> bool {
-        let s = &self.sessions[session];
-        let flight = s.flight();
-        match s.connection() {
-            None => true,
-            Some(_) if outbound.qos == Qos::AtMostOnce => false,
-            Some(token) => flight.queued() > 0 || flight.inflight.len() >= self.window(token),
-        }
-    }
-
-    /// Whether one more message fits in the session's queue, and which limit it meets if not.
-    pub(super) fn queue_room(&self, session: SessionKey, outbound: &Outbound) -> Result<(), Full> {
-        let c = &self.config;
-        let flight = self.sessions[session].flight();
-        let size = queued_size(outbound);
-        if c.max_queued_messages > 0 && flight.queued() >= c.max_queued_messages {
-            return Err(Full::Count);
-        }
-        if c.max_queued_bytes > 0 && flight.queued_bytes + size > c.max_queued_bytes {
-            return Err(Full::Bytes);
-        }
-        if self.backed(session, outbound.qos) {
-            if c.max_queued_disk > 0 && self.budget.disk_bytes + size > c.max_queued_disk {
-                return Err(Full::Disk);
-            }
-        } else if c.max_queued_memory > 0 && self.budget.memory_bytes + size > c.max_queued_memory {
-            return Err(Full::Memory);
-        }
-        Ok(())
-    }
-
-    /// True when the session's queue is far enough below its limits that each publisher
-    /// waiting for it can add a message, with slack (a sixteenth of the limit) so held
-    /// publishers run for a while rather than wake for one message at a time.
-    pub(super) fn queue_has_slack(&self, session: SessionKey) -> bool {
-        let c = &self.config;
-        let flight = self.sessions[session].flight();
-        let limit = c.max_queued_messages;
-        let count_ok = limit == 0 || flight.queued() + flight.waiting.len() + limit / 16 < limit;
-        let bytes_ok = c.max_queued_bytes == 0 || flight.queued_bytes <= c.max_queued_bytes / 8 * 7;
-        count_ok && bytes_ok
+    /// The queue limits of the config now.
+    pub(super) fn queue_limits(&self) -> QueueLimits {
+        QueueLimits::of(&self.config)
     }
 
     /// Queues a message whatever the limits (they were checked before, if they apply): in
@@ -137,9 +36,9 @@ impl Broker {
     /// memory page is full or whose disk tail is not empty (order is kept).
     pub(super) fn push_queue(&mut self, session: SessionKey, outbound: Outbound, now: Instant) {
         let size = queued_size(&outbound);
-        let backed = self.backed(session, outbound.qos) && outbound.seq.is_some();
-        let memory_spent = self.config.max_queued_memory > 0
-            && self.budget.memory_bytes + size > self.config.max_queued_memory;
+        let backed = backed(&self.sessions[session], outbound.qos) && outbound.seq.is_some();
+        let memory_spent = self.config.limits.max_queued_memory > 0
+            && self.budget.memory_bytes + size > self.config.limits.max_queued_memory;
         let s = &self.sessions[session];
         let flight = s.flight();
         let to_disk = backed
@@ -388,9 +287,4 @@ fn delivery_flags(session: &Session, message: &Message) -> (bool, Vec<u32>) {
 fn take(counter: &mut usize, n: usize) {
     debug_assert!(*counter >= n, "queue counter {counter} below {n}");
     *counter = counter.saturating_sub(n);
-}
-
-/// What a queued message counts against the byte limits: its topic and payload.
-pub(super) fn queued_size(outbound: &Outbound) -> usize {
-    outbound.message.payload.len() + outbound.message.topic.len()
 }

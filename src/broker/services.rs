@@ -22,15 +22,15 @@ use crate::store::StoreError;
 impl Broker {
     /// Starts the configured services on what the store holds.
     pub(super) fn load_services(&mut self) -> Result<(), StoreError> {
-        if self.config.chat {
+        if self.config.chat.enabled {
             let c = &self.config;
             let config = ChatConfig {
-                max_text: c.chat_max_text,
-                page_max: c.chat_history_page,
-                room_creation: c.chat_room_creation,
-                requests_per_second: c.chat_requests_per_second,
-                request_burst: c.chat_request_burst,
-                registrations_per_hour: c.registrations_per_hour,
+                max_text: c.chat.chat_max_text,
+                page_max: c.chat.chat_history_page,
+                room_creation: c.chat.chat_room_creation,
+                requests_per_second: c.chat.chat_requests_per_second,
+                request_burst: c.chat.chat_request_burst,
+                registrations_per_hour: c.accounts.registrations_per_hour,
             };
             self.chat = Some(ChatService::load(config, &self.db.store)?);
         }
@@ -228,7 +228,7 @@ impl Broker {
                     self.publish_service(service_message(out, Qos::AtMostOnce), now);
                 }
                 Effect::Account { ticket, op } => {
-                    let cost = self.config.bcrypt_cost;
+                    let cost = self.config.accounts.bcrypt_cost;
                     self.access.worker.run(Box::new(move |store, dummy| {
                         let result = accounts::run(store, &op, cost, dummy);
                         Inbound::Chat(AccountReply { ticket, result })

@@ -32,7 +32,7 @@ impl Broker {
             .subscription_identifiers
             .first()
             .copied();
-        if identifier.is_some() && !self.config.subscription_identifiers {
+        if identifier.is_some() && !self.config.features.subscription_identifiers {
             return Err(Violation::new(
                 ReasonCode::SubscriptionIdentifiersNotSupported,
                 "subscription identifiers are disabled",
@@ -88,7 +88,7 @@ impl Broker {
                 if options.no_local {
                     return Err(Violation::protocol("No Local on a shared subscription"));
                 }
-                if !self.config.shared_subscriptions {
+                if !self.config.features.shared_subscriptions {
                     return Ok(Err(ReasonCode::SharedSubscriptionsNotSupported));
                 }
                 (Some(shared.group), shared.filter)
@@ -99,7 +99,9 @@ impl Broker {
         if !self.valid_filter(plain) {
             return Ok(Err(ReasonCode::TopicFilterInvalid));
         }
-        if !self.config.wildcard_subscriptions && (plain.contains('+') || plain.contains('#')) {
+        if !self.config.features.wildcard_subscriptions
+            && (plain.contains('+') || plain.contains('#'))
+        {
             return Ok(Err(ReasonCode::WildcardSubscriptionsNotSupported));
         }
         if !self.may_read(session, plain) {
@@ -111,7 +113,7 @@ impl Broker {
         }
         let max_qos = self.max_qos();
         let s = &mut self.sessions[session];
-        let limit = self.config.max_subscriptions_per_client;
+        let limit = self.config.limits.max_subscriptions_per_client;
         if limit > 0 && s.subscription_count() >= limit && !s.is_subscribed(filter) {
             return Ok(Err(ReasonCode::QuotaExceeded));
         }
@@ -218,7 +220,7 @@ impl Broker {
     }
 
     fn max_qos(&self) -> Qos {
-        Qos::from_u8(self.config.maximum_qos).unwrap_or(Qos::ExactlyOnce)
+        Qos::from_u8(self.config.features.maximum_qos).unwrap_or(Qos::ExactlyOnce)
     }
 }
 

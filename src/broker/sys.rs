@@ -65,7 +65,7 @@ impl Load {
 impl Broker {
     /// Starts the `$SYS` timer when a subscription could want it and it is not running.
     pub(super) fn sys_wanted(&mut self, filter: &str, now: Instant) {
-        if self.config.sys_interval > 0 && !self.sys.running && filter.starts_with('$') {
+        if self.config.features.sys_interval > 0 && !self.sys.running && filter.starts_with('$') {
             self.sys.running = true;
             self.timers.schedule(now, Timer::Sys);
         }
@@ -84,7 +84,7 @@ impl Broker {
             // Kept in memory only: $SYS values are not worth a disk write.
             self.publish_retained_in_memory(topic.into(), value.into_bytes().into(), now);
         }
-        let interval = Duration::from_secs(self.config.sys_interval);
+        let interval = Duration::from_secs(self.config.features.sys_interval);
         self.timers.schedule(now + interval, Timer::Sys);
     }
 

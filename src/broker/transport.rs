@@ -62,7 +62,7 @@ impl Broker {
     /// Bytes fresh from a connection's socket (in the loop's scratch buffer, which the
     /// WebSocket layer unwraps in place) go to the MQTT decoder.
     pub(super) fn receive(&mut self, token: ConnKey, data: &mut [u8], now: Instant) {
-        let max_message = self.config.max_packet_size;
+        let max_message = self.config.features.max_packet_size;
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };

@@ -2,7 +2,7 @@
 //! again next turn) and the buffers every turn reuses, so reading and routing do not
 //! allocate per socket or per message. The loop (`event_loop.rs`) drains the lists.
 
-use super::delivery::Step;
+use crate::core::admission::Step;
 use crate::core::keys::{ConnKey, SessionKey};
 use crate::core::session::{Outbound, SubEntry};
 

@@ -8,12 +8,18 @@
 //! - `message`  — the shared, reference-counted copy of a published message.
 //! - `shared`   — round-robin positions of shared-subscription groups.
 //! - `alias`    — topic aliases: the client's toward us, ours toward it (LRU remapping).
+//! - `queue`    — queue limits and budgets: would it wait, does it fit, whom to release.
+//! - `admission` — `queue_full`: deliver, make room, drop, hold the publisher or refuse.
 //! - `timers`   — the deadline heap that sets the poll timeout.
 
+pub mod admission;
 pub mod alias;
 pub mod index;
 pub mod keys;
 pub mod message;
+pub mod queue;
 pub mod session;
 pub mod shared;
+#[cfg(test)]
+mod testing;
 pub mod timers;

@@ -184,4 +184,26 @@ mod tests {
             Err(StoreError::InvalidAccess(_))
         ));
     }
+
+    /// A write that waits out the lock timeout behind another connection's transaction
+    /// fails as busy (the console answers 503 "try again" to that, not 500), and leaves
+    /// nothing behind.
+    #[test]
+    fn a_write_behind_a_long_transaction_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("busy.db");
+        let holder = Store::open(&path, SyncMode::Normal).unwrap();
+        let web = Store::open_with_busy_timeout(
+            &path,
+            SyncMode::Normal,
+            std::time::Duration::from_millis(50),
+        )
+        .unwrap();
+        holder.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let err = web.add_acl_rule(None, "a/#", Access::Read).unwrap_err();
+        assert!(err.is_busy(), "{err}");
+        holder.conn.execute_batch("COMMIT").unwrap();
+        assert!(web.list_acl_rules().unwrap().is_empty());
+        assert!(!StoreError::EmptyAclTopic.is_busy());
+    }
 }

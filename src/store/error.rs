@@ -200,6 +200,18 @@ pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
 }
 
 /// True when `e` is a violated FOREIGN KEY constraint.
+impl StoreError {
+    /// True when another connection held the database longer than the lock timeout
+    /// (SQLITE_BUSY or SQLITE_LOCKED): nothing was changed, and trying again may work.
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+        )
+    }
+}
+
 pub(crate) fn is_foreign_key_violation(e: &rusqlite::Error) -> bool {
     matches!(
         e,

@@ -286,9 +286,9 @@ pub fn server_config(
 /// The TLS listeners' configuration from the broker's settings; `None` without TLS
 /// listeners. Start-up and `check-config` both load the files through here.
 pub fn listeners_config(config: &Config) -> Result<Option<Arc<ServerConfig>>, TlsError> {
-    match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) if !config.tls_listen.is_empty() => {
-            server_config(cert, key, config.tls_client_ca.as_deref()).map(Some)
+    match (&config.network.tls_cert, &config.network.tls_key) {
+        (Some(cert), Some(key)) if !config.network.tls_listen.is_empty() => {
+            server_config(cert, key, config.network.tls_client_ca.as_deref()).map(Some)
         }
         _ => Ok(None),
     }

@@ -31,16 +31,21 @@ pub struct WebTls {
 
 /// True when a web-facing listener on `addr` serves TLS.
 pub fn serves_tls(config: &Config, addr: SocketAddr) -> bool {
-    match config.web_tls {
+    match config.web.web_tls {
         WebTlsMode::On => true,
         WebTlsMode::Off => false,
-        WebTlsMode::Auto => config.web_tls_cert.is_some() || !addr.ip().is_loopback(),
+        WebTlsMode::Auto => config.web.web_tls_cert.is_some() || !addr.ip().is_loopback(),
     }
 }
 
 /// The console's address and the WebSocket listeners', those that serve TLS.
 fn web_addresses(config: &Config) -> impl Iterator<Item = SocketAddr> + '_ {
-    config.http.iter().chain(&config.ws_listen).copied()
+    config
+        .web
+        .http
+        .iter()
+        .chain(&config.network.ws_listen)
+        .copied()
 }
 
 /// The generated certificate's and key's paths, beside the database.
@@ -54,9 +59,9 @@ pub fn generated_paths(db: &Path) -> (PathBuf, PathBuf) {
 
 /// The certificate and key files in use: the operator's, or the generated pair.
 fn paths(config: &Config) -> (PathBuf, PathBuf) {
-    match (&config.web_tls_cert, &config.web_tls_key) {
+    match (&config.web.web_tls_cert, &config.web.web_tls_key) {
         (Some(cert), Some(key)) => (cert.clone(), key.clone()),
-        _ => generated_paths(&config.db),
+        _ => generated_paths(&config.storage.db),
     }
 }
 
@@ -76,7 +81,7 @@ pub fn prepare(config: &Config) -> Result<Option<WebTls>, TlsError> {
         return Ok(None);
     }
     let (cert, key) = paths(config);
-    if config.web_tls_cert.is_none() && !cert.exists() {
+    if config.web.web_tls_cert.is_none() && !cert.exists() {
         generate(config, &cert, &key)?;
         log::info!(
             "generated a self-signed certificate for the web console and WebSocket \
@@ -104,7 +109,7 @@ pub fn describe(config: &Config) -> Result<Option<String>, TlsError> {
         return Ok(None);
     }
     let (cert, _) = paths(config);
-    if config.web_tls_cert.is_none() && !cert.exists() {
+    if config.web.web_tls_cert.is_none() && !cert.exists() {
         return Ok(Some(format!(
             "a self-signed certificate will be generated on first start at {}",
             cert.display()
@@ -150,7 +155,7 @@ fn names(config: &Config) -> Vec<String> {
             names.push(addr.ip().to_string());
         }
     }
-    names.extend(config.web_hosts.iter().cloned());
+    names.extend(config.web.web_hosts.iter().cloned());
     names.sort();
     names.dedup();
     names
@@ -195,12 +200,12 @@ mod tests {
         let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
         assert!(serves_tls(&config, lan));
         assert!(!serves_tls(&config, local));
-        config.web_tls_cert = Some("c.pem".into());
+        config.web.web_tls_cert = Some("c.pem".into());
         assert!(serves_tls(&config, local));
-        config.web_tls = WebTlsMode::Off;
+        config.web.web_tls = WebTlsMode::Off;
         assert!(!serves_tls(&config, lan));
-        config.web_tls = WebTlsMode::On;
-        config.web_tls_cert = None;
+        config.web.web_tls = WebTlsMode::On;
+        config.web.web_tls_cert = None;
         assert!(serves_tls(&config, local));
     }
 
@@ -208,13 +213,11 @@ mod tests {
     fn a_generated_certificate_is_kept_with_a_private_key_and_reused() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            db: dir.path().join("outpost.db"),
-            web_tls: WebTlsMode::On,
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.storage.db = dir.path().join("outpost.db");
+        config.web.web_tls = WebTlsMode::On;
         let first = prepare(&config).unwrap().unwrap();
-        let (cert, key) = generated_paths(&config.db);
+        let (cert, key) = generated_paths(&config.storage.db);
         assert_eq!(first.cert_path, cert);
         let mode = std::fs::metadata(&key).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);

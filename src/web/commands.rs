@@ -149,6 +149,14 @@ pub(super) fn store_refusal(e: StoreError) -> Refusal {
         e @ (StoreError::InvalidAccess(_)
         | StoreError::EmptyAclTopic
         | StoreError::InvalidUserName { .. }) => Refusal::new(400, "invalid", e.to_string()),
+        e if e.is_busy() => {
+            log::warn!("web console: the database stayed locked: {e}");
+            Refusal::new(
+                503,
+                "busy",
+                "the database is busy (a slow write on the card); nothing was changed, try again",
+            )
+        }
         e => {
             log::warn!("web console: {e}");
             Refusal::new(500, "internal", "internal error; see the broker log")

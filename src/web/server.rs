@@ -192,18 +192,18 @@ pub fn spawn(
     let context = Arc::new(Context {
         inbox,
         sessions: Mutex::default(),
-        limiter: Mutex::new(LoginLimiter::new(config.registrations_per_hour)),
-        bcrypt_cost: config.bcrypt_cost,
+        limiter: Mutex::new(LoginLimiter::new(config.accounts.registrations_per_hour)),
+        bcrypt_cost: config.accounts.bcrypt_cost,
         dummy_hash: OnceLock::new(),
         hashing: Mutex::new(()),
         tls_fingerprint: tls.as_ref().map(|t| t.fingerprint.clone()),
     });
     let caps = Caps {
-        per_address: config.web_max_connections_per_address,
-        total: config.web_max_connections,
+        per_address: config.web.web_max_connections_per_address,
+        total: config.web.web_max_connections,
     };
-    let (db, sync) = (config.db.clone(), config.sync);
-    let sites = Sites::from_config(config);
+    let (db, sync) = (config.storage.db.clone(), config.storage.sync);
+    let sites = Sites::from_config(&config.web);
     let front = Front::new(
         listener,
         caps,

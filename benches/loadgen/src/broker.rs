@@ -66,6 +66,8 @@ pub struct Setup {
     /// Mosquitto keeps its state on disk, saved every this many seconds
     /// (`autosave_interval`); `None` = `persistence false`.
     pub mosquitto_autosave: Option<u32>,
+    /// Outpost bridges `site/#` up at QoS 1 to this broker (the flash group's bridge case).
+    pub bridge_to: Option<SocketAddr>,
 }
 
 /// A running broker.
@@ -227,8 +229,15 @@ fn outpost_command(setup: &Setup, dir: &Path, addr: SocketAddr) -> Result<Comman
             format!("max_inflight = {INFLIGHT}\nmax_queued_messages = {QUEUED}\n")
         }
     );
+    let bridge = setup.bridge_to.map_or_else(String::new, |up| {
+        format!(
+            "[[bridge]]\nname = \"up\"\naddress = \"{up}\"\nprotocol = \"v5\"\n\
+             client_id = \"bench-gw\"\n\
+             [[bridge.topic]]\nfilter = \"site/#\"\ndirection = \"out\"\nqos = 1\n"
+        )
+    });
     let conf_path = dir.join("outpost.toml");
-    fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
+    fs::write(&conf_path, conf + &bridge).map_err(|e| e.to_string())?;
     // The same path as an operator's `outpost user add`, one process per
     // account, hashing at the configured (default) bcrypt cost.
     for (user, pass) in setup.auth.iter().chain(&setup.accounts) {

@@ -75,6 +75,7 @@ fn parse_args() -> Args {
             flush_shim: None,
             flush_delay_ms: 0,
             mosquitto_autosave: None,
+            bridge_to: None,
         },
     };
     let mut it = std::env::args().skip(1);
@@ -154,6 +155,8 @@ struct FlashPlan {
     autosave: u32,
     /// Outpost runs in this case (once per load and delay, beside the first Mosquitto).
     outpost: bool,
+    /// Outpost alone, with a bridge forwarding the readings to an upstream Mosquitto.
+    bridge: bool,
 }
 
 fn plans(quick: bool, with_auth: bool) -> Vec<Plan> {
@@ -536,10 +539,21 @@ fn flash_plans(quick: bool) -> Vec<Plan> {
         (flash::Load::Offline, &[0][..]),
         (flash::Load::Burst, &[0, 30][..]),
     ];
-    for (load, delays) in loads {
+    // The online load again with a bridge forwarding every reading upstream: its link's
+    // output must not make the loop wait for the flush.
+    let bridged = [(flash::Load::Online, &[0, 30][..], true)];
+    let loads = loads.iter().map(|&(l, d)| (l, d, false)).chain(bridged);
+    for (load, delays, bridge) in loads {
         for &delay_ms in delays {
             for autosave in [1, 1800] {
-                let name = format!("flash {} {delay_ms}ms autosave={autosave}", load.name());
+                if bridge && autosave != 1 {
+                    continue;
+                }
+                let name = if bridge {
+                    format!("flash {}+bridge {delay_ms}ms", load.name())
+                } else {
+                    format!("flash {} {delay_ms}ms autosave={autosave}", load.name())
+                };
                 let duration = Duration::from_secs(secs);
                 v.push(Plan {
                     group: "flash",
@@ -566,6 +580,7 @@ fn flash_plans(quick: bool) -> Vec<Plan> {
                         delay_ms,
                         autosave,
                         outpost: autosave == 1,
+                        bridge,
                     }),
                     run: Box::new(move |t: &Target| {
                         flash::run(
@@ -601,9 +616,26 @@ fn run_case(plan: &Plan, kind: Kind, args: &Args) -> BrokerRun {
         setup.sync = sync.into();
     }
     setup.defaults = plan.defaults;
+    let mut upstream = None;
     if let Some(f) = plan.flash {
         setup.flush_delay_ms = f.delay_ms;
         setup.mosquitto_autosave = Some(f.autosave);
+        if f.bridge {
+            let mut up = args.setup.clone();
+            up.flush_shim = None;
+            up.mosquitto_autosave = None;
+            up.auth = None;
+            match Broker::start(Kind::Mosquitto, &up, &format!("{tag}-upstream")) {
+                Ok(b) => {
+                    setup.bridge_to = Some(b.addr);
+                    upstream = Some(b);
+                }
+                Err(e) => {
+                    run.error = Some(format!("upstream did not start: {e}"));
+                    return run;
+                }
+            }
+        }
     } else {
         setup.flush_shim = None;
     }
@@ -615,6 +647,9 @@ fn run_case(plan: &Plan, kind: Kind, args: &Args) -> BrokerRun {
     let mut b = match Broker::start(kind, &setup, &tag) {
         Ok(b) => b,
         Err(e) => {
+            if let Some(up) = upstream {
+                up.stop();
+            }
             run.error = Some(format!("did not start: {e}"));
             return run;
         }
@@ -633,6 +668,9 @@ fn run_case(plan: &Plan, kind: Kind, args: &Args) -> BrokerRun {
     let died = b.exited();
     let log = b.log.clone();
     let stopped = b.stop();
+    if let Some(up) = upstream {
+        up.stop();
+    }
     match result {
         Ok(mut o) => {
             o.hold.clear();
@@ -747,6 +785,9 @@ fn main() -> ExitCode {
                 continue;
             }
             if plan.flash.is_some_and(|f| !f.outpost) && kind == Kind::Outpost {
+                continue;
+            }
+            if plan.flash.is_some_and(|f| f.bridge) && kind == Kind::Mosquitto {
                 continue;
             }
             eprint!(
