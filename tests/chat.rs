@@ -1647,3 +1647,266 @@ fn a_direct_message_is_seen_by_its_two_users_only() {
     );
     assert!(got.is_none(), "bob got {got:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A room of 1000 members reconnecting after a gateway restart (docs/bandwidth.md).
+
+/// One member of the big room on a plain non-blocking socket: MQTT 3.1.1 frames written
+/// by hand, every byte it receives counted and every PUBLISH's payload kept.
+struct Member {
+    stream: std::net::TcpStream,
+    buf: Vec<u8>,
+    bytes_in: u64,
+    bytes_out: u64,
+    publishes: Vec<String>,
+}
+
+impl Member {
+    /// Connects from loopback address `from` as `name` and subscribes to `chat/r/big`,
+    /// without waiting for an answer.
+    fn connect(port: u16, from: std::net::Ipv4Addr, name: &str) -> Member {
+        use std::io::Write;
+        use std::net::SocketAddr;
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.bind(&SocketAddr::from((from, 0)).into()).unwrap();
+        socket
+            .connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())
+            .unwrap();
+        let mut stream: std::net::TcpStream = socket.into();
+        let mut out = Bytes::new()
+            .str("MQTT")
+            .u8(4)
+            .u8(0xC2)
+            .u16(300)
+            .str(name)
+            .str(name)
+            .str(format!("{name}-password"))
+            .packet(frames::CONNECT);
+        out.extend(frames::subscribe(Version::V311, 1, "chat/r/big", 0));
+        stream.write_all(&out).unwrap();
+        stream.set_nonblocking(true).unwrap();
+        Member {
+            stream,
+            buf: Vec::new(),
+            bytes_in: 0,
+            bytes_out: out.len() as u64,
+            publishes: Vec::new(),
+        }
+    }
+
+    /// Reads what has arrived; true if anything did.
+    fn read(&mut self) -> bool {
+        use std::io::Read;
+        let mut chunk = [0u8; 16384];
+        let mut any = false;
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return any,
+                Ok(n) => {
+                    any = true;
+                    self.bytes_in += n as u64;
+                    self.buf.extend_from_slice(&chunk[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => return any,
+            }
+        }
+        // Whole frames: the QoS 0 PUBLISHes' payloads are kept.
+        loop {
+            let mut len = 0usize;
+            let mut shift = 0;
+            let mut i = 1;
+            let complete = loop {
+                let Some(&b) = self.buf.get(i) else {
+                    break false;
+                };
+                len |= usize::from(b & 0x7F) << shift;
+                shift += 7;
+                i += 1;
+                if b & 0x80 == 0 {
+                    break true;
+                }
+            };
+            if !complete || self.buf.len() < i + len {
+                return any;
+            }
+            let frame: Vec<u8> = self.buf.drain(..i + len).collect();
+            if frame[0] >> 4 == 3 {
+                let topic_len = usize::from(u16::from_be_bytes([frame[i], frame[i + 1]]));
+                let payload = &frame[i + 2 + topic_len..];
+                self.publishes
+                    .push(String::from_utf8_lossy(payload).into_owned());
+            }
+        }
+    }
+}
+
+/// Connects the members in waves of [`WAVE`], each wave once the one before has its
+/// CONNACKs, as clients backing off with jitter spread their reconnects (all at once,
+/// the logins' bcrypt outlasts the CONNECT deadline: see docs/bandwidth.md).
+fn connect_in_waves(
+    port: u16,
+    n: usize,
+    from: impl Fn(usize) -> (std::net::Ipv4Addr, String),
+) -> Vec<Member> {
+    let mut members: Vec<Member> = Vec::with_capacity(n);
+    for i in 0..n {
+        let (address, name) = from(i);
+        members.push(Member::connect(port, address, &name));
+        if members.len() % WAVE == 0 || i + 1 == n {
+            let wave = members.len().saturating_sub(WAVE)..members.len();
+            let answered = wait_until(Duration::from_secs(60), || {
+                for m in &mut members[wave.clone()] {
+                    m.read();
+                }
+                members[wave.clone()]
+                    .iter()
+                    .all(|m| m.bytes_in > 0)
+                    .then_some(())
+            });
+            assert!(answered.is_some(), "members {wave:?}: no CONNACK");
+        }
+    }
+    members
+}
+
+/// Members connecting at once in [`connect_in_waves`].
+const WAVE: usize = 50;
+
+/// Reads every member until nothing has come for `quiet` (at most `limit`).
+fn drain(members: &mut [Member], quiet: Duration, limit: Duration) {
+    let start = std::time::Instant::now();
+    let mut last = std::time::Instant::now();
+    while last.elapsed() < quiet && start.elapsed() < limit {
+        let mut any = false;
+        for m in members.iter_mut() {
+            any |= m.read();
+        }
+        if any {
+            last = std::time::Instant::now();
+        } else {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A room of 1000 members, each its own user, comes back after the gateway is killed
+/// (`kill -9`) and restarted: every member reconnects at once and subscribes to the room
+/// again. What each member receives is counted on its socket: the presence of the other
+/// 999 must reach it coalesced — a few announcements of many names, each member named
+/// online exactly once, nobody offline — not a thousand PUBLISHes. Heavy (1000 sockets),
+/// so run by hand:
+/// `cargo test --test chat a_room_of_1000 -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn a_room_of_1000_members_reconnecting_after_a_restart_hears_presence_coalesced() {
+    const MEMBERS: usize = 1000;
+    let mut broker = Broker::with_config(&format!(
+        "{CONFIG}max_connections_per_address = 0\nregistrations_per_hour = 0\n\
+         chat_requests_per_second = 0\n"
+    ));
+    let name = |i: usize| format!("m{i:04}");
+    // Each member from its own address, as each device on the village's Wi-Fi (one
+    // address for all would meet the per-address login throttle, rightly).
+    let address = |i: usize| std::net::Ipv4Addr::new(127, 1, (i / 250) as u8, (i % 250 + 1) as u8);
+    let kiosk = V5::connect(broker.port(), "room-kiosk");
+    kiosk.subscribe("kiosk/big", QoS5::AtLeastOnce);
+    for i in 0..MEMBERS {
+        let reply = request_v5(
+            &kiosk,
+            "register",
+            &format!("{} {}-password", name(i), name(i)),
+            "kiosk/big",
+            &i.to_string(),
+        );
+        assert_eq!(text(&reply), format!("ok registered {}", name(i)));
+    }
+    kiosk.disconnect();
+    // Everyone subscribes, then the room is made: all 1000 are its members.
+    let mut members = connect_in_waves(broker.port(), MEMBERS, |i| (address(i), name(i)));
+    drain(
+        &mut members,
+        Duration::from_secs(2),
+        Duration::from_secs(60),
+    );
+    let opener = user(
+        broker.port(),
+        "opener",
+        &name(0),
+        &format!("{}-password", name(0)),
+    );
+    send(&opener, "chat/r/big", "the big room".into());
+    drain(
+        &mut members,
+        Duration::from_secs(3),
+        Duration::from_secs(60),
+    );
+    for (i, m) in members.iter().enumerate() {
+        assert!(
+            m.publishes.iter().any(|p| p.starts_with("j ")),
+            "member {i} never heard the joins: {:?}",
+            m.publishes
+        );
+    }
+
+    broker.restart();
+    let start = std::time::Instant::now();
+    let mut members = connect_in_waves(broker.port(), MEMBERS, |i| (address(i), name(i)));
+    let connected_in = start.elapsed();
+    drain(
+        &mut members,
+        Duration::from_secs(3),
+        Duration::from_secs(120),
+    );
+    let storm = start.elapsed().saturating_sub(Duration::from_secs(3));
+
+    let mut announcements = Vec::new();
+    let mut bytes = Vec::new();
+    let mut everyone_heard = std::collections::BTreeSet::new();
+    for (i, m) in members.iter().enumerate() {
+        let mut online = Vec::new();
+        for p in &m.publishes {
+            for line in p.lines() {
+                let mut words = line.split(' ');
+                let kind = words.next();
+                assert_eq!(kind, Some("o"), "member {i}: {line:.80}");
+                online.extend(words.map(str::to_owned));
+            }
+        }
+        // Presence is for those listening: a member hears who came online after it
+        // subscribed (the others, `members` lists), each once.
+        online.sort();
+        let heard = online.len();
+        online.dedup();
+        assert_eq!(online.len(), heard, "member {i}: someone announced twice");
+        everyone_heard.extend(online);
+        announcements.push(m.publishes.len());
+        bytes.push(m.bytes_in);
+    }
+    assert_eq!(
+        everyone_heard.len(),
+        MEMBERS,
+        "someone's return was never announced"
+    );
+    announcements.sort_unstable();
+    bytes.sort_unstable();
+    let (fewest, most) = (announcements[0], announcements[MEMBERS - 1]);
+    println!(
+        "{MEMBERS} members reconnected in {connected_in:?}; presence settled within {storm:?}"
+    );
+    println!(
+        "per member: sent {} bytes (CONNECT + SUBSCRIBE); received {}..{} bytes (median {}), \
+         {fewest}..{most} presence PUBLISHes (QoS 0, no PUBACKs)",
+        members[0].bytes_out,
+        bytes[0],
+        bytes[MEMBERS - 1],
+        bytes[MEMBERS / 2]
+    );
+    // One announcement per room per second of changes, whatever the number of members.
+    let windows = storm.as_secs() as usize + 2;
+    assert!(
+        most <= windows,
+        "{most} announcements to one member in a storm of {storm:?}"
+    );
+}
