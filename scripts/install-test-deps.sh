@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs besides the Rust toolchain: mosquitto_pub and
 # mosquitto_sub (interop tests), the mosquitto broker (the bridge's upstream in
-# tests/bridge.rs), openssl (the TLS tests' certificates), paho-mqtt 2.x for Python
+# tests/bridge.rs), openssl (the TLS tests' certificates), curl (the web login-limit and
+# HTTPS tests), paho-mqtt 2.x for Python
 # (conformance scripts), chromium, node and npm with playwright-core in tests/browser
 # (the web console's browser test) and MQTT.js with puppeteer-core in tests/js
 # (WebSocket tests; both drive Debian's chromium, neither downloads a browser).
@@ -111,6 +112,7 @@ apt_packages=()
 have_mosquitto || apt_packages+=(mosquitto-clients)
 have_mosquitto_broker || apt_packages+=(mosquitto)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
+command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
 if ! have_chromium; then
     if chromium_from_npm; then apt_packages+=(libnss3 libnspr4 libexpat1 fonts-dejavu-core); else apt_packages+=(chromium); fi
 fi
@@ -195,6 +197,7 @@ if ! have_chromium && chromium_from_npm; then install_npm_chromium; fi
 have_mosquitto || { say "mosquitto_pub/mosquitto_sub still missing"; exit 1; }
 have_mosquitto_broker || { say "/usr/sbin/mosquitto still missing"; exit 1; }
 have_chromium || { say "chromium still missing"; exit 1; }
+command -v curl >/dev/null 2>&1 || { say "curl still missing"; exit 1; }
 have_playwright || { say "playwright-core still missing in tests/browser"; exit 1; }
 have_mqtt_js || { say "MQTT.js or puppeteer-core still missing in tests/js"; exit 1; }
 have_paho || { say "paho-mqtt 2.x still not importable by python3"; exit 1; }
