@@ -5,8 +5,7 @@
 //! whatever filter anyone else subscribes to. A user can block another's direct messages.
 
 use super::codec::{self, Reply};
-use super::reply::ReplyTo;
-use super::rooms::unavailable;
+use super::rooms::{confirm_sent, unavailable};
 use super::{ChatError, ChatService, Context};
 use crate::auth::{acl::USER_REPLIES, rules};
 use crate::service::{Effect, Outgoing, Request};
@@ -51,16 +50,7 @@ impl ChatService {
         if self.blocks.contains(&(peer.as_str().into(), sender.into())) {
             return Err(ChatError::Blocked);
         }
-        self.last_message_id += 1;
-        let id = self.last_message_id;
-        self.rooms.count_message(room_id, id);
-        out.push(Effect::Stage(Write::Chat(ChatWrite::Message {
-            id,
-            room_id,
-            sender: sender.to_owned(),
-            at: req.unix,
-            body: text.to_owned(),
-        })));
+        let id = self.store_message(room_id, sender, text, req.unix, out);
         let payload = codec::room_message(id, req.unix, sender, text);
         for topic in [inbox(&peer, sender), inbox(sender, &peer)] {
             out.push(Effect::Publish(Outgoing {
@@ -70,11 +60,7 @@ impl ChatService {
                 publisher: req.from.session,
             }));
         }
-        if ReplyTo::asked(&req.from) {
-            if let Ok(to) = ReplyTo::of(&req.from, None) {
-                out.push(to.publish(Reply::ok("sent").line(&id.to_string()).into_bytes()));
-            }
-        }
+        confirm_sent(req, id, out);
         Ok(())
     }
 

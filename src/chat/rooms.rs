@@ -134,16 +134,7 @@ impl ChatService {
                 id
             }
         };
-        self.last_message_id += 1;
-        let id = self.last_message_id;
-        self.rooms.count_message(room_id, id);
-        out.push(Effect::Stage(Write::Chat(ChatWrite::Message {
-            id,
-            room_id,
-            sender: sender.to_owned(),
-            at: req.unix,
-            body: text.to_owned(),
-        })));
+        let id = self.store_message(room_id, sender, text, req.unix, out);
         if created {
             self.first_members(room, req.now, req.unix, out);
         }
@@ -153,11 +144,7 @@ impl ChatService {
             correlation_data: None,
             publisher: req.from.session,
         }));
-        if ReplyTo::asked(&req.from) {
-            if let Ok(to) = ReplyTo::of(&req.from, None) {
-                out.push(to.publish(Reply::ok("sent").line(&id.to_string()).into_bytes()));
-            }
-        }
+        confirm_sent(req, id, out);
         Ok(())
     }
 
@@ -259,4 +246,37 @@ fn is_admin(ctx: &Context<'_>, user: &str) -> Result<bool, ChatError> {
 pub(super) fn unavailable(e: StoreError) -> ChatError {
     log::error!("chat store: {e}");
     ChatError::Unavailable
+}
+
+impl ChatService {
+    /// Numbers a new message of a room or conversation, counts it and stages its row.
+    pub(super) fn store_message(
+        &mut self,
+        room_id: i64,
+        sender: &str,
+        text: &str,
+        at: i64,
+        out: &mut Vec<Effect>,
+    ) -> i64 {
+        self.last_message_id += 1;
+        let id = self.last_message_id;
+        self.rooms.count_message(room_id, id);
+        out.push(Effect::Stage(Write::Chat(ChatWrite::Message {
+            id,
+            room_id,
+            sender: sender.to_owned(),
+            at,
+            body: text.to_owned(),
+        })));
+        id
+    }
+}
+
+/// Tells a sender who asked for replies that its message `id` was taken.
+pub(super) fn confirm_sent(req: &Request<'_>, id: i64, out: &mut Vec<Effect>) {
+    if ReplyTo::asked(&req.from) {
+        if let Ok(to) = ReplyTo::of(&req.from, None) {
+            out.push(to.publish(Reply::ok("sent").line(&id.to_string()).into_bytes()));
+        }
+    }
 }
