@@ -299,3 +299,52 @@ fn a_lazy_link_cut_mid_stream_retries_until_the_queue_is_empty() {
         "reconnected with nothing queued"
     );
 }
+
+/// The idle let-go while the upstream is slow to read (paused): the bridge's `0` and
+/// DISCONNECT wait in the socket, which stays open until the upstream has read them and
+/// closed. Closed at once, the upstream's PUBACK of the `0` would meet a reset and the
+/// upstream could drop the connection before reading the DISCONNECT: it would then publish
+/// the will, a second `0`. Each state change is published once: 1, 0, then 1 again.
+#[test]
+fn a_slow_upstream_sees_one_state_change_per_let_go() {
+    let upstream = Mosquitto::start();
+    let watch = Sub::start(upstream.port, "gateways/#", 1, &[]);
+    let cloud = Sub::start(upstream.port, "site1/sensors/#", 1, &[]);
+    let config = lazy_config(upstream.port, "lazy_threshold = 1\nidle_timeout = 1");
+    let id = client_id(&config);
+    let broker = Broker::with_config(&config);
+    publish_range(&broker, 0..1, QoS5::AtLeastOnce);
+    check_all_arrived(
+        &cloud.wait(Duration::from_secs(20), |m| distinct(m) >= 1),
+        1,
+    );
+    wait_states(&watch, &["1"]);
+
+    upstream.pause();
+    wait_let_go(&broker, 1);
+    upstream.unpause();
+    let gone = common::wait_until(Duration::from_secs(10), || {
+        (upstream_disconnects(&upstream, &id) == 1).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "no DISCONNECT upstream: {:?}",
+        upstream.log()
+    );
+    wait_states(&watch, &["1", "0"]);
+
+    // The next round: had a will followed the `0`, it would be here before the `1`.
+    publish_range(&broker, 1..2, QoS5::AtLeastOnce);
+    check_all_arrived(
+        &cloud.wait(Duration::from_secs(20), |m| distinct(m) >= 2),
+        2,
+    );
+    wait_states(&watch, &["1", "0", "1"]);
+    let lost = ["closed its connection", "due to", "Socket error"];
+    let log = upstream.log();
+    assert!(
+        !log.iter()
+            .any(|l| l.contains(&id) && lost.iter().any(|w| l.contains(w))),
+        "the upstream lost our DISCONNECT: {log:?}"
+    );
+}

@@ -573,7 +573,7 @@ impl Broker {
                 if conn.closing.as_ref().is_some_and(|why| why.linger) {
                     self.linger(conn, now);
                 } else {
-                    self.forget_socket(conn.socket, conn.addr);
+                    self.forget_socket(conn.socket, Some(conn.addr));
                 }
             }
         }
