@@ -348,3 +348,92 @@ fn a_slow_upstream_sees_one_state_change_per_let_go() {
         "the upstream lost our DISCONNECT: {log:?}"
     );
 }
+
+/// Writes `config` as the broker's config file, sends SIGHUP and waits for the reload's
+/// `n`-th "reload done" line.
+fn reload(broker: &Broker, config: &str, n: usize) {
+    std::fs::write(broker.dir().join("outpost.toml"), config).unwrap();
+    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(broker.pid() as i32, libc::SIGHUP) }, 0);
+    let done = common::wait_until(Duration::from_secs(10), || {
+        let lines = broker.log();
+        (lines.iter().filter(|l| l.contains("reload done")).count() >= n).then_some(())
+    });
+    assert!(done.is_some(), "no reload: {:?}", broker.log());
+}
+
+/// Whether the broker logged a line containing `text`.
+fn logged(broker: &Broker, text: &str) -> bool {
+    broker.log().iter().any(|l| l.contains(text))
+}
+
+/// SIGHUP applies `start`, `lazy_threshold`, `lazy_interval` and `idle_timeout` to the
+/// running bridge: a lower threshold brings the link up for what is already queued, a
+/// shorter idle timeout lets it go, `always` connects with nothing queued, and `lazy` again
+/// lets that link go once idle. Other bridge options wait for a restart, named in the log.
+#[test]
+fn sighup_applies_the_lazy_options_to_the_running_bridge() {
+    let upstream = Mosquitto::start();
+    let cloud = Sub::start(upstream.port, "site1/sensors/#", 1, &[]);
+    let watch = Sub::start(upstream.port, "gateways/#", 1, &[]);
+    let proxy = Proxy::start(upstream.port, Link::default());
+    let lazy = "lazy_threshold = 1000\nidle_timeout = 3600";
+    let config = lazy_config(proxy.port(), lazy);
+    let broker = Broker::with_config(&config);
+    publish_range(&broker, 0..3, QoS5::AtLeastOnce);
+    assert_eq!(proxy.connections(), 0, "connected below the threshold");
+
+    // The threshold lowered to what is queued: the link comes up for the three.
+    reload(
+        &broker,
+        &config.replace(lazy, "lazy_threshold = 3\nidle_timeout = 3600"),
+        1,
+    );
+    assert!(logged(&broker, "reload: applied bridge.up.lazy_threshold"));
+    let got = cloud.wait(Duration::from_secs(20), |m| distinct(m) >= 3);
+    check_all_arrived(&got, 3);
+    wait_states(&watch, &["1"]);
+
+    // A shorter idle timeout: the link, idle already, is let go.
+    reload(
+        &broker,
+        &config.replace(lazy, "lazy_threshold = 3\nidle_timeout = 1"),
+        2,
+    );
+    assert!(logged(&broker, "reload: applied bridge.up.idle_timeout"));
+    wait_let_go(&broker, 1);
+    wait_states(&watch, &["1", "0"]);
+    assert_eq!(proxy.connections(), 1);
+
+    // `always`: the link comes up with nothing queued; keep_alive needs a restart.
+    let always = config
+        .replace(lazy, "")
+        .replace("start = \"lazy\"", "start = \"always\"")
+        .replace("keep_alive = 20", "keep_alive = 30");
+    reload(&broker, &always, 3);
+    assert!(
+        logged(
+            &broker,
+            "reload: bridge.up.keep_alive changed but need a restart"
+        ),
+        "{:?}",
+        broker.log()
+    );
+    assert!(logged(
+        &broker,
+        "applied bridge.up.idle_timeout, bridge.up.lazy_threshold, bridge.up.start"
+    ));
+    wait_states(&watch, &["1", "0", "1"]);
+    assert_eq!(proxy.connections(), 2);
+
+    // Lazy again: the link that is up is let go once idle.
+    reload(&broker, &config.replace(lazy, "idle_timeout = 1"), 4);
+    wait_let_go(&broker, 2);
+    wait_states(&watch, &["1", "0", "1", "0"]);
+    publish_range(&broker, 3..4, QoS5::AtLeastOnce);
+    assert_eq!(
+        proxy.connections(),
+        2,
+        "one message is below the default threshold"
+    );
+}

@@ -9,6 +9,8 @@
 //! to the upstream leaves only once the message is in the local queues on disk, and a
 //! QoS 2 PUBLISH only once its packet id is recorded.
 
+mod reload;
+
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;

@@ -237,7 +237,7 @@ impl Server {
                         drain(&mut signals);
                         stop = received.load(Ordering::Relaxed) != 0;
                         if hangup.swap(false, Ordering::Relaxed) {
-                            broker.reload(source.as_ref());
+                            broker.reload(source.as_ref(), now);
                         }
                     }
                     WAKER => {}
