@@ -31,6 +31,7 @@ use super::Broker;
 use crate::bridge::backoff::Backoff;
 use crate::bridge::lazy::Lazy;
 use crate::bridge::queue::{Entry, ForwardQueue, Outgoing, Stage, Totals, MEMORY_ENTRIES};
+use crate::bridge::rounds::Rounds;
 use crate::bridge::session::{Effect, LinkError, Session};
 use crate::bridge::{BridgeConfig, QueueFull};
 use crate::config::Config;
@@ -148,11 +149,9 @@ pub struct Bridge {
     retry_at: Option<Instant>,
     /// Resolved addresses not tried yet in this attempt (tried in order before backing off).
     addrs: Vec<SocketAddr>,
-    /// Which of the configured addresses the link uses (or the attempt tries).
-    current: usize,
-    /// The address this round of attempts started with: when the next one would be it
-    /// again, every address has failed and the bridge backs off.
-    round_start: usize,
+    /// Which of the configured addresses the link uses (or the attempt tries), and which
+    /// is next when it fails.
+    rounds: Rounds,
     /// When to check whether the primary address is back, while up on another one
     /// (`round_robin = false`).
     primary_check_at: Option<Instant>,
@@ -173,7 +172,7 @@ impl Link {
 impl Bridge {
     /// The address in use (or being tried).
     fn address(&self) -> &str {
-        &self.config.address.list()[self.current]
+        &self.config.address.list()[self.rounds.current()]
     }
 
     fn state(&self) -> LinkState {
@@ -280,6 +279,7 @@ impl Broker {
                 .load_bridge_inbound(&config.name)
                 .map_err(RunError::Store)?;
             session.hold_inbound(inbound);
+            let rounds = Rounds::new(config.address.list().len(), config.round_robin);
             let key = self.bridges.list.insert(Bridge {
                 config,
                 session,
@@ -290,8 +290,7 @@ impl Broker {
                 timer_at: None,
                 retry_at: wanted.then_some(now),
                 addrs: Vec::new(),
-                current: 0,
-                round_start: 0,
+                rounds,
                 primary_check_at: None,
                 up_since: None,
                 full: false,
@@ -401,10 +400,6 @@ impl Broker {
         let bridge = &mut self.bridges.list[key];
         bridge.retry_at = None;
         bridge.backoff.reset();
-        if !bridge.config.round_robin {
-            bridge.current = 0;
-        }
-        bridge.round_start = bridge.current;
     }
 
     /// Leaves a link that is up, on purpose: DISCONNECT (normal; after the state `0` if
@@ -428,6 +423,7 @@ impl Broker {
             self.linger_socket(link.socket, None, serial, unsent, now);
         }
         let bridge = &mut self.bridges.list[key];
+        bridge.rounds.left();
         bridge.up_since = None;
         bridge.primary_check_at = None;
         self.notify_locally(key, false, now);
@@ -761,7 +757,10 @@ impl Broker {
     fn primary_probed(&mut self, resolved: Resolved, now: Instant) {
         let key = resolved.key;
         let bridge = &mut self.bridges.list[key];
-        if bridge.serial != resolved.serial || !bridge.session.is_up() || bridge.current == 0 {
+        if bridge.serial != resolved.serial
+            || !bridge.session.is_up()
+            || !bridge.rounds.watches_primary()
+        {
             return;
         }
         if resolved.result.is_err() {
@@ -776,8 +775,6 @@ impl Broker {
         );
         self.leave_link(key, false, now);
         let bridge = &mut self.bridges.list[key];
-        bridge.current = 0;
-        bridge.round_start = 0;
         bridge.retry_at = Some(now);
         self.schedule_bridge(key, now);
     }
@@ -933,7 +930,7 @@ impl Broker {
                 bridge.up_since = Some(now);
                 bridge.addrs.clear();
                 let config = &bridge.config;
-                if bridge.current != 0 && !config.round_robin {
+                if bridge.rounds.watches_primary() {
                     bridge.primary_check_at = Some(now + Duration::from_secs(config.primary_retry));
                 }
                 log::info!("bridge {}: up on {}", config.name, bridge.address());
@@ -1102,29 +1099,19 @@ impl Broker {
             log::info!("bridge {}: {error}; trying {next}", bridge.config.name);
             return self.open_bridge(key, next, now);
         }
-        let count = bridge.config.address.list().len();
-        if !was_up && (bridge.current + 1) % count != bridge.round_start {
+        let failed_address = bridge.address().to_string();
+        if was_up {
+            bridge.rounds.link_lost();
+        } else if bridge.rounds.attempt_failed() {
             // The cluster has more nodes: try the next one now.
-            let failed = bridge.address().to_string();
-            bridge.current = (bridge.current + 1) % count;
             log::warn!(
-                "bridge {} to {failed}: cannot connect: {error}; trying {}",
+                "bridge {} to {failed_address}: cannot connect: {error}; trying {}",
                 bridge.config.name,
                 bridge.address()
             );
             return self.connect_bridge(key, now);
         }
         bridge.primary_check_at = None;
-        let lost_on = bridge.current;
-        let failed_address = bridge.address().to_string();
-        // The next round: from the primary again, or (round robin) from the next address
-        // after the one that was up.
-        bridge.round_start = match (was_up, bridge.config.round_robin) {
-            (true, true) => (lost_on + 1) % count,
-            (true, false) => 0,
-            (false, _) => bridge.round_start,
-        };
-        bridge.current = bridge.round_start;
         if let Some(seq) = bridge.session.link_lost(&error) {
             let name = bridge.config.name.clone();
             self.db
