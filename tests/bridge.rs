@@ -1094,7 +1094,11 @@ fn failover_between_two_upstream_nodes_loses_nothing_and_returns_to_the_primary(
     let moved = common::wait_until(Duration::from_secs(30), || {
         (ups(&broker, b.port) >= 1 && !sub_b.messages().is_empty()).then_some(())
     });
-    assert!(moved.is_some(), "the bridge did not move to B: {:?}", broker.log());
+    assert!(
+        moved.is_some(),
+        "the bridge did not move to B: {:?}",
+        broker.log()
+    );
 
     // A comes back: what it had taken reaches its subscriber, the bridge returns to it,
     // and new messages go there.
