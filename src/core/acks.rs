@@ -192,10 +192,10 @@ mod tests {
     /// An acknowledgement from the client, as the table writes it.
     #[derive(Debug, Clone, Copy)]
     enum Ack {
-        PubAck(u16),
-        PubRec(u16),
-        PubRecRefused(u16),
-        PubComp(u16),
+        Puback(u16),
+        Pubrec(u16),
+        RefusingPubrec(u16),
+        Pubcomp(u16),
     }
 
     /// What the broker should do about it.
@@ -214,7 +214,7 @@ mod tests {
 
     fn apply(s: &mut Session, ack: Ack) -> Then {
         match ack {
-            Ack::PubAck(n) => match puback(s, id(n)) {
+            Ack::Puback(n) => match puback(s, id(n)) {
                 PubAck::Settled(done) => {
                     assert_eq!(done.packet_id, id(n));
                     Then::Settle
@@ -222,14 +222,14 @@ mod tests {
                 PubAck::NotQos1 => Then::ProtocolError,
                 PubAck::Unknown => Then::Ignore,
             },
-            Ack::PubRec(n) | Ack::PubRecRefused(n) => {
-                match pubrec(s, id(n), matches!(ack, Ack::PubRecRefused(_))) {
+            Ack::Pubrec(n) | Ack::RefusingPubrec(n) => {
+                match pubrec(s, id(n), matches!(ack, Ack::RefusingPubrec(_))) {
                     PubRec::Release(_) => Then::Release,
                     PubRec::Refused(_) => Then::Settle,
                     PubRec::Unknown => Then::ReleaseNotFound,
                 }
             }
-            Ack::PubComp(n) => match pubcomp(s, id(n)) {
+            Ack::Pubcomp(n) => match pubcomp(s, id(n)) {
                 Some(_) => Then::Settle,
                 None => Then::Ignore,
             },
@@ -253,10 +253,10 @@ mod tests {
                 name: "QoS 1: each PUBACK settles its message once, in any order",
                 flight: &[(1, Q1), (2, Q1), (3, Q1)],
                 acks: &[
-                    (Ack::PubAck(2), Then::Settle),
-                    (Ack::PubAck(2), Then::Ignore),
-                    (Ack::PubAck(9), Then::Ignore),
-                    (Ack::PubAck(1), Then::Settle),
+                    (Ack::Puback(2), Then::Settle),
+                    (Ack::Puback(2), Then::Ignore),
+                    (Ack::Puback(9), Then::Ignore),
+                    (Ack::Puback(1), Then::Settle),
                 ],
                 left: &[(3, Published)],
             },
@@ -264,8 +264,8 @@ mod tests {
                 name: "QoS 1: a PUBREC or PUBCOMP for it changes nothing",
                 flight: &[(1, Q1)],
                 acks: &[
-                    (Ack::PubRec(1), Then::ReleaseNotFound),
-                    (Ack::PubComp(1), Then::Ignore),
+                    (Ack::Pubrec(1), Then::ReleaseNotFound),
+                    (Ack::Pubcomp(1), Then::Ignore),
                 ],
                 left: &[(1, Published)],
             },
@@ -273,8 +273,8 @@ mod tests {
                 name: "QoS 2: PUBREC releases, PUBCOMP settles",
                 flight: &[(1, Q2)],
                 acks: &[
-                    (Ack::PubRec(1), Then::Release),
-                    (Ack::PubComp(1), Then::Settle),
+                    (Ack::Pubrec(1), Then::Release),
+                    (Ack::Pubcomp(1), Then::Settle),
                 ],
                 left: &[],
             },
@@ -282,8 +282,8 @@ mod tests {
                 name: "QoS 2: a repeated PUBREC gets the PUBREL again",
                 flight: &[(1, Q2)],
                 acks: &[
-                    (Ack::PubRec(1), Then::Release),
-                    (Ack::PubRec(1), Then::Release),
+                    (Ack::Pubrec(1), Then::Release),
+                    (Ack::Pubrec(1), Then::Release),
                 ],
                 left: &[(1, Released)],
             },
@@ -291,33 +291,33 @@ mod tests {
                 name: "QoS 2: PUBCOMP before its PUBREL went out, then a repeated PUBCOMP",
                 flight: &[(1, Q2)],
                 acks: &[
-                    (Ack::PubComp(1), Then::Ignore),
-                    (Ack::PubRec(1), Then::Release),
-                    (Ack::PubComp(1), Then::Settle),
-                    (Ack::PubComp(1), Then::Ignore),
+                    (Ack::Pubcomp(1), Then::Ignore),
+                    (Ack::Pubrec(1), Then::Release),
+                    (Ack::Pubcomp(1), Then::Settle),
+                    (Ack::Pubcomp(1), Then::Ignore),
                 ],
                 left: &[],
             },
             Case {
                 name: "QoS 2: a PUBACK for it is a protocol error and changes nothing",
                 flight: &[(1, Q1), (2, Q2), (3, Q1)],
-                acks: &[(Ack::PubAck(2), Then::ProtocolError)],
+                acks: &[(Ack::Puback(2), Then::ProtocolError)],
                 left: &[(1, Published), (2, Published), (3, Published)],
             },
             Case {
                 name: "QoS 2: a refusing PUBREC ends the exchange",
                 flight: &[(1, Q2), (2, Q2)],
                 acks: &[
-                    (Ack::PubRecRefused(1), Then::Settle),
-                    (Ack::PubComp(1), Then::Ignore),
-                    (Ack::PubRec(2), Then::Release),
+                    (Ack::RefusingPubrec(1), Then::Settle),
+                    (Ack::Pubcomp(1), Then::Ignore),
+                    (Ack::Pubrec(2), Then::Release),
                 ],
                 left: &[(2, Released)],
             },
             Case {
                 name: "QoS 2: PUBREC for an unknown id",
                 flight: &[(1, Q2)],
-                acks: &[(Ack::PubRec(7), Then::ReleaseNotFound)],
+                acks: &[(Ack::Pubrec(7), Then::ReleaseNotFound)],
                 left: &[(1, Published)],
             },
         ];
