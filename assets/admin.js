@@ -13,6 +13,9 @@
   const history = saved ? saved.history : { messages: [], bytes: [], connections: [] };
   let last = saved ? saved.last : null;
   let timer = null;
+  // Cut off when the page is left: the browser would fail a refresh still under way with
+  // "Failed to fetch" after the page is gone (reload, form, link), which is no failure.
+  let leaving = new AbortController();
 
   function el(tag, text, cls) {
     const e = document.createElement(tag);
@@ -121,7 +124,7 @@
   }
 
   async function get(path) {
-    const response = await fetch(path, { credentials: "same-origin", headers: { "Accept": "application/json" } });
+    const response = await fetch(path, { credentials: "same-origin", headers: { "Accept": "application/json" }, signal: leaving.signal });
     if (response.status === 401) { location.href = "/login"; throw new Error("logged out"); }
     if (!response.ok) throw new Error(path + ": " + response.status);
     return response.json();
@@ -358,11 +361,12 @@
       // Bridges are fixed at start: without one at load there is nothing to poll.
       if (document.getElementById("bridge-rows")) showBridges(await get("/api/bridges"));
       if (topic) {
-        const response = await fetch("/api/topics/messages?topic=" + encodeURIComponent(topic), { credentials: "same-origin" });
+        const response = await fetch("/api/topics/messages?topic=" + encodeURIComponent(topic), { credentials: "same-origin", signal: leaving.signal });
         if (response.ok) showMessages(await response.json());
       }
       document.getElementById("live").hidden = false;
     } catch (e) {
+      if (leaving.signal.aborted) return;
       console.warn("console refresh failed:", e);
       document.getElementById("live").hidden = true;
     }
@@ -549,7 +553,18 @@
     }
   });
   buttons.stop.addEventListener("click", () => { stopWatch(); });
-  window.addEventListener("pagehide", () => { if (watch.client) watch.client.close(); });
+  window.addEventListener("pagehide", () => {
+    if (watch.client) watch.client.close();
+    clearInterval(timer);
+    timer = null;
+    leaving.abort();
+  });
+  // Back from the back/forward cache: live again.
+  window.addEventListener("pageshow", (e) => {
+    if (!e.persisted) return;
+    leaving = new AbortController();
+    schedule();
+  });
   document.getElementById("watch-hint").textContent =
     "Subscribes as you (wildcards allowed, your ACL rules apply); keeps the last " + WATCH_MAX + " messages. Nothing is watched while nobody looks.";
 

@@ -8,6 +8,9 @@
   const id = new URLSearchParams(location.search).get("id") || "";
   let last = null;
   let timer = null;
+  // Cut off when the page is left, where a refresh under way would fail with "Failed to
+  // fetch" after the page is gone: no failure.
+  let leaving = new AbortController();
 
   function size(bytes) {
     const units = ["KiB", "MiB", "GiB", "TiB"];
@@ -45,7 +48,7 @@
   async function refresh() {
     const live = document.getElementById("live");
     try {
-      const response = await fetch("/api/clients/detail?id=" + encodeURIComponent(id), { credentials: "same-origin" });
+      const response = await fetch("/api/clients/detail?id=" + encodeURIComponent(id), { credentials: "same-origin", signal: leaving.signal });
       if (response.status === 404) {
         set("#live", "disconnected");
         live.hidden = false;
@@ -57,6 +60,7 @@
       show(await response.json(), Date.now());
       live.hidden = false;
     } catch (e) {
+      if (leaving.signal.aborted) return;
       console.warn("client refresh failed:", e);
       live.hidden = true;
     }
@@ -82,5 +86,15 @@
     if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) e.preventDefault();
   });
   document.addEventListener("visibilitychange", schedule);
+  window.addEventListener("pagehide", () => {
+    clearInterval(timer);
+    timer = null;
+    leaving.abort();
+  });
+  window.addEventListener("pageshow", (e) => {
+    if (!e.persisted) return;
+    leaving = new AbortController();
+    schedule();
+  });
   schedule();
 })();

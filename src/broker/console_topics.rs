@@ -74,8 +74,8 @@ impl Broker {
             publisher: None,
             store_id: OnceLock::new(),
         });
-        self.match_topic(&message.topic);
-        match self.admit(&message, true) {
+        let matches = self.match_topic(&message.topic);
+        match self.admit(&message, matches, true) {
             Admission::Held(_) | Admission::Refused => {
                 self.stats.messages_refused += 1;
                 ConsoleAnswer::Failed(

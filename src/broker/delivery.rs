@@ -1,28 +1,25 @@
-//! Routing a message to sessions: match subscriptions, pick one member per shared group,
-//! merge overlapping subscriptions into one copy, decide what a full queue means for it
-//! (`queue_full`), then send now (within the client's in-flight window) or queue it. Also
-//! resuming and ending sessions.
+//! Carrying out a message's routing: ask the core who gets it (`core/route.rs`) and what
+//! a full queue means for it (`core/admission.rs`), then send now (within the client's
+//! in-flight window) or queue it. Also resuming and ending sessions.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::close::Ending;
 use super::Broker;
-use crate::auth::acl::{is_reply_topic, Action};
 use crate::core::admission::{self, Holder, Rules, Step, Verdict};
 use crate::core::alias::TopicAlias;
-use crate::core::keys::{ConnKey, SessionKey, Slab};
+use crate::core::keys::{ConnKey, SessionKey};
 use crate::core::message::{Delivery, Message};
 use crate::core::queue;
-use crate::core::session::{Inflight, InflightState, Outbound, Session, SubEntry};
-use crate::core::shared::SharedCursors;
+use crate::core::route::{self, Matches, Plan};
+use crate::core::session::{Inflight, InflightState, Outbound, Session};
 use crate::protocol::{self, Ack, Packet, Properties, Qos, QosPid, ReasonCode};
-use crate::topic::SharedGroup;
 
 /// The core's verdict on a client's message, with its deliveries when accepted.
 pub enum Admission {
     /// Deliver it: every delivery with what it does.
-    Accepted(Vec<(SessionKey, Outbound, Step)>),
+    Accepted(Plan),
     /// Hold the publisher back until the holder's queue has room.
     Held(Holder),
     /// Refuse it: PUBACK/PUBREC 0x97, delivered to nobody.
@@ -30,80 +27,54 @@ pub enum Admission {
 }
 
 impl Broker {
-    /// Finds the subscriptions matching `topic`, one member picked per shared group, into
-    /// `self.turn.matches` for [`Self::deliveries`]; true if there are any. Matching comes
-    /// first so that a message nobody subscribes to need not be copied at all.
-    pub(super) fn match_topic(&mut self, topic: &str) -> bool {
-        let Broker {
-            trie,
-            sessions,
-            shared_cursors,
-            turn,
-            ..
-        } = self;
-        let matches = &mut turn.matches;
-        matches.clear();
-        let mut shared = Vec::new();
-        trie.for_each_match(
-            topic,
-            |session, entry| matches.push((session, *entry)),
-            |group| shared.extend(pick_member(group, sessions, shared_cursors)),
-        );
-        matches.append(&mut shared);
-        !matches.is_empty()
+    /// Finds the subscriptions matching `topic` (see [`Matches::find`]), in the turn's
+    /// buffer: hand it to [`Self::admit`], or back with [`Self::done_matching`].
+    pub(super) fn match_topic(&mut self, topic: &str) -> Matches {
+        let mut matches = std::mem::take(&mut self.turn.matches);
+        matches.find(topic, &self.trie, &self.sessions, &mut self.shared_cursors);
+        matches
     }
 
-    /// Every delivery of `message`, from the matches [`Self::match_topic`] found for its
-    /// topic just before: one per matching session that may read it, overlapping
-    /// subscriptions of a session merged into one copy at the highest QoS, carrying every
-    /// matching subscription identifier.
-    /// They come in `self.turn.plan`'s buffer (taken, so routing does not allocate per
-    /// message), each with `Step::Deliver`; give it back with `self.turn.plan = plan` once
-    /// drained.
-    fn deliveries(&mut self, message: &Arc<Message>) -> Vec<(SessionKey, Outbound, Step)> {
-        let mut out = std::mem::take(&mut self.turn.plan);
-        out.clear();
-        if self.turn.matches.is_empty() {
-            return out;
-        }
-        let mut matches = std::mem::take(&mut self.turn.matches);
-        matches.sort_unstable_by_key(|(session, _)| *session);
-        let mut i = 0;
-        while i < matches.len() {
-            let session = matches[i].0;
-            let end = i + matches[i..]
-                .iter()
-                .take_while(|(s, _)| *s == session)
-                .count();
-            let acl = &self.sessions[session].acl;
-            let private = self.chat.is_some() && is_reply_topic(&message.topic);
-            let readable = if private {
-                self.may_read(session, &message.topic)
-            } else {
-                acl.allows_everything() || acl.allows(Action::Read, &message.topic)
-            };
-            if let Some(outbound) = merge(message, session, &matches[i..end]).filter(|_| readable) {
-                out.push((session, outbound, Step::Deliver));
-            }
-            i = end;
-        }
+    /// Gives the buffer of [`Self::match_topic`] back for the next message.
+    pub(super) fn done_matching(&mut self, matches: Matches) {
         self.turn.matches = matches;
-        out
+    }
+
+    /// Every delivery of `message` to the sessions `matches` found (see
+    /// [`route::deliveries`]), in the turn's plan buffer: give it back with
+    /// `self.turn.plan = plan` once drained.
+    fn deliveries(&mut self, message: &Arc<Message>, mut matches: Matches) -> Plan {
+        let mut plan = std::mem::take(&mut self.turn.plan);
+        let private_replies = self.chat.is_some();
+        route::deliveries(
+            message,
+            &mut matches,
+            &self.sessions,
+            private_replies,
+            &mut plan,
+        );
+        self.done_matching(matches);
+        plan
     }
 
     /// Delivers a message the broker itself publishes (a will, `$SYS`) to every matching
     /// session: queued even past the queue limits, since nobody could be held back.
     pub(super) fn route(&mut self, message: Arc<Message>, now: Instant) {
-        self.match_topic(&message.topic);
-        let plan = self.deliveries(&message);
+        let matches = self.match_topic(&message.topic);
+        let plan = self.deliveries(&message, matches);
         self.deliver(plan, now);
     }
 
     /// Decides what a client's message meets at its targets' queues (`queue_full`), before
-    /// anything is delivered (`core/admission.rs`); its topic was matched by
-    /// [`Self::match_topic`] just before. `v5` says whether the publisher can be told 0x97.
-    pub(super) fn admit(&mut self, message: &Arc<Message>, v5: bool) -> Admission {
-        let mut plan = self.deliveries(message);
+    /// anything is delivered (`core/admission.rs`), from the `matches` of its topic.
+    /// `v5` says whether the publisher can be told 0x97.
+    pub(super) fn admit(
+        &mut self,
+        message: &Arc<Message>,
+        matches: Matches,
+        v5: bool,
+    ) -> Admission {
+        let mut plan = self.deliveries(message, matches);
         let rules = Rules {
             limits: self.queue_limits(),
             policy: self.config.limits.queue_full,
@@ -123,7 +94,7 @@ impl Broker {
     }
 
     /// Carries out an admitted message's deliveries.
-    pub(super) fn deliver(&mut self, mut plan: Vec<(SessionKey, Outbound, Step)>, now: Instant) {
+    pub(super) fn deliver(&mut self, mut plan: Plan, now: Instant) {
         for (session, outbound, step) in plan.drain(..) {
             match step {
                 Step::Deliver => self.enqueue(session, outbound, now),
@@ -395,56 +366,6 @@ impl Broker {
         self.mark_flush(token);
         true
     }
-}
-
-/// One delivery for `session` from its matching subscriptions, or `None` when every one of
-/// them is No Local and the session published the message itself.
-fn merge(
-    message: &Arc<Message>,
-    session: SessionKey,
-    subs: &[(SessionKey, SubEntry)],
-) -> Option<Outbound> {
-    let mut best: Option<Qos> = None;
-    let mut retain = false;
-    let mut subscription_ids = Vec::new();
-    for (_, entry) in subs {
-        if entry.options.no_local && message.publisher == Some(session) {
-            continue;
-        }
-        best = best.max(Some(entry.options.qos));
-        retain |= entry.options.retain_as_published && message.retain;
-        subscription_ids.extend(entry.identifier);
-    }
-    Some(Outbound {
-        message: message.clone(),
-        qos: best?.min(message.qos),
-        retain,
-        subscription_ids,
-        seq: None,
-    })
-}
-
-/// Round robin over a shared group's members, preferring online ones; an offline
-/// persistent member gets the message queued when nobody is online.
-fn pick_member(
-    group: &SharedGroup<SubEntry, SessionKey>,
-    sessions: &Slab<SessionKey, Session>,
-    cursors: &mut SharedCursors,
-) -> Option<(SessionKey, SubEntry)> {
-    let n = group.members.len();
-    if n == 0 {
-        return None;
-    }
-    let cursor = cursors.get_mut(&group.group, &group.filter);
-    let start = *cursor % n;
-    let online = (0..n).map(|k| (start + k) % n).find(|&i| {
-        sessions
-            .get(group.members[i].0)
-            .is_some_and(|s| s.connection().is_some())
-    });
-    let chosen = online.unwrap_or(start);
-    *cursor = chosen + 1;
-    Some(group.members[chosen])
 }
 
 fn qos_pid(qos: Qos, packet_id: protocol::PacketId) -> QosPid {

@@ -9,6 +9,7 @@ use super::{Broker, Violation};
 use crate::auth::acl::Action;
 use crate::core::keys::{BridgeKey, ConnKey, SessionKey};
 use crate::core::message::Message;
+use crate::core::route::Matches;
 use crate::protocol::{Ack, Packet, Properties, ProtocolVersion, Publish, Qos, QosPid, ReasonCode};
 
 impl Broker {
@@ -81,14 +82,10 @@ impl Broker {
         } else if self.claimed(&topic) {
             // A service's topic: the service decides what, if anything, is routed.
             self.hand_to_service(token, session, &topic, &publish, now)?
-        } else if !self.match_topic(&topic) && !publish.retain && !self.bridges_take(&topic) {
-            // Nobody takes it: it is noted for the console and never copied.
-            self.watch(&topic, publish.payload, publish.qos.qos(), publish.retain);
-            ReasonCode::Success
-        } else {
+        } else if let Some(matches) = self.takers(&topic, publish.retain) {
             let message = Message::from_publish(&topic, &publish, Some(session), now);
             let v5 = self.conns[token].version == ProtocolVersion::V5;
-            match self.admit(&message, v5) {
+            match self.admit(&message, matches, v5) {
                 Admission::Held(holder) => {
                     // Nothing happened yet: the frame is handled again once released.
                     self.hold(token, holder, now);
@@ -117,6 +114,10 @@ impl Broker {
                     ReasonCode::Success
                 }
             }
+        } else {
+            // Nobody takes it: it is noted for the console and never copied.
+            self.watch(&topic, publish.payload, publish.qos.qos(), publish.retain);
+            ReasonCode::Success
         };
         self.stats.messages_received += 1;
         self.conns[token].messages_in += 1;
@@ -145,6 +146,17 @@ impl Broker {
             }
         }
         Ok(())
+    }
+
+    /// The subscriptions matching `topic`, or `None` when nobody takes a message on it:
+    /// no subscriber, not retained, no bridge forwarding it.
+    fn takers(&mut self, topic: &str, retain: bool) -> Option<Matches> {
+        let matches = self.match_topic(topic);
+        if matches.is_empty() && !retain && !self.bridges_take(topic) {
+            self.done_matching(matches);
+            return None;
+        }
+        Some(matches)
     }
 
     fn is_qos2_resend(&self, session: SessionKey, publish: &Publish<'_>) -> bool {

@@ -9,11 +9,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use super::{Broker, Inbound, Violation};
-use crate::auth::acl::{is_reply_topic, reply_topic_allows, Action};
+use crate::auth::acl::{is_reply_topic, Action};
 use crate::chat::{accounts, AccountReply, ChatConfig, ChatService, Context};
 use crate::clock;
 use crate::core::keys::{ConnKey, Key, SessionKey};
 use crate::core::message::{ForwardedProperties, Message};
+use crate::core::route;
 use crate::core::timers::Timer;
 use crate::protocol::{Publish, Qos, ReasonCode};
 use crate::service::{Effect, Outgoing, Request, Requester, SessionEvent};
@@ -54,10 +55,11 @@ impl Broker {
     /// True when `session` may read `topic_or_filter`: its ACL, and reply topics only for
     /// their owner while the chat service runs.
     pub(super) fn may_read(&self, session: SessionKey, topic_or_filter: &str) -> bool {
-        let s = &self.sessions[session];
-        let private_ok = self.chat.is_none()
-            || reply_topic_allows(topic_or_filter, s.username.as_deref(), &s.client_id);
-        private_ok && s.acl.allows(Action::Read, topic_or_filter)
+        route::may_read(
+            &self.sessions[session],
+            topic_or_filter,
+            self.chat.is_some(),
+        )
     }
 
     /// The rule every service obeys before it replies to a client-chosen Response Topic:

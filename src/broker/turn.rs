@@ -2,9 +2,8 @@
 //! again next turn) and the buffers every turn reuses, so reading and routing do not
 //! allocate per socket or per message. The loop (`event_loop.rs`) drains the lists.
 
-use crate::core::admission::Step;
-use crate::core::keys::{ConnKey, SessionKey};
-use crate::core::session::{Outbound, SubEntry};
+use crate::core::keys::ConnKey;
+use crate::core::route::{Matches, Plan};
 
 #[derive(Default)]
 pub struct Turn {
@@ -22,10 +21,10 @@ pub struct Turn {
     pub close: Vec<ConnKey>,
     /// The one buffer every socket is read into; whole frames are decoded from it directly.
     pub read_scratch: Vec<u8>,
-    /// Matching subscriptions of the message being routed (see `delivery.rs`).
-    pub matches: Vec<(SessionKey, SubEntry)>,
+    /// Matching subscriptions of the message being routed (see `core/route.rs`).
+    pub matches: Matches,
     /// The deliveries of the message being routed and what each does.
-    pub plan: Vec<(SessionKey, Outbound, Step)>,
+    pub plan: Plan,
 }
 
 impl Turn {

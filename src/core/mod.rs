@@ -8,6 +8,7 @@
 //! - `message`  — the shared, reference-counted copy of a published message.
 //! - `shared`   — round-robin positions of shared-subscription groups.
 //! - `alias`    — topic aliases: the client's toward us, ours toward it (LRU remapping).
+//! - `route`    — who gets a message: matching, shared-group choice, merging, No Local.
 //! - `queue`    — queue limits and budgets: would it wait, does it fit, whom to release.
 //! - `admission` — `queue_full`: deliver, make room, drop, hold the publisher or refuse.
 //! - `timers`   — the deadline heap that sets the poll timeout.
@@ -18,6 +19,7 @@ pub mod index;
 pub mod keys;
 pub mod message;
 pub mod queue;
+pub mod route;
 pub mod session;
 pub mod shared;
 #[cfg(test)]
