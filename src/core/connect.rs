@@ -181,8 +181,9 @@ mod tests {
     #[test]
     fn session_expiry_as_asked_within_the_maximum() {
         use ProtocolVersion::{V311, V5};
-        // (version, clean start, asked, maximum) → (granted, CONNACK says it was capped)
-        let table: &[(ProtocolVersion, bool, Option<u32>, u32, (u32, bool))] = &[
+        /// (version, clean start, asked, maximum) → (granted, CONNACK says it was capped)
+        type Row = (ProtocolVersion, bool, Option<u32>, u32, (u32, bool));
+        let table: &[Row] = &[
             (V5, false, None, 3600, (0, false)),
             (V5, true, Some(60), 3600, (60, false)),
             (V5, false, Some(7200), 3600, (3600, true)),

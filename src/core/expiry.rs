@@ -231,8 +231,9 @@ mod tests {
 
     #[test]
     fn a_disconnect_may_change_the_expiry_but_not_revive_a_session() {
-        // (expiry at CONNECT, asked on DISCONNECT, maximum) → expiry after, or refused.
-        let table: &[(u32, Option<u32>, u32, Result<u32, ()>)] = &[
+        /// (expiry at CONNECT, asked on DISCONNECT, maximum) → expiry after, or refused.
+        type Row = (u32, Option<u32>, u32, Result<u32, ()>);
+        let table: &[Row] = &[
             (60, None, 3600, Ok(60)),
             (60, Some(0), 3600, Ok(0)),
             (60, Some(120), 3600, Ok(120)),
