@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use super::client::Phase;
 use super::close::Ending;
-use super::{Broker, Violation};
+use super::{Broker, Inbound, Violation};
 use crate::auth::bans;
 use crate::auth::cache::Credential;
+use crate::auth::login::{check_login, AuthOutcome, Verdict};
 use crate::auth::throttle::Attempt;
-use crate::auth::worker::{AuthOutcome, AuthReply, AuthRequest};
 use crate::clock;
 use crate::core::alias::OutboundAliases;
 use crate::core::connect as core_connect;
@@ -47,6 +47,14 @@ pub(super) struct ConnectRequest {
     request_response_information: bool,
     will: Option<Box<Will>>,
     username: Option<String>,
+}
+
+/// The auth worker's verdict on a CONNECT, and the connection it is for.
+pub struct AuthReply {
+    /// The connection's key and serial, to find it again (or learn it is gone).
+    token: ConnKey,
+    serial: u64,
+    verdict: Verdict,
 }
 
 /// A CONNECT waiting for the auth worker.
@@ -117,13 +125,16 @@ impl Broker {
             request.client_id,
             conn.addr
         );
-        self.access.worker.submit(AuthRequest {
-            token,
-            serial: conn.serial,
-            username: username.to_string(),
-            password: password.to_vec(),
-            addr: conn.addr.ip(),
-        });
+        let serial = conn.serial;
+        let (username, password) = (username.to_string(), password.to_vec());
+        self.access.worker.run(Box::new(move |store, dummy| {
+            let verdict = check_login(store, &username, &password, dummy);
+            Inbound::Auth(AuthReply {
+                token,
+                serial,
+                verdict,
+            })
+        }));
         self.access.pending.insert(
             token,
             PendingConnect {
@@ -138,27 +149,31 @@ impl Broker {
 
     /// The auth worker's verdict on a pending CONNECT.
     pub(super) fn auth_replied(&mut self, reply: AuthReply, now: Instant) {
-        if let Some(rules) = reply.rules {
+        let AuthReply {
+            token,
+            serial,
+            verdict,
+        } = reply;
+        if let Some(rules) = verdict.rules {
             self.access.acl_rules = rules;
         }
-        let Some(pending) = self.access.pending.remove(&reply.token) else {
+        let Some(pending) = self.access.pending.remove(&token) else {
             return;
         };
-        if pending.serial != reply.serial {
-            self.access.pending.insert(reply.token, pending);
+        if pending.serial != serial {
+            self.access.pending.insert(token, pending);
             return;
         }
-        let token = reply.token;
         let addr = self.conns[token].addr.ip();
         let username = pending.request.username.clone().unwrap_or_default();
         // A user name without an account, where anonymous clients may connect anyway.
-        let as_anonymous = reply.outcome == AuthOutcome::UnknownUser
+        let as_anonymous = verdict.outcome == AuthOutcome::UnknownUser
             && self.config.access.anonymous_unknown_users
             && self.anonymous_allowed(token);
         // No password was guessed when the client connects as anonymous instead.
-        let succeeded = reply.outcome == AuthOutcome::Accepted || as_anonymous;
+        let succeeded = verdict.outcome == AuthOutcome::Accepted || as_anonymous;
         self.access.throttle.finish(pending.attempt, succeeded, now);
-        match reply.outcome {
+        match verdict.outcome {
             AuthOutcome::UnknownUser if as_anonymous => {
                 log::info!(
                     "client {} from {addr}: user {username:?} has no account, connecting as anonymous",
@@ -171,7 +186,7 @@ impl Broker {
             }
             AuthOutcome::Accepted => {
                 let mut request = pending.request;
-                match reply.account {
+                match verdict.account {
                     // Logged in under another spelling: the session takes the account's
                     // own name (ACLs, chat), and the cache keeps only exact names.
                     Some(account) if account != username => request.username = Some(account),
