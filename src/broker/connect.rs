@@ -15,6 +15,7 @@ use crate::auth::login::{check_login, AuthOutcome, Verdict};
 use crate::auth::throttle::Attempt;
 use crate::clock;
 use crate::core::alias::OutboundAliases;
+use crate::core::connect as core_connect;
 use crate::core::keys::Key as _;
 use crate::core::keys::{ConnKey, SessionKey};
 use crate::core::message::{ForwardedProperties, Message};
@@ -279,16 +280,20 @@ impl Broker {
             connect.client_id.to_string()
         };
         let p = &connect.properties;
+        let (session_expiry, session_expiry_capped) = core_connect::session_expiry(
+            connect.version,
+            connect.clean_start,
+            p.session_expiry_interval,
+            self.config.limits.max_session_expiry,
+        );
         ConnectRequest {
             version: connect.version,
             clean_start: connect.clean_start,
             keep_alive: connect.keep_alive,
             client_id,
             assigned,
-            session_expiry: self.session_expiry(connect),
-            session_expiry_capped: connect.version == ProtocolVersion::V5
-                && connect.properties.session_expiry_interval.unwrap_or(0)
-                    > self.config.limits.max_session_expiry,
+            session_expiry,
+            session_expiry_capped,
             receive_maximum: p.receive_maximum.unwrap_or(u16::MAX),
             max_packet_size: p.maximum_packet_size.unwrap_or(protocol::MAX_PACKET_SIZE),
             client_alias_maximum: p.topic_alias_maximum.unwrap_or(0),
@@ -421,23 +426,9 @@ impl Broker {
         )
     }
 
-    /// Session Expiry Interval: MQTT 5 asks for it (default 0); 3.1.1 clean session 0
-    /// means a session that never expires.
-    fn session_expiry(&self, connect: &Connect<'_>) -> u32 {
-        let asked = match connect.version {
-            ProtocolVersion::V5 => connect.properties.session_expiry_interval.unwrap_or(0),
-            ProtocolVersion::V311 if connect.clean_start => 0,
-            ProtocolVersion::V311 => u32::MAX,
-        };
-        asked.min(self.config.limits.max_session_expiry)
-    }
-
-    /// The Server Keep Alive to impose when the client asks more than `max_keepalive`
-    /// (or none at all while a maximum is configured). MQTT 5 only.
+    /// The Server Keep Alive to impose, if any (see [`core_connect::server_keep_alive`]).
     fn server_keep_alive(&self, version: ProtocolVersion, asked: u16) -> Option<u16> {
-        let max = self.config.limits.max_keepalive;
-        (version == ProtocolVersion::V5 && max < u16::MAX && (asked == 0 || asked > max))
-            .then_some(max)
+        core_connect::server_keep_alive(version, asked, self.config.limits.max_keepalive)
     }
 
     /// Finds the client's session, taking it over from a live connection or ending it for a
@@ -450,33 +441,25 @@ impl Broker {
         now: Instant,
     ) -> (SessionKey, bool) {
         if let Some(key) = self.session_ids.find(client_id, &self.sessions) {
-            // A session without expiry lasts only as long as its connection, which a
-            // takeover closes: it ends here even for a client that asks to resume.
-            let ends = clean_start || self.sessions[key].expiry_interval == 0;
-            if let Some(old) = self.sessions[key].connection() {
-                self.sessions[key].set_connection(None);
+            let takeover = core_connect::take_over(&mut self.sessions[key], clean_start);
+            if let Some(old) = takeover.old {
                 self.take_over(old);
                 let offline = SessionEvent::Offline {
                     session: key.index(),
                 };
                 self.tell_services(offline, now);
             }
-            // A will still waiting on its delay is cancelled by a reconnect that resumes
-            // the session, and published now if the session is about to end.
-            if let Some(will) = self.sessions[key].will.take() {
-                if ends || will.delay == 0 {
-                    self.distribute(will.message, now);
-                }
+            if let Some(will) = takeover.will {
+                self.distribute(will, now);
             }
-            if ends {
-                self.end_session(key);
-            } else {
+            if takeover.resumed {
                 let generation = self.next_generation();
                 let session = &mut self.sessions[key];
                 session.generation = generation;
                 session.expiry_interval = expiry;
                 return (key, true);
             }
+            self.end_session(key);
         }
         let key = self.sessions.insert(Session::new(client_id.into(), expiry));
         self.session_ids.insert(key, &self.sessions);
