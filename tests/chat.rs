@@ -1894,7 +1894,10 @@ fn a_room_of_1000_members_reconnecting_after_a_restart_hears_presence_coalesced(
     // check, one after the other on the auth workers. That is the broker's own work: the
     // CONNECT came in time, and no client may be closed for it.
     let accepted = members.iter().filter(|m| m.connack == Some(0)).count();
-    let refused = members.iter().filter(|m| m.connack.is_some_and(|c| c != 0)).count();
+    let refused = members
+        .iter()
+        .filter(|m| m.connack.is_some_and(|c| c != 0))
+        .count();
     let dropped = members.iter().filter(|m| m.connack.is_none()).count();
     println!(
         "{MEMBERS} members reconnecting in the same instant: {accepted} accepted, {refused} refused, \
