@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::delivery::Admission;
 use super::{Broker, Violation};
 use crate::auth::acl::Action;
+use crate::core::acks;
 use crate::core::keys::{BridgeKey, ConnKey, SessionKey};
 use crate::core::message::Message;
 use crate::core::route::Matches;
@@ -54,11 +55,7 @@ impl Broker {
             return Ok(());
         }
         if let QosPid::ExactlyOnce(id) = publish.qos {
-            if self.sessions[session]
-                .flight()
-                .incoming_qos2
-                .contains(&id.get())
-            {
+            if acks::is_qos2_resend(&self.sessions[session], id) {
                 // A resend of a message already taken: answer again, deliver nothing.
                 self.stats.messages_received += 1;
                 self.await_durable(token);
@@ -135,10 +132,7 @@ impl Broker {
             }
             QosPid::ExactlyOnce(id) => {
                 if !reason.is_error() {
-                    self.sessions[session]
-                        .flight_mut()
-                        .incoming_qos2
-                        .push(id.get());
+                    acks::take_qos2(&mut self.sessions[session], id);
                     self.stage_qos2(session, id.get(), true);
                 }
                 self.await_delivery(token, message_id, others);
@@ -161,10 +155,7 @@ impl Broker {
 
     fn is_qos2_resend(&self, session: SessionKey, publish: &Publish<'_>) -> bool {
         match publish.qos {
-            QosPid::ExactlyOnce(id) => self.sessions[session]
-                .flight()
-                .incoming_qos2
-                .contains(&id.get()),
+            QosPid::ExactlyOnce(id) => acks::is_qos2_resend(&self.sessions[session], id),
             _ => false,
         }
     }
