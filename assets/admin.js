@@ -359,11 +359,15 @@
     });
   }
 
+  // A ban's kind as the server's rows name it.
+  const BAN_KINDS = { client_id: "client id", username: "user", address: "address" };
+
   function showBans(list) {
     fill("ban-rows", list, 6, (b) => {
       const tr = el("tr");
+      const kind = BAN_KINDS[b.kind] || b.kind;
       tr.dataset.ban = b.id;
-      cell(tr, b.kind, "kind");
+      cell(tr, kind, "kind");
       cell(tr, code(b.value), "banned");
       cell(tr, b.reason || "—", "reason");
       const by = el("span", b.created_by + ", ");
@@ -376,7 +380,7 @@
       }
       cell(tr, expires, "expires");
       cell(tr, postForm("/admin/bans/delete", { id: b.id }, "Lift", "secondary",
-        "Lift the ban on " + b.kind + " " + b.value + "?"));
+        "Lift the ban on " + kind + " " + b.value + "?"));
       return tr;
     });
   }
