@@ -10,11 +10,12 @@
 //! - `core`     — the broker's state and decisions with no I/O: sessions, keys, messages, timers.
 //! - `broker`   — the I/O shell: the single-threaded mio event loop, sockets, the store's commits.
 //! - `store`    — all SQL: the SQLite database, group commit, start-up loads, users, ACLs.
-//! - `auth`     — password hashing and checking (bcrypt, off the loop).
+//! - `auth`     — password hashing and checking (bcrypt, off the loop), ACLs, bans, throttles.
+//! - `accounts` — user accounts for every front end: rules, register, new passwords, questions, reset.
 //! - `bridge`   — the uplink to an upstream broker: topic rules, forward queue, client session.
 //! - `tls`      — TLS (rustls) as a framing layer: ciphertext in, plaintext out; PEM loading.
 //! - `service`  — the seam between the broker and the services beside it: requests in, effects out.
-//! - `chat`     — the chat service on `chat/` topics: rooms, history, likes, accounts.
+//! - `chat`     — the chat service on `chat/` topics: rooms, history, likes, account requests.
 //! - `user_cli` — the `outpost user …` / `outpost acl …` commands.
 //! - `ws`       — MQTT over WebSocket as bytes: handshake, frames in and out, close codes.
 //! - `check_config` — `outpost check-config FILE`: validate and print the effective settings.
@@ -23,6 +24,7 @@
 //! - `origin`   — the Host names the console answers to and the Origins the WebSocket listeners admit.
 //! - `web`      — the web console: pages, JSON API and metrics on threads of its own.
 
+pub mod accounts;
 pub mod auth;
 pub mod bridge;
 pub mod broker;

@@ -35,7 +35,7 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
-use crate::chat::accounts::AccountOp;
+use crate::accounts::AccountOp;
 use crate::protocol::ProtocolVersion;
 use crate::store::Write;
 

@@ -299,3 +299,141 @@ fn a_lazy_link_cut_mid_stream_retries_until_the_queue_is_empty() {
         "reconnected with nothing queued"
     );
 }
+
+/// The idle let-go while the upstream is slow to read (paused): the bridge's `0` and
+/// DISCONNECT wait in the socket, which stays open until the upstream has read them and
+/// closed. Closed at once, the upstream's PUBACK of the `0` would meet a reset and the
+/// upstream could drop the connection before reading the DISCONNECT: it would then publish
+/// the will, a second `0`. Each state change is published once: 1, 0, then 1 again.
+#[test]
+fn a_slow_upstream_sees_one_state_change_per_let_go() {
+    let upstream = Mosquitto::start();
+    let watch = Sub::start(upstream.port, "gateways/#", 1, &[]);
+    let cloud = Sub::start(upstream.port, "site1/sensors/#", 1, &[]);
+    let config = lazy_config(upstream.port, "lazy_threshold = 1\nidle_timeout = 1");
+    let id = client_id(&config);
+    let broker = Broker::with_config(&config);
+    publish_range(&broker, 0..1, QoS5::AtLeastOnce);
+    check_all_arrived(
+        &cloud.wait(Duration::from_secs(20), |m| distinct(m) >= 1),
+        1,
+    );
+    wait_states(&watch, &["1"]);
+
+    upstream.pause();
+    wait_let_go(&broker, 1);
+    upstream.unpause();
+    let gone = common::wait_until(Duration::from_secs(10), || {
+        (upstream_disconnects(&upstream, &id) == 1).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "no DISCONNECT upstream: {:?}",
+        upstream.log()
+    );
+    wait_states(&watch, &["1", "0"]);
+
+    // The next round: had a will followed the `0`, it would be here before the `1`.
+    publish_range(&broker, 1..2, QoS5::AtLeastOnce);
+    check_all_arrived(
+        &cloud.wait(Duration::from_secs(20), |m| distinct(m) >= 2),
+        2,
+    );
+    wait_states(&watch, &["1", "0", "1"]);
+    let lost = ["closed its connection", "due to", "Socket error"];
+    let log = upstream.log();
+    assert!(
+        !log.iter()
+            .any(|l| l.contains(&id) && lost.iter().any(|w| l.contains(w))),
+        "the upstream lost our DISCONNECT: {log:?}"
+    );
+}
+
+/// Writes `config` as the broker's config file, sends SIGHUP and waits for the reload's
+/// `n`-th "reload done" line.
+fn reload(broker: &Broker, config: &str, n: usize) {
+    std::fs::write(broker.dir().join("outpost.toml"), config).unwrap();
+    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(broker.pid() as i32, libc::SIGHUP) }, 0);
+    let done = common::wait_until(Duration::from_secs(10), || {
+        let lines = broker.log();
+        (lines.iter().filter(|l| l.contains("reload done")).count() >= n).then_some(())
+    });
+    assert!(done.is_some(), "no reload: {:?}", broker.log());
+}
+
+/// Whether the broker logged a line containing `text`.
+fn logged(broker: &Broker, text: &str) -> bool {
+    broker.log().iter().any(|l| l.contains(text))
+}
+
+/// SIGHUP applies `start`, `lazy_threshold`, `lazy_interval` and `idle_timeout` to the
+/// running bridge: a lower threshold brings the link up for what is already queued, a
+/// shorter idle timeout lets it go, `always` connects with nothing queued, and `lazy` again
+/// lets that link go once idle. Other bridge options wait for a restart, named in the log.
+#[test]
+fn sighup_applies_the_lazy_options_to_the_running_bridge() {
+    let upstream = Mosquitto::start();
+    let cloud = Sub::start(upstream.port, "site1/sensors/#", 1, &[]);
+    let watch = Sub::start(upstream.port, "gateways/#", 1, &[]);
+    let proxy = Proxy::start(upstream.port, Link::default());
+    let lazy = "lazy_threshold = 1000\nidle_timeout = 3600";
+    let config = lazy_config(proxy.port(), lazy);
+    let broker = Broker::with_config(&config);
+    publish_range(&broker, 0..3, QoS5::AtLeastOnce);
+    assert_eq!(proxy.connections(), 0, "connected below the threshold");
+
+    // The threshold lowered to what is queued: the link comes up for the three.
+    reload(
+        &broker,
+        &config.replace(lazy, "lazy_threshold = 3\nidle_timeout = 3600"),
+        1,
+    );
+    assert!(logged(&broker, "reload: applied bridge.up.lazy_threshold"));
+    let got = cloud.wait(Duration::from_secs(20), |m| distinct(m) >= 3);
+    check_all_arrived(&got, 3);
+    wait_states(&watch, &["1"]);
+
+    // A shorter idle timeout: the link, idle already, is let go.
+    reload(
+        &broker,
+        &config.replace(lazy, "lazy_threshold = 3\nidle_timeout = 1"),
+        2,
+    );
+    assert!(logged(&broker, "reload: applied bridge.up.idle_timeout"));
+    wait_let_go(&broker, 1);
+    wait_states(&watch, &["1", "0"]);
+    assert_eq!(proxy.connections(), 1);
+
+    // `always`: the link comes up with nothing queued; keep_alive needs a restart.
+    let always = config
+        .replace(lazy, "")
+        .replace("start = \"lazy\"", "start = \"always\"")
+        .replace("keep_alive = 20", "keep_alive = 30");
+    reload(&broker, &always, 3);
+    assert!(
+        logged(
+            &broker,
+            "reload: bridge.up.keep_alive changed but need a restart"
+        ),
+        "{:?}",
+        broker.log()
+    );
+    assert!(logged(
+        &broker,
+        "applied bridge.up.idle_timeout, bridge.up.lazy_threshold, bridge.up.start"
+    ));
+    wait_states(&watch, &["1", "0", "1"]);
+    assert_eq!(proxy.connections(), 2);
+
+    // Lazy again: the link that is up is let go once idle.
+    reload(&broker, &config.replace(lazy, "idle_timeout = 1"), 4);
+    wait_let_go(&broker, 2);
+    wait_states(&watch, &["1", "0", "1", "0"]);
+    publish_range(&broker, 3..4, QoS5::AtLeastOnce);
+    assert_eq!(
+        proxy.connections(),
+        2,
+        "one message is below the default threshold"
+    );
+}

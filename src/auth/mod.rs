@@ -1,7 +1,6 @@
 //! Authentication and authorisation.
 //!
 //! - `password` — bcrypt hashing and checking (slow: never on the loop).
-//! - `rules`    — what a new user name and password must look like (chat, web, CLI).
 //! - `worker`   — the threads that check CONNECT credentials and answer through the inbox.
 //! - `cache`    — recently verified credentials, kept as salted digests, never plaintext.
 //! - `login_token` — single-use tokens the web console grants the browser chat page.
@@ -16,6 +15,5 @@ pub mod bans;
 pub mod cache;
 pub mod login_token;
 pub mod password;
-pub mod rules;
 pub mod throttle;
 pub mod worker;

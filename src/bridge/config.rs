@@ -278,6 +278,36 @@ fn default_qos() -> u8 {
 }
 
 impl BridgeConfig {
+    /// The options a running bridge takes on SIGHUP: when its link comes up and when it
+    /// is let go. Every other option is part of the link or the queue set up at start.
+    pub const RELOADABLE: [&'static str; 4] =
+        ["start", "lazy_threshold", "lazy_interval", "idle_timeout"];
+
+    /// The names (as in the file) of the options whose value differs in `new`.
+    pub fn changed_options(&self, new: &BridgeConfig) -> Vec<String> {
+        let table = |config: &BridgeConfig| match toml::Value::try_from(config) {
+            Ok(toml::Value::Table(table)) => table,
+            _ => toml::Table::new(),
+        };
+        let (old, new) = (table(self), table(new));
+        let mut names: Vec<String> = old
+            .keys()
+            .chain(new.keys().filter(|k| !old.contains_key(*k)))
+            .filter(|k| old.get(*k) != new.get(*k))
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Takes the [`Self::RELOADABLE`] options' values from `new`.
+    pub fn take_reloadable(&mut self, new: &BridgeConfig) {
+        self.start = new.start;
+        self.lazy_threshold = new.lazy_threshold;
+        self.lazy_interval = new.lazy_interval;
+        self.idle_timeout = new.idle_timeout;
+    }
+
     pub fn client_id(&self) -> String {
         self.client_id
             .clone()
@@ -385,5 +415,35 @@ impl BridgeConfig {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &str) -> BridgeConfig {
+        let text = format!(
+            "name = \"c\"\naddress = \"h:1\"\n{extra}\n[[topic]]\nfilter = \"#\"\ndirection = \"out\"\n"
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn changed_options_are_named_as_in_the_file() {
+        let old = parse("start = \"lazy\"\nlazy_threshold = 5");
+        assert!(old.changed_options(&old.clone()).is_empty());
+        let new = parse("start = \"lazy\"\nidle_timeout = 9");
+        let new = BridgeConfig {
+            address: Addresses::Many(vec!["h:2".into(), "h:3".into()]),
+            ..new
+        };
+        assert_eq!(
+            old.changed_options(&new),
+            ["address", "idle_timeout", "lazy_threshold"]
+        );
+        let mut taken = old.clone();
+        taken.take_reloadable(&new);
+        assert_eq!(taken.changed_options(&new), ["address"]);
     }
 }

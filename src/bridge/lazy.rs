@@ -39,6 +39,31 @@ impl Lazy {
         })
     }
 
+    /// After a SIGHUP changed `config`'s lazy options: the lazy start the bridge has from
+    /// now on. A lazy bridge keeps its state under the new threshold, interval and idle
+    /// timeout; one that becomes lazy starts wanted if it is `active` (up, or trying with
+    /// something queued), so it is let go once idle, and at rest otherwise.
+    pub fn reconfigured(
+        previous: Option<Lazy>,
+        config: &BridgeConfig,
+        active: bool,
+        now: Instant,
+    ) -> Option<Lazy> {
+        let fresh = Lazy::new(config, now)?;
+        Some(match previous {
+            Some(lazy) => Lazy {
+                threshold: fresh.threshold,
+                interval: fresh.interval,
+                idle_timeout: fresh.idle_timeout,
+                ..lazy
+            },
+            None => Lazy {
+                wanted: active,
+                ..fresh
+            },
+        })
+    }
+
     /// True from the moment the link is wanted until it is let go.
     pub fn wanted(&self) -> bool {
         self.wanted
@@ -97,7 +122,7 @@ mod tests {
     use super::*;
     use crate::bridge::config::Addresses;
 
-    fn lazy(threshold: Option<u64>, interval: Option<u64>, idle: Option<u64>) -> (Lazy, Instant) {
+    fn config(threshold: Option<u64>, interval: Option<u64>, idle: Option<u64>) -> BridgeConfig {
         let text = "name = \"c\"\naddress = \"h:1\"\nstart = \"lazy\"\n\
                     [[topic]]\nfilter = \"#\"\ndirection = \"out\"\n";
         let mut config: BridgeConfig = toml::from_str(text).unwrap();
@@ -105,7 +130,12 @@ mod tests {
         config.lazy_threshold = threshold;
         config.lazy_interval = interval;
         config.idle_timeout = idle;
+        config
+    }
+
+    fn lazy(threshold: Option<u64>, interval: Option<u64>, idle: Option<u64>) -> (Lazy, Instant) {
         let now = Instant::now();
+        let config = config(threshold, interval, idle);
         (Lazy::new(&config, now).unwrap(), now)
     }
 
@@ -164,6 +194,36 @@ mod tests {
             let got = problem(lines, rules).unwrap_or_default();
             assert!(got.starts_with(want), "{lines}: {got}");
         }
+    }
+
+    #[test]
+    fn a_reload_keeps_the_state_and_takes_the_new_numbers() {
+        let (mut l, t0) = lazy(Some(100), Some(60), Some(30));
+        l.rest(t0 + 10 * S);
+        let config = config(Some(3), Some(20), Some(5));
+        let mut l = Lazy::reconfigured(Some(l), &config, false, t0 + 15 * S).unwrap();
+        assert!(!l.wanted());
+        assert_eq!(
+            l.wake_at(1),
+            Some(t0 + 30 * S),
+            "the interval counts from the rest"
+        );
+        assert!(l.wants_link(3, t0 + 16 * S), "the new threshold");
+        assert_eq!(l.idle_at(0), Some(t0 + 21 * S), "the new idle timeout");
+    }
+
+    #[test]
+    fn a_reload_to_always_drops_the_lazy_start_and_one_to_lazy_starts_it() {
+        let (l, t0) = lazy(Some(5), None, Some(30));
+        let mut config = config(None, None, None);
+        config.start = Start::Always;
+        assert!(Lazy::reconfigured(Some(l), &config, true, t0).is_none());
+        config.start = Start::Lazy;
+        let up = Lazy::reconfigured(None, &config, true, t0).unwrap();
+        assert!(up.wanted(), "a link that is up stays until idle");
+        assert_eq!(up.idle_at(0), Some(t0 + 60 * S));
+        let resting = Lazy::reconfigured(None, &config, false, t0).unwrap();
+        assert!(!resting.wanted(), "no link and nothing queued: at rest");
     }
 
     #[test]

@@ -18,16 +18,12 @@ use std::time::{Duration, Instant};
 use super::client::Hold;
 use super::close::Ending;
 use super::{Broker, Violation};
+use crate::core::acks::{self, Window};
 use crate::core::admission::Holder;
 use crate::core::keys::{ConnKey, SessionKey};
 use crate::core::queue;
 use crate::core::timers::Timer;
 use crate::protocol::ReasonCode;
-
-/// How many times the Receive Maximum of open QoS 2 exchanges a client may have before it
-/// is disconnected with 0x93: a small overrun is a client ignoring the window, this much
-/// is a flood.
-const QOS2_FLOOD_FACTOR: usize = 2;
 
 impl Broker {
     /// Holds the publisher on `token` back: the frame being handled stays in its buffer
@@ -65,41 +61,36 @@ impl Broker {
 
     /// A QoS 1/2 PUBLISH from an MQTT 5 client on `token`: true when it is beyond the
     /// Receive Maximum and must wait, unhandled, until the acknowledgements already
-    /// given are written (the end of this turn). Open QoS 2 exchanges end only with a
-    /// PUBREL further on in the stream, so waiting cannot help them: up to
-    /// [`QOS2_FLOOD_FACTOR`] times the window they are tolerated, beyond it refused.
+    /// given are written (the end of this turn); a flood of open QoS 2 exchanges is
+    /// refused (see [`acks::inbound_window`]).
     pub(super) fn beyond_receive_maximum(
         &mut self,
         token: ConnKey,
         session: SessionKey,
     ) -> Result<bool, Violation> {
-        let window = usize::from(self.config.features.receive_maximum);
+        let receive_maximum = self.config.features.receive_maximum;
         let open_qos2 = self.sessions[session].flight().incoming_qos2.len();
         let conn = &mut self.conns[token];
-        let unwritten_acks = usize::from(conn.unflushed_qos1_acks);
-        if open_qos2 + unwritten_acks < window {
-            return Ok(false);
-        }
-        if unwritten_acks > 0 {
-            if !conn.over_window {
-                conn.over_window = true;
-                log::info!(
-                    "client {}: more unacknowledged QoS 1/2 publishes than Receive Maximum \
-                     ({window}); reading it again once its acknowledgements are out",
-                    conn.client_id
-                );
+        match acks::inbound_window(receive_maximum, open_qos2, conn.unflushed_qos1_acks) {
+            Window::Open => Ok(false),
+            Window::Wait => {
+                if !conn.over_window {
+                    conn.over_window = true;
+                    log::info!(
+                        "client {}: more unacknowledged QoS 1/2 publishes than Receive Maximum \
+                         ({receive_maximum}); reading it again once its acknowledgements are out",
+                        conn.client_id
+                    );
+                }
+                conn.hold = Hold::Held;
+                self.turn.window_waiters.push((token, conn.serial));
+                Ok(true)
             }
-            conn.hold = Hold::Held;
-            self.turn.window_waiters.push((token, conn.serial));
-            return Ok(true);
-        }
-        if open_qos2 >= window * QOS2_FLOOD_FACTOR {
-            return Err(Violation::new(
+            Window::Flood => Err(Violation::new(
                 ReasonCode::ReceiveMaximumExceeded,
                 "more open QoS 2 publishes than twice Receive Maximum",
-            ));
+            )),
         }
-        Ok(false)
     }
 
     /// The end of a turn, after the flush: publishers held for their Receive Maximum

@@ -9,6 +9,8 @@
 //! to the upstream leaves only once the message is in the local queues on disk, and a
 //! QoS 2 PUBLISH only once its packet id is recorded.
 
+mod reload;
+
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -53,7 +55,7 @@ pub struct Resolved {
 }
 
 /// How long a graceful stop waits for the upstreams to close after our DISCONNECT.
-const STOP_DRAIN: Duration = Duration::from_millis(500);
+const STOP_DRAIN: Duration = Duration::from_secs(2);
 
 /// How long the primary check waits for a TCP connection.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -406,20 +408,26 @@ impl Broker {
     }
 
     /// Leaves a link that is up, on purpose: DISCONNECT (normal; after the state `0` if
-    /// `say_down`), written as far as the socket takes it, and the link dropped; locally
-    /// the state is `0`. What the turn made so far waits for its batch, and goes with it.
+    /// `say_down`); locally the state is `0`. What the turn made so far waits for its
+    /// batch, which this link will not see: it is not sent. The socket lingers (as a
+    /// client's after a reason code) until the upstream closes it: closed at once, a late
+    /// PUBACK would meet a reset, which can cost the upstream our DISCONNECT (then it
+    /// publishes the will, a second `0`).
     fn leave_link(&mut self, key: BridgeKey, say_down: bool, now: Instant) {
         let pending = self.pending_batch();
-        let bridge = &mut self.bridges.list[key];
-        if let Some(link) = bridge.link.as_mut() {
-            link.held.hold(pending, &mut link.out);
-            bridge.session.send_disconnect(&mut link.out, say_down);
-        }
-        self.flush_bridge(key, now);
+        let serial = self.next_generation();
         let bridge = &mut self.bridges.list[key];
         if let Some(mut link) = bridge.link.take() {
-            let _ = self.registry.deregister(&mut link.socket);
+            link.held.hold(pending, &mut link.out);
+            link.held.take_ready(&mut link.out);
+            bridge.session.send_disconnect(&mut link.out, say_down);
+            let unsent = match link.tls {
+                Some(tls) => tls.finish(&mut link.out),
+                None => link.out,
+            };
+            self.linger_socket(link.socket, None, serial, unsent, now);
         }
+        let bridge = &mut self.bridges.list[key];
         bridge.up_since = None;
         bridge.primary_check_at = None;
         self.notify_locally(key, false, now);

@@ -11,8 +11,8 @@ use std::time::Instant;
 use super::console::{ConsoleAnswer, ConsoleAsk, ConsoleRequest};
 use super::inbox::Inbound;
 use super::Broker;
+use crate::accounts::{self, AccountError, Bcrypt};
 use crate::auth::throttle::Attempt;
-use crate::chat::accounts::{self, AccountError};
 
 impl Broker {
     pub(super) fn start_reset(
@@ -38,7 +38,8 @@ impl Broker {
         };
         let cost = self.config.accounts.bcrypt_cost;
         self.access.worker.run(Box::new(move |store, dummy| {
-            let outcome = match accounts::reset(store, &name, &answer, &password, cost, dummy) {
+            let hasher = Bcrypt(cost);
+            let outcome = match accounts::reset(store, &hasher, &name, &answer, &password, dummy) {
                 Ok(()) => ConsoleAnswer::Done,
                 Err(AccountError::Rule(e)) => ConsoleAnswer::Invalid(e.to_string()),
                 Err(AccountError::Unavailable) => {

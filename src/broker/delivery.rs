@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::close::Ending;
 use super::Broker;
+use crate::core::acks::{self, Resend};
 use crate::core::admission::{self, Holder, Rules, Step, Verdict};
 use crate::core::alias::TopicAlias;
 use crate::core::keys::{ConnKey, SessionKey};
@@ -215,21 +216,15 @@ impl Broker {
         let Some(token) = self.sessions[session].connection() else {
             return;
         };
-        let inflight: Vec<Inflight> = self.sessions[session]
-            .flight()
-            .inflight
-            .iter()
-            .cloned()
-            .collect();
-        for entry in &inflight {
-            match entry.state {
-                InflightState::Published => {
-                    let qos = qos_pid(entry.outbound.qos, entry.packet_id);
-                    self.write_publish(token, &entry.outbound, qos, true, now);
+        for resend in acks::resends(&self.sessions[session]) {
+            match resend {
+                Resend::Publish(packet_id, outbound) => {
+                    let qos = qos_pid(outbound.qos, packet_id);
+                    self.write_publish(token, &outbound, qos, true, now);
                 }
-                InflightState::Released => {
+                Resend::Release(packet_id) => {
                     self.conns[token].send(&Packet::PubRel(Ack {
-                        packet_id: entry.packet_id,
+                        packet_id,
                         reason: ReasonCode::Success,
                         properties: Properties::default(),
                     }));
@@ -265,10 +260,9 @@ impl Broker {
 
     /// How many unacknowledged QoS 1/2 messages this connection may have.
     pub(super) fn window(&self, token: ConnKey) -> usize {
-        usize::from(
-            self.conns[token]
-                .receive_maximum
-                .min(self.config.limits.max_inflight),
+        acks::send_window(
+            self.conns[token].receive_maximum,
+            self.config.limits.max_inflight,
         )
     }
 

@@ -237,7 +237,7 @@ impl Server {
                         drain(&mut signals);
                         stop = received.load(Ordering::Relaxed) != 0;
                         if hangup.swap(false, Ordering::Relaxed) {
-                            broker.reload(source.as_ref());
+                            broker.reload(source.as_ref(), now);
                         }
                     }
                     WAKER => {}
@@ -573,7 +573,7 @@ impl Broker {
                 if conn.closing.as_ref().is_some_and(|why| why.linger) {
                     self.linger(conn, now);
                 } else {
-                    self.forget_socket(conn.socket, conn.addr);
+                    self.forget_socket(conn.socket, Some(conn.addr));
                 }
             }
         }

@@ -33,7 +33,9 @@ const FIRST: usize = usize::MAX / 2;
 /// The socket of a closed connection, finishing its answer and draining its input.
 pub struct Lingering {
     socket: TcpStream,
-    addr: SocketAddr,
+    /// The client's address, counted against `max_connections_per_address` until the
+    /// socket is gone; `None` for a bridge's link to its upstream.
+    addr: Option<SocketAddr>,
     /// The closed connection's serial, so a timer for an earlier holder of the slot is ignored.
     serial: u64,
     /// The answer's bytes not yet written (framed and encrypted as the transport needs).
@@ -112,7 +114,20 @@ impl Broker {
     /// Takes over the socket of a connection closed with an answer, to finish it.
     pub(super) fn linger(&mut self, conn: Connection, now: Instant) {
         let (addr, serial) = (conn.addr, conn.serial);
-        let (mut socket, unsent) = conn.into_last_bytes();
+        let (socket, unsent) = conn.into_last_bytes();
+        self.linger_socket(socket, Some(addr), serial, unsent, now);
+    }
+
+    /// Takes over a socket (a closed connection's, or a bridge link left on purpose) with
+    /// the last bytes it must write; `serial` is never reused by another lingering socket.
+    pub(super) fn linger_socket(
+        &mut self,
+        mut socket: TcpStream,
+        addr: Option<SocketAddr>,
+        serial: u64,
+        unsent: Vec<u8>,
+        now: Instant,
+    ) {
         let key = self.lingering.slab.vacant_key();
         let interest = Interest::READABLE | Interest::WRITABLE;
         if self
@@ -171,12 +186,14 @@ impl Broker {
         }
     }
 
-    /// Closes a client's socket for good and stops counting it against its address.
-    pub(super) fn forget_socket(&mut self, mut socket: TcpStream, addr: SocketAddr) {
-        if let Some(count) = self.per_address.get_mut(&addr.ip()) {
+    /// Closes a socket for good and, for a client's (`addr`), stops counting it against
+    /// its address.
+    pub(super) fn forget_socket(&mut self, mut socket: TcpStream, addr: Option<SocketAddr>) {
+        let ip = addr.map(|addr| addr.ip());
+        if let Some((ip, count)) = ip.and_then(|ip| Some((ip, self.per_address.get_mut(&ip)?))) {
             *count -= 1;
             if *count == 0 {
-                self.per_address.remove(&addr.ip());
+                self.per_address.remove(&ip);
             }
         }
         let _ = self.registry.deregister(&mut socket);

@@ -8,6 +8,7 @@ use super::delivery::Admission;
 use super::watch::SeenProperties;
 use super::{Broker, Violation};
 use crate::auth::acl::Action;
+use crate::core::acks;
 use crate::core::keys::{BridgeKey, ConnKey, SessionKey};
 use crate::core::message::Message;
 use crate::core::route::Matches;
@@ -55,11 +56,7 @@ impl Broker {
             return Ok(());
         }
         if let QosPid::ExactlyOnce(id) = publish.qos {
-            if self.sessions[session]
-                .flight()
-                .incoming_qos2
-                .contains(&id.get())
-            {
+            if acks::is_qos2_resend(&self.sessions[session], id) {
                 // A resend of a message already taken: answer again, deliver nothing.
                 self.stats.messages_received += 1;
                 self.await_durable(token);
@@ -143,10 +140,7 @@ impl Broker {
             }
             QosPid::ExactlyOnce(id) => {
                 if !reason.is_error() {
-                    self.sessions[session]
-                        .flight_mut()
-                        .incoming_qos2
-                        .push(id.get());
+                    acks::take_qos2(&mut self.sessions[session], id);
                     self.stage_qos2(session, id.get(), true);
                 }
                 self.await_delivery(token, message_id, others);
@@ -169,10 +163,7 @@ impl Broker {
 
     fn is_qos2_resend(&self, session: SessionKey, publish: &Publish<'_>) -> bool {
         match publish.qos {
-            QosPid::ExactlyOnce(id) => self.sessions[session]
-                .flight()
-                .incoming_qos2
-                .contains(&id.get()),
+            QosPid::ExactlyOnce(id) => acks::is_qos2_resend(&self.sessions[session], id),
             _ => false,
         }
     }

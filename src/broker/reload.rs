@@ -7,10 +7,12 @@
 //! file, the ACL rules are read again from the store and cached logins forgotten (so a
 //! changed password or a deleted user takes effect at the next connect). What was bound or
 //! announced at start (listeners, the web console, the database, accounts, CONNACK
-//! features, chat, bridges) stays until a restart, and the log names each changed option.
-//! A file that does not load keeps every running setting.
+//! features, chat, bridges) stays until a restart, and the log names each changed option;
+//! of a bridge, only when its link comes up and is let go changes at once
+//! (`broker::bridge::reload`). A file that does not load keeps every running setting.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::Broker;
 use crate::auth::cache::CredentialCache;
@@ -22,13 +24,13 @@ impl Broker {
     /// Reads `source` again (when the broker has one) and applies what can change while
     /// clients stay connected; reloads the ACL rules from the store and forgets cached
     /// logins. Logs each step.
-    pub(super) fn reload(&mut self, source: Option<&ConfigSource>) {
+    pub(super) fn reload(&mut self, source: Option<&ConfigSource>, now: Instant) {
         match source.and_then(ConfigSource::file) {
             Some(file) => log::info!("SIGHUP: reloading {} and the ACL rules", file.display()),
             None => log::info!("SIGHUP: no config file; reloading the ACL rules"),
         }
         match source.map(ConfigSource::load) {
-            Some(Ok(new)) => self.apply_config(new),
+            Some(Ok(new)) => self.apply_config(new, now),
             Some(Err(e)) => log::error!("reload: {e}; keeping every running setting"),
             None => {}
         }
@@ -59,19 +61,31 @@ impl Broker {
         keys.len()
     }
 
-    fn apply_config(&mut self, new: Config) {
+    fn apply_config(&mut self, new: Config, now: Instant) {
+        // The bridges take what they can first; what is left of their section's changes
+        // is named option by option instead of as the whole `bridge` section.
+        let bridges = self.reload_bridges(&new.bridge.links, now);
         let changes = self.config.reload(new);
-        if !changes.restart.is_empty() {
+        let mut restart: Vec<String> = changes
+            .restart
+            .iter()
+            .filter(|name| **name != "bridge")
+            .map(|name| name.to_string())
+            .collect();
+        restart.extend(bridges.restart);
+        let mut applied: Vec<String> = changes.applied.iter().map(|n| n.to_string()).collect();
+        applied.extend(bridges.applied);
+        if !restart.is_empty() {
             log::warn!(
                 "reload: {} changed but need a restart; still using the running values",
-                changes.restart.join(", ")
+                restart.join(", ")
             );
         }
         // Logged before a new log level applies, so a quieter level still shows it.
-        if changes.applied.is_empty() {
+        if applied.is_empty() {
             log::info!("reload: no reloadable option changed");
         } else {
-            log::info!("reload: applied {}", changes.applied.join(", "));
+            log::info!("reload: applied {}", applied.join(", "));
         }
         if changes.applied.contains(&"log_level")
             && !logging::set_level(self.config.runtime.log_level)

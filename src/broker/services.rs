@@ -9,8 +9,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use super::{Broker, Inbound, Violation};
+use crate::accounts::{self, Bcrypt};
 use crate::auth::acl::{is_reply_topic, Action};
-use crate::chat::{accounts, AccountReply, ChatConfig, ChatService, Context};
+use crate::chat::{AccountReply, ChatConfig, ChatService, Context};
 use crate::clock;
 use crate::core::keys::{ConnKey, Key, SessionKey};
 use crate::core::message::{ForwardedProperties, Message};
@@ -232,7 +233,7 @@ impl Broker {
                 Effect::Account { ticket, op } => {
                     let cost = self.config.accounts.bcrypt_cost;
                     self.access.worker.run(Box::new(move |store, dummy| {
-                        let result = accounts::run(store, &op, cost, dummy);
+                        let result = accounts::run(store, &Bcrypt(cost), &op, dummy);
                         Inbound::Chat(AccountReply { ticket, result })
                     }));
                 }

@@ -1,16 +1,15 @@
 //! Account requests on the loop: the cheap checks first (rules, question length), the
 //! limits (registrations per address; reset answers through the login throttle, per
 //! address and per account-and-address), then the bcrypt work handed to an auth worker,
-//! and the reply once it is done. The work itself is in `accounts`.
+//! and the reply once it is done. The work itself is `crate::accounts`.
 
 use std::time::Instant;
 
-use super::accounts::{self, AccountDone, AccountError, AccountOp};
 use super::codec::{Op, Reply};
 use super::reply::ReplyTo;
 use super::{ChatError, ChatService};
+use crate::accounts::{self, rules, AccountDone, AccountError, AccountOp};
 use crate::auth::attempts::Attempts;
-use crate::auth::rules;
 use crate::auth::throttle::{AddressKey, Attempt};
 use crate::service::{Effect, Request};
 
@@ -56,8 +55,8 @@ impl ChatService {
         let mut attempt = None;
         let (name, op) = match op {
             Op::Register { name, password } => {
-                rules::check_username(name).map_err(ChatError::Rule)?;
-                rules::check_password(password).map_err(ChatError::Rule)?;
+                rules::check_username(name).map_err(AccountError::Rule)?;
+                rules::check_password(password).map_err(AccountError::Rule)?;
                 per_address(&mut self.registrations, req, "registrations")?;
                 let op = AccountOp::Register {
                     name: name.to_owned(),
@@ -87,7 +86,7 @@ impl ChatService {
                 password,
                 answer,
             } => {
-                rules::check_password(password).map_err(ChatError::Rule)?;
+                rules::check_password(password).map_err(AccountError::Rule)?;
                 let taken = self.resets.begin(req.from.addr, name, req.now);
                 attempt = Some(taken.map_err(|wait| {
                     log::info!(

@@ -2,6 +2,8 @@
 //! parse, how room events and replies are written. Pure text in, text out.
 
 use super::ChatError;
+use crate::accounts::rules::breaks_lines;
+use crate::accounts::AccountError;
 use crate::auth::acl::{CLIENT_REPLIES, USER_REPLIES};
 use crate::store::{ChatMessageRecord, HistoryRange};
 
@@ -104,14 +106,6 @@ pub fn check_text(text: &[u8], max: usize) -> Result<&str, ChatError> {
     Ok(text)
 }
 
-/// True for the characters a reader may take as the end of a line besides the control
-/// characters: U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR (Python's
-/// `splitlines()`, JavaScript's line terminators). A text holding one could forge a row
-/// of a history page.
-pub fn breaks_lines(c: char) -> bool {
-    matches!(c, '\u{2028}' | '\u{2029}')
-}
-
 /// A parsed request payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op<'a> {
@@ -191,10 +185,10 @@ pub fn parse_request<'a>(op: &str, payload: &'a [u8]) -> Result<Op<'a>, ChatErro
             ))?;
             let answer = answer.trim_end_matches(['\r', '\n']);
             if question.trim().is_empty() {
-                return Err(ChatError::QuestionInvalid);
+                return Err(AccountError::QuestionInvalid.into());
             }
             if answer.trim().is_empty() {
-                return Err(ChatError::AnswerInvalid);
+                return Err(AccountError::AnswerInvalid.into());
             }
             Ok(Op::SetQuestion { question, answer })
         }
@@ -469,11 +463,11 @@ mod tests {
         assert_eq!(parse_request("like", b"42"), Ok(Op::Like { id: 42 }));
         assert_eq!(
             parse_request("setq", b"\nRex"),
-            Err(ChatError::QuestionInvalid)
+            Err(AccountError::QuestionInvalid.into())
         );
         assert_eq!(
             parse_request("setq", b"First pet?\n  "),
-            Err(ChatError::AnswerInvalid)
+            Err(AccountError::AnswerInvalid.into())
         );
         assert_eq!(parse_request("rooms", b""), Ok(Op::Rooms));
         for (op, bad) in [

@@ -7,7 +7,8 @@
 use super::codec::{self, Reply};
 use super::rooms::{confirm_sent, unavailable};
 use super::{ChatError, ChatService, Context};
-use crate::auth::{acl::USER_REPLIES, rules};
+use crate::accounts::rules;
+use crate::auth::acl::USER_REPLIES;
 use crate::service::{Effect, Outgoing, Request};
 use crate::store::{ChatWrite, Write};
 

@@ -3,8 +3,7 @@
 
 use std::fmt;
 
-use super::accounts::AccountError;
-use crate::auth::rules::RuleError;
+use crate::accounts::AccountError;
 
 /// A refused chat request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,13 +23,9 @@ pub enum ChatError {
     UnknownUser,
     /// A direct message to someone who blocked the sender.
     Blocked,
-    /// A user name or password that breaks the account rules.
-    Rule(RuleError),
-    NameTaken,
-    QuestionInvalid,
-    AnswerInvalid,
-    NoQuestion,
-    ResetFailed,
+    /// Account work refused: a rule, a taken name, a wrong answer (its own code and
+    /// sentence, `crate::accounts`).
+    Account(AccountError),
     BadResponseTopic,
     Unavailable,
 }
@@ -51,12 +46,7 @@ impl ChatError {
             ChatError::UnknownMessage => "unknown_message",
             ChatError::UnknownUser => "unknown_user",
             ChatError::Blocked => "blocked",
-            ChatError::Rule(rule) => rule.code(),
-            ChatError::NameTaken => "name_taken",
-            ChatError::QuestionInvalid => "question_invalid",
-            ChatError::AnswerInvalid => "answer_invalid",
-            ChatError::NoQuestion => "no_question",
-            ChatError::ResetFailed => "reset_failed",
+            ChatError::Account(e) => e.code(),
             ChatError::BadResponseTopic => "bad_response_topic",
             ChatError::Unavailable => "unavailable",
         }
@@ -82,12 +72,7 @@ impl fmt::Display for ChatError {
             ChatError::UnknownMessage => f.write_str("no such message"),
             ChatError::UnknownUser => f.write_str("no such user"),
             ChatError::Blocked => f.write_str("this user does not take your direct messages"),
-            ChatError::Rule(rule) => rule.fmt(f),
-            ChatError::NameTaken => f.write_str("the user name is taken"),
-            ChatError::QuestionInvalid => f.write_str("a question has 1 to 200 characters"),
-            ChatError::AnswerInvalid => f.write_str("an answer has 1 to 71 bytes"),
-            ChatError::NoQuestion => f.write_str("no security question for that user"),
-            ChatError::ResetFailed => f.write_str("wrong user name or answer"),
+            ChatError::Account(e) => e.fmt(f),
             ChatError::BadResponseTopic => {
                 f.write_str("the response topic is not one this client may read")
             }
@@ -101,13 +86,9 @@ impl std::error::Error for ChatError {}
 impl From<AccountError> for ChatError {
     fn from(e: AccountError) -> Self {
         match e {
-            AccountError::Rule(rule) => ChatError::Rule(rule),
-            AccountError::NameTaken => ChatError::NameTaken,
-            AccountError::QuestionInvalid => ChatError::QuestionInvalid,
-            AccountError::AnswerInvalid => ChatError::AnswerInvalid,
-            AccountError::NoQuestion => ChatError::NoQuestion,
-            AccountError::ResetFailed => ChatError::ResetFailed,
+            // The chat's own sentence for a store that failed.
             AccountError::Unavailable => ChatError::Unavailable,
+            e => ChatError::Account(e),
         }
     }
 }

@@ -9,7 +9,8 @@ use super::codec::{self, Reply};
 use super::direct::inbox;
 use super::presence::{Change, Changes};
 use super::{ChatError, ChatService};
-use crate::auth::{acl::USER_REPLIES, rules};
+use crate::accounts::rules;
+use crate::auth::acl::USER_REPLIES;
 use crate::service::{Effect, Outgoing, SessionEvent};
 use crate::store::{ChatWrite, Write};
 

@@ -14,13 +14,11 @@
 //! - `members`   — room members, joins and leaves, presence on the wire.
 //! - `direct`    — direct messages between two users, and blocking.
 //! - `read_markers` — how far each user has read each room; unread counts; the block list.
-//! - `accounts`  — register, security questions, password reset (off the loop; also
-//!   what the web console calls to create users).
-//! - `account_requests` — account requests on the loop: checks, worker hand-off, replies.
+//! - `account_requests` — account requests on the loop: checks, limits, the hand-off to an
+//!   auth worker (the work itself is `crate::accounts`), replies.
 //! - `ratelimit` — per-client request buckets.
 
 mod account_requests;
-pub mod accounts;
 pub mod codec;
 mod direct;
 mod error;

@@ -4,8 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use super::accounts::{AccountDone, AccountError, AccountOp};
 use super::*;
+use crate::accounts::{AccountDone, AccountError, AccountOp};
 use crate::protocol::ProtocolVersion;
 use crate::service::{Effect, Outgoing, Requester};
 use crate::store::{ChatWrite, SyncMode, Write};

@@ -9,10 +9,12 @@
 //! - `shared`   — round-robin positions of shared-subscription groups.
 //! - `alias`    — topic aliases: the client's toward us, ours toward it (LRU remapping).
 //! - `route`    — who gets a message: matching, shared-group choice, merging, No Local.
+//! - `acks`     — the QoS 1/2 handshakes both ways, resends, our Receive Maximum.
 //! - `queue`    — queue limits and budgets: would it wait, does it fit, whom to release.
 //! - `admission` — `queue_full`: deliver, make room, drop, hold the publisher or refuse.
 //! - `timers`   — the deadline heap that sets the poll timeout.
 
+pub mod acks;
 pub mod admission;
 pub mod alias;
 pub mod index;

@@ -45,7 +45,7 @@ mod queues;
 mod retained;
 mod sessions;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 pub mod users;
 pub mod write;
 mod writer;

@@ -1,16 +1,17 @@
-//! What the register, login and account forms (and their API twins) do, with the account
-//! rules of `auth::rules` and bcrypt on the calling web thread, never on the loop. Each
-//! refusal has a code, an HTTP status and a sentence for the page.
+//! What the register, login and account forms (and their API twins) do: the account work
+//! of `crate::accounts` and the login checks, with bcrypt on the calling web thread (one
+//! at a time, [`Context`]'s [`Hasher`]), never on the loop. Each refusal has a code, an
+//! HTTP status and a sentence for the page.
 
 use std::fmt;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::server::{Context, Reply};
-use crate::auth::password::{self, MAX_PASSWORD_BYTES};
-use crate::auth::rules::{self, RuleError};
+use crate::accounts::rules::{self, RuleError};
+use crate::accounts::{self, Hasher, QUESTION_MAX};
+use crate::auth::password::MAX_PASSWORD_BYTES;
 use crate::auth::throttle::AddressKey;
-use crate::chat::accounts::{self as chat, QUESTION_MAX};
 use crate::store::{Store, StoreError, UserRecord};
 
 #[derive(Debug)]
@@ -28,7 +29,8 @@ pub enum AccountError {
     QuestionInvalid,
     AnswerInvalid,
     Store(StoreError),
-    Hash(password::PasswordError),
+    /// The accounts' store or bcrypt failed (logged where it happened).
+    Unavailable,
 }
 
 impl AccountError {
@@ -41,7 +43,7 @@ impl AccountError {
             AccountError::WrongCredentials => 401,
             AccountError::NameTaken => 409,
             AccountError::Throttled(_) | AccountError::TooManyRegistrations => 429,
-            AccountError::Store(_) | AccountError::Hash(_) => 500,
+            AccountError::Store(_) | AccountError::Unavailable => 500,
         }
     }
 
@@ -54,7 +56,7 @@ impl AccountError {
             AccountError::Mismatch => "passwords_differ",
             AccountError::QuestionInvalid => "question_invalid",
             AccountError::AnswerInvalid => "answer_invalid",
-            AccountError::Store(_) | AccountError::Hash(_) => "internal",
+            AccountError::Store(_) | AccountError::Unavailable => "internal",
         }
     }
 }
@@ -81,7 +83,7 @@ impl fmt::Display for AccountError {
             AccountError::AnswerInvalid => {
                 write!(f, "the answer must have 1 to {MAX_PASSWORD_BYTES} bytes")
             }
-            AccountError::Store(_) | AccountError::Hash(_) => {
+            AccountError::Store(_) | AccountError::Unavailable => {
                 f.write_str("internal error; see the broker log")
             }
         }
@@ -110,7 +112,6 @@ impl std::error::Error for AccountError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             AccountError::Store(e) => Some(e),
-            AccountError::Hash(e) => Some(e),
             _ => None,
         }
     }
@@ -123,10 +124,18 @@ impl From<StoreError> for AccountError {
     }
 }
 
-impl From<password::PasswordError> for AccountError {
-    fn from(e: password::PasswordError) -> Self {
-        log::warn!("web console: {e}");
-        AccountError::Hash(e)
+impl From<accounts::AccountError> for AccountError {
+    fn from(e: accounts::AccountError) -> Self {
+        match e {
+            accounts::AccountError::Rule(rule) => AccountError::Rule(rule),
+            accounts::AccountError::NameTaken => AccountError::NameTaken,
+            accounts::AccountError::QuestionInvalid => AccountError::QuestionInvalid,
+            accounts::AccountError::AnswerInvalid => AccountError::AnswerInvalid,
+            accounts::AccountError::NoQuestion
+            | accounts::AccountError::ResetFailed
+            | accounts::AccountError::UnknownUser => AccountError::WrongCredentials,
+            accounts::AccountError::Unavailable => AccountError::Unavailable,
+        }
     }
 }
 
@@ -167,8 +176,7 @@ fn check_new(name: &str, password: &str, repeat: &str) -> Result<(), AccountErro
     Ok(())
 }
 
-/// Creates a (non-admin) account and returns it. The password is hashed before the name
-/// is looked at, so a taken name (in any case) costs what a fresh one does.
+/// Creates a (non-admin) account with [`accounts::register`] and returns it.
 pub fn create(
     context: &Context,
     store: &Store,
@@ -177,14 +185,10 @@ pub fn create(
     repeat: &str,
 ) -> Result<UserRecord, AccountError> {
     check_new(name, password, repeat)?;
-    let hash = context.hash(password)?;
-    match store.add_user(name, &hash, false) {
-        Ok(_) => store
-            .find_login(name)?
-            .ok_or(AccountError::WrongCredentials),
-        Err(StoreError::DuplicateUser(_)) => Err(AccountError::NameTaken),
-        Err(e) => Err(e.into()),
-    }
+    accounts::register(store, context, name, password)?;
+    store
+        .find_login(name)?
+        .ok_or(AccountError::WrongCredentials)
 }
 
 /// Checks a login. The try takes its place in the login throttle (per address and per
@@ -226,12 +230,12 @@ fn verified(
         .map_err(AccountError::Throttled)?;
     let user = store.find_login(name);
     let ok = match &user {
-        Ok(Some(user)) => context.verify(password, &user.password_hash),
+        Ok(Some(user)) => context.verify(password.as_bytes(), &user.password_hash),
         Ok(None) => {
             let dummy = context
                 .dummy_hash
                 .get_or_init(|| context.hash("not a real password").unwrap_or_default());
-            std::hint::black_box(context.verify(password, dummy));
+            std::hint::black_box(context.verify(password.as_bytes(), dummy));
             false
         }
         Err(_) => false,
@@ -264,14 +268,12 @@ pub fn change_password(
     if new != repeat {
         return Err(AccountError::Mismatch);
     }
-    let hash = context.hash(new)?;
-    store.set_password(&user.name, &hash)?;
+    accounts::set_password(store, context, &user.name, new)?;
     log::info!("web console: {} changed their password", user.name);
     Ok(())
 }
 
-/// Sets `name`'s security question, with the chat service's checks; the answer is stored
-/// only as a bcrypt hash of its trimmed, lower-cased form (as the chat's reset compares it).
+/// Sets `name`'s security question with [`accounts::set_question`].
 pub fn set_question(
     context: &Context,
     store: &Store,
@@ -279,14 +281,7 @@ pub fn set_question(
     question: &str,
     answer: &str,
 ) -> Result<(), AccountError> {
-    chat::check_question(question, answer).map_err(|e| match e {
-        chat::AccountError::AnswerInvalid => AccountError::AnswerInvalid,
-        _ => AccountError::QuestionInvalid,
-    })?;
-    let question = question.trim();
-    let answer = answer.trim().to_lowercase();
-    let hash = context.hash(&answer)?;
-    store.set_security_question(name, question, &hash)?;
+    accounts::set_question(store, context, name, question, answer)?;
     log::info!("web console: {name} set a security question");
     Ok(())
 }

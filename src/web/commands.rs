@@ -1,8 +1,8 @@
 //! The admin console's commands — publish, clear retained messages, manage users and ACL
 //! rules — as plain functions: checked input in, a sentence naming what was done (or a
 //! refusal with its status) out. `api.rs` answers them as JSON, `admin_forms.rs` as a
-//! redirect to `/admin` with a one-time notice. Accounts go through the shared account
-//! functions and rules (`accounts`, `auth::rules`); ACL rules through the store's checks,
+//! redirect to `/admin` with a one-time notice. Accounts go through the account functions
+//! (`crate::accounts`, with the web's wording in `web::accounts`); ACL rules through the store's checks,
 //! as `outpost acl add` does.
 
 use std::str::FromStr;
@@ -10,7 +10,6 @@ use std::str::FromStr;
 use super::accounts::{self, AccountError};
 use super::routes::Auth;
 use super::server::Context;
-use crate::auth::rules;
 use crate::broker::console::{AskError, ConsoleAnswer, ConsoleAsk, ConsolePublish};
 use crate::store::{Access, AdminChange, Store, StoreError};
 
@@ -249,11 +248,8 @@ pub fn set_password(
     if store.find_user(name).map_err(store_refusal)?.is_none() {
         return Err(store_refusal(StoreError::UnknownUser(name.to_owned())));
     }
-    rules::check_password(password).map_err(|e| account_refusal(AccountError::Rule(e)))?;
-    let hash = context
-        .hash(password)
+    crate::accounts::set_password(store, context, name, password)
         .map_err(|e| account_refusal(e.into()))?;
-    store.set_password(name, &hash).map_err(store_refusal)?;
     end_sessions(context, name);
     refresh_access(context);
     log::info!(

@@ -13,9 +13,8 @@ use super::html::{self, escape, Value};
 use super::pages::{self, entry_fields, form_token, EntryRefusal, EXPIRED_FORM};
 use super::server::{Context, Reply, Req};
 use super::session;
-use crate::auth::rules;
+use crate::accounts::{self, rules};
 use crate::broker::console::{self, ConsoleAnswer, ConsoleAsk};
-use crate::chat::accounts;
 use crate::store::Store;
 
 const RESET: &str = include_str!("../../assets/reset.html");

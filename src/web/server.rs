@@ -13,7 +13,8 @@ use super::limit::LoginLimiter;
 use super::routes;
 use super::session::Sessions;
 use super::workers::Pool;
-use crate::auth::password::{self, PasswordError};
+use crate::accounts::{Bcrypt, Hasher};
+use crate::auth::password::PasswordError;
 use crate::broker::console::{self, AskError, ConsoleAnswer, ConsoleAsk};
 use crate::broker::InboxSender;
 use crate::config::Config;
@@ -74,19 +75,20 @@ pub struct Context {
     pub tls_fingerprint: Option<String>,
 }
 
+/// bcrypt at the configured cost, one hash or check at a time.
+impl Hasher for Context {
+    fn hash(&self, plain: &str) -> Result<String, PasswordError> {
+        let _slot = self.hashing.lock().expect("hashing slot");
+        Bcrypt(self.bcrypt_cost).hash(plain)
+    }
+
+    fn verify(&self, plain: &[u8], hash: &str) -> bool {
+        let _slot = self.hashing.lock().expect("hashing slot");
+        Bcrypt(self.bcrypt_cost).verify(plain, hash)
+    }
+}
+
 impl Context {
-    /// bcrypt-hashes `plain` at the configured cost (one hash or check at a time).
-    pub fn hash(&self, plain: &str) -> Result<String, PasswordError> {
-        let _slot = self.hashing.lock().expect("hashing slot");
-        password::hash_password(plain, self.bcrypt_cost)
-    }
-
-    /// True when `plain` matches the bcrypt `hash` (one hash or check at a time).
-    pub fn verify(&self, plain: &str, hash: &str) -> bool {
-        let _slot = self.hashing.lock().expect("hashing slot");
-        password::verify_password(plain.as_bytes(), hash)
-    }
-
     /// Asks the loop and waits up to [`ASK_TIMEOUT`]; an error means no answer (the
     /// caller answers 503).
     pub fn ask(&self, ask: ConsoleAsk) -> Result<ConsoleAnswer, AskError> {

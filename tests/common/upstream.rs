@@ -125,11 +125,30 @@ impl Mosquitto {
     /// Stops it with SIGTERM (a [`Mosquitto::persistent`] one saves its sessions) and
     /// waits for it to exit. Its port stays ours for [`Mosquitto::resume`].
     pub fn stop(&mut self) {
-        let pid = i32::try_from(self.child.id()).unwrap();
-        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "kill {pid}");
+        self.signal(libc::SIGTERM);
         let exited = wait_until(Duration::from_secs(10), || self.child.try_wait().unwrap());
         assert!(exited.is_some(), "mosquitto did not stop: {:?}", self.log());
+    }
+
+    /// Freezes it (SIGSTOP): its sockets stay open, nothing is read or answered until
+    /// [`Mosquitto::unpause`], as a busy or slow cluster node.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a [`Mosquitto::pause`]d broker run again (SIGCONT).
+    pub fn unpause(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        assert_eq!(
+            unsafe { libc::kill(pid, signal) },
+            0,
+            "kill -{signal} {pid}"
+        );
     }
 
     /// Starts it again on the same ports with the same config (after [`Mosquitto::stop`]).

@@ -1,16 +1,20 @@
-//! The rules every new account follows, wherever it is made: the chat service's register
-//! request, the web console's register form and `outpost user add`. Each refusal has a
-//! machine-readable code (for chat replies and the JSON API) and a sentence for people.
+//! The rules every account made by its own user follows, wherever it is made: the chat
+//! service's register request and the web console's register and admin forms (an
+//! administrator's `outpost user add` keeps the store's looser floor, so devices can have
+//! short names). Each refusal has a machine-readable code (for chat replies and the JSON
+//! API) and a sentence for people. Security questions and answers are bounded here too.
 
 use std::fmt;
 
-use super::password::MAX_PASSWORD_BYTES;
+use crate::auth::password::MAX_PASSWORD_BYTES;
 
 /// Shortest and longest user name, in characters.
 pub const USERNAME_MIN: usize = 3;
 pub const USERNAME_MAX: usize = 32;
 /// Shortest password, in bytes (the longest is bcrypt's [`MAX_PASSWORD_BYTES`]).
 pub const PASSWORD_MIN: usize = 8;
+/// Longest security question, in characters.
+pub const QUESTION_MAX: usize = 200;
 
 /// Why a user name or password is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +107,14 @@ pub fn check_password(password: &str) -> Result<(), RuleError> {
         return Err(RuleError::PasswordTooLong);
     }
     Ok(())
+}
+
+/// True for the characters a reader may take as the end of a line besides the control
+/// characters: U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR (Python's
+/// `splitlines()`, JavaScript's line terminators). A text holding one could forge a row
+/// of a chat history page or of a reply.
+pub fn breaks_lines(c: char) -> bool {
+    matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 #[cfg(test)]
