@@ -498,7 +498,9 @@ impl Broker {
         ConsoleAnswer::Done
     }
 
-    fn refresh_bans(&mut self) -> ConsoleAnswer {
+    /// Reads the bans again and disconnects the connected clients they name (after a
+    /// change in the console, and on SIGHUP).
+    pub(super) fn refresh_bans(&mut self) -> ConsoleAnswer {
         match self.db.store.list_bans() {
             Ok(bans) => self.access.bans = bans,
             Err(e) => {
