@@ -41,7 +41,11 @@
   let pinned = true;
 
   /// name → { messages: Map id → {id, time, sender, text, likes}, newest, oldest, more,
-  /// unread, members, count, loaded }
+  /// unread, members, count, loaded, synced, syncedOn }. `synced`: the page holds every
+  /// message of the room up to this id, the point a catch-up asks from (not `newest`: on a
+  /// fresh link a live message can come before the catch-up, and asking after it would
+  /// skip what was said while the link was down). `syncedOn`: the link on which the room
+  /// was loaded or caught up, so whatever comes live on it keeps `synced` moving.
   const rooms = new Map();
   let current = null;
   let user = null;
@@ -69,7 +73,7 @@
     if (!rooms.has(name)) {
       rooms.set(name, {
         messages: new Map(), newest: 0, oldest: 0, more: true, unread: 0,
-        members: 0, count: 0, loaded: false, joined: false,
+        members: 0, count: 0, loaded: false, joined: false, synced: 0, syncedOn: null,
         memberNames: new Set(), online: new Set(),
       });
     }
@@ -208,7 +212,7 @@
   /// again, since sending before it could send twice.
   async function settle(link) {
     if (client !== link) return;
-    if (!(await catchUp())) {
+    if (!(await catchUp(link))) {
       if (client === link) setTimeout(() => settle(link), 5000);
       return;
     }
@@ -344,6 +348,7 @@
     const m = parseMessage(text);
     if (!m || r.messages.has(m.id)) return;
     addMessages(name, [m], false);
+    if (r.syncedOn && r.syncedOn === client) r.synced = Math.max(r.synced, m.id);
     r.count += 1;
     if (m.sender !== user && (name !== current || document.hidden)) {
       if (name !== current) r.unread += 1;
@@ -452,12 +457,21 @@
       }
     }
     if (!current) {
-      const wanted = decodeURIComponent(location.hash.slice(1));
+      const wanted = roomInAddress();
       const first = rooms.has(wanted) ? wanted : [...rooms.keys()].sort()[0];
       if (first) await select(first);
     }
     renderRooms();
     updateTitle();
+  }
+
+  /// The room the address names after `#`, or "" (none, or not decodable).
+  function roomInAddress() {
+    try {
+      return decodeURIComponent(location.hash.slice(1));
+    } catch {
+      return "";
+    }
   }
 
   /// `blocks`: whom this user blocked, so the Block button is right after a reload.
@@ -471,7 +485,7 @@
   /// After a (re)connect: everything said in a loaded room while the link was down, and
   /// in any room the outbox sent to (so that its echoes are found). False when a reply
   /// did not come.
-  async function catchUp() {
+  async function catchUp(link) {
     for (const [name, r] of rooms) {
       const sent = outbox.some((e) => e.room === name && e.state !== "queued");
       if (!sent && !r.loaded) continue;
@@ -479,14 +493,17 @@
         await loadOlder(name);
         if (!r.loaded) return false;
       }
+      if (r.syncedOn === link) continue;
       for (;;) {
-        const page = parsePage(await request("history", `${name} after ${r.newest} ${PAGE}`));
+        const page = parsePage(await request("history", `${name} after ${r.synced} ${PAGE}`));
         if (!page) return false;
         const fresh = addMessages(name, page.rows, false);
         // A room the server counts for (its read marker) already counts these.
         if (name !== current && !r.counted) r.unread += fresh.filter((m) => m.sender !== user).length;
+        if (page.rows.length) r.synced = Math.max(r.synced, page.rows[page.rows.length - 1].id);
         if (!page.more || !page.rows.length) break;
       }
+      r.syncedOn = link;
       if (name === current) markRead(name);
     }
     renderRooms();
@@ -536,19 +553,38 @@
     const r = room(name);
     if (!r.more || r.loading) return;
     r.loading = true;
-    const anchor = r.oldest ? `before ${r.oldest} ` : "";
+    // The first page is the newest one, even when messages came live before it.
+    const first = !r.loaded;
+    const anchor = first ? "" : `before ${r.oldest} `;
     const page = parsePage(await request("history", `${name} ${anchor}${PAGE}`));
     r.loading = false;
     if (!page) return; // offline or no reply: the next select or catch-up asks again
-    const first = !r.loaded;
+    if (first && page.more && page.rows.length) forgetBefore(name, page.rows[0].id);
     r.loaded = true;
     r.more = page.more;
-    addMessages(name, page.rows, true);
+    // In id order among what came live; older pages go on top.
+    addMessages(name, page.rows, !first);
+    if (first) {
+      // Everything up to the page's newest is here now, and what comes later comes live.
+      if (page.rows.length) r.synced = Math.max(r.synced, page.rows[page.rows.length - 1].id);
+      r.syncedOn = client;
+    }
     if (name === current) {
       ui.older.hidden = !r.more;
       // The button just shown shrinks the list: the newest message must stay in view.
       if (first) ui.list.scrollTop = ui.list.scrollHeight;
     }
+  }
+
+  /// Drops the messages before `id` that came live before the room's first page: they
+  /// may not join up with it, and come back, in order, with the older pages.
+  function forgetBefore(name, id) {
+    const r = room(name);
+    for (const old of [...r.messages.keys()].filter((k) => k < id)) {
+      r.messages.delete(old);
+      if (name === current) ui.list.querySelector(`li[data-id="${old}"]`)?.remove();
+    }
+    r.oldest = r.messages.size ? Math.min(...r.messages.keys()) : 0;
   }
 
   /// The user has seen `name` up to its newest message: tell the server (`read`), so
@@ -804,17 +840,27 @@
     queueMessage(current, text);
   });
 
+  const ROOM_NAME = /^@?[A-Za-z0-9_.-]{1,32}$/;
+
   ui.newRoom.addEventListener("submit", (e) => {
     e.preventDefault();
     const input = ui.newRoom.querySelector("input");
     const name = input.value.trim();
-    if (!/^@?[A-Za-z0-9_.-]{1,32}$/.test(name)) {
+    if (!ROOM_NAME.test(name)) {
       input.setCustomValidity("1 to 32 letters, digits, _ - . (or @ and a user name)");
       input.reportValidity();
       return;
     }
     input.value = "";
     select(name); // a room that exists shows its history; a new one is made by its first message
+  });
+
+  // The address names the room shown: a link to /chat#<room>, an edited address, or Back
+  // and Forward through the rooms visited open that room on the page already open. (Read
+  // when it fires, not from the event: select() writes the address too.)
+  window.addEventListener("hashchange", () => {
+    const name = roomInAddress();
+    if (name !== current && ROOM_NAME.test(name)) select(name);
   });
 
   // A complaint about one name must not block the next: the form checks on submit.

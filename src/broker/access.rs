@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::connect::PendingConnect;
+use super::Inbound;
 use crate::auth::acl::ClientAcl;
 use crate::auth::cache::CredentialCache;
 use crate::auth::login_token::LoginTokens;
@@ -18,7 +19,7 @@ use crate::store::{AclRule, Ban};
 pub struct Access {
     /// Where passwords are checked (bcrypt is too slow for the loop), and other slow
     /// work such as the chat service's account requests.
-    pub worker: AuthWorker,
+    pub worker: AuthWorker<Inbound>,
     /// CONNECTs waiting for the worker's verdict, by connection.
     pub pending: HashMap<ConnKey, PendingConnect>,
     /// Recently verified credentials (salted digests), so a reconnect skips bcrypt.
@@ -41,7 +42,7 @@ pub struct Access {
 }
 
 impl Access {
-    pub fn new(worker: AuthWorker) -> Access {
+    pub fn new(worker: AuthWorker<Inbound>) -> Access {
         Access {
             worker,
             pending: HashMap::new(),

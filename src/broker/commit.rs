@@ -11,6 +11,8 @@
 //! Reads the loop needs from the store (queue pages, bridge queues, chat) first wait until
 //! everything staged is durable ([`Broker::sync_store`]), so they see it.
 
+use std::cell::Cell;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::client::Wait;
@@ -27,6 +29,11 @@ const MAX_BATCH: usize = 4096;
 /// shares one commit per window.
 const MAX_WAITING_ACKS: usize = 32;
 
+/// The window while a bridge link's output waits for the batch: the link's round trips
+/// to the upstream are paced by our commits, so they get the short window that suits a
+/// publisher waiting for its PUBACK.
+const BRIDGE_WINDOW: Duration = Duration::from_millis(20);
+
 /// Where the batches are: the one being staged, the one with the writer, what is durable.
 #[derive(Debug)]
 pub struct Batches {
@@ -42,6 +49,16 @@ pub struct Batches {
     held: Vec<ConnKey>,
     /// Acknowledgements held for the open batch so far.
     waiting_acks: usize,
+    /// Connections whose held output a commit released (by key, with the connection's
+    /// serial: keys are reused): when, and how many acknowledgements were out then (at
+    /// least 1). One that has as many out again within
+    /// the window is paced by its acknowledgements (a publisher that sends its next
+    /// messages once the last are acknowledged, one at a time or a window at a time): it
+    /// is not made to wait a commit window per round. Entries older than the window are
+    /// dropped at each release.
+    released: HashMap<ConnKey, (u64, Instant, u16)>,
+    /// The latest such release among the connections waiting for the open batch.
+    paced_since: Option<Instant>,
 }
 
 impl Default for Batches {
@@ -53,6 +70,8 @@ impl Default for Batches {
             due: None,
             held: Vec::new(),
             waiting_acks: 0,
+            released: HashMap::new(),
+            paced_since: None,
         }
     }
 }
@@ -108,8 +127,16 @@ impl Broker {
     /// Holds what `token` is sent from now on until `wait` has happened.
     fn hold_output(&mut self, token: ConnKey, wait: Wait) {
         if let Some(conn) = self.conns.get_mut(token) {
-            if wait.batch() == self.db.batches.open {
-                self.db.batches.waiting_acks += 1;
+            let b = &mut self.db.batches;
+            if wait.batch() == b.open {
+                b.waiting_acks += 1;
+                let out = conn.unflushed_qos1_acks.max(1);
+                let paced = b.released.get(&token);
+                if let Some(&(_, at, _)) =
+                    paced.filter(|&&(serial, _, n)| serial == conn.serial && out >= n)
+                {
+                    b.paced_since = b.paced_since.max(Some(at));
+                }
             }
             if conn.hold(wait) {
                 self.db.batches.held.push(token);
@@ -118,19 +145,36 @@ impl Broker {
     }
 
     /// The end of a turn: start the open batch's window, hand it over when due, and let go
-    /// of what became durable (or needs no write any more).
+    /// of what became durable (or needs no write any more). The window is cut short when
+    /// the batch is full, when it holds a write outside the publish flow (someone waits on
+    /// it at a person's pace), or when a connection paced by its acknowledgements waits
+    /// for it (see [`Batches::released`]); while bridge output waits for it, it is
+    /// [`BRIDGE_WINDOW`] at most.
     pub(super) fn commit_window(&mut self, now: Instant) {
         if self.db.store.has_staged() {
+            let window = Duration::from_millis(self.config.runtime.commit_interval);
             let batches = &mut self.db.batches;
             if batches.due.is_none() {
-                let due = now + Duration::from_millis(self.config.runtime.commit_interval);
+                let due = now + window;
                 batches.due = Some(due);
                 self.timers.schedule(due, Timer::Commit);
             }
-            if self.db.store.staged_len() >= MAX_BATCH
-                || self.db.batches.waiting_acks >= MAX_WAITING_ACKS
+            let paced = batches
+                .paced_since
+                .is_some_and(|at| now.saturating_duration_since(at) <= window);
+            if paced
+                || self.db.store.stages_prompt()
+                || self.db.store.staged_len() >= MAX_BATCH
+                || batches.waiting_acks >= MAX_WAITING_ACKS
             {
-                self.db.batches.due = Some(now);
+                batches.due = Some(now);
+            } else if self.bridges_holding() {
+                let soon = now + BRIDGE_WINDOW.min(window);
+                let batches = &mut self.db.batches;
+                if batches.due.is_some_and(|due| soon < due) {
+                    batches.due = Some(soon);
+                    self.timers.schedule(soon, Timer::Commit);
+                }
             }
         }
         self.hand_over_if_due(now);
@@ -167,6 +211,7 @@ impl Broker {
         b.handed = b.open;
         b.open += 1;
         b.waiting_acks = 0;
+        b.paced_since = None;
     }
 
     /// Takes in what the writer settled: closes the connections whose acknowledgements a
@@ -189,24 +234,42 @@ impl Broker {
             b.open += 1;
             b.due = None;
             b.waiting_acks = 0;
+            b.paced_since = None;
         }
         let (done, open) = (b.done, b.open);
         self.release_bridge_output(done);
         let store = &self.db.store;
+        // Set when a wait ends because its batch is durable (not because of a delivery).
+        let by_commit = Cell::new(false);
         let ready = |wait: Wait| match wait {
-            Wait::Batch(batch) => batch <= done,
+            Wait::Batch(batch) => {
+                by_commit.set(by_commit.get() || batch <= done);
+                batch <= done
+            }
             Wait::Delivered { message, batch } => {
+                by_commit.set(by_commit.get() || batch <= done);
                 batch <= done || (batch == open && !store.stages_body(message))
             }
         };
+        let now = Instant::now();
+        let window = Duration::from_millis(self.config.runtime.commit_interval);
+        let released = &mut self.db.batches.released;
+        released.retain(|_, (_, at, _)| now.saturating_duration_since(*at) <= window);
         let mut held = std::mem::take(&mut self.db.batches.held);
         held.retain(|&token| {
             let Some(conn) = self.conns.get_mut(token) else {
                 return false;
             };
-            if conn.release_held(ready) && !conn.in_flush_list {
-                conn.in_flush_list = true;
-                self.turn.flush.push(token);
+            by_commit.set(false);
+            let out = conn.unflushed_qos1_acks.max(1);
+            if conn.release_held(ready) {
+                if by_commit.get() {
+                    released.insert(token, (conn.serial, now, out));
+                }
+                if !conn.in_flush_list {
+                    conn.in_flush_list = true;
+                    self.turn.flush.push(token);
+                }
             }
             // Parts behind the released ones may still wait.
             conn.held_until().is_some()

@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 
 use super::client::Phase;
 use super::close::Ending;
-use super::{Broker, Violation};
+use super::{Broker, Inbound, Violation};
 use crate::auth::bans;
 use crate::auth::cache::Credential;
+use crate::auth::login::{check_login, AuthOutcome, Verdict};
 use crate::auth::throttle::Attempt;
-use crate::auth::worker::{AuthOutcome, AuthReply, AuthRequest};
 use crate::clock;
 use crate::core::alias::OutboundAliases;
+use crate::core::connect as core_connect;
 use crate::core::keys::Key as _;
 use crate::core::keys::{ConnKey, SessionKey};
 use crate::core::message::{ForwardedProperties, Message};
@@ -46,6 +47,14 @@ pub(super) struct ConnectRequest {
     request_response_information: bool,
     will: Option<Box<Will>>,
     username: Option<String>,
+}
+
+/// The auth worker's verdict on a CONNECT, and the connection it is for.
+pub struct AuthReply {
+    /// The connection's key and serial, to find it again (or learn it is gone).
+    token: ConnKey,
+    serial: u64,
+    verdict: Verdict,
 }
 
 /// A CONNECT waiting for the auth worker.
@@ -116,13 +125,16 @@ impl Broker {
             request.client_id,
             conn.addr
         );
-        self.access.worker.submit(AuthRequest {
-            token,
-            serial: conn.serial,
-            username: username.to_string(),
-            password: password.to_vec(),
-            addr: conn.addr.ip(),
-        });
+        let serial = conn.serial;
+        let (username, password) = (username.to_string(), password.to_vec());
+        self.access.worker.run(Box::new(move |store, dummy| {
+            let verdict = check_login(store, &username, &password, dummy);
+            Inbound::Auth(AuthReply {
+                token,
+                serial,
+                verdict,
+            })
+        }));
         self.access.pending.insert(
             token,
             PendingConnect {
@@ -137,27 +149,31 @@ impl Broker {
 
     /// The auth worker's verdict on a pending CONNECT.
     pub(super) fn auth_replied(&mut self, reply: AuthReply, now: Instant) {
-        if let Some(rules) = reply.rules {
+        let AuthReply {
+            token,
+            serial,
+            verdict,
+        } = reply;
+        if let Some(rules) = verdict.rules {
             self.access.acl_rules = rules;
         }
-        let Some(pending) = self.access.pending.remove(&reply.token) else {
+        let Some(pending) = self.access.pending.remove(&token) else {
             return;
         };
-        if pending.serial != reply.serial {
-            self.access.pending.insert(reply.token, pending);
+        if pending.serial != serial {
+            self.access.pending.insert(token, pending);
             return;
         }
-        let token = reply.token;
         let addr = self.conns[token].addr.ip();
         let username = pending.request.username.clone().unwrap_or_default();
         // A user name without an account, where anonymous clients may connect anyway.
-        let as_anonymous = reply.outcome == AuthOutcome::UnknownUser
+        let as_anonymous = verdict.outcome == AuthOutcome::UnknownUser
             && self.config.access.anonymous_unknown_users
             && self.anonymous_allowed(token);
         // No password was guessed when the client connects as anonymous instead.
-        let succeeded = reply.outcome == AuthOutcome::Accepted || as_anonymous;
+        let succeeded = verdict.outcome == AuthOutcome::Accepted || as_anonymous;
         self.access.throttle.finish(pending.attempt, succeeded, now);
-        match reply.outcome {
+        match verdict.outcome {
             AuthOutcome::UnknownUser if as_anonymous => {
                 log::info!(
                     "client {} from {addr}: user {username:?} has no account, connecting as anonymous",
@@ -170,7 +186,7 @@ impl Broker {
             }
             AuthOutcome::Accepted => {
                 let mut request = pending.request;
-                match reply.account {
+                match verdict.account {
                     // Logged in under another spelling: the session takes the account's
                     // own name (ACLs, chat), and the cache keeps only exact names.
                     Some(account) if account != username => request.username = Some(account),
@@ -264,16 +280,20 @@ impl Broker {
             connect.client_id.to_string()
         };
         let p = &connect.properties;
+        let (session_expiry, session_expiry_capped) = core_connect::session_expiry(
+            connect.version,
+            connect.clean_start,
+            p.session_expiry_interval,
+            self.config.limits.max_session_expiry,
+        );
         ConnectRequest {
             version: connect.version,
             clean_start: connect.clean_start,
             keep_alive: connect.keep_alive,
             client_id,
             assigned,
-            session_expiry: self.session_expiry(connect),
-            session_expiry_capped: connect.version == ProtocolVersion::V5
-                && connect.properties.session_expiry_interval.unwrap_or(0)
-                    > self.config.limits.max_session_expiry,
+            session_expiry,
+            session_expiry_capped,
             receive_maximum: p.receive_maximum.unwrap_or(u16::MAX),
             max_packet_size: p.maximum_packet_size.unwrap_or(protocol::MAX_PACKET_SIZE),
             client_alias_maximum: p.topic_alias_maximum.unwrap_or(0),
@@ -406,23 +426,9 @@ impl Broker {
         )
     }
 
-    /// Session Expiry Interval: MQTT 5 asks for it (default 0); 3.1.1 clean session 0
-    /// means a session that never expires.
-    fn session_expiry(&self, connect: &Connect<'_>) -> u32 {
-        let asked = match connect.version {
-            ProtocolVersion::V5 => connect.properties.session_expiry_interval.unwrap_or(0),
-            ProtocolVersion::V311 if connect.clean_start => 0,
-            ProtocolVersion::V311 => u32::MAX,
-        };
-        asked.min(self.config.limits.max_session_expiry)
-    }
-
-    /// The Server Keep Alive to impose when the client asks more than `max_keepalive`
-    /// (or none at all while a maximum is configured). MQTT 5 only.
+    /// The Server Keep Alive to impose, if any (see [`core_connect::server_keep_alive`]).
     fn server_keep_alive(&self, version: ProtocolVersion, asked: u16) -> Option<u16> {
-        let max = self.config.limits.max_keepalive;
-        (version == ProtocolVersion::V5 && max < u16::MAX && (asked == 0 || asked > max))
-            .then_some(max)
+        core_connect::server_keep_alive(version, asked, self.config.limits.max_keepalive)
     }
 
     /// Finds the client's session, taking it over from a live connection or ending it for a
@@ -435,33 +441,25 @@ impl Broker {
         now: Instant,
     ) -> (SessionKey, bool) {
         if let Some(key) = self.session_ids.find(client_id, &self.sessions) {
-            // A session without expiry lasts only as long as its connection, which a
-            // takeover closes: it ends here even for a client that asks to resume.
-            let ends = clean_start || self.sessions[key].expiry_interval == 0;
-            if let Some(old) = self.sessions[key].connection() {
-                self.sessions[key].set_connection(None);
+            let takeover = core_connect::take_over(&mut self.sessions[key], clean_start);
+            if let Some(old) = takeover.old {
                 self.take_over(old);
                 let offline = SessionEvent::Offline {
                     session: key.index(),
                 };
                 self.tell_services(offline, now);
             }
-            // A will still waiting on its delay is cancelled by a reconnect that resumes
-            // the session, and published now if the session is about to end.
-            if let Some(will) = self.sessions[key].will.take() {
-                if ends || will.delay == 0 {
-                    self.distribute(will.message, now);
-                }
+            if let Some(will) = takeover.will {
+                self.distribute(will, now);
             }
-            if ends {
-                self.end_session(key);
-            } else {
+            if takeover.resumed {
                 let generation = self.next_generation();
                 let session = &mut self.sessions[key];
                 session.generation = generation;
                 session.expiry_interval = expiry;
                 return (key, true);
             }
+            self.end_session(key);
         }
         let key = self.sessions.insert(Session::new(client_id.into(), expiry));
         self.session_ids.insert(key, &self.sessions);

@@ -2,12 +2,13 @@
 //! will when a connection closes for any reason.
 
 use crate::service::SessionEvent;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::client::CloseReason;
 use super::close::Ending;
 use super::{Broker, Violation};
 use crate::clock;
+use crate::core::expiry::{self, Afterlife, Due, WillFate};
 use crate::core::keys::Key as _;
 use crate::core::keys::{ConnKey, SessionKey};
 use crate::core::timers::Timer;
@@ -21,15 +22,12 @@ impl Broker {
         session: SessionKey,
         disconnect: Disconnect<'_>,
     ) -> Result<(), Violation> {
-        let s = &mut self.sessions[session];
-        if let Some(expiry) = disconnect.properties.session_expiry_interval {
-            if s.expiry_interval == 0 && expiry != 0 {
-                return Err(Violation::protocol(
-                    "session expiry set on DISCONNECT after 0 at CONNECT",
-                ));
-            }
-            s.expiry_interval = expiry.min(self.config.limits.max_session_expiry);
-        }
+        expiry::on_disconnect(
+            &mut self.sessions[session],
+            disconnect.properties.session_expiry_interval,
+            self.config.limits.max_session_expiry,
+        )
+        .map_err(Violation::protocol)?;
         // Only a normal disconnection (0x00) discards the will (MQTT 5 §3.1.2.5).
         self.end_connection(token, Ending::ClientDisconnected(disconnect.reason));
         Ok(())
@@ -62,43 +60,34 @@ impl Broker {
             return;
         }
         let generation = self.next_generation();
-        let s = &mut self.sessions[session];
-        s.set_connection(None);
-        s.generation = generation;
+        let detached = expiry::detach(&mut self.sessions[session], why.publish_will, generation);
         self.tell_services(
             SessionEvent::Offline {
                 session: session.index(),
             },
             now,
         );
-        let s = &mut self.sessions[session];
-        let expiry = s.expiry_interval;
-        let will = s.will.take();
-        if let Some(will) = will.filter(|_| why.publish_will) {
-            if will.delay > 0 && expiry > 0 {
-                let delay = will.delay.min(expiry);
-                self.sessions[session].will = Some(will);
-                self.timers.schedule(
-                    now + Duration::from_secs(u64::from(delay)),
-                    Timer::WillDelay {
-                        session,
-                        generation,
-                    },
-                );
-            } else {
-                self.distribute(will.message, now);
-            }
+        match detached.will {
+            WillFate::None => {}
+            WillFate::Publish(will) => self.distribute(will, now),
+            WillFate::Delay(delay) => self.timers.schedule(
+                now + delay,
+                Timer::WillDelay {
+                    session,
+                    generation,
+                },
+            ),
         }
-        if expiry > 0 {
+        if detached.session != Afterlife::Ends {
             self.stage_session(session, Some(clock::unix_seconds()), now);
             self.stage_will(session, now);
             self.spill_queue(session);
         }
-        match expiry {
-            0 => self.end_session(session),
-            u32::MAX => {}
-            secs => self.timers.schedule(
-                now + Duration::from_secs(u64::from(secs)),
+        match detached.session {
+            Afterlife::Ends => self.end_session(session),
+            Afterlife::Kept => {}
+            Afterlife::Expires(after) => self.timers.schedule(
+                now + after,
                 Timer::SessionExpiry {
                     session,
                     generation,
@@ -117,12 +106,9 @@ impl Broker {
         let Some(s) = self.sessions.get_mut(session) else {
             return;
         };
-        if s.generation != generation || s.connection().is_some() {
-            return;
-        }
-        if let Some(will) = s.will.take() {
+        if let Due::Fire { will: Some(will) } = expiry::will_delay_elapsed(s, generation) {
             self.stage_will(session, now);
-            self.distribute(will.message, now);
+            self.distribute(will, now);
         }
     }
 
@@ -131,12 +117,12 @@ impl Broker {
         let Some(s) = self.sessions.get_mut(session) else {
             return;
         };
-        if s.generation != generation || s.connection().is_some() {
+        let Due::Fire { will } = expiry::session_expired(s, generation) else {
             return;
-        }
+        };
         log::info!("session {} expired", s.client_id);
-        if let Some(will) = s.will.take() {
-            self.distribute(will.message, now);
+        if let Some(will) = will {
+            self.distribute(will, now);
         }
         self.end_session(session);
     }

@@ -140,7 +140,10 @@ impl Server {
             config.storage.sync,
             config.accounts.bcrypt_cost,
             threads,
-            inbox.clone(),
+            {
+                let inbox = inbox.clone();
+                move |answer| inbox.send(answer).is_ok()
+            },
         )
         .map_err(|e| RunError::Io("cannot start the auth workers", e))?;
         let durable = inbox.clone();

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use mio::Waker;
 
 use super::bridge::Resolved;
+use super::connect::AuthReply;
 use super::console::ConsoleRequest;
 use crate::auth::login_token::{self, Grant};
-use crate::auth::worker::AuthReply;
 
 /// Messages the loop may hold before a sender has to wait: far more than a turn drains
 /// in practice, small enough that a stuck loop cannot grow memory without bound.

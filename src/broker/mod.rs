@@ -166,7 +166,7 @@ impl Broker {
         config: Config,
         store: Store,
         writer: Writer,
-        auth: AuthWorker,
+        auth: AuthWorker<Inbound>,
         registry: mio::Registry,
         listeners: Listeners,
         inbox: Inbox,

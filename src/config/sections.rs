@@ -88,7 +88,7 @@ section! {
         /// window): fewer flushes of the SD card, and a QoS 1/2 message every
         /// subscriber acknowledged within it is never written at all. A full batch
         /// commits at once. 0 commits at the end of every loop turn.
-        pub commit_interval: u64 = 20,
+        pub commit_interval: u64 = 200,
     }
 }
 

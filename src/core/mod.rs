@@ -12,11 +12,15 @@
 //! - `acks`     — the QoS 1/2 handshakes both ways, resends, our Receive Maximum.
 //! - `queue`    — queue limits and budgets: would it wait, does it fit, whom to release.
 //! - `admission` — `queue_full`: deliver, make room, drop, hold the publisher or refuse.
+//! - `connect`  — a CONNECT's session: expiry, keep alive, takeover, resume or clean start.
+//! - `expiry`   — a connection's end: the will now or after its delay, the session's expiry.
 //! - `timers`   — the deadline heap that sets the poll timeout.
 
 pub mod acks;
 pub mod admission;
 pub mod alias;
+pub mod connect;
+pub mod expiry;
 pub mod index;
 pub mod keys;
 pub mod message;

@@ -44,6 +44,9 @@ pub struct Batch {
     others: u64,
     /// Writes pushed, never reset (for the same purpose).
     pushed: u64,
+    /// The batch holds a write outside the publish flow ([`Write::is_publish_flow`]):
+    /// someone waits on it at a person's pace, so it is not kept for a window.
+    prompt: bool,
 }
 
 impl Batch {
@@ -67,6 +70,7 @@ impl Batch {
             self.others += 1;
         }
         self.pushed += 1;
+        self.prompt |= !w.is_publish_flow();
         match &w {
             Write::QueuePut {
                 client_id,
@@ -151,6 +155,7 @@ impl Batch {
     pub fn drain_into(&mut self, out: &mut Vec<Write>) {
         out.extend(self.writes.drain(..).flatten());
         self.live = 0;
+        self.prompt = false;
         self.rows.clear();
         self.bodies.clear();
         self.retained.clear();
@@ -164,6 +169,11 @@ impl Batch {
     /// How many writes were ever pushed.
     pub fn pushed(&self) -> u64 {
         self.pushed
+    }
+
+    /// True when the batch holds a write outside the publish flow.
+    pub fn is_prompt(&self) -> bool {
+        self.prompt
     }
 
     /// True when the batch puts body `id`.
@@ -268,5 +278,26 @@ mod tests {
                 Write::RetainClear { topic: "b".into() }
             ]
         );
+    }
+
+    #[test]
+    fn a_write_outside_the_publish_flow_makes_the_batch_prompt_until_drained() {
+        let mut batch = Batch::default();
+        batch.push(body(1), false);
+        batch.push(put(1, 1, 0), true);
+        batch.push(Write::RetainSet(msg("a", None)), false);
+        assert!(!batch.is_prompt());
+        batch.push(
+            Write::SubscriptionPut {
+                client_id: "c".into(),
+                filter: "a/#".into(),
+                options: 1,
+                identifier: None,
+            },
+            false,
+        );
+        assert!(batch.is_prompt());
+        batch.drain_into(&mut Vec::new());
+        assert!(!batch.is_prompt());
     }
 }

@@ -179,6 +179,12 @@ impl Store {
         self.staged.pushed()
     }
 
+    /// True when the staged batch holds a write outside the publish flow (a session,
+    /// subscription, will or chat change): it is committed without waiting for its window.
+    pub fn stages_prompt(&self) -> bool {
+        self.staged.is_prompt()
+    }
+
     /// True when the staged batch puts body `id`.
     pub fn stages_body(&self, id: u64) -> bool {
         self.staged.has_body(id)

@@ -33,6 +33,27 @@ pub struct StoredMessage {
     pub expires_at: Option<i64>,
 }
 
+impl Write {
+    /// True for the writes of the MQTT publish flow (message bodies, queue rows, retained
+    /// messages, QoS 2 state, bridge queues), which a sensor's trickle makes many of and
+    /// which wait for the commit window; false for the rest (sessions, subscriptions,
+    /// wills, chat, client records), which someone waits on at a person's pace and which
+    /// are committed at once.
+    pub fn is_publish_flow(&self) -> bool {
+        matches!(
+            self,
+            Write::RetainSet(_)
+                | Write::RetainClear { .. }
+                | Write::MessagePut { .. }
+                | Write::QueuePut { .. }
+                | Write::QueueDelete { .. }
+                | Write::Qos2Received { .. }
+                | Write::Qos2Released { .. }
+                | Write::Bridge(_)
+        )
+    }
+}
+
 impl StoredMessage {
     /// Reads a message from the columns topic, payload, qos, retain,
     /// properties, expires_at starting at `first`.

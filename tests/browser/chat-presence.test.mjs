@@ -49,12 +49,19 @@ async function open(browser, user, room, options) {
   await page.fill("#username", user);
   await page.fill("#password", password(user));
   await page.click("button[type=submit]");
-  // What the user sees is the address and then the page connected; the load event (every
-  // subresource done) is not waited for.
-  // The page may already have put the room it opened in the fragment.
+  // The chat opens its first room and puts it in the address; once it has, the address is
+  // pointed at `room` and the page shows that one. (Going there before the page picked its
+  // first room raced with the page writing the address: a reload then opened the first
+  // room, not `room`. One page, so one connection: a reload would also show the user
+  // leaving and coming back to the others.) The load event (every subresource done) is
+  // not waited for.
   await page.waitForURL(/\/chat(#.*)?$/, { waitUntil: "commit" });
-  await page.goto(`${BASE}/chat#${encodeURIComponent(room)}`, { waitUntil: "commit" });
-  await page.reload({ waitUntil: "domcontentloaded" });
+  const shown = page.locator(".room[aria-current]");
+  await shown.waitFor();
+  if ((await shown.getAttribute("data-room")) !== room) {
+    await page.goto(`${BASE}/chat#${encodeURIComponent(room)}`, { waitUntil: "commit" });
+  }
+  await page.locator(`.room[data-room="${room}"][aria-current]`).waitFor();
   await page.locator('#chat[data-link="up"]').waitFor();
   return page;
 }

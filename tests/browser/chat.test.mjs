@@ -52,19 +52,27 @@ const expected = (m) =>
 /// A page's MQTT link runs through Playwright's WebSocket route, which forwards every
 /// frame between the page and the broker unless told to lose some: `cut` drops all the
 /// broker sends, `drop` the page's PUBLISH holding that text (`dropped` says it came).
-/// `close()` ends the current connection on both sides, as a lost link would. Each new
-/// connection starts clean.
+/// `hold` (which stays set across connections) keeps back, in order, everything the page
+/// sends from its first frame holding that text on, until `release()`. `close()` ends the
+/// current connection on both sides, as a lost link would. Each new connection starts
+/// clean otherwise.
 async function relay(page) {
-  const link = { cut: false, drop: null, dropped: false, current: null };
+  const link = { cut: false, drop: null, dropped: false, hold: null, held: [], current: null };
   await page.routeWebSocket(/\/mqtt$/, (ws) => {
     const server = ws.connectToServer();
-    Object.assign(link, { cut: false, drop: null, dropped: false, current: { ws, server } });
+    Object.assign(link, { cut: false, drop: null, dropped: false, held: [], current: { ws, server } });
     ws.onMessage((m) => {
       if (link.drop && typeof m !== "string" && m[0] >> 4 === 3 && m.includes(link.drop)) link.dropped = true;
+      else if (link.held.length || (link.hold && typeof m !== "string" && m.includes(link.hold))) link.held.push(m);
       else server.send(m);
     });
     server.onMessage((m) => link.cut || ws.send(m));
   });
+  link.release = () => {
+    const held = link.held;
+    Object.assign(link, { hold: null, held: [] });
+    for (const m of held) link.current.server.send(m);
+  };
   link.close = async () => {
     const { ws, server } = link.current;
     await ws.close({ code: 4000, reason: "link lost in the test" });
@@ -108,12 +116,18 @@ async function open(browser, user, options, route = false) {
   await page.fill("#username", user);
   await page.fill("#password", password(user));
   await page.click("button[type=submit]");
-  // A user who is not an admin lands on the chat; the test then opens #general afresh.
-  // The page may already have put the room it opened in the fragment (a race the check
-  // once lost: the address was /chat#general before it looked).
+  // A user who is not an admin lands on the chat, which opens its first room and puts it
+  // in the address; once it has, the address is pointed at #general (the page follows it)
+  // and the test reloads it, for a page that opened #general afresh. (Going there before
+  // the page picked its first room raced with the page writing the address: the reload
+  // then opened the first room, not general.)
   await page.waitForURL(/\/chat(#.*)?$/);
-  await page.goto(`${BASE}/chat#general`);
+  const shown = page.locator(".room[aria-current]");
+  await shown.waitFor();
+  if ((await shown.getAttribute("data-room")) !== "general") await page.goto(`${BASE}/chat#general`);
+  await page.locator('.room[data-room="general"][aria-current]').waitFor();
   await page.reload();
+  await page.locator('.room[data-room="general"][aria-current]').waitFor();
   await page.locator('#chat[data-link="up"]').waitFor();
   return page;
 }
@@ -182,7 +196,7 @@ try {
   });
   // Two phones, as on the site's Wi-Fi: an Android-sized one and an iPhone-sized one.
   const alice = await open(browser, "alice", { viewport: { width: 412, height: 915 }, isMobile: true, hasTouch: true }, true);
-  const bob = await open(browser, "bob", { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const bob = await open(browser, "bob", { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true }, true);
   const pages = [[alice, "alice"], [bob, "bob"]];
 
   // History: the message sent before either page opened.
@@ -275,7 +289,17 @@ try {
   await alice.screenshot({ path: join(OUT, "chat-alice-offline.png") });
   // Long enough that the first retry finds the listener down and backs off.
   await alice.waitForTimeout(2500);
+  // What bob typed goes out once alice's page is back, and reaches her live before she
+  // asks for her catch-up (her page's requests from `blocks` on are held until then): the
+  // catch-up must still bring what was said while the pages were down, not only what
+  // came after bob's message.
+  alice.link.hold = "chat/x/blocks";
+  bob.link.hold = offline.bob[0];
   await api(`/listeners/${ws.id}/start`, cookie, csrf);
+  await alice.locator('#chat[data-link="up"]').waitFor();
+  bob.link.release();
+  await message(alice, offline.bob[0]).waitFor();
+  alice.link.release();
   for (const [page, who] of pages) {
     await page.locator('#chat[data-link="up"]').waitFor();
     for (const text of [...missed, "carol: the pages are down", ...offline.alice, ...offline.bob]) {
