@@ -1,15 +1,50 @@
-//! Decoding a connection's buffered frames, the one `match` from packet to handler, and the
-//! one place where a broken rule becomes a reason code on the wire and a log line.
+//! A connection's input: bytes from the socket through its transport (WebSocket frames
+//! unwrapped in place), decoding its buffered frames, the one `match` from packet to
+//! handler, and the one place where a broken rule becomes a reason code on the wire and
+//! a log line.
 
 use std::time::Instant;
 
 use super::client::{Hold, Phase};
 use super::close::Ending;
+use super::transport::Transport;
 use super::{Broker, Violation};
 use crate::core::keys::ConnKey;
 use crate::protocol::{self, Packet};
 
 impl Broker {
+    /// Bytes fresh from a connection's socket (in the loop's scratch buffer, which the
+    /// WebSocket layer unwraps in place) go to the MQTT decoder.
+    pub(super) fn receive(&mut self, token: ConnKey, data: &mut [u8], now: Instant) {
+        let max_message = self.config.features.max_packet_size;
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
+        let Transport::WebSocket(ws) = &mut conn.transport else {
+            self.take_input(token, data, now);
+            return;
+        };
+        // A browser page may connect only from the console's hosts or the configured list;
+        // asked once, when a handshake with an `Origin` is complete.
+        let sites = &self.web_sites;
+        let socket = &conn.socket;
+        let admits = |origin: &str| {
+            let local = socket.local_addr().map(|a| a.ip());
+            local.is_ok_and(|local| sites.origin_allowed(origin, local))
+        };
+        let input = ws.input(data, max_message, &admits);
+        if !input.reply.is_empty() {
+            conn.send_raw(&input.reply);
+            self.mark_flush(token);
+        }
+        if !input.data.is_empty() {
+            self.take_input(token, &data[input.data], now);
+        }
+        if let Some(end) = input.end {
+            self.end_connection(token, Ending::Transport(end.detail()));
+        }
+    }
+
     /// New bytes from the socket: decoded straight from `data` when nothing is buffered;
     /// only an incomplete frame is copied into the connection's own buffer.
     pub(super) fn take_input(&mut self, token: ConnKey, data: &[u8], now: Instant) {

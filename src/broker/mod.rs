@@ -14,7 +14,7 @@
 //! - `linger`     — a closed connection's socket finishing its answer, draining input.
 //! - `connect` `publish` `acks` `subscribe` `disconnect` — one handler file per inbound packet.
 //! - `bridge`     — the bridges' outbound connections, forward queues and local delivery.
-//! - `delivery`   — routing a message to sessions: matching, QoS, `queue_full`, in-flight windows.
+//! - `delivery`   — carrying out the core's routing and `queue_full` verdicts: send or queue.
 //! - `queue`      — session queues: memory or disk tail, limits and budgets, paging.
 //! - `backpressure` — holding publishers back while a queue is full, and letting them go.
 //! - `tokens`     — the poll tokens of connections and bridges, from their slab keys.

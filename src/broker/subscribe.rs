@@ -10,10 +10,11 @@ use crate::chat::codec::ROOM_PREFIX;
 use crate::core::keys::Key as _;
 use crate::core::keys::{ConnKey, SessionKey};
 use crate::core::message::Message;
-use crate::core::session::{Outbound, SubEntry};
+use crate::core::retain;
+use crate::core::session::SubEntry;
 use crate::protocol::{
-    Packet, Properties, Qos, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
-    UnsubAck, Unsubscribe,
+    Packet, Properties, Qos, ReasonCode, SubAck, Subscribe, SubscriptionOptions, UnsubAck,
+    Unsubscribe,
 };
 use crate::service::SessionEvent;
 use crate::topic::parse_shared;
@@ -43,12 +44,8 @@ impl Broker {
         for &(filter, options) in &subscribe.filters {
             let reason = self.subscribe_one(session, filter, options, identifier, now)?;
             if let Ok(is_new) = reason {
-                let wants_retained = match options.retain_handling {
-                    RetainHandling::OnSubscribe => true,
-                    RetainHandling::OnNewSubscribe => is_new,
-                    RetainHandling::Never => false,
-                };
-                if wants_retained && parse_shared(filter).is_none() {
+                let shared = parse_shared(filter).is_some();
+                if retain::wants_retained(shared, options, is_new) {
                     retained_for.push((filter, options));
                 }
             }
@@ -159,14 +156,7 @@ impl Broker {
                 self.retained.remove(&message.topic);
                 continue;
             }
-            let qos = options.qos.min(message.qos);
-            let outbound = Outbound {
-                message,
-                qos,
-                retain: true,
-                subscription_ids: identifier.into_iter().collect(),
-                seq: None,
-            };
+            let outbound = retain::delivery(message, options, identifier);
             self.enqueue(session, outbound, now);
         }
     }

@@ -2,14 +2,10 @@
 //! handler stays transport-blind. Plain TCP passes bytes through; WebSocket answers the
 //! HTTP upgrade, unwraps client frames in place in the loop's scratch buffer before the
 //! MQTT decoder sees them, and wraps pending output in one binary frame at each flush.
-//! (A TLS layer would be one more variant here.)
+//! TLS sits below it, as the connection's own layer (`Connection::tls`); `dispatch.rs`
+//! hands it the socket's bytes. It knows nothing of the broker.
 
-use std::time::Instant;
-
-use super::close::Ending;
 use super::listeners::ListenerKind;
-use super::Broker;
-use crate::core::keys::ConnKey;
 use crate::protocol::ReasonCode;
 use crate::ws::{CloseCode, Framing};
 
@@ -55,39 +51,5 @@ impl Transport {
             _ => CloseCode::NORMAL,
         };
         ws.close(code, buf, sealed);
-    }
-}
-
-impl Broker {
-    /// Bytes fresh from a connection's socket (in the loop's scratch buffer, which the
-    /// WebSocket layer unwraps in place) go to the MQTT decoder.
-    pub(super) fn receive(&mut self, token: ConnKey, data: &mut [u8], now: Instant) {
-        let max_message = self.config.features.max_packet_size;
-        let Some(conn) = self.conns.get_mut(token) else {
-            return;
-        };
-        let Transport::WebSocket(ws) = &mut conn.transport else {
-            self.take_input(token, data, now);
-            return;
-        };
-        // A browser page may connect only from the console's hosts or the configured list;
-        // asked once, when a handshake with an `Origin` is complete.
-        let sites = &self.web_sites;
-        let socket = &conn.socket;
-        let admits = |origin: &str| {
-            let local = socket.local_addr().map(|a| a.ip());
-            local.is_ok_and(|local| sites.origin_allowed(origin, local))
-        };
-        let input = ws.input(data, max_message, &admits);
-        if !input.reply.is_empty() {
-            conn.send_raw(&input.reply);
-            self.mark_flush(token);
-        }
-        if !input.data.is_empty() {
-            self.take_input(token, &data[input.data], now);
-        }
-        if let Some(end) = input.end {
-            self.end_connection(token, Ending::Transport(end.detail()));
-        }
     }
 }

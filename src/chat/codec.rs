@@ -20,6 +20,28 @@ pub const TAG_MAX: usize = 32;
 /// Messages in a history page when the request names no count.
 pub const DEFAULT_PAGE: usize = 20;
 
+/// `chat/d/<peer>`: a direct message to `<peer>`.
+pub const DIRECT_PREFIX: &str = "chat/d/";
+
+/// The stored name of the conversation between `a` and `b`.
+pub fn conversation(a: &str, b: &str) -> String {
+    if a <= b {
+        format!("{a}/{b}")
+    } else {
+        format!("{b}/{a}")
+    }
+}
+
+/// The two users of a conversation's stored name, or `None` for a room.
+pub fn pair(name: &str) -> Option<(&str, &str)> {
+    name.split_once('/')
+}
+
+/// Where `owner` reads the conversation with `peer`: `chat/u/<owner>/d/<peer>`.
+pub fn inbox(owner: &str, peer: &str) -> String {
+    format!("{USER_REPLIES}{owner}/d/{peer}")
+}
+
 /// What a topic under [`PREFIX`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChatTopic<'a> {
@@ -38,7 +60,7 @@ pub fn parse_topic(topic: &str) -> ChatTopic<'_> {
     if let Some(room) = topic.strip_prefix(ROOM_PREFIX) {
         return ChatTopic::Room(room);
     }
-    if let Some(peer) = topic.strip_prefix(super::direct::DIRECT_PREFIX) {
+    if let Some(peer) = topic.strip_prefix(DIRECT_PREFIX) {
         return ChatTopic::Direct(peer);
     }
     let Some(rest) = topic.strip_prefix(REQUEST_PREFIX) else {

@@ -4,35 +4,12 @@
 //! and `chat/u/<sender>/d/<peer>`, which the broker's ACL lets only that user read —
 //! whatever filter anyone else subscribes to. A user can block another's direct messages.
 
-use super::codec::{self, Reply};
+use super::codec::{self, conversation, inbox, pair, Reply};
 use super::rooms::{confirm_sent, unavailable};
 use super::{ChatError, ChatService, Context};
 use crate::accounts::rules;
-use crate::auth::acl::USER_REPLIES;
 use crate::service::{Effect, Outgoing, Request};
 use crate::store::{ChatWrite, Write};
-
-/// `chat/d/<peer>`: a direct message to `<peer>`.
-pub const DIRECT_PREFIX: &str = "chat/d/";
-
-/// The stored name of the conversation between `a` and `b`.
-pub fn conversation(a: &str, b: &str) -> String {
-    if a <= b {
-        format!("{a}/{b}")
-    } else {
-        format!("{b}/{a}")
-    }
-}
-
-/// The two users of a conversation's stored name, or `None` for a room.
-pub fn pair(name: &str) -> Option<(&str, &str)> {
-    name.split_once('/')
-}
-
-/// Where `owner` reads the conversation with `peer`: `chat/u/<owner>/d/<peer>`.
-pub fn inbox(owner: &str, peer: &str) -> String {
-    format!("{USER_REPLIES}{owner}/d/{peer}")
-}
 
 impl ChatService {
     /// A text published to `chat/d/<peer>`.

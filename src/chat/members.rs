@@ -5,8 +5,8 @@
 
 use std::time::Instant;
 
+use super::codec::inbox;
 use super::codec::{self, Reply};
-use super::direct::inbox;
 use super::presence::{Change, Changes};
 use super::{ChatError, ChatService};
 use crate::accounts::rules;

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 
 use super::codec::{self, Reply};
-use super::direct;
 use super::reply::ReplyTo;
 use super::{ChatError, ChatService, Context, RoomCreation};
 use crate::service::{Effect, Outgoing, Request};
@@ -93,7 +92,7 @@ impl Rooms {
     }
 
     fn add_peers(&mut self, name: &str) {
-        if let Some((a, b)) = direct::pair(name) {
+        if let Some((a, b)) = codec::pair(name) {
             self.peers.entry(a.into()).or_default().push(b.into());
             self.peers.entry(b.into()).or_default().push(a.into());
         }
@@ -155,7 +154,7 @@ impl ChatService {
     pub(super) fn list_rooms(&self, user: &str, ctx: &Context<'_>) -> Result<Reply, ChatError> {
         let mut names: Vec<(String, &Room)> = Vec::new();
         for (name, room) in &self.rooms.by_name {
-            match direct::pair(name) {
+            match codec::pair(name) {
                 None => names.push((name.to_string(), room)),
                 Some((a, b)) if a == user => names.push((format!("@{b}"), room)),
                 Some((a, b)) if b == user => names.push((format!("@{a}"), room)),

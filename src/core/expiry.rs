@@ -138,12 +138,12 @@ mod tests {
         s
     }
 
-    /// The will's fate as the table writes it: none, now, or after some seconds.
-    fn fate(will: &WillFate) -> Option<u64> {
+    /// The will's fate as the table writes it: "none", "now", or "after N s".
+    fn fate(will: &WillFate) -> String {
         match will {
-            WillFate::None => None,
-            WillFate::Publish(_) => Some(0),
-            WillFate::Delay(d) => Some(d.as_secs()),
+            WillFate::None => "none".into(),
+            WillFate::Publish(_) => "now".into(),
+            WillFate::Delay(d) => format!("after {} s", d.as_secs()),
         }
     }
 
@@ -154,8 +154,8 @@ mod tests {
             expiry: u32,
             will_delay: Option<u32>,
             publish_will: bool,
-            /// The will: None = not published, Some(0) = now, Some(s) = after s seconds.
-            will: Option<u64>,
+            /// The will: "none", "now", or "after N s".
+            will: &'static str,
             session: Afterlife,
         }
         let cases = [
@@ -164,7 +164,7 @@ mod tests {
                 expiry: 0,
                 will_delay: None,
                 publish_will: true,
-                will: None,
+                will: "none",
                 session: Afterlife::Ends,
             },
             Case {
@@ -172,7 +172,7 @@ mod tests {
                 expiry: 0,
                 will_delay: Some(0),
                 publish_will: true,
-                will: Some(0),
+                will: "now",
                 session: Afterlife::Ends,
             },
             Case {
@@ -180,7 +180,7 @@ mod tests {
                 expiry: 0,
                 will_delay: Some(30),
                 publish_will: true,
-                will: Some(0),
+                will: "now",
                 session: Afterlife::Ends,
             },
             Case {
@@ -188,7 +188,7 @@ mod tests {
                 expiry: 60,
                 will_delay: Some(30),
                 publish_will: true,
-                will: Some(30),
+                will: "after 30 s",
                 session: Afterlife::Expires(Duration::from_secs(60)),
             },
             Case {
@@ -196,7 +196,7 @@ mod tests {
                 expiry: 60,
                 will_delay: Some(600),
                 publish_will: true,
-                will: Some(60),
+                will: "after 60 s",
                 session: Afterlife::Expires(Duration::from_secs(60)),
             },
             Case {
@@ -204,7 +204,7 @@ mod tests {
                 expiry: 60,
                 will_delay: Some(30),
                 publish_will: false,
-                will: None,
+                will: "none",
                 session: Afterlife::Expires(Duration::from_secs(60)),
             },
             Case {
@@ -212,7 +212,7 @@ mod tests {
                 expiry: u32::MAX,
                 will_delay: Some(0),
                 publish_will: true,
-                will: Some(0),
+                will: "now",
                 session: Afterlife::Kept,
             },
         ];

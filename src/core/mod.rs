@@ -9,6 +9,7 @@
 //! - `shared`   — round-robin positions of shared-subscription groups.
 //! - `alias`    — topic aliases: the client's toward us, ours toward it (LRU remapping).
 //! - `route`    — who gets a message: matching, shared-group choice, merging, No Local.
+//! - `retain`   — retained messages toward a new subscription: Retain Handling, flags.
 //! - `acks`     — the QoS 1/2 handshakes both ways, resends, our Receive Maximum.
 //! - `queue`    — queue limits and budgets: would it wait, does it fit, whom to release.
 //! - `admission` — `queue_full`: deliver, make room, drop, hold the publisher or refuse.
@@ -25,6 +26,7 @@ pub mod index;
 pub mod keys;
 pub mod message;
 pub mod queue;
+pub mod retain;
 pub mod route;
 pub mod session;
 pub mod shared;

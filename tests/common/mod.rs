@@ -81,6 +81,28 @@ impl Broker {
         }
     }
 
+    /// [`Broker::start_in`] with `env` set for the broker process (an `LD_PRELOAD` shim,
+    /// say); a [`Broker::restart`] runs without it.
+    pub fn start_in_with_env(
+        dir: tempfile::TempDir,
+        config: Option<&str>,
+        env: &[(&str, &Path)],
+    ) -> Broker {
+        if let Some(toml) = config {
+            std::fs::write(dir.path().join("outpost.toml"), toml).unwrap();
+        }
+        let (child, port, log) = launch_with(dir.path(), config.is_some(), false, env);
+        Broker {
+            child,
+            port,
+            log,
+            dir,
+            configured: config.is_some(),
+            web_port: 0,
+            earlier_logs: Vec::new(),
+        }
+    }
+
     /// [`Broker::start_in`] with the web console on a free loopback port.
     pub fn start_web_in(dir: tempfile::TempDir, config: Option<&str>) -> Broker {
         if let Some(toml) = config {
@@ -284,7 +306,18 @@ impl Drop for Broker {
 /// Runs the binary on `dir/outpost.db` (and `dir/outpost.toml` when `configured`) and waits
 /// for its listener's port (and the web console's, when `web`).
 fn launch(dir: &Path, configured: bool, web: bool) -> (Child, u16, Arc<Mutex<Vec<String>>>) {
+    launch_with(dir, configured, web, &[])
+}
+
+/// [`launch`] with `env` added to the broker's environment.
+fn launch_with(
+    dir: &Path,
+    configured: bool,
+    web: bool,
+    env: &[(&str, &Path)],
+) -> (Child, u16, Arc<Mutex<Vec<String>>>) {
     let mut cmd = Command::new(BIN);
+    cmd.envs(env.iter().copied());
     cmd.arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--ws-listen")

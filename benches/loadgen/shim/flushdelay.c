@@ -2,6 +2,9 @@
  * fdatasync of the process take FLUSH_DELAY_MS longer (default 0) and count
  * them. FLUSH_COUNT_FILE, when set, names a file that holds the count so far
  * (rewritten after each flush), so a benchmark can read flushes per message.
+ * FLUSH_SNAPSHOT_DIR, when set, names a directory that receives a copy of each
+ * database file (`*.db`) and WAL (`*-wal`) as it is when a flush of it returns:
+ * what would survive a power cut at that moment (tests/power_cut.rs).
  *
  * Build: gcc -O2 -shared -fPIC -o flushdelay.so flushdelay.c -ldl
  */
@@ -41,13 +44,61 @@ static void delay_and_count(void)
 	}
 }
 
+static int ends_with(const char *s, const char *end)
+{
+	size_t n = strlen(s), m = strlen(end);
+	return n >= m && strcmp(s + n - m, end) == 0;
+}
+
+/* Copies the file behind `fd` (a database or WAL just flushed) into
+ * FLUSH_SNAPSHOT_DIR under its own name, replacing the last copy atomically. */
+static void snapshot(int fd)
+{
+	const char *dir = getenv("FLUSH_SNAPSHOT_DIR");
+	if (!dir)
+		return;
+	char link[64], path[4096];
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t len = readlink(link, path, sizeof path - 1);
+	if (len <= 0)
+		return;
+	path[len] = 0;
+	if (!ends_with(path, ".db") && !ends_with(path, "-wal"))
+		return;
+	const char *name = strrchr(path, '/');
+	name = name ? name + 1 : path;
+	char tmp[4096], dst[4096];
+	snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
+	snprintf(dst, sizeof dst, "%s/%s", dir, name);
+	int in = open(path, O_RDONLY | O_CLOEXEC);
+	int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (in >= 0 && out >= 0) {
+		char buf[65536];
+		ssize_t n;
+		off_t at = 0;
+		while ((n = pread(in, buf, sizeof buf, at)) > 0) {
+			if (write(out, buf, n) != n)
+				break;
+			at += n;
+		}
+		rename(tmp, dst);
+	}
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+}
+
 int fsync(int fd)
 {
 	static int (*real)(int);
 	if (!real)
 		real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
 	delay_and_count();
-	return real(fd);
+	int r = real(fd);
+	if (r == 0)
+		snapshot(fd);
+	return r;
 }
 
 int fdatasync(int fd)
@@ -56,5 +107,8 @@ int fdatasync(int fd)
 	if (!real)
 		real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
 	delay_and_count();
-	return real(fd);
+	int r = real(fd);
+	if (r == 0)
+		snapshot(fd);
+	return r;
 }
