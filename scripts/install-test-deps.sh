@@ -55,6 +55,9 @@ have_chromium() {
 # runs without snapd (containers, chroots, CI images). There the tests use the headless
 # Chromium that the npm package @sparticuz/chromium carries (it needs only NSS and expat
 # from apt), copied to /opt/outpost-test-chromium/chromium and linked as /usr/bin/chromium.
+# It is a headless-shell build: there `Notification.permission` reads "denied" even when the
+# test grants notifications (navigator.permissions.query says "granted"); Debian's 156 says
+# "granted". A test must not rely on the real permission there.
 CHROMIUM_NPM_DIR=/opt/outpost-test-chromium
 CHROMIUM_NPM=@sparticuz/chromium@133.0.0
 chromium_from_npm() {

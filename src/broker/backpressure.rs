@@ -84,6 +84,7 @@ impl Broker {
                 }
                 conn.hold = Hold::Held;
                 self.turn.window_waiters.push((token, conn.serial));
+                self.publisher_blocked(token);
                 Ok(true)
             }
             Window::Flood => Err(Violation::new(

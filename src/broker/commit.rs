@@ -59,6 +59,9 @@ pub struct Batches {
     released: HashMap<ConnKey, (u64, Instant, u16)>,
     /// The latest such release among the connections waiting for the open batch.
     paced_since: Option<Instant>,
+    /// An MQTT 5 publisher is held beyond its Receive Maximum (its acknowledgements
+    /// wait for a batch): it can send nothing more until they go, so the batch goes now.
+    blocked: bool,
 }
 
 impl Default for Batches {
@@ -72,6 +75,7 @@ impl Default for Batches {
             waiting_acks: 0,
             released: HashMap::new(),
             paced_since: None,
+            blocked: false,
         }
     }
 }
@@ -124,6 +128,18 @@ impl Broker {
         self.hold_output(token, Wait::Delivered { message, batch });
     }
 
+    /// A publisher on `token` is held beyond its Receive Maximum: when acknowledgements
+    /// of it wait for a batch, that batch is handed over without waiting for its window.
+    pub(super) fn publisher_blocked(&mut self, token: ConnKey) {
+        if self
+            .conns
+            .get(token)
+            .is_some_and(|c| c.held_until().is_some())
+        {
+            self.db.batches.blocked = true;
+        }
+    }
+
     /// Holds what `token` is sent from now on until `wait` has happened.
     fn hold_output(&mut self, token: ConnKey, wait: Wait) {
         if let Some(conn) = self.conns.get_mut(token) {
@@ -148,7 +164,7 @@ impl Broker {
     /// of what became durable (or needs no write any more). The window is cut short when
     /// the batch is full, when it holds a write outside the publish flow (someone waits on
     /// it at a person's pace), or when a connection paced by its acknowledgements waits
-    /// for it (see [`Batches::released`]); while bridge output waits for it, it is
+    /// for it (see [`Batches::released`]) or is held beyond its Receive Maximum; while bridge output waits for it, it is
     /// [`BRIDGE_WINDOW`] at most.
     pub(super) fn commit_window(&mut self, now: Instant) {
         if self.db.store.has_staged() {
@@ -163,6 +179,7 @@ impl Broker {
                 .paced_since
                 .is_some_and(|at| now.saturating_duration_since(at) <= window);
             if paced
+                || batches.blocked
                 || self.db.store.stages_prompt()
                 || self.db.store.staged_len() >= MAX_BATCH
                 || batches.waiting_acks >= MAX_WAITING_ACKS
@@ -212,6 +229,7 @@ impl Broker {
         b.open += 1;
         b.waiting_acks = 0;
         b.paced_since = None;
+        b.blocked = false;
     }
 
     /// Takes in what the writer settled: closes the connections whose acknowledgements a
@@ -235,6 +253,7 @@ impl Broker {
             b.due = None;
             b.waiting_acks = 0;
             b.paced_since = None;
+            b.blocked = false;
         }
         let (done, open) = (b.done, b.open);
         self.release_bridge_output(done);
