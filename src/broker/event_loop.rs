@@ -507,9 +507,13 @@ impl Broker {
                     "TLS handshake not finished in time",
                 )
             }
-            Phase::AwaitingConnect | Phase::Authenticating => {
+            Phase::AwaitingConnect => {
                 Violation::new(ReasonCode::MaximumConnectTime, "no CONNECT in time")
             }
+            // The CONNECT came in time; its password check is the broker's own work (queued
+            // behind others after a restart empties the login cache) and always answers.
+            // Closing here would turn the broker's slowness into a failed login.
+            Phase::Authenticating => return,
             Phase::Connected { .. } => {
                 let Some(deadline) = conn.keep_alive_deadline() else {
                     return;
