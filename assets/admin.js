@@ -95,9 +95,16 @@
     box.addEventListener("input", () => applyFilter(document.getElementById(box.dataset.rows)));
   }
 
+  // What each live table was last drawn from: an unchanged table is left alone, so its
+  // buttons do not move under the pointer and the text selected in it stays.
+  const drawn = new Map();
+
   function fill(id, rows, columns, build) {
     const body = document.getElementById(id);
     if (!body) return;
+    const key = JSON.stringify(rows);
+    if (drawn.get(id) === key) return;
+    drawn.set(id, key);
     const fresh = document.createDocumentFragment();
     if (rows.length === 0) {
       const tr = el("tr");
@@ -329,6 +336,55 @@
     });
   }
 
+  function showSessions(rows) {
+    document.getElementById("sessions-total").textContent = countText(rows);
+    fill("session-rows", rows.rows, 6, (s) => {
+      const tr = el("tr");
+      tr.dataset.session = s.client_id;
+      cell(tr, code(s.client_id), "client");
+      cell(tr, s.username || "—", "user");
+      cell(tr, s.expiry_interval === null ? "never"
+        : s.expires_at ? time(s.expires_at * 1000) : s.expiry_interval + " s after its disconnect", "expires");
+      cell(tr, s.queued, "queued");
+      const subs = el("span");
+      if (s.subscriptions.length === 0) subs.textContent = "—";
+      s.subscriptions.forEach((f, i) => {
+        if (i > 0) subs.appendChild(el("br"));
+        subs.append(topicCode(f.filter), " q" + f.qos);
+      });
+      cell(tr, subs, "subscriptions");
+      cell(tr, postForm("/admin/sessions/delete", { client_id: s.client_id }, "Delete", "stop",
+        "Delete the session of " + s.client_id + " with its " + s.queued + " queued messages?"));
+      return tr;
+    });
+  }
+
+  // A ban's kind as the server's rows name it.
+  const BAN_KINDS = { client_id: "client id", username: "user", address: "address" };
+
+  function showBans(list) {
+    fill("ban-rows", list, 6, (b) => {
+      const tr = el("tr");
+      const kind = BAN_KINDS[b.kind] || b.kind;
+      tr.dataset.ban = b.id;
+      cell(tr, kind, "kind");
+      cell(tr, code(b.value), "banned");
+      cell(tr, b.reason || "—", "reason");
+      const by = el("span", b.created_by + ", ");
+      by.append(time(b.created_at * 1000));
+      cell(tr, by, "by");
+      let expires = el("span", "until lifted");
+      if (b.expires_at !== null) {
+        expires = el("span", b.in_force ? "until " : "expired ", b.in_force ? undefined : "hint");
+        expires.append(time(b.expires_at * 1000));
+      }
+      cell(tr, expires, "expires");
+      cell(tr, postForm("/admin/bans/delete", { id: b.id }, "Lift", "secondary",
+        "Lift the ban on " + kind + " " + b.value + "?"));
+      return tr;
+    });
+  }
+
   function showMessages(list) {
     fill("message-rows", list, 5, (m) => {
       const tr = el("tr");
@@ -342,6 +398,9 @@
       const box = el("div");
       box.append(shown);
       if (v.truncated) box.append(el("span", " (first " + size(m.kept) + " of " + size(m.size) + ")", "hint"));
+      const props = propertyList(m.properties);
+      if (props) box.append(props);
+      if (m.properties_dropped) box.append(el("p", "(its properties were too long to keep)", "hint"));
       cell(tr, box, "payload");
       return tr;
     });
@@ -349,15 +408,17 @@
 
   async function refresh() {
     try {
-      const [stats, listeners, clients, filters, topics] = await Promise.all([
-        get("/api/stats"), get("/api/listeners"), get("/api/clients"),
-        get("/api/subscribers"), get("/api/topics"),
+      const [stats, listeners, clients, sessions, filters, topics, bans] = await Promise.all([
+        get("/api/stats"), get("/api/listeners"), get("/api/clients"), get("/api/sessions"),
+        get("/api/subscribers"), get("/api/topics"), get("/api/bans"),
       ]);
       showStats(stats);
       showListeners(listeners);
       showClients(clients);
+      showSessions(sessions);
       showFilters(filters);
       showTopics(topics);
+      showBans(bans);
       // Bridges are fixed at start: without one at load there is nothing to poll.
       if (document.getElementById("bridge-rows")) showBridges(await get("/api/bridges"));
       if (topic) {
@@ -433,7 +494,7 @@
     return details;
   }
 
-  // The MQTT 5 properties of a watched message, or null when it has none.
+  // The MQTT 5 properties of a watched or remembered message, or null when it has none.
   function propertyList(p) {
     if (!p) return null;
     const items = [];
@@ -443,7 +504,7 @@
     if (p.response_topic !== undefined) items.push(["response topic", p.response_topic]);
     if (p.correlation_data !== undefined) items.push(["correlation data", Array.from(p.correlation_data, (b) => b.toString(16).padStart(2, "0")).join(" ")]);
     if (p.subscription_ids) items.push(["subscription id", p.subscription_ids.join(", ")]);
-    for (const [k, v] of p.user_properties) items.push([k, v]);
+    for (const [k, v] of p.user_properties || []) items.push([k, v]);
     if (items.length === 0) return null;
     const dl = el("dl", undefined, "props");
     for (const [k, v] of items) dl.append(el("dt", k), el("dd", v));
@@ -626,6 +687,8 @@
   document.getElementById("client-rows").dataset.empty = "no clients connected";
   document.getElementById("filter-rows").dataset.empty = "no subscriptions";
   document.getElementById("topic-rows").dataset.empty = "no messages yet";
+  document.getElementById("session-rows").dataset.empty = "no offline sessions";
+  document.getElementById("ban-rows").dataset.empty = "nobody is banned";
   document.getElementById("charts-hint").hidden = true;
   document.addEventListener("visibilitychange", schedule);
   schedule();

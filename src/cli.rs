@@ -6,7 +6,7 @@
 //! ```text
 //! outpost [--config FILE] [--listen HOST:PORT]... [--ws-listen HOST:PORT|off]...
 //!         [--http HOST:PORT|off] [--db PATH]
-//! outpost [--config FILE] [--db PATH] user|acl ARGS...
+//! outpost [--config FILE] [--db PATH] user|acl|ban ARGS...
 //! outpost [--config FILE] [--db PATH] backup DEST
 //! outpost check-config FILE
 //! outpost --help | -h | --version | -V
@@ -30,7 +30,7 @@ outpost - an MQTT 5 and 3.1.1 broker for small gateways
 Usage:
   outpost [--config FILE] [--listen HOST:PORT]... [--ws-listen HOST:PORT|off]...
           [--http HOST:PORT|off] [--db PATH]
-  outpost [--config FILE] [--db PATH] user|acl COMMAND [ARGS...]
+  outpost [--config FILE] [--db PATH] user|acl|ban COMMAND [ARGS...]
   outpost [--config FILE] [--db PATH] backup DEST
   outpost check-config FILE
   outpost --help | --version
@@ -62,6 +62,12 @@ Accounts and access rules (stored in the database):
                       add an access rule for one user, or a pattern rule
   acl list            list access rules with their ids
   acl del ID          delete an access rule
+  ban add client_id|username|address VALUE [--reason TEXT] [--for TIME]
+                      refuse a client id, a user or an address or network
+                      (10.0.0.0/8, 2001:db8::/32) for TIME (3600, 90m, 12h,
+                      7d) or until removed
+  ban list            list bans with their ids
+  ban remove ID       lift a ban
 
 Day two (see docs/deploy.md):
   check-config FILE   check a config file and print the settings it gives;
@@ -69,8 +75,9 @@ Day two (see docs/deploy.md):
   backup DEST         copy the database to DEST, consistently, while the
                       broker runs; restore by putting the copy in its place
                       while the broker is stopped
-  SIGHUP              makes a running broker read its config file and ACL
-                      rules again; it logs what needs a restart instead
+  SIGHUP              makes a running broker read its config file, ACL
+                      rules and bans again; it logs what needs a restart
+                      instead
   SIGTERM, SIGINT     stop gracefully
 
 Exit status 2 means bad usage or a bad config file.
@@ -99,7 +106,7 @@ pub enum Command {
         db: PathBuf,
         /// Work factor for passwords set by this command.
         bcrypt_cost: u32,
-        /// Everything from the word `user` or `acl` on, that word included.
+        /// Everything from the word `user`, `acl` or `ban` on, that word included.
         args: Vec<String>,
     },
     /// Validate a config file and print the effective settings.
@@ -129,7 +136,7 @@ pub enum CliError {
     UnexpectedArgument(String),
     /// A subcommand with too few or too many arguments.
     SubcommandUsage(&'static str),
-    /// A broker-only flag before `user` or `acl`.
+    /// A broker-only flag before `user`, `acl` or `ban`.
     NotForSubcommand {
         option: &'static str,
         subcommand: String,
@@ -260,7 +267,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, CliError
     let mut args = args.into_iter();
     let mut flags = ConfigSource::default();
     while let Some(arg) = args.next() {
-        if arg == "user" || arg == "acl" {
+        if arg == "user" || arg == "acl" || arg == "ban" {
             let subcommand = std::iter::once(arg).chain(args).collect();
             return subcommand_command(flags, subcommand);
         }

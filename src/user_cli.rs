@@ -1,4 +1,4 @@
-//! The `user …` and `acl …` administration commands: parse the arguments,
+//! The `user …`, `acl …` and `ban …` administration commands: parse the arguments,
 //! read a new password, change the store, print the result.
 //!
 //! ```text
@@ -9,7 +9,12 @@
 //! acl add (--user NAME | --pattern) TOPIC read|write|readwrite|deny
 //! acl list
 //! acl del ID
+//! ban add client_id|username|address VALUE [--reason TEXT] [--for TIME]
+//! ban list
+//! ban remove ID
 //! ```
+//!
+//! A running broker applies ACL and ban changes made here on `SIGHUP`.
 //!
 //! Without `--password-stdin` the password is asked twice on the terminal
 //! without echo. Errors are one line on stderr; the exit code is 2 for usage
@@ -19,8 +24,9 @@ use std::fmt;
 use std::io::{self, BufRead, Write};
 use std::path::Path;
 
+use crate::auth::bans;
 use crate::auth::password::{self, PasswordError};
-use crate::store::{Access, Store, StoreError, SyncMode};
+use crate::store::{Access, BanKind, NewBan, Store, StoreError, SyncMode};
 
 /// Where a new password comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +77,22 @@ pub enum Command {
     /// `acl del`.
     AclDel {
         /// The rule's id, as `acl list` shows it.
+        id: i64,
+    },
+    /// `ban add`.
+    BanAdd {
+        kind: BanKind,
+        /// As typed; normalised when carried out.
+        value: String,
+        reason: String,
+        /// `--for`, in seconds; `None` until removed.
+        seconds: Option<u64>,
+    },
+    /// `ban list`.
+    BanList,
+    /// `ban remove`.
+    BanRemove {
+        /// The ban's id, as `ban list` shows it.
         id: i64,
     },
 }
@@ -135,7 +157,9 @@ impl From<PasswordError> for CliError {
 const USER_ADD: &str = "user add NAME [--admin] [--password-stdin]";
 const USER_PASSWD: &str = "user passwd NAME [--password-stdin]";
 const ACL_ADD: &str = "acl add (--user NAME | --pattern) TOPIC read|write|readwrite|deny";
-const ALL: &str = "user add|passwd|del|list, acl add|list|del";
+const BAN_ADD: &str =
+    "ban add client_id|username|address VALUE [--reason TEXT] [--for SECONDS|90m|12h|7d]";
+const ALL: &str = "user add|passwd|del|list, acl add|list|del, ban add|list|remove";
 
 /// Runs the command in `args` (what follows the program name) against the
 /// database at `db`, hashing new passwords at `cost`; returns the exit code.
@@ -198,6 +222,13 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             Ok(id) => Ok(Command::AclDel { id }),
             Err(_) => Err(usage(&format!("{id:?} is not a rule id"), "acl del ID")),
         },
+        ["ban", "add", kind, value, rest @ ..] => ban_add(kind, value, rest),
+        ["ban", "add", ..] => Err(usage("expected a kind and a value", BAN_ADD)),
+        ["ban", "list"] => Ok(Command::BanList),
+        ["ban", "remove", id] => match id.parse() {
+            Ok(id) => Ok(Command::BanRemove { id }),
+            Err(_) => Err(usage(&format!("{id:?} is not a ban id"), "ban remove ID")),
+        },
         _ => Err(usage(
             &format!("unknown command {:?}", words.join(" ")),
             ALL,
@@ -214,6 +245,52 @@ fn acl_add(user: Option<&str>, topic: &str, access: &str) -> Result<Command, Cli
         topic: topic.to_owned(),
         access,
     })
+}
+
+fn ban_add(kind: &str, value: &str, options: &[&str]) -> Result<Command, CliError> {
+    let kind = kind.parse().map_err(|e: String| usage(&e, BAN_ADD))?;
+    let (mut reason, mut seconds) = (String::new(), None);
+    let mut options = options.iter();
+    while let Some(option) = options.next() {
+        let Some(argument) = options.next() else {
+            return Err(usage(&format!("{option} needs a value"), BAN_ADD));
+        };
+        match *option {
+            "--reason" => reason = (*argument).to_owned(),
+            "--for" => {
+                seconds = Some(
+                    duration(argument)
+                        .ok_or_else(|| usage(&format!("{argument:?} is not a time"), BAN_ADD))?,
+                )
+            }
+            other => return Err(usage(&format!("unknown option {other}"), BAN_ADD)),
+        }
+    }
+    Ok(Command::BanAdd {
+        kind,
+        value: value.to_owned(),
+        reason,
+        seconds,
+    })
+}
+
+/// `3600`, `90m`, `12h` or `7d` in seconds; never 0.
+fn duration(text: &str) -> Option<u64> {
+    let (number, unit) = match text.char_indices().last()? {
+        (at, 's') => (&text[..at], 1),
+        (at, 'm') => (&text[..at], 60),
+        (at, 'h') => (&text[..at], 3600),
+        (at, 'd') => (&text[..at], 86_400),
+        _ => (text, 1),
+    };
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    number
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(unit)
+        .filter(|&s| s > 0)
 }
 
 /// Splits `--flags` (each one of `known`) from positional words.
@@ -325,6 +402,66 @@ pub fn execute(
             store.delete_acl_rule(*id)?;
             writeln!(out, "deleted ACL rule {id}")
         }
+        Command::BanAdd {
+            kind,
+            value,
+            reason,
+            seconds,
+        } => {
+            let value = bans::normalise(*kind, value)
+                .map_err(|e| CliError::Usage(format!("{e} (usage: {BAN_ADD})")))?;
+            let reason = bans::check_reason(reason)
+                .map_err(|e| CliError::Usage(format!("{e} (usage: {BAN_ADD})")))?;
+            let now = crate::clock::unix_seconds();
+            let expires_at =
+                seconds.map(|s| now.saturating_add(i64::try_from(s).unwrap_or(i64::MAX)));
+            let id = store.add_ban(&NewBan {
+                kind: *kind,
+                value: &value,
+                reason,
+                created_by: "(command line)",
+                created_at: now,
+                expires_at,
+            })?;
+            let until = expires_at.map_or_else(
+                || "until removed".to_owned(),
+                |at| format!("until {}", crate::clock::utc(at)),
+            );
+            writeln!(
+                out,
+                "added ban {id}: {kind} {value} {until} (a running broker applies it on SIGHUP)"
+            )
+        }
+        Command::BanList => {
+            let now = crate::clock::unix_seconds();
+            let mut text = format!(
+                "{:<6} {:<10} {:<40} {:<24} {}\n",
+                "ID", "KIND", "VALUE", "UNTIL", "REASON"
+            );
+            for b in store.list_bans()? {
+                let until = match b.expires_at {
+                    None => "removed".to_owned(),
+                    Some(at) if bans::in_force(&b, now) => crate::clock::utc(at),
+                    Some(at) => format!("expired {}", crate::clock::utc(at)),
+                };
+                text.push_str(&format!(
+                    "{:<6} {:<10} {:<40} {until:<24} {}\n",
+                    b.id,
+                    b.kind.as_str(),
+                    b.value,
+                    b.reason
+                ));
+            }
+            out.write_all(text.as_bytes())
+        }
+        Command::BanRemove { id } => {
+            let ban = store.delete_ban(*id)?;
+            writeln!(
+                out,
+                "removed ban {id} on {} {} (a running broker applies it on SIGHUP)",
+                ban.kind, ban.value
+            )
+        }
     };
     printed.map_err(CliError::Io)
 }
@@ -428,6 +565,36 @@ mod tests {
             parse(&args("acl del 7")).unwrap(),
             Command::AclDel { id: 7 }
         );
+        assert_eq!(
+            parse(&args("ban add address 10.0.0.0/8 --for 12h --reason noisy")).unwrap(),
+            Command::BanAdd {
+                kind: BanKind::Address,
+                value: "10.0.0.0/8".into(),
+                reason: "noisy".into(),
+                seconds: Some(12 * 3600)
+            }
+        );
+        assert_eq!(parse(&args("ban list")).unwrap(), Command::BanList);
+        assert_eq!(
+            parse(&args("ban remove 3")).unwrap(),
+            Command::BanRemove { id: 3 }
+        );
+        let times = [("90", 90), ("90s", 90), ("90m", 5400), ("7d", 604_800)];
+        for (text, seconds) in times {
+            assert_eq!(duration(text), Some(seconds), "{text}");
+        }
+        for text in [
+            "0",
+            "0h",
+            "h",
+            "",
+            "1w",
+            "-1",
+            "1.5h",
+            "99999999999999999999d",
+        ] {
+            assert_eq!(duration(text), None, "{text}");
+        }
     }
 
     #[test]
@@ -443,6 +610,12 @@ mod tests {
             "acl add --user bob a/#",
             "acl add --pattern a/# all",
             "acl del x",
+            "ban add address",
+            "ban add ip 1.2.3.4",
+            "ban add client_id c --for",
+            "ban add client_id c --for 0",
+            "ban add client_id c --until 1h",
+            "ban remove x",
             "group add",
         ] {
             let err = parse(&args(line)).unwrap_err();

@@ -210,7 +210,7 @@ fn bans_by_user_name_and_address_and_with_an_expiry() {
 
     for (body, code) in [
         (r#"{"kind":"ip","value":"1.2.3.4"}"#, "bad_kind"),
-        (r#"{"kind":"address","value":"10.0.0.0/8"}"#, "bad_value"),
+        (r#"{"kind":"address","value":"10.0.0.0/33"}"#, "bad_value"),
         (r#"{"kind":"client_id","value":"  "}"#, "bad_value"),
         (
             r#"{"kind":"client_id","value":"x","expires_in":0}"#,
@@ -262,4 +262,139 @@ fn the_ban_form_works_without_javascript() {
         .body
         .contains("Lifted the ban on client id &lt;victim&gt;."));
     assert!(V5::try_connect_with(V5::options(broker.port(), "<victim>")).is_ok());
+}
+
+/// `outpost ban …` on the database of a running broker, with its exit status, stdout and
+/// stderr.
+fn ban_cli(broker: &common::Broker, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(common::BIN)
+        .arg("--config")
+        .arg(broker.dir().join("outpost.toml"))
+        .arg("--db")
+        .arg(broker.db_path())
+        .arg("ban")
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Sends SIGHUP and waits for the reload to be logged (the `nth` reload of this broker).
+fn reload(broker: &common::Broker, nth: usize) {
+    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(broker.pid() as i32, libc::SIGHUP) }, 0);
+    common::wait_until(WAIT, || {
+        (broker
+            .log()
+            .iter()
+            .filter(|l| l.contains("reload done"))
+            .count()
+            >= nth)
+            .then_some(())
+    })
+    .expect("the reload is logged");
+}
+
+/// Address bans take CIDR prefixes (IPv4, and IPv4-mapped IPv6 as IPv4), from the API and
+/// from `outpost ban add/list/remove`, which a running broker applies on SIGHUP: the
+/// connected client a new ban names is disconnected, and refused until the ban goes.
+#[test]
+fn networks_are_banned_from_the_api_and_the_command_line() {
+    let broker = console::start(&[ADMIN]);
+    let (mut admin, csrf) = logged_in(broker.web_port(), "admin", "admin-password");
+
+    // From the API: a mapped IPv6 prefix is stored as the IPv4 network it covers.
+    let victim = V5::connect(broker.port(), "victim");
+    let banned = ban(
+        &mut admin,
+        &csrf,
+        r#"{"kind":"address","value":"::ffff:127.9.9.9/104"}"#,
+    );
+    assert_eq!(banned.status, 200, "{}", banned.body);
+    assert_eq!(
+        banned.json()["done"],
+        "Banned address 127.0.0.0/8 until lifted (1 client disconnected)."
+    );
+    victim.expect_closed(WAIT);
+    refused_as_banned(V5::try_connect_with(V5::options(broker.port(), "other")));
+    let id = admin.get("/api/bans").json()[0]["id"].as_i64().unwrap();
+    assert_eq!(
+        delete(&mut admin, &format!("/api/bans/{id}"), &csrf).status,
+        200
+    );
+    for value in ["10.0.0.0/", "2001:db8::/129", "example.org/8"] {
+        let body = format!(r#"{{"kind":"address","value":"{value}"}}"#);
+        let refused = ban(&mut admin, &csrf, &body);
+        assert_eq!(refused.status, 400, "{value}");
+        assert_eq!(refused.json()["error"], "bad_value", "{value}");
+    }
+
+    // From the command line: nothing changes until SIGHUP.
+    let victim = V5::connect(broker.port(), "victim");
+    let (status, out, err) = ban_cli(
+        &broker,
+        &[
+            "add",
+            "address",
+            "127.1.2.3/8",
+            "--reason",
+            "lab <net>",
+            "--for",
+            "1h",
+        ],
+    );
+    assert_eq!(status, 0, "{err}");
+    assert!(
+        out.starts_with("added ban ") && out.contains(": address 127.0.0.0/8 until "),
+        "{out}"
+    );
+    let (_, list, _) = ban_cli(&broker, &["list"]);
+    assert!(
+        list.contains("127.0.0.0/8") && list.contains("lab <net>"),
+        "{list}"
+    );
+    reload(&broker, 1);
+    let e = victim.expect_closed(WAIT);
+    assert_eq!(
+        server_disconnect_reason(&e),
+        Some(DisconnectReasonCode::AdministrativeAction)
+    );
+    refused_as_banned(V5::try_connect_with(V5::options(broker.port(), "other")));
+    let listed = admin.get("/api/bans").json();
+    assert_eq!(listed[0]["value"], "127.0.0.0/8");
+    assert_eq!(listed[0]["created_by"], "(command line)");
+    assert!(broker
+        .wait_for_log(WAIT, |l| l.contains("is banned")
+            && l.contains("127.0.0.0/8"))
+        .is_some());
+
+    let id = listed[0]["id"].as_i64().unwrap().to_string();
+    let (status, out, err) = ban_cli(&broker, &["remove", &id]);
+    assert_eq!(status, 0, "{err}");
+    assert!(
+        out.starts_with(&format!("removed ban {id} on address 127.0.0.0/8")),
+        "{out}"
+    );
+    reload(&broker, 2);
+    V5::connect(broker.port(), "back").disconnect();
+
+    // Bad input is a usage error (exit status 2) that says what is wrong.
+    for args in [
+        &["add", "address", "10.0.0.0/33"][..],
+        &["add", "host", "x"],
+        &["add", "client_id", "x", "--for", "0"],
+        &["add", "client_id", "x", "--for"],
+        &["remove", "one"],
+    ] {
+        let (status, _, err) = ban_cli(&broker, args);
+        assert_eq!(status, 2, "{args:?}: {err}");
+        assert!(err.contains("usage: "), "{args:?}: {err}");
+    }
+    let (status, _, err) = ban_cli(&broker, &["remove", "999"]);
+    assert_eq!(status, 1, "{err}");
 }

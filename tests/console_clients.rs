@@ -264,3 +264,62 @@ fn the_last_messages_show_whole_payloads_pretty_printed() {
     assert!(page.contains("&quot;r59&quot;: 59.5"));
     assert!(page.contains("(first 4096 of 10000 bytes)"));
 }
+
+/// "Last 10 messages" shows each message's MQTT 5 properties as the watch does, whether
+/// anybody subscribes to the topic (the message is routed) or nobody does (it is only
+/// noted), escaped on the page; a message without properties shows none.
+#[test]
+fn the_last_messages_show_their_mqtt5_properties() {
+    use rumqttc::v5::mqttbytes::v5::PublishProperties;
+    let broker = console::start(&[ADMIN]);
+    let (mut admin, _) = logged_in(broker.web_port(), "admin", "admin-password");
+    let publisher = V5::connect(broker.port(), "sensor");
+    let subscriber = V5::connect(broker.port(), "listener");
+    subscriber.subscribe("routed/#", QoS::AtLeastOnce);
+    let properties = PublishProperties {
+        payload_format_indicator: Some(1),
+        message_expiry_interval: Some(600),
+        content_type: Some("application/<json>".to_owned()),
+        response_topic: Some("reply/here".to_owned()),
+        correlation_data: Some(vec![0xca, 0xfe].into()),
+        user_properties: vec![("unit".to_owned(), "<C>".to_owned())],
+        ..PublishProperties::default()
+    };
+    for topic in ["routed/a", "quiet/a"] {
+        publisher
+            .client
+            .publish_with_properties(topic, QoS::AtLeastOnce, false, "21.5", properties.clone())
+            .unwrap();
+        publisher.expect(|p| matches!(p, rumqttc::v5::Incoming::PubAck(_)), "PUBACK");
+        publisher.publish(topic, QoS::AtLeastOnce, false, "22");
+    }
+    subscriber.expect_publish();
+
+    for topic in ["routed%2Fa", "quiet%2Fa"] {
+        let list = admin
+            .get(&format!("/api/topics/messages?topic={topic}"))
+            .json();
+        let (plain, with) = (&list[0], &list[1]);
+        assert!(plain["properties"].is_null(), "{topic}: {plain}");
+        let p = &with["properties"];
+        assert_eq!(p["payload_format"], 1, "{topic}: {p}");
+        assert_eq!(p["content_type"], "application/<json>");
+        assert_eq!(p["response_topic"], "reply/here");
+        assert_eq!(p["correlation_data"], serde_json::json!([0xca, 0xfe]));
+        assert_eq!(p["user_properties"], serde_json::json!([["unit", "<C>"]]));
+        let expiry = p["message_expiry"].as_u64().unwrap();
+        assert!(expiry > 0 && expiry <= 600, "{topic}: expiry {expiry}");
+        assert_eq!(with["properties_dropped"], false);
+
+        let page = admin.get(&format!("/admin?topic={topic}")).body;
+        assert!(
+            page.contains("<dt>content type</dt><dd>application/&lt;json&gt;</dd>"),
+            "{topic}: the page shows the content type, escaped"
+        );
+        assert!(page.contains("<dt>payload format</dt><dd>UTF-8 text</dd>"));
+        assert!(page.contains("<dt>correlation data</dt><dd>ca fe</dd>"));
+        assert!(page.contains("<dt>response topic</dt><dd>reply/here</dd>"));
+        assert!(page.contains("<dt>unit</dt><dd>&lt;C&gt;</dd>"));
+        assert_eq!(page.matches(r#"<dl class="props">"#).count(), 1, "{topic}");
+    }
+}

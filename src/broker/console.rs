@@ -19,7 +19,7 @@ pub use super::console_clients::{ClientDetail, SessionInfo, SubscriptionDetail, 
 use super::inbox::{Inbound, InboxSender, SendError};
 use super::listeners::{ListenerId, ListenerKind};
 use super::watch::Seen;
-pub use super::watch::PREVIEW_BYTES;
+pub use super::watch::{SeenProperties, PREVIEW_BYTES};
 use super::{Broker, Violation};
 use crate::auth::bans;
 use crate::auth::throttle::Attempt;
@@ -267,6 +267,10 @@ pub struct MessageInfo {
     /// The first bytes of the payload: up to `watch::KEEP_BYTES` while the topic history's
     /// budget lasts, else [`PREVIEW_BYTES`].
     pub preview: Vec<u8>,
+    /// Its MQTT 5 properties, when it had any and the topic history kept them.
+    pub properties: Option<SeenProperties>,
+    /// It had properties the topic history did not keep.
+    pub properties_dropped: bool,
 }
 
 impl From<&Seen> for MessageInfo {
@@ -277,6 +281,8 @@ impl From<&Seen> for MessageInfo {
             retain: seen.retain,
             size: seen.size,
             preview: seen.preview.clone(),
+            properties: seen.properties.as_deref().cloned(),
+            properties_dropped: seen.properties_dropped,
         }
     }
 }
@@ -492,7 +498,9 @@ impl Broker {
         ConsoleAnswer::Done
     }
 
-    fn refresh_bans(&mut self) -> ConsoleAnswer {
+    /// Reads the bans again and disconnects the connected clients they name (after a
+    /// change in the console, and on SIGHUP).
+    pub(super) fn refresh_bans(&mut self) -> ConsoleAnswer {
         match self.db.store.list_bans() {
             Ok(bans) => self.access.bans = bans,
             Err(e) => {

@@ -84,7 +84,7 @@ impl Broker {
             }
             Admission::Accepted(plan) => {
                 self.stats.messages_received += 1;
-                self.watch_message(&message);
+                self.watch_message(&message, now);
                 if message.retain {
                     self.retain(&message, now);
                 }

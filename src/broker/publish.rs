@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::delivery::Admission;
+use super::watch::SeenProperties;
 use super::{Broker, Violation};
 use crate::auth::acl::Action;
 use crate::core::acks;
@@ -98,7 +99,7 @@ impl Broker {
                     ReasonCode::QuotaExceeded
                 }
                 Admission::Accepted(plan) => {
-                    self.watch_message(&message);
+                    self.watch_message(&message, now);
                     if message.retain {
                         self.retain(&message, now);
                     }
@@ -113,7 +114,14 @@ impl Broker {
             }
         } else {
             // Nobody takes it: it is noted for the console and never copied.
-            self.watch(&topic, publish.payload, publish.qos.qos(), publish.retain);
+            let properties = SeenProperties::of_publish(&publish.properties);
+            self.watch(
+                &topic,
+                publish.payload,
+                publish.qos.qos(),
+                publish.retain,
+                properties,
+            );
             ReasonCode::Success
         };
         self.stats.messages_received += 1;
@@ -206,7 +214,7 @@ impl Broker {
         bridge: Option<BridgeKey>,
         now: Instant,
     ) {
-        self.watch_message(&message);
+        self.watch_message(&message, now);
         if message.retain {
             self.retain(&message, now);
         }
@@ -215,20 +223,29 @@ impl Broker {
     }
 
     /// Notes a routed message in the web console's topic history.
-    pub(super) fn watch_message(&mut self, message: &Message) {
+    pub(super) fn watch_message(&mut self, message: &Message, now: Instant) {
         self.watch(
             &message.topic,
             &message.payload,
             message.qos,
             message.retain,
+            SeenProperties::of_message(message, now),
         );
     }
 
     /// Notes a message in the web console's topic history (O(1), bounded; it keeps a
     /// short preview, so it needs no copy of the message).
-    fn watch(&mut self, topic: &str, payload: &[u8], qos: Qos, retain: bool) {
+    fn watch(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: Qos,
+        retain: bool,
+        properties: Option<SeenProperties>,
+    ) {
+        let at = crate::clock::unix_millis();
         self.watch
-            .record(topic, payload, qos, retain, crate::clock::unix_millis());
+            .record(topic, payload, qos, retain, at, properties);
     }
 
     /// Sets, replaces or (with an empty payload) clears the retained message of its topic.

@@ -1,11 +1,13 @@
-//! SIGHUP: read the config file and the ACL rules again, without dropping a client.
+//! SIGHUP: read the config file, the ACL rules and the bans again (what `outpost acl` and
+//! `outpost ban` changed), dropping only the clients a new ban names.
 //!
 //! What changes at once is decided per section of `Config` (each declares its
 //! `config::Reload`): the access section (anonymous clients, deny lists, checked again on
 //! every publish and delivery, for connected clients too), the runtime section (log level,
 //! commit window) and the limits that are only ever compared with new work. Besides the
-//! file, the ACL rules are read again from the store and cached logins forgotten (so a
-//! changed password or a deleted user takes effect at the next connect). What was bound or
+//! file, the ACL rules and the bans are read again from the store and cached logins
+//! forgotten (so a changed password or a deleted user takes effect at the next connect,
+//! and a client a new ban names is disconnected). What was bound or
 //! announced at start (listeners, the web console, the database, accounts, CONNACK
 //! features, chat, bridges) stays until a restart, and the log names each changed option;
 //! of a bridge, only when its link comes up and is let go changes at once
@@ -14,6 +16,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::console::ConsoleAnswer;
 use super::Broker;
 use crate::auth::cache::CredentialCache;
 use crate::cli::ConfigSource;
@@ -26,8 +29,11 @@ impl Broker {
     /// logins. Logs each step.
     pub(super) fn reload(&mut self, source: Option<&ConfigSource>, now: Instant) {
         match source.and_then(ConfigSource::file) {
-            Some(file) => log::info!("SIGHUP: reloading {} and the ACL rules", file.display()),
-            None => log::info!("SIGHUP: no config file; reloading the ACL rules"),
+            Some(file) => log::info!(
+                "SIGHUP: reloading {}, the ACL rules and the bans",
+                file.display()
+            ),
+            None => log::info!("SIGHUP: no config file; reloading the ACL rules and the bans"),
         }
         match source.map(ConfigSource::load) {
             Some(Ok(new)) => self.apply_config(new, now),
@@ -35,9 +41,14 @@ impl Broker {
             None => {}
         }
         let sessions = self.refresh_access();
+        let kicked = match self.refresh_bans() {
+            ConsoleAnswer::Disconnected(n) => n,
+            _ => 0,
+        };
         log::info!(
-            "reload done: {} ACL rules applied to {sessions} sessions",
+            "reload done: {} ACL rules applied to {sessions} sessions; {} bans, {kicked} clients disconnected",
             self.access.acl_rules.len(),
+            self.access.bans.len(),
         );
     }
 

@@ -12,7 +12,7 @@ use super::routes::Auth;
 use super::server::Context;
 use crate::broker::console::{
     AskError, BridgeInfo, ClientInfo, ConsoleAnswer, ConsoleAsk, FilterInfo, LinkState,
-    ListenerInfo, MessageInfo, Rows, StatsSnapshot, TopicInfo, PREVIEW_BYTES,
+    ListenerInfo, MessageInfo, Rows, SeenProperties, StatsSnapshot, TopicInfo, PREVIEW_BYTES,
 };
 use crate::clock::utc;
 use crate::protocol::ProtocolVersion;
@@ -434,6 +434,47 @@ pub fn preview_text(m: &MessageInfo) -> String {
     text
 }
 
+/// A message's MQTT 5 properties as the watch shows them (a `dl.props`), or a note that
+/// they were not kept; nothing when it had none.
+fn properties_html(p: Option<&SeenProperties>, dropped: bool) -> String {
+    let Some(p) = p else {
+        return if dropped {
+            r#"<p class="hint">(its properties were too long to keep)</p>"#.to_owned()
+        } else {
+            String::new()
+        };
+    };
+    let mut items: Vec<(&str, String)> = Vec::new();
+    if let Some(f) = p.payload_format {
+        items.push((
+            "payload format",
+            if f == 1 { "UTF-8 text" } else { "bytes" }.into(),
+        ));
+    }
+    if let Some(t) = &p.content_type {
+        items.push(("content type", t.to_string()));
+    }
+    if let Some(e) = p.message_expiry {
+        items.push(("message expiry", format!("{e} s")));
+    }
+    if let Some(t) = &p.response_topic {
+        items.push(("response topic", t.to_string()));
+    }
+    if let Some(d) = &p.correlation_data {
+        let hex: Vec<String> = d.iter().map(|b| format!("{b:02x}")).collect();
+        items.push(("correlation data", hex.join(" ")));
+    }
+    let mut out = String::from(r#"<dl class="props">"#);
+    for (k, v) in items {
+        let _ = write!(out, "<dt>{k}</dt><dd>{}</dd>", escape(&v));
+    }
+    for (k, v) in &p.user_properties {
+        let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", escape(k), escape(v));
+    }
+    out.push_str("</dl>");
+    out
+}
+
 fn message_rows(topic: Option<&str>, messages: Option<&[MessageInfo]>) -> String {
     let empty = |text: &str| format!(r#"<tr><td colspan="5" class="empty">{text}</td></tr>"#);
     match (topic, messages) {
@@ -444,12 +485,13 @@ fn message_rows(topic: Option<&str>, messages: Option<&[MessageInfo]>) -> String
             for m in messages {
                 let _ = write!(
                     out,
-                    r#"<tr><td data-label="time">{at}</td><td data-label="QoS">{qos}</td><td data-label="retained">{retain}</td><td data-label="bytes">{size}</td><td data-label="payload">{payload}</td></tr>"#,
+                    r#"<tr><td data-label="time">{at}</td><td data-label="QoS">{qos}</td><td data-label="retained">{retain}</td><td data-label="bytes">{size}</td><td data-label="payload">{payload}{props}</td></tr>"#,
                     at = utc((m.at_ms / 1000) as i64),
                     qos = m.qos,
                     retain = if m.retain { "yes" } else { "no" },
                     size = m.size,
                     payload = manage::payload_html(&m.preview, m.size),
+                    props = properties_html(m.properties.as_ref(), m.properties_dropped),
                 );
             }
             out

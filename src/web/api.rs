@@ -300,6 +300,8 @@ pub(super) fn answer(answer: Result<ConsoleAnswer, crate::broker::console::AskEr
                         "preview": preview_text(m),
                         "payload": payload::view(&m.preview, m.size),
                         "kept": m.preview.len(),
+                        "properties": m.properties,
+                        "properties_dropped": m.properties_dropped,
                     })
                 })
                 .collect();

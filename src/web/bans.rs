@@ -18,9 +18,6 @@ use crate::broker::console::{ConsoleAnswer, ConsoleAsk};
 use crate::clock;
 use crate::store::{Ban, BanKind, NewBan, Store};
 
-/// Longest reason a ban keeps.
-const MAX_BAN_REASON_CHARS: usize = 200;
-
 /// A ban as it comes from the form or the API.
 #[derive(Debug, Clone, Default)]
 pub struct BanInput {
@@ -50,14 +47,8 @@ pub fn ban(context: &Context, store: &Store, auth: &Auth, input: BanInput) -> Ou
         .map_err(|why: String| Refusal::new(400, "bad_kind", why))?;
     let value = auth_bans::normalise(kind, &input.value)
         .map_err(|why| Refusal::new(400, "bad_value", why))?;
-    let reason = input.reason.trim();
-    if reason.chars().count() > MAX_BAN_REASON_CHARS || reason.chars().any(char::is_control) {
-        return Err(Refusal::new(
-            400,
-            "bad_reason",
-            format!("a reason is one line of at most {MAX_BAN_REASON_CHARS} characters"),
-        ));
-    }
+    let reason = auth_bans::check_reason(&input.reason)
+        .map_err(|why| Refusal::new(400, "bad_reason", why))?;
     let now = clock::unix_seconds();
     let expires_at = match input.expires_in {
         None => None,

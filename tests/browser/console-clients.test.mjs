@@ -3,7 +3,8 @@
 // clients list, sees its will, subscription and live message rates; bans its client id
 // (asked first), which disconnects it and refuses it (mosquitto_sub: "Banned"); its
 // session is then listed under Offline sessions and deleted (asked first); the ban is
-// lifted and it connects again. On the way, the topic tree finds the topic it gets and
+// lifted and it connects again. A second admin page, open all along, sees the ban and the
+// offline session come and go without a reload. On the way, the topic tree finds the topic it gets and
 // watches it. Screenshots go to $OUT.
 //
 // Environment: BASE, MQTT_PORT, ADMIN_USER, ADMIN_PASSWORD, OUT, CHROMIUM (optional).
@@ -26,7 +27,7 @@ function mosquitto(tool, args) {
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
-async function clientTools(page, size, name) {
+async function clientTools(context, page, problems, size, name) {
   await page.setViewportSize(size);
   const id = `dev-${name}`;
   // A persistent client (session expiry 600 s) with a will, subscribed to site/+/temp.
@@ -79,6 +80,13 @@ async function clientTools(page, size, name) {
     await page.waitForTimeout(3500);
     check(await details.evaluate((d) => d.open), "an opened node stays open after a refresh");
     await page.click("#watch-stop");
+    // A second admin page, open before the ban: its Bans and Offline sessions panels
+    // follow what happens without a reload.
+    const panel = await context.newPage();
+    watchProblems(panel, problems);
+    await panel.goto(`${BASE}/admin#bans`);
+    await panel.locator("#live:not([hidden])").waitFor();
+    check((await panel.locator("#ban-rows tr", { hasText: id }).count()) === 0, "not banned yet");
     await page.goto(`${BASE}/admin/client?id=${id}`);
 
     // Ban its client id from here: it is disconnected and refused.
@@ -90,6 +98,8 @@ async function clientTools(page, size, name) {
     check(/Banned/.test(again.output), `a banned client is refused: ${again.output}`);
     const banRow = page.locator("#ban-rows tr", { hasText: id });
     await banRow.waitFor();
+    await panel.locator("#ban-rows tr", { hasText: id }).waitFor();
+    await panel.locator("#session-rows tr", { hasText: id }).waitFor();
 
     // Its session stays, offline, until deleted.
     await page.reload();
@@ -109,6 +119,10 @@ async function clientTools(page, size, name) {
     await page.screenshot({ path: join(OUT, `clients-${name}-bans.png`) });
     const back = mosquitto("mosquitto_sub", ["-i", id, "-t", "x", "-C", "1", "-W", "1"]);
     check(!/Banned|refused/i.test(back.output), `lifted: ${back.output}`);
+    // The other page saw the session deleted and the ban lifted.
+    await panel.locator("#session-rows tr", { hasText: id }).waitFor({ state: "detached" });
+    await panel.locator("#ban-rows tr", { hasText: id }).waitFor({ state: "detached" });
+    await panel.close();
   } finally {
     if (sub.exitCode === null) sub.kill("SIGKILL");
   }
@@ -131,8 +145,8 @@ try {
   await page.click("button[type=submit]");
   await page.waitForURL(/\/admin$/);
 
-  await clientTools(page, { width: 1280, height: 800 }, "desktop");
-  await clientTools(page, { width: 390, height: 844 }, "phone");
+  await clientTools(context, page, problems, { width: 1280, height: 800 }, "desktop");
+  await clientTools(context, page, problems, { width: 390, height: 844 }, "phone");
   for (const asked of ["Ban client id dev-desktop?", "Delete the session of dev-desktop with its", "Lift the ban on client id dev-desktop?"]) {
     check(dialogs.some((d) => d.startsWith(asked)), `asked "${asked}": ${dialogs.join(" | ")}`);
   }

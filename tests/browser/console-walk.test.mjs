@@ -77,6 +77,14 @@ async function walk(page, size, name) {
   await topicFilter.fill(`${name}/temp`);
   await topicRow.waitFor();
 
+  // Its "Last 10 messages" shows the message with its MQTT 5 properties, as the watch does
+  // (the live refresh has redrawn the table once #live shows).
+  await page.goto(`${BASE}/admin?topic=${encodeURIComponent(topic)}#last`);
+  await page.locator("#live:not([hidden])").waitFor();
+  const lastProps = await page.locator("#message-rows tr").first().locator("dl.props").textContent();
+  check(lastProps.includes("application/json") && lastProps.includes("UTF-8 text"),
+    `the last message's properties: ${lastProps}`);
+
   // The retained list finds it by prefix; its detail shows the payload and properties.
   await page.goto(`${BASE}/admin?prefix=${encodeURIComponent(`walk/${name}/`)}#retained`);
   const row = page.locator("#retained-rows tr", { hasText: topic });

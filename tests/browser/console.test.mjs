@@ -63,7 +63,19 @@ try {
   watchProblems(page, problems);
   // Stop and Disconnect ask first; a person says yes.
   page.on("dialog", (d) => d.accept());
-  page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  // Every failed request is a problem, but one the browser cancelled because the page
+  // navigated away after it started (a 3 s refresh under way when a form is sent or a
+  // link followed: net::ERR_ABORTED): that is the page leaving, not a failure.
+  let navigations = 0;
+  const startedAt = new Map();
+  page.on("request", (r) => {
+    if (r.isNavigationRequest() && r.frame() === page.mainFrame()) navigations += 1;
+    else startedAt.set(r, navigations);
+  });
+  page.on("requestfailed", (r) => {
+    const left = r.failure()?.errorText === "net::ERR_ABORTED" && startedAt.get(r) < navigations;
+    if (!left) problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
+  });
   if (process.env.TRACE) {
     const t0 = Date.now();
     page.on("request", (r) => console.log(Date.now() - t0, "->", r.method(), r.url()));
