@@ -96,7 +96,16 @@ async function open(browser, user, options, route = false) {
         return {};
       }
     }
-    Object.defineProperty(Recorded, "permission", { get: () => Real.permission });
+    // What the context granted, as the Permissions API reports it: a headless-shell build
+    // (Ubuntu's npm Chromium 133) grants it there but keeps `Notification.permission` at
+    // "denied".
+    let permission = Real.permission;
+    navigator.permissions.query({ name: "notifications" }).then((status) => {
+      const follow = () => (permission = status.state === "prompt" ? "default" : status.state);
+      follow();
+      status.onchange = follow;
+    });
+    Object.defineProperty(Recorded, "permission", { get: () => permission });
     Recorded.requestPermission = () => Real.requestPermission();
     window.Notification = Recorded;
     let hidden = false;
